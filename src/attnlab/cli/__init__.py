@@ -1,0 +1,1 @@
+"""The ``attnlab`` command line: each subcommand is a thin call into the library."""

@@ -1,0 +1,69 @@
+"""Entry point of the ``attnlab`` command.
+
+Each subcommand lives in its own module under ``attnlab.cli`` and exposes
+``register(subparsers)``; ``attnlab train TASK`` tasks expose ``register_train(subparsers)``.
+A handler is stored as ``func`` on the parsed namespace. Bad input ends in one line on
+stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from attnlab.errors import AttnlabError
+
+# Modules providing top-level subcommands (``register``) — add yours here.
+COMMAND_MODULES: list[str] = [
+    "attnlab.cli.showcase",
+]
+# Modules providing ``attnlab train TASK`` (``register_train``) — add yours here.
+TRAIN_MODULES: list[str] = []
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="attnlab",
+        description="The neural attention family: train, inspect and compare attention models.",
+        formatter_class=_Formatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    train = commands.add_parser(
+        "train", help="train a model on its embedded default data or your own", formatter_class=_Formatter
+    )
+    tasks = train.add_subparsers(dest="task", metavar="TASK", required=True)
+    for name in TRAIN_MODULES:
+        importlib.import_module(name).register_train(tasks)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands)
+    return parser
+
+
+def add_command(subparsers, name: str, help: str, examples: str) -> argparse.ArgumentParser:
+    """Add a subcommand whose ``--help`` ends with usage examples."""
+    return subparsers.add_parser(
+        name, help=help, description=help, epilog="examples:\n" + examples, formatter_class=_Formatter
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        print("attnlab: interrupted", file=sys.stderr)
+        return 130
+    except (AttnlabError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        print(f"attnlab: error: {e}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Typed dataclass configs: presets, JSON round trip, and clear errors on bad fields."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+from attnlab.errors import AttnlabError
+
+C = TypeVar("C")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Build ``cls`` from a dict, naming any field the dataclass does not have."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise AttnlabError(f"{cls.__name__}: unknown field(s) {unknown}; expected some of {sorted(names)}")
+    return cls(**data)
+
+
+def preset(presets: dict[str, C], name: str, **overrides: Any) -> C:
+    """Look up a named preset and apply overrides: ``preset(PRESETS, "small", dropout=0.0)``."""
+    if name not in presets:
+        raise AttnlabError(f"unknown preset {name!r}; choose one of {sorted(presets)}")
+    return dataclasses.replace(presets[name], **overrides)
