@@ -1,0 +1,172 @@
+"""The shared core: score -> mask -> normalize -> weighted sum.
+
+Every mechanism in attnlab is a *score function* feeding :func:`attend`:
+
+    e_ij  = score(q_i, k_j)                     (dot, scaled, general, concat, additive, ...)
+    e_ij  = e_ij + M_ij      (float mask)  or  -inf where M_ij is False (bool mask)
+    a_ij  = normalize_j(e_ij)                   (softmax, sparsemax, hardmax, sample)
+    o_i   = sum_j a_ij v_j
+
+and :func:`scaled_dot_product_attention` is the special case score = q.k / sqrt(d)
+(Vaswani et al. 2017), with a fused fast path from PyTorch when weights are not needed.
+
+Notation: B batch, H heads, Lq queries, Lk keys, D query/key width, Dv value width.
+Any number of leading batch dims ``...`` is accepted; masks broadcast to ``(..., Lq, Lk)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from attnlab.attention.fused_weights import can_fuse, fused_attention_with_weights
+from attnlab.attention.masks import causal_mask, check_mask, combine_masks, to_float_mask
+from attnlab.attention.normalizers import get_normalizer, sample
+from attnlab.errors import AttnlabError
+
+
+@dataclass
+class AttentionOutput:
+    """What every attention function and module returns.
+
+    ``output`` ``(..., Lq, Dv)``; ``weights`` ``(..., Lq, Lk)`` or ``None`` unless asked for;
+    ``log_prob`` ``(..., Lq)`` only for sampled (hard, stochastic) attention.
+    Unpacks like a pair: ``out, weights = attn(...)``.
+    """
+
+    output: Tensor
+    weights: Tensor | None = None
+    log_prob: Tensor | None = None
+
+    def __iter__(self):
+        yield self.output
+        yield self.weights
+
+
+def apply_mask(scores: Tensor, mask: Tensor | None) -> Tensor:
+    """Blocked (False) entries become ``-inf``; a float mask is added."""
+    if mask is None:
+        return scores
+    if mask.dtype == torch.bool:
+        return scores.masked_fill(~mask, float("-inf"))
+    return scores + mask.to(scores.dtype)
+
+
+def open_empty_rows(mask: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+    """Let queries with no allowed key see every key, and say which rows those were.
+
+    Returns ``(mask, has_keys)``; ``has_keys`` ``(..., Lq, 1)`` is None when every row has
+    an allowed key. Weights of the opened rows are zeroed afterwards, so they get a zero
+    output and zero (finite) gradients: the NaN of softmax over nothing never appears.
+    """
+    if mask is None:
+        return None, None
+    allowed = mask if mask.dtype == torch.bool else mask > float("-inf")
+    has_keys = allowed.any(dim=-1, keepdim=True)
+    if bool(has_keys.all()):
+        return mask, None
+    if mask.dtype == torch.bool:
+        return mask | ~has_keys, has_keys
+    return mask.masked_fill(~has_keys, 0.0), has_keys
+
+
+def attend(
+    scores: Tensor,
+    value: Tensor,
+    *,
+    mask: Tensor | None = None,
+    normalizer: str = "softmax",
+    dropout_p: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> AttentionOutput:
+    """Mask, normalize and take the weighted sum of ``value``.
+
+    Args:
+        scores: ``(..., Lq, Lk)`` raw scores e_ij.
+        value:  ``(..., Lk, Dv)``.
+        mask:   bool (True = allowed) or float (added), broadcastable to ``(..., Lq, Lk)``.
+        normalizer: ``"softmax"`` | ``"sparsemax"`` | ``"hardmax"`` | ``"sample"``.
+        dropout_p: dropout on the weights before the sum (returned weights are pre-dropout).
+    Returns:
+        AttentionOutput with ``output (..., Lq, Dv)`` and ``weights (..., Lq, Lk)``.
+    """
+    if mask is not None:
+        check_mask(mask, tuple(scores.shape))
+    mask, has_keys = open_empty_rows(mask)
+    scores = apply_mask(scores, mask)
+    log_prob = None
+    if normalizer == "sample":
+        weights, log_prob = sample(scores, generator)
+    else:
+        weights = get_normalizer(normalizer)(scores)
+    if has_keys is not None:
+        weights = weights.masked_fill(~has_keys, 0.0)
+        log_prob = None if log_prob is None else log_prob.masked_fill(~has_keys.squeeze(-1), 0.0)
+    dropped = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
+    output = dropped.to(value.dtype) @ value  # (..., Lq, Dv)
+    return AttentionOutput(output, weights, log_prob)
+
+
+def check_qkv(query: Tensor, key: Tensor, value: Tensor) -> None:
+    """Clear errors for mismatched shapes, dtypes and devices of q, k, v."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if t.dim() < 2:
+            raise AttnlabError(f"{name} must have shape (..., L, D), got {tuple(t.shape)}")
+    if query.shape[-1] != key.shape[-1]:
+        raise AttnlabError(f"query and key must share the last dim D, got {query.shape[-1]} and {key.shape[-1]}")
+    if key.shape[-2] != value.shape[-2]:
+        raise AttnlabError(f"key and value must have the same length Lk, got {key.shape[-2]} and {value.shape[-2]}")
+    if not (query.dtype == key.dtype == value.dtype):
+        raise AttnlabError(f"query, key, value must share a dtype, got {query.dtype}, {key.dtype}, {value.dtype}")
+    if not (query.device == key.device == value.device):
+        raise AttnlabError(f"query, key, value must be on one device, got {query.device}, {key.device}, {value.device}")
+
+
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    *,
+    mask: Tensor | None = None,
+    causal: bool = False,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+    need_weights: bool = False,
+) -> AttentionOutput:
+    """softmax(q k^T * scale + M) v, with scale = 1/sqrt(D) by default (Vaswani et al. 2017).
+
+    Args:
+        query ``(..., Lq, D)``, key ``(..., Lk, D)``, value ``(..., Lk, Dv)``.
+        mask: bool (True = allowed) or float (added), broadcastable to ``(..., Lq, Lk)``.
+        causal: query i sees keys up to its own position, aligned bottom-right when Lq < Lk.
+        need_weights: also return the weights ``(..., Lq, Lk)``.
+
+    Without weights, PyTorch's fused kernel runs. With weights (and no dropout) on the CPU
+    the output still comes from the flash kernel and the weights from its log-sum-exp
+    (:mod:`attnlab.attention.fused_weights`); otherwise the plain path of :func:`attend`
+    runs, so the returned weights are the ones the output used (before dropout).
+    Fully masked rows give zero output and zero weights.
+    """
+    check_qkv(query, key, value)
+    lq, lk = query.shape[-2], key.shape[-2]
+    if mask is not None:
+        check_mask(mask, tuple(query.shape[:-2]) + (lq, lk))
+    use_is_causal = causal and mask is None and lq == lk
+    if causal and not use_is_causal:
+        mask = combine_masks(mask, causal_mask(lq, lk, device=query.device))
+    if not need_weights:
+        out = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, dropout_p=dropout_p, is_causal=use_is_causal, scale=scale
+        )
+        return AttentionOutput(out)
+    if use_is_causal:
+        mask = causal_mask(lq, lk, device=query.device)
+    scale = query.shape[-1] ** -0.5 if scale is None else scale
+    if dropout_p == 0 and can_fuse(query, key, value):
+        float_mask = None if mask is None else to_float_mask(mask, query.dtype)
+        return AttentionOutput(*fused_attention_with_weights(query, key, value, float_mask, scale))
+    scores = (query * scale) @ key.transpose(-2, -1)  # (..., Lq, Lk)
+    return attend(scores, value, mask=mask, dropout_p=dropout_p)

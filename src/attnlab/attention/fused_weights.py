@@ -1,0 +1,65 @@
+"""Attention weights computed beside a fused kernel, reusing its log-sum-exp.
+
+A fused (flash) kernel never materialises the weights, but it returns the per-query
+normalizer  lse_i = log sum_j exp(s_ij)  with  s_ij = scale * q_i . k_j + M_ij.
+The weights then cost one matrix product and one exponential, with no second
+max/sum pass of a softmax:
+
+    a_ij = exp(s_ij - lse_i)
+
+Backward is the softmax backward, ds = a * (g - sum_j g a), then dq = ds k and
+dk = ds^T q; it only runs when the weights themselves feed the loss.
+
+Used by :func:`attnlab.attention.core.scaled_dot_product_attention` on the CPU, where
+PyTorch exposes the flash kernel's log-sum-exp; elsewhere the plain path runs.
+
+Shapes: q ``(B, H, Lq, D)``, k ``(B, H, Lk, D)``, lse ``(B, H, Lq)``, weights ``(B, H, Lq, Lk)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+_FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
+class _WeightsFromLogSumExp(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q_scaled: Tensor, key: Tensor, lse: Tensor, float_mask: Tensor | None) -> Tensor:
+        scores = torch.matmul(q_scaled, key.transpose(-2, -1))  # (B, H, Lq, Lk)
+        if float_mask is not None:
+            scores += float_mask
+        # A query with no allowed key has lse = -inf; +inf there makes its weights exp(-inf) = 0.
+        lse = torch.where(lse == float("-inf"), float("inf"), lse)
+        weights = scores.sub_(lse.unsqueeze(-1)).exp_()
+        ctx.save_for_backward(q_scaled, key, weights)
+        return weights
+
+    @staticmethod
+    def backward(ctx, grad_weights: Tensor):
+        q_scaled, key, weights = ctx.saved_tensors
+        grad_scores = weights * (grad_weights - (grad_weights * weights).sum(-1, keepdim=True))
+        grad_q = torch.matmul(grad_scores, key)  # (B, H, Lq, D)
+        grad_k = torch.matmul(grad_scores.transpose(-2, -1), q_scaled)  # (B, H, Lk, D)
+        return grad_q, grad_k, None, None
+
+
+def can_fuse(query: Tensor, key: Tensor, value: Tensor) -> bool:
+    """The CPU flash kernel takes 4-D float32/bfloat16 inputs of one head width."""
+    return (
+        _FLASH_CPU is not None
+        and query.device.type == "cpu"
+        and query.dim() == 4
+        and query.dtype in (torch.float32, torch.bfloat16)
+        and query.shape[-1] == value.shape[-1]
+    )
+
+
+def fused_attention_with_weights(
+    query: Tensor, key: Tensor, value: Tensor, float_mask: Tensor | None, scale: float
+) -> tuple[Tensor, Tensor]:
+    """Output from the flash kernel and weights from its log-sum-exp: ``(out, weights)``."""
+    out, lse = _FLASH_CPU(query, key, value, 0.0, False, attn_mask=float_mask, scale=scale)
+    weights = _WeightsFromLogSumExp.apply(query * scale, key, lse, float_mask)
+    return out, weights

@@ -1,0 +1,90 @@
+"""An explicit key/value cache for incremental decoding.
+
+When a decoder generates token t, the keys and values of tokens < t do not change, so
+each attention layer keeps them: ``K_{1..t} = concat(K_{1..t-1}, k_t)``. One
+``KVCache`` belongs to one attention layer. Two kinds:
+
+- *growing* (self-attention): :meth:`update` appends the new keys/values and returns all
+  of them. Storage is preallocated and doubled when full, so a step costs a copy of the
+  new token only.
+- *static* (cross-attention): the encoder's keys/values are projected once, on the first
+  call, and reused for every decoding step.
+
+Shapes: per-head keys/values ``(B, Hkv, L, Dh)``.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from attnlab.errors import AttnlabError
+
+
+class KVCache:
+    """Keys/values of the tokens seen so far, for one attention layer."""
+
+    def __init__(self, static: bool = False, capacity: int = 64):
+        self.static = static
+        self.initial_capacity = capacity
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (start a new sequence)."""
+        self._key: Tensor | None = None
+        self._value: Tensor | None = None
+        self.length = 0
+
+    @property
+    def key(self) -> Tensor | None:
+        return None if self._key is None else self._key[:, :, : self.length]
+
+    @property
+    def value(self) -> Tensor | None:
+        return None if self._value is None else self._value[:, :, : self.length]
+
+    @property
+    def is_filled(self) -> bool:
+        return self.length > 0
+
+    def update(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """Append ``key``/``value`` ``(B, Hkv, Lnew, Dh)``; return all cached ``(B, Hkv, L, Dh)``."""
+        if self.static:
+            if self.is_filled:
+                raise AttnlabError("a static (cross-attention) cache is filled once; call reset() first")
+            self._key, self._value, self.length = key, value, key.shape[2]
+            return key, value
+        new = key.shape[2]
+        if self._key is None:
+            self._allocate(key, value, max(self.initial_capacity, new))
+        elif key.shape[:2] != self._key.shape[:2] or key.shape[3] != self._key.shape[3]:
+            raise AttnlabError(
+                f"cache holds keys of shape (B, H, *, Dh)={tuple(self._key.shape)}, got {tuple(key.shape)}"
+            )
+        elif self.length + new > self._key.shape[2]:
+            self._grow(2 * (self.length + new))
+        self._key[:, :, self.length : self.length + new] = key
+        self._value[:, :, self.length : self.length + new] = value
+        self.length += new
+        return self.key, self.value
+
+    def reorder(self, index: Tensor) -> None:
+        """Select batch rows (beam search): ``index (B_new,)`` into the cached batch."""
+        if self._key is not None:
+            self._key = self._key.index_select(0, index)
+            self._value = self._value.index_select(0, index)
+
+    def _allocate(self, key: Tensor, value: Tensor, capacity: int) -> None:
+        b, h, _, dk = key.shape
+        self._key = key.new_empty(b, h, capacity, dk)
+        self._value = value.new_empty(b, h, capacity, value.shape[3])
+
+    def _grow(self, capacity: int) -> None:
+        old_key, old_value = self.key, self.value
+        self._allocate(old_key, old_value, capacity)
+        self._key[:, :, : self.length] = old_key
+        self._value[:, :, : self.length] = old_value
+
+
+def make_caches(num_layers: int, static: bool = False) -> list[KVCache]:
+    """One cache per layer."""
+    return [KVCache(static=static) for _ in range(num_layers)]

@@ -1,0 +1,160 @@
+"""Multi-head attention (Vaswani et al. 2017), with grouped/multi-query heads and a KV cache.
+
+    head_h = Attention(Q W^Q_h, K W^K_h, V W^V_h)          h = 1..H
+    MHA(Q, K, V) = concat(head_1, ..., head_H) W^O
+
+Grouped-query attention (Ainslie et al. 2023) shares each key/value head among
+H / Hkv query heads; Hkv = 1 is multi-query attention (Shazeer 2019).
+
+Notation: B batch, Lq queries, Lk keys, E embed_dim, H heads, Hkv key/value heads,
+Dh = E / H head width.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from attnlab.attention.core import AttentionOutput, scaled_dot_product_attention
+from attnlab.attention.kv_cache import KVCache
+from attnlab.attention.masks import check_mask
+from attnlab.attention.positional import RotaryEmbedding
+from attnlab.errors import AttnlabError
+
+
+class MultiHeadAttention(nn.Module):
+    """Self or cross multi-head attention; batch first.
+
+    Args:
+        embed_dim: E, width of queries and of the output.
+        num_heads: H.
+        kdim, vdim: widths of keys and values (default E).
+        bias: biases in the four projections.
+        dropout: dropout on the attention weights (training only).
+        num_kv_heads: Hkv for grouped/multi-query attention (default H).
+        rotary: a :class:`RotaryEmbedding` applied to per-head queries and keys.
+
+    Shapes:
+        query ``(B, Lq, E)``, key ``(B, Lk, kdim)``, value ``(B, Lk, vdim)``;
+        output ``(B, Lq, E)``; weights ``(B, Lq, Lk)`` averaged over heads or ``(B, H, Lq, Lk)``.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        *,
+        kdim: int | None = None,
+        vdim: int | None = None,
+        bias: bool = True,
+        dropout: float = 0.0,
+        num_kv_heads: int | None = None,
+        rotary: RotaryEmbedding | None = None,
+    ):
+        super().__init__()
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        if num_heads <= 0 or embed_dim % num_heads:
+            raise AttnlabError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        if num_kv_heads <= 0 or num_heads % num_kv_heads:
+            raise AttnlabError(f"num_heads ({num_heads}) must be divisible by num_kv_heads ({num_kv_heads})")
+        self.embed_dim, self.num_heads, self.num_kv_heads = embed_dim, num_heads, num_kv_heads
+        self.head_dim = embed_dim // num_heads
+        self.kdim = embed_dim if kdim is None else kdim
+        self.vdim = embed_dim if vdim is None else vdim
+        self.dropout = dropout
+        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.k_proj = nn.Linear(self.kdim, num_kv_heads * self.head_dim, bias=bias)
+        self.v_proj = nn.Linear(self.vdim, num_kv_heads * self.head_dim, bias=bias)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.rotary = rotary
+
+    def _split_heads(self, x: Tensor, heads: int) -> Tensor:
+        b, length, _ = x.shape
+        return x.view(b, length, heads, self.head_dim).transpose(1, 2)  # (B, heads, L, Dh)
+
+    def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor) -> None:
+        for name, t, width in (("query", query, self.embed_dim), ("key", key, self.kdim), ("value", value, self.vdim)):
+            if t.dim() != 3 or t.shape[-1] != width:
+                raise AttnlabError(f"{name} must have shape (B, L, {width}), got {tuple(t.shape)}")
+        if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
+            raise AttnlabError(
+                f"query (B, Lq, .), key and value (B, Lk, .) disagree: {tuple(query.shape)}, "
+                f"{tuple(key.shape)}, {tuple(value.shape)}"
+            )
+
+    def _keys_values(self, key: Tensor, value: Tensor, cache: KVCache | None) -> tuple[Tensor, Tensor, int]:
+        """Project (or fetch from the cache) per-head keys/values; also return the query offset."""
+        if cache is not None and cache.static and cache.is_filled:
+            return cache.key, cache.value, 0
+        k = self._split_heads(self.k_proj(key), self.num_kv_heads)  # (B, Hkv, Lk, Dh)
+        v = self._split_heads(self.v_proj(value), self.num_kv_heads)  # (B, Hkv, Lk, Dh)
+        offset = cache.length if cache is not None and not cache.static else 0
+        if self.rotary is not None:
+            k = self.rotary(k, torch.arange(offset, offset + k.shape[2], device=k.device))
+        if cache is not None:
+            k, v = cache.update(k, v)
+        return k, v, offset
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor | None = None,
+        value: Tensor | None = None,
+        *,
+        mask: Tensor | None = None,
+        causal: bool = False,
+        need_weights: bool = False,
+        average_weights: bool = True,
+        cache: KVCache | None = None,
+    ) -> AttentionOutput:
+        """Attend from ``query`` to ``key``/``value`` (self-attention when key is None).
+
+        ``mask`` broadcasts to ``(B, H, Lq, Lk)`` where Lk counts cached keys too; with a
+        growing ``cache``, ``causal`` aligns the mask bottom-right (the new tokens come last).
+        """
+        key = query if key is None else key
+        value = key if value is None else value
+        self._check_inputs(query, key, value)
+        b, lq, _ = query.shape
+        k, v, offset = self._keys_values(key, value, cache)
+        q = self._split_heads(self.q_proj(query), self.num_heads)  # (B, H, Lq, Dh)
+        if self.rotary is not None:
+            q = self.rotary(q, torch.arange(offset, offset + lq, device=q.device))
+        if self.num_kv_heads != self.num_heads:  # share each kv head among H / Hkv query heads
+            groups = self.num_heads // self.num_kv_heads
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # (B, H, Lk, Dh)
+        if mask is not None:
+            check_mask(mask, (b, self.num_heads, lq, k.shape[2]))
+        attn = scaled_dot_product_attention(
+            q, k, v, mask=mask, causal=causal, need_weights=need_weights,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        out = self.out_proj(attn.output.transpose(1, 2).reshape(b, lq, self.embed_dim))  # (B, Lq, E)
+        weights = attn.weights
+        if weights is not None and average_weights:
+            weights = weights.mean(dim=1)  # (B, Lq, Lk)
+        return AttentionOutput(out, weights)
+
+    @classmethod
+    def from_torch(cls, module: nn.MultiheadAttention) -> MultiHeadAttention:
+        """Copy an ``nn.MultiheadAttention``'s weights: equal outputs, weights and gradients."""
+        if module.bias_k is not None or module.add_zero_attn:
+            raise AttnlabError("from_torch: add_bias_kv and add_zero_attn are not supported")
+        e = module.embed_dim
+        has_bias = module.in_proj_bias is not None
+        mha = cls(e, module.num_heads, kdim=module.kdim, vdim=module.vdim, bias=has_bias, dropout=module.dropout)
+        mha = mha.to(device=module.out_proj.weight.device, dtype=module.out_proj.weight.dtype)
+        with torch.no_grad():
+            if module._qkv_same_embed_dim:
+                weights = module.in_proj_weight.chunk(3)
+            else:
+                weights = (module.q_proj_weight, module.k_proj_weight, module.v_proj_weight)
+            biases = module.in_proj_bias.chunk(3) if has_bias else (None, None, None)
+            for proj, w, b in zip((mha.q_proj, mha.k_proj, mha.v_proj), weights, biases):
+                proj.weight.copy_(w)
+                if b is not None:
+                    proj.bias.copy_(b)
+            mha.out_proj.weight.copy_(module.out_proj.weight)
+            if has_bias:
+                mha.out_proj.bias.copy_(module.out_proj.bias)
+        return mha
