@@ -1,6 +1,7 @@
 """Attention mechanisms: one file each, all on the shared core (score -> mask -> normalize -> sum)."""
 
 from attnlab.attention.core import AttentionOutput, attend, scaled_dot_product_attention
+from attnlab.attention.graph import GATConv, SemanticAttention
 from attnlab.attention.kv_cache import KVCache, make_caches
 from attnlab.attention.masks import (
     causal_mask,
@@ -21,10 +22,12 @@ from attnlab.attention.positional import (
 
 __all__ = [
     "AttentionOutput",
+    "GATConv",
     "KVCache",
     "LearnedPositions",
     "MultiHeadAttention",
     "RotaryEmbedding",
+    "SemanticAttention",
     "alibi_bias",
     "attend",
     "causal_mask",
