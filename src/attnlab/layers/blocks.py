@@ -1,0 +1,149 @@
+"""Transformer blocks: an encoder block (self-attention + FFN) and a decoder block
+(masked self-attention + cross-attention + FFN), each sub-layer wrapped in a residual
+connection and a LayerNorm.
+
+    post-LN (Vaswani et al. 2017, BERT):      x = LN(x + Dropout(Sublayer(x)))
+    pre-LN  (GPT-2, ViT; Xiong et al. 2020):  x = x + Dropout(Sublayer(LN(x)))
+
+The encoder block with ``causal=True`` is also the GPT block. Blocks are built from
+parts: pass your own ``attention`` module (anything with MultiHeadAttention's call
+signature) to swap the mechanism.
+
+Notation: B batch, L (Lq) target length, S source (memory) length, D d_model, H heads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from attnlab.attention.kv_cache import KVCache
+from attnlab.attention.multi_head import MultiHeadAttention
+from attnlab.layers.feed_forward import FeedForward
+
+
+@dataclass
+class BlockOutput:
+    """``hidden (B, L, D)``; weights ``(B, H, L, Lk)`` when asked for, else None."""
+
+    hidden: Tensor
+    self_weights: Tensor | None = None
+    cross_weights: Tensor | None = None
+
+
+class Residual(nn.Module):
+    """A sub-layer with its residual connection, dropout and LayerNorm (pre or post)."""
+
+    def __init__(self, d_model: int, dropout: float, norm_first: bool, norm_eps: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model, eps=norm_eps)
+        self.dropout = nn.Dropout(dropout)
+        self.norm_first = norm_first
+
+    def forward(self, x: Tensor, sublayer) -> tuple[Tensor, object]:
+        """``sublayer(h) -> (y, extra)``; returns the new residual stream and ``extra``."""
+        if self.norm_first:
+            y, extra = sublayer(self.norm(x))
+            return x + self.dropout(y), extra
+        y, extra = sublayer(x)
+        return self.norm(x + self.dropout(y)), extra
+
+
+class EncoderBlock(nn.Module):
+    """Self-attention + feed-forward. ``x (B, L, D) -> (B, L, D)``."""
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        *,
+        dropout: float = 0.1,
+        attention_dropout: float | None = None,
+        ffn_dropout: float | None = None,
+        activation: str = "relu",
+        norm_first: bool = False,
+        norm_eps: float = 1e-5,
+        attention: nn.Module | None = None,
+    ):
+        super().__init__()
+        attention_dropout = dropout if attention_dropout is None else attention_dropout
+        self.self_attn = attention or MultiHeadAttention(d_model, num_heads, dropout=attention_dropout)
+        self.ffn = FeedForward(d_model, d_ff, activation=activation, dropout=dropout if ffn_dropout is None else ffn_dropout)
+        self.attn_residual = Residual(d_model, dropout, norm_first, norm_eps)
+        self.ffn_residual = Residual(d_model, dropout, norm_first, norm_eps)
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+        causal: bool = False,
+        need_weights: bool = False,
+        cache: KVCache | None = None,
+    ) -> BlockOutput:
+        def attend(h):
+            out = self.self_attn(h, mask=mask, causal=causal, need_weights=need_weights, average_weights=False, cache=cache)
+            return out.output, out.weights
+
+        x, weights = self.attn_residual(x, attend)
+        x, _ = self.ffn_residual(x, lambda h: (self.ffn(h), None))
+        return BlockOutput(x, self_weights=weights)
+
+
+class DecoderBlock(nn.Module):
+    """Masked self-attention + cross-attention to ``memory (B, S, D)`` + feed-forward."""
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        *,
+        dropout: float = 0.1,
+        attention_dropout: float | None = None,
+        ffn_dropout: float | None = None,
+        activation: str = "relu",
+        norm_first: bool = False,
+        norm_eps: float = 1e-5,
+        self_attention: nn.Module | None = None,
+        cross_attention: nn.Module | None = None,
+    ):
+        super().__init__()
+        attention_dropout = dropout if attention_dropout is None else attention_dropout
+        self.self_attn = self_attention or MultiHeadAttention(d_model, num_heads, dropout=attention_dropout)
+        self.cross_attn = cross_attention or MultiHeadAttention(d_model, num_heads, dropout=attention_dropout)
+        self.ffn = FeedForward(d_model, d_ff, activation=activation, dropout=dropout if ffn_dropout is None else ffn_dropout)
+        self.self_residual = Residual(d_model, dropout, norm_first, norm_eps)
+        self.cross_residual = Residual(d_model, dropout, norm_first, norm_eps)
+        self.ffn_residual = Residual(d_model, dropout, norm_first, norm_eps)
+
+    def forward(
+        self,
+        x: Tensor,
+        memory: Tensor,
+        *,
+        self_mask: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        causal: bool = True,
+        need_weights: bool = False,
+        self_cache: KVCache | None = None,
+        cross_cache: KVCache | None = None,
+    ) -> BlockOutput:
+        def self_attend(h):
+            out = self.self_attn(
+                h, mask=self_mask, causal=causal, need_weights=need_weights, average_weights=False, cache=self_cache
+            )
+            return out.output, out.weights
+
+        def cross_attend(h):
+            out = self.cross_attn(
+                h, memory, mask=memory_mask, need_weights=need_weights, average_weights=False, cache=cross_cache
+            )
+            return out.output, out.weights
+
+        x, self_weights = self.self_residual(x, self_attend)
+        x, cross_weights = self.cross_residual(x, cross_attend)
+        x, _ = self.ffn_residual(x, lambda h: (self.ffn(h), None))
+        return BlockOutput(x, self_weights=self_weights, cross_weights=cross_weights)
