@@ -1,0 +1,219 @@
+"""Training checkpoints that a kill at any moment cannot corrupt.
+
+Layout of ``out_dir`` (the folder *is* the latest complete checkpoint, so
+``Model.from_pretrained(out_dir)`` works on it directly)::
+
+    config.json             model config            (PretrainedModel.save_pretrained)
+    model.safetensors       model weights           (PretrainedModel.save_pretrained)
+    optimizer.safetensors   optimizer + LR-scheduler state: the tensors, and the rest as
+                            JSON in the safetensors metadata under "state"
+    rng_state.safetensors   torch generator states as uint8 tensors: "cpu", "cuda:0", ...
+    trainer_state.json      step, losses, metrics, TrainConfig, Python/NumPy RNG states
+    ...                     files written by ``save_extra`` (e.g. a tokenizer)
+
+Atomic update (``save_checkpoint``): everything is written into the sibling folder
+``.NAME.new`` (``trainer_state.json`` last, every file and the folder fsynced), then
+``NAME -> .NAME.old``, ``.NAME.new -> NAME`` (two renames), then ``.NAME.old`` is
+deleted. Files in the old ``NAME`` that the checkpoint does not write (plots, notes)
+are carried over by hard link. A folder is *complete* when it holds
+``trainer_state.json``. A kill leaves one of:
+
+    during writing        NAME (old, complete)  + .NAME.new (incomplete)
+    between the renames   .NAME.old (complete)  + .NAME.new (new, complete)
+    after the renames     NAME (new, complete)  [+ .NAME.old]
+
+so the latest complete checkpoint is ``NAME`` when it exists (it only ever appears by
+rename, complete), else the first complete one of ``.NAME.new``, ``.NAME.old``
+(:func:`find_checkpoint`); the next save first finishes an interrupted swap. Reading never uses pickle: safetensors and JSON only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from attnlab.errors import AttnlabError
+from attnlab.io import read_json, read_safetensors, write_json, write_safetensors
+from attnlab.models.base import WEIGHTS_FILE, PretrainedModel
+from attnlab.training.rng import RngState
+
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+RNG_FILE = "rng_state.safetensors"
+
+
+def _sibling(out_dir: Path, suffix: str) -> Path:
+    return out_dir.parent / f".{out_dir.name}.{suffix}"
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / STATE_FILE).is_file()
+
+
+def find_checkpoint(out_dir: str | Path) -> Path | None:
+    """The folder holding the latest complete checkpoint of ``out_dir``, or None."""
+    out_dir = Path(out_dir)
+    if out_dir.exists():  # it only ever appears complete, by rename (or was made by hand)
+        return out_dir if _is_complete(out_dir) else None
+    for folder in (_sibling(out_dir, "new"), _sibling(out_dir, "old")):
+        if _is_complete(folder):
+            return folder
+    return None
+
+
+# --- nested state dicts <-> (JSON, flat tensor dict) -------------------------------
+def split_tensors(obj: Any, tensors: dict[str, torch.Tensor], path: str = "") -> Any:
+    """JSON-able copy of ``obj`` with each tensor moved into ``tensors`` under its path.
+
+    Tuples and dicts with non-string keys (optimizer state is keyed by int) are tagged
+    so that :func:`join_tensors` rebuilds them exactly.
+    """
+    if isinstance(obj, torch.Tensor):
+        tensors[path] = obj
+        return {"__tensor__": path}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [split_tensors(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [split_tensors(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {k: split_tensors(v, tensors, f"{path}.{k}") for k, v in obj.items()}
+        return {"__items__": [[k, split_tensors(v, tensors, f"{path}.{k}")] for k, v in obj.items()]}
+    return obj
+
+
+def join_tensors(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`split_tensors`."""
+    if isinstance(obj, list):
+        return [join_tensors(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        return tensors[obj["__tensor__"]]
+    if "__tuple__" in obj:
+        return tuple(join_tensors(v, tensors) for v in obj["__tuple__"])
+    if "__items__" in obj:
+        return {k: join_tensors(v, tensors) for k, v in obj["__items__"]}
+    return {k: join_tensors(v, tensors) for k, v in obj.items()}
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    structure = split_tensors(state, tensors)
+    write_safetensors(path, tensors, metadata={"state": json.dumps(structure)})
+
+
+def _read_state(path: Path) -> Any:
+    from safetensors import safe_open
+
+    tensors = read_safetensors(path)
+    with safe_open(str(path), framework="pt") as f:
+        structure = json.loads((f.metadata() or {})["state"])
+    return join_tensors(structure, tensors)
+
+
+# --- the folder swap ----------------------------------------------------------------
+def _fsync_tree(folder: Path) -> None:
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name == "posix":  # directory entries are durable only after fsync of the folder
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    """Hard-link (or copy) what ``old`` holds and ``new`` does not, e.g. user plots."""
+    for entry in old.iterdir():
+        target = new / entry.name
+        if target.exists() or entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, target, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, target)
+
+
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _finish_interrupted_swap(out_dir: Path) -> None:
+    new, old = _sibling(out_dir, "new"), _sibling(out_dir, "old")
+    latest = find_checkpoint(out_dir)
+    if latest is not None and latest != out_dir:
+        os.replace(latest, out_dir)
+    for leftover in (new, old):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+
+
+def save_checkpoint(
+    out_dir: str | Path,
+    model: nn.Module,
+    optimizer_state: dict[str, Any],
+    trainer_state: dict[str, Any],
+    rng: RngState,
+    save_extra: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write a complete checkpoint and atomically make it ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _finish_interrupted_swap(out_dir)
+    new, old = _sibling(out_dir, "new"), _sibling(out_dir, "old")
+    new.mkdir()
+    if isinstance(model, PretrainedModel):
+        model.save_pretrained(new)
+    else:
+        write_safetensors(new / WEIGHTS_FILE, dict(model.state_dict()), metadata={"format": "pt"})
+    _write_state(new / OPTIMIZER_FILE, optimizer_state)
+    write_safetensors(new / RNG_FILE, rng.torch)
+    if save_extra is not None:
+        save_extra(new)
+    if out_dir.exists():
+        _carry_over(out_dir, new)
+    rng_json = split_tensors({"python": rng.python, "numpy": rng.numpy}, {})  # keeps the tuples
+    write_json(new / STATE_FILE, {**trainer_state, "rng": rng_json})
+    _fsync_tree(new)
+    if out_dir.exists():
+        os.replace(out_dir, old)
+    os.replace(new, out_dir)
+    _fsync_dir(out_dir.parent)
+    if old.exists():
+        shutil.rmtree(old)
+    return out_dir
+
+
+def load_checkpoint(folder: str | Path, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any], RngState]:
+    """Load the weights into ``model``; return (trainer state, optimizer state, RNG state)."""
+    folder = Path(folder)
+    trainer_state = read_json(folder / STATE_FILE)
+    rng_json = join_tensors(trainer_state.pop("rng"), {})
+    if isinstance(model, PretrainedModel):
+        weights = type(model).from_pretrained(folder).state_dict()
+    else:
+        weights = read_safetensors(folder / WEIGHTS_FILE)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise AttnlabError(f"{folder}: checkpoint weights do not fit this model ({e})") from None
+    rng = RngState(rng_json["python"], rng_json["numpy"], read_safetensors(folder / RNG_FILE))
+    return trainer_state, _read_state(folder / OPTIMIZER_FILE), rng

@@ -1,0 +1,98 @@
+"""What a training run is told (``TrainConfig``) and what it reports (``TrainResult``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from attnlab.errors import AttnlabError
+from attnlab.training.schedules import SCHEDULES
+
+
+@dataclass
+class TrainConfig:
+    """Everything the Trainer needs besides the model and the data.
+
+    ``schedule`` is one of ``attnlab.training.schedules.SCHEDULES``; ``lr`` is its peak.
+    ``eval_every`` / ``save_every`` = 0 mean only at the end (a checkpoint is also written
+    on Ctrl-C and when ``max_time_s`` is spent). ``bf16`` runs forward and loss under
+    ``torch.autocast(device_type, dtype=torch.bfloat16)``.
+    """
+
+    out_dir: str = "runs/run"
+    steps: int = 1000
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    grad_clip: float | None = 1.0
+    eval_every: int = 0
+    save_every: int = 0
+    log_every: int = 10
+    bf16: bool = False
+    device: str = "cpu"
+    seed: int = 0
+    max_time_s: float | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)  # a list after a JSON round trip
+        _check(self.steps >= 0, "steps", self.steps, "an integer >= 0")
+        _check(self.lr > 0, "lr", self.lr, "> 0")
+        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
+        _check(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "betas", self.betas, "two numbers in [0, 1)",
+        )
+        _check(self.eps > 0, "eps", self.eps, "> 0")
+        _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {sorted(SCHEDULES)}")
+        for name in ("warmup_steps", "eval_every", "save_every"):
+            _check(getattr(self, name) >= 0, name, getattr(self, name), "an integer >= 0")
+        _check(self.log_every >= 1, "log_every", self.log_every, "an integer >= 1")
+        _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", self.grad_clip, "None or > 0")
+        _check(self.max_time_s is None or self.max_time_s > 0, "max_time_s", self.max_time_s, "None or > 0")
+        resolve_device(self.device)
+
+
+def _check(ok: bool, name: str, value: object, expected: str) -> None:
+    if not ok:
+        raise AttnlabError(f"TrainConfig.{name} = {value!r}; expected {expected}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU; ``"cuda"`` must be available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AttnlabError(f"TrainConfig.device = {name!r}; expected 'cpu', 'cuda' or 'auto'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AttnlabError(f"TrainConfig.device = {name!r}, but CUDA is not available here; use 'cpu' or 'auto'")
+    if device.type not in ("cpu", "cuda"):
+        raise AttnlabError(f"TrainConfig.device = {name!r}; expected 'cpu', 'cuda' or 'auto'")
+    return device
+
+
+@dataclass
+class TrainResult:
+    """What ``Trainer.fit`` returns.
+
+    ``step`` counts all updates made so far (including those before a resume), ``losses``
+    has one training loss per update, ``metrics`` is the last evaluation (``{}`` if none),
+    ``eval_history`` every evaluation as ``{"step": s, **metrics}``, ``elapsed_s`` the
+    training wall time summed over all sessions of the run.
+    """
+
+    step: int
+    losses: list[float]
+    metrics: dict[str, float]
+    elapsed_s: float
+    interrupted: bool = False
+    stopped_by_time: bool = False
+    eval_history: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: Path | None = None
