@@ -32,8 +32,6 @@ from torch import Tensor
 
 from attnlab.errors import AttnlabError
 
-# torch marks CSR tensors "beta"; the few CSR ops used here are tested against PyG.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 # CPU sparse kernels (MKL) run in fp32/fp64 only; other dtypes are computed in fp32.
 _SPARSE_DTYPES = (torch.float32, torch.float64)
 
@@ -115,7 +113,9 @@ def segment_softmax(scores: Tensor, graph: SortedGraph) -> Tensor:
 
 
 def _csr(ptr: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
-    return torch.sparse_csr_tensor(ptr, cols, values, shape, check_invariants=False)
+    with warnings.catch_warnings():  # torch calls CSR "beta"; the ops used here are tested against PyG
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+        return torch.sparse_csr_tensor(ptr, cols, values, shape, check_invariants=False)
 
 
 def _spmm(ptr: Tensor, cols: Tensor, weights: Tensor, dense: Tensor, num_rows: int) -> Tensor:
