@@ -45,6 +45,9 @@ class AttentionOutput:
         yield self.output
         yield self.weights
 
+    def _replace_output(self, output: Tensor) -> AttentionOutput:
+        return AttentionOutput(output, self.weights, self.log_prob)
+
 
 def apply_mask(scores: Tensor, mask: Tensor | None) -> Tensor:
     """Blocked (False) entries become ``-inf``; a float mask is added."""

@@ -1,0 +1,63 @@
+"""Incremental decoding with a KV cache equals recomputing everything (fp32, atol 1e-5)."""
+
+import pytest
+import torch
+
+from attnlab.attention import KVCache, MultiHeadAttention, RotaryEmbedding
+from attnlab.errors import AttnlabError
+
+E, H, B, L = 16, 4, 2, 9
+
+
+@pytest.mark.parametrize("num_kv_heads", [4, 2, 1])
+@pytest.mark.parametrize("rotary", [False, True])
+@pytest.mark.parametrize("chunks", [[1] * L, [4, 1, 3, 1]])
+def test_cached_equals_uncached(num_kv_heads, rotary, chunks):
+    mha = MultiHeadAttention(E, H, num_kv_heads=num_kv_heads, rotary=RotaryEmbedding(E // H) if rotary else None).eval()
+    x = torch.randn(B, L, E)
+    full = mha(x, causal=True).output
+    cache = KVCache(capacity=2)  # small capacity: exercises growth
+    outs, start = [], 0
+    for n in chunks:
+        outs.append(mha(x[:, start : start + n], causal=True, cache=cache).output)
+        start += n
+    torch.testing.assert_close(torch.cat(outs, 1), full, atol=1e-5, rtol=1e-4)
+    assert cache.length == L
+
+
+def test_padding_mask_with_cache():
+    """A key-padding mask over all keys seen so far works step by step."""
+    mha = MultiHeadAttention(E, H).eval()
+    x = torch.randn(B, L, E)
+    allowed = torch.ones(B, 1, 1, L, dtype=torch.bool)
+    allowed[0, ..., :3] = False  # left padding of the first sequence
+    full = mha(x, causal=True, mask=allowed).output
+    cache = KVCache()
+    steps = [mha(x[:, i : i + 1], causal=True, mask=allowed[..., : i + 1], cache=cache).output for i in range(L)]
+    got = torch.cat(steps, 1)
+    torch.testing.assert_close(got[:, 3:], full[:, 3:], atol=1e-5, rtol=1e-4)
+
+
+def test_static_cross_attention_cache_projects_memory_once():
+    mha = MultiHeadAttention(E, H).eval()
+    memory, queries = torch.randn(B, 7, E), torch.randn(B, 3, E)
+    full = mha(queries, memory).output
+    cache = KVCache(static=True)
+    first = mha(queries[:, :1], memory, cache=cache).output
+    calls = []
+    mha.k_proj.register_forward_hook(lambda *a: calls.append(1))
+    rest = mha(queries[:, 1:], memory, cache=cache).output
+    assert not calls, "cached keys must not be projected again"
+    torch.testing.assert_close(torch.cat([first, rest], 1), full, atol=1e-5, rtol=1e-4)
+    with pytest.raises(AttnlabError, match="filled once"):
+        cache.update(torch.randn(B, H, 1, 4), torch.randn(B, H, 1, 4))
+
+
+def test_reorder_and_reset():
+    cache = KVCache()
+    k = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 1, 2, 1)
+    cache.update(k, k)
+    cache.reorder(torch.tensor([2, 2, 0]))
+    assert cache.key[:, 0, 0, 0].tolist() == [2.0, 2.0, 0.0]
+    cache.reset()
+    assert cache.length == 0 and cache.key is None

@@ -1,0 +1,149 @@
+"""MultiHeadAttention against torch.nn.MultiheadAttention holding the same weights.
+
+Outputs, weights and gradients agree for every mask kind, kdim/vdim, bias on/off,
+averaged and per-head weights. Tolerance (fp32): atol 1e-5, rtol 1e-4.
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from attnlab.attention import MultiHeadAttention, causal_mask, from_torch_masks
+from attnlab.errors import AttnlabError
+
+E, H, B, LQ, LK = 16, 4, 3, 5, 6
+TOL = dict(atol=1e-5, rtol=1e-4)
+
+
+def torch_masks(kind):
+    """(attn_mask, key_padding_mask) in nn.MultiheadAttention's convention (True = blocked)."""
+    if kind == "none":
+        return None, None
+    if kind == "key padding":
+        kpm = torch.zeros(B, LK, dtype=torch.bool)
+        kpm[0, -2:] = True
+        kpm[1, -1] = True
+        return None, kpm
+    if kind == "bool 2d":
+        return torch.rand(LQ, LK) < 0.3, None
+    if kind == "bool per head":
+        m = torch.rand(B * H, LQ, LK) < 0.3
+        m[..., 0] = False  # every query keeps one key: nn.MultiheadAttention gives NaN otherwise
+        return m, None
+    if kind == "float":
+        return torch.randn(LQ, LK), None
+    if kind == "float + padding":
+        kpm = torch.zeros(B, LK)
+        kpm[:, -1] = float("-inf")
+        return torch.randn(LQ, LK), kpm
+    raise ValueError(kind)
+
+
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "key padding", "bool 2d", "bool per head", "float", "float + padding"])
+@pytest.mark.parametrize("average", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kv_dims", [(None, None), (10, 12)])
+def test_parity_with_torch(mask_kind, average, bias, kv_dims):
+    kdim, vdim = kv_dims
+    ref = nn.MultiheadAttention(E, H, bias=bias, kdim=kdim, vdim=vdim, batch_first=True)
+    ours = MultiHeadAttention.from_torch(ref)
+    q = torch.randn(B, LQ, E, requires_grad=True)
+    k = torch.randn(B, LK, kdim or E, requires_grad=True)
+    v = torch.randn(B, LK, vdim or E, requires_grad=True)
+    attn_mask, kpm = torch_masks(mask_kind)
+    ref_out, ref_w = ref(q, k, v, attn_mask=attn_mask, key_padding_mask=kpm, average_attn_weights=average)
+    mask = from_torch_masks(attn_mask, kpm, num_heads=H)
+    leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]
+    out = ours(*leaves, mask=mask, need_weights=True, average_weights=average)
+    torch.testing.assert_close(out.output, ref_out, **TOL)
+    torch.testing.assert_close(out.weights, ref_w, **TOL)
+    g = torch.randn_like(ref_out)
+    ref_out.backward(g)
+    out.output.backward(g)
+    for ours_leaf, ref_leaf in zip(leaves, (q, k, v)):
+        torch.testing.assert_close(ours_leaf.grad, ref_leaf.grad, **TOL)
+    ref_weight_grads = (
+        ref.in_proj_weight.grad.chunk(3) if ref._qkv_same_embed_dim
+        else (ref.q_proj_weight.grad, ref.k_proj_weight.grad, ref.v_proj_weight.grad)
+    )
+    for proj, ref_grad in zip((ours.q_proj, ours.k_proj, ours.v_proj), ref_weight_grads):
+        torch.testing.assert_close(proj.weight.grad, ref_grad, **TOL)
+    torch.testing.assert_close(ours.out_proj.weight.grad, ref.out_proj.weight.grad, **TOL)
+
+
+def test_self_attention_causal_matches_torch():
+    ref = nn.MultiheadAttention(E, H, batch_first=True)
+    ours = MultiHeadAttention.from_torch(ref)
+    x = torch.randn(B, LQ, E)
+    blocked = ~causal_mask(LQ)
+    ref_out, ref_w = ref(x, x, x, attn_mask=blocked)
+    out = ours(x, causal=True, need_weights=True)
+    torch.testing.assert_close(out.output, ref_out, **TOL)
+    torch.testing.assert_close(out.weights, ref_w, **TOL)
+
+
+def test_with_and_without_weights_same_output_and_grads():
+    mha = MultiHeadAttention(E, H)
+    x = torch.randn(B, LQ, E)
+    results = []
+    for need in (False, True):
+        mha.zero_grad()
+        out = mha(x, causal=True, need_weights=need)
+        out.output.sum().backward()
+        results.append((out.output.detach(), mha.q_proj.weight.grad.clone()))
+    torch.testing.assert_close(results[0][0], results[1][0], **TOL)
+    torch.testing.assert_close(results[0][1], results[1][1], **TOL)
+
+
+def test_grouped_query_attention_equals_repeated_heads():
+    """GQA with Hkv key/value heads == full MHA whose kv projections repeat each group's weights."""
+    gqa = MultiHeadAttention(E, H, num_kv_heads=2)
+    full = MultiHeadAttention(E, H)
+    dh = E // H
+    with torch.no_grad():
+        full.q_proj.load_state_dict(gqa.q_proj.state_dict())
+        full.out_proj.load_state_dict(gqa.out_proj.state_dict())
+        for src, dst in ((gqa.k_proj, full.k_proj), (gqa.v_proj, full.v_proj)):
+            dst.weight.copy_(src.weight.view(2, dh, E).repeat_interleave(2, dim=0).reshape(E, E))
+            dst.bias.copy_(src.bias.view(2, dh).repeat_interleave(2, dim=0).reshape(E))
+    x = torch.randn(B, LQ, E)
+    torch.testing.assert_close(gqa(x, causal=True).output, full(x, causal=True).output, **TOL)
+    assert gqa.k_proj.weight.shape == (2 * dh, E)
+
+
+def test_dropout_only_in_training():
+    mha = MultiHeadAttention(E, H, dropout=0.5)
+    x = torch.randn(B, LQ, E)
+    mha.eval()
+    torch.testing.assert_close(mha(x).output, mha(x).output)
+    mha.train()
+    assert not torch.allclose(mha(x).output, mha(x).output)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(embed_dim=100, num_heads=3), r"embed_dim \(100\) must be divisible by num_heads \(3\)"),
+        (dict(embed_dim=16, num_heads=4, num_kv_heads=3), r"num_heads \(4\) must be divisible by num_kv_heads \(3\)"),
+    ],
+)
+def test_constructor_errors(kwargs, match):
+    with pytest.raises(AttnlabError, match=match):
+        MultiHeadAttention(**kwargs)
+
+
+def test_forward_errors_name_the_argument():
+    mha = MultiHeadAttention(E, H)
+    with pytest.raises(AttnlabError, match=r"query must have shape \(B, L, 16\)"):
+        mha(torch.randn(B, LQ, 8))
+    with pytest.raises(AttnlabError, match="disagree"):
+        mha(torch.randn(B, LQ, E), torch.randn(B + 1, LK, E))
+    with pytest.raises(AttnlabError, match="does not broadcast"):
+        mha(torch.randn(B, LQ, E), mask=torch.ones(B, LQ, LQ + 1, dtype=torch.bool))
+
+
+def test_from_torch_rejects_bias_kv():
+    with pytest.raises(AttnlabError, match="add_bias_kv"):
+        MultiHeadAttention.from_torch(nn.MultiheadAttention(E, H, add_bias_kv=True))
