@@ -1,1 +1,5 @@
 """attnlab.models"""
+
+from attnlab.models.transformer import Transformer, TransformerConfig
+
+__all__ = ["Transformer", "TransformerConfig"]

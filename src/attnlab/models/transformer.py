@@ -1,0 +1,323 @@
+"""The Transformer encoder-decoder of Vaswani et al. (2017), "Attention Is All You Need".
+
+    x_0 = Dropout(Embed(src) * sqrt(D) + PE)             PE: the sinusoidal positions
+    x_l = EncoderBlock_l(x_{l-1})                         self-attention + FFN, Add & Norm
+    y_0 = Dropout(Embed(tgt) * sqrt(D) + PE)
+    y_l = DecoderBlock_l(y_{l-1}, x_N)                    causal self-attn + cross-attn + FFN
+    P(tgt_{t+1} | tgt_{<=t}, src) = softmax(y_N W_E^T)    W_E tied with the target embedding
+
+Post-LN Add & Norm as in the paper by default (``norm_first=True`` for pre-LN, which then
+ends each stack with a final LayerNorm). Source positions equal to ``pad_id`` are masked
+out of encoder self-attention and of cross-attention; target padding needs no mask since
+it only ever comes after the real tokens and decoder self-attention is causal.
+
+Incremental decoding (see ``attnlab.evaluation.decoding``): :meth:`Transformer.start`
+encodes the source once; :meth:`Transformer.step` feeds one target token per sentence,
+with a growing KV cache for decoder self-attention and a static one for the
+cross-attention keys/values, computed on the first step.
+
+Notation: B batch, S source length, T target length, D d_model, H heads, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnlab.attention.kv_cache import KVCache, make_caches
+from attnlab.attention.masks import mask_from_padding
+from attnlab.attention.multi_head import MultiHeadAttention
+from attnlab.attention.positional import sinusoidal_positions
+from attnlab.errors import AttnlabError
+from attnlab.layers.blocks import DecoderBlock, EncoderBlock
+from attnlab.models.base import PretrainedModel
+
+
+@dataclass
+class TransformerConfig:
+    """Sizes and options of a :class:`Transformer`; presets in ``TRANSFORMER_PRESETS``.
+
+    ``share_embeddings`` ties the source and target embeddings and the pre-softmax weights
+    (one shared vocabulary, as in the paper); ``tie_output`` ties only the target embedding
+    and the pre-softmax weights. ``final_norm`` (default: ``norm_first``) ends both stacks
+    with a LayerNorm, as ``torch.nn.Transformer`` always does.
+    """
+
+    src_vocab_size: int = 1000
+    tgt_vocab_size: int = 1000
+    d_model: int = 512
+    num_heads: int = 8
+    num_encoder_layers: int = 6
+    num_decoder_layers: int = 6
+    d_ff: int = 2048
+    dropout: float = 0.1
+    pad_id: int = 0
+    bos_id: int = 2
+    eos_id: int = 3
+    attention_dropout: float = 0.0
+    activation: str = "relu"
+    norm_first: bool = False
+    final_norm: bool | None = None
+    norm_eps: float = 1e-5
+    share_embeddings: bool = False
+    tie_output: bool = True
+    max_len: int = 256
+    label_smoothing: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.num_heads:
+            raise AttnlabError(f"TransformerConfig: d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
+        if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
+            raise AttnlabError(
+                f"TransformerConfig: share_embeddings needs src_vocab_size == tgt_vocab_size, "
+                f"got {self.src_vocab_size} and {self.tgt_vocab_size}"
+            )
+        for name in ("pad_id", "bos_id", "eos_id"):
+            if not 0 <= getattr(self, name) < min(self.src_vocab_size, self.tgt_vocab_size):
+                raise AttnlabError(f"TransformerConfig.{name} = {getattr(self, name)}: expected an id below the vocabulary sizes")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise AttnlabError(f"TransformerConfig.label_smoothing = {self.label_smoothing}: expected a value in [0, 1)")
+
+
+TRANSFORMER_PRESETS: dict[str, TransformerConfig] = {
+    # the paper's base model (Table 3)
+    "base": TransformerConfig(),
+    # the paper's big model
+    "big": TransformerConfig(d_model=1024, num_heads=16, d_ff=4096, dropout=0.3),
+    # trains on the synthetic corpus to BLEU > 90 in minutes on a laptop CPU
+    "small": TransformerConfig(
+        d_model=128, num_heads=4, num_encoder_layers=2, num_decoder_layers=2, d_ff=512, dropout=0.1,
+        max_len=128,
+    ),
+    # unit tests and smoke runs
+    "tiny": TransformerConfig(
+        d_model=32, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, d_ff=64, dropout=0.0, max_len=64,
+    ),
+}
+
+
+@dataclass
+class TransformerOutput:
+    """``logits (B, T, V)``; ``loss`` when labels were given; attention weights when asked.
+
+    ``encoder_attentions[l] (B, H, S, S)``, ``decoder_attentions[l] (B, H, T, T)``,
+    ``cross_attentions[l] (B, H, T, S)`` — one tensor per layer, every head.
+    """
+
+    logits: Tensor
+    loss: Tensor | None = None
+    encoder_attentions: list[Tensor] | None = None
+    decoder_attentions: list[Tensor] | None = None
+    cross_attentions: list[Tensor] | None = None
+
+
+@dataclass
+class DecoderState:
+    """What incremental decoding carries from step to step (one row per hypothesis)."""
+
+    memory: Tensor  # (N, S, D) encoder output
+    memory_mask: Tensor  # (N, 1, 1, S) True on real source tokens
+    self_caches: list[KVCache] = field(default_factory=list)
+    cross_caches: list[KVCache] = field(default_factory=list)
+    length: int = 0  # target tokens fed so far
+
+
+class EncoderDecoder(nn.Module):
+    """The two stacks of blocks, without embeddings: what ``torch.nn.Transformer`` is."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        c = config
+        block = dict(
+            dropout=c.dropout, attention_dropout=c.attention_dropout, activation=c.activation,
+            norm_first=c.norm_first, norm_eps=c.norm_eps,
+        )
+        self.encoder_layers = nn.ModuleList(
+            EncoderBlock(c.d_model, c.num_heads, c.d_ff, **block) for _ in range(c.num_encoder_layers)
+        )
+        self.decoder_layers = nn.ModuleList(
+            DecoderBlock(c.d_model, c.num_heads, c.d_ff, **block) for _ in range(c.num_decoder_layers)
+        )
+        final_norm = c.norm_first if c.final_norm is None else c.final_norm
+        self.encoder_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps) if final_norm else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps) if final_norm else nn.Identity()
+
+    def encode(self, x: Tensor, mask: Tensor | None, need_weights: bool = False) -> tuple[Tensor, list[Tensor]]:
+        """``x (B, S, D)``, ``mask (B, 1, 1, S)`` -> memory ``(B, S, D)``, per-layer weights."""
+        weights = []
+        for layer in self.encoder_layers:
+            out = layer(x, mask=mask, need_weights=need_weights)
+            x = out.hidden
+            weights.append(out.self_weights)
+        return self.encoder_norm(x), weights
+
+    def decode(
+        self,
+        y: Tensor,
+        memory: Tensor,
+        memory_mask: Tensor | None,
+        *,
+        need_weights: bool = False,
+        state: DecoderState | None = None,
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """``y (B, T, D)`` -> ``(B, T, D)``, self- and cross-attention weights per layer."""
+        self_weights, cross_weights = [], []
+        for i, layer in enumerate(self.decoder_layers):
+            out = layer(
+                y, memory, memory_mask=memory_mask, causal=True, need_weights=need_weights,
+                self_cache=state.self_caches[i] if state else None,
+                cross_cache=state.cross_caches[i] if state else None,
+            )
+            y = out.hidden
+            self_weights.append(out.self_weights)
+            cross_weights.append(out.cross_weights)
+        return self.decoder_norm(y), self_weights, cross_weights
+
+    @torch.no_grad()
+    def load_torch(self, module: nn.Transformer) -> None:
+        """Copy the weights of a ``torch.nn.Transformer`` with the same sizes (``batch_first`` or not)."""
+        ours = list(self.encoder_layers) + list(self.decoder_layers)
+        theirs = list(module.encoder.layers) + list(module.decoder.layers)
+        if len(ours) != len(theirs) or len(self.encoder_layers) != len(module.encoder.layers):
+            raise AttnlabError("load_torch: the nn.Transformer has a different number of encoder/decoder layers")
+        for mine, other in zip(ours, theirs):
+            _copy(mine.self_attn, MultiHeadAttention.from_torch(other.self_attn))
+            _copy(mine.ffn.linear1, other.linear1)
+            _copy(mine.ffn.linear2, other.linear2)
+            if isinstance(mine, DecoderBlock):
+                _copy(mine.cross_attn, MultiHeadAttention.from_torch(other.multihead_attn))
+                norms = (mine.self_residual, mine.cross_residual, mine.ffn_residual)
+                _copy_all(norms, (other.norm1, other.norm2, other.norm3))
+            else:
+                _copy_all((mine.attn_residual, mine.ffn_residual), (other.norm1, other.norm2))
+        for mine, other in ((self.encoder_norm, module.encoder.norm), (self.decoder_norm, module.decoder.norm)):
+            if isinstance(mine, nn.LayerNorm) != isinstance(other, nn.LayerNorm):
+                raise AttnlabError("load_torch: final_norm must match the nn.Transformer's final LayerNorms")
+            if isinstance(mine, nn.LayerNorm):
+                _copy(mine, other)
+
+
+def _copy(target: nn.Module, source: nn.Module) -> None:
+    target.load_state_dict(source.state_dict())
+
+
+def _copy_all(residuals, norms) -> None:
+    for residual, norm in zip(residuals, norms):
+        _copy(residual.norm, norm)
+
+
+class Transformer(PretrainedModel):
+    """The encoder-decoder translator. ``model(src_ids (B, S), tgt_ids (B, T)) -> TransformerOutput``.
+
+    ``tgt_ids`` is the decoder input (``<s> y_1 .. y_{T-1}``); ``labels (B, T)`` the
+    tokens to predict (``y_1 .. y_{T-1} </s>``, ``pad_id`` where there is nothing).
+    """
+
+    config_class = TransformerConfig
+    model_type = "transformer"
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = c = config
+        self.tgt_embed = nn.Embedding(c.tgt_vocab_size, c.d_model, padding_idx=c.pad_id)
+        self.src_embed = self.tgt_embed if c.share_embeddings else nn.Embedding(c.src_vocab_size, c.d_model, padding_idx=c.pad_id)
+        self.register_buffer("positions", sinusoidal_positions(c.max_len, c.d_model), persistent=False)
+        self.dropout = nn.Dropout(c.dropout)
+        self.stack = EncoderDecoder(c)
+        self.generator = nn.Linear(c.d_model, c.tgt_vocab_size, bias=False)
+        if c.share_embeddings or c.tie_output:
+            self.generator.weight = self.tgt_embed.weight
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        """Xavier-uniform matrices (as nn.Transformer); embeddings N(0, D^-1/2) since they are scaled by sqrt(D)."""
+        for p in self.stack.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+        for embedding in {id(e): e for e in (self.src_embed, self.tgt_embed)}.values():
+            nn.init.normal_(embedding.weight, std=self.config.d_model**-0.5)
+            with torch.no_grad():
+                embedding.weight[self.config.pad_id].zero_()
+
+    def _is_tied(self, name: str) -> bool:
+        c = self.config
+        return (name == "generator.weight" and (c.share_embeddings or c.tie_output)) or (
+            name == "src_embed.weight" and c.share_embeddings
+        )
+
+    # --- pieces -------------------------------------------------------------------
+    def _check_ids(self, ids: Tensor, name: str, vocab_size: int, offset: int = 0) -> None:
+        if ids.dim() != 2 or ids.dtype not in (torch.long, torch.int32):
+            raise AttnlabError(f"{name} must be an integer tensor of shape (B, L), got {ids.dtype} {tuple(ids.shape)}")
+        if offset + ids.shape[1] > self.config.max_len:
+            raise AttnlabError(
+                f"{name}: sequence of {offset + ids.shape[1]} tokens is longer than the model's limit "
+                f"of max_len={self.config.max_len}"
+            )
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+            raise AttnlabError(f"{name}: token ids must be in [0, {vocab_size}), got [{int(ids.min())}, {int(ids.max())}]")
+
+    def embed(self, ids: Tensor, embedding: nn.Embedding, offset: int = 0) -> Tensor:
+        """``ids (B, L) -> (B, L, D)``: scaled embeddings + sinusoidal positions from ``offset``."""
+        x = embedding(ids) * math.sqrt(self.config.d_model)
+        return self.dropout(x + self.positions[offset : offset + ids.shape[1]].to(x.dtype))
+
+    def source_mask(self, src_ids: Tensor) -> Tensor:
+        """``(B, 1, 1, S)``, True on real (non-pad) source tokens."""
+        return mask_from_padding(src_ids == self.config.pad_id)
+
+    def encode(self, src_ids: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """``src_ids (B, S)`` -> memory ``(B, S, D)``, its mask ``(B, 1, 1, S)`` and weights."""
+        self._check_ids(src_ids, "src_ids", self.config.src_vocab_size)
+        mask = self.source_mask(src_ids)
+        memory, weights = self.stack.encode(self.embed(src_ids, self.src_embed), mask, need_weights)
+        return memory, mask, weights
+
+    # --- training / scoring -------------------------------------------------------
+    def forward(
+        self, src_ids: Tensor, tgt_ids: Tensor, labels: Tensor | None = None, *, need_weights: bool = False
+    ) -> TransformerOutput:
+        memory, memory_mask, enc_weights = self.encode(src_ids, need_weights)
+        self._check_ids(tgt_ids, "tgt_ids", self.config.tgt_vocab_size)
+        y = self.embed(tgt_ids, self.tgt_embed)
+        hidden, self_weights, cross_weights = self.stack.decode(y, memory, memory_mask, need_weights=need_weights)
+        logits = self.generator(hidden)  # (B, T, V)
+        loss = None if labels is None else self.loss(logits, labels)
+        if not need_weights:
+            return TransformerOutput(logits, loss)
+        return TransformerOutput(logits, loss, enc_weights, self_weights, cross_weights)
+
+    def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Label-smoothed cross-entropy (Szegedy et al. 2016) over non-pad labels, in fp32."""
+        return F.cross_entropy(
+            logits.float().flatten(0, 1), labels.flatten(), ignore_index=self.config.pad_id,
+            label_smoothing=self.config.label_smoothing,
+        )
+
+    # --- incremental decoding (the attnlab.evaluation.decoding step interface) ----
+    def start(self, src_ids: Tensor) -> DecoderState:
+        """Encode the source once; the caches are filled by the first :meth:`step`."""
+        memory, mask, _ = self.encode(src_ids)
+        n = self.config.num_decoder_layers
+        return DecoderState(memory, mask, make_caches(n), make_caches(n, static=True))
+
+    def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+        """Feed ``tokens (N,)`` at position ``state.length``; return log-probabilities ``(N, V)``."""
+        ids = tokens[:, None]  # (N, 1)
+        self._check_ids(ids, "tokens", self.config.tgt_vocab_size, offset=state.length)
+        y = self.embed(ids, self.tgt_embed, offset=state.length)
+        hidden, _, _ = self.stack.decode(y, state.memory, state.memory_mask, state=state)
+        state.length += 1
+        return F.log_softmax(self.generator(hidden[:, -1]).float(), dim=-1), state
+
+    def reorder(self, state: DecoderState, index: Tensor) -> DecoderState:
+        """Keep rows ``index (N_new,)`` of every tensor and cache (beam search)."""
+        for cache in state.self_caches + state.cross_caches:
+            cache.reorder(index)
+        state.memory = state.memory.index_select(0, index)
+        state.memory_mask = state.memory_mask.index_select(0, index)
+        return state
