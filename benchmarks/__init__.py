@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of attnlab against its peers (run with `make bench` or `attnlab bench`)."""
