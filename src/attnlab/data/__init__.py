@@ -1,5 +1,6 @@
 """attnlab.data: embedded data sets, user-file loaders, tokenizers and batching."""
 
+from attnlab.data.batching import TranslationBatches
 from attnlab.data.corpus import (
     CorpusSplits,
     ParallelCorpus,
@@ -7,6 +8,7 @@ from attnlab.data.corpus import (
     parse_pharaoh,
     read_tsv,
 )
+from attnlab.data.parallel import load_parallel, read_parallel_files, split_corpus
 from attnlab.data.synthetic import SYNTHETIC_PRESETS, SyntheticConfig, synthetic_corpus
 from attnlab.data.tokenizer import BPETokenizer, SpecialTokens, Tokenizer, WordTokenizer
 
@@ -18,9 +20,13 @@ __all__ = [
     "SpecialTokens",
     "SyntheticConfig",
     "Tokenizer",
+    "TranslationBatches",
     "WordTokenizer",
     "format_pharaoh",
+    "load_parallel",
     "parse_pharaoh",
+    "read_parallel_files",
     "read_tsv",
+    "split_corpus",
     "synthetic_corpus",
 ]
