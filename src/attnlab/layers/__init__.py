@@ -1,6 +1,6 @@
 """Layers the models are built from: feed-forward networks and Transformer blocks."""
 
-from attnlab.layers.blocks import BlockOutput, DecoderBlock, EncoderBlock, Residual
+from attnlab.layers.blocks import BlockOutput, DecoderBlock, EncoderBlock, Residual, run_encoder
 from attnlab.layers.feed_forward import FeedForward, get_activation
 
-__all__ = ["BlockOutput", "DecoderBlock", "EncoderBlock", "FeedForward", "Residual", "get_activation"]
+__all__ = ["BlockOutput", "DecoderBlock", "EncoderBlock", "FeedForward", "Residual", "get_activation", "run_encoder"]

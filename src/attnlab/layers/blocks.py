@@ -92,6 +92,21 @@ class EncoderBlock(nn.Module):
         return BlockOutput(x, self_weights=weights)
 
 
+def run_encoder(
+    blocks: nn.ModuleList, x: Tensor, *, mask: Tensor | None = None, need_weights: bool = False
+) -> tuple[Tensor, tuple[Tensor, ...] | None]:
+    """Run ``x (B, L, D)`` through encoder ``blocks`` in order (BERT, ViT).
+
+    Returns the last hidden state and, when asked, each block's weights ``(B, H, L, L)``.
+    """
+    weights = []
+    for block in blocks:
+        out = block(x, mask=mask, need_weights=need_weights)
+        x = out.hidden
+        weights.append(out.self_weights)
+    return x, tuple(weights) if need_weights else None
+
+
 class DecoderBlock(nn.Module):
     """Masked self-attention + cross-attention to ``memory (B, S, D)`` + feed-forward."""
 

@@ -1,0 +1,257 @@
+"""BERT (Devlin et al. 2019): a bidirectional Transformer encoder over word pieces.
+
+    h_0 = LN(E_tok[x_i] + E_seg[s_i] + E_pos[i])                      embeddings
+    h_l = EncoderBlock_l(h_{l-1})          post-LN, GELU (Vaswani et al. 2017)
+    pooled = tanh(W_p h_L[CLS] + b_p)                                 pooler
+    MLM:  logits_i = LN(gelu(W_t h_L,i + b_t)) E_tok^T + b_v          tied to E_tok
+    NSP:  logits   = W_n pooled + b_n                                 IsNext / NotNext
+    classifier: logits = W_c dropout(pooled) + b_c
+
+Heads (``BERTConfig.head``): ``"base"`` (BertModel), ``"pretraining"`` (MLM + NSP,
+BertForPreTraining), ``"mlm"`` (BertForMaskedLM, no pooler), ``"classifier"``
+(BertForSequenceClassification). Checkpoints are HuggingFace folders
+(:mod:`attnlab.interop.hf_bert`), so ``transformers`` reads what attnlab writes.
+
+Notation: B batch, L sequence length, D hidden_size, H heads, V vocab_size, C labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnlab.config import preset
+from attnlab.errors import AttnlabError
+from attnlab.layers.blocks import EncoderBlock, run_encoder
+from attnlab.layers.feed_forward import get_activation
+from attnlab.models.base import PretrainedModel
+
+HEADS = ("base", "pretraining", "mlm", "classifier")
+IGNORE_INDEX = -100  # label of positions that carry no loss (HuggingFace's convention)
+
+
+@dataclass
+class BERTConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    max_positions: int = 512
+    type_vocab_size: int = 2
+    activation: str = "gelu"
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    classifier_dropout: float | None = None
+    norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    head: str = "base"
+    add_pooler: bool = True
+    labels: list[str] = field(default_factory=list)  # class names of the classifier head
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise AttnlabError(f"BERTConfig.head = {self.head!r}; expected one of {HEADS}")
+        if self.head == "classifier" and not self.labels:
+            raise AttnlabError("BERTConfig.labels: the classifier head needs at least one label name")
+        if self.head in ("pretraining", "classifier") and not self.add_pooler:
+            raise AttnlabError(f"BERTConfig.add_pooler: the {self.head!r} head needs the pooler")
+        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions"):
+            if getattr(self, name) < 1:
+                raise AttnlabError(f"BERTConfig.{name} = {getattr(self, name)}; expected >= 1")
+        get_activation(self.activation)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+
+PRESETS = {
+    "base": BERTConfig(),  # BERT-base: 110M parameters
+    "small": BERTConfig(
+        vocab_size=4000, hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512, max_positions=128
+    ),
+    "tiny": BERTConfig(vocab_size=2000, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, max_positions=64),
+}
+
+
+def bert_config(name: str, **overrides) -> BERTConfig:
+    """A named preset (``"base"``, ``"small"``, ``"tiny"``) with fields overridden."""
+    return preset(PRESETS, name, **overrides)
+
+
+@dataclass
+class BERTOutput:
+    """``last_hidden_state (B, L, D)``; ``pooler_output (B, D)``; ``mlm_logits (B, L, V)``;
+    ``nsp_logits (B, 2)``; ``logits (B, C)``; ``attentions``: per layer ``(B, H, L, L)``."""
+
+    last_hidden_state: Tensor
+    pooler_output: Tensor | None = None
+    mlm_logits: Tensor | None = None
+    nsp_logits: Tensor | None = None
+    logits: Tensor | None = None
+    attentions: tuple[Tensor, ...] | None = None
+    loss: Tensor | None = None
+
+
+class BERTEmbeddings(nn.Module):
+    """Token + segment + position embeddings, LayerNorm, dropout: ids ``(B, L)`` -> ``(B, L, D)``."""
+
+    def __init__(self, config: BERTConfig):
+        super().__init__()
+        self.word = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position = nn.Embedding(config.max_positions, config.hidden_size)
+        self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, input_ids: Tensor, token_type_ids: Tensor) -> Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        x = self.word(input_ids) + self.token_type(token_type_ids) + self.position(positions)
+        return self.dropout(self.norm(x))
+
+
+def _check_ids(name: str, ids: Tensor, shape: tuple[int, ...], high: int, what: str) -> None:
+    if ids.shape != shape or ids.dtype not in (torch.int64, torch.int32):
+        raise AttnlabError(f"{name} must be an integer tensor of shape {shape}, got {ids.dtype} {tuple(ids.shape)}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= high):
+        raise AttnlabError(f"{name}: ids must be in [0, {high}) ({what}), got [{int(ids.min())}, {int(ids.max())}]")
+
+
+class BERT(PretrainedModel):
+    """BERT encoder with the head named by ``config.head``; see the module docstring."""
+
+    config_class = BERTConfig
+    model_type = "bert"
+
+    def __init__(self, config: BERTConfig):
+        super().__init__()
+        self.config = config
+        d = config.hidden_size
+        self.embeddings = BERTEmbeddings(config)
+        self.layers = nn.ModuleList(
+            EncoderBlock(
+                d, config.num_heads, config.intermediate_size, dropout=config.dropout,
+                attention_dropout=config.attention_dropout, ffn_dropout=0.0, activation=config.activation,
+                norm_first=False, norm_eps=config.norm_eps,
+            )
+            for _ in range(config.num_layers)
+        )
+        self.pooler = nn.Linear(d, d) if config.add_pooler else None
+        if config.head in ("pretraining", "mlm"):
+            self.mlm_dense = nn.Linear(d, d)
+            self.mlm_norm = nn.LayerNorm(d, eps=config.norm_eps)
+            self.mlm_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        if config.head == "pretraining":
+            self.nsp = nn.Linear(d, 2)
+        if config.head == "classifier":
+            p = config.dropout if config.classifier_dropout is None else config.classifier_dropout
+            self.classifier_dropout = nn.Dropout(p)
+            self.classifier = nn.Linear(d, config.num_labels)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        """N(0, 0.02) weights and zero biases, as BERT was trained."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            nn.init.zeros_(module.weight[module.padding_idx])
+
+    def mlm_logits(self, hidden: Tensor) -> Tensor:
+        """The MLM head on hidden states ``(..., D) -> (..., V)``, decoder tied to the word embeddings."""
+        h = self.mlm_norm(get_activation(self.config.activation)(self.mlm_dense(hidden)))
+        return F.linear(h, self.embeddings.word.weight, self.mlm_bias)
+
+    def _attention_mask(self, input_ids: Tensor, attention_mask: Tensor | None) -> Tensor | None:
+        if attention_mask is None:
+            return None
+        if attention_mask.shape != input_ids.shape:
+            raise AttnlabError(
+                f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)} "
+                f"(1 = real token, 0 = padding), got {tuple(attention_mask.shape)}"
+            )
+        keep = attention_mask.bool()
+        return None if bool(keep.all()) else keep[:, None, None, :]  # (B, 1, 1, L)
+
+    def encode(
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> BERTOutput:
+        """Embeddings, encoder and pooler (no task head)."""
+        if input_ids.dim() != 2:
+            raise AttnlabError(f"input_ids must have shape (B, L), got {tuple(input_ids.shape)}")
+        b, length = input_ids.shape
+        if length > self.config.max_positions:
+            raise AttnlabError(f"input_ids: length {length} is longer than max_positions ({self.config.max_positions})")
+        _check_ids("input_ids", input_ids, (b, length), self.config.vocab_size, "vocab_size")
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        _check_ids("token_type_ids", token_type_ids, (b, length), self.config.type_vocab_size, "type_vocab_size")
+        mask = self._attention_mask(input_ids, attention_mask)
+        x = self.embeddings(input_ids, token_type_ids)
+        x, attentions = run_encoder(self.layers, x, mask=mask, need_weights=need_weights)
+        pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None
+        return BERTOutput(last_hidden_state=x, pooler_output=pooled, attentions=attentions)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        *,
+        need_weights: bool = False,
+        mlm_labels: Tensor | None = None,
+        next_sentence_label: Tensor | None = None,
+        labels: Tensor | None = None,
+    ) -> BERTOutput:
+        """Encode and apply the head; a loss is returned when its labels are given.
+
+        ``mlm_labels (B, L)`` hold the original id at masked positions and -100 elsewhere;
+        ``next_sentence_label (B,)`` is 0 for IsNext, 1 for NotNext; ``labels (B,)`` classes.
+        """
+        out = self.encode(input_ids, token_type_ids, attention_mask, need_weights)
+        losses = []
+        if self.config.head in ("pretraining", "mlm"):
+            out.mlm_logits = self.mlm_logits(out.last_hidden_state)  # (B, L, V)
+            if mlm_labels is not None:
+                losses.append(F.cross_entropy(out.mlm_logits.flatten(0, 1), mlm_labels.flatten(), ignore_index=IGNORE_INDEX))
+        if self.config.head == "pretraining":
+            out.nsp_logits = self.nsp(out.pooler_output)  # (B, 2)
+            if next_sentence_label is not None:
+                losses.append(F.cross_entropy(out.nsp_logits, next_sentence_label))
+        if self.config.head == "classifier":
+            out.logits = self.classifier(self.classifier_dropout(out.pooler_output))  # (B, C)
+            if labels is not None:
+                losses.append(F.cross_entropy(out.logits, labels))
+        if losses:
+            out.loss = sum(losses)
+        return out
+
+    # --- HuggingFace interop (attnlab.interop.hf_bert) ---
+    @classmethod
+    def from_hf(cls, hf_model: nn.Module) -> BERT:
+        """Copy a ``transformers`` BertModel / BertForPreTraining / BertForMaskedLM /
+        BertForSequenceClassification: equal outputs on the same inputs."""
+        from attnlab.interop.hf_bert import from_hf
+
+        return from_hf(hf_model)
+
+    def _export_checkpoint(self):
+        from attnlab.interop.hf_bert import to_hf_checkpoint
+
+        return to_hf_checkpoint(self)
+
+    @classmethod
+    def _import_checkpoint(cls, config, tensors):
+        from attnlab.interop.hf_bert import from_hf_checkpoint
+
+        return from_hf_checkpoint(config, tensors)
