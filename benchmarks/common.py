@@ -89,7 +89,7 @@ def machine_line() -> str:
 def print_table(title: str, header: list[str], rows: list[list[object]]) -> str:
     """Print (and return) a Markdown table."""
     def cell(x):
-        return f"{x:.3g}" if isinstance(x, float) else str(x)
+        return f"{x:.4g}" if isinstance(x, float) else str(x)
 
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]

@@ -17,6 +17,7 @@ from attnlab.errors import AttnlabError
 # Modules providing top-level subcommands (``register``) — add yours here.
 COMMAND_MODULES: list[str] = [
     "attnlab.cli.showcase",
+    "attnlab.cli.bench",
 ]
 # Modules providing ``attnlab train TASK`` (``register_train``) — add yours here.
 TRAIN_MODULES: list[str] = []
