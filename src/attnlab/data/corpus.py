@@ -3,7 +3,7 @@
 A :class:`ParallelCorpus` holds whitespace-tokenized sentence pairs::
 
     src[n]         "the small cat sees a dog ."
-    tgt[n]         "gaton rubaro dogo vidas ."
+    tgt[n]         "vobin nivera vini gaves ."
     alignments[n]  {(0, 0), (2, 0), (1, 1), (5, 2), (3, 3), (6, 4)}   # (src word, tgt word)
 
 Alignment pairs index ``src[n].split()`` and ``tgt[n].split()``. On disk a corpus is a

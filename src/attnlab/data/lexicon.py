@@ -2,10 +2,10 @@
 
 The source side uses real English words with their inflections (``cat``/``cats``,
 ``see``/``sees``/``saw``). Every content word gets a target *root* of two
-consonant-vowel syllables (``gato``), drawn once from ``random.Random(lexicon_seed)``
+consonant-vowel syllables (``cat`` -> ``vobi``), drawn once from ``random.Random(lexicon_seed)``
 over the full embedded word lists, so the language does not change with the corpus
 seed or with how many words a preset uses. Some nouns translate to two roots (a
-compound: ``house`` -> ``tem polo``), and every noun has a grammatical gender
+compound: ``woman`` -> ``zota rozi``), and every noun has a grammatical gender
 that adjectives agree with.
 
 Target word forms (roots are exactly four letters, so forms of different classes
@@ -14,11 +14,11 @@ never collide):
 =============  ==================================  =========================
 class          form                                example
 =============  ==================================  =========================
-noun           root (+ ``n`` when definite)        ``gato``, ``gaton``
-adjective      root + gender/number suffix         ``rubaro`` (masc. sg.)
-verb           root + tense suffix                 ``vidas``, ``vidati``
-relative verb  root + tense suffix + ``ke``        ``vidaske``
-postposition   root                                ``nemu``
+noun           root (+ ``n`` when definite)        ``vobi``, ``vobin``
+adjective      root + gender/number suffix         ``nivero`` (masc. sg.)
+verb           root + tense suffix                 ``gaves``, ``gaveti``
+relative verb  root + tense suffix + ``ke``        ``gaveske``
+postposition   root                                ``rama``
 =============  ==================================  =========================
 """
 
@@ -35,7 +35,7 @@ DEFINITE_SUFFIX = "n"
 ADJECTIVE_SUFFIX = {("m", False): "ro", ("f", False): "ra", ("m", True): "roi", ("f", True): "rai"}
 TENSE_SUFFIX = {"present": "s", "past": "ti", "future": "va"}
 RELATIVE_SUFFIX = "ke"
-PLURAL_PARTICLE = "ta"  # follows a plural noun: "gato ta"
+PLURAL_PARTICLE = "ta"  # follows a plural noun: "vobi ta"
 AGREEMENT_PARTICLE = "ru"  # follows a verb whose subject is plural
 CONJUNCTIONS = {"and": "i", "but": "ma"}
 PUNCTUATION = {".": "."}

@@ -5,12 +5,12 @@ translated into a made-up target language that
 
 * is verb-final (subject - object - place - verb, where English is subject - verb - object - place),
 * puts adjectives and numbers after the noun, and adjectives agree with the noun's
-  gender and number (``rubaro`` / ``rubara`` / ``rubaroi`` / ``rubarai``),
-* uses postpositions (``in the house`` -> ``tem polon nemu``),
-* puts relative clauses before their noun (``the cat that sees a dog`` -> ``dogo vidaske gaton``),
-* fuses several source words into one target word (``the cat`` -> ``gaton``,
-  ``will see`` -> ``vidava``, ``that sees`` -> ``vidaske``), splits one source word
-  into two (``cats`` -> ``gato ta``, compounds ``house`` -> ``tem polo``, a plural
+  gender and number (``nivero`` / ``nivera`` / ``niveroi`` / ``niverai``),
+* uses postpositions (``with the woman`` -> ``zota rozin neli``),
+* puts relative clauses before their noun (``the cat that sees a dog`` -> ``vini gaveske vobin``),
+* fuses several source words into one target word (``the cat`` -> ``vobin``,
+  ``will see`` -> ``gaveva``, ``that sees`` -> ``gaveske``), splits one source word
+  into two (``cats`` -> ``vobi ta``, compounds ``woman`` -> ``zota rozi``, a plural
   subject adds ``ru`` after the verb) and drops ``a``.
 
 So the gold alignment is neither monotonic nor one-to-one, yet the translation is a
