@@ -84,37 +84,17 @@ class Tokenizer:
         self.backend = backend
         self.special_tokens = special_tokens
 
-    # --- special ids ---
+    # --- special ids: ``None`` for an optional token the tokenizer does not have ---
     def _id(self, token: str | None) -> int | None:
         return None if token is None else self.backend.token_to_id(token)
 
-    @property
-    def pad_id(self) -> int:
-        return self._id(self.special_tokens.pad)
-
-    @property
-    def unk_id(self) -> int:
-        return self._id(self.special_tokens.unk)
-
-    @property
-    def bos_id(self) -> int:
-        return self._id(self.special_tokens.bos)
-
-    @property
-    def eos_id(self) -> int:
-        return self._id(self.special_tokens.eos)
-
-    @property
-    def mask_id(self) -> int | None:
-        return self._id(self.special_tokens.mask)
-
-    @property
-    def cls_id(self) -> int | None:
-        return self._id(self.special_tokens.cls)
-
-    @property
-    def sep_id(self) -> int | None:
-        return self._id(self.special_tokens.sep)
+    pad_id = property(lambda self: self._id(self.special_tokens.pad))
+    unk_id = property(lambda self: self._id(self.special_tokens.unk))
+    bos_id = property(lambda self: self._id(self.special_tokens.bos))
+    eos_id = property(lambda self: self._id(self.special_tokens.eos))
+    mask_id = property(lambda self: self._id(self.special_tokens.mask))
+    cls_id = property(lambda self: self._id(self.special_tokens.cls))
+    sep_id = property(lambda self: self._id(self.special_tokens.sep))
 
     @property
     def special_ids(self) -> set[int]:
