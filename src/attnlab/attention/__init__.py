@@ -1,8 +1,10 @@
 """Attention mechanisms: one file each, all on the shared core (score -> mask -> normalize -> sum)."""
 
+from attnlab.attention.additive import AdditiveAttention
 from attnlab.attention.core import AttentionOutput, attend, scaled_dot_product_attention
 from attnlab.attention.graph import GATConv, SemanticAttention
 from attnlab.attention.kv_cache import KVCache, make_caches
+from attnlab.attention.luong import LuongAttention
 from attnlab.attention.masks import (
     causal_mask,
     combine_masks,
@@ -19,20 +21,33 @@ from attnlab.attention.positional import (
     alibi_bias,
     sinusoidal_positions,
 )
+from attnlab.attention.scores import (
+    additive_score,
+    concat_score,
+    dot_score,
+    general_score,
+    scaled_dot_score,
+)
 
 __all__ = [
+    "AdditiveAttention",
     "AttentionOutput",
     "GATConv",
     "KVCache",
     "LearnedPositions",
+    "LuongAttention",
     "MultiHeadAttention",
     "RotaryEmbedding",
     "SemanticAttention",
+    "additive_score",
     "alibi_bias",
     "attend",
     "causal_mask",
     "combine_masks",
+    "concat_score",
+    "dot_score",
     "from_torch_masks",
+    "general_score",
     "hardmax",
     "make_caches",
     "mask_from_lengths",
@@ -40,6 +55,7 @@ __all__ = [
     "safe_softmax",
     "sample",
     "scaled_dot_product_attention",
+    "scaled_dot_score",
     "sinusoidal_positions",
     "sparsemax",
     "to_float_mask",
