@@ -101,7 +101,9 @@ class Trainer:
             set_seed(config.seed)
         started = time.monotonic()
         progress = Progress(config.steps, self.step, enabled=config.progress, log_every=config.log_every)
-        rng = capture_rng()  # the RNG state right after the last completed update
+        # the RNG state right after the last completed update: what a checkpoint holds, even
+        # when Ctrl-C cuts an update short after it drew random numbers (dropout masks)
+        rng = capture_rng()
         interrupted = stopped_by_time = False
         first = self.step
         self.model.train()
@@ -123,7 +125,6 @@ class Trainer:
                 self._run_evaluation(progress)
         except KeyboardInterrupt:
             interrupted = True
-            restore_rng(rng)  # an update cut short may have drawn random numbers
         progress.close()
         elapsed = time.monotonic() - started
         self._save(rng, elapsed)

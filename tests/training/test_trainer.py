@@ -1,0 +1,243 @@
+"""The Trainer against a plain PyTorch loop, and resume / Ctrl-C / time budget / eval semantics.
+
+Losses on CPU are compared bit for bit (``==``): the Trainer must do exactly what the
+reference loop does, and a resumed run exactly what the uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import signal
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from attnlab.errors import AttnlabError
+from attnlab.training import TrainConfig, Trainer, find_checkpoint, resolve_device, set_seed
+from attnlab.training.optim import no_decay_names
+
+
+def fit(make_model, data, config, **kwargs):
+    return Trainer(make_model(), data, config, **kwargs).fit()
+
+
+def test_matches_plain_pytorch_loop(make_model, make_data, config):
+    """Reference: AdamW + LambdaLR(cosine with warm-up, closed form) + clip_grad_norm_."""
+    result = fit(make_model, make_data(), config)
+
+    model, data = make_model(), make_data()
+    decayed = {"up.weight", "down.weight"}  # embedding, LayerNorm and biases are not decayed
+    named = list(model.named_parameters())
+    optimizer = torch.optim.AdamW(
+        [{"params": [p for n, p in named if n in decayed], "weight_decay": config.weight_decay},
+         {"params": [p for n, p in named if n not in decayed], "weight_decay": 0.0}],
+        lr=config.lr, betas=config.betas, eps=config.eps,
+    )
+    W, T = config.warmup_steps, config.steps
+
+    def factor(i):  # update s = i + 1
+        s = i + 1
+        return s / W if s <= W else 0.5 * (1 + math.cos(math.pi * (s - 1 - W) / (T - W)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    set_seed(config.seed)
+    model.train()
+    losses = []
+    for step in range(T):
+        optimizer.zero_grad()
+        loss = model(**data.batch(step)).loss
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+    assert result.losses == losses
+    assert result.step == T and not result.interrupted and not result.stopped_by_time
+    assert losses[-1] < losses[0]
+
+
+def test_resume_is_bit_exact(make_model, make_data, config):
+    config = dataclasses.replace(config, schedule="constant", steps=10)
+    straight = fit(make_model, make_data(), dataclasses.replace(config, out_dir=config.out_dir + "-straight"))
+
+    first = fit(make_model, make_data(), dataclasses.replace(config, steps=5))
+    assert first.step == 5
+    data = make_data()
+    resumed = Trainer(make_model(seed=99), data, config).fit(resume=True)  # other init: weights must load
+    assert data.asked == list(range(5, 10))
+    assert resumed.losses == straight.losses
+    assert resumed.step == 10 and resumed.elapsed_s >= first.elapsed_s
+
+
+def test_ctrl_c_saves_and_resume_is_bit_exact(make_model, make_data, config, capsys):
+    straight = fit(make_model, make_data(), dataclasses.replace(config, out_dir=config.out_dir + "-straight"))
+
+    stopped = fit(make_model, make_data(interrupt_at=7), config)
+    assert stopped.interrupted and stopped.step == 7 and len(stopped.losses) == 7
+    assert "continue with --resume" in capsys.readouterr().err
+    assert find_checkpoint(config.out_dir) is not None
+
+    resumed = Trainer(make_model(), make_data(), config).fit(resume=True)
+    assert resumed.losses == straight.losses
+
+
+def test_ctrl_c_inside_the_forward_saves_the_rng_of_the_last_update(make_model, make_data, config):
+    """Interrupted after dropout drew its mask: the checkpoint must hold the RNG of before."""
+    straight = fit(make_model, make_data(), dataclasses.replace(config, out_dir=config.out_dir + "-straight"))
+    calls = []
+
+    def loss_fn(model, batch):
+        loss = model(**batch).loss
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return loss
+
+    assert fit(make_model, make_data(), config, loss_fn=loss_fn).step == 5
+    resumed = Trainer(make_model(), make_data(), config).fit(resume=True)
+    assert resumed.losses == straight.losses
+
+
+class SigintData:
+    """Sends a real SIGINT to this process while building the batch of step ``at``."""
+
+    def __init__(self, data, at):
+        self.data, self.at = data, at
+
+    def batch(self, step):
+        if step == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)  # the handler raises KeyboardInterrupt here
+        return self.data.batch(step)
+
+
+def test_real_sigint_interrupts_cleanly(make_model, make_data, config):
+    straight = fit(make_model, make_data(), dataclasses.replace(config, out_dir=config.out_dir + "-straight"))
+    stopped = fit(make_model, SigintData(make_data(), at=4), config)
+    assert stopped.interrupted and stopped.losses == straight.losses[:4]
+    resumed = Trainer(make_model(), make_data(), config).fit(resume=True)
+    assert resumed.losses == straight.losses
+
+
+def test_evaluation_is_isolated_from_training(make_model, make_data, config):
+    """Evaluating (with RNG use of its own) must not change the training losses."""
+    seen = []
+
+    def evaluate(model):
+        assert not model.training and not torch.is_grad_enabled()
+        torch.rand(100), random.random()  # draws that would shift dropout masks if leaked
+        seen.append(model.training)
+        return {"val": float(len(seen))}
+
+    plain = fit(make_model, make_data(), dataclasses.replace(config, out_dir=config.out_dir + "-plain"))
+    evaluated = fit(make_model, make_data(), dataclasses.replace(config, eval_every=4), evaluate=evaluate)
+    assert evaluated.losses == plain.losses
+    assert [h["step"] for h in evaluated.eval_history] == [4, 8, 12]
+    assert evaluated.metrics == {"val": 3.0}
+
+
+class SlowData:
+    def __init__(self, data):
+        self.data = data
+
+    def batch(self, step):
+        time.sleep(0.04)
+        return self.data.batch(step)
+
+
+def test_time_budget_stops_cleanly_and_resumes(make_model, make_data, config):
+    config = dataclasses.replace(config, steps=40)
+    straight = fit(make_model, make_data(), dataclasses.replace(config, out_dir=config.out_dir + "-straight"))
+    stopped = fit(make_model, SlowData(make_data()), dataclasses.replace(config, max_time_s=0.3))
+    assert stopped.stopped_by_time and not stopped.interrupted and 0 < stopped.step < 40
+    resumed = Trainer(make_model(), make_data(), config).fit(resume=True)
+    assert resumed.losses == straight.losses
+
+
+def test_bf16_autocast_runs_the_forward_in_bfloat16(make_model, make_data, config):
+    config = dataclasses.replace(config, steps=1)
+    dtypes = {}
+    for bf16 in (False, True):
+        model = make_model(dropout=0.0)
+        model.up.register_forward_hook(lambda m, i, out, bf16=bf16: dtypes.__setitem__(bf16, out.dtype))
+        run = Trainer(model, make_data(), dataclasses.replace(config, bf16=bf16, out_dir=f"{config.out_dir}{bf16}")).fit()
+        dtypes[f"loss{bf16}"] = run.losses[0]
+    assert dtypes[False] == torch.float32 and dtypes[True] == torch.bfloat16
+    assert dtypes["lossTrue"] == pytest.approx(dtypes["lossFalse"], rel=2e-2)  # bf16 tolerance
+
+
+def test_default_weight_decay_groups(make_model):
+    model = make_model()
+    assert no_decay_names(model) == {"embed.weight", "norm.weight", "norm.bias", "up.bias", "down.bias"}
+    model.no_weight_decay = lambda: {"up.weight"}  # the timm hook
+    assert "up.weight" in no_decay_names(model)
+
+
+def test_checkpoint_is_a_model_folder(make_model, make_data, config):
+    trainer = Trainer(make_model(), make_data(), dataclasses.replace(config, save_every=5),
+                      save_extra=lambda folder: (folder / "vocab.txt").write_text("a b\n"))
+    trainer.fit()
+    loaded = type(trainer.model).from_pretrained(config.out_dir)
+    for name, tensor in trainer.model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    files = sorted(p.name for p in trainer.out_dir.iterdir())
+    assert files == ["config.json", "model.safetensors", "optimizer.safetensors",
+                     "rng_state.safetensors", "trainer_state.json", "vocab.txt"]
+
+
+def test_resume_never_unpickles(make_model, make_data, config, monkeypatch):
+    fit(make_model, make_data(), dataclasses.replace(config, steps=4))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pickle-based loading used")
+
+    monkeypatch.setattr(torch, "load", forbidden)
+    monkeypatch.setattr("pickle.load", forbidden)
+    monkeypatch.setattr("pickle.loads", forbidden)
+    assert Trainer(make_model(), make_data(), config).fit(resume=True).step == config.steps
+
+
+class NoLoss(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 1)
+
+    def forward(self, x, **_):
+        return self.lin(x)
+
+
+def test_clear_errors(make_model, make_data, config):
+    with pytest.raises(AttnlabError, match="no complete checkpoint"):
+        Trainer(make_model(), make_data(), config).fit(resume=True)
+    with pytest.raises(AttnlabError, match="returned no .loss"):
+        Trainer(NoLoss(), make_data(), config).fit()
+    with pytest.raises(AttnlabError, match="BatchSource"):
+        Trainer(make_model(), [1, 2], config)
+    fit(make_model, make_data(), dataclasses.replace(config, steps=3))
+    with pytest.raises(AttnlabError, match="diverged"):
+        fit(make_model, make_data(), config, loss_fn=lambda m, b: m(**b).loss * float("nan"))
+    assert find_checkpoint(config.out_dir) is not None  # the last good checkpoint is intact
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("steps", -1), ("lr", 0.0), ("schedule", "step"), ("betas", (0.9, 1.5)), ("grad_clip", 0.0),
+     ("log_every", 0), ("device", "tpu"), ("max_time_s", -1.0)],
+)
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(AttnlabError, match=f"TrainConfig.{field}"):
+        TrainConfig(**{field: value})
+
+
+def test_device_selection():
+    has_cuda = torch.cuda.is_available()
+    assert resolve_device("auto").type == ("cuda" if has_cuda else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not has_cuda:
+        with pytest.raises(AttnlabError, match="CUDA is not available"):
+            TrainConfig(device="cuda")
