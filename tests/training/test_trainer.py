@@ -78,7 +78,7 @@ def test_ctrl_c_saves_and_resume_is_bit_exact(make_model, make_data, config, cap
     straight = fit(make_model, make_data(), dataclasses.replace(config, out_dir=config.out_dir + "-straight"))
 
     stopped = fit(make_model, make_data(interrupt_at=7), config)
-    assert stopped.interrupted and stopped.step == 7 and len(stopped.losses) == 7
+    assert stopped.interrupted and stopped.step == 7 and len(stopped.losses) == 7 and stopped.exit_code == 130
     assert "continue with --resume" in capsys.readouterr().err
     assert find_checkpoint(config.out_dir) is not None
 

@@ -96,3 +96,8 @@ class TrainResult:
     stopped_by_time: bool = False
     eval_history: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """What a command should exit with: 130 after Ctrl-C (the shell convention), else 0."""
+        return 130 if self.interrupted else 0
