@@ -23,12 +23,10 @@ from attnlab.attention.core import AttentionOutput, attend
 from attnlab.errors import AttnlabError
 
 
-def _check_shape(name: str, t: Tensor, batch: int, length: int | None, width: int | None) -> None:
-    ok = t.dim() == 3 and t.shape[0] == batch
-    ok = ok and (length is None or t.shape[1] == length) and (width is None or t.shape[2] == width)
-    if not ok:
-        want = f"(B={batch}, {'Lk' if length is None else length}, {'D' if width is None else width})"
-        raise AttnlabError(f"{name} must have shape {want}, got {tuple(t.shape)}")
+def _check_shape(name: str, t: Tensor, want: tuple[int | str, int | str, int | str]) -> None:
+    """``t`` must be 3-D with the sizes in ``want``; a str entry (a dim's name) matches any size."""
+    if t.dim() != 3 or any(isinstance(w, int) and w != have for w, have in zip(want, t.shape)):
+        raise AttnlabError(f"{name} must have shape ({', '.join(map(str, want))}), got {tuple(t.shape)}")
 
 
 def _key_mask(mask: Tensor | None, single_step: bool) -> Tensor | None:
@@ -93,15 +91,14 @@ class MemoryAttention(nn.Module):
         if single_step:
             query = query.unsqueeze(1)  # (B, 1, Dq)
         values = keys if values is None else values
-        _check_shape("query", query, keys.shape[0], None, self.query_dim)
-        batch, lk = query.shape[0], keys.shape[1] if keys.dim() == 3 else -1
-        _check_shape("keys", keys, batch, None, self.key_dim)
-        _check_shape("values", values, batch, lk, None)
+        _check_shape("query", query, ("B", "Lq", self.query_dim))
+        _check_shape("keys", keys, (query.shape[0], "Lk", self.key_dim))
+        _check_shape("values", values, (query.shape[0], keys.shape[1], "Dv"))
         if not (query.dtype == keys.dtype == values.dtype):
             raise AttnlabError(f"query, keys, values must share a dtype, got {query.dtype}, {keys.dtype}, {values.dtype}")
         if projected_keys is None:
             projected_keys = self.precompute_keys(keys)
-        _check_shape("projected_keys", projected_keys, batch, lk, None)
+        _check_shape("projected_keys", projected_keys, (query.shape[0], keys.shape[1], "P"))
         scores = self.score(query, projected_keys)  # (B, Lq, Lk)
         result = attend(scores, values, mask=_key_mask(mask, single_step), normalizer=normalizer)
         output, weights, log_prob = result.output, result.weights, result.log_prob
