@@ -18,9 +18,14 @@ from attnlab.errors import AttnlabError
 COMMAND_MODULES: list[str] = [
     "attnlab.cli.showcase",
     "attnlab.cli.bench",
+    "attnlab.cli.demo",
+    "attnlab.cli.translate",
+    "attnlab.cli.viz",
 ]
 # Modules providing ``attnlab train TASK`` (``register_train``) — add yours here.
-TRAIN_MODULES: list[str] = []
+TRAIN_MODULES: list[str] = [
+    "attnlab.cli.translate",
+]
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

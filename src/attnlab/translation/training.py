@@ -1,0 +1,164 @@
+"""Train a Transformer translator on the synthetic corpus or on your own parallel text.
+
+    splits     = load_splits(setup)                     synthetic corpus or user files
+    tokenizers = word-level or BPE, trained on the training split (offline)
+    model      = Transformer(preset(setup.preset), vocabulary sizes and special ids)
+    Trainer(model, TranslationBatches(train split), train_config).fit()
+
+The optimizer is the paper's Adam (beta2 = 0.98, eps = 1e-9, no weight decay) with
+linear warm-up; the loss is label-smoothed cross-entropy (eps_ls = 0.1). Validation
+reports the teacher-forced loss and greedy BLEU on the first ``eval_sentences`` pairs.
+The checkpoint folder is a :class:`~attnlab.translation.translator.Translator` folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attnlab.config import config_from_dict, config_to_dict, preset
+from attnlab.data.batching import TranslationBatches
+from attnlab.data.corpus import CorpusSplits
+from attnlab.data.parallel import load_parallel
+from attnlab.data.synthetic import synthetic_corpus
+from attnlab.data.tokenizer import BPETokenizer, Tokenizer, WordTokenizer
+from attnlab.errors import AttnlabError
+from attnlab.evaluation.metrics import bleu
+from attnlab.io import read_json, write_json
+from attnlab.models.transformer import TRANSFORMER_PRESETS, Transformer
+from attnlab.training import TrainConfig, Trainer, TrainResult, find_checkpoint
+from attnlab.translation.translator import SRC_TOKENIZER, TGT_TOKENIZER, Translator
+
+SETUP_FILE = "translator.json"
+TOKENIZERS = ("word", "bpe")
+
+
+@dataclass
+class TranslatorSetup:
+    """Data, tokenizers, model and batches of a translation run.
+
+    ``data``: a TSV file, a folder of ``{train,valid,test}.tsv`` or (with ``tgt_data``) a
+    source text file; ``None`` generates the synthetic corpus preset ``corpus``.
+    ``vocab_size`` is the BPE vocabulary size (an upper bound for word-level).
+    """
+
+    data: str | None = None
+    tgt_data: str | None = None
+    corpus: str = "default"
+    tokenizer: str = "word"
+    vocab_size: int = 8000
+    preset: str = "small"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 64
+    max_tokens: int | None = None
+    eval_sentences: int = 200
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in TOKENIZERS:
+            raise AttnlabError(f"tokenizer: expected one of {list(TOKENIZERS)}, got {self.tokenizer!r}")
+        if self.preset not in TRANSFORMER_PRESETS:
+            raise AttnlabError(f"preset: expected one of {sorted(TRANSFORMER_PRESETS)}, got {self.preset!r}")
+        if self.tgt_data is not None and self.data is None:
+            raise AttnlabError("tgt_data: give the source file as data too")
+
+
+@dataclass
+class TrainedTranslator:
+    translator: Translator
+    result: TrainResult
+    splits: CorpusSplits
+
+
+def load_splits(setup: TranslatorSetup) -> CorpusSplits:
+    if setup.data is None:
+        return synthetic_corpus(setup.corpus, seed=setup.seed)
+    return load_parallel(setup.data, setup.tgt_data, seed=setup.seed)
+
+
+def train_tokenizer(kind: str, texts: list[str], vocab_size: int) -> Tokenizer:
+    if kind == "bpe":
+        return BPETokenizer.train(texts, vocab_size=vocab_size)
+    return WordTokenizer.train(texts, max_size=vocab_size)
+
+
+def build_translator(setup: TranslatorSetup, splits: CorpusSplits, tokenizers_from: Path | None = None) -> Translator:
+    """A fresh model for the data; tokenizers trained on ``splits.train`` or read from a folder."""
+    if tokenizers_from is not None:
+        src_tok, tgt_tok = (Tokenizer.load(tokenizers_from / name) for name in (SRC_TOKENIZER, TGT_TOKENIZER))
+    else:
+        src_tok = train_tokenizer(setup.tokenizer, splits.train.src, setup.vocab_size)
+        tgt_tok = train_tokenizer(setup.tokenizer, splits.train.tgt, setup.vocab_size)
+    config = preset(
+        TRANSFORMER_PRESETS, setup.preset,
+        src_vocab_size=src_tok.vocab_size, tgt_vocab_size=tgt_tok.vocab_size,
+        pad_id=tgt_tok.pad_id, bos_id=tgt_tok.bos_id, eos_id=tgt_tok.eos_id, **setup.model_overrides,
+    )
+    return Translator(Transformer(config), src_tok, tgt_tok)
+
+
+def paper_train_config(**overrides: Any) -> TrainConfig:
+    """The paper's Adam (0.9, 0.98, 1e-9) with warm-up; ``overrides`` replace any field."""
+    defaults = dict(
+        out_dir="runs/translate", steps=2000, lr=1e-3, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.0,
+        schedule="cosine", warmup_steps=200, grad_clip=1.0, bf16=True, eval_every=0,
+    )
+    return TrainConfig(**{**defaults, **overrides})
+
+
+def translation_loss(model: Transformer, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(batch["src_ids"], batch["tgt_in"], batch["tgt_out"]).loss
+
+
+def make_validation(translator: Translator, batches: TranslationBatches, splits: CorpusSplits, sentences: int):
+    """The Trainer's ``evaluate``: mean validation loss and greedy BLEU on a prefix of valid."""
+    valid = splits.valid.subset(list(range(min(sentences, len(splits.valid)))))
+
+    def evaluate(model: Transformer) -> dict[str, float]:
+        losses = [float(translation_loss(model, batch)) for _, batch in batches.in_order()]
+        hyps = translator.translate(valid.src)
+        return {"valid_loss": sum(losses) / len(losses), "valid_bleu": bleu(hyps, valid.tgt)}
+
+    return evaluate
+
+
+def train_translator(
+    setup: TranslatorSetup, config: TrainConfig, resume: bool = False, splits: CorpusSplits | None = None
+) -> TrainedTranslator:
+    """Build (or resume) and train a translator; the checkpoint folder is ``config.out_dir``.
+
+    ``splits`` (already loaded data) replaces ``load_splits(setup)``.
+    """
+    out_dir = Path(config.out_dir)
+    previous = find_checkpoint(out_dir) if resume else None
+    if resume and previous is None:
+        raise AttnlabError(f"--resume: no complete checkpoint in {out_dir} (train without --resume first)")
+    if previous is not None:
+        setup = config_from_dict(TranslatorSetup, read_json(previous / SETUP_FILE))
+    splits = load_splits(setup) if splits is None else splits
+    translator = build_translator(setup, splits, tokenizers_from=previous)
+    model = translator.model
+    batches = TranslationBatches(
+        splits.train, translator.src_tokenizer, translator.tgt_tokenizer, batch_size=setup.batch_size,
+        max_tokens=setup.max_tokens, max_len=model.config.max_len, seed=setup.seed,
+    )
+    valid = TranslationBatches(
+        splits.valid, translator.src_tokenizer, translator.tgt_tokenizer, batch_size=128,
+        max_len=model.config.max_len, seed=setup.seed,
+    )
+
+    def save_extra(folder: Path) -> None:
+        translator.save_tokenizers(folder)
+        write_json(folder / SETUP_FILE, config_to_dict(setup))
+
+    trainer = Trainer(
+        model, batches, config, loss_fn=translation_loss, count_tokens=batches.count_tokens,
+        evaluate=make_validation(translator, valid, splits, setup.eval_sentences), save_extra=save_extra,
+    )
+    result = trainer.fit(resume=resume)
+    model.eval()
+    return TrainedTranslator(translator, result, splits)
+

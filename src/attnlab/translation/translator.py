@@ -1,0 +1,130 @@
+"""A trained translator: the model and its two tokenizers, saved together in one folder.
+
+    ckpt/
+      config.json, model.safetensors     the Transformer (PretrainedModel.save_pretrained)
+      src_tokenizer/, tgt_tokenizer/     Tokenizer.save folders
+      translator.json                    how the data was set up (TranslatorSetup)
+
+:meth:`Translator.translate` turns sentences into sentences (batched greedy or beam
+search); :meth:`Translator.cross_attention` gives the cross-attention of a sentence pair
+per layer and head, on tokens, with the word each token belongs to.
+
+Notation: L decoder layers, H heads, T target tokens, S source tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from attnlab.data.tokenizer import Tokenizer
+from attnlab.errors import AttnlabError
+from attnlab.evaluation.decoding import decode
+from attnlab.io import read_json
+from attnlab.models.base import CONFIG_FILE
+from attnlab.models.transformer import Transformer
+
+SRC_TOKENIZER, TGT_TOKENIZER = "src_tokenizer", "tgt_tokenizer"
+
+
+@dataclass
+class PairAttention:
+    """Cross-attention of one sentence pair: ``weights (L, H, T, S)`` on tokens.
+
+    Row ``t`` is the attention while predicting target token ``t``; ``src_words[s]`` /
+    ``tgt_words[t]`` index the whitespace words the tokens came from.
+    """
+
+    weights: Tensor
+    src_tokens: list[str]
+    tgt_tokens: list[str]
+    src_words: list[int]
+    tgt_words: list[int]
+
+
+class Translator:
+    """``Translator(model, src_tokenizer, tgt_tokenizer)``; ``Translator.load(ckpt)``."""
+
+    def __init__(self, model: Transformer, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer):
+        c = model.config
+        want = {"source pad": (src_tokenizer.pad_id, c.pad_id), "target pad": (tgt_tokenizer.pad_id, c.pad_id),
+                "bos": (tgt_tokenizer.bos_id, c.bos_id), "eos": (tgt_tokenizer.eos_id, c.eos_id)}
+        for name, (have, expected) in want.items():
+            if have != expected:
+                raise AttnlabError(f"tokenizers: {name} id is {have} but the model expects {expected}")
+        self.model, self.src_tokenizer, self.tgt_tokenizer = model, src_tokenizer, tgt_tokenizer
+
+    @classmethod
+    def load(cls, ckpt: str | Path, device: str = "cpu") -> Translator:
+        """Read a translator folder (a training checkpoint or :meth:`save` output)."""
+        ckpt = Path(ckpt)
+        if not ckpt.is_dir():
+            raise AttnlabError(f"--ckpt {ckpt}: checkpoint folder not found")
+        model_type = read_json(ckpt / CONFIG_FILE).get("model_type")
+        if model_type != Transformer.model_type:
+            raise AttnlabError(f"{ckpt}: holds a {model_type!r} model, not a Transformer translator")
+        model = Transformer.from_pretrained(ckpt, map_location=device)
+        return cls(model, Tokenizer.load(ckpt / SRC_TOKENIZER), Tokenizer.load(ckpt / TGT_TOKENIZER))
+
+    def save_tokenizers(self, directory: str | Path) -> None:
+        self.src_tokenizer.save(Path(directory) / SRC_TOKENIZER)
+        self.tgt_tokenizer.save(Path(directory) / TGT_TOKENIZER)
+
+    def save(self, directory: str | Path) -> None:
+        self.model.save_pretrained(directory)
+        self.save_tokenizers(directory)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def encode_sources(self, sentences: list[str]) -> Tensor:
+        """Padded source ids ``(B, S)``; a sentence over the model's limit is an error naming it."""
+        ids = self.src_tokenizer.encode_batch(sentences)
+        limit = self.model.config.max_len
+        for n, row in enumerate(ids):
+            if len(row) > limit:
+                raise AttnlabError(
+                    f"sentence {n + 1} has {len(row)} tokens; this model translates at most max_len={limit}"
+                )
+        width = max(1, max(len(row) for row in ids))
+        batch = torch.full((len(ids), width), self.model.config.pad_id, dtype=torch.long)
+        for n, row in enumerate(ids):
+            batch[n, : len(row)] = torch.tensor(row, dtype=torch.long)
+        return batch.to(self.device)
+
+    @torch.no_grad()
+    def translate(
+        self, sentences: list[str], *, beam_size: int = 1, alpha: float = 0.6, batch_size: int = 64
+    ) -> list[str]:
+        """Translate whitespace-separated ``sentences`` (batched, sorted by length inside)."""
+        self.model.eval()
+        order = sorted(range(len(sentences)), key=lambda n: len(sentences[n].split()))
+        out: list[str] = [""] * len(sentences)
+        c = self.model.config
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            src = self.encode_sources([sentences[n] for n in rows])
+            max_len = min(c.max_len, 2 * src.shape[1] + 10)
+            hyps = decode(self.model, src, bos_id=c.bos_id, eos_id=c.eos_id, max_len=max_len,
+                          beam_size=beam_size, alpha=alpha)
+            for n, tokens in zip(rows, hyps.tokens):
+                out[n] = self.tgt_tokenizer.decode(tokens)
+        return out
+
+    @torch.no_grad()
+    def cross_attention(self, source: str, target: str) -> PairAttention:
+        """Teacher-forced cross-attention of ``target`` given ``source``, every layer and head."""
+        self.model.eval()
+        src = self.encode_sources([source])
+        tgt = self.tgt_tokenizer.encode(target)
+        tgt_in = torch.tensor([[self.model.config.bos_id, *tgt]], device=self.device)
+        out = self.model(src, tgt_in, need_weights=True)
+        weights = torch.stack(out.cross_attentions)[:, 0, :, : len(tgt)]  # (L, H, T, S)
+        return PairAttention(
+            weights.float().cpu(), self.src_tokenizer.tokens(source), self.tgt_tokenizer.tokens(target),
+            self.src_tokenizer.word_ids(source), self.tgt_tokenizer.word_ids(target),
+        )
