@@ -103,6 +103,24 @@ def test_ctrl_c_inside_the_forward_saves_the_rng_of_the_last_update(make_model, 
     assert resumed.losses == straight.losses
 
 
+def test_ctrl_c_during_the_optimizer_step_completes_that_step(make_model, make_data, config):
+    """SIGINT while parameters are being updated: the update finishes and is counted."""
+    straight = fit(make_model, make_data(), dataclasses.replace(config, out_dir=config.out_dir + "-straight"))
+    trainer = Trainer(make_model(), make_data(), config)
+    calls = []
+
+    def sigint_at_third_step(optimizer, args, kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    trainer.optimizer.register_step_pre_hook(sigint_at_third_step)
+    stopped = trainer.fit()
+    assert stopped.interrupted and stopped.step == 3 and stopped.losses == straight.losses[:3]
+    resumed = Trainer(make_model(), make_data(), config).fit(resume=True)
+    assert resumed.losses == straight.losses
+
+
 class SigintData:
     """Sends a real SIGINT to this process while building the batch of step ``at``."""
 

@@ -36,7 +36,7 @@ from attnlab.training.config import TrainConfig, TrainResult, resolve_device
 from attnlab.training.interrupts import deferred_interrupt
 from attnlab.training.optim import default_optimizer
 from attnlab.training.progress import Progress, format_duration
-from attnlab.training.rng import RngState, capture_rng, restore_rng, set_seed
+from attnlab.training.rng import capture_rng, restore_rng, set_seed
 from attnlab.training.schedules import make_schedule
 
 LossFn = Callable[[nn.Module, dict], torch.Tensor]
@@ -90,6 +90,7 @@ class Trainer:
         self.metrics: dict[str, float] = {}
         self.eval_history: list[dict[str, float]] = []
         self.elapsed_before = 0.0  # training time of earlier sessions of this run
+        self._rng = capture_rng()  # RNG states right after the last completed update
 
     # --- the loop ------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainResult:
@@ -103,7 +104,7 @@ class Trainer:
         progress = Progress(config.steps, self.step, enabled=config.progress, log_every=config.log_every)
         # the RNG state right after the last completed update: what a checkpoint holds, even
         # when Ctrl-C cuts an update short after it drew random numbers (dropout masks)
-        rng = capture_rng()
+        self._rng = capture_rng()
         interrupted = stopped_by_time = False
         first = self.step
         self.model.train()
@@ -112,22 +113,20 @@ class Trainer:
                 if config.max_time_s is not None and time.monotonic() - started >= config.max_time_s:
                     stopped_by_time = True
                     break
-                loss, tokens = self._update()
-                self.step += 1
-                self.losses.append(loss)
-                rng = capture_rng()
-                progress.update(self.step, loss, tokens)
+                tokens = self._update()
+                progress.update(self.step, self.losses[-1], tokens)
                 if self.step < config.steps and self._due(config.eval_every):
                     self._run_evaluation(progress)
                 if self.step < config.steps and self._due(config.save_every):
-                    self._save(rng, time.monotonic() - started)
+                    self._save(time.monotonic() - started)
             if self.step > first:
                 self._run_evaluation(progress)
         except KeyboardInterrupt:
             interrupted = True
-        progress.close()
+        finally:
+            progress.close()
         elapsed = time.monotonic() - started
-        self._save(rng, elapsed)
+        self._save(elapsed)
         self._report(progress, interrupted, stopped_by_time)
         return TrainResult(
             step=self.step, losses=list(self.losses), metrics=dict(self.metrics),
@@ -135,8 +134,8 @@ class Trainer:
             stopped_by_time=stopped_by_time, eval_history=list(self.eval_history), checkpoint=self.out_dir,
         )
 
-    def _update(self) -> tuple[float, int]:
-        """One optimizer update on ``batch(self.step)``: (loss value, token count)."""
+    def _update(self) -> int:
+        """One optimizer update on ``batch(self.step)``; returns the batch's token count."""
         batch = self.data.batch(self.step)
         tokens = self.count_tokens(batch) if self.count_tokens is not None else 0
         batch = to_device(batch, self.device)
@@ -154,10 +153,13 @@ class Trainer:
         loss.backward()
         if self.config.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        with deferred_interrupt():
+        with deferred_interrupt():  # from here on the update is applied and counted in full
             self.optimizer.step()
             self.scheduler.step()
-        return value, tokens
+            self.step += 1
+            self.losses.append(value)
+            self._rng = capture_rng()
+        return tokens
 
     def _autocast(self) -> AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16)
@@ -193,7 +195,7 @@ class Trainer:
             progress.message(f"done: {where}")
 
     # --- checkpoints ---------------------------------------------------------------
-    def _save(self, rng: RngState, session_elapsed: float) -> None:
+    def _save(self, session_elapsed: float) -> None:
         state = {
             "format_version": 1,
             "step": self.step,
@@ -205,7 +207,7 @@ class Trainer:
         }
         optimizer_state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
         with deferred_interrupt():
-            save_checkpoint(self.out_dir, self.model, optimizer_state, state, rng, self.save_extra)
+            save_checkpoint(self.out_dir, self.model, optimizer_state, state, self._rng, self.save_extra)
 
     def _resume(self) -> None:
         folder = find_checkpoint(self.out_dir)
