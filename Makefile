@@ -1,29 +1,35 @@
 # Every target creates or refreshes the local virtual environment by itself.
 # torch is pinned here (the CPU wheel); pyproject.toml declares the range torch>=2.6.
-PYTHON ?= python3
-VENV   := .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# `make demo` needs only the runtime dependencies; tests and benchmarks add the peers
+# (transformers, torch_geometric, ...) from the `dev` extra.
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+RUNTIME := $(VENV)/.runtime-installed
+DEV     := $(VENV)/.dev-installed
 
 .PHONY: demo test bench lint clean
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	$(PY) -m pip install -q -e .
+	touch $(RUNTIME)
 
-demo: $(STAMP)
+$(DEV): $(RUNTIME)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(DEV)
+
+demo: $(RUNTIME)
 	$(VENV)/bin/attnlab demo
 
-test: $(STAMP)
+test: $(DEV)
 	$(PY) -m pytest -n 2 --durations=15
 
-bench: $(STAMP)
+bench: $(DEV)
 	$(PY) -m benchmarks.run_all
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(VENV)/bin/ruff check src tests benchmarks
 
 clean:
