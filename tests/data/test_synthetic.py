@@ -143,4 +143,4 @@ def test_bad_config():
     with pytest.raises(AttnlabError, match="unknown preset"):
         synthetic_corpus("huge")
     with pytest.raises(AttnlabError, match="distinct sentences"):
-        synthetic_corpus("tiny", max_len=4, num_train=1000, num_valid=1, num_test=1)
+        synthetic_corpus("tiny", min_len=3, max_len=3, num_train=200, num_valid=1, num_test=1)
