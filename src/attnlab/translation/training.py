@@ -29,7 +29,7 @@ from attnlab.errors import AttnlabError
 from attnlab.evaluation.metrics import bleu
 from attnlab.io import read_json, write_json
 from attnlab.models.transformer import TRANSFORMER_PRESETS, Transformer
-from attnlab.training import TrainConfig, Trainer, TrainResult, find_checkpoint
+from attnlab.training import TrainConfig, Trainer, TrainResult, find_checkpoint, set_seed
 from attnlab.translation.translator import SRC_TOKENIZER, TGT_TOKENIZER, Translator
 
 SETUP_FILE = "translator.json"
@@ -139,6 +139,7 @@ def train_translator(
     if previous is not None:
         setup = config_from_dict(TranslatorSetup, read_json(previous / SETUP_FILE))
     splits = load_splits(setup) if splits is None else splits
+    set_seed(config.seed)  # the initial weights are part of the run
     translator = build_translator(setup, splits, tokenizers_from=previous)
     model = translator.model
     batches = TranslationBatches(

@@ -49,13 +49,17 @@ def draw_heatmap(
         raise AttnlabError(
             f"labels: {len(query_labels)} query and {len(key_labels)} key labels for weights of shape {(lq, lk)}"
         )
+    if title:
+        ax.set_title(title, fontsize=9)
+    if weights.numel() == 0:  # e.g. an empty translation
+        ax.text(0.5, 0.5, "(no tokens)", ha="center", va="center")
+        ax.axis("off")
+        return
     ax.imshow(weights.detach().float().cpu().numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(lk), labels=list(key_labels), rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(lq), labels=list(query_labels), fontsize=8)
     for key, query in gold:
         ax.add_patch(Rectangle((key - 0.5, query - 0.5), 1, 1, fill=False, edgecolor="crimson", linewidth=1.2))
-    if title:
-        ax.set_title(title, fontsize=9)
 
 
 def attention_heatmap(

@@ -1,0 +1,108 @@
+"""Smoke tests of `attnlab train translate`, `translate`, `viz` and `demo` on tiny settings,
+plus the bad-input contract (one line on stderr, exit code 2, no traceback) and resume
+exactness of a translation run (N steps straight == N/2, stop, resume N/2: equal losses).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+
+import pytest
+
+from attnlab.cli.main import main
+from attnlab.io import read_json
+from attnlab.translation import Translator, TranslatorSetup, paper_train_config, train_translator
+
+TINY = ["--corpus", "tiny", "--preset", "tiny", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("translate") / "model"
+    assert main(["train", "translate", *TINY, "--steps", "15", "--out", str(out)]) == 0
+    return out
+
+
+def run(argv, capsys, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, pattern: str) -> None:
+    assert code == 2
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert re.search(pattern, err), err
+
+
+def test_train_writes_a_translator_checkpoint(ckpt):
+    for name in ("config.json", "model.safetensors", "trainer_state.json", "translator.json",
+                 "src_tokenizer/tokenizer.json", "tgt_tokenizer/tokenizer_config.json"):
+        assert (ckpt / name).is_file(), name
+    assert read_json(ckpt / "trainer_state.json")["step"] == 15
+    assert Translator.load(ckpt).model.config.d_model == 32
+
+
+def test_translate_arguments_and_stdin_with_empty_lines(ckpt, capsys, monkeypatch):
+    code, out, _ = run(["translate", "--ckpt", str(ckpt), "the cat sees a dog ."], capsys)
+    assert code == 0 and len(out.splitlines()) == 1
+    code, out, err = run(["translate", "--ckpt", str(ckpt), "--beam", "3"], capsys,
+                         stdin="the cat sleeps .\n\nzzunknownword sleeps .\n", monkeypatch=monkeypatch)
+    assert code == 0 and len(out.splitlines()) == 2  # the unknown word maps to <unk>, no error
+    assert "skipped 1 empty line" in err
+
+
+def test_translate_bad_input(ckpt, tmp_path, capsys):
+    code, _, err = run(["translate", "--ckpt", str(ckpt), " ".join(["cat"] * 100)], capsys)
+    assert_one_line_error(code, err, r"100 tokens.*max_len=64")
+    code, _, err = run(["translate", "--ckpt", str(tmp_path / "missing"), "a cat ."], capsys)
+    assert_one_line_error(code, err, r"checkpoint folder not found")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((ckpt / "config.json").read_text())
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    code, _, err = run(["translate", "--ckpt", str(broken), "a cat ."], capsys)
+    assert_one_line_error(code, err, r"model.safetensors: not a readable safetensors file")
+    (broken / "config.json").write_text("{not json")
+    code, _, err = run(["viz", "--ckpt", str(broken)], capsys)
+    assert_one_line_error(code, err, r"config.json: not valid JSON")
+
+
+def test_viz_writes_html_with_embedded_heatmaps_and_names_supported_types(ckpt, tmp_path, capsys):
+    out = tmp_path / "attention.html"
+    code, printed, _ = run(["viz", "--ckpt", str(ckpt), "the cat sees a dog .", "--out", str(out)], capsys)
+    assert code == 0 and str(out) in printed
+    assert out.read_text().count("data:image/png;base64,") >= 2
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text('{"model_type": "no-such-model"}')
+    code, _, err = run(["viz", "--ckpt", str(other)], capsys)
+    assert_one_line_error(code, err, r"no viewer for model_type 'no-such-model'; supported: \[.*'transformer'")
+
+
+def test_demo_ends_with_the_summary_line(tmp_path, capsys):
+    code, out, _ = run(["demo", *TINY, "--steps", "8", "--out", str(tmp_path / "demo")], capsys)
+    assert code == 0
+    assert re.fullmatch(r"BLEU \d+\.\d \| chrF \d+\.\d \| AER \d\.\d{3} \| \d+\.\d min", out.strip().splitlines()[-1])
+    assert "data:image/png;base64," in (tmp_path / "demo" / "report.html").read_text()
+    assert (tmp_path / "demo" / "data" / "test.align").is_file()
+
+
+def test_resume_continues_with_identical_losses(tmp_path):
+    setup = TranslatorSetup(corpus="tiny", preset="tiny", model_overrides={"dropout": 0.1}, batch_size=16,
+                            eval_sentences=20)
+
+    def fit(out, steps, resume=False):
+        config = paper_train_config(
+            out_dir=str(out), steps=steps, schedule="constant", warmup_steps=2, progress=False, bf16=False
+        )
+        return train_translator(setup, config, resume=resume).result
+
+    straight = fit(tmp_path / "straight", 8)
+    fit(tmp_path / "halves", 4)
+    resumed = fit(tmp_path / "halves", 8, resume=True)
+    assert resumed.losses == straight.losses
