@@ -86,7 +86,7 @@ def test_save_load_round_trip(tmp_path, cls, kwargs):
     assert back.encode(TEXTS[1]) == tok.encode(TEXTS[1])
     framed = [back.cls_id, back.bos_id, *back.encode(TEXTS[1]), back.eos_id, back.pad_id]
     assert back.decode(framed) == TEXTS[1]
-    assert back.decode(framed, skip_special=False).split()[0] == "<cls>"
+    assert back.decode(framed, skip_special=False).startswith("<cls>")
     assert not list(tmp_path.glob("*.tmp"))
 
 
