@@ -191,6 +191,14 @@ def _check_texts(texts: Iterable[str]) -> list[str]:
     return texts
 
 
+def _check_vocab_size(name: str, size: int, special_tokens: SpecialTokens) -> list[str]:
+    """The special strings, after checking that a vocabulary of ``size`` has room beyond them."""
+    specials = special_tokens.strings()
+    if size <= len(specials):
+        raise AttnlabError(f"{name}: expected > {len(specials)} (the special tokens), got {size}")
+    return specials
+
+
 class WordTokenizer(Tokenizer):
     """Word-level: whitespace + punctuation pre-tokenization, unknown words -> ``unk``."""
 
@@ -210,9 +218,7 @@ class WordTokenizer(Tokenizer):
         """
         if min_freq < 1:
             raise AttnlabError(f"min_freq: expected >= 1, got {min_freq}")
-        specials = special_tokens.strings()
-        if max_size is not None and max_size <= len(specials):
-            raise AttnlabError(f"max_size: expected > {len(specials)} (the special tokens), got {max_size}")
+        specials = _check_vocab_size("max_size", max_size or 10**9, special_tokens)
         backend = HFTokenizer(models.WordLevel(unk_token=special_tokens.unk))
         backend.pre_tokenizer = pre_tokenizers.Whitespace()
         trainer = trainers.WordLevelTrainer(
@@ -241,9 +247,7 @@ class BPETokenizer(Tokenizer):
         special_tokens: SpecialTokens = SpecialTokens(),
     ) -> BPETokenizer:
         """Learn merges until the vocabulary (special tokens included) has ``vocab_size`` entries."""
-        specials = special_tokens.strings()
-        if vocab_size <= len(specials):
-            raise AttnlabError(f"vocab_size: expected > {len(specials)} (the special tokens), got {vocab_size}")
+        specials = _check_vocab_size("vocab_size", vocab_size, special_tokens)
         backend = HFTokenizer(models.BPE(unk_token=special_tokens.unk, end_of_word_suffix=cls.WORD_END))
         backend.pre_tokenizer = pre_tokenizers.Whitespace()
         backend.decoder = decoders.BPEDecoder(suffix=cls.WORD_END)
