@@ -107,6 +107,8 @@ def test_bad_arguments():
         WordTokenizer.train([])
     with pytest.raises(AttnlabError, match="max_size"):
         WordTokenizer.train(TEXTS, max_size=3)
+    with pytest.raises(AttnlabError, match="max_size"):
+        WordTokenizer.train(TEXTS, max_size=0)
     with pytest.raises(AttnlabError, match="vocab_size"):
         BPETokenizer.train(TEXTS, vocab_size=2)
     tok = WordTokenizer.train(TEXTS)

@@ -218,11 +218,12 @@ class WordTokenizer(Tokenizer):
         """
         if min_freq < 1:
             raise AttnlabError(f"min_freq: expected >= 1, got {min_freq}")
-        specials = _check_vocab_size("max_size", max_size or 10**9, special_tokens)
+        max_size = 10**9 if max_size is None else max_size
+        specials = _check_vocab_size("max_size", max_size, special_tokens)
         backend = HFTokenizer(models.WordLevel(unk_token=special_tokens.unk))
         backend.pre_tokenizer = pre_tokenizers.Whitespace()
         trainer = trainers.WordLevelTrainer(
-            vocab_size=max_size or 10**9, min_frequency=min_freq,
+            vocab_size=max_size, min_frequency=min_freq,
             special_tokens=specials, show_progress=False,
         )
         backend.train_from_iterator(_check_texts(texts), trainer)
