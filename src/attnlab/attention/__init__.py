@@ -2,8 +2,12 @@
 
 from attnlab.attention.additive import AdditiveAttention
 from attnlab.attention.core import AttentionOutput, attend, scaled_dot_product_attention
+from attnlab.attention.coverage import CoverageAttention, coverage_loss
 from attnlab.attention.graph import GATConv, SemanticAttention
+from attnlab.attention.hard import HardAttention, ReinforceBaseline
 from attnlab.attention.kv_cache import KVCache, make_caches
+from attnlab.attention.local import LocalAttention
+from attnlab.attention.location import LocationSensitiveAttention
 from attnlab.attention.luong import LuongAttention
 from attnlab.attention.masks import (
     causal_mask,
@@ -13,6 +17,7 @@ from attnlab.attention.masks import (
     mask_from_padding,
     to_float_mask,
 )
+from attnlab.attention.monotonic import MonotonicAttention, monotonic_attention
 from attnlab.attention.multi_head import MultiHeadAttention
 from attnlab.attention.normalizers import hardmax, safe_softmax, sample, sparsemax
 from attnlab.attention.positional import (
@@ -32,11 +37,17 @@ from attnlab.attention.scores import (
 __all__ = [
     "AdditiveAttention",
     "AttentionOutput",
+    "CoverageAttention",
     "GATConv",
+    "HardAttention",
     "KVCache",
     "LearnedPositions",
+    "LocalAttention",
+    "LocationSensitiveAttention",
     "LuongAttention",
+    "MonotonicAttention",
     "MultiHeadAttention",
+    "ReinforceBaseline",
     "RotaryEmbedding",
     "SemanticAttention",
     "additive_score",
@@ -45,6 +56,7 @@ __all__ = [
     "causal_mask",
     "combine_masks",
     "concat_score",
+    "coverage_loss",
     "dot_score",
     "from_torch_masks",
     "general_score",
@@ -52,6 +64,7 @@ __all__ = [
     "make_caches",
     "mask_from_lengths",
     "mask_from_padding",
+    "monotonic_attention",
     "safe_softmax",
     "sample",
     "scaled_dot_product_attention",

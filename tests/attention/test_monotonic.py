@@ -1,0 +1,128 @@
+"""Monotonic attention against an fp64 reference of Raffel et al.'s expected alignment, and
+TensorFlow Addons' modes: parallel == recursive, hard-mode properties, finite gradients."""
+
+import pytest
+import torch
+
+from attnlab.attention import AdditiveAttention, LuongAttention, monotonic_attention
+from attnlab.attention.monotonic import MonotonicAttention, exclusive_cumprod, initial_alignment
+from attnlab.errors import AttnlabError
+
+
+def reference(p: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    """a_ij = p_ij sum_{k<=j} a_{i-1,k} prod_{k<=l<j} (1 - p_il), in fp64 loops."""
+    p, previous = p.double(), previous.double()
+    out = torch.zeros_like(p)
+    for b in range(p.shape[0]):
+        for j in range(p.shape[1]):
+            total = 0.0
+            for k in range(j + 1):
+                total += previous[b, k] * torch.prod(1 - p[b, k:j])
+            out[b, j] = p[b, j] * total
+    return out
+
+
+def random_inputs(batch=3, length=7, dtype=torch.float64):
+    p = torch.rand(batch, length, dtype=dtype) * 0.9 + 0.05
+    previous = torch.softmax(torch.randn(batch, length, dtype=dtype), -1) * 0.9  # rows sum <= 1
+    return p, previous
+
+
+@pytest.mark.parametrize("mode", ["parallel", "recursive"])
+def test_matches_fp64_reference(mode):
+    p, previous = random_inputs(dtype=torch.float32)
+    got = monotonic_attention(p, previous, mode)
+    torch.testing.assert_close(got.double(), reference(p, previous), atol=1e-5, rtol=1e-5)
+
+
+def test_parallel_equals_recursive():
+    p, previous = random_inputs(batch=4, length=20)
+    torch.testing.assert_close(monotonic_attention(p, previous, "parallel"),
+                               monotonic_attention(p, previous, "recursive"), atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("mode", ["parallel", "recursive"])
+def test_rows_sum_to_at_most_one(mode):
+    p, _ = random_inputs(batch=5, length=12)
+    attention = initial_alignment(5, 12, dtype=torch.float64)
+    for _ in range(6):  # a few decoder steps
+        attention = monotonic_attention(p, attention, mode)
+        assert (attention >= 0).all() and (attention.sum(-1) <= 1 + 1e-12).all()
+
+
+def test_hard_mode_attends_to_first_chosen_after_previous():
+    p = torch.tensor([[1.0, 0, 1, 0, 1, 0], [0, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0]])
+    previous = torch.zeros(3, 6)
+    previous[0, 1] = previous[1, 2] = previous[2, 2] = 1.0
+    got = monotonic_attention(p, previous, "hard")
+    want = torch.zeros(3, 6)
+    want[0, 2] = 1.0  # first p=1 at or after position 1
+    want[2, 2] = 1.0  # staying put is allowed
+    torch.testing.assert_close(got, want)  # row 1: nothing chosen after 2 -> all zeros
+
+
+def test_hard_mode_equals_soft_modes_on_binary_p():
+    p = (torch.rand(4, 9) > 0.6).double()
+    previous = torch.nn.functional.one_hot(torch.randint(0, 9, (4,)), 9).double()
+    hard = monotonic_attention(p, previous, "hard")
+    torch.testing.assert_close(hard, monotonic_attention(p, previous, "recursive"))
+    assert ((hard == 0) | (hard == 1)).all() and (hard.sum(-1) <= 1).all()
+
+
+def test_finite_gradients_at_saturated_p():
+    p = torch.tensor([[0.0, 1.0, 1e-12, 1 - 1e-7, 0.5, 1.0, 0.0]], dtype=torch.float32, requires_grad=True)
+    previous = torch.tensor([[0.2, 0.3, 0.0, 0.0, 0.5, 0.0, 0.0]])
+    out = monotonic_attention(p, previous, "parallel")
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert torch.isfinite(p.grad).all()
+
+
+def test_exclusive_cumprod_formula():
+    x = torch.rand(3, 6, dtype=torch.float64) * 0.9 + 0.1
+    want = torch.cat([torch.ones(3, 1, dtype=torch.float64), torch.cumprod(x, 1)[:, :-1]], 1)
+    torch.testing.assert_close(exclusive_cumprod(x), want)
+
+
+def test_gradcheck_parallel():
+    p, previous = random_inputs(batch=2, length=5)
+    p.requires_grad_(True)
+    previous.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: monotonic_attention(a, b, "parallel"), (p, previous))
+
+
+def test_bad_mode_and_shapes():
+    p, previous = random_inputs()
+    with pytest.raises(AttnlabError, match="mode"):
+        monotonic_attention(p, previous, "soft")
+    with pytest.raises(AttnlabError, match="p_choose"):
+        monotonic_attention(p, previous[:, :-1])
+
+
+@pytest.mark.parametrize("energy", ["bahdanau", "luong"])
+def test_module_energy_training_and_hard_inference(energy):
+    torch.manual_seed(1)
+    module = MonotonicAttention(6, 5, 4, energy=energy, sigmoid_noise=0.0, score_bias_init=0.5).double()
+    query, keys, values = torch.randn(3, 6).double(), torch.randn(3, 7, 5).double(), torch.randn(3, 7, 2).double()
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 4:] = False
+    previous = initial_alignment(3, 7, dtype=torch.float64)
+    scorer = module.energy
+    assert isinstance(scorer, AdditiveAttention if energy == "bahdanau" else LuongAttention)
+    # fp64 reference of the energy: Bahdanau v^T tanh(W_q q + W_k k); Luong q^T W k
+    if energy == "bahdanau":
+        hidden = torch.tanh(torch.einsum("hq,bq->bh", scorer.query_proj.weight, query)[:, None]
+                            + torch.einsum("hk,bjk->bjh", scorer.key_proj.weight, keys))
+        scores = torch.einsum("bjh,h->bj", hidden, scorer.v)
+    else:
+        scores = torch.einsum("bq,qk,bjk->bj", query, scorer.key_proj.weight, keys)
+    p = torch.sigmoid(scores + module.score_bias) * mask
+    out = module(query, keys, values, previous=previous, mask=mask)
+    want = reference(p, previous)
+    torch.testing.assert_close(out.weights, want)
+    torch.testing.assert_close(out.output, torch.einsum("bj,bjd->bd", want, values))
+    module.eval()
+    hard = module(query, keys, values, previous=previous, mask=mask).weights
+    torch.testing.assert_close(hard, monotonic_attention(((scores + module.score_bias) > 0).double() * mask,
+                                                         previous, "hard"))
+    assert (hard[1, 4:] == 0).all()
