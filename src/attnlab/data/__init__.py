@@ -11,6 +11,7 @@ from attnlab.data.corpus import (
 from attnlab.data.parallel import load_parallel, read_parallel_files, split_corpus
 from attnlab.data.synthetic import SYNTHETIC_PRESETS, SyntheticConfig, synthetic_corpus
 from attnlab.data.tokenizer import BPETokenizer, SpecialTokens, Tokenizer, WordTokenizer
+from attnlab.data.wordpiece import WordPieceTokenizer
 
 __all__ = [
     "BPETokenizer",
@@ -21,6 +22,7 @@ __all__ = [
     "SyntheticConfig",
     "Tokenizer",
     "TranslationBatches",
+    "WordPieceTokenizer",
     "WordTokenizer",
     "format_pharaoh",
     "load_parallel",

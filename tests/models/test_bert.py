@@ -1,0 +1,165 @@
+"""BERT against HuggingFace transformers holding the same weights (fp32, atol 1e-5)."""
+
+import pytest
+import torch
+import transformers as T
+
+from attnlab.errors import AttnlabError
+from attnlab.models import BERT, BERTConfig
+from attnlab.models.bert import bert_config
+
+ATOL = 1e-5
+HF_CLASSES = {
+    "base": T.BertModel,
+    "pretraining": T.BertForPreTraining,
+    "mlm": T.BertForMaskedLM,
+    "classifier": T.BertForSequenceClassification,
+}
+CONFIGS = [
+    dict(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=40, max_position_embeddings=24),
+    dict(vocab_size=45, hidden_size=24, num_hidden_layers=3, num_attention_heads=4, intermediate_size=32,
+         max_position_embeddings=16, type_vocab_size=3, hidden_act="gelu_new", layer_norm_eps=1e-7, num_labels=3),
+]
+
+
+def hf_model(head, config):
+    return HF_CLASSES[head](T.BertConfig(**config)).eval()
+
+
+def inputs(config, batch=3, length=9):
+    ids = torch.randint(0, config["vocab_size"], (batch, length))
+    types = torch.randint(0, config.get("type_vocab_size", 2), (batch, length))
+    mask = torch.ones(batch, length, dtype=torch.long)
+    mask[1, 5:] = 0  # a padded row
+    mask[2, 2:] = 0
+    return ids, types, mask
+
+
+def hf_outputs(hf, head, out):
+    """HF's output fields under attnlab's names."""
+    named = {"last_hidden_state": "last_hidden_state", "pooler_output": "pooler_output", "prediction_logits": "mlm_logits",
+             "seq_relationship_logits": "nsp_logits"}
+    fields = {named[k]: v for k, v in out.items() if k in named}
+    if head == "mlm":
+        fields["mlm_logits"] = out.logits
+    if head == "classifier":
+        fields["logits"] = out.logits
+    return fields
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["c0", "c1"])
+@pytest.mark.parametrize("head", list(HF_CLASSES))
+def test_against_hf_every_head(head, config):
+    hf = hf_model(head, config)
+    ours = BERT.from_hf(hf)
+    assert ours.config.head == head and not ours.training
+    ids, types, mask = inputs(config)
+    with torch.no_grad():
+        expected = hf_outputs(hf, head, hf(input_ids=ids, token_type_ids=types, attention_mask=mask))
+        got = ours(ids, types, mask)
+    assert expected
+    for name, value in expected.items():
+        torch.testing.assert_close(getattr(got, name), value, atol=ATOL, rtol=0, msg=name)
+
+
+def test_padding_never_changes_real_positions():
+    ours = BERT.from_hf(hf_model("pretraining", CONFIGS[0]))
+    ids, types, mask = inputs(CONFIGS[0])
+    with torch.no_grad():
+        padded = ours(ids, types, mask)
+        for row in range(ids.shape[0]):
+            n = int(mask[row].sum())
+            alone = ours(ids[row : row + 1, :n], types[row : row + 1, :n])
+            torch.testing.assert_close(padded.last_hidden_state[row, :n], alone.last_hidden_state[0], atol=ATOL, rtol=0)
+            torch.testing.assert_close(padded.nsp_logits[row], alone.nsp_logits[0], atol=ATOL, rtol=0)
+
+
+def test_attentions_and_losses_against_hf():
+    hf = T.BertForPreTraining(T.BertConfig(**CONFIGS[0], attn_implementation="eager")).eval()
+    ours = BERT.from_hf(hf)
+    ids, types, mask = inputs(CONFIGS[0])
+    labels = torch.where(torch.rand(ids.shape) < 0.3, ids, torch.full_like(ids, -100))
+    labels[:, 0] = ids[:, 0]
+    nsp = torch.tensor([0, 1, 1])
+    expected = hf(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels,
+                  next_sentence_label=nsp, output_attentions=True)
+    got = ours(ids, types, mask, need_weights=True, mlm_labels=labels, next_sentence_label=nsp)
+    assert len(got.attentions) == 2
+    for a, b in zip(got.attentions, expected.attentions):
+        real = mask.bool()[:, None, :, None]  # rows of padding queries are not compared
+        torch.testing.assert_close(a * real, b * real, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got.loss, expected.loss, atol=ATOL, rtol=0)
+    got.loss.backward()
+    expected.loss.backward()
+    torch.testing.assert_close(
+        ours.layers[0].self_attn.q_proj.weight.grad,
+        hf.bert.encoder.layer[0].attention.self.query.weight.grad, atol=ATOL, rtol=0,
+    )
+    torch.testing.assert_close(ours.embeddings.word.weight.grad, hf.bert.embeddings.word_embeddings.weight.grad, atol=ATOL, rtol=0)
+
+
+def test_classifier_loss_against_hf():
+    hf = hf_model("classifier", CONFIGS[1])
+    ours = BERT.from_hf(hf)
+    assert ours.config.labels == ["LABEL_0", "LABEL_1", "LABEL_2"]
+    ids, types, mask = inputs(CONFIGS[1])
+    labels = torch.tensor([2, 0, 1])
+    expected = hf(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels).loss
+    torch.testing.assert_close(ours(ids, types, mask, labels=labels).loss, expected, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("head", ["pretraining", "classifier"])
+def test_save_pretrained_is_a_huggingface_folder(tmp_path, head):
+    config = bert_config("tiny", vocab_size=50, max_positions=20, head=head, labels=["neg", "pos"] if head == "classifier" else [])
+    ours = BERT(config).eval()
+    ours.save_pretrained(tmp_path)
+    hf = HF_CLASSES[head].from_pretrained(tmp_path).eval()
+    ids, types, mask = inputs({"vocab_size": 50})
+    with torch.no_grad():
+        expected = hf_outputs(hf, head, hf(input_ids=ids, token_type_ids=types, attention_mask=mask))
+        got = ours(ids, types, mask)
+    for name, value in expected.items():
+        torch.testing.assert_close(getattr(got, name), value, atol=ATOL, rtol=0)
+    again = BERT.from_pretrained(tmp_path)
+    assert again.config == config
+    torch.testing.assert_close(again(ids, types, mask).last_hidden_state, got.last_hidden_state, atol=0, rtol=0)
+    if head == "classifier":
+        assert hf.config.id2label == {0: "neg", 1: "pos"}
+
+
+@pytest.mark.parametrize("head", ["mlm", "base"])
+def test_from_pretrained_reads_huggingface_folders(tmp_path, head):
+    hf = hf_model(head, CONFIGS[0])
+    hf.save_pretrained(tmp_path)
+    ours = BERT.from_pretrained(tmp_path)
+    ids, types, mask = inputs(CONFIGS[0])
+    with torch.no_grad():
+        expected = hf_outputs(hf, head, hf(input_ids=ids, token_type_ids=types, attention_mask=mask))
+        got = ours(ids, types, mask)
+    for name, value in expected.items():
+        torch.testing.assert_close(getattr(got, name), value, atol=ATOL, rtol=0)
+
+
+def test_mlm_decoder_is_tied_to_word_embeddings():
+    ours = BERT(bert_config("tiny", head="mlm", add_pooler=False))
+    with torch.no_grad():
+        ours.embeddings.word.weight[7].fill_(1.0)
+    h = torch.randn(2, 64)
+    expected = ours.mlm_norm(torch.nn.functional.gelu(ours.mlm_dense(h))) @ ours.embeddings.word.weight.T + ours.mlm_bias
+    torch.testing.assert_close(ours.mlm_logits(h), expected, atol=ATOL, rtol=0)
+
+
+def test_bad_input_gives_clear_errors():
+    ours = BERT(bert_config("tiny", vocab_size=30, max_positions=8))
+    with pytest.raises(AttnlabError, match=r"input_ids: ids must be in \[0, 30\)"):
+        ours(torch.tensor([[1, 30]]))
+    with pytest.raises(AttnlabError, match="longer than max_positions"):
+        ours(torch.zeros(1, 9, dtype=torch.long))
+    with pytest.raises(AttnlabError, match="token_type_ids"):
+        ours(torch.zeros(1, 4, dtype=torch.long), torch.full((1, 4), 2))
+    with pytest.raises(AttnlabError, match="attention_mask must have the shape"):
+        ours(torch.zeros(1, 4, dtype=torch.long), attention_mask=torch.ones(1, 3))
+    with pytest.raises(AttnlabError, match="head"):
+        BERTConfig(head="qa")
+    with pytest.raises(AttnlabError, match="labels"):
+        BERTConfig(head="classifier")

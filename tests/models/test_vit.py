@@ -1,0 +1,101 @@
+"""ViT against HuggingFace transformers holding the same weights (fp32, atol 1e-5)."""
+
+import pytest
+import torch
+import transformers as T
+
+from attnlab.errors import AttnlabError
+from attnlab.models import ViT, ViTConfig
+from attnlab.models.vit import vit_config
+
+ATOL = 1e-5
+CONFIGS = [
+    dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, image_size=8,
+         patch_size=2, num_channels=1, num_labels=10),
+    dict(hidden_size=24, num_hidden_layers=3, num_attention_heads=3, intermediate_size=40, image_size=12,
+         patch_size=4, num_channels=3, qkv_bias=False, layer_norm_eps=1e-6, num_labels=4),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["grey", "rgb-nobias"])
+@pytest.mark.parametrize("hf_class", [T.ViTModel, T.ViTForImageClassification])
+def test_against_hf(hf_class, config):
+    hf = hf_class(T.ViTConfig(**config)).eval()
+    ours = ViT.from_hf(hf)
+    x = torch.randn(3, config["num_channels"], config["image_size"], config["image_size"])
+    with torch.no_grad():
+        expected = hf(pixel_values=x, output_hidden_states=True)
+        got = ours(x)
+    if hf_class is T.ViTModel:
+        torch.testing.assert_close(got.last_hidden_state, expected.last_hidden_state, atol=ATOL, rtol=0)
+        torch.testing.assert_close(got.pooler_output, expected.pooler_output, atol=ATOL, rtol=0)
+        assert got.logits is None
+    else:
+        hf_final = hf.vit.layernorm(expected.hidden_states[-1])
+        torch.testing.assert_close(got.last_hidden_state, hf_final, atol=ATOL, rtol=0)
+        torch.testing.assert_close(got.logits, expected.logits, atol=ATOL, rtol=0)
+
+
+def test_other_image_sizes_interpolate_positions_like_hf():
+    hf = T.ViTModel(T.ViTConfig(**CONFIGS[0])).eval()
+    ours = ViT.from_hf(hf)
+    x = torch.randn(2, 1, 12, 6)  # 6x3 patches instead of 4x4
+    with torch.no_grad():
+        expected = hf(pixel_values=x, interpolate_pos_encoding=True).last_hidden_state
+        got = ours(x).last_hidden_state
+    assert got.shape == (2, 1 + 18, 16)
+    torch.testing.assert_close(got, expected, atol=ATOL, rtol=0)
+
+
+def test_attentions_loss_and_grads_against_hf():
+    hf = T.ViTForImageClassification(T.ViTConfig(**CONFIGS[0], attn_implementation="eager")).eval()
+    ours = ViT.from_hf(hf)
+    x = torch.randn(4, 1, 8, 8)
+    labels = torch.tensor([3, 1, 9, 0])
+    expected = hf(pixel_values=x, labels=labels, output_attentions=True)
+    got = ours(x, labels=labels, need_weights=True)
+    for a, b in zip(got.attentions, expected.attentions, strict=True):
+        torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got.loss, expected.loss, atol=ATOL, rtol=0)
+    got.loss.backward()
+    expected.loss.backward()
+    torch.testing.assert_close(
+        ours.embeddings.patch.weight.grad, hf.vit.embeddings.patch_embeddings.projection.weight.grad, atol=ATOL, rtol=0
+    )
+    torch.testing.assert_close(ours.embeddings.positions.grad, hf.vit.embeddings.position_embeddings.grad, atol=ATOL, rtol=0)
+
+
+def test_save_pretrained_round_trips_through_huggingface(tmp_path):
+    ours = ViT(vit_config("digits", num_layers=2, labels=["a", "b", "c"])).eval()
+    ours.save_pretrained(tmp_path / "ours")
+    hf = T.ViTForImageClassification.from_pretrained(tmp_path / "ours").eval()
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x).logits, hf(pixel_values=x).logits, atol=ATOL, rtol=0)
+    assert hf.config.id2label == {0: "a", 1: "b", 2: "c"}
+    hf.save_pretrained(tmp_path / "hf")
+    again = ViT.from_pretrained(tmp_path / "hf")
+    assert again.config.labels == ["a", "b", "c"] and again.config.num_layers == 2
+    torch.testing.assert_close(again(x).logits, ours(x).logits, atol=ATOL, rtol=0)
+
+
+def test_model_folder_without_classifier(tmp_path):
+    hf = T.ViTModel(T.ViTConfig(**CONFIGS[1])).eval()
+    hf.save_pretrained(tmp_path)
+    ours = ViT.from_pretrained(tmp_path)
+    assert ours.config.add_pooler and not ours.config.labels and not ours.config.qkv_bias
+    x = torch.randn(1, 3, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x).pooler_output, hf(pixel_values=x).pooler_output, atol=ATOL, rtol=0)
+
+
+def test_bad_input_gives_clear_errors():
+    ours = ViT(vit_config("digits", num_layers=1))
+    with pytest.raises(AttnlabError, match="not a multiple of the patch size 2"):
+        ours(torch.randn(1, 1, 7, 8))
+    with pytest.raises(AttnlabError, match=r"shape \(B, 1, H, W\)"):
+        ours(torch.randn(1, 3, 8, 8))
+    with pytest.raises(AttnlabError, match="floating point"):
+        ours(torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
+    with pytest.raises(AttnlabError, match="multiple of patch_size"):
+        ViTConfig(image_size=10, patch_size=4)
