@@ -104,7 +104,7 @@ def paper_train_config(**overrides: Any) -> TrainConfig:
     """The paper's Adam (0.9, 0.98, 1e-9) with warm-up; ``overrides`` replace any field."""
     defaults = dict(
         out_dir="runs/translate", steps=2000, lr=1e-3, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.0,
-        schedule="cosine", warmup_steps=200, grad_clip=1.0, bf16=True, eval_every=0,
+        schedule="cosine", warmup_steps=200, grad_clip=1.0, bf16=False, eval_every=0,
     )
     return TrainConfig(**{**defaults, **overrides})
 
