@@ -273,7 +273,50 @@ def _renumber_bpe(backend: HFTokenizer, special_tokens: SpecialTokens) -> None:
     specials = special_tokens.strings()
     alphabet = sorted(set(model["vocab"]) - set(specials) - set(merged))
     vocab = {token: i for i, token in enumerate(specials + alphabet + merged)}
-    backend.model = models.BPE(
-        vocab=vocab, merges=merges, unk_token=special_tokens.unk,
-        end_of_word_suffix=model["end_of_word_suffix"],
-    )
+    suffix = {"end_of_word_suffix": model["end_of_word_suffix"]} if model["end_of_word_suffix"] else {}
+    backend.model = models.BPE(vocab=vocab, merges=merges, unk_token=special_tokens.unk, **suffix)
+
+
+GPT2_SPECIAL_TOKENS = SpecialTokens(
+    pad="<|endoftext|>", unk="<|endoftext|>", bos="<|endoftext|>", eos="<|endoftext|>"
+)
+
+
+class ByteLevelBPETokenizer(Tokenizer):
+    """Byte-level BPE (GPT-2, Radford et al. 2019): merges over the 256 byte symbols.
+
+    Every text encodes (no unknown tokens) and decodes back exactly; a space is part of
+    the word after it (``Ġword``). GPT-2's only special token is ``<|endoftext|>``.
+    """
+
+    kind = "byte_bpe"
+
+    @classmethod
+    def train(
+        cls,
+        texts: Iterable[str],
+        vocab_size: int,
+        min_freq: int = 2,
+        special_tokens: SpecialTokens = GPT2_SPECIAL_TOKENS,
+    ) -> ByteLevelBPETokenizer:
+        """Learn merges until the vocabulary (256 bytes + specials + merges) has ``vocab_size`` entries."""
+        specials = special_tokens.strings()
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+        if vocab_size <= len(specials) + len(alphabet):
+            raise AttnlabError(f"vocab_size: expected > {len(specials) + len(alphabet)} (bytes + special tokens), got {vocab_size}")
+        backend = byte_level_backend(models.BPE())
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, min_frequency=min_freq, special_tokens=specials,
+            initial_alphabet=alphabet, show_progress=False,
+        )
+        backend.train_from_iterator(_check_texts(texts), trainer)
+        _renumber_bpe(backend, special_tokens)
+        return cls(backend, special_tokens)
+
+
+def byte_level_backend(model: models.Model) -> HFTokenizer:
+    """A ``tokenizers.Tokenizer`` with GPT-2's byte-level pre-tokenizer and decoder."""
+    backend = HFTokenizer(model)
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    return backend

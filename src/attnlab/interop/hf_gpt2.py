@@ -15,18 +15,24 @@ projection ``c_attn`` is q, k and v side by side. Per layer ``i`` (D = n_embd)::
 HF keys may carry a ``transformer.`` prefix (``GPT2LMHeadModel``) or not (``GPT2Model``,
 the original hub files); ``lm_head.weight`` is tied to ``wte`` and not stored. Configs
 are plain dicts here (the keys of :class:`attnlab.models.gpt.GPTConfig`), so this module
-does not import the model.
+does not import the model. A HF folder's tokenizer files load as byte-level BPE.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import torch
+from tokenizers import Tokenizer as HFTokenizer
+from tokenizers import models
 from torch import Tensor
 
+from attnlab.data.tokenizer import BACKEND_FILE, GPT2_SPECIAL_TOKENS, ByteLevelBPETokenizer, Tokenizer, byte_level_backend
+from attnlab.data.tokenizer import CONFIG_FILE as TOKENIZER_CONFIG
 from attnlab.errors import AttnlabError
+from attnlab.io import read_json
 
 # HF activation names that are GELU with the tanh approximation (GPT-2's).
 TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
@@ -137,3 +143,25 @@ def weights_to_hf(state: dict[str, Tensor], num_layers: int) -> dict[str, Tensor
         out[f"transformer.h.{i}.attn.c_attn.weight"] = torch.cat([state[f"{attn}{p}.weight"].t() for p in _QKV], dim=1)
         out[f"transformer.h.{i}.attn.c_attn.bias"] = torch.cat([state[f"{attn}{p}.bias"] for p in _QKV])
     return out
+
+
+def tokenizer_from_hf_folder(directory: str | Path) -> Tokenizer:
+    """The tokenizer of a checkpoint folder: attnlab's files, or a HF GPT-2 folder's
+    ``tokenizer.json`` or ``vocab.json`` + ``merges.txt`` (read as byte-level BPE)."""
+    directory = Path(directory)
+    config_path = directory / TOKENIZER_CONFIG
+    config = read_json(config_path) if config_path.is_file() else {}
+    if isinstance(config, dict) and "kind" in config:
+        return Tokenizer.load(directory)
+    try:
+        if (directory / BACKEND_FILE).is_file():
+            backend = HFTokenizer.from_file(str(directory / BACKEND_FILE))
+        elif (directory / "vocab.json").is_file() and (directory / "merges.txt").is_file():
+            backend = byte_level_backend(models.BPE.from_file(str(directory / "vocab.json"), str(directory / "merges.txt")))
+        else:
+            raise AttnlabError(f"{directory}: no tokenizer files (tokenizer.json, or vocab.json + merges.txt)")
+    except Exception as e:  # the backend raises its own exception types on bad files
+        if isinstance(e, AttnlabError):
+            raise
+        raise AttnlabError(f"{directory}: unreadable tokenizer files ({e})") from None
+    return ByteLevelBPETokenizer(backend, GPT2_SPECIAL_TOKENS)

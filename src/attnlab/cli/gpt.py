@@ -1,0 +1,96 @@
+"""``attnlab train lm`` and ``attnlab generate``: thin calls into attnlab.language_model."""
+
+from __future__ import annotations
+
+from attnlab.cli.main import add_command
+
+TRAIN_EXAMPLES = """  attnlab train lm                                   # Python stdlib source, char-level GPT
+  attnlab train lm --max-minutes 10 --bf16 --out runs/lm
+  attnlab train lm --data my_texts/ --tokenizer bpe --vocab-size 8000 --out runs/mine
+  attnlab train lm --out runs/lm --resume              # continue a run
+"""
+
+GENERATE_EXAMPLES = """  attnlab generate --ckpt runs/lm --prompt "def fib(n):"
+  attnlab generate --ckpt runs/lm --prompt "import " --temperature 0.8 --top-k 20 --max-new-tokens 150
+  attnlab generate --ckpt path/to/hf-gpt2-folder --prompt "Hello" --top-p 0.9
+"""
+
+
+def register_train(tasks) -> None:
+    p = add_command(tasks, "lm", "train a GPT language model (the Python standard library's source, or your text)", TRAIN_EXAMPLES)
+    p.add_argument("--data", help="a text file or a folder of text files (default: the Python standard library)")
+    p.add_argument("--tokenizer", default="char", choices=["char", "bpe"], help="characters or byte-level BPE")
+    p.add_argument("--vocab-size", type=int, default=4096, help="byte-level BPE vocabulary size")
+    p.add_argument("--preset", default="char-small", help="model shape (char-small, gpt2-124m, tiny)")
+    p.add_argument("--context", type=int, help="training window in tokens (default: the preset's context)")
+    p.add_argument("--out", default="runs/lm", help="checkpoint folder")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine schedule)")
+    p.add_argument("--warmup", type=int, default=100, help="warm-up updates")
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--eval-every", type=int, default=250, help="validate every N updates (0: at the end)")
+    p.add_argument("--max-chars", type=int, help="use at most this many characters of each split")
+    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (fast on CPUs with AMX)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train)
+
+
+def register(commands) -> None:
+    p = add_command(commands, "generate", "continue a prompt with a trained GPT, streaming tokens", GENERATE_EXAMPLES)
+    p.add_argument("--ckpt", required=True, help="checkpoint folder (attnlab train lm, or a HuggingFace GPT-2 folder)")
+    p.add_argument("--prompt", required=True, help="the text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, help="sample at this temperature (default: greedy unless --top-k/--top-p)")
+    p.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
+    p.add_argument("--top-p", type=float, help="sample from the smallest set of tokens with this much probability")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run_generate)
+
+
+def run_train(args) -> int:
+    from attnlab.language_model import LMSetup, train_lm
+    from attnlab.training import TrainConfig
+
+    setup = LMSetup(
+        data=args.data, tokenizer=args.tokenizer, vocab_size=args.vocab_size, preset=args.preset,
+        context=args.context, batch_size=args.batch_size, max_chars=args.max_chars, seed=args.seed,
+    )
+    config = TrainConfig(
+        out_dir=args.out, steps=args.steps, lr=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
+        betas=(0.9, 0.99), eval_every=args.eval_every, bf16=args.bf16, device=args.device, seed=args.seed,
+        progress=not args.quiet, max_time_s=None if args.max_minutes is None else args.max_minutes * 60,
+    )
+    trained = train_lm(setup, config, resume=args.resume)
+    if trained.result.interrupted:
+        return 130
+    metrics = trained.result.metrics
+    print(f"data: {trained.data.corpus.describe()}")
+    print(
+        f"validation: loss {metrics['val_loss']:.4f} | {metrics['bits_per_char']:.3f} bits/char | "
+        f"perplexity {metrics['perplexity']:.3g} after {trained.result.step} updates "
+        f"({trained.result.elapsed_s / 60:.1f} min)   checkpoint: {args.out}"
+    )
+    return 0
+
+
+def run_generate(args) -> int:
+    import torch
+
+    from attnlab.language_model import complete, load_lm, print_stream
+
+    model, tokenizer = load_lm(args.ckpt, device=args.device)
+    do_sample = args.temperature is not None or args.top_k is not None or args.top_p is not None
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    print_stream(args.prompt)
+    complete(
+        model, tokenizer, args.prompt, args.max_new_tokens, on_text=print_stream, do_sample=do_sample,
+        temperature=args.temperature or 1.0, top_k=args.top_k, top_p=args.top_p, generator=generator,
+    )
+    print()
+    return 0

@@ -1,0 +1,163 @@
+"""Train a GPT on text and generate from it: what ``attnlab train lm`` and ``attnlab generate`` call.
+
+    data = prepare_lm_data(LMSetup())                 stdlib source, char tokenizer
+    trained = train_lm(LMSetup(), TrainConfig(out_dir="runs/lm", steps=2000, bf16=True))
+    model, tokenizer = load_lm("runs/lm")
+    text = complete(model, tokenizer, "def fib(n):", 200, on_text=print)
+
+The checkpoint folder is a HuggingFace GPT-2 folder (``config.json``, ``model.safetensors``)
+plus the attnlab tokenizer files, written by the shared Trainer (atomic, resumable).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from attnlab.data.char_tokenizer import CharTokenizer
+from attnlab.data.lm_batches import LMBatches, evaluate_lm
+from attnlab.data.stdlib_corpus import TextCorpus, load_corpus
+from attnlab.data.tokenizer import ByteLevelBPETokenizer, Tokenizer
+from attnlab.errors import AttnlabError
+from attnlab.interop.hf_gpt2 import tokenizer_from_hf_folder
+from attnlab.models.gpt import GPT, gpt_config
+from attnlab.training import TrainConfig, Trainer, TrainResult, find_checkpoint
+
+TOKENIZERS = ("char", "bpe")
+BPE_SAMPLE_CHARS = 5_000_000  # BPE merges are learned on this much training text
+
+
+@dataclass
+class LMSetup:
+    """Data, tokenizer and model shape of a language-model run."""
+
+    data: str | None = None  # a text file or folder; None: the Python standard library
+    tokenizer: str = "char"
+    vocab_size: int = 4096  # byte-level BPE only
+    preset: str = "char-small"
+    context: int | None = None  # training window; None: the preset's context_length
+    batch_size: int = 16
+    val_fraction: float = 0.05
+    max_chars: int | None = None  # cap each split (quick runs)
+    eval_windows: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in TOKENIZERS:
+            raise AttnlabError(f"tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
+
+
+@dataclass
+class LMData:
+    corpus: TextCorpus
+    tokenizer: Tokenizer
+    train_ids: torch.Tensor
+    val_ids: torch.Tensor
+
+    @property
+    def chars_per_token(self) -> float:
+        return len(self.corpus.validation) / max(len(self.val_ids), 1)
+
+
+@dataclass
+class TrainedLM:
+    model: GPT
+    tokenizer: Tokenizer
+    result: TrainResult
+    data: LMData
+
+
+def _encode(tokenizer: Tokenizer, text: str) -> torch.Tensor:
+    if isinstance(tokenizer, CharTokenizer):
+        return torch.from_numpy(tokenizer.encode_array(text))
+    lines = text.splitlines(keepends=True)  # the backend encodes a batch in parallel
+    return torch.tensor([i for ids in tokenizer.encode_batch(lines) for i in ids], dtype=torch.long)
+
+
+def prepare_lm_data(setup: LMSetup, tokenizer: Tokenizer | None = None) -> LMData:
+    """Read the corpus, train (or reuse) the tokenizer and encode both splits."""
+    corpus = load_corpus(setup.data, setup.val_fraction, setup.max_chars)
+    if tokenizer is None and setup.tokenizer == "char":
+        tokenizer = CharTokenizer.train([corpus.train])
+    elif tokenizer is None:
+        tokenizer = ByteLevelBPETokenizer.train([corpus.train[:BPE_SAMPLE_CHARS]], setup.vocab_size)
+    return LMData(corpus, tokenizer, _encode(tokenizer, corpus.train), _encode(tokenizer, corpus.validation))
+
+
+def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False) -> TrainedLM:
+    """Train a GPT of ``setup.preset`` shape on ``setup.data`` with the shared Trainer."""
+    previous = find_checkpoint(config.out_dir) if resume else None
+    tokenizer = Tokenizer.load(previous) if previous is not None else None
+    data = prepare_lm_data(setup, tokenizer)
+    base = gpt_config(setup.preset)
+    context = setup.context or base.context_length
+    if context > base.context_length:
+        raise AttnlabError(f"context ({context}) exceeds the {setup.preset!r} preset's context_length ({base.context_length})")
+    model = GPT(dataclasses.replace(base, vocab_size=data.tokenizer.vocab_size, eos_token_id=data.tokenizer.eos_id))
+    trainer = Trainer(
+        model, LMBatches(data.train_ids, setup.batch_size, context, setup.seed), config,
+        evaluate=lambda m: evaluate_lm(
+            m, data.val_ids, context, max_windows=setup.eval_windows, chars_per_token=data.chars_per_token
+        ),
+        count_tokens=lambda batch: batch["input_ids"].numel(),
+        save_extra=data.tokenizer.save,
+    )
+    result = trainer.fit(resume=resume)
+    return TrainedLM(trainer.model, data.tokenizer, result, data)
+
+
+def load_lm(directory: str | Path, device: str = "cpu") -> tuple[GPT, Tokenizer]:
+    """A trained GPT and its tokenizer (an attnlab run folder or a HuggingFace GPT-2 folder)."""
+    model = GPT.from_pretrained(directory, map_location=device)
+    tokenizer = tokenizer_from_hf_folder(directory)
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise AttnlabError(f"{directory}: tokenizer has {tokenizer.vocab_size} tokens, the model {model.config.vocab_size}")
+    return model, tokenizer
+
+
+class TextStream:
+    """Decode growing token lists and hand out only the new text (for streaming)."""
+
+    def __init__(self, tokenizer: Tokenizer, write: Callable[[str], None]):
+        self.tokenizer, self.write = tokenizer, write
+        self.ids: list[int] = []
+        self.shown = ""
+
+    def __call__(self, tokens: torch.Tensor) -> None:
+        self.ids.append(int(tokens[0]))
+        text = self.tokenizer.decode(self.ids)
+        if not text.endswith("\ufffd"):  # wait for the rest of a multi-byte character
+            self.write(text[len(self.shown):])
+            self.shown = text
+
+
+def complete(
+    model: GPT,
+    tokenizer: Tokenizer,
+    prompt: str,
+    max_new_tokens: int,
+    *,
+    on_text: Callable[[str], None] | None = None,
+    **sampling,
+) -> str:
+    """The continuation of ``prompt`` (text), streamed to ``on_text`` piece by piece."""
+    ids = tokenizer.encode(prompt)
+    if not ids:
+        raise AttnlabError("prompt: expected some text, got an empty prompt")
+    device = next(model.parameters()).device
+    stream = TextStream(tokenizer, on_text or (lambda _: None))
+    eos = tokenizer.eos_id if tokenizer.eos_id is not None and tokenizer.eos_id < model.config.vocab_size else None
+    model.generate(
+        torch.tensor([ids], device=device), max_new_tokens, eos_token_id=eos, on_tokens=stream, **sampling
+    )
+    return tokenizer.decode(stream.ids)
+
+
+def print_stream(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
