@@ -21,10 +21,13 @@ COMMAND_MODULES: list[str] = [
     "attnlab.cli.demo",
     "attnlab.cli.translate",
     "attnlab.cli.viz",
+    "attnlab.cli.gpt",
 ]
 # Modules providing ``attnlab train TASK`` (``register_train``) — add yours here.
 TRAIN_MODULES: list[str] = [
     "attnlab.cli.translate",
+    "attnlab.cli.train_graph",
+    "attnlab.cli.gpt",
 ]
 
 

@@ -70,16 +70,20 @@ class HeteroGraphData(GraphData):
 def split_masks(
     y: Tensor, per_class: int, num_val: int, generator: torch.Generator, labelled: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``per_class`` training nodes of each class, ``num_val`` validation nodes, the rest test."""
+    """``per_class`` training nodes of each class, ``num_val`` validation nodes, the rest test.
+
+    Small graphs keep a test set: at most half of a class trains, at most half the rest validates.
+    """
     labelled = (y >= 0) if labelled is None else labelled
     order = torch.randperm(y.numel(), generator=generator)
     order = order[labelled[order]]
     train = torch.zeros_like(labelled)
     for c in y[labelled].unique():
-        train[order[y[order] == c][:per_class]] = True
+        members = order[y[order] == c]
+        train[members[: min(per_class, max(1, members.numel() // 2))]] = True
     rest = order[~train[order]]
     val = torch.zeros_like(train)
-    val[rest[:num_val]] = True
+    val[rest[: min(num_val, rest.numel() // 2)]] = True
     test = labelled & ~train & ~val
     return train, val, test
 

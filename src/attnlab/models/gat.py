@@ -177,7 +177,7 @@ def fit_node_classifier(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     progress = Progress(config.epochs, enabled=config.progress, log_every=max(1, config.epochs // 10))
     select = data.val_mask if bool(data.val_mask.any()) else data.train_mask
-    best, best_state, best_epoch, losses, interrupted = -1.0, None, 0, [], False
+    best, best_state, best_epoch, losses, interrupted = (-1.0, 0.0), None, 0, [], False
     try:
         for epoch in range(1, config.epochs + 1):
             model.train()
@@ -190,7 +190,9 @@ def fit_node_classifier(
             progress.update(epoch, losses[-1])
             model.eval()
             with torch.no_grad():
-                score = accuracy(logits_fn(), data.y, select)
+                logits = logits_fn()
+            # accuracy first, the loss breaks ties (small validation sets saturate early)
+            score = (accuracy(logits, data.y, select), -F.cross_entropy(logits[select], data.y[select]).item())
             if score > best:
                 best, best_state, best_epoch = score, copy.deepcopy(model.state_dict()), epoch
             elif epoch - best_epoch >= config.patience:
