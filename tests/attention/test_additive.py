@@ -2,7 +2,7 @@
 
 The reference follows Bahdanau et al. 2015 and TensorFlow Addons' normalized form:
 e_ij = (g v / ||v||)^T tanh(W_q q_i + W_k k_j + b). Tolerances: fp64 1e-12; fp32
-chunked vs materialised 1e-5 (outputs) and 1e-4 (gradients).
+with different chunk sizes 1e-5 (outputs) and 1e-4 (gradients).
 """
 
 import math
@@ -80,10 +80,10 @@ def test_gradcheck_inputs_and_parameters(normalize):
 
 
 @pytest.mark.parametrize("normalize", [False, True])
-def test_chunked_equals_materialised(normalize):
+def test_chunk_size_does_not_change_results(normalize):
     q, k, values = (t.requires_grad_() for t in inputs(torch.float32))
     results = []
-    for budget in (2**30, 1):  # one materialised block / chunks of one query
+    for budget in (2**30, 1):  # all queries in one block / one query per block
         attn = make(normalize, torch.float32, memory_budget=budget)
         out, weights = attn(q, k, values, need_weights=True)
         grads = torch.autograd.grad((out.square().sum() + weights.square().sum()), (q, k, values, *attn.parameters()))

@@ -12,12 +12,19 @@ Each function returns raw scores e_ij of shape ``(..., Lq, Lk)`` that feed
 
 Concat is additive attention with W = [W_q | W_k] split by columns: W [q; k] = W_q q + W_k k.
 
-The additive score is memory-bounded. Written plainly it materialises
-tanh(q'_i + k'_j) for every pair, a ``(..., Lq, Lk, H)`` tensor (4 GiB at B=2,
-Lq=Lk=2048, H=128, and three of them in backward). When that does not fit in
-``memory_budget`` bytes, :class:`_ChunkedAdditiveScore` walks over blocks of queries
-and recomputes the block's tanh in backward, so the extra memory is
-O(chunk * Lk * H) for the blocks plus O(Lq * Lk) for the scores themselves.
+The additive score is memory-bounded. Written plainly
+(:func:`materialised_additive_score`) it holds tanh(q'_i + k'_j) for every pair, a
+``(..., Lq, Lk, H)`` tensor (4 GiB at B=2, Lq=Lk=2048, H=128, and about three of them in
+backward). :class:`_ChunkedAdditiveScore` instead walks over blocks of queries sized to
+``memory_budget`` bytes and recomputes each block in backward, so the extra memory is
+O(chunk * Lk * H) for one block plus O(Lq * Lk) for the scores themselves.
+
+It evaluates tanh through the identity tanh(x) = 2 sigmoid(2x) - 1, so
+
+    e_ij = (2v)^T sigmoid(2q'_i + 2k'_j) - sum_h v_h
+
+because PyTorch's CPU sigmoid is several times faster than its tanh, and tanh is where
+the time goes (measured in ``benchmarks/additive_memory.py``).
 
 Notation: Lq queries, Lk keys, D query/key width, Dq query width, Dk key width,
 H hidden width of the additive score, ``...`` leading batch dims (N when flattened).
@@ -31,10 +38,8 @@ from torch import Tensor
 
 from attnlab.errors import AttnlabError
 
-# Bytes the (chunk, Lk, H) blocks of the additive score may take; see `additive_score`.
+# Bytes the (N, chunk, Lk, H) workspace of the additive score may take; see `additive_score`.
 DEFAULT_MEMORY_BUDGET = 64 * 2**20
-# Plain autograd keeps ~3 full (..., Lq, Lk, H) tensors alive in backward; a chunk ~2.
-_PLAIN_LIVE_BLOCKS, _CHUNK_LIVE_BLOCKS = 3, 2
 
 
 def _check_pair(query: Tensor, keys: Tensor, query_width: int | None = None, key_width: int | None = None) -> None:
@@ -108,76 +113,92 @@ def additive_score(
         projected_keys:  k' = W_k k, ``(..., Lk, H)`` (leading dims broadcast with the query's).
         v: ``(H,)``.
         bias: b ``(H,)`` inside the tanh, or None.
-        memory_budget: bytes the ``(Lq, Lk, H)`` intermediate may take. If the plain
-            computation fits, it runs (fastest); otherwise queries are processed in
-            chunks sized to the budget and each chunk is recomputed in backward.
+        memory_budget: bytes the ``(N, chunk, Lk, H)`` block of pairs may take; queries are
+            processed ``chunk`` at a time and recomputed in backward (first-order gradients).
     Returns:
         scores ``(..., Lq, Lk)``.
     """
     _check_pair(projected_query, projected_keys, key_width=projected_query.shape[-1])
     hidden = projected_query.shape[-1]
-    if v.shape != (hidden,) or v.dtype != projected_query.dtype:
-        raise AttnlabError(f"v must have shape (H,) = ({hidden},) and dtype {projected_query.dtype}, got {tuple(v.shape)} {v.dtype}")
+    for name, t in (("v", v), ("bias", bias)):
+        if t is not None and (t.shape != (hidden,) or t.dtype != projected_query.dtype):
+            raise AttnlabError(
+                f"{name} must have shape (H,) = ({hidden},) and dtype {projected_query.dtype}, got {tuple(t.shape)} {t.dtype}"
+            )
     if bias is not None:
-        if bias.shape != (hidden,):
-            raise AttnlabError(f"bias must have shape (H,) = ({hidden},), got {tuple(bias.shape)}")
         projected_query = projected_query + bias  # tanh(q' + k' + b) = tanh((q' + b) + k')
     lead = torch.broadcast_shapes(projected_query.shape[:-2], projected_keys.shape[:-2])
     lq, lk = projected_query.shape[-2], projected_keys.shape[-2]
-    row_bytes = lead.numel() * lk * hidden * projected_query.element_size()  # one query's (N, Lk, H)
-    if _PLAIN_LIVE_BLOCKS * lq * row_bytes <= memory_budget:
-        return materialised_additive_score(projected_query, projected_keys, v)
-    chunk = max(1, memory_budget // (_CHUNK_LIVE_BLOCKS * row_bytes))
     q = projected_query.expand(*lead, lq, hidden).reshape(-1, lq, hidden)  # (N, Lq, H)
     k = projected_keys.expand(*lead, lk, hidden).reshape(-1, lk, hidden)  # (N, Lk, H)
-    scores = _ChunkedAdditiveScore.apply(q, k, v, chunk)  # (N, Lq, Lk)
+    scores = _ChunkedAdditiveScore.apply(q, k, v, query_chunk_size(q, k, memory_budget))  # (N, Lq, Lk)
     return scores.view(*lead, lq, lk)
 
 
+def query_chunk_size(q: Tensor, k: Tensor, memory_budget: int) -> int:
+    """Queries per block so one ``(N, chunk, Lk, H)`` block fits in ``memory_budget`` bytes."""
+    row_bytes = q.shape[0] * k.shape[1] * q.shape[2] * q.element_size()  # one query's (N, Lk, H)
+    return max(1, min(q.shape[1], memory_budget // max(1, row_bytes)))
+
+
 def materialised_additive_score(projected_query: Tensor, projected_keys: Tensor, v: Tensor) -> Tensor:
-    """The textbook form: the whole ``(..., Lq, Lk, H)`` tanh at once, plain autograd."""
+    """The textbook form, the plain path the chunked one is tested against: the whole
+    ``(..., Lq, Lk, H)`` tanh at once, plain autograd."""
     hidden = torch.tanh(projected_query.unsqueeze(-2) + projected_keys.unsqueeze(-3))  # (..., Lq, Lk, H)
     return hidden @ v  # (..., Lq, Lk)
 
 
-def _tanh_block(q_block: Tensor, k: Tensor) -> Tensor:
-    """tanh(q'_i + k'_j) for a block of queries: ``(N, c, H), (N, Lk, H) -> (N, c, Lk, H)``."""
-    return torch.add(q_block.unsqueeze(2), k.unsqueeze(1)).tanh_()
+def _sigmoid_blocks(q2: Tensor, k2: Tensor, chunk: int):
+    """Yield ``(queries, s)`` per block of queries, s = sigmoid(2q'_i + 2k'_j) ``(N, c, Lk, H)``.
+
+    Takes q2 = 2q', k2 = 2k'. Every block is written into one workspace: a fresh
+    multi-MiB tensor per block costs more in page faults than the addition itself.
+    """
+    n, lq, hidden = q2.shape
+    lk = k2.shape[1]
+    workspace = q2.new_empty(n * chunk * lk * hidden)
+    for start in range(0, lq, chunk):
+        q_block = q2[:, start : start + chunk]  # (N, c, H)
+        s = workspace[: q_block.numel() * lk].view(n, q_block.shape[1], lk, hidden)
+        torch.add(q_block.unsqueeze(2), k2.unsqueeze(1), out=s).sigmoid_()
+        yield slice(start, start + chunk), s
 
 
 class _ChunkedAdditiveScore(torch.autograd.Function):
     """e = v^T tanh(q'_i + k'_j) over blocks of ``chunk`` queries, recomputed in backward.
 
-    With t = tanh(q'_i + k'_j) and upstream gradient g_ij:
-        dv     = sum_ij g_ij t_ij
-        dq'_i  = v * sum_j g_ij (1 - t_ij^2)
-        dk'_j  = v * sum_i g_ij (1 - t_ij^2)
+    With t = tanh(q'_i + k'_j) = 2s - 1, s = sigmoid(2q'_i + 2k'_j), 1 - t^2 = 4 s (1 - s),
+    and the upstream gradient g_ij:
+        e_ij   = (2v)^T s_ij - sum_h v_h
+        dv     = sum_ij g_ij t_ij = 2 sum_ij g_ij s_ij - sum_ij g_ij
+        dq'_i  = 4v * sum_j g_ij s_ij (1 - s_ij)
+        dk'_j  = 4v * sum_i g_ij s_ij (1 - s_ij)
     Shapes: q ``(N, Lq, H)``, k ``(N, Lk, H)``, v ``(H,)``, scores ``(N, Lq, Lk)``.
     """
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, chunk: int) -> Tensor:
         scores = q.new_empty(q.shape[0], q.shape[1], k.shape[1])  # (N, Lq, Lk)
-        for start in range(0, q.shape[1], chunk):
-            block = slice(start, start + chunk)
-            scores[:, block] = _tanh_block(q[:, block], k) @ v  # (N, c, Lk)
+        v2 = 2 * v
+        for queries, s in _sigmoid_blocks(2 * q, 2 * k, chunk):
+            scores[:, queries] = s @ v2  # (N, c, Lk)
         ctx.save_for_backward(q, k, v)
         ctx.chunk = chunk
-        return scores
+        return scores.sub_(v.sum())
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_scores: Tensor):
         q, k, v = ctx.saved_tensors
-        grad_q = torch.empty_like(q)
-        grad_k_unscaled = torch.zeros_like(k)  # sum_i g_ij (1 - t_ij^2), times v at the end
-        grad_v = torch.zeros_like(v)
-        for start in range(0, q.shape[1], ctx.chunk):
-            block = slice(start, start + ctx.chunk)
-            t = _tanh_block(q[:, block], k)  # (N, c, Lk, H)
-            g = grad_scores[:, block].unsqueeze(-1)  # (N, c, Lk, 1)
-            grad_v += (g.reshape(1, -1) @ t.view(-1, t.shape[-1])).view(-1)  # (H,)
-            t.square_().neg_().add_(1).mul_(g)  # g_ij (1 - t_ij^2), in place
-            grad_q[:, block] = t.sum(dim=2) * v  # (N, c, H)
-            grad_k_unscaled += t.sum(dim=1)  # (N, Lk, H)
-        return grad_q, grad_k_unscaled * v, grad_v, None
+        sum_gs_q = torch.empty_like(q)  # sum_j g_ij s_ij (1 - s_ij)
+        sum_gs_k = torch.zeros_like(k)  # sum_i g_ij s_ij (1 - s_ij)
+        sum_gs = torch.zeros_like(v)  # sum_ij g_ij s_ij
+        for queries, s in _sigmoid_blocks(2 * q, 2 * k, ctx.chunk):
+            g = grad_scores[:, queries].unsqueeze(-1)  # (N, c, Lk, 1)
+            sum_gs += (g.reshape(1, -1) @ s.view(-1, s.shape[-1])).view(-1)  # (H,)
+            # g s (1 - s) in place, with the fused kernel of PyTorch's own sigmoid derivative.
+            torch.ops.aten.sigmoid_backward.grad_input(g, s, grad_input=s)
+            sum_gs_q[:, queries] = s.sum(dim=2)  # (N, c, H)
+            sum_gs_k += s.sum(dim=1)  # (N, Lk, H)
+        v4 = 4 * v
+        return sum_gs_q * v4, sum_gs_k * v4, 2 * sum_gs - grad_scores.sum(), None
