@@ -22,12 +22,14 @@ COMMAND_MODULES: list[str] = [
     "attnlab.cli.translate",
     "attnlab.cli.viz",
     "attnlab.cli.gpt",
+    "attnlab.cli.compare",
 ]
 # Modules providing ``attnlab train TASK`` (``register_train``) — add yours here.
 TRAIN_MODULES: list[str] = [
     "attnlab.cli.translate",
     "attnlab.cli.train_graph",
     "attnlab.cli.gpt",
+    "attnlab.cli.seq2seq",
 ]
 
 
