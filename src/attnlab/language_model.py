@@ -30,6 +30,7 @@ from attnlab.training import TrainConfig, Trainer, TrainResult, find_checkpoint
 
 TOKENIZERS = ("char", "bpe")
 BPE_SAMPLE_CHARS = 5_000_000  # BPE merges are learned on this much training text
+DEFAULT_NEW_TOKENS = 200
 
 
 @dataclass
@@ -140,15 +141,20 @@ def complete(
     model: GPT,
     tokenizer: Tokenizer,
     prompt: str,
-    max_new_tokens: int,
+    max_new_tokens: int | None = None,
     *,
     on_text: Callable[[str], None] | None = None,
     **sampling,
 ) -> str:
-    """The continuation of ``prompt`` (text), streamed to ``on_text`` piece by piece."""
+    """The continuation of ``prompt`` (text), streamed to ``on_text`` piece by piece.
+
+    ``max_new_tokens=None`` means 200, or fewer if the context would overflow.
+    """
     ids = tokenizer.encode(prompt)
     if not ids:
         raise AttnlabError("prompt: expected some text, got an empty prompt")
+    if max_new_tokens is None:
+        max_new_tokens = max(min(DEFAULT_NEW_TOKENS, model.config.context_length - len(ids)), 0)
     device = next(model.parameters()).device
     stream = TextStream(tokenizer, on_text or (lambda _: None))
     eos = tokenizer.eos_id if tokenizer.eos_id is not None and tokenizer.eos_id < model.config.vocab_size else None

@@ -44,7 +44,7 @@ def register(commands) -> None:
     p = add_command(commands, "generate", "continue a prompt with a trained GPT, streaming tokens", GENERATE_EXAMPLES)
     p.add_argument("--ckpt", required=True, help="checkpoint folder (attnlab train lm, or a HuggingFace GPT-2 folder)")
     p.add_argument("--prompt", required=True, help="the text to continue")
-    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--max-new-tokens", type=int, help="how many tokens to add (default: 200, or what fits the context)")
     p.add_argument("--temperature", type=float, help="sample at this temperature (default: greedy unless --top-k/--top-p)")
     p.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
     p.add_argument("--top-p", type=float, help="sample from the smallest set of tokens with this much probability")
