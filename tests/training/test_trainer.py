@@ -240,6 +240,16 @@ def test_clear_errors(make_model, make_data, config):
     with pytest.raises(AttnlabError, match="diverged"):
         fit(make_model, make_data(), config, loss_fn=lambda m, b: m(**b).loss * float("nan"))
     assert find_checkpoint(config.out_dir) is not None  # the last good checkpoint is intact
+    with pytest.raises(AttnlabError, match="evaluate must return"):
+        fit(make_model, make_data(), config, evaluate=lambda m: {"acc": "high"})
+
+
+def test_starting_afresh_over_a_checkpoint_says_so(make_model, make_data, config, capsys):
+    fit(make_model, make_data(), dataclasses.replace(config, steps=3))
+    capsys.readouterr()
+    fit(make_model, make_data(), dataclasses.replace(config, steps=2, progress=True))
+    err = capsys.readouterr().err
+    assert "holds a checkpoint at step 3; starting afresh" in err and "done: checkpoint at step 2" in err
 
 
 @pytest.mark.parametrize(

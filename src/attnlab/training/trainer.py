@@ -30,8 +30,14 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from attnlab.config import config_to_dict
 from attnlab.errors import AttnlabError
+from attnlab.io import read_json
 from attnlab.training.batches import BatchSource
-from attnlab.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from attnlab.training.checkpoint import (
+    STATE_FILE,
+    find_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from attnlab.training.config import TrainConfig, TrainResult, resolve_device
 from attnlab.training.interrupts import deferred_interrupt
 from attnlab.training.optim import default_optimizer
@@ -99,6 +105,7 @@ class Trainer:
         if resume:
             self._resume()
         else:
+            self._warn_if_replacing()
             set_seed(config.seed)
         started = time.monotonic()
         progress = Progress(config.steps, self.step, enabled=config.progress, log_every=config.log_every)
@@ -178,7 +185,10 @@ class Trainer:
         finally:
             self.model.train()
             restore_rng(rng)
-        self.metrics = {k: float(v) for k, v in metrics.items()}
+        try:
+            self.metrics = {str(k): float(v) for k, v in metrics.items()}
+        except (AttributeError, TypeError, ValueError):
+            raise AttnlabError(f"evaluate must return {{name: number}}, got {metrics!r}") from None
         self.eval_history.append({"step": self.step, **self.metrics})
         if self.config.progress:
             shown = " | ".join(f"{k} {v:.4g}" for k, v in self.metrics.items())
@@ -195,6 +205,13 @@ class Trainer:
             progress.message(f"done: {where}")
 
     # --- checkpoints ---------------------------------------------------------------
+    def _warn_if_replacing(self) -> None:
+        previous = find_checkpoint(self.out_dir)
+        if previous is not None and self.config.progress:
+            step = read_json(previous / STATE_FILE).get("step")
+            print(f"note: {self.out_dir} holds a checkpoint at step {step}; starting afresh replaces it "
+                  "at the first save (use --resume / fit(resume=True) to continue it)", file=sys.stderr)
+
     def _save(self, session_elapsed: float) -> None:
         state = {
             "format_version": 1,
