@@ -22,6 +22,8 @@ COMMAND_MODULES: list[str] = [
     "attnlab.cli.translate",
     "attnlab.cli.viz",
     "attnlab.cli.gpt",
+    "attnlab.cli.bert",
+    "attnlab.cli.vit",
     "attnlab.cli.compare",
 ]
 # Modules providing ``attnlab train TASK`` (``register_train``) — add yours here.
@@ -29,6 +31,8 @@ TRAIN_MODULES: list[str] = [
     "attnlab.cli.translate",
     "attnlab.cli.train_graph",
     "attnlab.cli.gpt",
+    "attnlab.cli.bert",
+    "attnlab.cli.vit",
     "attnlab.cli.seq2seq",
 ]
 

@@ -57,7 +57,8 @@ class WordPieceTokenizer(Tokenizer):
             continuing_subword_prefix=cls.PREFIX, show_progress=False,
         )
         backend.train_from_iterator(_check_texts(texts), trainer)
-        # The trainer numbers its alphabet in hash order; sorting makes ids repeatable.
+        # Sorted ids; note the trainer breaks ties between equally frequent pairs in hash
+        # order, so two trainings may differ: a checkpoint keeps the tokenizer it used.
         learned = sorted(set(backend.get_vocab()) - set(specials))
         vocab = {token: i for i, token in enumerate(specials + learned)}
         backend.model = models.WordPiece(vocab=vocab, unk_token=special_tokens.unk, continuing_subword_prefix=cls.PREFIX)

@@ -17,6 +17,7 @@ Notation: B batch, L sequence length, D hidden_size, H heads, V vocab_size, C la
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -236,6 +237,18 @@ class BERT(PretrainedModel):
             out.loss = sum(losses)
         return out
 
+    def with_head(self, head: str, labels: list[str] | None = None) -> BERT:
+        """A new BERT with this one's embeddings, encoder and pooler and a fresh ``head``
+        (e.g. a classifier to fine-tune from a pre-trained checkpoint)."""
+        config = dataclasses.replace(self.config, head=head, labels=list(labels or []), add_pooler=head != "mlm")
+        model = BERT(config).to(self.embeddings.word.weight.device)
+        missing, _ = model.load_state_dict(self.state_dict(), strict=False)
+        shared = ("embeddings.", "layers.") + (("pooler.",) if self.config.add_pooler else ())
+        not_copied = [k for k in missing if k.startswith(shared)]
+        if not_copied:
+            raise AttnlabError(f"with_head: weights {not_copied[:3]} do not fit the new config")
+        return model
+
     # --- HuggingFace interop (attnlab.interop.hf_bert) ---
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> BERT:
@@ -255,3 +268,23 @@ class BERT(PretrainedModel):
         from attnlab.interop.hf_bert import from_hf_checkpoint
 
         return from_hf_checkpoint(config, tensors)
+
+
+@torch.no_grad()
+def fill_mask(model: BERT, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
+    """For each ``[MASK]`` in ``text``, the ``top_k`` most likely tokens and probabilities."""
+    if model.config.head not in ("pretraining", "mlm"):
+        raise AttnlabError(f"fill_mask: the model has a {model.config.head!r} head; it needs an MLM head")
+    if top_k < 1:
+        raise AttnlabError(f"top_k: expected >= 1, got {top_k}")
+    ids = [tokenizer.cls_id, *tokenizer.encode(text), tokenizer.sep_id]
+    positions = [i for i, t in enumerate(ids) if t == tokenizer.mask_id]
+    if not positions:
+        raise AttnlabError(f"text: no {tokenizer.special_tokens.mask} token in {text!r}")
+    device = model.embeddings.word.weight.device
+    logits = model(torch.tensor([ids], device=device)).mlm_logits[0, positions]  # (M, V)
+    probs, top = logits.float().softmax(-1).topk(min(top_k, logits.shape[-1]), dim=-1)  # (M, k)
+    return [
+        [(tokenizer.id_to_token(int(t)), float(p)) for t, p in zip(row_ids, row_probs)]
+        for row_ids, row_probs in zip(top, probs)
+    ]
