@@ -269,3 +269,19 @@ def test_device_selection():
     if not has_cuda:
         with pytest.raises(AttnlabError, match="CUDA is not available"):
             TrainConfig(device="cuda")
+
+
+def test_a_plain_module_trains_and_resumes_too(make_data, config):
+    """Not a PretrainedModel: weights are its state_dict in model.safetensors."""
+    def make():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1))
+
+    def loss_fn(model, batch):
+        return nn.functional.mse_loss(model(batch["x"]).squeeze(-1), batch["y"])
+
+    config = dataclasses.replace(config, schedule="constant")
+    straight = Trainer(make(), make_data(), dataclasses.replace(config, out_dir=config.out_dir + "-s"), loss_fn=loss_fn).fit()
+    Trainer(make(), make_data(), dataclasses.replace(config, steps=5), loss_fn=loss_fn).fit()
+    resumed = Trainer(make(), make_data(), config, loss_fn=loss_fn).fit(resume=True)
+    assert resumed.losses == straight.losses
