@@ -1,0 +1,155 @@
+"""GPT benchmarks: attnlab's GPT side by side with transformers' GPT2LMHeadModel holding the
+same weights, in one process, timings interleaved (medians; ratio > 1: attnlab faster).
+
+1. Training step (forward, backward, AdamW) in fp32 and in bf16 autocast, with the
+   model FLOP utilisation (MFU) of each against this machine's *measured* matrix-multiply
+   peak of that dtype. FLOPs per step = tokens * (6 N + 12 L T D) (Chowdhery et al. 2022,
+   PaLM appendix B): N the matrix parameters (blocks + tied output layer), L layers,
+   T sequence length, D width.
+2. Greedy decoding at batch 1: HF ``generate()`` vs ``GPT.generate`` (KV cache), tokens/s.
+
+Run (CPU, the 4 x 256 char-level shape):  python -m benchmarks.gpt
+     (GPU, the 124M shape):               python -m benchmarks.gpt --device cuda --preset gpt2-124m --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import statistics
+import time
+
+import torch
+import transformers
+
+from attnlab.config import config_to_dict
+from attnlab.interop.hf_gpt2 import config_to_hf
+from attnlab.models.gpt import GPT, gpt_config
+from benchmarks.common import compare, machine_line, print_table
+
+transformers.logging.set_verbosity_error()
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak(dtype: torch.dtype, device: str, size: int, repeats: int = 10) -> float:
+    """Measured FLOP/s of a square matrix product: the median of ``repeats`` runs."""
+    a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        a @ b
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times)
+
+
+def step_flops(model: GPT, batch: int, length: int) -> float:
+    c = model.config
+    matrices = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "positions" not in n)
+    return batch * length * (6 * matrices + 12 * c.num_layers * length * c.d_model)
+
+
+def make_pair(preset: str, vocab_size: int | None, device: str) -> tuple[transformers.GPT2LMHeadModel, GPT]:
+    config = gpt_config(preset, dropout=0.0, attention_dropout=0.0)
+    if vocab_size is not None:
+        config = dataclasses.replace(config, vocab_size=vocab_size)
+    torch.manual_seed(0)
+    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(**config_to_hf(config_to_dict(config)))).to(device)
+    return hf, GPT.from_hf(hf)
+
+
+def train_step(model, ids: torch.Tensor, bf16: bool):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    device = ids.device.type
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            loss = model(ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        sync(device)
+
+    return step
+
+
+def training_rows(args, hf, ours) -> list[list[object]]:
+    ids = torch.randint(0, ours.config.vocab_size, (args.batch_size, args.seq_len), device=args.device)
+    flops = step_flops(ours, args.batch_size, args.seq_len)
+    hf_fast = torch.compile(hf) if args.compile else hf
+    ours_fast = torch.compile(ours) if args.compile else ours
+    rows = []
+    for bf16 in (False, True) if args.device == "cpu" else (True,):
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        peak = matmul_peak(dtype, args.device, args.peak_size)
+        r = compare("train", train_step(hf_fast, ids, bf16), train_step(ours_fast, ids, bf16), repeats=args.repeats)
+        rows.append([
+            "bf16 autocast" if bf16 else "fp32", r.peer_s * 1e3, r.ours_s * 1e3, f"{r.ratio:.2f}x",
+            f"{flops / r.peer_s / peak:.1%}", f"{flops / r.ours_s / peak:.1%}", f"{peak / 1e12:.3g}",
+        ])
+    return rows
+
+
+def decoding_row(args, hf, ours) -> list[object]:
+    hf.eval(), ours.eval()
+    prompt = torch.randint(0, ours.config.vocab_size, (1, 8), device=args.device)
+    n = args.new_tokens
+
+    def peer():
+        hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+        sync(args.device)
+
+    def mine():
+        ours.generate(prompt, n)
+        sync(args.device)
+
+    assert torch.equal(hf.generate(prompt, max_new_tokens=20, do_sample=False, pad_token_id=0), ours.generate(prompt, 20))
+    r = compare("decode", peer, mine, repeats=args.decode_repeats, warmup=1)
+    return ["greedy, batch 1", n, n / r.peer_s, n / r.ours_s, f"{r.ratio:.2f}x"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--preset", default="char-small", help="GPT preset (char-small: 4 x 256; gpt2-124m)")
+    parser.add_argument("--vocab-size", type=int, help="override the preset's vocabulary")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--new-tokens", type=int, default=200)
+    parser.add_argument("--decode-repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--peak-size", type=int, default=2048, help="side of the square matmul measuring the peak")
+    parser.add_argument("--compile", action="store_true", help="torch.compile both models for the training step")
+    parser.add_argument("--skip-decode", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    hf, ours = make_pair(args.preset, args.vocab_size, args.device)
+    c = ours.config
+    print(f"machine: {machine_line()}; device {args.device}")
+    print(f"model: {args.preset} ({c.num_layers} layers x {c.d_model}, {c.num_heads} heads, vocab {c.vocab_size}), "
+          f"{ours.num_parameters() / 1e6:.1f}M parameters; B={args.batch_size}, T={args.seq_len}\n")
+    print_table(
+        "Training step (forward + backward + AdamW), ms",
+        ["precision", "HF GPT2LMHeadModel", "attnlab GPT", "speed-up", "HF MFU", "attnlab MFU", "matmul peak TFLOP/s"],
+        training_rows(args, hf, ours),
+    )
+    if not args.skip_decode:
+        print_table(
+            "Greedy decoding, tokens/s",
+            ["mode", "new tokens", "HF generate()", "attnlab generate", "speed-up"],
+            [decoding_row(args, hf, ours)],
+        )
+
+
+if __name__ == "__main__":
+    main()
