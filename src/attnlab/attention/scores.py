@@ -148,19 +148,19 @@ def materialised_additive_score(projected_query: Tensor, projected_keys: Tensor,
     return hidden @ v  # (..., Lq, Lk)
 
 
-def _sigmoid_blocks(q2: Tensor, k2: Tensor, chunk: int):
+def _sigmoid_blocks(q: Tensor, k: Tensor, chunk: int):
     """Yield ``(queries, s)`` per block of queries, s = sigmoid(2q'_i + 2k'_j) ``(N, c, Lk, H)``.
 
-    Takes q2 = 2q', k2 = 2k'. Every block is written into one workspace: a fresh
-    multi-MiB tensor per block costs more in page faults than the addition itself.
+    Every block is written into one workspace: a fresh multi-MiB tensor per block costs
+    more in page faults than the addition itself.
     """
-    n, lq, hidden = q2.shape
-    lk = k2.shape[1]
-    workspace = q2.new_empty(n * chunk * lk * hidden)
+    n, lq, hidden = q.shape
+    lk = k.shape[1]
+    workspace = q.new_empty(n * chunk * lk * hidden)
     for start in range(0, lq, chunk):
-        q_block = q2[:, start : start + chunk]  # (N, c, H)
+        q_block = q[:, start : start + chunk]  # (N, c, H)
         s = workspace[: q_block.numel() * lk].view(n, q_block.shape[1], lk, hidden)
-        torch.add(q_block.unsqueeze(2), k2.unsqueeze(1), out=s).sigmoid_()
+        torch.add(2 * q_block.unsqueeze(2), k.unsqueeze(1), alpha=2, out=s).sigmoid_()
         yield slice(start, start + chunk), s
 
 
@@ -180,7 +180,7 @@ class _ChunkedAdditiveScore(torch.autograd.Function):
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, chunk: int) -> Tensor:
         scores = q.new_empty(q.shape[0], q.shape[1], k.shape[1])  # (N, Lq, Lk)
         v2 = 2 * v
-        for queries, s in _sigmoid_blocks(2 * q, 2 * k, chunk):
+        for queries, s in _sigmoid_blocks(q, k, chunk):
             scores[:, queries] = s @ v2  # (N, c, Lk)
         ctx.save_for_backward(q, k, v)
         ctx.chunk = chunk
@@ -193,7 +193,7 @@ class _ChunkedAdditiveScore(torch.autograd.Function):
         sum_gs_q = torch.empty_like(q)  # sum_j g_ij s_ij (1 - s_ij)
         sum_gs_k = torch.zeros_like(k)  # sum_i g_ij s_ij (1 - s_ij)
         sum_gs = torch.zeros_like(v)  # sum_ij g_ij s_ij
-        for queries, s in _sigmoid_blocks(2 * q, 2 * k, ctx.chunk):
+        for queries, s in _sigmoid_blocks(q, k, ctx.chunk):
             g = grad_scores[:, queries].unsqueeze(-1)  # (N, c, Lk, 1)
             sum_gs += (g.reshape(1, -1) @ s.view(-1, s.shape[-1])).view(-1)  # (H,)
             # g s (1 - s) in place, with the fused kernel of PyTorch's own sigmoid derivative.
