@@ -18,6 +18,7 @@ Notation: N sentence pairs, L decoder layers, H heads, T target tokens, S source
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -28,6 +29,10 @@ from attnlab.data.corpus import Alignment, ParallelCorpus
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.metrics import alignment_error_rate, alignments_from_attention, bleu, chrf
 from attnlab.translation.translator import Translator
+
+# sacrebleu warns on every call that text ending in " ." looks tokenized: the synthetic
+# corpus is tokenized by design, so the warning would only clutter the demo's output.
+logging.getLogger("sacrebleu").setLevel(logging.ERROR)
 
 
 @dataclass

@@ -13,6 +13,10 @@ The checkpoint folder is a :class:`~attnlab.translation.translator.Translator` f
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,14 @@ from attnlab.errors import AttnlabError
 from attnlab.evaluation.metrics import bleu
 from attnlab.io import read_json, write_json
 from attnlab.models.transformer import TRANSFORMER_PRESETS, Transformer
-from attnlab.training import TrainConfig, Trainer, TrainResult, find_checkpoint, set_seed
+from attnlab.training import (
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    find_checkpoint,
+    resolve_device,
+    set_seed,
+)
 from attnlab.translation.translator import SRC_TOKENIZER, TGT_TOKENIZER, Translator
 
 SETUP_FILE = "translator.json"
@@ -125,12 +136,43 @@ def make_validation(translator: Translator, batches: TranslationBatches, splits:
     return evaluate
 
 
+def steps_within_budget(model: Transformer, batches: TranslationBatches, config: TrainConfig, probes: int = 6) -> int:
+    """How many updates fit in ``config.max_time_s`` (90% of it), at most ``config.steps``.
+
+    Times ``probes`` updates of a copy of the model (the run's RNG and weights are
+    untouched) and takes the median after the first, which pays for warm-up.
+    """
+    probe = copy.deepcopy(model).train()
+    device = next(probe.parameters()).device
+    optimizer = torch.optim.Adam(probe.parameters(), lr=1e-6)
+    times = []
+    with torch.random.fork_rng(devices=[]):
+        for step in range(probes):
+            batch = {k: v.to(device) for k, v in batches.batch(step).items()}
+            started = time.perf_counter()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                loss = translation_loss(probe, batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            times.append(time.perf_counter() - started)
+    per_step = statistics.median(times[1:])
+    return max(1, min(config.steps, int(0.9 * config.max_time_s / per_step)))
+
+
 def train_translator(
-    setup: TranslatorSetup, config: TrainConfig, resume: bool = False, splits: CorpusSplits | None = None
+    setup: TranslatorSetup,
+    config: TrainConfig,
+    resume: bool = False,
+    splits: CorpusSplits | None = None,
+    fit_budget: bool = False,
 ) -> TrainedTranslator:
     """Build (or resume) and train a translator; the checkpoint folder is ``config.out_dir``.
 
-    ``splits`` (already loaded data) replaces ``load_splits(setup)``.
+    ``splits`` (already loaded data) replaces ``load_splits(setup)``. ``fit_budget`` lowers
+    ``config.steps`` to what fits in ``config.max_time_s`` on this machine right now
+    (:func:`steps_within_budget`), so the learning-rate schedule ends inside the budget
+    instead of being cut off at a high learning rate.
     """
     out_dir = Path(config.out_dir)
     previous = find_checkpoint(out_dir) if resume else None
@@ -150,6 +192,9 @@ def train_translator(
         splits.valid, translator.src_tokenizer, translator.tgt_tokenizer, batch_size=128,
         max_len=model.config.max_len, seed=setup.seed,
     )
+    if fit_budget and config.max_time_s is not None and not resume:
+        model.to(resolve_device(config.device))
+        config = dataclasses.replace(config, steps=steps_within_budget(model, batches, config))
 
     def save_extra(folder: Path) -> None:
         translator.save_tokenizers(folder)
