@@ -89,6 +89,8 @@ def test_attentions_and_losses_against_hf():
         real = mask.bool()[:, None, :, None]  # rows of padding queries are not compared
         torch.testing.assert_close(a * real, b * real, atol=ATOL, rtol=0)
     torch.testing.assert_close(got.loss, expected.loss, atol=ATOL, rtol=0)
+    labeled = labels != -100  # with labels only the labeled positions get MLM logits
+    torch.testing.assert_close(got.mlm_logits, expected.prediction_logits[labeled], atol=ATOL, rtol=0)
     got.loss.backward()
     expected.loss.backward()
     torch.testing.assert_close(

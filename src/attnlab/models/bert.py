@@ -86,7 +86,8 @@ def bert_config(name: str, **overrides) -> BERTConfig:
 
 @dataclass
 class BERTOutput:
-    """``last_hidden_state (B, L, D)``; ``pooler_output (B, D)``; ``mlm_logits (B, L, V)``;
+    """``last_hidden_state (B, L, D)``; ``pooler_output (B, D)``; ``mlm_logits (B, L, V)``
+    (``(M, V)`` for the M labeled positions when ``mlm_labels`` are given);
     ``nsp_logits (B, 2)``; ``logits (B, C)``; ``attentions``: per layer ``(B, H, L, L)``."""
 
     last_hidden_state: Tensor
@@ -217,14 +218,19 @@ class BERT(PretrainedModel):
         """Encode and apply the head; a loss is returned when its labels are given.
 
         ``mlm_labels (B, L)`` hold the original id at masked positions and -100 elsewhere;
+        when given, ``mlm_logits`` is ``(M, V)``: the M labeled positions in row-major order;
         ``next_sentence_label (B,)`` is 0 for IsNext, 1 for NotNext; ``labels (B,)`` classes.
         """
         out = self.encode(input_ids, token_type_ids, attention_mask, need_weights)
         losses = []
-        if self.config.head in ("pretraining", "mlm"):
+        if self.config.head in ("pretraining", "mlm") and mlm_labels is None:
             out.mlm_logits = self.mlm_logits(out.last_hidden_state)  # (B, L, V)
-            if mlm_labels is not None:
-                losses.append(F.cross_entropy(out.mlm_logits.flatten(0, 1), mlm_labels.flatten(), ignore_index=IGNORE_INDEX))
+        elif self.config.head in ("pretraining", "mlm"):
+            # Only the labeled positions need the (large) vocabulary projection, as in
+            # BERT's own pre-training code (gather_indexes): logits (M, V) of M positions.
+            chosen = mlm_labels != IGNORE_INDEX  # (B, L)
+            out.mlm_logits = self.mlm_logits(out.last_hidden_state[chosen])  # (M, V)
+            losses.append(F.cross_entropy(out.mlm_logits, mlm_labels[chosen]))
         if self.config.head == "pretraining":
             out.nsp_logits = self.nsp(out.pooler_output)  # (B, 2)
             if next_sentence_label is not None:

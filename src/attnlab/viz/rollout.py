@@ -79,7 +79,7 @@ def _grid(num_patches: int, height: int, width: int) -> tuple[int, int]:
 
 
 def _show_image(ax, pixels: Tensor, title: str) -> None:
-    ax.imshow(pixels, cmap="gray" if pixels.dim() == 2 else None, vmin=0, vmax=1)
+    ax.imshow(pixels.numpy(), cmap="gray" if pixels.dim() == 2 else None, vmin=0, vmax=1)
     ax.set_title(title, fontsize=8)
     ax.axis("off")
 
