@@ -1,0 +1,132 @@
+"""The RNN translator: every attention variant trains and decodes; step-by-step decoding
+equals teacher forcing; beam search of width 1 equals greedy; checkpoints round-trip; the
+encoder equals PyTorch's packed bidirectional RNN; clear errors."""
+
+import pytest
+import torch
+from torch import nn
+
+from attnlab.attention import AdditiveAttention
+from attnlab.config import preset
+from attnlab.errors import AttnlabError
+from attnlab.evaluation.decoding import beam_search, greedy_search
+from attnlab.models.seq2seq import SEQ2SEQ_PRESETS, Seq2Seq
+from attnlab.models.seq2seq_attention import ATTENTION_NAMES
+
+V = 16
+
+
+def make(attention="bahdanau", **overrides):
+    config = preset(SEQ2SEQ_PRESETS, "tiny", src_vocab_size=V, tgt_vocab_size=V, attention=attention, **overrides)
+    return Seq2Seq(config)
+
+
+def batch(b=4, s=7, t=6):
+    src = torch.randint(3, V, (b, s))
+    src[1, 4:] = 0  # padding
+    tgt_in = torch.randint(3, V, (b, t))
+    tgt_in[:, 0] = 1
+    labels = torch.randint(3, V, (b, t))
+    labels[2, 4:] = 0
+    return src, tgt_in, labels
+
+
+@pytest.mark.parametrize("attention", ATTENTION_NAMES)
+def test_every_variant_trains_and_decodes(attention):
+    torch.manual_seed(0)
+    model = make(attention)
+    src, tgt_in, labels = batch()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(12):
+        out = model(src, tgt_in, labels, need_weights=True)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        ce = torch.nn.functional.cross_entropy(out.logits.detach().transpose(1, 2), labels, ignore_index=0)
+        first = float(ce) if first is None else first
+    assert float(ce) < first
+    if attention != "none":
+        assert out.alignments.shape == (4, 6, 7) and (out.alignments[1, :, 4:] == 0).all()
+    model.eval()
+    hyps = beam_search(model, src, bos_id=1, eos_id=2, max_len=8, beam_size=3)
+    assert len(hyps.tokens) == 4 and all(len(h) <= 8 for h in hyps.tokens)
+
+
+@pytest.mark.parametrize("attention", ATTENTION_NAMES)
+@pytest.mark.parametrize("style", ["luong", "bahdanau"])
+def test_step_by_step_equals_teacher_forcing(attention, style):
+    model = make(attention, attention_style=style).eval()
+    src, tgt_in, _ = batch()
+    with torch.no_grad():
+        full = torch.log_softmax(model(src, tgt_in).logits, -1)
+        state = model.start(src)
+        steps = []
+        for t in range(tgt_in.shape[1]):
+            log_probs, state = model.step(tgt_in[:, t], state)
+            steps.append(log_probs)
+    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_beam_of_one_equals_greedy_and_reorder(cell):
+    model = make("location", cell=cell).eval()
+    src, _, _ = batch()
+    greedy = greedy_search(model, src, bos_id=1, eos_id=2, max_len=8)
+    beam = beam_search(model, src, bos_id=1, eos_id=2, max_len=8, beam_size=1, alpha=0.0)
+    assert greedy.tokens == beam.tokens
+    state = model.start(src)
+    index = torch.tensor([3, 0, 0])
+    picked = model.reorder(state, index)
+    torch.testing.assert_close(picked.attention.memory, state.attention.memory[index])
+
+
+def test_encoder_equals_torch_packed_bidirectional_gru():
+    model = make()
+    src, _, _ = batch()
+    memory, mask, _ = model.encode(src)
+    reference = nn.GRU(32, 32, batch_first=True, bidirectional=True)
+    reference.load_state_dict(model.encoder.state_dict())
+    for row in range(4):  # each sentence alone, unpadded
+        length = int(mask[row].sum())
+        want, _ = reference(model.src_embed(src[row : row + 1, :length]))
+        torch.testing.assert_close(memory[row : row + 1, :length], want, atol=1e-5, rtol=1e-5)
+    assert (memory[1, 4:] == 0).all()
+
+
+def test_attention_module_is_passed_in():
+    config = preset(SEQ2SEQ_PRESETS, "tiny", src_vocab_size=V, tgt_vocab_size=V)
+    mechanism = AdditiveAttention(64, 64, 8, normalize=True)
+    model = Seq2Seq(config, attention=mechanism)
+    assert model.attention.mechanism is mechanism
+    src, tgt_in, labels = batch()
+    assert torch.isfinite(model(src, tgt_in, labels).loss)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = make("coverage", cell="lstm").eval()
+    model.save_pretrained(tmp_path)
+    loaded = Seq2Seq.from_pretrained(tmp_path)
+    src, tgt_in, _ = batch()
+    torch.testing.assert_close(loaded(src, tgt_in).logits, model(src, tgt_in).logits)
+
+
+def test_auxiliary_losses_of_coverage_and_hard_attention():
+    src, tgt_in, labels = batch()
+    for attention in ("coverage", "hard"):
+        out = make(attention)(src, tgt_in, labels)
+        assert out.attention_loss is not None and torch.isfinite(out.attention_loss)
+    assert make("bahdanau")(src, tgt_in, labels).attention_loss is None
+
+
+def test_clear_errors():
+    with pytest.raises(AttnlabError, match="attention"):
+        make("global")
+    with pytest.raises(AttnlabError, match="cell"):
+        make(cell="rnn")
+    model = make()
+    src, tgt_in, _ = batch()
+    with pytest.raises(AttnlabError, match="src_ids"):
+        model(src + V, tgt_in)
+    with pytest.raises(AttnlabError, match="tgt_ids"):
+        model(src, tgt_in.float())
