@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from attnlab.errors import AttnlabError
 from attnlab.io import read_json, write_json
 from attnlab.training import TrainConfig, Trainer, find_checkpoint
 from attnlab.training import checkpoint as ckpt
@@ -105,6 +106,15 @@ def test_user_files_survive_a_save_and_foreign_folders_are_not_checkpoints(make_
     assert (out / "plots" / "attention.png").read_bytes() == b"png"
     assert read_json(out / "notes.json") == {"keep": True}
     assert find_checkpoint(out) == out
+
+
+@pytest.mark.parametrize("name", [ckpt.OPTIMIZER_FILE, ckpt.RNG_FILE, "model.safetensors"])
+def test_a_damaged_checkpoint_file_is_a_clear_error(name, make_model, make_data, config):
+    Trainer(make_model(), make_data(), dataclasses.replace(config, steps=2)).fit()
+    path = Path(config.out_dir) / name
+    path.write_bytes(path.read_bytes()[:40])  # truncated, as by a failing disk
+    with pytest.raises(AttnlabError, match="safetensors"):
+        Trainer(make_model(), make_data(), config).fit(resume=True)
 
 
 SCRIPT = """

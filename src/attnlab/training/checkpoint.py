@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from torch import nn
 
 from attnlab.errors import AttnlabError
@@ -111,12 +112,12 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
 
 
 def _read_state(path: Path) -> Any:
-    from safetensors import safe_open
-
     tensors = read_safetensors(path)
     with safe_open(str(path), framework="pt") as f:
-        structure = json.loads((f.metadata() or {})["state"])
-    return join_tensors(structure, tensors)
+        structure = (f.metadata() or {}).get("state")
+    if structure is None:
+        raise AttnlabError(f"{path}: no 'state' metadata; not an attnlab optimizer checkpoint")
+    return join_tensors(json.loads(structure), tensors)
 
 
 # --- the folder swap ----------------------------------------------------------------
