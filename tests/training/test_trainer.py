@@ -17,7 +17,9 @@ import pytest
 import torch
 from torch import nn
 
+from attnlab.config import config_from_dict
 from attnlab.errors import AttnlabError
+from attnlab.io import read_json
 from attnlab.training import TrainConfig, Trainer, find_checkpoint, resolve_device, set_seed
 from attnlab.training.optim import no_decay_names
 
@@ -206,6 +208,9 @@ def test_checkpoint_is_a_model_folder(make_model, make_data, config):
     files = sorted(p.name for p in trainer.out_dir.iterdir())
     assert files == ["config.json", "model.safetensors", "optimizer.safetensors",
                      "rng_state.safetensors", "trainer_state.json", "vocab.txt"]
+    state = read_json(trainer.out_dir / "trainer_state.json")
+    assert config_from_dict(TrainConfig, state["config"]) == trainer.config  # betas back to a tuple
+    assert state["step"] == len(state["losses"]) == trainer.config.steps
 
 
 def test_resume_never_unpickles(make_model, make_data, config, monkeypatch):
