@@ -92,6 +92,18 @@ def test_chunk_size_does_not_change_results(normalize):
         torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("normalize", [False, True])
+def test_bf16_autocast_close_to_fp32(normalize):
+    attn = make(normalize, torch.float32)
+    q, k, values = inputs(torch.float32)
+    expected = attn(q, k, values).output
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attn(q, k, values).output
+    torch.testing.assert_close(out.float(), expected, rtol=3e-2, atol=3e-2)
+    out.float().sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in attn.parameters())
+
+
 def test_length_mask_and_fully_masked_rows():
     attn = make(True)
     q, k, values = (t.requires_grad_() for t in inputs())

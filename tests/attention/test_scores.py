@@ -96,6 +96,17 @@ def test_chunked_equals_materialised_with_gradients(dtype, tol, chunk):
         torch.testing.assert_close(ours, ref, rtol=tol[0], atol=tol[1])
 
 
+def test_additive_bf16_as_accurate_as_the_textbook_form():
+    q, k = rand(2, 16, 32), rand(2, 24, 32, seed=1)
+    v = rand(32, seed=2) * 0.1 + 0.05  # a v with a large sum, where (2v)^T s - sum(v) would cancel
+    reference = additive_reference(q, k, v)
+    ours = additive_score(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    textbook = materialised_additive_score(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert ours.dtype == torch.bfloat16
+    error, textbook_error = ((x.double() - reference).abs().max() for x in (ours, textbook))
+    assert error <= 1.5 * textbook_error + 1e-3, (error, textbook_error)
+
+
 class _LargestTensor(TorchDispatchMode):
     """Records the largest number of bytes any op produced."""
 

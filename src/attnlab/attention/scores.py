@@ -49,7 +49,8 @@ def _check_pair(query: Tensor, keys: Tensor, query_width: int | None = None, key
             raise AttnlabError(f"{name} must have shape (..., L, D), got {tuple(t.shape)}")
         if width is not None and t.shape[-1] != width:
             raise AttnlabError(f"{name} must have last dim {width}, got shape {tuple(t.shape)}")
-    if query.dtype != keys.dtype or query.device != keys.device:
+    mixed_dtype = query.dtype != keys.dtype and not torch.is_autocast_enabled(query.device.type)
+    if mixed_dtype or query.device != keys.device:
         raise AttnlabError(
             f"query and keys must share dtype and device, got {query.dtype}/{query.device} and {keys.dtype}/{keys.device}"
         )
@@ -116,23 +117,25 @@ def additive_score(
         memory_budget: bytes the ``(N, chunk, Lk, H)`` block of pairs may take; queries are
             processed ``chunk`` at a time and recomputed in backward (first-order gradients).
     Returns:
-        scores ``(..., Lq, Lk)``.
+        scores ``(..., Lq, Lk)`` in the dtype of q' and k' (computed in fp32 for bf16/fp16;
+        v and b follow the inputs' dtype, as under autocast).
     """
     _check_pair(projected_query, projected_keys, key_width=projected_query.shape[-1])
     hidden = projected_query.shape[-1]
     for name, t in (("v", v), ("bias", bias)):
-        if t is not None and (t.shape != (hidden,) or t.dtype != projected_query.dtype):
-            raise AttnlabError(
-                f"{name} must have shape (H,) = ({hidden},) and dtype {projected_query.dtype}, got {tuple(t.shape)} {t.dtype}"
-            )
+        if t is not None and t.shape != (hidden,):
+            raise AttnlabError(f"{name} must have shape (H,) = ({hidden},), got {tuple(t.shape)}")
     if bias is not None:
         projected_query = projected_query + bias  # tanh(q' + k' + b) = tanh((q' + b) + k')
+    dtype = torch.promote_types(projected_query.dtype, projected_keys.dtype)
+    # bf16/fp16 (e.g. under autocast) compute in fp32: e = (2v)^T s - sum(v) cancels.
+    compute = torch.float32 if dtype.itemsize < 4 else dtype
     lead = torch.broadcast_shapes(projected_query.shape[:-2], projected_keys.shape[:-2])
     lq, lk = projected_query.shape[-2], projected_keys.shape[-2]
-    q = projected_query.expand(*lead, lq, hidden).reshape(-1, lq, hidden)  # (N, Lq, H)
-    k = projected_keys.expand(*lead, lk, hidden).reshape(-1, lk, hidden)  # (N, Lk, H)
-    scores = _ChunkedAdditiveScore.apply(q, k, v, query_chunk_size(q, k, memory_budget))  # (N, Lq, Lk)
-    return scores.view(*lead, lq, lk)
+    q = projected_query.to(compute).expand(*lead, lq, hidden).reshape(-1, lq, hidden)  # (N, Lq, H)
+    k = projected_keys.to(compute).expand(*lead, lk, hidden).reshape(-1, lk, hidden)  # (N, Lk, H)
+    scores = _ChunkedAdditiveScore.apply(q, k, v.to(compute), query_chunk_size(q, k, memory_budget))  # (N, Lq, Lk)
+    return scores.view(*lead, lq, lk).to(dtype)
 
 
 def query_chunk_size(q: Tensor, k: Tensor, memory_budget: int) -> int:
