@@ -83,11 +83,11 @@ def load_renamed(model: nn.Module, tensors: dict[str, torch.Tensor], source: str
 
 
 # --- config --------------------------------------------------------------------------
-def config_to_hf(config) -> dict[str, Any]:
+def encoder_config_to_hf(config, model_type: str, architecture: str) -> dict[str, Any]:
+    """The ``config.json`` fields BERT and ViT share (their attnlab configs share the names)."""
     hf = {
-        "model_type": "bert",
-        "architectures": [ARCHITECTURES[config.head]],
-        "vocab_size": config.vocab_size,
+        "model_type": model_type,
+        "architectures": [architecture],
         "hidden_size": config.hidden_size,
         "num_hidden_layers": config.num_layers,
         "num_attention_heads": config.num_heads,
@@ -95,13 +95,7 @@ def config_to_hf(config) -> dict[str, Any]:
         "hidden_act": ACTIVATIONS[config.activation],
         "hidden_dropout_prob": config.dropout,
         "attention_probs_dropout_prob": config.attention_dropout,
-        "classifier_dropout": config.classifier_dropout,
-        "max_position_embeddings": config.max_positions,
-        "type_vocab_size": config.type_vocab_size,
         "layer_norm_eps": config.norm_eps,
-        "pad_token_id": config.pad_token_id,
-        "position_embedding_type": "absolute",
-        "tie_word_embeddings": True,
         "initializer_range": 0.02,
     }
     if config.labels:
@@ -110,30 +104,52 @@ def config_to_hf(config) -> dict[str, Any]:
     return hf
 
 
+def encoder_config_from_hf(hf: dict[str, Any], model_type: str, architectures: list[str], dropout: float) -> dict[str, Any]:
+    """Checked shared fields of a HuggingFace BERT/ViT ``config.json`` as attnlab config
+    fields, plus ``architecture`` and the ``labels`` named by ``id2label``."""
+    if hf.get("model_type", model_type) != model_type:
+        raise AttnlabError(f"config.json holds a {hf.get('model_type')!r} model, not {model_type!r}")
+    if hf.get("hidden_act", "gelu") not in HF_ACTIVATIONS:
+        raise AttnlabError(f"hidden_act {hf['hidden_act']!r}: expected one of {sorted(HF_ACTIVATIONS)}")
+    architecture = (hf.get("architectures") or [architectures[0]])[0]
+    if architecture not in architectures:
+        raise AttnlabError(f"architecture {architecture!r}: expected one of {sorted(architectures)}")
+    id2label = hf.get("id2label") or {}
+    return dict(
+        hidden_size=hf["hidden_size"], num_layers=hf["num_hidden_layers"], num_heads=hf["num_attention_heads"],
+        intermediate_size=hf["intermediate_size"], activation=HF_ACTIVATIONS[hf.get("hidden_act", "gelu")],
+        dropout=hf.get("hidden_dropout_prob", dropout), attention_dropout=hf.get("attention_probs_dropout_prob", dropout),
+        norm_eps=hf.get("layer_norm_eps", 1e-12), architecture=architecture,
+        labels=[id2label[k] for k in sorted(id2label, key=int)],
+    )
+
+
+def config_to_hf(config) -> dict[str, Any]:
+    return {
+        **encoder_config_to_hf(config, "bert", ARCHITECTURES[config.head]),
+        "vocab_size": config.vocab_size,
+        "classifier_dropout": config.classifier_dropout,
+        "max_position_embeddings": config.max_positions,
+        "type_vocab_size": config.type_vocab_size,
+        "pad_token_id": config.pad_token_id,
+        "position_embedding_type": "absolute",
+        "tie_word_embeddings": True,
+    }
+
+
 def config_from_hf(hf: dict[str, Any], has_pooler: bool):
     from attnlab.models.bert import BERTConfig
 
-    if hf.get("model_type", "bert") != "bert":
-        raise AttnlabError(f"config.json holds a {hf.get('model_type')!r} model, not 'bert'")
     if hf.get("position_embedding_type", "absolute") != "absolute":
         raise AttnlabError(f"position_embedding_type {hf['position_embedding_type']!r}: only 'absolute' is supported")
-    if hf.get("hidden_act", "gelu") not in HF_ACTIVATIONS:
-        raise AttnlabError(f"hidden_act {hf['hidden_act']!r}: expected one of {sorted(HF_ACTIVATIONS)}")
-    heads = {v: k for k, v in ARCHITECTURES.items()}
-    architecture = (hf.get("architectures") or ["BertModel"])[0]
-    if architecture not in heads:
-        raise AttnlabError(f"architecture {architecture!r}: expected one of {sorted(heads)}")
-    id2label = hf.get("id2label") or {}
-    head = heads[architecture]
+    fields = encoder_config_from_hf(hf, "bert", list(ARCHITECTURES.values()), dropout=0.1)
+    head = {v: k for k, v in ARCHITECTURES.items()}[fields.pop("architecture")]
+    if head != "classifier":
+        fields["labels"] = []
     return BERTConfig(
-        vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"], num_layers=hf["num_hidden_layers"],
-        num_heads=hf["num_attention_heads"], intermediate_size=hf["intermediate_size"],
-        max_positions=hf["max_position_embeddings"], type_vocab_size=hf.get("type_vocab_size", 2),
-        activation=HF_ACTIVATIONS[hf.get("hidden_act", "gelu")], dropout=hf.get("hidden_dropout_prob", 0.1),
-        attention_dropout=hf.get("attention_probs_dropout_prob", 0.1),
-        classifier_dropout=hf.get("classifier_dropout"), norm_eps=hf.get("layer_norm_eps", 1e-12),
+        **fields, vocab_size=hf["vocab_size"], max_positions=hf["max_position_embeddings"],
+        type_vocab_size=hf.get("type_vocab_size", 2), classifier_dropout=hf.get("classifier_dropout"),
         pad_token_id=hf.get("pad_token_id") or 0, head=head, add_pooler=has_pooler,
-        labels=[id2label[k] for k in sorted(id2label, key=int)] if head == "classifier" else [],
     )
 
 

@@ -15,11 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from attnlab.errors import AttnlabError
 from attnlab.interop.hf_bert import (
-    ACTIVATIONS,
-    HF_ACTIVATIONS,
     copy_from_hf,
+    encoder_config_from_hf,
+    encoder_config_to_hf,
     load_renamed,
     rename,
     rename_one,
@@ -55,48 +54,24 @@ ARCHITECTURES = {False: "ViTModel", True: "ViTForImageClassification"}
 
 
 def config_to_hf(config) -> dict[str, Any]:
-    hf = {
-        "model_type": "vit",
-        "architectures": [ARCHITECTURES[bool(config.labels)]],
+    return {
+        **encoder_config_to_hf(config, "vit", ARCHITECTURES[bool(config.labels)]),
         "image_size": config.image_size,
         "patch_size": config.patch_size,
         "num_channels": config.num_channels,
-        "hidden_size": config.hidden_size,
-        "num_hidden_layers": config.num_layers,
-        "num_attention_heads": config.num_heads,
-        "intermediate_size": config.intermediate_size,
-        "hidden_act": ACTIVATIONS[config.activation],
-        "hidden_dropout_prob": config.dropout,
-        "attention_probs_dropout_prob": config.attention_dropout,
-        "layer_norm_eps": config.norm_eps,
         "qkv_bias": config.qkv_bias,
-        "initializer_range": 0.02,
     }
-    if config.labels:
-        hf["id2label"] = {str(i): name for i, name in enumerate(config.labels)}
-        hf["label2id"] = {name: i for i, name in enumerate(config.labels)}
-    return hf
 
 
 def config_from_hf(hf: dict[str, Any], has_pooler: bool):
     from attnlab.models.vit import ViTConfig
 
-    if hf.get("model_type", "vit") != "vit":
-        raise AttnlabError(f"config.json holds a {hf.get('model_type')!r} model, not 'vit'")
-    if hf.get("hidden_act", "gelu") not in HF_ACTIVATIONS:
-        raise AttnlabError(f"hidden_act {hf['hidden_act']!r}: expected one of {sorted(HF_ACTIVATIONS)}")
-    architecture = (hf.get("architectures") or ["ViTModel"])[0]
-    if architecture not in ARCHITECTURES.values():
-        raise AttnlabError(f"architecture {architecture!r}: expected one of {sorted(ARCHITECTURES.values())}")
-    id2label = hf.get("id2label") or {}
-    labels = [id2label[k] for k in sorted(id2label, key=int)] if architecture == ARCHITECTURES[True] else []
+    fields = encoder_config_from_hf(hf, "vit", list(ARCHITECTURES.values()), dropout=0.0)
+    if fields.pop("architecture") != ARCHITECTURES[True]:
+        fields["labels"] = []
     return ViTConfig(
-        image_size=hf["image_size"], patch_size=hf["patch_size"], num_channels=hf.get("num_channels", 3),
-        hidden_size=hf["hidden_size"], num_layers=hf["num_hidden_layers"], num_heads=hf["num_attention_heads"],
-        intermediate_size=hf["intermediate_size"], activation=HF_ACTIVATIONS[hf.get("hidden_act", "gelu")],
-        dropout=hf.get("hidden_dropout_prob", 0.0), attention_dropout=hf.get("attention_probs_dropout_prob", 0.0),
-        norm_eps=hf.get("layer_norm_eps", 1e-12), qkv_bias=hf.get("qkv_bias", True),
-        add_pooler=has_pooler, labels=labels,
+        **fields, image_size=hf["image_size"], patch_size=hf["patch_size"], num_channels=hf.get("num_channels", 3),
+        qkv_bias=hf.get("qkv_bias", True), add_pooler=has_pooler,
     )
 
 

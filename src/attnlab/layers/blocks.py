@@ -92,6 +92,20 @@ class EncoderBlock(nn.Module):
         return BlockOutput(x, self_weights=weights)
 
 
+def encoder_stack(config, *, norm_first: bool) -> nn.ModuleList:
+    """``config.num_layers`` encoder blocks from a BERT/ViT-style config (``hidden_size``,
+    ``num_heads``, ``intermediate_size``, ``dropout``, ``attention_dropout``, ``activation``,
+    ``norm_eps``), without dropout inside the feed-forward network (as BERT and ViT)."""
+    return nn.ModuleList(
+        EncoderBlock(
+            config.hidden_size, config.num_heads, config.intermediate_size, dropout=config.dropout,
+            attention_dropout=config.attention_dropout, ffn_dropout=0.0, activation=config.activation,
+            norm_first=norm_first, norm_eps=config.norm_eps,
+        )
+        for _ in range(config.num_layers)
+    )
+
+
 def run_encoder(
     blocks: nn.ModuleList, x: Tensor, *, mask: Tensor | None = None, need_weights: bool = False
 ) -> tuple[Tensor, tuple[Tensor, ...] | None]:

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from attnlab.config import preset
 from attnlab.errors import AttnlabError
-from attnlab.layers.blocks import EncoderBlock, run_encoder
+from attnlab.layers.blocks import encoder_stack, run_encoder
 from attnlab.layers.feed_forward import get_activation
 from attnlab.models.base import PretrainedModel
 
@@ -134,14 +134,7 @@ class BERT(PretrainedModel):
         self.config = config
         d = config.hidden_size
         self.embeddings = BERTEmbeddings(config)
-        self.layers = nn.ModuleList(
-            EncoderBlock(
-                d, config.num_heads, config.intermediate_size, dropout=config.dropout,
-                attention_dropout=config.attention_dropout, ffn_dropout=0.0, activation=config.activation,
-                norm_first=False, norm_eps=config.norm_eps,
-            )
-            for _ in range(config.num_layers)
-        )
+        self.layers = encoder_stack(config, norm_first=False)
         self.pooler = nn.Linear(d, d) if config.add_pooler else None
         if config.head in ("pretraining", "mlm"):
             self.mlm_dense = nn.Linear(d, d)

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from attnlab.config import preset
 from attnlab.errors import AttnlabError
-from attnlab.layers.blocks import EncoderBlock, run_encoder
+from attnlab.layers.blocks import encoder_stack, run_encoder
 from attnlab.layers.feed_forward import get_activation
 from attnlab.models.base import PretrainedModel
 
@@ -133,14 +133,7 @@ class ViT(PretrainedModel):
         self.config = config
         d = config.hidden_size
         self.embeddings = PatchEmbeddings(config)
-        self.layers = nn.ModuleList(
-            EncoderBlock(
-                d, config.num_heads, config.intermediate_size, dropout=config.dropout,
-                attention_dropout=config.attention_dropout, ffn_dropout=0.0, activation=config.activation,
-                norm_first=True, norm_eps=config.norm_eps,
-            )
-            for _ in range(config.num_layers)
-        )
+        self.layers = encoder_stack(config, norm_first=True)
         if not config.qkv_bias:
             for block in self.layers:
                 for proj in (block.self_attn.q_proj, block.self_attn.k_proj, block.self_attn.v_proj):
