@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.attention.core import AttentionOutput
-from attnlab.attention.location import attend_step
+from attnlab.attention.location import attend_step, weighted_sum
 from attnlab.attention.memory_attention import MemoryAttention
 from attnlab.errors import AttnlabError
 
@@ -102,8 +102,7 @@ class HardAttention(nn.Module):
         soft = attend_step((scores + gumbel) / self.temperature, values, mask).weights  # (B, Lk)
         hard = F.one_hot(soft.argmax(dim=-1), soft.shape[-1]).to(soft.dtype) * (soft.sum(-1, keepdim=True) > 0)
         weights = hard - soft.detach() + soft  # forward: one-hot; backward: d soft
-        output = (weights[:, None, :].to(values.dtype) @ values)[:, 0]  # (B, 1, Lk) @ (B, Lk, Dv) -> (B, Dv)
-        return AttentionOutput(output, weights)
+        return AttentionOutput(weighted_sum(weights, values), weights)
 
     def reinforce_loss(self, log_prob: Tensor, reward: Tensor) -> Tensor:
         """The scorer's REINFORCE loss for ``log_prob (B,)`` (summed over steps) and ``reward (B,)``."""

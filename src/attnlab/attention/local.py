@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.attention.core import AttentionOutput
-from attnlab.attention.location import attend_step
+from attnlab.attention.location import attend_step, weighted_sum
 from attnlab.attention.luong import LuongAttention
 from attnlab.errors import AttnlabError
 
@@ -97,5 +97,4 @@ class LocalAttention(nn.Module):
             return out
         sigma = self.window / 2
         weights = out.weights * torch.exp(-offset.square() / (2 * sigma**2))  # (B, Lk)
-        output = (weights[:, None, :].to(values.dtype) @ values)[:, 0]  # (B, 1, Lk) @ (B, Lk, Dv) -> (B, Dv)
-        return AttentionOutput(output, weights)
+        return AttentionOutput(weighted_sum(weights, values), weights)

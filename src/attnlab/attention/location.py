@@ -40,6 +40,11 @@ def attend_step(
     return AttentionOutput(out.output[:, 0], out.weights[:, 0], log_prob)
 
 
+def weighted_sum(weights: Tensor, values: Tensor) -> Tensor:
+    """``sum_j a_j v_j`` for weights ``(B, Lk)`` that did not come from :func:`attend_step`."""
+    return (weights[:, None, :].to(values.dtype) @ values)[:, 0]  # (B, 1, Lk) @ (B, Lk, Dv) -> (B, Dv)
+
+
 class LocationSensitiveAttention(nn.Module):
     """Additive attention whose scores also see a convolution of past alignments.
 

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from attnlab.attention.additive import AdditiveAttention
 from attnlab.attention.core import AttentionOutput
+from attnlab.attention.location import weighted_sum
 from attnlab.attention.luong import LuongAttention
 from attnlab.errors import AttnlabError
 
@@ -153,5 +154,4 @@ class MonotonicAttention(nn.Module):
         projected_keys = self.precompute_keys(keys) if projected_keys is None else projected_keys
         p = self.p_choose(query, projected_keys, mask)
         weights = monotonic_attention(p, previous.to(p.dtype), self.mode if self.training else "hard")
-        output = (weights[:, None, :].to(values.dtype) @ values)[:, 0]  # (B, 1, Lk) @ (B, Lk, Dv) -> (B, Dv)
-        return AttentionOutput(output, weights)
+        return AttentionOutput(weighted_sum(weights, values), weights)
