@@ -33,7 +33,7 @@ from attnlab.attention.masks import mask_from_padding
 from attnlab.attention.multi_head import MultiHeadAttention
 from attnlab.attention.positional import sinusoidal_positions
 from attnlab.errors import AttnlabError
-from attnlab.layers.blocks import DecoderBlock, EncoderBlock
+from attnlab.layers.blocks import DecoderBlock, EncoderBlock, run_encoder
 from attnlab.models.base import PretrainedModel
 
 
@@ -146,13 +146,11 @@ class EncoderDecoder(nn.Module):
         self.encoder_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps) if final_norm else nn.Identity()
         self.decoder_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps) if final_norm else nn.Identity()
 
-    def encode(self, x: Tensor, mask: Tensor | None, need_weights: bool = False) -> tuple[Tensor, list[Tensor]]:
+    def encode(
+        self, x: Tensor, mask: Tensor | None, need_weights: bool = False
+    ) -> tuple[Tensor, tuple[Tensor, ...] | None]:
         """``x (B, S, D)``, ``mask (B, 1, 1, S)`` -> memory ``(B, S, D)``, per-layer weights."""
-        weights = []
-        for layer in self.encoder_layers:
-            out = layer(x, mask=mask, need_weights=need_weights)
-            x = out.hidden
-            weights.append(out.self_weights)
+        x, weights = run_encoder(self.encoder_layers, x, mask=mask, need_weights=need_weights)
         return self.encoder_norm(x), weights
 
     def decode(
@@ -270,7 +268,7 @@ class Transformer(PretrainedModel):
         """``(B, 1, 1, S)``, True on real (non-pad) source tokens."""
         return mask_from_padding(src_ids == self.config.pad_id)
 
-    def encode(self, src_ids: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor, list[Tensor]]:
+    def encode(self, src_ids: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor, tuple[Tensor, ...] | None]:
         """``src_ids (B, S)`` -> memory ``(B, S, D)``, its mask ``(B, 1, 1, S)`` and weights."""
         self._check_ids(src_ids, "src_ids", self.config.src_vocab_size)
         mask = self.source_mask(src_ids)
@@ -289,7 +287,7 @@ class Transformer(PretrainedModel):
         loss = None if labels is None else self.loss(logits, labels)
         if not need_weights:
             return TransformerOutput(logits, loss)
-        return TransformerOutput(logits, loss, enc_weights, self_weights, cross_weights)
+        return TransformerOutput(logits, loss, list(enc_weights), self_weights, cross_weights)
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Label-smoothed cross-entropy (Szegedy et al. 2016) over non-pad labels, in fp32."""
