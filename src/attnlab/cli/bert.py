@@ -96,26 +96,26 @@ def register(commands) -> None:
     p.set_defaults(func=run_fill_mask)
 
 
-def run_mlm(args) -> int:
-    from attnlab.cli.bert_tasks import pretrain
-
+def run_training(args, work, evaluations: int) -> int:
+    """``work(args, TrainConfig) -> (TrainResult, summary)``, then one line of results."""
     check_resume(args)
-    result, summary = pretrain(args, train_config(args, eval_every=max(args.steps // 5, 1)))
+    result, summary = work(args, train_config(args, eval_every=max(args.steps // evaluations, 1)))
     if result.interrupted:
         return 130
     print(f"{summary} after {result.step} updates ({result.elapsed_s / 60:.1f} min)   checkpoint: {args.out}")
     return 0
+
+
+def run_mlm(args) -> int:
+    from attnlab.cli.bert_tasks import pretrain
+
+    return run_training(args, pretrain, evaluations=5)
 
 
 def run_classify(args) -> int:
     from attnlab.cli.bert_tasks import finetune
 
-    check_resume(args)
-    result, summary = finetune(args, train_config(args, eval_every=max(args.steps // 4, 1)))
-    if result.interrupted:
-        return 130
-    print(f"{summary} after {result.step} updates ({result.elapsed_s / 60:.1f} min)   checkpoint: {args.out}")
-    return 0
+    return run_training(args, finetune, evaluations=4)
 
 
 def load_bert(ckpt: str | Path):

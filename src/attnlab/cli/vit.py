@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from attnlab.cli.bert import add_training_args, check_resume, train_config
+from attnlab.cli.bert import add_training_args, run_training
 from attnlab.cli.main import add_command
 from attnlab.errors import AttnlabError
 
@@ -32,7 +32,8 @@ def register_train(tasks) -> None:
     p.add_argument("--image-size", type=int, help="resize folder images to this side (default: the preset's)")
     p.add_argument("--channels", type=int, default=3, choices=[1, 3], help="grey (1) or RGB (3) folder images")
     p.add_argument("--patch-size", type=int, help="patch side (default: the preset's)")
-    p.add_argument("--shift", type=int, default=1, help="augment by random shifts of up to this many pixels")
+    p.add_argument("--shift", type=int, default=0, help="augment by random shifts of up to this many pixels")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--test-fraction", type=float, default=0.2)
     add_training_args(p, out="runs/vit", steps=1500, batch_size=64, lr=2e-3)
     p.set_defaults(func=run_train, weight_decay=0.05)
@@ -72,28 +73,32 @@ def accuracy(model, data) -> float:
     return hits / len(data)
 
 
-def run_train(args) -> int:
+def train_vit(args, config):
+    """Train on the digits or the folder; ``(TrainResult, summary)`` with the test accuracy."""
+    import torch.nn.functional as F
+
     from attnlab.data.images import ImageBatches
     from attnlab.models.vit import ViT
     from attnlab.training import Trainer
 
-    check_resume(args)
-    data, config = load_data(args)
+    data, model_config = load_data(args)
     train, test = data.split(args.test_fraction, seed=args.seed)
     torch.manual_seed(args.seed)
-    model = ViT(config)
-    trainer = Trainer(
-        model, ImageBatches(train, args.batch_size, seed=args.seed, shift=args.shift), train_config(args),
-        evaluate=lambda m: {"test_accuracy": accuracy(m, test)},
-    )
-    result = trainer.fit(resume=args.resume)
-    if result.interrupted:
-        return 130
-    print(
-        f"test accuracy {result.metrics['test_accuracy']:.4f} on {len(test)} images ({len(train)} for training) "
-        f"after {result.step} updates ({result.elapsed_s / 60:.1f} min)   checkpoint: {args.out}"
-    )
-    return 0
+
+    def loss_fn(model, batch):
+        logits = model(batch["pixel_values"]).logits
+        return F.cross_entropy(logits, batch["labels"], label_smoothing=args.label_smoothing)
+
+    result = Trainer(
+        ViT(model_config), ImageBatches(train, args.batch_size, seed=args.seed, shift=args.shift), config,
+        loss_fn=loss_fn, evaluate=lambda m: {"test_accuracy": accuracy(m, test)},
+    ).fit(resume=args.resume)
+    summary = f"test accuracy {result.metrics.get('test_accuracy', 0):.4f} on {len(test)} images ({len(train)} for training)"
+    return result, summary
+
+
+def run_train(args) -> int:
+    return run_training(args, train_vit, evaluations=5)
 
 
 def load_vit(ckpt: str | Path):
