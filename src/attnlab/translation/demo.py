@@ -105,8 +105,10 @@ def build_report(trained: TrainedTranslator, scores: TranslationScores, summary:
     best = scores.alignment.best[:2] if scores.alignment is not None else None
     for n in picked:
         gold = test.alignments[n] if test.alignments is not None else None
-        report.add(pair_section(translator, test.src[n], scores.hypotheses[n], head=best, gold=gold,
-                                heading=f"Example: {test.src[n]}"))
+        report.add(pair_section(  # on the reference: the gold links index its words
+            translator, test.src[n], test.tgt[n], head=best, gold=gold, heading=f"Example: {test.src[n]}",
+            notes=(f"model:  {scores.hypotheses[n]}", "(attention with the reference target fed to the decoder)"),
+        ))
     return report
 
 

@@ -56,9 +56,13 @@ def gold_cells(pair: PairAttention, gold: Alignment) -> list[tuple[int, int]]:
 
 def pair_section(
     translator: Translator, source: str, target: str, *, head: tuple[int, int] | None, gold: Alignment | None = None,
-    heading: str | None = None,
+    heading: str | None = None, notes: tuple[str, ...] = (),
 ) -> Section:
-    """Heatmaps of one pair: the chosen head (or the average) and every head of each layer."""
+    """Heatmaps of one pair: the chosen head (or the average) and every head of each layer.
+
+    ``gold`` links index ``target``'s words, so pass the reference target with them
+    (teacher forcing); ``notes`` are extra lines for the text block (e.g. the model's output).
+    """
     pair = translator.cross_attention(source, target)
     name = "average of all heads" if head is None else f"layer {head[0]} head {head[1]}"
     cells = gold_cells(pair, gold) if gold is not None else []
@@ -68,7 +72,7 @@ def pair_section(
         titles = [f"layer {layer} head {h}" for h in range(pair.weights.shape[1])]
         images.append(figure_png(head_grid(pair.weights[layer], pair.src_tokens, pair.tgt_tokens, titles=titles)))
         captions.append(f"every head of decoder layer {layer}")
-    code = "\n".join([f"source: {source}", f"target: {target}", *alignment_lines(pair, source, target, head)])
+    code = "\n".join([f"source: {source}", f"target: {target}", *notes, *alignment_lines(pair, source, target, head)])
     return Section(heading or source, code=code, images=images, captions=captions)
 
 
