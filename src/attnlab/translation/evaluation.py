@@ -59,8 +59,9 @@ class TranslationScores:
     decode_seconds: float
 
     def summary(self, elapsed_s: float | None = None) -> str:
-        """``BLEU <x> | chrF <y> | AER <z> | <time>`` (AER of the best head)."""
-        aer = f"{self.alignment.best[2]:.3f}" if self.alignment is not None else "n/a"
+        """``BLEU <x> | chrF <y> | AER <z> | <time>``; AER: the best single head or the
+        all-head average, whichever aligns better."""
+        aer = "n/a" if self.alignment is None else f"{min(self.alignment.best[2], self.alignment.average):.3f}"
         parts = [f"BLEU {self.bleu:.1f}", f"chrF {self.chrf:.1f}", f"AER {aer}"]
         if elapsed_s is not None:
             parts.append(f"{elapsed_s / 60:.1f} min")
