@@ -35,5 +35,5 @@ def run(args) -> int:
         out_dir=args.out, corpus=args.corpus, preset=args.preset, steps=args.steps, max_minutes=args.minutes,
         bf16=args.bf16, beam_size=args.beam, seed=args.seed, progress=not args.quiet,
     )
-    result = run_demo(settings)
-    return 130 if result.train.interrupted else 0
+    run_demo(settings)
+    return 0

@@ -134,6 +134,8 @@ def run_demo(settings: DemoSettings | None = None, echo: Callable[[str], None] =
         log_every=50,
     )
     trained = train_translator(setup, config, splits=splits, fit_budget=True)
+    if trained.result.interrupted:  # the Trainer has said where the checkpoint is
+        raise KeyboardInterrupt
     echo(f"  trained {trained.result.step} steps in {trained.result.elapsed_s / 60:.1f} min")
     echo(f"evaluating on {len(splits.test)} test sentences ...")
     scores = evaluate_translator(trained.translator, splits.test, beam_size=settings.beam_size)
