@@ -35,7 +35,7 @@ def register_train(tasks) -> None:
     p.add_argument("--shift", type=int, default=0, help="augment by random shifts of up to this many pixels")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--test-fraction", type=float, default=0.2)
-    add_training_args(p, out="runs/vit", steps=1500, batch_size=64, lr=2e-3)
+    add_training_args(p, out="runs/vit", steps=1400, batch_size=64, lr=2e-3)
     p.set_defaults(func=run_train, weight_decay=0.05)
 
 

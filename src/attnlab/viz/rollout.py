@@ -78,8 +78,8 @@ def _grid(num_patches: int, height: int, width: int) -> tuple[int, int]:
     return h, num_patches // h
 
 
-def _show_image(ax, pixels: Tensor, title: str) -> None:
-    ax.imshow(pixels.numpy(), cmap="gray" if pixels.dim() == 2 else None, vmin=0, vmax=1)
+def _show_image(ax, pixels: Tensor, title: str, cmap: str = "gray") -> None:
+    ax.imshow(pixels.numpy(), cmap=cmap if pixels.dim() == 2 else None, vmin=0, vmax=1)
     ax.set_title(title, fontsize=8)
     ax.axis("off")
 
@@ -105,7 +105,8 @@ def attention_figure(image: Tensor, attentions: Sequence[Tensor], title: str = "
     for layer, weights in enumerate(attentions):
         for head in range(heads):
             cls_row = weights[0, head, 0, 1:].float().cpu().reshape(grid)  # (h, w)
-            _show_image(axes[1 + layer, head], cls_row / cls_row.max().clamp_min(1e-12), f"layer {layer} head {head}")
+            heat_map = cls_row / cls_row.max().clamp_min(1e-12)
+            _show_image(axes[1 + layer, head], heat_map, f"layer {layer} head {head}", cmap="inferno")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
