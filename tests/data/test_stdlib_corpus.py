@@ -8,7 +8,13 @@ import torch
 
 from attnlab.data.char_tokenizer import CharTokenizer
 from attnlab.data.lm_batches import LMBatches, evaluate_lm
-from attnlab.data.stdlib_corpus import is_validation, stdlib_corpus, stdlib_files, stdlib_root, text_corpus
+from attnlab.data.stdlib_corpus import (
+    is_validation,
+    stdlib_corpus,
+    stdlib_files,
+    stdlib_root,
+    text_corpus,
+)
 from attnlab.data.tokenizer import ByteLevelBPETokenizer, Tokenizer
 from attnlab.errors import AttnlabError
 from attnlab.models import GPT

@@ -29,7 +29,13 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import models
 from torch import Tensor
 
-from attnlab.data.tokenizer import BACKEND_FILE, GPT2_SPECIAL_TOKENS, ByteLevelBPETokenizer, Tokenizer, byte_level_backend
+from attnlab.data.tokenizer import (
+    BACKEND_FILE,
+    GPT2_SPECIAL_TOKENS,
+    ByteLevelBPETokenizer,
+    Tokenizer,
+    byte_level_backend,
+)
 from attnlab.data.tokenizer import CONFIG_FILE as TOKENIZER_CONFIG
 from attnlab.errors import AttnlabError
 from attnlab.io import read_json

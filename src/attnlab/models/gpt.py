@@ -201,9 +201,10 @@ class GPT(PretrainedModel):
     def _check_ids(self, ids: Tensor, name: str) -> None:
         if ids.dim() != 2 or ids.dtype not in (torch.int64, torch.int32):
             raise AttnlabError(f"{name} must be an integer tensor of shape (B, L), got {ids.dtype} {tuple(ids.shape)}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab_size):
+        low, high = ids.aminmax() if ids.numel() else (0, 0)  # one pass, one sync
+        if int(low) < 0 or int(high) >= self.config.vocab_size:
             raise AttnlabError(
-                f"{name} holds token ids in [{int(ids.min())}, {int(ids.max())}]; expected ids in "
+                f"{name} holds token ids in [{int(low)}, {int(high)}]; expected ids in "
                 f"[0, {self.config.vocab_size - 1}] (the model's vocab_size is {self.config.vocab_size})"
             )
 
