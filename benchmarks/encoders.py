@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 
 import torch
+import torch.nn.functional as F
 import transformers as T
 
 from attnlab.models import BERT, ViT
@@ -29,10 +30,13 @@ VIT_SHAPE = dict(image_size=32, patch_size=4, num_channels=3, hidden_size=128, n
                  num_attention_heads=4, intermediate_size=256, num_labels=10)
 
 
-def train_step(model, inputs: dict, loss_of):
+def train_step(model, inputs: dict, loss_of, call=None):
+    """Zero the gradients, ``loss_of((call or model)(**inputs)).backward()``."""
+    call = call or model
+
     def step():
         model.zero_grad(set_to_none=True)
-        loss_of(model(**inputs)).backward()
+        loss_of(call(**inputs)).backward()
 
     return step
 
@@ -77,9 +81,12 @@ def vit_rows(batch: int, repeats: int) -> list[list[object]]:
     hf = T.ViTForImageClassification(T.ViTConfig(**VIT_SHAPE))
     ours = ViT.from_hf(hf)
     pixels = torch.randn(batch, 3, VIT_SHAPE["image_size"], VIT_SHAPE["image_size"])
+    labels = torch.randint(0, VIT_SHAPE["num_labels"], (batch,))
     rows = []
     for kind, peer, mine in (
-        ("fwd+bwd", train_step(hf, {"pixel_values": pixels}, lambda o: o.logits.mean()),
+        ("fwd+bwd classification loss", train_step(hf, {"pixel_values": pixels, "labels": labels}, lambda o: o.loss),
+         train_step(ours, {"pixel_values": pixels}, lambda logits: F.cross_entropy(logits, labels), ours.class_logits)),
+        ("fwd+bwd full forward", train_step(hf, {"pixel_values": pixels}, lambda o: o.logits.mean()),
          train_step(ours, {"pixel_values": pixels}, lambda o: o.logits.mean())),
         ("forward", forward(hf, {"pixel_values": pixels}), forward(ours, {"pixel_values": pixels})),
     ):

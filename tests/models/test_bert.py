@@ -165,3 +165,15 @@ def test_bad_input_gives_clear_errors():
         BERTConfig(head="qa")
     with pytest.raises(AttnlabError, match="labels"):
         BERTConfig(head="classifier")
+
+
+def test_with_head_keeps_the_encoder():
+    pretrained = BERT.from_hf(hf_model("pretraining", CONFIGS[0]))
+    classifier = pretrained.with_head("classifier", labels=["a", "b", "c"]).eval()
+    assert classifier.config.head == "classifier" and classifier.classifier.out_features == 3
+    ids, types, mask = inputs(CONFIGS[0])
+    with torch.no_grad():
+        expected = pretrained(ids, types, mask)
+        got = classifier(ids, types, mask)
+    torch.testing.assert_close(got.pooler_output, expected.pooler_output, atol=0, rtol=0)
+    assert got.mlm_logits is None and got.logits.shape == (3, 3)

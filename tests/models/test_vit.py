@@ -99,3 +99,30 @@ def test_bad_input_gives_clear_errors():
         ours(torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
     with pytest.raises(AttnlabError, match="multiple of patch_size"):
         ViTConfig(image_size=10, patch_size=4)
+
+
+def test_class_logits_equal_logits_and_hf_gradients():
+    hf = T.ViTForImageClassification(T.ViTConfig(**CONFIGS[1])).eval()
+    ours = ViT.from_hf(hf)
+    x = torch.randn(3, 3, 12, 12)
+    labels = torch.tensor([0, 3, 2])
+    got = torch.nn.functional.cross_entropy(ours.class_logits(x), labels)
+    expected = hf(pixel_values=x, labels=labels).loss
+    torch.testing.assert_close(got, expected, atol=ATOL, rtol=0)
+    got.backward()
+    expected.backward()
+    torch.testing.assert_close(
+        ours.layers[-1].ffn.linear1.weight.grad, hf.vit.layers[-1].mlp.fc1.weight.grad, atol=ATOL, rtol=0
+    )
+    torch.testing.assert_close(ours.embeddings.cls_token.grad, hf.vit.embeddings.cls_token.grad, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_block_forward_first_equals_the_first_rows_of_forward(norm_first):
+    from attnlab.layers import EncoderBlock
+
+    block = EncoderBlock(16, 4, 24, dropout=0.0, norm_first=norm_first).eval()
+    x = torch.randn(2, 7, 16)
+    mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])[:, None, None, :]
+    expected = block(x, mask=mask).hidden[:, :2]
+    torch.testing.assert_close(block.forward_first(x, 2, mask=mask), expected, atol=ATOL, rtol=0)

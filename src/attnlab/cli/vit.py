@@ -86,7 +86,7 @@ def train_vit(args, config):
     torch.manual_seed(args.seed)
 
     def loss_fn(model, batch):
-        logits = model(batch["pixel_values"]).logits
+        logits = model.class_logits(batch["pixel_values"])
         return F.cross_entropy(logits, batch["labels"], label_smoothing=args.label_smoothing)
 
     result = Trainer(

@@ -91,6 +91,17 @@ class EncoderBlock(nn.Module):
         x, _ = self.ffn_residual(x, lambda h: (self.ffn(h), None))
         return BlockOutput(x, self_weights=weights)
 
+    def forward_first(self, x: Tensor, n: int, *, mask: Tensor | None = None) -> Tensor:
+        """``forward(x).hidden[:, :n]`` at a fraction of the cost: only the first ``n``
+        positions are queries (they still attend to all of ``x``); ``(B, L, D) -> (B, n, D)``.
+        For a last block whose output is read at the class token only (ViT, BERT pooler)."""
+        r = self.attn_residual
+        h = r.norm(x) if r.norm_first else x
+        y = x[:, :n] + r.dropout(self.self_attn(h[:, :n], h, h, mask=mask).output)  # (B, n, D)
+        y = y if r.norm_first else r.norm(y)
+        y, _ = self.ffn_residual(y, lambda h: (self.ffn(h), None))
+        return y
+
 
 def encoder_stack(config, *, norm_first: bool) -> nn.ModuleList:
     """``config.num_layers`` encoder blocks from a BERT/ViT-style config (``hidden_size``,

@@ -181,6 +181,18 @@ class ViT(PretrainedModel):
                 out.loss = F.cross_entropy(out.logits, labels)
         return out
 
+    def class_logits(self, pixel_values: Tensor) -> Tensor:
+        """``forward(pixel_values).logits (B, K)`` for less work: the last block runs for the
+        class token alone (its query still attends to every patch), which is all the
+        classifier reads. The training loss of ``attnlab train vit`` uses it."""
+        if self.classifier is None:
+            raise AttnlabError("class_logits: this ViT has no classifier head (config.labels is empty)")
+        self._check_pixels(pixel_values)
+        x = self.embeddings(pixel_values.to(self.embeddings.patch.weight.dtype))
+        x, _ = run_encoder(self.layers[:-1], x)
+        cls = self.layers[-1].forward_first(x, 1)  # (B, 1, D)
+        return self.classifier(self.norm(cls[:, 0]))
+
     # --- HuggingFace interop (attnlab.interop.hf_vit) ---
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> ViT:
