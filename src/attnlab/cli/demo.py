@@ -18,7 +18,7 @@ def register(commands) -> None:
     )
     p.add_argument("--out", default="runs/demo", help="folder for data/, model/ and report.html")
     p.add_argument("--minutes", type=float, default=5.0, help="training time budget")
-    p.add_argument("--steps", type=int, default=2000, help="training updates (the budget may stop earlier)")
+    p.add_argument("--steps", type=int, default=3000, help="training updates (fewer when they do not fit in --minutes)")
     p.add_argument("--corpus", default="default", help="synthetic corpus preset (tiny, default, hard)")
     p.add_argument("--preset", default="small", help="model preset")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")

