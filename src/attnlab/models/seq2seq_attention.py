@@ -131,8 +131,11 @@ class DecoderAttention(nn.Module):
         if isinstance(m, CoverageAttention):
             return self.coverage_weight * coverage_loss(alignments, target_mask)
         if isinstance(m, HardAttention) and log_prob is not None:
-            reward = -(token_nll * target_mask).sum(dim=1)  # log p(y | sampled alignment, x), (B,)
-            return m.reinforce_loss((log_prob * target_mask).sum(dim=1), reward) / target_mask.sum(1).float().mean()
+            # per target token, so the score-function gradient stays on the scale of the
+            # cross-entropy's (the clipped gradient norm is shared): R = mean_t log p(y_t | j, x)
+            lengths = target_mask.sum(dim=1).clamp_min(1)
+            reward = -(token_nll * target_mask).sum(dim=1) / lengths  # (B,)
+            return m.reinforce_loss((log_prob * target_mask).sum(dim=1) / lengths, reward)
         return None
 
 
