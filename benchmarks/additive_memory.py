@@ -12,7 +12,8 @@ grows as Lq * Lk * H), fp32, B=2, H=128, L = Lq = Lk:
 1. Peak extra memory and time of one forward+backward, each case in a fresh subprocess
    (VmHWM above the resident memory before the call); textbook only where it fits ~8 GiB.
 2. Time side by side in one process: textbook vs chunked, checkpoint vs chunked, and
-   chunked under several memory budgets (median of interleaved runs; ratio > 1 = attnlab faster).
+   other memory budgets vs the default (median of interleaved runs; ratio > 1 = the
+   default chunked path is faster).
 
 Run: python -m benchmarks.additive_memory [--quick]
 """
@@ -74,13 +75,14 @@ def step(variant: str, inputs, budget: int):
 
 def run_case(variant: str, length: int, budget: int) -> dict:
     """One forward+backward in this (fresh) process: peak extra MiB and seconds."""
+    step(variant, make_inputs(16), budget)()  # load kernels and thread pools before measuring
     inputs = make_inputs(length)
     start = time.perf_counter()
     peak = peak_extra_memory_mib(step(variant, inputs, budget))
     return {"peak_mib": peak, "seconds": time.perf_counter() - start}
 
 
-def memory_rows(lengths: list[int]) -> list[list[object]]:
+def memory_rows(lengths: list[int], threads: int) -> list[list[object]]:
     rows = []
     for length in lengths:
         for variant in VARIANTS:
@@ -88,44 +90,62 @@ def memory_rows(lengths: list[int]) -> list[list[object]]:
             if variant == "textbook" and 3 * full > TEXTBOOK_LIMIT:
                 rows.append([length, variant, f"not run (needs > {3 * full / 2**30:.0f} GiB)", "-"])
                 continue
-            command = [sys.executable, "-m", "benchmarks.additive_memory", "--case", variant, str(length)]
+            command = [sys.executable, "-m", "benchmarks.additive_memory", "--threads", str(threads), "--case", variant, str(length)]
             result = json.loads(subprocess.check_output(command).decode().strip().splitlines()[-1])
             rows.append([length, variant, f"{result['peak_mib']:.0f}", f"{result['seconds']:.2f}"])
     return rows
 
 
-def timing_rows(length: int, budgets: list[int], repeats: int) -> list[list[object]]:
-    inputs = make_inputs(length)
+def timing_row(length: int, label: str, peer, ours, repeats: int) -> list[object]:
+    result = compare(label, peer, ours, repeats)
+    threads = torch.get_num_threads()
+    return [length, threads, label, f"{result.peer_s:.3f}", f"{result.ours_s:.3f}", f"{result.ratio:.2f}x"]
+
+
+def timing_rows(lengths: list[int], budgets: list[int], repeats: int) -> list[list[object]]:
+    default = f"chunked {DEFAULT_MEMORY_BUDGET / MIB:g} MiB"
     rows = []
-    for peer in ("textbook", "checkpoint"):
-        result = compare(peer, step(peer, inputs, DEFAULT_MEMORY_BUDGET), step("chunked", inputs, DEFAULT_MEMORY_BUDGET), repeats)
-        rows.append([length, f"{peer} vs chunked ({DEFAULT_MEMORY_BUDGET // MIB} MiB)", f"{result.peer_s:.3f}", f"{result.ours_s:.3f}", f"{result.ratio:.2f}x"])
-    for budget in budgets:
-        result = compare("budget", step("chunked", inputs, DEFAULT_MEMORY_BUDGET), step("chunked", inputs, budget), repeats)
-        rows.append([length, f"chunked {DEFAULT_MEMORY_BUDGET // MIB} MiB vs {budget // MIB} MiB", f"{result.peer_s:.3f}", f"{result.ours_s:.3f}", f"{result.ratio:.2f}x"])
+    for length in lengths:
+        inputs = make_inputs(length)
+        ours = step("chunked", inputs, DEFAULT_MEMORY_BUDGET)
+        rows.append(timing_row(length, f"textbook vs {default}", step("textbook", inputs, 0), ours, repeats))
+    inputs = make_inputs(lengths[0])
+    ours = step("chunked", inputs, DEFAULT_MEMORY_BUDGET)
+    rows.append(timing_row(lengths[0], f"checkpoint vs {default}", step("checkpoint", inputs, DEFAULT_MEMORY_BUDGET), ours, repeats))
+    threads = torch.get_num_threads()
+    for sweep_threads in sorted({threads, 2}):  # the budget's best size depends on the threads
+        torch.set_num_threads(sweep_threads)
+        for budget in budgets:
+            label = f"chunked {budget / MIB:g} MiB vs {default}"
+            rows.append(timing_row(lengths[0], label, step("chunked", inputs, budget), ours, repeats))
+    torch.set_num_threads(threads)
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller lengths, fewer repeats")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="torch threads; 1 by default because on a shared machine every op of a multi-threaded "
+        "run waits for its slowest thread, which swamps the comparison",
+    )
     parser.add_argument("--case", nargs=2, metavar=("VARIANT", "LENGTH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     if args.case:
         print(json.dumps(run_case(args.case[0], int(args.case[1]), DEFAULT_MEMORY_BUDGET)))
         return 0
     print(machine_line() + "\n")
-    lengths = [256, 512] if args.quick else [1024, 2048, 4096]
     print_table(
         f"Additive score forward+backward, peak extra memory (B={BATCH}, H={HIDDEN}, fp32)",
         ["L", "variant", "peak extra MiB", "seconds (1 run)"],
-        memory_rows(lengths),
+        memory_rows([256, 512] if args.quick else [1024, 2048, 4096], args.threads),
     )
-    budgets = [16 * MIB, 256 * MIB]
     print_table(
-        "Additive score forward+backward, time side by side (median; ratio > 1 = chunked faster)",
-        ["L", "comparison", "peer s", "ours s", "ratio"],
-        timing_rows(lengths[0], budgets, repeats=2 if args.quick else 5),
+        "Additive score forward+backward, time side by side (median; ratio > 1 = the second is faster)",
+        ["L", "threads", "comparison", "first s", "second s", "ratio"],
+        timing_rows([128, 256] if args.quick else [512, 1024], [MIB, 16 * MIB, 64 * MIB], repeats=3 if args.quick else 5),
     )
     return 0
 

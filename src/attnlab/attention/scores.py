@@ -38,8 +38,10 @@ from torch import Tensor
 
 from attnlab.errors import AttnlabError
 
-# Bytes the (N, chunk, Lk, H) workspace of the additive score may take; see `additive_score`.
-DEFAULT_MEMORY_BUDGET = 64 * 2**20
+# Bytes the (N, chunk, Lk, H) block of the additive score may take; see `additive_score`.
+# Small enough to stay in cache across the block's several passes, which measured fastest
+# (benchmarks/additive_memory.py): fewer, larger blocks only pay off when threads are starved.
+DEFAULT_MEMORY_BUDGET = 4 * 2**20
 
 
 def _check_pair(query: Tensor, keys: Tensor, query_width: int | None = None, key_width: int | None = None) -> None:
