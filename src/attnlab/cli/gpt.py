@@ -37,6 +37,7 @@ def register_train(tasks) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_option(p)
     p.set_defaults(func=run_train)
 
 
@@ -50,13 +51,29 @@ def register(commands) -> None:
     p.add_argument("--top-p", type=float, help="sample from the smallest set of tokens with this much probability")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="cpu")
+    add_threads_option(p)
     p.set_defaults(func=run_generate)
+
+
+def add_threads_option(p) -> None:
+    p.add_argument(
+        "--threads", type=int,
+        help="torch CPU threads (default: torch's choice; 1 is faster on a machine busy with other jobs)",
+    )
+
+
+def set_threads(args) -> None:
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(args.threads, 1))
 
 
 def run_train(args) -> int:
     from attnlab.language_model import LMSetup, train_lm
     from attnlab.training import TrainConfig
 
+    set_threads(args)
     setup = LMSetup(
         data=args.data, tokenizer=args.tokenizer, vocab_size=args.vocab_size, preset=args.preset,
         context=args.context, batch_size=args.batch_size, max_chars=args.max_chars, seed=args.seed,
@@ -84,6 +101,7 @@ def run_generate(args) -> int:
 
     from attnlab.language_model import complete, load_lm, print_stream
 
+    set_threads(args)
     model, tokenizer = load_lm(args.ckpt, device=args.device)
     do_sample = args.temperature is not None or args.top_k is not None or args.top_p is not None
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
