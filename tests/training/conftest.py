@@ -97,3 +97,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _no_gc_callbacks():
+    """Some tests send a real SIGINT. Python runs signal handlers at any bytecode
+    boundary, also inside garbage-collector callbacks (hypothesis installs one), where a
+    KeyboardInterrupt is swallowed; with the collector off during these short tests the
+    interrupt always lands in the code under test."""
+    import gc
+
+    gc.disable()
+    yield
+    gc.enable()
