@@ -20,7 +20,7 @@ def inputs(batch=4, length=6):
 
 
 def test_sampled_log_prob_output_and_weights():
-    m = HardAttention(LuongAttention(5, 5, score="general"))
+    m = HardAttention(LuongAttention(5, 5, score="general"), expected_prob=0.0)
     query, keys, values, mask = inputs()
     out = m(query, keys, values, mask=mask, generator=torch.Generator().manual_seed(3))
     index = out.weights.argmax(-1)
@@ -32,13 +32,25 @@ def test_sampled_log_prob_output_and_weights():
 
 
 def test_sampling_frequencies_follow_the_softmax():
-    m = HardAttention(AdditiveAttention(5, 5, 4))
+    m = HardAttention(AdditiveAttention(5, 5, 4), expected_prob=0.0)
     query, keys, values, _ = inputs(batch=1, length=4)
     n = 4000
     q, k, v = query.expand(n, -1), keys.expand(n, -1, -1), values.expand(n, -1, -1)
     weights = m(q, k, v, generator=torch.Generator().manual_seed(0)).weights
     probs = torch.softmax(m.scorer.score(query[:, None], m.precompute_keys(keys))[0, 0], -1)
     torch.testing.assert_close(weights.mean(0), probs.detach(), atol=0.03, rtol=0)
+
+
+def test_expected_context_with_probability_half():
+    m = HardAttention(LuongAttention(5, 5, score="general"), expected_prob=0.5)
+    query, keys, values, mask = inputs(batch=400)
+    out = m(query, keys, values, mask=mask, generator=torch.Generator().manual_seed(1))
+    one_hot = (out.weights == 1).any(-1)
+    assert 0.4 < float(one_hot.float().mean()) < 0.6
+    soft = torch.softmax(fp64_scores(m.scorer, query, keys).masked_fill(~mask, float("-inf")), -1)
+    torch.testing.assert_close(out.weights[~one_hot].double(), soft[~one_hot], atol=1e-5, rtol=1e-5)
+    assert (out.log_prob[~one_hot] == 0).all() and (out.log_prob[one_hot] < 0).all()
+    torch.testing.assert_close(out.output, torch.einsum("bj,bjd->bd", out.weights, values))
 
 
 def test_argmax_at_inference():
@@ -79,3 +91,5 @@ def test_bad_arguments():
         HardAttention(LuongAttention(4, 4), estimator="st")
     with pytest.raises(AttnlabError, match="temperature"):
         HardAttention(LuongAttention(4, 4), temperature=0)
+    with pytest.raises(AttnlabError, match="expected_prob"):
+        HardAttention(LuongAttention(4, 4), expected_prob=2.0)

@@ -6,6 +6,9 @@ one memory entry.
         trained on log p(y | j, x) and the scorer on the score-function gradient
         (reward R = log p(y | j, x), baseline b a moving average of R):
             L_attn = -(R - b) sum_i log p_{i, j_i}
+        As Xu et al. do, with probability ``expected_prob`` (0.5) a step uses the expected
+        context c_i = sum_j p_ij v_j instead of a sample (that step has no log p term);
+        without it the scorer learns too slowly from the score function alone.
     training, Gumbel-softmax straight-through (Jang et al. 2017): one-hot of
         argmax_j (e_ij + g_ij) in the forward pass, gradients of softmax((e + g) / tau)
     inference: the argmax, j_i = argmax_j e_ij.
@@ -67,13 +70,16 @@ class HardAttention(nn.Module):
     """
 
     def __init__(self, scorer: MemoryAttention, *, estimator: str = "reinforce", temperature: float = 1.0,
-                 baseline_decay: float = 0.9):
+                 baseline_decay: float = 0.9, expected_prob: float = 0.5):
         super().__init__()
         if estimator not in ESTIMATORS:
             raise AttnlabError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
         if temperature <= 0:
             raise AttnlabError(f"temperature must be > 0, got {temperature}")
+        if not 0.0 <= expected_prob <= 1.0:
+            raise AttnlabError(f"expected_prob must be in [0, 1], got {expected_prob}")
         self.scorer, self.estimator, self.temperature = scorer, estimator, temperature
+        self.expected_prob = expected_prob
         self.baseline = ReinforceBaseline(baseline_decay)
 
     def precompute_keys(self, keys: Tensor) -> Tensor:
@@ -97,12 +103,24 @@ class HardAttention(nn.Module):
         if not self.training:
             return attend_step(scores, values, mask, normalizer="hardmax")
         if self.estimator == "reinforce":
-            return attend_step(scores, values, mask, normalizer="sample", generator=generator)
+            return self._sample(scores, values, mask, generator)
         gumbel = -torch.empty_like(scores).exponential_(generator=generator).log()  # g = -log(Exp(1))
         soft = attend_step((scores + gumbel) / self.temperature, values, mask).weights  # (B, Lk)
         hard = F.one_hot(soft.argmax(dim=-1), soft.shape[-1]).to(soft.dtype) * (soft.sum(-1, keepdim=True) > 0)
         weights = hard - soft.detach() + soft  # forward: one-hot; backward: d soft
         return AttentionOutput(weighted_sum(weights, values), weights)
+
+    def _sample(self, scores: Tensor, values: Tensor, mask: Tensor | None, generator) -> AttentionOutput:
+        """A sampled one-hot row, or (with probability ``expected_prob``) the soft row, per batch element."""
+        sampled = attend_step(scores, values, mask, normalizer="sample", generator=generator)
+        if self.expected_prob == 0:
+            return sampled
+        soft = attend_step(scores, values, mask).weights  # (B, Lk)
+        draw = torch.rand(scores.shape[0], generator=generator, device=scores.device)
+        use_soft = (draw < self.expected_prob)[:, None]  # (B, 1)
+        weights = torch.where(use_soft, soft, sampled.weights)
+        log_prob = sampled.log_prob.masked_fill(use_soft[:, 0], 0.0)
+        return AttentionOutput(weighted_sum(weights, values), weights, log_prob)
 
     def reinforce_loss(self, log_prob: Tensor, reward: Tensor) -> Tensor:
         """The scorer's REINFORCE loss for ``log_prob (B,)`` (summed over steps) and ``reward (B,)``."""
