@@ -9,7 +9,8 @@ same weights, in one process, timings interleaved (medians; ratio > 1: attnlab f
 2. Greedy decoding at batch 1: HF ``generate()`` vs ``GPT.generate`` (KV cache), tokens/s.
 
 Run (CPU, the 4 x 256 char-level shape):  python -m benchmarks.gpt
-     (GPU, the 124M shape):               python -m benchmarks.gpt --device cuda --preset gpt2-124m --compile
+     (GPU, the 124M shape):  python -m benchmarks.gpt --device cuda --preset gpt2-124m --batch-size 16 \
+                                 --seq-len 1024 --peak-size 8192 --compile
 """
 
 from __future__ import annotations
