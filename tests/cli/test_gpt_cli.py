@@ -78,3 +78,12 @@ def test_bad_input_is_one_line(ckpt, tmp_path, capsys):
     assert_one_line_error(code, capsys.readouterr().err, "no such file")
     code = main(["generate", "--ckpt", str(ckpt), "--prompt", "def", "--top-p", "1.5"])
     assert_one_line_error(code, capsys.readouterr().err, "top_p")
+
+
+def test_byte_level_bpe_run(data, tmp_path, capsys):
+    out = tmp_path / "bpe"
+    assert main(train_args(data, out, 3) + ["--tokenizer", "bpe", "--vocab-size", "300"]) == 0
+    model, tokenizer = load_lm(out)
+    assert model.config.vocab_size == tokenizer.vocab_size == 300
+    assert "bits/char" in capsys.readouterr().out
+    assert main(["generate", "--ckpt", str(out), "--prompt", "def f1", "--max-new-tokens", "5"]) == 0
