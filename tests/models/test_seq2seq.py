@@ -114,7 +114,7 @@ def test_save_and_load_round_trip(tmp_path):
 def test_auxiliary_losses_of_coverage_and_hard_attention():
     src, tgt_in, labels = batch()
     for attention in ("coverage", "hard"):
-        out = make(attention)(src, tgt_in, labels)
+        out = make(attention, coverage_weight=1.0)(src, tgt_in, labels)
         assert out.attention_loss is not None and torch.isfinite(out.attention_loss)
     assert make("bahdanau")(src, tgt_in, labels).attention_loss is None
 

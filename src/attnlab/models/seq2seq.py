@@ -59,7 +59,7 @@ class Seq2SeqConfig:
     attention_style: str = "luong"  # "luong" (after the RNN step, input feeding) | "bahdanau" (before)
     attention_layer_size: int | None = 256
     window: int = 5  # local attention half-width D
-    coverage_weight: float = 1.0
+    coverage_weight: float = 0.0  # lambda of the coverage loss (See et al. 2017); 0: Tu et al.'s coverage in the score only
     label_smoothing: float = 0.0
     pad_id: int = 0
     bos_id: int = 1

@@ -79,7 +79,7 @@ class DecoderAttention(nn.Module):
     ``coverage_weight`` scales the coverage loss of :class:`CoverageAttention`.
     """
 
-    def __init__(self, mechanism: nn.Module, *, coverage_weight: float = 1.0):
+    def __init__(self, mechanism: nn.Module, *, coverage_weight: float = 0.0):
         super().__init__()
         self.mechanism = mechanism
         self.coverage_weight = coverage_weight
@@ -128,7 +128,7 @@ class DecoderAttention(nn.Module):
         ``token_nll (B, T)`` the per-token negative log-likelihood, ``target_mask (B, T)``.
         """
         m = self.mechanism
-        if isinstance(m, CoverageAttention):
+        if isinstance(m, CoverageAttention) and self.coverage_weight:
             return self.coverage_weight * coverage_loss(alignments, target_mask)
         if isinstance(m, HardAttention) and log_prob is not None:
             # per target token, so the score-function gradient stays on the scale of the
