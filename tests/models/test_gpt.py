@@ -224,3 +224,23 @@ def test_bf16_training_path_matches_fp64_reference():
     torch.testing.assert_close(out.logits.double(), ref.logits, atol=5e-2, rtol=0)
     grad, ref_grad = gpt.blocks[0].self_attn.q_proj.weight.grad, reference.blocks[0].self_attn.q_proj.weight.grad
     assert (grad.double() - ref_grad).norm() / ref_grad.norm() < 5e-2
+
+
+def test_tokenizer_from_hf_folder_files(tmp_path):
+    """A HF GPT-2 folder's tokenizer: tokenizer.json, or vocab.json + merges.txt."""
+    from attnlab.data.tokenizer import ByteLevelBPETokenizer
+    from attnlab.interop.hf_gpt2 import tokenizer_from_hf_folder
+
+    text = "def add(a, b):\n    return a + b\n" * 50
+    trained = ByteLevelBPETokenizer.train([text], vocab_size=300)
+    fast, slow = tmp_path / "fast", tmp_path / "slow"
+    fast.mkdir(), slow.mkdir()
+    (fast / "tokenizer.json").write_text(trained.backend.to_str())
+    (fast / "tokenizer_config.json").write_text('{"tokenizer_class": "GPT2Tokenizer"}')
+    trained.backend.model.save(str(slow))  # vocab.json + merges.txt
+    for folder in (fast, slow):
+        tokenizer = tokenizer_from_hf_folder(folder)
+        assert tokenizer.encode(text[:40]) == trained.encode(text[:40])
+        assert tokenizer.decode(tokenizer.encode(text[:40])) == text[:40]
+    with pytest.raises(AttnlabError, match="no tokenizer files"):
+        tokenizer_from_hf_folder(tmp_path)
