@@ -56,17 +56,15 @@ def register(commands) -> None:
 
 
 def add_threads_option(p) -> None:
-    p.add_argument(
-        "--threads", type=int,
-        help="torch CPU threads (default: torch's choice; 1 is faster on a machine busy with other jobs)",
-    )
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores, or 1 when the machine is busy)")
 
 
 def set_threads(args) -> None:
-    if args.threads is not None:
-        import torch
+    import torch
 
-        torch.set_num_threads(max(args.threads, 1))
+    from attnlab.translation.demo import choose_threads
+
+    torch.set_num_threads(max(args.threads, 1) if args.threads else choose_threads())
 
 
 def run_train(args) -> int:
