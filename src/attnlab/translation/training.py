@@ -96,13 +96,18 @@ def train_tokenizer(kind: str, texts: list[str], vocab_size: int) -> Tokenizer:
     return WordTokenizer.train(texts, max_size=vocab_size)
 
 
+def translation_tokenizers(
+    kind: str, vocab_size: int, splits: CorpusSplits, tokenizers_from: Path | None = None
+) -> tuple[Tokenizer, Tokenizer]:
+    """Source and target tokenizers: read from a translator folder, or trained on ``splits.train``."""
+    if tokenizers_from is not None:
+        return Tokenizer.load(tokenizers_from / SRC_TOKENIZER), Tokenizer.load(tokenizers_from / TGT_TOKENIZER)
+    return train_tokenizer(kind, splits.train.src, vocab_size), train_tokenizer(kind, splits.train.tgt, vocab_size)
+
+
 def build_translator(setup: TranslatorSetup, splits: CorpusSplits, tokenizers_from: Path | None = None) -> Translator:
     """A fresh model for the data; tokenizers trained on ``splits.train`` or read from a folder."""
-    if tokenizers_from is not None:
-        src_tok, tgt_tok = (Tokenizer.load(tokenizers_from / name) for name in (SRC_TOKENIZER, TGT_TOKENIZER))
-    else:
-        src_tok = train_tokenizer(setup.tokenizer, splits.train.src, setup.vocab_size)
-        tgt_tok = train_tokenizer(setup.tokenizer, splits.train.tgt, setup.vocab_size)
+    src_tok, tgt_tok = translation_tokenizers(setup.tokenizer, setup.vocab_size, splits, tokenizers_from)
     config = preset(
         TRANSFORMER_PRESETS, setup.preset,
         src_vocab_size=src_tok.vocab_size, tgt_vocab_size=tgt_tok.vocab_size,
