@@ -9,11 +9,17 @@ from attnlab.data.corpus import (
     parse_pharaoh,
     read_tsv,
 )
-from attnlab.data.parallel import load_parallel, read_parallel_files, split_corpus
-from attnlab.data.synthetic import SYNTHETIC_PRESETS, SyntheticConfig, synthetic_corpus
 from attnlab.data.lm_batches import LMBatches, evaluate_lm
+from attnlab.data.parallel import load_parallel, read_parallel_files, split_corpus
 from attnlab.data.stdlib_corpus import TextCorpus, load_corpus, stdlib_corpus
-from attnlab.data.tokenizer import BPETokenizer, ByteLevelBPETokenizer, SpecialTokens, Tokenizer, WordTokenizer
+from attnlab.data.synthetic import SYNTHETIC_PRESETS, SyntheticConfig, synthetic_corpus
+from attnlab.data.tokenizer import (
+    BPETokenizer,
+    ByteLevelBPETokenizer,
+    SpecialTokens,
+    Tokenizer,
+    WordTokenizer,
+)
 from attnlab.data.wordpiece import WordPieceTokenizer
 
 __all__ = [
