@@ -108,7 +108,8 @@ def test_attentions_shapes_and_rows_sum_to_one_over_real_source():
     src[0, 4:] = 0
     tgt = random_ids(2, 5, 19)
     out = model(src, tgt, need_weights=True)
-    (cross,) = out.cross_attentions
+    (cross,) = out.attentions["cross"]
+    assert model(src, tgt).attentions is None
     assert cross.shape == (2, 2, 5, 6) and out.encoder_attentions[0].shape == (2, 2, 6, 6)
     assert out.decoder_attentions[0].shape == (2, 2, 5, 5)
     torch.testing.assert_close(cross.sum(-1), torch.ones(2, 2, 5), atol=ATOL, rtol=0)

@@ -114,6 +114,13 @@ class TransformerOutput:
     decoder_attentions: list[Tensor] | None = None
     cross_attentions: list[Tensor] | None = None
 
+    @property
+    def attentions(self) -> dict[str, list[Tensor]] | None:
+        """All three kinds by name: ``{"encoder": ..., "decoder": ..., "cross": ...}``."""
+        if self.cross_attentions is None:
+            return None
+        return {"encoder": self.encoder_attentions, "decoder": self.decoder_attentions, "cross": self.cross_attentions}
+
 
 @dataclass
 class DecoderState:
