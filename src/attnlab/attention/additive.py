@@ -37,7 +37,7 @@ class AdditiveAttention(MemoryAttention):
     Args:
         query_dim: Dq.  key_dim: Dk.  hidden_dim: H, width of the tanh layer.
         normalize: TFA's weight-normalized form (scalar g, bias b); see the module docstring.
-        memory_budget: bytes the ``(Lq, Lk, H)`` intermediate of the score may take.
+        memory_budget: bytes one ``(B, chunk, Lk, H)`` block of the score may take (default 4 MiB).
 
     Parameters: ``query_proj.weight`` W_q ``(H, Dq)``, ``key_proj.weight`` W_k ``(H, Dk)``,
     ``v`` ``(H,)``, and with ``normalize``: ``g`` ``()``, ``bias`` b ``(H,)``.

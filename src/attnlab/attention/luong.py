@@ -42,7 +42,7 @@ class LuongAttention(MemoryAttention):
         score: ``"dot"`` | ``"general"`` | ``"concat"``.
         scale: multiply the score by a learned scalar g (initialised to 1), as TFA does.
         hidden_dim: H of the concat score (default Dq).
-        memory_budget: bytes the ``(Lq, Lk, H)`` intermediate of the concat score may take.
+        memory_budget: bytes one ``(B, chunk, Lk, H)`` block of the concat score may take (default 4 MiB).
 
     Parameters: ``general``: ``key_proj.weight`` W_a ``(Dq, Dk)``; ``concat``:
     ``concat_proj.weight`` W_a ``(H, Dq + Dk)`` and ``v`` ``(H,)``; with ``scale``: ``g`` ``()``.
