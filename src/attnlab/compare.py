@@ -54,7 +54,7 @@ class CompareSettings:
 
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
     corpus: str = "default"
-    steps: int = 600
+    steps: int = 800
     minutes: float | None = None  # total wall-time cap, shared equally by the variants
     batch_size: int = 64
     lr: float = 3e-3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from attnlab.cli.main import add_command
 
-EXAMPLES = """  attnlab compare                                          # every variant, 600 steps each
+EXAMPLES = """  attnlab compare                                          # every variant, 800 steps each
   attnlab compare --minutes 30                             # at most 30 minutes in all
   attnlab compare --variants bahdanau none transformer --steps 300
   attnlab compare --corpus tiny --steps 50 --out runs/quick-compare
@@ -18,7 +18,7 @@ def register(commands) -> None:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, metavar="NAME",
                    help=f"variants to compare: {' '.join(VARIANTS)}")
     p.add_argument("--corpus", default="default", help="synthetic corpus preset (tiny, default, hard)")
-    p.add_argument("--steps", type=int, default=600, help="training updates per variant")
+    p.add_argument("--steps", type=int, default=800, help="training updates per variant")
     p.add_argument("--minutes", type=float, help="wall-time cap for all variants together, shared equally")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--test-sentences", type=int, default=500)
