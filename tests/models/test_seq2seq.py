@@ -54,9 +54,10 @@ def test_every_variant_trains_and_decodes(attention):
 
 
 @pytest.mark.parametrize("attention", ATTENTION_NAMES)
-@pytest.mark.parametrize("style", ["luong", "bahdanau"])
+@pytest.mark.parametrize("style", ["luong", "bahdanau", "luong-without-input-feeding"])
 def test_step_by_step_equals_teacher_forcing(attention, style):
-    model = make(attention, attention_style=style).eval()
+    feeding = style != "luong-without-input-feeding"
+    model = make(attention, attention_style=style.split("-")[0], input_feeding=feeding).eval()
     src, tgt_in, _ = batch()
     with torch.no_grad():
         full = torch.log_softmax(model(src, tgt_in).logits, -1)

@@ -5,7 +5,7 @@ wide, so the memory is H wide like the decoder state). Decoder, one step per tar
 token, with any attention mechanism plugged in (:mod:`attnlab.models.seq2seq_attention`):
 
     Luong style (attention after the RNN step, input feeding; TF Addons' AttentionWrapper):
-        s_t = RNN([E y_{t-1}; a_{t-1}], s_{t-1})
+        s_t = RNN([E y_{t-1}; a_{t-1}], s_{t-1})     (input_feeding=False: RNN(E y_{t-1}, s_{t-1}))
         c_t = attend(s_t, h)
         a_t = tanh(W_c [s_t; c_t])          (attention_layer_size; without it a_t = c_t)
     Bahdanau style (attention before the RNN step):
@@ -58,6 +58,7 @@ class Seq2SeqConfig:
     attention_dim: int = 128
     attention_style: str = "luong"  # "luong" (after the RNN step, input feeding) | "bahdanau" (before)
     attention_layer_size: int | None = 256
+    input_feeding: bool = True  # Luong style: feed a_{t-1} into the next step
     window: int = 5  # local attention half-width D
     coverage_weight: float = 0.0  # lambda of the coverage loss (See et al. 2017); 0: Tu et al.'s coverage in the score only
     label_smoothing: float = 0.0
@@ -122,7 +123,7 @@ class Seq2SeqState:
 
     rnn: RNNState
     attention: AttentionState
-    feed: Tensor  # (N, F) a_{t-1}, fed to the next step (Luong style)
+    feed: Tensor  # (N, F) what the next step is fed: a_{t-1} (Luong style; F = 0 without input feeding) or c_t
 
 
 class Seq2Seq(PretrainedModel):
@@ -146,13 +147,19 @@ class Seq2Seq(PretrainedModel):
         self.attention = DecoderAttention(mechanism, coverage_weight=c.coverage_weight)
         self.context_dim = hidden  # width of c_t: the memory width
         self.output_dim = c.attention_layer_size or (hidden if self.luong_style else 2 * hidden)
-        feed_dim = self.output_dim if self.luong_style else self.context_dim
-        self.decoder = rnn(c.embed_dim + feed_dim, hidden, c.num_layers, batch_first=True,
+        self.decoder = rnn(c.embed_dim + self.feed_dim, hidden, c.num_layers, batch_first=True,
                            dropout=c.dropout if c.num_layers > 1 else 0.0)
         self.attention_layer = nn.Linear(2 * hidden, c.attention_layer_size, bias=False) \
             if c.attention_layer_size else None
         self.dropout = nn.Dropout(c.dropout)
         self.generator = nn.Linear(self.output_dim, c.tgt_vocab_size)
+
+    @property
+    def feed_dim(self) -> int:
+        """Width of what one step feeds the next: a_{t-1} (Luong style, input feeding), c_t (Bahdanau style)."""
+        if not self.luong_style:
+            return self.context_dim
+        return self.output_dim if self.config.input_feeding else 0
 
     @property
     def luong_style(self) -> bool:
@@ -191,8 +198,8 @@ class Seq2Seq(PretrainedModel):
     def start(self, src_ids: Tensor) -> Seq2SeqState:
         """Encode the source once and set up the first decoder step."""
         memory, mask, rnn_state = self.encode(src_ids)
-        feed_dim = self.output_dim if self.luong_style else self.context_dim
-        return Seq2SeqState(rnn_state, self.attention.init_state(memory, mask), memory.new_zeros(len(memory), feed_dim))
+        feed = memory.new_zeros(len(memory), self.feed_dim)
+        return Seq2SeqState(rnn_state, self.attention.init_state(memory, mask), feed)
 
     def _decode_step(self, tokens: Tensor, state: Seq2SeqState):
         """Feed ``tokens (N,)``: returns the output vector a_t ``(N, F)``, the attention output and the new state."""
@@ -211,7 +218,7 @@ class Seq2Seq(PretrainedModel):
             out = torch.tanh(self.attention_layer(joined))
         else:
             out = attn.output if self.luong_style else joined
-        feed = out if self.luong_style else attn.output
+        feed = attn.output if not self.luong_style else out[:, : self.feed_dim]
         return self.dropout(out), attn, Seq2SeqState(rnn_state, attn_state, feed)
 
     def step(self, tokens: Tensor, state: Seq2SeqState) -> tuple[Tensor, Seq2SeqState]:
