@@ -44,6 +44,8 @@ def test_none_baseline_and_lstm_bahdanau_style(tmp_path, capsys):
     assert "AER n/a" in capsys.readouterr().out
     assert main(["train", "seq2seq", *TINY, "--attention", "monotonic", "--style", "bahdanau", "--cell", "lstm",
                  "--steps", "3", "--out", str(tmp_path / "b")]) == 0
+    assert main(["train", "seq2seq", *TINY, "--no-input-feeding", "--steps", "3", "--out", str(tmp_path / "c")]) == 0
+    assert read_json(tmp_path / "c" / "config.json")["input_feeding"] is False
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):

@@ -22,6 +22,7 @@ def register_train(tasks) -> None:
     p.add_argument("--attention", default="bahdanau", choices=ATTENTION_NAMES, help="the decoder's attention")
     p.add_argument("--style", default="luong", choices=["luong", "bahdanau"],
                    help="attention after the RNN step with input feeding (luong) or before it (bahdanau)")
+    p.add_argument("--no-input-feeding", action="store_true", help="luong style: do not feed a_{t-1} to the next step")
     p.add_argument("--cell", default="gru", choices=["gru", "lstm"])
     p.add_argument("--preset", default="compact", help="model size (tiny, compact, small, base)")
     p.add_argument("--data", help="TSV of source<TAB>target, a folder of {train,valid,test}.tsv, or a source text file")
@@ -48,7 +49,8 @@ def run_train(args) -> int:
     setup = Seq2SeqSetup(
         data=args.data, tgt_data=args.tgt_data, corpus=args.corpus, tokenizer=args.tokenizer,
         vocab_size=args.vocab_size, preset=args.preset, attention=args.attention, batch_size=args.batch_size,
-        model_overrides={"attention_style": args.style, "cell": args.cell}, seed=args.seed,
+        model_overrides={"attention_style": args.style, "cell": args.cell, "input_feeding": not args.no_input_feeding},
+        seed=args.seed,
     )
     config = seq2seq_train_config(
         out_dir=args.out, steps=args.steps, lr=args.lr, eval_every=args.eval_every, seed=args.seed,
