@@ -10,6 +10,7 @@ from attnlab.data.images import (
     ImageBatches,
     load_digits,
     load_image_folder,
+    random_affine,
     random_shift,
     read_image,
 )
@@ -36,6 +37,17 @@ def test_random_shift_against_a_loop():
     padded = torch.nn.functional.pad(images, (2, 2, 2, 2), value=-1.0)
     for n, (r, c) in enumerate(offsets.tolist()):
         torch.testing.assert_close(shifted[n], padded[n, :, r : r + 6, c : c + 6], atol=0, rtol=0)
+
+
+def test_random_affine_identity_and_range():
+    images = load_digits().images[:32]
+    same = random_affine(images, torch.Generator().manual_seed(0), degrees=0, scale=0, translate=0)
+    torch.testing.assert_close(same, images, atol=1e-6, rtol=0)
+    moved = random_affine(images, torch.Generator().manual_seed(0))
+    assert moved.shape == images.shape and moved.min() >= -1 - 1e-6 and moved.max() <= 1 + 1e-6
+    assert not torch.allclose(moved, images)
+    # a pure rotation keeps the image centre's pixel mass roughly in place
+    assert (moved.mean() - images.mean()).abs() < 0.1
 
 
 def test_batches_are_deterministic_in_the_step():

@@ -8,6 +8,7 @@ attention (:mod:`attnlab.viz.rollout`).
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import torch
@@ -32,10 +33,12 @@ def register_train(tasks) -> None:
     p.add_argument("--image-size", type=int, help="resize folder images to this side (default: the preset's)")
     p.add_argument("--channels", type=int, default=3, choices=[1, 3], help="grey (1) or RGB (3) folder images")
     p.add_argument("--patch-size", type=int, help="patch side (default: the preset's)")
-    p.add_argument("--shift", type=int, default=0, help="augment by random shifts of up to this many pixels")
+    p.add_argument("--affine", action=argparse.BooleanOptionalAction, default=True,
+                   help="augment by random rotations (10 degrees), zooms (10%%) and moves (half a pixel)")
+    p.add_argument("--shift", type=int, default=0, help="augment by random shifts of up to this many whole pixels")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--test-fraction", type=float, default=0.2)
-    add_training_args(p, out="runs/vit", steps=1400, batch_size=64, lr=2e-3)
+    add_training_args(p, out="runs/vit", steps=2400, batch_size=64, lr=2e-3)
     p.set_defaults(func=run_train, weight_decay=0.05)
 
 
@@ -90,7 +93,7 @@ def train_vit(args, config):
         return F.cross_entropy(logits, batch["labels"], label_smoothing=args.label_smoothing)
 
     result = Trainer(
-        ViT(model_config), ImageBatches(train, args.batch_size, seed=args.seed, shift=args.shift), config,
+        ViT(model_config), ImageBatches(train, args.batch_size, seed=args.seed, shift=args.shift, affine=args.affine), config,
         loss_fn=loss_fn, evaluate=lambda m: {"test_accuracy": accuracy(m, test)},
     ).fit(resume=args.resume)
     summary = f"test accuracy {result.metrics.get('test_accuracy', 0):.4f} on {len(test)} images ({len(train)} for training)"

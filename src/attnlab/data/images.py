@@ -16,6 +16,7 @@ Notation: N images, C channels, S image side, B batch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,16 +117,33 @@ def random_shift(images: Tensor, shift: int, generator: torch.Generator) -> Tens
     return padded.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
+def random_affine(images: Tensor, generator: torch.Generator, degrees: float = 10.0, scale: float = 0.1, translate: float = 0.5) -> Tensor:
+    """Rotate by up to ``degrees``, zoom by up to ``scale`` and move by up to ``translate``
+    pixels (bilinear, filling with the background -1); one draw per image."""
+    n, _, height, width = images.shape
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(degrees)
+    zoom = 1 + (torch.rand(n, generator=generator) * 2 - 1) * scale
+    shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * translate * 2 / torch.tensor([width, height])
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # (N, 2, 3)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)  # (N, S, S, 2)
+    return F.grid_sample(images + 1, grid, align_corners=False) - 1  # zeros outside = background -1
+
+
 class ImageBatches:
     """Step-indexed batches ``{"pixel_values": (B, C, S, S), "labels": (B,)}`` for the Trainer."""
 
-    def __init__(self, data: ImageDataset, batch_size: int, seed: int = 0, shift: int = 0):
+    def __init__(self, data: ImageDataset, batch_size: int, seed: int = 0, shift: int = 0, affine: bool = False):
         self.data = data
         self.shuffler = EpochShuffler(len(data), batch_size, seed)
         self.seed = seed
         self.shift = shift
+        self.affine = affine
 
     def batch(self, step: int) -> dict[str, Tensor]:
         index = torch.tensor(self.shuffler.indices(step))
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        return {"pixel_values": random_shift(self.data.images[index], self.shift, generator), "labels": self.data.labels[index]}
+        images = random_shift(self.data.images[index], self.shift, generator)
+        if self.affine:
+            images = random_affine(images, generator)
+        return {"pixel_values": images, "labels": self.data.labels[index]}

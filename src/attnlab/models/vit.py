@@ -70,7 +70,7 @@ PRESETS = {
     "base": ViTConfig(),  # ViT-B/16: 86M parameters
     "digits": ViTConfig(  # 8x8 grey digits, 2x2 patches: 16 patches + the class token
         image_size=8, patch_size=2, num_channels=1, hidden_size=64, num_layers=4, num_heads=4,
-        intermediate_size=128, dropout=0.2, labels=[str(d) for d in range(10)],
+        intermediate_size=128, dropout=0.1, labels=[str(d) for d in range(10)],
     ),
 }
 
