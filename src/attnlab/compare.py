@@ -34,12 +34,12 @@ from attnlab.errors import AttnlabError
 from attnlab.evaluation.metrics import bleu
 from attnlab.io import read_json, write_json, write_text
 from attnlab.models.seq2seq_attention import ATTENTION_NAMES
-from attnlab.models.seq2seq_training import Seq2SeqSetup, seq2seq_train_config, train_seq2seq
 from attnlab.translation.evaluation import evaluate_translator
 from attnlab.translation.training import (
     TrainedTranslator,
     TranslatorSetup,
     paper_train_config,
+    rnn_train_config,
     train_translator,
 )
 
@@ -105,9 +105,9 @@ def train_variant(name: str, settings: CompareSettings) -> TrainedTranslator:
         setup = TranslatorSetup(corpus=settings.corpus, preset=settings.transformer_preset,
                                 batch_size=settings.batch_size, eval_sentences=50, seed=settings.seed)
         return train_translator(setup, paper_train_config(**common, bf16=False))
-    setup = Seq2SeqSetup(corpus=settings.corpus, preset=settings.seq2seq_preset, attention=name,
-                         batch_size=settings.batch_size, eval_sentences=50, seed=settings.seed)
-    return train_seq2seq(setup, seq2seq_train_config(**common, lr=settings.lr))
+    setup = TranslatorSetup(corpus=settings.corpus, model="seq2seq", preset=settings.seq2seq_preset, attention=name,
+                            batch_size=settings.batch_size, eval_sentences=50, seed=settings.seed)
+    return train_translator(setup, rnn_train_config(**common, lr=settings.lr))
 
 
 def bleu_by_length(test: ParallelCorpus, hypotheses: list[str]) -> dict[str, float]:

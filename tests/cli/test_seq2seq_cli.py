@@ -13,7 +13,7 @@ from attnlab.data.corpus import ParallelCorpus
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.metrics import bleu
 from attnlab.io import read_json
-from attnlab.models.seq2seq_training import load_seq2seq
+from attnlab.translation import Translator
 
 TINY = ["--corpus", "tiny", "--preset", "tiny", "--quiet"]
 
@@ -26,11 +26,19 @@ def ckpt(tmp_path_factory):
 
 
 def test_train_writes_a_checkpoint_that_translates(ckpt, capsys):
-    for name in ("config.json", "model.safetensors", "seq2seq.json", "src_tokenizer/tokenizer.json"):
+    for name in ("config.json", "model.safetensors", "translator.json", "src_tokenizer/tokenizer.json"):
         assert (ckpt / name).is_file(), name
     assert read_json(ckpt / "config.json")["attention"] == "location"
-    translator = load_seq2seq(ckpt)
+    translator = Translator.load(ckpt)
     assert len(translator.translate(["the cat sees a dog .", "a dog sleeps ."])) == 2
+
+
+def test_translate_and_viz_read_rnn_checkpoints(ckpt, tmp_path, capsys):
+    assert main(["translate", "--ckpt", str(ckpt), "the cat sees a dog ."]) == 0
+    assert capsys.readouterr().out.strip()
+    out = tmp_path / "viz.html"
+    assert main(["viz", "--ckpt", str(ckpt), "the cat sees a dog .", "--out", str(out)]) == 0
+    assert out.is_file() and "<img" in out.read_text()
 
 
 def test_resume_continues_the_run(ckpt):

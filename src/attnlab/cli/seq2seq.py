@@ -1,5 +1,5 @@
 """``attnlab train seq2seq``: the RNN translator with any attention, a thin call into
-:mod:`attnlab.models.seq2seq_training`."""
+:func:`attnlab.translation.train_translator` with ``model="seq2seq"``."""
 
 from __future__ import annotations
 
@@ -43,20 +43,24 @@ def register_train(tasks) -> None:
 
 
 def run_train(args) -> int:
-    from attnlab.models.seq2seq_training import Seq2SeqSetup, seq2seq_train_config, train_seq2seq
-    from attnlab.translation import evaluate_translator
+    from attnlab.translation import (
+        TranslatorSetup,
+        evaluate_translator,
+        rnn_train_config,
+        train_translator,
+    )
 
-    setup = Seq2SeqSetup(
+    setup = TranslatorSetup(model="seq2seq",
         data=args.data, tgt_data=args.tgt_data, corpus=args.corpus, tokenizer=args.tokenizer,
         vocab_size=args.vocab_size, preset=args.preset, attention=args.attention, batch_size=args.batch_size,
         model_overrides={"attention_style": args.style, "cell": args.cell, "input_feeding": not args.no_input_feeding},
         seed=args.seed,
     )
-    config = seq2seq_train_config(
+    config = rnn_train_config(
         out_dir=args.out, steps=args.steps, lr=args.lr, eval_every=args.eval_every, seed=args.seed,
         progress=not args.quiet, max_time_s=None if args.max_minutes is None else args.max_minutes * 60,
     )
-    trained = train_seq2seq(setup, config, resume=args.resume)
+    trained = train_translator(setup, config, resume=args.resume)
     if trained.result.interrupted:
         return 130
     test = trained.splits.test

@@ -1,4 +1,4 @@
-"""Translation end to end: train a Transformer translator, translate, evaluate, explain.
+"""Translation end to end: train a Transformer or RNN translator, translate, evaluate, explain.
 
     from attnlab.translation import TranslatorSetup, paper_train_config, train_translator
     trained = train_translator(TranslatorSetup(), paper_train_config(steps=500))
@@ -18,6 +18,7 @@ from attnlab.translation.training import (
     TrainedTranslator,
     TranslatorSetup,
     paper_train_config,
+    rnn_train_config,
     train_translator,
 )
 from attnlab.translation.translator import PairAttention, Translator
@@ -32,5 +33,6 @@ __all__ = [
     "alignment_scores",
     "evaluate_translator",
     "paper_train_config",
+    "rnn_train_config",
     "train_translator",
 ]

@@ -1,12 +1,16 @@
-"""Train a Transformer translator on the synthetic corpus or on your own parallel text.
+"""Train a translator — the Transformer or the RNN encoder-decoder with any attention —
+on the synthetic corpus or on your own parallel text.
 
     splits     = load_splits(setup)                     synthetic corpus or user files
     tokenizers = word-level or BPE, trained on the training split (offline)
-    model      = Transformer(preset(setup.preset), vocabulary sizes and special ids)
+    model      = Transformer | Seq2Seq(preset(setup.preset), vocabulary sizes and special ids)
     Trainer(model, TranslationBatches(train split), train_config).fit()
 
-The optimizer is the paper's Adam (beta2 = 0.98, eps = 1e-9, no weight decay) with
-linear warm-up; the loss is label-smoothed cross-entropy (eps_ls = 0.1). Validation
+Both architectures share everything but the model: ``setup.model`` picks one from
+:data:`ARCHITECTURES`. For the Transformer the optimizer is the paper's Adam
+(beta2 = 0.98, eps = 1e-9, no weight decay) with linear warm-up
+(:func:`paper_train_config`); the RNN takes plain Adam with clipping
+(:func:`rnn_train_config`). The loss is label-smoothed cross-entropy. Validation
 reports the teacher-forced loss and greedy BLEU on the first ``eval_sentences`` pairs.
 The checkpoint folder is a :class:`~attnlab.translation.translator.Translator` folder.
 """
@@ -32,6 +36,9 @@ from attnlab.data.tokenizer import BPETokenizer, Tokenizer, WordTokenizer
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.metrics import bleu
 from attnlab.io import read_json, write_json
+from attnlab.models.base import PretrainedModel
+from attnlab.models.seq2seq import SEQ2SEQ_PRESETS, Seq2Seq
+from attnlab.models.seq2seq_attention import ATTENTION_NAMES
 from attnlab.models.transformer import TRANSFORMER_PRESETS, Transformer
 from attnlab.training import (
     TrainConfig,
@@ -45,6 +52,11 @@ from attnlab.translation.translator import SRC_TOKENIZER, TGT_TOKENIZER, Transla
 
 SETUP_FILE = "translator.json"
 TOKENIZERS = ("word", "bpe")
+# setup.model -> (model class, its presets)
+ARCHITECTURES: dict[str, tuple[type[PretrainedModel], dict[str, Any]]] = {
+    "transformer": (Transformer, TRANSFORMER_PRESETS),
+    "seq2seq": (Seq2Seq, SEQ2SEQ_PRESETS),
+}
 
 
 @dataclass
@@ -54,6 +66,9 @@ class TranslatorSetup:
     ``data``: a TSV file, a folder of ``{train,valid,test}.tsv`` or (with ``tgt_data``) a
     source text file; ``None`` generates the synthetic corpus preset ``corpus``.
     ``vocab_size`` is the BPE vocabulary size (an upper bound for word-level).
+    ``model`` is ``"transformer"`` or ``"seq2seq"`` (the RNN translator, whose decoder
+    uses ``attention``, one of :data:`~attnlab.models.seq2seq_attention.ATTENTION_NAMES`);
+    ``model_overrides`` replace fields of the model's ``preset``.
     """
 
     data: str | None = None
@@ -61,7 +76,9 @@ class TranslatorSetup:
     corpus: str = "default"
     tokenizer: str = "word"
     vocab_size: int = 8000
+    model: str = "transformer"
     preset: str = "small"
+    attention: str = "bahdanau"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 64
     max_tokens: int | None = None
@@ -71,8 +88,13 @@ class TranslatorSetup:
     def __post_init__(self) -> None:
         if self.tokenizer not in TOKENIZERS:
             raise AttnlabError(f"tokenizer: expected one of {list(TOKENIZERS)}, got {self.tokenizer!r}")
-        if self.preset not in TRANSFORMER_PRESETS:
-            raise AttnlabError(f"preset: expected one of {sorted(TRANSFORMER_PRESETS)}, got {self.preset!r}")
+        if self.model not in ARCHITECTURES:
+            raise AttnlabError(f"model: expected one of {list(ARCHITECTURES)}, got {self.model!r}")
+        presets = ARCHITECTURES[self.model][1]
+        if self.preset not in presets:
+            raise AttnlabError(f"preset: expected one of {sorted(presets)} for {self.model}, got {self.preset!r}")
+        if self.model == "seq2seq" and self.attention not in ATTENTION_NAMES:
+            raise AttnlabError(f"attention: expected one of {list(ATTENTION_NAMES)}, got {self.attention!r}")
         if self.tgt_data is not None and self.data is None:
             raise AttnlabError("tgt_data: give the source file as data too")
 
@@ -108,12 +130,15 @@ def translation_tokenizers(
 def build_translator(setup: TranslatorSetup, splits: CorpusSplits, tokenizers_from: Path | None = None) -> Translator:
     """A fresh model for the data; tokenizers trained on ``splits.train`` or read from a folder."""
     src_tok, tgt_tok = translation_tokenizers(setup.tokenizer, setup.vocab_size, splits, tokenizers_from)
+    model_class, presets = ARCHITECTURES[setup.model]
+    decoder_attention = {"attention": setup.attention} if setup.model == "seq2seq" else {}
     config = preset(
-        TRANSFORMER_PRESETS, setup.preset,
+        presets, setup.preset,
         src_vocab_size=src_tok.vocab_size, tgt_vocab_size=tgt_tok.vocab_size,
-        pad_id=tgt_tok.pad_id, bos_id=tgt_tok.bos_id, eos_id=tgt_tok.eos_id, **setup.model_overrides,
+        pad_id=tgt_tok.pad_id, bos_id=tgt_tok.bos_id, eos_id=tgt_tok.eos_id,
+        **decoder_attention, **setup.model_overrides,
     )
-    return Translator(Transformer(config), src_tok, tgt_tok)
+    return Translator(model_class(config), src_tok, tgt_tok)
 
 
 def paper_train_config(**overrides: Any) -> TrainConfig:
@@ -125,7 +150,13 @@ def paper_train_config(**overrides: Any) -> TrainConfig:
     return TrainConfig(**{**defaults, **overrides})
 
 
-def translation_loss(model: Transformer, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def rnn_train_config(**overrides: Any) -> TrainConfig:
+    """For the RNN translator: Adam 1e-3, 100 warm-up steps, clipping at 1 (RNNs need it)."""
+    defaults = dict(out_dir="runs/seq2seq", steps=2000, lr=1e-3, schedule="cosine", warmup_steps=100, grad_clip=1.0)
+    return TrainConfig(**{**defaults, **overrides})
+
+
+def translation_loss(model: PretrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return model(batch["src_ids"], batch["tgt_in"], batch["tgt_out"]).loss
 
 
@@ -133,7 +164,7 @@ def make_validation(translator: Translator, batches: TranslationBatches, splits:
     """The Trainer's ``evaluate``: mean validation loss and greedy BLEU on a prefix of valid."""
     valid = splits.valid.subset(list(range(min(sentences, len(splits.valid)))))
 
-    def evaluate(model: Transformer) -> dict[str, float]:
+    def evaluate(model: PretrainedModel) -> dict[str, float]:
         losses = [float(translation_loss(model, batch)) for _, batch in batches.in_order()]
         hyps = translator.translate(valid.src)
         return {"valid_loss": sum(losses) / len(losses), "valid_bleu": bleu(hyps, valid.tgt)}
@@ -141,7 +172,7 @@ def make_validation(translator: Translator, batches: TranslationBatches, splits:
     return evaluate
 
 
-def steps_within_budget(model: Transformer, batches: TranslationBatches, config: TrainConfig, probes: int = 6) -> int:
+def steps_within_budget(model: PretrainedModel, batches: TranslationBatches, config: TrainConfig, probes: int = 6) -> int:
     """How many updates fit in ``config.max_time_s`` (90% of it), at most ``config.steps``.
 
     Times ``probes`` updates of a copy of the model (the run's RNG and weights are

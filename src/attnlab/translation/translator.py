@@ -1,7 +1,7 @@
 """A trained translator: the model and its two tokenizers, saved together in one folder.
 
     ckpt/
-      config.json, model.safetensors     the Transformer (PretrainedModel.save_pretrained)
+      config.json, model.safetensors     the Transformer or Seq2Seq model (save_pretrained)
       src_tokenizer/, tgt_tokenizer/     Tokenizer.save folders
       translator.json                    how the data was set up (TranslatorSetup)
 
@@ -24,10 +24,13 @@ from attnlab.data.tokenizer import Tokenizer
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.decoding import decode
 from attnlab.io import read_json
-from attnlab.models.base import CONFIG_FILE
+from attnlab.models.base import CONFIG_FILE, PretrainedModel
+from attnlab.models.seq2seq import Seq2Seq
 from attnlab.models.transformer import Transformer
 
 SRC_TOKENIZER, TGT_TOKENIZER = "src_tokenizer", "tgt_tokenizer"
+# model_type in config.json -> the model class a translator folder may hold
+TRANSLATION_MODELS: dict[str, type[PretrainedModel]] = {cls.model_type: cls for cls in (Transformer, Seq2Seq)}
 
 
 @dataclass
@@ -48,7 +51,7 @@ class PairAttention:
 class Translator:
     """``Translator(model, src_tokenizer, tgt_tokenizer)``; ``Translator.load(ckpt)``."""
 
-    def __init__(self, model: Transformer, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer):
+    def __init__(self, model: Transformer | Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer):
         c = model.config
         want = {"source pad": (src_tokenizer.pad_id, c.pad_id), "target pad": (tgt_tokenizer.pad_id, c.pad_id),
                 "bos": (tgt_tokenizer.bos_id, c.bos_id), "eos": (tgt_tokenizer.eos_id, c.eos_id)}
@@ -64,9 +67,9 @@ class Translator:
         if not ckpt.is_dir():
             raise AttnlabError(f"--ckpt {ckpt}: checkpoint folder not found")
         model_type = read_json(ckpt / CONFIG_FILE).get("model_type")
-        if model_type != Transformer.model_type:
-            raise AttnlabError(f"{ckpt}: holds a {model_type!r} model, not a Transformer translator")
-        model = Transformer.from_pretrained(ckpt, map_location=device)
+        if model_type not in TRANSLATION_MODELS:
+            raise AttnlabError(f"{ckpt}: holds a {model_type!r} model, not a translator ({sorted(TRANSLATION_MODELS)})")
+        model = TRANSLATION_MODELS[model_type].from_pretrained(ckpt, map_location=device)
         return cls(model, Tokenizer.load(ckpt / SRC_TOKENIZER), Tokenizer.load(ckpt / TGT_TOKENIZER))
 
     def save_tokenizers(self, directory: str | Path) -> None:

@@ -21,6 +21,7 @@ from attnlab.io import read_json
 
 VIEWERS: dict[str, str] = {
     "transformer": "attnlab.translation.explain:view_translator",
+    "seq2seq": "attnlab.translation.explain:view_translator",
     "bert": "attnlab.cli.bert:view_bert",
     "vit": "attnlab.cli.vit:view_vit",
 }
