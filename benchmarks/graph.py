@@ -14,9 +14,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
 import torch
@@ -53,19 +51,33 @@ def forward_only(layer: nn.Module, x: torch.Tensor, edge_index: torch.Tensor):
     return step
 
 
-def speed_rows(num_nodes: int, num_edges: int, repeats: int, large: bool = False) -> list[list[object]]:
-    """Time and memory rows; ``large``: GAT forward+backward only (GATv2 at 2M edges needs >10 GB)."""
-    x, edge_index = random_graph(num_nodes, num_edges)
-    rows = []
+def layer_pairs(large: bool):
+    """(label, PyG layer, attnlab layer with the same weights); at 2M edges GAT only (GATv2 needs >10 GB)."""
     peers = (("GAT", PygGATConv),) if large else (("GAT", PygGATConv), ("GATv2", PygGATv2Conv))
     for label, peer_cls in peers:
         torch.manual_seed(0)
         pyg = peer_cls(128, 16, heads=8)
-        ours = GATConv.from_pyg(pyg)
+        yield label, pyg, GATConv.from_pyg(pyg)
+
+
+def speed_rows(num_nodes: int, num_edges: int, repeats: int, large: bool = False) -> list[list[object]]:
+    x, edge_index = random_graph(num_nodes, num_edges)
+    rows = []
+    for label, pyg, ours in layer_pairs(large):
         modes = [("fwd+bwd", forward_backward)] + ([] if large else [("fwd", forward_only)])
         for mode, make in modes:
             result = compare(f"{label} {mode}", make(pyg, x, edge_index), make(ours, x, edge_index), repeats=repeats, warmup=1)
-            rows.append([f"{label} {mode}", f"N={num_nodes:,} E={num_edges:,}", result.peer_s * 1e3, result.ours_s * 1e3, f"{result.ratio:.2f}x"])
+            rows.append([f"{label} {mode} (ms)", f"N={num_nodes:,} E={num_edges:,}", result.peer_s * 1e3, result.ours_s * 1e3, f"{result.ratio:.2f}x"])
+    return rows
+
+
+def memory_rows(num_nodes: int, num_edges: int, large: bool = False) -> list[list[object]]:
+    """Peak memory of forward+backward. For exact figures run with MALLOC_MMAP_THRESHOLD_=65536:
+    glibc otherwise keeps freed blocks under its adaptive mmap threshold in the heap,
+    hiding them from peak RSS (but the fixed threshold slows the timed runs: measure apart)."""
+    x, edge_index = random_graph(num_nodes, num_edges)
+    rows = []
+    for label, pyg, ours in layer_pairs(large):
         peer_mib = peak_extra_memory_mib(forward_backward(pyg, x, edge_index))
         our_mib = peak_extra_memory_mib(forward_backward(ours, x, edge_index))
         rows.append([f"{label} fwd+bwd peak MiB", f"N={num_nodes:,} E={num_edges:,}", peer_mib, our_mib, f"{peer_mib / our_mib:.2f}x less"])
@@ -112,6 +124,7 @@ def accuracy_rows(seeds: int, epochs: int) -> list[list[object]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller graphs, fewer repeats")
+    parser.add_argument("--no-speed", action="store_true", help="skip the N=20k / E=200k table")
     parser.add_argument("--no-large", action="store_true", help="skip the N=200k / E=2M scaling row")
     parser.add_argument("--no-train", action="store_true", help="skip the accuracy comparison")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
@@ -120,20 +133,19 @@ def main(argv: list[str] | None = None) -> None:
     print(machine_line() + "\n")
     header = ["layer / measure", "graph", "PyG", "attnlab", "PyG / attnlab"]
     size = (2_000, 20_000) if args.quick else (20_000, 200_000)
-    print_table("GATConv 128 -> 8 heads x 16, time (ms) and peak memory (MiB)", header, speed_rows(*size, repeats=3 if args.quick else 7))
-    if not args.no_large and not args.quick:
-        print_table("Scaling: N=200k, E=2M", header, speed_rows(200_000, 2_000_000, repeats=3, large=True))
+    large = not args.no_large and not args.quick
+    if not args.no_speed:
+        print_table("GATConv 128 -> 8 heads x 16, time (ms)", header, speed_rows(*size, repeats=3 if args.quick else 7))
+    if large:
+        print_table("Scaling: N=200k, E=2M, time (ms)", header, speed_rows(200_000, 2_000_000, repeats=3, large=True))
     if not args.no_train:
         seeds, epochs = (2, 30) if args.quick else (5, 200)
-        header = ["data", "PyG GATConv test acc", "s / run", "attnlab GATConv test acc", "s / run"]
-        print_table(f"2-layer GAT (8x8 heads, dropout 0.6), {seeds} seeds, {epochs} epochs", header, accuracy_rows(seeds, epochs))
+        train_header = ["data", "PyG GATConv test acc", "s / run", "attnlab GATConv test acc", "s / run"]
+        print_table(f"2-layer GAT (8x8 heads, dropout 0.6), {seeds} seeds, {epochs} epochs", train_header, accuracy_rows(seeds, epochs))
+    rows = (memory_rows(*size) if not args.no_speed else []) + (memory_rows(200_000, 2_000_000, large=True) if large else [])
+    if rows:
+        print_table("Peak memory of forward+backward (MiB)", header, rows)
 
 
 if __name__ == "__main__":
-    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        # glibc keeps freed blocks below its (adaptive) mmap threshold in the heap, which
-        # hides them from the peak-RSS figure; a fixed 64 KiB threshold makes every
-        # tensor of that size an mmap of its own, so peak RSS is the peak tensor memory.
-        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.graph", *sys.argv[1:]], env)
     main()
