@@ -14,6 +14,8 @@ def test_train_gat_writes_model_metrics_and_picture(tmp_path, capsys):
     assert (tmp_path / "attention.png").read_bytes()[:4] == b"\x89PNG"
     GAT.from_pretrained(tmp_path)
     assert "±" in capsys.readouterr().out
+    assert main(["viz", "--ckpt", str(tmp_path), "--out", str(tmp_path / "viz")]) == 0
+    assert (tmp_path / "viz" / "graph_attention.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_train_han_reports_semantic_weights(tmp_path):

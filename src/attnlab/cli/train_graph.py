@@ -17,7 +17,7 @@ import torch
 from attnlab.cli.main import add_command
 from attnlab.data import graphs
 from attnlab.errors import AttnlabError
-from attnlab.io import write_json
+from attnlab.io import read_json, write_json
 from attnlab.models.gat import GAT, HAN, FitConfig, GATConfig, HANConfig, fit_node_classifier
 from attnlab.training.rng import set_seed
 
@@ -61,14 +61,47 @@ def _add_common(parser: argparse.ArgumentParser, out: str, weight_decay: float) 
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _load_gat_data(args) -> graphs.GraphData:
+def _data_source(args) -> dict:
+    """What ``attnlab viz`` needs to rebuild the graph later (stored in metrics.json)."""
     if (args.edges is None) != (args.nodes is None):
         raise AttnlabError("--edges and --nodes go together: give both CSV files or neither")
     if args.edges is not None:
-        return graphs.load_csv_graph(args.edges, args.nodes)
-    if args.data == "sbm":
-        return graphs.stochastic_block_model(homophily=args.homophily)
+        return {"data": "csv", "edges": str(args.edges.resolve()), "nodes": str(args.nodes.resolve())}
+    return {"data": args.data, "homophily": args.homophily}
+
+
+def _load_gat_data(source: dict) -> graphs.GraphData:
+    if source["data"] == "csv":
+        return graphs.load_csv_graph(source["edges"], source["nodes"])
+    if source["data"] == "sbm":
+        return graphs.stochastic_block_model(homophily=source["homophily"])
     return graphs.karate_club()
+
+
+def draw_gat(model: GAT, data: graphs.GraphData, path: Path) -> Path:
+    """The graph with edges drawn by the first layer's attention."""
+    from attnlab.viz.graph import draw_graph_attention
+
+    model.eval()
+    with torch.no_grad():
+        edge_index, alpha = model(data.x, data.edge_index, return_attention_weights=True).attentions[0]
+    draw_graph_attention(
+        edge_index, alpha, data.num_nodes, data.y, data.node_names, data.class_names,
+        path=path, title=f"GAT layer-1 attention on {data.name}",
+    )
+    return path
+
+
+def view_gat(ckpt: Path, inputs: list[str], out: Path) -> Path:
+    """``attnlab viz --ckpt DIR [edges.csv nodes.csv]``: the trained GAT's attention on its graph."""
+    if inputs and len(inputs) != 2:
+        raise AttnlabError("attnlab viz for a GAT takes no inputs, or an edges CSV and a nodes CSV")
+    source = {"data": "csv", "edges": inputs[0], "nodes": inputs[1]} if inputs else {"data": "karate"}
+    metrics_file = ckpt / "metrics.json"
+    if not inputs and metrics_file.is_file():
+        source = read_json(metrics_file).get("source", source)
+    out = out if out.suffix == ".png" else out / "graph_attention.png"
+    return draw_gat(GAT.from_pretrained(ckpt), _load_gat_data(source), out)
 
 
 def _check(args) -> None:
@@ -108,7 +141,8 @@ def _report(args, data, runs: list[dict], extra: dict) -> dict:
 
 def run_gat(args) -> int:
     _check(args)
-    data = _load_gat_data(args)
+    source = _data_source(args)
+    data = _load_gat_data(source)
     print(data.summary())
     config = GATConfig(
         data.x.size(1), data.num_classes, hidden_dim=args.hidden, heads=args.heads, dropout=args.dropout, v2=args.v2
@@ -117,15 +151,8 @@ def run_gat(args) -> int:
         args, lambda: GAT(config), lambda m: (lambda: m(data.x, data.edge_index).logits), data
     )
     model.save_pretrained(args.out)
-    with torch.no_grad():
-        edge_index, alpha = model(data.x, data.edge_index, return_attention_weights=True).attentions[0]
-    from attnlab.viz.graph import draw_graph_attention
-
-    draw_graph_attention(
-        edge_index, alpha, data.num_nodes, data.y, data.node_names, data.class_names,
-        path=args.out / "attention.png", title=f"GAT layer-1 attention on {data.name}",
-    )
-    _report(args, data, runs, {"model": "gatv2" if args.v2 else "gat"})
+    draw_gat(model, data, args.out / "attention.png")
+    _report(args, data, runs, {"model": "gatv2" if args.v2 else "gat", "source": source})
     return 0
 
 

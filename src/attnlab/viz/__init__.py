@@ -24,6 +24,7 @@ VIEWERS: dict[str, str] = {
     "seq2seq": "attnlab.translation.explain:view_translator",
     "bert": "attnlab.cli.bert:view_bert",
     "vit": "attnlab.cli.vit:view_vit",
+    "gat": "attnlab.cli.train_graph:view_gat",
 }
 
 
