@@ -110,3 +110,12 @@ def test_bad_input_is_one_line_and_exit_2(mlm_ckpt, image_folder, tmp_path, caps
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_fill_mask_on_a_huggingface_folder(mlm_ckpt, tmp_path, capsys):
+    hf = T.BertForMaskedLM(T.BertConfig(vocab_size=Tokenizer.load(mlm_ckpt).vocab_size, hidden_size=16,
+                                        num_hidden_layers=1, num_attention_heads=2, intermediate_size=32))
+    hf.save_pretrained(tmp_path)
+    (tmp_path / "vocab.txt").write_text((mlm_ckpt / "vocab.txt").read_text())  # only a vocab.txt, as HF folders
+    assert main(["fill-mask", "--ckpt", str(tmp_path), "--top-k", "2", "alpha [MASK] file"]) == 0
+    assert capsys.readouterr().out.startswith("[MASK] 1: ")

@@ -49,3 +49,14 @@ def test_bad_arguments(tokenizer):
         WordPieceTokenizer.train([], vocab_size=50)
     with pytest.raises(AttnlabError, match="out of range"):
         tokenizer.decode([tokenizer.vocab_size])
+
+
+def test_from_vocab_file_matches_huggingface(tokenizer, tmp_path):
+    tokenizer.save(tmp_path)
+    hf = BertTokenizer.from_pretrained(tmp_path)
+    loaded = WordPieceTokenizer.from_vocab_file(tmp_path / "vocab.txt")
+    text = "The [MASK] queue RAISES a ValueError, unless items are sorted!"
+    assert [loaded.cls_id, *loaded.encode(text), loaded.sep_id] == hf(text)["input_ids"]
+    assert loaded.mask_id in loaded.encode(text)
+    with pytest.raises(AttnlabError, match="vocab file not found"):
+        WordPieceTokenizer.from_vocab_file(tmp_path / "missing.txt")

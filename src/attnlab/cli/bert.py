@@ -121,14 +121,20 @@ def run_classify(args) -> int:
 def load_bert(ckpt: str | Path):
     """A BERT checkpoint folder and the tokenizer saved with it."""
     from attnlab.data.tokenizer import Tokenizer
+    from attnlab.data.wordpiece import VOCAB_FILE, WordPieceTokenizer
+    from attnlab.io import read_json
     from attnlab.models.bert import BERT
 
     ckpt = Path(ckpt)
     if not ckpt.is_dir():
         raise AttnlabError(f"--ckpt {ckpt}: checkpoint folder not found")
-    if not (ckpt / "tokenizer_config.json").is_file():
-        raise AttnlabError(f"--ckpt {ckpt}: no tokenizer in the folder (train it with attnlab train mlm)")
-    return BERT.from_pretrained(ckpt), Tokenizer.load(ckpt)
+    model = BERT.from_pretrained(ckpt)
+    config = read_json(ckpt / "tokenizer_config.json") if (ckpt / "tokenizer_config.json").is_file() else {}
+    if isinstance(config, dict) and "kind" in config:
+        return model, Tokenizer.load(ckpt)
+    if (ckpt / VOCAB_FILE).is_file():  # a HuggingFace BERT folder
+        return model, WordPieceTokenizer.from_vocab_file(ckpt / VOCAB_FILE, lowercase=config.get("do_lower_case", True))
+    raise AttnlabError(f"--ckpt {ckpt}: no tokenizer in the folder (attnlab's files or a vocab.txt)")
 
 
 def run_fill_mask(args) -> int:

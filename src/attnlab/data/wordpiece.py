@@ -39,6 +39,22 @@ class WordPieceTokenizer(Tokenizer):
     PREFIX: ClassVar[str] = "##"
 
     @classmethod
+    def _backend(cls, vocab: dict[str, int], special_tokens: SpecialTokens, lowercase: bool = True) -> HFTokenizer:
+        """BERT's normalizer, pre-tokenizer, decoder and [CLS]/[SEP] template around ``vocab``."""
+        backend = HFTokenizer(models.WordPiece(vocab=vocab, unk_token=special_tokens.unk, continuing_subword_prefix=cls.PREFIX))
+        backend.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase, clean_text=True)
+        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        backend.decoder = decoders.WordPiece(prefix=cls.PREFIX)
+        backend.add_special_tokens(special_tokens.strings())  # matched whole in raw text, e.g. "[MASK]"
+        cls_token, sep_token = special_tokens.cls, special_tokens.sep
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{cls_token} $A {sep_token}",
+            pair=f"{cls_token} $A {sep_token} $B:1 {sep_token}:1",
+            special_tokens=[(cls_token, vocab[cls_token]), (sep_token, vocab[sep_token])],
+        )
+        return backend
+
+    @classmethod
     def train(
         cls, texts: Iterable[str], vocab_size: int, min_freq: int = 2, special_tokens: SpecialTokens = BERT_SPECIALS
     ) -> WordPieceTokenizer:
@@ -48,27 +64,35 @@ class WordPieceTokenizer(Tokenizer):
             raise AttnlabError(f"vocab_size: expected > {len(specials)} (the special tokens), got {vocab_size}")
         if special_tokens.cls is None or special_tokens.sep is None or special_tokens.mask is None:
             raise AttnlabError("special_tokens: WordPiece for BERT needs cls, sep and mask tokens")
-        backend = HFTokenizer(models.WordPiece(unk_token=special_tokens.unk, continuing_subword_prefix=cls.PREFIX))
-        backend.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True)
-        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        backend.decoder = decoders.WordPiece(prefix=cls.PREFIX)
+        trained = HFTokenizer(models.WordPiece(unk_token=special_tokens.unk, continuing_subword_prefix=cls.PREFIX))
+        trained.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True)
+        trained.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         trainer = trainers.WordPieceTrainer(
             vocab_size=vocab_size, min_frequency=min_freq, special_tokens=specials,
             continuing_subword_prefix=cls.PREFIX, show_progress=False,
         )
-        backend.train_from_iterator(_check_texts(texts), trainer)
+        trained.train_from_iterator(_check_texts(texts), trainer)
         # Sorted ids; note the trainer breaks ties between equally frequent pairs in hash
         # order, so two trainings may differ: a checkpoint keeps the tokenizer it used.
-        learned = sorted(set(backend.get_vocab()) - set(specials))
+        learned = sorted(set(trained.get_vocab()) - set(specials))
         vocab = {token: i for i, token in enumerate(specials + learned)}
-        backend.model = models.WordPiece(vocab=vocab, unk_token=special_tokens.unk, continuing_subword_prefix=cls.PREFIX)
-        cls_token, sep_token = special_tokens.cls, special_tokens.sep
-        backend.post_processor = processors.TemplateProcessing(
-            single=f"{cls_token} $A {sep_token}",
-            pair=f"{cls_token} $A {sep_token} $B:1 {sep_token}:1",
-            special_tokens=[(cls_token, vocab[cls_token]), (sep_token, vocab[sep_token])],
-        )
-        return cls(backend, special_tokens)
+        return cls(cls._backend(vocab, special_tokens), special_tokens)
+
+    @classmethod
+    def from_vocab_file(
+        cls, path: str | Path, lowercase: bool = True, special_tokens: SpecialTokens = BERT_SPECIALS
+    ) -> WordPieceTokenizer:
+        """A tokenizer from a BERT ``vocab.txt`` (line number = id), e.g. a HuggingFace checkpoint's."""
+        path = Path(path)
+        if not path.is_file():
+            raise AttnlabError(f"{path}: vocab file not found")
+        vocab: dict[str, int] = {}
+        for index, token in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            vocab.setdefault(token, index)
+        missing = [t for t in special_tokens.strings() if t not in vocab]
+        if missing:
+            raise AttnlabError(f"{path}: special tokens {missing} are not in the vocabulary")
+        return cls(cls._backend(vocab, special_tokens, lowercase), special_tokens)
 
     def vocab(self) -> list[str]:
         """Tokens in id order."""
