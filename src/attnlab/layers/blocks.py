@@ -14,13 +14,14 @@ Notation: B batch, L (Lq) target length, S source (memory) length, D d_model, H 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import Tensor, nn
 
 from attnlab.attention.kv_cache import KVCache
 from attnlab.attention.multi_head import MultiHeadAttention
-from attnlab.layers.feed_forward import FeedForward
+from attnlab.errors import AttnlabError
+from attnlab.layers.feed_forward import FeedForward, get_activation
 
 
 @dataclass
@@ -103,10 +104,35 @@ class EncoderBlock(nn.Module):
         return y
 
 
-def encoder_stack(config, *, norm_first: bool) -> nn.ModuleList:
-    """``config.num_layers`` encoder blocks from a BERT/ViT-style config (``hidden_size``,
-    ``num_heads``, ``intermediate_size``, ``dropout``, ``attention_dropout``, ``activation``,
-    ``norm_eps``), without dropout inside the feed-forward network (as BERT and ViT)."""
+@dataclass
+class EncoderConfig:
+    """The shape of an encoder stack; BERT's and ViT's configs extend it."""
+
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    activation: str = "gelu"
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    norm_eps: float = 1e-12
+    labels: list[str] = field(default_factory=list)  # class names of a classifier head
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    def check_sizes(self, *more: str) -> None:
+        """Sizes (these and ``more`` fields) must be >= 1 and the activation known."""
+        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", *more):
+            if getattr(self, name) < 1:
+                raise AttnlabError(f"{type(self).__name__}.{name} = {getattr(self, name)}; expected >= 1")
+        get_activation(self.activation)
+
+
+def encoder_stack(config: EncoderConfig, *, norm_first: bool) -> nn.ModuleList:
+    """``config.num_layers`` encoder blocks, without dropout inside the feed-forward
+    network (as BERT and ViT)."""
     return nn.ModuleList(
         EncoderBlock(
             config.hidden_size, config.num_heads, config.intermediate_size, dropout=config.dropout,

@@ -18,7 +18,7 @@ Notation: B batch, L sequence length, D hidden_size, H heads, V vocab_size, C la
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from attnlab.config import preset
 from attnlab.errors import AttnlabError
-from attnlab.layers.blocks import encoder_stack, run_encoder
+from attnlab.layers.blocks import EncoderConfig, encoder_stack, run_encoder
 from attnlab.layers.feed_forward import get_activation
 from attnlab.models.base import PretrainedModel
 
@@ -35,23 +35,14 @@ IGNORE_INDEX = -100  # label of positions that carry no loss (HuggingFace's conv
 
 
 @dataclass
-class BERTConfig:
+class BERTConfig(EncoderConfig):
     vocab_size: int = 30522
-    hidden_size: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    intermediate_size: int = 3072
     max_positions: int = 512
     type_vocab_size: int = 2
-    activation: str = "gelu"
-    dropout: float = 0.1
-    attention_dropout: float = 0.1
     classifier_dropout: float | None = None
-    norm_eps: float = 1e-12
     pad_token_id: int = 0
     head: str = "base"
     add_pooler: bool = True
-    labels: list[str] = field(default_factory=list)  # class names of the classifier head
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -60,14 +51,7 @@ class BERTConfig:
             raise AttnlabError("BERTConfig.labels: the classifier head needs at least one label name")
         if self.head in ("pretraining", "classifier") and not self.add_pooler:
             raise AttnlabError(f"BERTConfig.add_pooler: the {self.head!r} head needs the pooler")
-        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions"):
-            if getattr(self, name) < 1:
-                raise AttnlabError(f"BERTConfig.{name} = {getattr(self, name)}; expected >= 1")
-        get_activation(self.activation)
-
-    @property
-    def num_labels(self) -> int:
-        return len(self.labels)
+        self.check_sizes("vocab_size", "max_positions")
 
 
 PRESETS = {

@@ -16,7 +16,7 @@ patch grid, N = h w patches, D hidden_size, K labels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -24,41 +24,27 @@ from torch import Tensor, nn
 
 from attnlab.config import preset
 from attnlab.errors import AttnlabError
-from attnlab.layers.blocks import encoder_stack, run_encoder
-from attnlab.layers.feed_forward import get_activation
+from attnlab.layers.blocks import EncoderConfig, encoder_stack, run_encoder
 from attnlab.models.base import PretrainedModel
 
 
 @dataclass
-class ViTConfig:
+class ViTConfig(EncoderConfig):
     image_size: int = 224
     patch_size: int = 16
     num_channels: int = 3
-    hidden_size: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    intermediate_size: int = 3072
-    activation: str = "gelu"
     dropout: float = 0.0
     attention_dropout: float = 0.0
-    norm_eps: float = 1e-12
     qkv_bias: bool = True
     add_pooler: bool = False  # tanh(W y[:, 0]): HF's ViTModel pooler
-    labels: list[str] = field(default_factory=list)  # class names; empty = no classifier
+    # labels (from EncoderConfig): class names; empty = no classifier
 
     def __post_init__(self) -> None:
-        for name in ("image_size", "patch_size", "num_channels", "hidden_size", "num_layers", "num_heads", "intermediate_size"):
-            if getattr(self, name) < 1:
-                raise AttnlabError(f"ViTConfig.{name} = {getattr(self, name)}; expected >= 1")
+        self.check_sizes("image_size", "patch_size", "num_channels")
         if self.image_size % self.patch_size:
             raise AttnlabError(
                 f"ViTConfig.image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})"
             )
-        get_activation(self.activation)
-
-    @property
-    def num_labels(self) -> int:
-        return len(self.labels)
 
     @property
     def grid(self) -> int:
