@@ -42,7 +42,7 @@ class LMSetup:
     vocab_size: int = 4096  # byte-level BPE only
     preset: str = "char-small"
     context: int | None = None  # training window; None: the preset's context_length
-    batch_size: int = 16
+    batch_size: int = 8
     val_fraction: float = 0.05
     max_chars: int | None = None  # cap each split (quick runs)
     eval_windows: int = 64

@@ -24,10 +24,10 @@ def register_train(tasks) -> None:
     p.add_argument("--preset", default="char-small", help="model shape (char-small, gpt2-124m, tiny)")
     p.add_argument("--context", type=int, help="training window in tokens (default: the preset's context)")
     p.add_argument("--out", default="runs/lm", help="checkpoint folder")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine schedule)")
-    p.add_argument("--warmup", type=int, default=100, help="warm-up updates")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
+    p.add_argument("--warmup", type=int, default=50, help="warm-up updates")
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--eval-every", type=int, default=250, help="validate every N updates (0: at the end)")
     p.add_argument("--max-chars", type=int, help="use at most this many characters of each split")
@@ -62,7 +62,7 @@ def add_threads_option(p) -> None:
 def set_threads(args) -> None:
     import torch
 
-    from attnlab.translation.demo import choose_threads
+    from attnlab.training.threads import choose_threads
 
     torch.set_num_threads(max(args.threads, 1) if args.threads else choose_threads())
 
