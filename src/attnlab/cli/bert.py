@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from attnlab.cli.main import add_command
+from attnlab.cli.options import add_run_options, apply_threads, max_time_s
 from attnlab.errors import AttnlabError
 
 MLM_EXAMPLES = """  attnlab train mlm                                  # pre-train on the Python standard library
@@ -36,29 +37,18 @@ def add_training_args(p, *, out: str, steps: int, batch_size: int, lr: float) ->
     p.add_argument("--lr", type=float, default=lr, help="peak learning rate (warm-up, then cosine)")
     p.add_argument("--warmup", type=int, default=100, help="warm-up updates")
     p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (fast on CPUs with AMX)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_options(p)
 
 
 def train_config(args, eval_every: int = 0):
     from attnlab.training import TrainConfig
 
-    torch.set_num_threads(_threads())
+    apply_threads(args)
     return TrainConfig(
         out_dir=args.out, steps=args.steps, lr=args.lr, warmup_steps=min(args.warmup, args.steps // 5),
         weight_decay=args.weight_decay, eval_every=eval_every, bf16=args.bf16, device=args.device,
-        seed=args.seed, progress=not args.quiet, max_time_s=None if args.max_minutes is None else args.max_minutes * 60,
+        seed=args.seed, progress=not args.quiet, max_time_s=max_time_s(args),
     )
-
-
-def _threads() -> int:
-    from attnlab.translation.demo import choose_threads
-
-    return choose_threads()
 
 
 def check_resume(args) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from attnlab.cli.main import add_command
+from attnlab.cli.options import add_run_options, apply_threads, max_time_s
 from attnlab.models.seq2seq_attention import ATTENTION_NAMES
 
 EXAMPLES = """  attnlab train seq2seq                                   # Bahdanau attention, synthetic corpus
@@ -35,10 +36,7 @@ def register_train(tasks) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine decay)")
     p.add_argument("--eval-every", type=int, default=0, help="validation BLEU every N updates (0: at the end)")
-    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_options(p, precision=False)
     p.set_defaults(func=run_train)
 
 
@@ -50,6 +48,7 @@ def run_train(args) -> int:
         train_translator,
     )
 
+    apply_threads(args)
     setup = TranslatorSetup(model="seq2seq",
         data=args.data, tgt_data=args.tgt_data, corpus=args.corpus, tokenizer=args.tokenizer,
         vocab_size=args.vocab_size, preset=args.preset, attention=args.attention, batch_size=args.batch_size,
@@ -58,7 +57,7 @@ def run_train(args) -> int:
     )
     config = rnn_train_config(
         out_dir=args.out, steps=args.steps, lr=args.lr, eval_every=args.eval_every, seed=args.seed,
-        progress=not args.quiet, max_time_s=None if args.max_minutes is None else args.max_minutes * 60,
+        progress=not args.quiet, max_time_s=max_time_s(args),
     )
     trained = train_translator(setup, config, resume=args.resume)
     if trained.result.interrupted:

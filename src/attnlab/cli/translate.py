@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from attnlab.cli.main import add_command
+from attnlab.cli.options import add_run_options, apply_threads, max_time_s
 
 TRAIN_EXAMPLES = """  attnlab train translate                                  # synthetic corpus, small preset
   attnlab train translate --steps 200 --out runs/quick
@@ -32,12 +33,7 @@ def register_train(tasks) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=200, help="warm-up updates")
     p.add_argument("--eval-every", type=int, default=0, help="validate every N updates (0: at the end)")
-    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (fast on CPUs with AMX)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_options(p)
     p.set_defaults(func=run_train)
 
 
@@ -60,14 +56,14 @@ def run_train(args) -> int:
         train_translator,
     )
 
+    apply_threads(args)
     setup = TranslatorSetup(
         data=args.data, tgt_data=args.tgt_data, corpus=args.corpus, tokenizer=args.tokenizer,
         vocab_size=args.vocab_size, preset=args.preset, batch_size=args.batch_size, seed=args.seed,
     )
     config = paper_train_config(
         out_dir=args.out, steps=args.steps, lr=args.lr, warmup_steps=args.warmup, eval_every=args.eval_every,
-        bf16=args.bf16, device=args.device, seed=args.seed, progress=not args.quiet,
-        max_time_s=None if args.max_minutes is None else args.max_minutes * 60,
+        bf16=args.bf16, device=args.device, seed=args.seed, progress=not args.quiet, max_time_s=max_time_s(args),
     )
     trained = train_translator(setup, config, resume=args.resume)
     if trained.result.interrupted:

@@ -14,7 +14,6 @@ checkpoint that ``attnlab translate --ckpt`` and ``attnlab viz --ckpt`` read),
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import torch
 
 from attnlab.data.synthetic import synthetic_corpus
 from attnlab.training import TrainResult
+from attnlab.training.threads import choose_threads
 from attnlab.translation.evaluation import TranslationScores, evaluate_translator
 from attnlab.translation.explain import alignment_lines, pair_section
 from attnlab.translation.training import (
@@ -63,14 +63,6 @@ class DemoResult:
     train: TrainResult
     summary: str
     report: Path
-
-
-def choose_threads() -> int:
-    """All cores, but one when the machine is already busy: oversubscribed OpenMP
-    threads spin against each other and run many times slower than a single one."""
-    cores = os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return 1 if load > cores - 0.5 else cores
 
 
 def example_indices(lengths: list[int], count: int) -> list[int]:
