@@ -76,7 +76,7 @@ def peak_extra_memory_mib(fn: Callable[[], object]) -> float:
     before = _status_kib("VmRSS")
     fn()
     peak = _status_kib("VmHWM")
-    return (peak - before) / 1024
+    return max(peak - before, 0) / 1024
 
 
 def machine_line() -> str:
