@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from attnlab.cli.main import add_command
+from attnlab.cli.options import add_run_options, add_threads_option, apply_threads, max_time_s
 
 TRAIN_EXAMPLES = """  attnlab train lm                                   # Python stdlib source, char-level GPT
   attnlab train lm --max-minutes 10 --bf16 --out runs/lm
@@ -31,13 +32,7 @@ def register_train(tasks) -> None:
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--eval-every", type=int, default=250, help="validate every N updates (0: at the end)")
     p.add_argument("--max-chars", type=int, help="use at most this many characters of each split")
-    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (fast on CPUs with AMX)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_threads_option(p)
+    add_run_options(p)
     p.set_defaults(func=run_train)
 
 
@@ -55,23 +50,11 @@ def register(commands) -> None:
     p.set_defaults(func=run_generate)
 
 
-def add_threads_option(p) -> None:
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores, or 1 when the machine is busy)")
-
-
-def set_threads(args) -> None:
-    import torch
-
-    from attnlab.training.threads import choose_threads
-
-    torch.set_num_threads(max(args.threads, 1) if args.threads else choose_threads())
-
-
 def run_train(args) -> int:
     from attnlab.language_model import LMSetup, train_lm
     from attnlab.training import TrainConfig
 
-    set_threads(args)
+    apply_threads(args)
     setup = LMSetup(
         data=args.data, tokenizer=args.tokenizer, vocab_size=args.vocab_size, preset=args.preset,
         context=args.context, batch_size=args.batch_size, max_chars=args.max_chars, seed=args.seed,
@@ -79,7 +62,7 @@ def run_train(args) -> int:
     config = TrainConfig(
         out_dir=args.out, steps=args.steps, lr=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
         betas=(0.9, 0.99), eval_every=args.eval_every, bf16=args.bf16, device=args.device, seed=args.seed,
-        progress=not args.quiet, max_time_s=None if args.max_minutes is None else args.max_minutes * 60,
+        progress=not args.quiet, max_time_s=max_time_s(args),
     )
     trained = train_lm(setup, config, resume=args.resume)
     if trained.result.interrupted:
@@ -99,7 +82,7 @@ def run_generate(args) -> int:
 
     from attnlab.language_model import complete, load_lm, print_stream
 
-    set_threads(args)
+    apply_threads(args)
     model, tokenizer = load_lm(args.ckpt, device=args.device)
     do_sample = args.temperature is not None or args.top_k is not None or args.top_p is not None
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
