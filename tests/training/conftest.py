@@ -100,13 +100,21 @@ def one_thread():
 
 
 @pytest.fixture(autouse=True)
-def _no_gc_callbacks():
-    """Some tests send a real SIGINT. Python runs signal handlers at any bytecode
-    boundary, also inside garbage-collector callbacks (hypothesis installs one), where a
-    KeyboardInterrupt is swallowed; with the collector off during these short tests the
-    interrupt always lands in the code under test."""
-    import gc
+def _sigint_raises_keyboard_interrupt():
+    """Some tests send a real SIGINT; make it raise KeyboardInterrupt as in a terminal.
 
+    A process started in the background by a non-interactive shell inherits SIGINT as
+    ignored, and Python then leaves it ignored; the tests must not depend on how the
+    suite was launched. Python also runs signal handlers at any bytecode boundary,
+    inside garbage-collector callbacks too (hypothesis installs one), where a
+    KeyboardInterrupt is swallowed; with the collector off during these short tests the
+    interrupt always lands in the code under test.
+    """
+    import gc
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     gc.disable()
     yield
     gc.enable()
+    signal.signal(signal.SIGINT, previous)
