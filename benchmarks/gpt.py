@@ -130,7 +130,10 @@ def main() -> None:
     parser.add_argument("--peak-size", type=int, default=2048, help="side of the square matmul measuring the peak")
     parser.add_argument("--compile", action="store_true", help="torch.compile both models for the training step")
     parser.add_argument("--skip-decode", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="tiny preset, short sequences, fewer repeats")
     args = parser.parse_args()
+    if args.quick:
+        args.preset, args.seq_len, args.new_tokens, args.repeats, args.decode_repeats = "tiny", 32, 24, 3, 2
     if args.threads:
         torch.set_num_threads(args.threads)
     hf, ours = make_pair(args.preset, args.vocab_size, args.device)

@@ -101,7 +101,10 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=128, help="test sentences to decode")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="tiny preset, fewer sentences and repeats")
     args = parser.parse_args()
+    if args.quick:
+        args.preset, args.sentences, args.repeats = "tiny", 32, 2
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     splits = synthetic_corpus("default", num_train=3000, num_valid=10, num_test=args.sentences)
