@@ -202,3 +202,20 @@ def test_properties_over_random_shapes_and_masks(case, path):
     if path != "hardmax":  # hardmax is piecewise constant: no gradient path to q
         out.output.sum().backward()
         assert torch.isfinite(q.grad).all()
+
+
+def test_path_choice():
+    """The measured choices: fused without weights, flash + log-sum-exp for fp32 weights,
+    plain for bf16 weights, dropout with weights, and short bf16 training."""
+    from attnlab.attention.backend import choose_path
+
+    q, k, v = qkv()
+    assert choose_path(q, v, 7, need_weights=False, dropout_p=0.0) == "fused"
+    assert choose_path(q, v, 7, need_weights=True, dropout_p=0.0) == "fused_weights"
+    assert choose_path(q, v, 7, need_weights=True, dropout_p=0.1) == "plain"
+    qb = q.bfloat16().requires_grad_(True)
+    assert choose_path(qb, v.bfloat16(), 7, need_weights=True, dropout_p=0.0) == "plain"
+    assert choose_path(qb, v.bfloat16(), 7, need_weights=False, dropout_p=0.0) == "plain"
+    assert choose_path(qb.detach(), v.bfloat16(), 7, need_weights=False, dropout_p=0.0) == "fused"
+    long_q = torch.randn(1, 1, 512, 8, dtype=torch.bfloat16, requires_grad=True)
+    assert choose_path(long_q, long_q, 512, need_weights=False, dropout_p=0.0) == "fused"

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from attnlab.attention.fused_weights import can_fuse, fused_attention_with_weights
+from attnlab.attention.backend import choose_path
+from attnlab.attention.fused_weights import fused_attention_with_weights
 from attnlab.attention.masks import causal_mask, check_mask, combine_masks, to_float_mask
 from attnlab.attention.normalizers import get_normalizer, sample
 from attnlab.errors import AttnlabError
@@ -147,10 +148,10 @@ def scaled_dot_product_attention(
         causal: query i sees keys up to its own position, aligned bottom-right when Lq < Lk.
         need_weights: also return the weights ``(..., Lq, Lk)``.
 
-    Without weights, PyTorch's fused kernel runs. With weights (and no dropout) on the CPU
-    the output still comes from the flash kernel and the weights from its log-sum-exp
-    (:mod:`attnlab.attention.fused_weights`); otherwise the plain path of :func:`attend`
-    runs, so the returned weights are the ones the output used (before dropout).
+    The path is chosen once, in :func:`attnlab.attention.backend.choose_path`: without
+    weights PyTorch's fused kernel; with weights (fp32, CPU, no dropout) the flash kernel
+    for the output and its log-sum-exp for the weights; otherwise the plain path of
+    :func:`attend`, so the returned weights are the ones the output used (before dropout).
     Fully masked rows give zero output and zero weights.
     """
     check_qkv(query, key, value)
@@ -160,8 +161,8 @@ def scaled_dot_product_attention(
     use_is_causal = causal and mask is None and lq == lk
     if causal and not use_is_causal:
         mask = combine_masks(mask, causal_mask(lq, lk, device=query.device))
-    plain = _plain_is_faster(query, lq, lk)
-    if not need_weights and not plain:
+    path = choose_path(query, value, lk, need_weights, dropout_p)
+    if path == "fused":
         out = F.scaled_dot_product_attention(
             query, key, value, attn_mask=mask, dropout_p=dropout_p, is_causal=use_is_causal, scale=scale
         )
@@ -169,22 +170,9 @@ def scaled_dot_product_attention(
     if use_is_causal:
         mask = causal_mask(lq, lk, device=query.device)
     scale = query.shape[-1] ** -0.5 if scale is None else scale
-    if need_weights and dropout_p == 0 and can_fuse(query, key, value):
+    if path == "fused_weights":
         float_mask = None if mask is None else to_float_mask(mask, query.dtype)
         return AttentionOutput(*fused_attention_with_weights(query, key, value, float_mask, scale))
     scores = (query * scale) @ key.transpose(-2, -1)  # (..., Lq, Lk)
     attn = attend(scores, value, mask=mask, dropout_p=dropout_p)
     return attn if need_weights else AttentionOutput(attn.output)
-
-
-# Short bf16 sequences on the CPU, with gradients: PyTorch's flash kernel (its backward
-# above all) is slower there than the plain path's bf16 matrix products, whose (Lq, Lk)
-# scores are small at these lengths (GPT training step, 4 x 256, T = 128..256: 1.15-1.2x).
-PLAIN_BF16_MAX_SCORES = 256 * 256
-
-
-def _plain_is_faster(query: Tensor, lq: int, lk: int) -> bool:
-    return (
-        query.device.type == "cpu" and query.dtype == torch.bfloat16 and query.requires_grad
-        and torch.is_grad_enabled() and lq * lk <= PLAIN_BF16_MAX_SCORES
-    )

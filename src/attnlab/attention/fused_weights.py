@@ -10,8 +10,9 @@ max/sum pass of a softmax:
 Backward is the softmax backward, ds = a * (g - sum_j g a), then dq = ds k and
 dk = ds^T q; it only runs when the weights themselves feed the loss.
 
-Used by :func:`attnlab.attention.core.scaled_dot_product_attention` on the CPU, where
-PyTorch exposes the flash kernel's log-sum-exp; elsewhere the plain path runs.
+Used by :func:`attnlab.attention.core.scaled_dot_product_attention` when
+:func:`attnlab.attention.backend.choose_path` says so (fp32 on the CPU, where PyTorch
+exposes the flash kernel's log-sum-exp).
 
 Shapes: q ``(B, H, Lq, D)``, k ``(B, H, Lk, D)``, lse ``(B, H, Lq)``, weights ``(B, H, Lq, Lk)``.
 """
@@ -45,20 +46,9 @@ class _WeightsFromLogSumExp(torch.autograd.Function):
         return grad_q, grad_k, None, None
 
 
-def can_fuse(query: Tensor, key: Tensor, value: Tensor) -> bool:
-    """Whether this path is the faster one: 4-D float32 inputs of one head width on the CPU.
-
-    In bfloat16 the plain path wins on CPUs with AMX (its matrix products are ~4x
-    cheaper, while the flash kernel's are not): measured 1.7x faster at B=8, H=8,
-    L=512, Dh=32 (benchmarks/attention.py).
-    """
-    return (
-        _FLASH_CPU is not None
-        and query.device.type == "cpu"
-        and query.dim() == 4
-        and query.dtype == torch.float32
-        and query.shape[-1] == value.shape[-1]
-    )
+def flash_available() -> bool:
+    """Whether this PyTorch exposes the CPU flash kernel with its log-sum-exp."""
+    return _FLASH_CPU is not None
 
 
 def fused_attention_with_weights(
