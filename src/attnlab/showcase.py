@@ -37,20 +37,11 @@ def showcase_weights(seed: int = 0, length: int = 6, dim: int = 8) -> dict[str, 
 
 def draw_showcase(weights: dict[str, torch.Tensor], path: str | Path) -> Path:
     """Draw every mechanism's weights as a heatmap in one row; returns the PNG path."""
-    import matplotlib
+    from attnlab.viz.heatmap import head_grid
+    from attnlab.viz.rollout import write_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(weights), figsize=(2.6 * len(weights), 2.9))
-    for ax, (name, w) in zip(axes, weights.items()):
-        ax.imshow(w.float().numpy(), cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(name, fontsize=8)
-        ax.set_xlabel("key")
-        ax.set_ylabel("query")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    stacked = torch.stack(list(weights.values()))  # (mechanisms, Lq, Lk)
+    keys = [f"k{j}" for j in range(stacked.shape[-1])]
+    queries = [f"q{i}" for i in range(stacked.shape[-2])]
+    figure = head_grid(stacked, keys, queries, titles=list(weights), columns=len(weights))
+    return write_png(figure, Path(path))
