@@ -102,3 +102,30 @@ def test_bad_arguments(data):
         TranslationBatches(*data, batch_size=8, max_len=1)
     with pytest.raises(AttnlabError, match="step must be >= 0"):
         TranslationBatches(*data, batch_size=8).batch(-1)
+
+
+def test_alignment_targets_only_when_asked_rows_follow_tgt_out(data):
+    corpus, src_tok, tgt_tok = data
+    assert "align" not in TranslationBatches(corpus, src_tok, tgt_tok, batch_size=16, seed=1).batch(0)
+    batches = TranslationBatches(corpus, src_tok, tgt_tok, batch_size=16, seed=1, alignments=True)
+    again = TranslationBatches(corpus, src_tok, tgt_tok, batch_size=16, seed=1, alignments=True)
+    for step in (0, 3):
+        batch, rows = batches.batch(step), batches.rows(step)
+        align = batch["align"]  # (B, Lt, Ls)
+        assert align.shape == (len(rows), batch["tgt_out"].shape[1], batch["src_ids"].shape[1])
+        torch.testing.assert_close(align, again.batch(step)["align"], rtol=0, atol=0)
+        for r, index in enumerate(rows):
+            length = len(tgt_tok.encode(corpus.tgt[index]))
+            assert align[r, length:].abs().sum() == 0  # EOS and padding rows
+            for i, j in corpus.alignments[index]:  # word tokenizer: token = word
+                assert align[r, j, i] > 0
+            linked = {j for _, j in corpus.alignments[index]}
+            sums = align[r, :length].sum(-1)
+            torch.testing.assert_close(sums, torch.tensor([float(j in linked) for j in range(length)]))
+
+
+def test_alignment_targets_need_a_corpus_with_alignments(data):
+    corpus, src_tok, tgt_tok = data
+    bare = type(corpus)(corpus.src, corpus.tgt)
+    with pytest.raises(AttnlabError, match="no gold word alignments"):
+        TranslationBatches(bare, src_tok, tgt_tok, batch_size=8, alignments=True)

@@ -86,3 +86,19 @@ def test_load_parallel_dispatch(tmp_path):
     t = write(tmp_path / "x.tgt", "A\nB\nC\nD\n")
     two = load_parallel(s, t, valid_fraction=0.25, test_fraction=0.25)
     assert sorted(two.train.src + two.valid.src + two.test.src) == ["a", "b", "c", "d"]
+
+
+def test_alignment_file_follows_a_tsv_into_the_splits_and_bad_links_name_the_line(tmp_path):
+    pairs = [(f"a{n} b{n}", f"x{n} y{n} z{n}") for n in range(20)]
+    tsv = write(tmp_path / "p.tsv", "".join(f"{s}\t{t}\n" for s, t in pairs))
+    align = write(tmp_path / "p.align", "".join(f"0-{n % 3} 1-2\n" for n in range(20)))
+    splits = load_parallel(tsv, alignment_path=align, seed=3)
+    for _, corpus in splits.items():
+        for src, links in zip(corpus.src, corpus.alignments):
+            n = int(src.split()[0][1:])
+            assert links == {(0, n % 3), (1, 2)}
+    write(tmp_path / "bad.align", "0-0\n" * 5 + "2-0\n" + "0-0\n" * 14)
+    with pytest.raises(AttnlabError, match=r"bad.align:6: link 2-0 is outside"):
+        load_parallel(tsv, alignment_path=tmp_path / "bad.align")
+    with pytest.raises(AttnlabError, match="folder"):
+        load_parallel(tmp_path, alignment_path=align)

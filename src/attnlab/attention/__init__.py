@@ -4,6 +4,7 @@ from attnlab.attention.additive import AdditiveAttention
 from attnlab.attention.core import AttentionOutput, attend, scaled_dot_product_attention
 from attnlab.attention.coverage import CoverageAttention, coverage_loss
 from attnlab.attention.graph import GATConv, SemanticAttention
+from attnlab.attention.guided_alignment import alignment_targets, guided_alignment_loss
 from attnlab.attention.hard import HardAttention, ReinforceBaseline
 from attnlab.attention.kv_cache import KVCache, make_caches
 from attnlab.attention.local import LocalAttention
@@ -52,6 +53,7 @@ __all__ = [
     "SemanticAttention",
     "additive_score",
     "alibi_bias",
+    "alignment_targets",
     "attend",
     "causal_mask",
     "combine_masks",
@@ -60,6 +62,7 @@ __all__ = [
     "dot_score",
     "from_torch_masks",
     "general_score",
+    "guided_alignment_loss",
     "hardmax",
     "make_caches",
     "mask_from_lengths",

@@ -22,6 +22,10 @@ Each batch (B pairs, Ls = longest source, Lt = longest target + 1)::
     src_ids  (B, Ls)  source ids, padded with the source pad id
     tgt_in   (B, Lt)  BOS + target ids     (decoder input, teacher forcing)
     tgt_out  (B, Lt)  target ids + EOS     (what the decoder must predict)
+    align    (B, Lt, Ls)  only with ``alignments=True``: row t is the gold-alignment
+                      distribution over source tokens of the token ``tgt_out[:, t]``
+                      (:func:`attnlab.attention.guided_alignment.alignment_targets`;
+                      EOS, padding and unlinked tokens: zero rows)
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from attnlab.attention.guided_alignment import alignment_targets
 from attnlab.data.corpus import ParallelCorpus
 from attnlab.data.tokenizer import Tokenizer
 from attnlab.errors import AttnlabError
@@ -63,7 +68,8 @@ class TranslationBatches:
     Give ``batch_size`` (pairs per batch), ``max_tokens`` (padded tokens per batch) or
     both; ``max_len`` drops pairs whose source or target (+ BOS/EOS) is longer, counted
     in ``num_dropped``. ``pool_batches`` sets how many batches' worth of pairs are
-    sorted by length together (1 = no length grouping).
+    sorted by length together (1 = no length grouping). ``alignments=True`` adds the
+    ``align`` targets of guided alignment training (the corpus must have gold alignments).
     """
 
     def __init__(
@@ -77,6 +83,7 @@ class TranslationBatches:
         max_len: int | None = None,
         pool_batches: int = 50,
         seed: int = 0,
+        alignments: bool = False,
     ):
         if batch_size is None and max_tokens is None:
             raise AttnlabError("TranslationBatches: give batch_size, max_tokens or both")
@@ -95,6 +102,7 @@ class TranslationBatches:
         self.indices = keep  # position in the batch source -> index in the corpus
         self.src = EncodedSide([src[n] for n in keep])
         self.tgt = EncodedSide([tgt[n] for n in keep])
+        self.word_links = self._word_links(corpus, src_tokenizer, tgt_tokenizer) if alignments else None
         self.batch_size, self.max_tokens, self.seed = batch_size, max_tokens, seed
         # padded width a pair costs: the longer of its source and its target (+ BOS/EOS)
         self.cost = torch.maximum(self.src.lengths, self.tgt.lengths + 1).numpy()
@@ -105,6 +113,15 @@ class TranslationBatches:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def _word_links(self, corpus: ParallelCorpus, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer):
+        """Per kept pair: its gold links and the word index of every source and target token."""
+        if corpus.alignments is None:
+            raise AttnlabError("alignments: the corpus has no gold word alignments (e.g. a TSV without its .align file)")
+        src = [corpus.src[n] for n in self.indices]
+        tgt = [corpus.tgt[n] for n in self.indices]
+        links = [corpus.alignments[n] for n in self.indices]
+        return links, src_tokenizer.word_ids_batch(src), tgt_tokenizer.word_ids_batch(tgt)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -162,8 +179,12 @@ class TranslationBatches:
         tgt_in[:, 0] = self.bos
         tgt_out = self.tgt.gather(rows, tgt_width, shift=0, pad=self.tgt_pad)
         tgt_out[torch.arange(len(rows)), self.tgt.lengths[rows]] = self.eos
-        return {"src_ids": self.src.gather(rows, src_width, shift=0, pad=self.src_pad),
-                "tgt_in": tgt_in, "tgt_out": tgt_out}
+        batch = {"src_ids": self.src.gather(rows, src_width, shift=0, pad=self.src_pad),
+                 "tgt_in": tgt_in, "tgt_out": tgt_out}
+        if self.word_links is not None:
+            links, src_words, tgt_words = ([part[r] for r in rows.tolist()] for part in self.word_links)
+            batch["align"] = alignment_targets(links, src_words, tgt_words, src_width, tgt_width)  # (B, Lt, Ls)
+        return batch
 
     def in_order(self, batch_size: int | None = None) -> Iterator[tuple[list[int], Batch]]:
         """Every kept pair once, sorted by source length, for evaluation and decoding.

@@ -90,13 +90,7 @@ class ParallelCorpus:
         """Read a TSV corpus (see :func:`read_tsv`) and, when given, its Pharaoh alignments."""
         corpus = read_tsv(tsv_path)
         if alignment_path is not None:
-            lines = read_lines(alignment_path)
-            if corpus.skipped_empty or len(lines) != len(corpus):
-                raise AttnlabError(
-                    f"{alignment_path}: {len(lines)} lines but {tsv_path} has {len(corpus)} pairs"
-                    f" and {corpus.skipped_empty} empty lines; expected one alignment line per pair"
-                )
-            corpus.alignments = [parse_pharaoh(line, f"{alignment_path}:{n + 1}") for n, line in enumerate(lines)]
+            corpus.alignments = read_alignments(alignment_path, corpus, tsv_path)
         return corpus
 
 
@@ -145,6 +139,25 @@ def read_lines(path: str | Path) -> list[str]:
     if lines[-1] == "":
         lines.pop()
     return [line.removesuffix("\r") for line in lines]
+
+
+def read_alignments(path: str | Path, corpus: ParallelCorpus, corpus_name: str | Path = "the corpus") -> list[Alignment]:
+    """Pharaoh alignments of ``corpus``, one line per pair; links must index words of the pair."""
+    lines = read_lines(path)
+    if corpus.skipped_empty or len(lines) != len(corpus):
+        raise AttnlabError(
+            f"{path}: {len(lines)} lines but {corpus_name} has {len(corpus)} pairs"
+            f" and {corpus.skipped_empty} empty lines; expected one alignment line per pair"
+        )
+    alignments = []
+    for n, (line, src, tgt) in enumerate(zip(lines, corpus.src, corpus.tgt), start=1):
+        pairs = parse_pharaoh(line, f"{path}:{n}")
+        num_src, num_tgt = len(src.split()), len(tgt.split())
+        bad = [f"{i}-{j}" for i, j in sorted(pairs) if i >= num_src or j >= num_tgt]
+        if bad:
+            raise AttnlabError(f"{path}:{n}: link {bad[0]} is outside the pair's {num_src} source and {num_tgt} target words")
+        alignments.append(pairs)
+    return alignments
 
 
 def read_tsv(path: str | Path) -> ParallelCorpus:

@@ -8,6 +8,9 @@ Accepted inputs of :func:`load_parallel`:
 * a folder with ``train.tsv``, ``valid.tsv`` and ``test.tsv`` (+ optional Pharaoh
   ``{split}.align``), the layout :meth:`CorpusSplits.save` writes.
 
+A TSV or a pair of text files can come with gold word alignments (``alignment_path``: a
+Pharaoh file, ``"0-0 2-1 ..."`` per pair); they follow the pairs into the splits.
+
 Empty lines (empty pairs) are skipped and counted; the count is in
 ``splits.train.skipped_empty`` and in ``describe()``. A line with a wrong number of
 columns, a pair with one empty side, two files of different lengths or a file that is
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attnlab.data.corpus import CorpusSplits, ParallelCorpus, read_lines, read_tsv
+from attnlab.data.corpus import CorpusSplits, ParallelCorpus, read_alignments, read_lines, read_tsv
 from attnlab.errors import AttnlabError
 
 
@@ -72,18 +75,27 @@ def load_parallel(
     path: str | Path,
     tgt_path: str | Path | None = None,
     *,
+    alignment_path: str | Path | None = None,
     valid_fraction: float = 0.05,
     test_fraction: float = 0.05,
     seed: int = 0,
 ) -> CorpusSplits:
-    """Load user data (a TSV, two parallel files, or a folder of splits) as train/valid/test."""
+    """Load user data (a TSV, two parallel files, or a folder of splits) as train/valid/test.
+
+    ``alignment_path``: Pharaoh alignments of a TSV or of the two files (a folder of splits
+    has its own ``{split}.align``).
+    """
     path = Path(path)
     if tgt_path is not None:
         corpus = read_parallel_files(path, tgt_path)
     elif path.is_dir():
+        if alignment_path is not None:
+            raise AttnlabError(f"alignment_path: {path} is a folder; put its alignments in {{train,valid,test}}.align")
         return CorpusSplits.load(path)
     elif path.is_file():
         corpus = read_tsv(path)
     else:
         raise AttnlabError(f"{path}: no such file or folder; expected a TSV file or a folder of splits")
+    if alignment_path is not None:
+        corpus.alignments = read_alignments(alignment_path, corpus, path)
     return split_corpus(corpus, valid_fraction, test_fraction, seed)

@@ -137,13 +137,12 @@ class Tokenizer:
 
     def word_ids(self, text: str) -> list[int]:
         """Per token of ``encode(text)``, the index of its whitespace word in ``text.split()``."""
-        starts = [m.start() for m in re.finditer(r"\S+", text)]
-        word_ids = []
-        for start, end in self.backend.encode(text, add_special_tokens=False).offsets:
-            while start < end - 1 and text[start].isspace():  # byte-level BPE: "Ġword" spans its space
-                start += 1
-            word_ids.append(max(bisect.bisect_right(starts, start) - 1, 0))
-        return word_ids
+        return _word_ids(text, self.backend.encode(text, add_special_tokens=False).offsets)
+
+    def word_ids_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """``[word_ids(t) for t in texts]``, encoded in the backend's parallel batch path."""
+        encodings = self.backend.encode_batch(list(texts), add_special_tokens=False)
+        return [_word_ids(text, e.offsets) for text, e in zip(texts, encodings)]
 
     # --- files ---
     def _config(self) -> dict[str, Any]:
@@ -320,3 +319,14 @@ def byte_level_backend(model: models.Model) -> HFTokenizer:
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     return backend
+
+
+def _word_ids(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]:
+    """The whitespace-word index of every token, from its character ``offsets`` in ``text``."""
+    starts = [m.start() for m in re.finditer(r"\S+", text)]
+    word_ids = []
+    for start, end in offsets:
+        while start < end - 1 and text[start].isspace():  # byte-level BPE: "Ġword" spans its space
+            start += 1
+        word_ids.append(max(bisect.bisect_right(starts, start) - 1, 0))
+    return word_ids
