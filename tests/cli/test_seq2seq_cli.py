@@ -98,3 +98,21 @@ def test_settings_are_checked():
     with pytest.raises(AttnlabError, match="minutes"):
         CompareSettings(minutes=0)
     assert CompareSettings(variants=["none", "hard"], minutes=1).time_per_variant() == pytest.approx(30.0)
+
+
+def test_guided_alignment_on_user_files_and_the_error_without_alignments(tmp_path, capsys):
+    from attnlab.data.synthetic import synthetic_corpus
+
+    corpus = synthetic_corpus("tiny", num_train=60, num_valid=1, num_test=1).train
+    corpus.save(tmp_path / "pairs.tsv", tmp_path / "pairs.align")
+    data = ["--data", str(tmp_path / "pairs.tsv"), "--preset", "tiny", "--quiet", "--steps", "3"]
+    out = tmp_path / "guided"
+    assert main(["train", "seq2seq", *data, "--align", str(tmp_path / "pairs.align"), "--guided-alignment", "0.5",
+                 "--out", str(out)]) == 0
+    assert read_json(out / "config.json")["alignment_weight"] == 0.5
+    assert read_json(out / "translator.json")["align_data"] == str(tmp_path / "pairs.align")
+    assert "AER" in capsys.readouterr().out
+    code = main(["train", "seq2seq", *data, "--guided-alignment", "1", "--out", str(tmp_path / "bare")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "no gold word alignments" in err
+    assert not (tmp_path / "bare" / "config.json").exists()

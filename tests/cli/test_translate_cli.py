@@ -106,3 +106,13 @@ def test_resume_continues_with_identical_losses(tmp_path):
     fit(tmp_path / "halves", 4)
     resumed = fit(tmp_path / "halves", 8, resume=True)
     assert resumed.losses == straight.losses
+
+
+def test_train_translate_with_guided_alignment(tmp_path, capsys):
+    out = tmp_path / "guided"
+    code, printed, _ = run(["train", "translate", *TINY, "--steps", "3", "--guided-alignment", "1", "--out", str(out)],
+                           capsys)
+    assert code == 0 and "AER" in printed
+    assert read_json(out / "config.json")["alignment_weight"] == 1.0
+    code, _, err = run(["train", "translate", *TINY, "--align", str(tmp_path / "x.align"), "--out", str(out)], capsys)
+    assert_one_line_error(code, err, "--align")

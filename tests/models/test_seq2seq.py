@@ -131,3 +131,35 @@ def test_clear_errors():
         model(src + V, tgt_in)
     with pytest.raises(AttnlabError, match="tgt_ids"):
         model(src, tgt_in.float())
+
+
+def random_align(src, labels):
+    """Gold-like targets (B, T, S): each non-pad label row puts its mass on one real source token."""
+    align = torch.zeros(*labels.shape, src.shape[1])
+    real = (src != 0).sum(1)
+    for b in range(len(src)):
+        for t in range(labels.shape[1]):
+            if labels[b, t] != 0 and t % 3:  # some rows unlinked
+                align[b, t, (b + t) % int(real[b])] = 1.0
+    return align
+
+
+def test_guided_alignment_adds_lambda_times_the_alignment_cross_entropy():
+    from attnlab.attention import guided_alignment_loss
+
+    src, tgt_in, labels = batch()
+    align = random_align(src, labels)
+    torch.manual_seed(0)
+    plain = make()
+    torch.manual_seed(0)
+    off = make(alignment_weight=0.0)
+    torch.manual_seed(0)
+    guided = make(alignment_weight=0.5)
+    base = plain(src, tgt_in, labels).loss
+    assert torch.equal(off(src, tgt_in, labels, align=align).loss, base)  # lambda = 0: plain CE
+    out = guided(src, tgt_in, labels, need_weights=True, align=align)
+    torch.testing.assert_close(out.alignment_loss, guided_alignment_loss(out.alignments, align))
+    torch.testing.assert_close(out.loss, base + 0.5 * out.alignment_loss)
+    assert torch.equal(guided(src, tgt_in, labels).loss, base)  # no align in the batch: plain CE
+    with pytest.raises(AttnlabError, match="alignment_weight"):
+        make("none", alignment_weight=1.0)

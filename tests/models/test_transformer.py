@@ -148,3 +148,32 @@ def test_bad_input_gives_clear_errors():
         model(torch.tensor([[1, 99]]), random_ids(1, 3, 19))
     with pytest.raises(AttnlabError, match="divisible"):
         TransformerConfig(d_model=30, num_heads=4)
+
+
+def test_guided_alignment_supervises_one_cross_attention_head():
+    from attnlab.attention import guided_alignment_loss
+
+    src, tgt, labels = random_ids(2, 5, 23), random_ids(2, 6, 19), random_ids(2, 6, 19)
+    src[1, 3:] = 0
+    align = torch.zeros(2, 6, 5)
+    align[0, :, 1] = 1.0
+    align[1, :4, 2] = 1.0
+    base = tiny()(src, tgt, labels).loss
+    assert torch.equal(tiny(alignment_weight=0.0)(src, tgt, labels, align=align).loss, base)
+    model = tiny(num_decoder_layers=3, alignment_weight=0.7, alignment_head=1)
+    assert model.config.supervised_layer == 1  # the penultimate layer (Garg et al. 2019)
+    out = model(src, tgt, labels, need_weights=True, align=align)
+    head = out.cross_attentions[1][:, 1]  # (B, T, S)
+    torch.testing.assert_close(out.alignment_loss, guided_alignment_loss(head, align))
+    plain = model(src, tgt, labels)
+    torch.testing.assert_close(out.loss, plain.loss + 0.7 * out.alignment_loss)
+    # the weights of one layer are computed for the loss without changing the logits
+    torch.testing.assert_close(model(src, tgt, labels, align=align).logits, plain.logits, atol=ATOL, rtol=0)
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert tiny(alignment_weight=1.0).config.supervised_layer == 0  # one layer: that one
+    assert tiny(num_decoder_layers=3, alignment_layer=-1).config.supervised_layer == 2
+    with pytest.raises(AttnlabError, match="alignment_layer"):
+        tiny(alignment_layer=1)
+    with pytest.raises(AttnlabError, match="alignment_head"):
+        tiny(alignment_head=2)

@@ -3,6 +3,7 @@
     add_run_options(parser)          --max-minutes --bf16 --device --seed --resume --quiet --threads
     apply_threads(args)              torch threads from --threads (default: choose_threads())
     max_time_s(args)                 --max-minutes in seconds, or None
+    add_guided_alignment_options(p)  --align --guided-alignment (translation tasks)
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ def add_run_options(parser, *, precision: bool = True) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threads_option(parser)
+
+
+def add_guided_alignment_options(parser) -> None:
+    """Gold word alignments of user data and the weight of guided alignment training."""
+    parser.add_argument("--align", metavar="FILE",
+                        help="Pharaoh word alignments of --data ('0-0 2-1 ...' per pair), for --guided-alignment")
+    parser.add_argument("--guided-alignment", type=float, default=0.0, metavar="W",
+                        help="train the attention towards the gold alignments with weight W (0: off; "
+                             "needs alignments: the synthetic corpus, --align, or {split}.align files)")
 
 
 def add_threads_option(parser) -> None:

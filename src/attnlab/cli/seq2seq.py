@@ -6,7 +6,12 @@ from __future__ import annotations
 import dataclasses
 
 from attnlab.cli.main import add_command
-from attnlab.cli.options import add_run_options, apply_threads, max_time_s
+from attnlab.cli.options import (
+    add_guided_alignment_options,
+    add_run_options,
+    apply_threads,
+    max_time_s,
+)
 from attnlab.models.seq2seq_attention import ATTENTION_NAMES
 
 EXAMPLES = """  attnlab train seq2seq                                   # Bahdanau attention, synthetic corpus
@@ -14,6 +19,8 @@ EXAMPLES = """  attnlab train seq2seq                                   # Bahdan
   attnlab train seq2seq --attention none --out runs/no-attention        # the fixed-context baseline
   attnlab train seq2seq --attention luong-general --style luong --cell lstm
   attnlab train seq2seq --data pairs.tsv --tokenizer bpe --out runs/mine
+  attnlab train seq2seq --guided-alignment 1 --out runs/guided          # attention trained on the gold alignments
+  attnlab train seq2seq --data pairs.tsv --align pairs.align --guided-alignment 1 --out runs/mine-guided
   attnlab train seq2seq --out runs/mine --resume                        # continue a run
 """
 
@@ -36,6 +43,7 @@ def register_train(tasks) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine decay)")
     p.add_argument("--eval-every", type=int, default=0, help="validation BLEU every N updates (0: at the end)")
+    add_guided_alignment_options(p)
     add_run_options(p, precision=False)
     p.set_defaults(func=run_train)
 
@@ -53,7 +61,7 @@ def run_train(args) -> int:
         data=args.data, tgt_data=args.tgt_data, corpus=args.corpus, tokenizer=args.tokenizer,
         vocab_size=args.vocab_size, preset=args.preset, attention=args.attention, batch_size=args.batch_size,
         model_overrides={"attention_style": args.style, "cell": args.cell, "input_feeding": not args.no_input_feeding},
-        seed=args.seed,
+        align_data=args.align, guided_alignment=args.guided_alignment, seed=args.seed,
     )
     config = rnn_train_config(
         out_dir=args.out, steps=args.steps, lr=args.lr, eval_every=args.eval_every, seed=args.seed,

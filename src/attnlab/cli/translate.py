@@ -5,12 +5,18 @@ from __future__ import annotations
 import sys
 
 from attnlab.cli.main import add_command
-from attnlab.cli.options import add_run_options, apply_threads, max_time_s
+from attnlab.cli.options import (
+    add_guided_alignment_options,
+    add_run_options,
+    apply_threads,
+    max_time_s,
+)
 
 TRAIN_EXAMPLES = """  attnlab train translate                                  # synthetic corpus, small preset
   attnlab train translate --steps 200 --out runs/quick
   attnlab train translate --data pairs.tsv --tokenizer bpe --vocab-size 8000 --out runs/mine
   attnlab train translate --data train.en --tgt-data train.de --preset base --bf16
+  attnlab train translate --data pairs.tsv --align pairs.align --guided-alignment 1 --out runs/aligned
   attnlab train translate --out runs/mine --resume                      # continue a run
 """
 
@@ -33,6 +39,7 @@ def register_train(tasks) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=200, help="warm-up updates")
     p.add_argument("--eval-every", type=int, default=0, help="validate every N updates (0: at the end)")
+    add_guided_alignment_options(p)
     add_run_options(p)
     p.set_defaults(func=run_train)
 
@@ -59,7 +66,8 @@ def run_train(args) -> int:
     apply_threads(args)
     setup = TranslatorSetup(
         data=args.data, tgt_data=args.tgt_data, corpus=args.corpus, tokenizer=args.tokenizer,
-        vocab_size=args.vocab_size, preset=args.preset, batch_size=args.batch_size, seed=args.seed,
+        vocab_size=args.vocab_size, preset=args.preset, batch_size=args.batch_size, align_data=args.align,
+        guided_alignment=args.guided_alignment, seed=args.seed,
     )
     config = paper_train_config(
         out_dir=args.out, steps=args.steps, lr=args.lr, warmup_steps=args.warmup, eval_every=args.eval_every,

@@ -14,6 +14,10 @@ token, with any attention mechanism plugged in (:mod:`attnlab.models.seq2seq_att
         a_t = tanh(W_c [s_t; c_t])          (without attention_layer_size a_t = [s_t; c_t])
     p(y_t | y_<t, x) = softmax(W_o a_t)
 
+Guided alignment (``alignment_weight`` = lambda > 0, and gold targets ``align`` passed to
+:meth:`Seq2Seq.forward`): loss = CE + lambda * CE(gold alignment, attention)
+(:mod:`attnlab.attention.guided_alignment`).
+
 ``attention="none"`` gives the fixed-context encoder-decoder: c_t is the same mean of
 the encoder states at every step. The decoder starts from s_0 = tanh(W_b [fwd_S; bwd_1]).
 
@@ -30,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from attnlab.attention.guided_alignment import guided_alignment_loss
 from attnlab.errors import AttnlabError
 from attnlab.models.base import PretrainedModel
 from attnlab.models.seq2seq_attention import (
@@ -61,6 +66,7 @@ class Seq2SeqConfig:
     input_feeding: bool = True  # Luong style: feed a_{t-1} into the next step
     window: int = 5  # local attention half-width D
     coverage_weight: float = 0.0  # lambda of the coverage loss (See et al. 2017); 0: Tu et al.'s coverage in the score only
+    alignment_weight: float = 0.0  # lambda of guided alignment training (Garg et al. 2019); 0: unsupervised attention
     label_smoothing: float = 0.0
     pad_id: int = 0
     bos_id: int = 1
@@ -76,6 +82,11 @@ class Seq2SeqConfig:
             raise AttnlabError(f"Seq2SeqConfig.attention_style: expected 'luong' or 'bahdanau', got {self.attention_style!r}")
         if self.hidden_dim % 2:
             raise AttnlabError(f"Seq2SeqConfig.hidden_dim must be even (two encoder directions), got {self.hidden_dim}")
+        if self.alignment_weight < 0 or (self.alignment_weight and self.attention == "none"):
+            raise AttnlabError(
+                f"Seq2SeqConfig.alignment_weight: expected >= 0 (and 0 with attention='none', which has no "
+                f"weights to guide), got {self.alignment_weight}"
+            )
         for name in ("src_vocab_size", "tgt_vocab_size", "embed_dim", "num_layers", "attention_dim", "max_len"):
             if getattr(self, name) < 1:
                 raise AttnlabError(f"Seq2SeqConfig.{name}: expected >= 1, got {getattr(self, name)}")
@@ -103,13 +114,15 @@ SEQ2SEQ_PRESETS = {
 @dataclass
 class Seq2SeqOutput:
     """``logits (B, T, V)``; ``loss`` when labels were given (cross-entropy + the
-    mechanism's ``attention_loss``); ``alignments (B, T, S)`` when asked (None for ``none``).
+    mechanism's ``attention_loss`` + lambda * the guided ``alignment_loss``);
+    ``alignments (B, T, S)`` when asked (None for ``none``).
     """
 
     logits: Tensor
     loss: Tensor | None = None
     alignments: Tensor | None = None
     attention_loss: Tensor | None = None
+    alignment_loss: Tensor | None = None
 
     @property
     def cross_attentions(self) -> list[Tensor] | None:
@@ -234,10 +247,12 @@ class Seq2Seq(PretrainedModel):
 
     # --- training / scoring -------------------------------------------------------
     def forward(
-        self, src_ids: Tensor, tgt_ids: Tensor, labels: Tensor | None = None, *, need_weights: bool = False
+        self, src_ids: Tensor, tgt_ids: Tensor, labels: Tensor | None = None, *, need_weights: bool = False,
+        align: Tensor | None = None,
     ) -> Seq2SeqOutput:
         """Teacher forcing: ``src_ids (B, S)``, ``tgt_ids (B, T)`` (BOS + target), ``labels (B, T)``
         (target + EOS, pad ignored). Returns logits ``(B, T, V)`` and, when asked, alignments ``(B, T, S)``.
+        ``align (B, T, S)``: gold alignment targets of the labels, used when ``alignment_weight > 0``.
         """
         self._check_ids(tgt_ids, "tgt_ids", self.config.tgt_vocab_size)
         state = self.start(src_ids)
@@ -253,7 +268,13 @@ class Seq2Seq(PretrainedModel):
             return Seq2SeqOutput(logits, alignments=alignments if need_weights else None)
         log_prob = None if log_probs[0] is None else torch.stack(log_probs, dim=1)  # (B, T)
         loss, attention_loss = self.loss(logits, labels, alignments, log_prob)
-        return Seq2SeqOutput(logits, loss, alignments if need_weights else None, attention_loss)
+        alignment_loss = None
+        if align is not None and self.config.alignment_weight:
+            if alignments is None:
+                raise AttnlabError("align: this decoder's attention has no weights to guide")
+            alignment_loss = guided_alignment_loss(alignments, align)
+            loss = loss + self.config.alignment_weight * alignment_loss
+        return Seq2SeqOutput(logits, loss, alignments if need_weights else None, attention_loss, alignment_loss)
 
     def loss(
         self, logits: Tensor, labels: Tensor, alignments: Tensor | None, log_prob: Tensor | None

@@ -6,6 +6,11 @@
     y_l = DecoderBlock_l(y_{l-1}, x_N)                    causal self-attn + cross-attn + FFN
     P(tgt_{t+1} | tgt_{<=t}, src) = softmax(y_N W_E^T)    W_E tied with the target embedding
 
+Guided alignment (Garg et al. 2019): with ``alignment_weight`` = lambda > 0 and gold targets
+``align`` passed to :meth:`Transformer.forward`, one cross-attention head (by default head 0
+of the penultimate decoder layer) is trained towards the gold alignment:
+loss = CE + lambda * CE(gold alignment, that head's weights) (:mod:`attnlab.attention.guided_alignment`).
+
 Post-LN Add & Norm as in the paper by default (``norm_first=True`` for pre-LN, which then
 ends each stack with a final LayerNorm). Source positions equal to ``pad_id`` are masked
 out of encoder self-attention and of cross-attention; target padding needs no mask since
@@ -28,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.attention.guided_alignment import guided_alignment_loss
 from attnlab.attention.kv_cache import KVCache, make_caches
 from attnlab.attention.masks import mask_from_padding
 from attnlab.attention.multi_head import MultiHeadAttention
@@ -44,7 +50,10 @@ class TransformerConfig:
     ``share_embeddings`` ties the source and target embeddings and the pre-softmax weights
     (one shared vocabulary, as in the paper); ``tie_output`` ties only the target embedding
     and the pre-softmax weights. ``final_norm`` (default: ``norm_first``) ends both stacks
-    with a LayerNorm, as ``torch.nn.Transformer`` always does.
+    with a LayerNorm, as ``torch.nn.Transformer`` always does. ``alignment_weight`` (lambda
+    of guided alignment) supervises head ``alignment_head`` of decoder layer
+    ``alignment_layer`` (Python indexing; None: the penultimate layer as in Garg et al.
+    2019, the only one of a one-layer decoder).
     """
 
     src_vocab_size: int = 1000
@@ -67,6 +76,9 @@ class TransformerConfig:
     tie_output: bool = True
     max_len: int = 256
     label_smoothing: float = 0.1
+    alignment_weight: float = 0.0
+    alignment_layer: int | None = None
+    alignment_head: int = 0
 
     def __post_init__(self) -> None:
         if self.d_model % self.num_heads:
@@ -81,6 +93,24 @@ class TransformerConfig:
                 raise AttnlabError(f"TransformerConfig.{name} = {getattr(self, name)}: expected an id below the vocabulary sizes")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise AttnlabError(f"TransformerConfig.label_smoothing = {self.label_smoothing}: expected a value in [0, 1)")
+        layers = self.num_decoder_layers
+        if self.alignment_weight < 0:
+            raise AttnlabError(f"TransformerConfig.alignment_weight = {self.alignment_weight}: expected >= 0")
+        if self.alignment_layer is not None and not -layers <= self.alignment_layer < layers:
+            raise AttnlabError(
+                f"TransformerConfig.alignment_layer = {self.alignment_layer}: expected a decoder layer in [{-layers}, {layers})"
+            )
+        if not 0 <= self.alignment_head < self.num_heads:
+            raise AttnlabError(
+                f"TransformerConfig.alignment_head = {self.alignment_head}: expected a head in [0, {self.num_heads})"
+            )
+
+    @property
+    def supervised_layer(self) -> int:
+        """The decoder layer (0-based) whose cross-attention guided alignment supervises."""
+        if self.alignment_layer is None:
+            return max(self.num_decoder_layers - 2, 0)
+        return self.alignment_layer % self.num_decoder_layers
 
 
 TRANSFORMER_PRESETS: dict[str, TransformerConfig] = {
@@ -106,6 +136,7 @@ class TransformerOutput:
 
     ``encoder_attentions[l] (B, H, S, S)``, ``decoder_attentions[l] (B, H, T, T)``,
     ``cross_attentions[l] (B, H, T, S)`` — one tensor per layer, every head.
+    ``alignment_loss``: the guided alignment term (unweighted) when it was computed.
     """
 
     logits: Tensor
@@ -113,6 +144,7 @@ class TransformerOutput:
     encoder_attentions: list[Tensor] | None = None
     decoder_attentions: list[Tensor] | None = None
     cross_attentions: list[Tensor] | None = None
+    alignment_loss: Tensor | None = None
 
     @property
     def attentions(self) -> dict[str, list[Tensor]] | None:
@@ -167,13 +199,15 @@ class EncoderDecoder(nn.Module):
         memory_mask: Tensor | None,
         *,
         need_weights: bool = False,
+        weights_of_layer: int | None = None,
         state: DecoderState | None = None,
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        """``y (B, T, D)`` -> ``(B, T, D)``, self- and cross-attention weights per layer."""
+        """``y (B, T, D)`` -> ``(B, T, D)``, self- and cross-attention weights per layer
+        (every layer with ``need_weights``; else only layer ``weights_of_layer``, None elsewhere)."""
         self_weights, cross_weights = [], []
         for i, layer in enumerate(self.decoder_layers):
             out = layer(
-                y, memory, memory_mask=memory_mask, causal=True, need_weights=need_weights,
+                y, memory, memory_mask=memory_mask, causal=True, need_weights=need_weights or i == weights_of_layer,
                 self_cache=state.self_caches[i] if state else None,
                 cross_cache=state.cross_caches[i] if state else None,
             )
@@ -284,17 +318,28 @@ class Transformer(PretrainedModel):
 
     # --- training / scoring -------------------------------------------------------
     def forward(
-        self, src_ids: Tensor, tgt_ids: Tensor, labels: Tensor | None = None, *, need_weights: bool = False
+        self, src_ids: Tensor, tgt_ids: Tensor, labels: Tensor | None = None, *, need_weights: bool = False,
+        align: Tensor | None = None,
     ) -> TransformerOutput:
+        """``align (B, T, S)``: gold alignment targets of the labels, used with ``alignment_weight > 0``."""
+        c = self.config
         memory, memory_mask, enc_weights = self.encode(src_ids, need_weights)
-        self._check_ids(tgt_ids, "tgt_ids", self.config.tgt_vocab_size)
+        self._check_ids(tgt_ids, "tgt_ids", c.tgt_vocab_size)
         y = self.embed(tgt_ids, self.tgt_embed)
-        hidden, self_weights, cross_weights = self.stack.decode(y, memory, memory_mask, need_weights=need_weights)
+        guided = labels is not None and align is not None and c.alignment_weight > 0
+        hidden, self_weights, cross_weights = self.stack.decode(
+            y, memory, memory_mask, need_weights=need_weights, weights_of_layer=c.supervised_layer if guided else None
+        )
         logits = self.generator(hidden)  # (B, T, V)
         loss = None if labels is None else self.loss(logits, labels)
+        alignment_loss = None
+        if guided:
+            head = cross_weights[c.supervised_layer][:, c.alignment_head]  # (B, T, S)
+            alignment_loss = guided_alignment_loss(head, align)
+            loss = loss + c.alignment_weight * alignment_loss
         if not need_weights:
-            return TransformerOutput(logits, loss)
-        return TransformerOutput(logits, loss, list(enc_weights), self_weights, cross_weights)
+            return TransformerOutput(logits, loss, alignment_loss=alignment_loss)
+        return TransformerOutput(logits, loss, list(enc_weights), self_weights, cross_weights, alignment_loss)
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Label-smoothed cross-entropy (Szegedy et al. 2016) over non-pad labels, in fp32."""

@@ -12,6 +12,8 @@ Both architectures share everything but the model: ``setup.model`` picks one fro
 (:func:`paper_train_config`); the RNN takes plain Adam with clipping
 (:func:`rnn_train_config`). The loss is label-smoothed cross-entropy. Validation
 reports the teacher-forced loss and greedy BLEU on the first ``eval_sentences`` pairs.
+``guided_alignment`` > 0 adds the guided alignment loss on the gold word alignments of the
+training data (the synthetic corpus has them; user data through a Pharaoh file).
 The checkpoint folder is a :class:`~attnlab.translation.translator.Translator` folder.
 """
 
@@ -68,7 +70,10 @@ class TranslatorSetup:
     ``vocab_size`` is the BPE vocabulary size (an upper bound for word-level).
     ``model`` is ``"transformer"`` or ``"seq2seq"`` (the RNN translator, whose decoder
     uses ``attention``, one of :data:`~attnlab.models.seq2seq_attention.ATTENTION_NAMES`);
-    ``model_overrides`` replace fields of the model's ``preset``.
+    ``model_overrides`` replace fields of the model's ``preset``. ``align_data``: Pharaoh
+    word alignments of ``data`` (a TSV, or the two text files). ``guided_alignment`` is the
+    weight lambda of guided alignment training (the model's ``alignment_weight``; 0: off),
+    which needs gold alignments in the training data.
     """
 
     data: str | None = None
@@ -80,6 +85,8 @@ class TranslatorSetup:
     preset: str = "small"
     attention: str = "bahdanau"
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    align_data: str | None = None
+    guided_alignment: float = 0.0
     batch_size: int = 64
     max_tokens: int | None = None
     eval_sentences: int = 200
@@ -97,6 +104,10 @@ class TranslatorSetup:
             raise AttnlabError(f"attention: expected one of {list(ATTENTION_NAMES)}, got {self.attention!r}")
         if self.tgt_data is not None and self.data is None:
             raise AttnlabError("tgt_data: give the source file as data too")
+        if self.align_data is not None and self.data is None:
+            raise AttnlabError("align_data (--align): give the data it aligns (--data) too; the synthetic corpus has its own")
+        if self.guided_alignment < 0:
+            raise AttnlabError(f"guided_alignment: expected a weight >= 0, got {self.guided_alignment}")
 
 
 @dataclass
@@ -109,7 +120,7 @@ class TrainedTranslator:
 def load_splits(setup: TranslatorSetup) -> CorpusSplits:
     if setup.data is None:
         return synthetic_corpus(setup.corpus, seed=setup.seed)
-    return load_parallel(setup.data, setup.tgt_data, seed=setup.seed)
+    return load_parallel(setup.data, setup.tgt_data, alignment_path=setup.align_data, seed=setup.seed)
 
 
 def train_tokenizer(kind: str, texts: list[str], vocab_size: int) -> Tokenizer:
@@ -131,12 +142,14 @@ def build_translator(setup: TranslatorSetup, splits: CorpusSplits, tokenizers_fr
     """A fresh model for the data; tokenizers trained on ``splits.train`` or read from a folder."""
     src_tok, tgt_tok = translation_tokenizers(setup.tokenizer, setup.vocab_size, splits, tokenizers_from)
     model_class, presets = ARCHITECTURES[setup.model]
-    decoder_attention = {"attention": setup.attention} if setup.model == "seq2seq" else {}
+    overrides = {"attention": setup.attention} if setup.model == "seq2seq" else {}
+    if setup.guided_alignment:
+        overrides["alignment_weight"] = setup.guided_alignment
     config = preset(
         presets, setup.preset,
         src_vocab_size=src_tok.vocab_size, tgt_vocab_size=tgt_tok.vocab_size,
         pad_id=tgt_tok.pad_id, bos_id=tgt_tok.bos_id, eos_id=tgt_tok.eos_id,
-        **decoder_attention, **setup.model_overrides,
+        **{**overrides, **setup.model_overrides},
     )
     return Translator(model_class(config), src_tok, tgt_tok)
 
@@ -157,7 +170,8 @@ def rnn_train_config(**overrides: Any) -> TrainConfig:
 
 
 def translation_loss(model: PretrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return model(batch["src_ids"], batch["tgt_in"], batch["tgt_out"]).loss
+    """The model's loss on a batch; with the guided alignment term when the batch has ``align``."""
+    return model(batch["src_ids"], batch["tgt_in"], batch["tgt_out"], align=batch.get("align")).loss
 
 
 def make_validation(translator: Translator, batches: TranslationBatches, splits: CorpusSplits, sentences: int):
@@ -220,9 +234,15 @@ def train_translator(
     set_seed(config.seed)  # the initial weights are part of the run
     translator = build_translator(setup, splits, tokenizers_from=previous)
     model = translator.model
+    guided = model.config.alignment_weight > 0
+    if guided and splits.train.alignments is None:
+        raise AttnlabError(
+            "guided alignment: the training data has no gold word alignments; give a Pharaoh file "
+            "(--align / align_data) with a TSV or two text files, or {split}.align files in a folder"
+        )
     batches = TranslationBatches(
         splits.train, translator.src_tokenizer, translator.tgt_tokenizer, batch_size=setup.batch_size,
-        max_tokens=setup.max_tokens, max_len=model.config.max_len, seed=setup.seed,
+        max_tokens=setup.max_tokens, max_len=model.config.max_len, seed=setup.seed, alignments=guided,
     )
     valid = TranslationBatches(
         splits.valid, translator.src_tokenizer, translator.tgt_tokenizer, batch_size=128,
