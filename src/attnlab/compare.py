@@ -14,6 +14,10 @@ is its own, and then measured on the same test sentences:
 
 :func:`write_report` writes ``results.json``, ``table.md``, a bar chart and one HTML page
 with the alignment heatmaps of one long test sentence, every variant side by side.
+
+``bahdanau-guided`` (Bahdanau attention trained with guided alignment on the corpus' gold
+alignments, :mod:`attnlab.attention.guided_alignment`) is a supervised reference for the AER
+column, not an unsupervised result; it runs only when asked (``--variants``).
 """
 
 from __future__ import annotations
@@ -43,7 +47,10 @@ from attnlab.translation.training import (
     train_translator,
 )
 
-VARIANTS = (*ATTENTION_NAMES, "transformer")
+# supervised variants: name -> (attention, guided alignment weight); trained on the gold alignments
+GUIDED_VARIANTS = {"bahdanau-guided": ("bahdanau", 1.0)}
+DEFAULT_VARIANTS = (*ATTENTION_NAMES, "transformer")
+VARIANTS = (*DEFAULT_VARIANTS, *GUIDED_VARIANTS)
 LENGTH_BUCKETS = ((1, 9), (10, 14), (15, 19), (20, 99))  # source words, inclusive
 RESULT_FILE = "result.json"
 
@@ -52,7 +59,7 @@ RESULT_FILE = "result.json"
 class CompareSettings:
     """What to compare and with which budget (the same for every variant)."""
 
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
     corpus: str = "default"
     steps: int = 800
     minutes: float | None = None  # total wall-time cap, shared equally by the variants
@@ -105,8 +112,10 @@ def train_variant(name: str, settings: CompareSettings) -> TrainedTranslator:
         setup = TranslatorSetup(corpus=settings.corpus, preset=settings.transformer_preset,
                                 batch_size=settings.batch_size, eval_sentences=50, seed=settings.seed)
         return train_translator(setup, paper_train_config(**common, bf16=False))
-    setup = TranslatorSetup(corpus=settings.corpus, model="seq2seq", preset=settings.seq2seq_preset, attention=name,
-                            batch_size=settings.batch_size, eval_sentences=50, seed=settings.seed)
+    attention, guided = GUIDED_VARIANTS.get(name, (name, 0.0))
+    setup = TranslatorSetup(corpus=settings.corpus, model="seq2seq", preset=settings.seq2seq_preset,
+                            attention=attention, guided_alignment=guided, batch_size=settings.batch_size,
+                            eval_sentences=50, seed=settings.seed)
     return train_translator(setup, rnn_train_config(**common, lr=settings.lr))
 
 

@@ -116,3 +116,14 @@ def test_guided_alignment_on_user_files_and_the_error_without_alignments(tmp_pat
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "no gold word alignments" in err
     assert not (tmp_path / "bare" / "config.json").exists()
+
+
+def test_guided_variant_is_opt_in_and_trains_on_the_gold_alignments(monkeypatch, tmp_path):
+    import attnlab.compare as compare_module
+
+    assert "bahdanau-guided" not in CompareSettings().variants
+    seen = {}
+    monkeypatch.setattr(compare_module, "train_translator", lambda setup, config: seen.setdefault("setup", setup))
+    settings = CompareSettings(variants=["bahdanau-guided"], out_dir=str(tmp_path))
+    compare_module.train_variant("bahdanau-guided", settings)
+    assert seen["setup"].attention == "bahdanau" and seen["setup"].guided_alignment > 0

@@ -7,16 +7,18 @@ from attnlab.cli.main import add_command
 EXAMPLES = """  attnlab compare                                          # every variant, 800 steps each
   attnlab compare --minutes 30                             # at most 30 minutes in all
   attnlab compare --variants bahdanau none transformer --steps 300
+  attnlab compare --variants bahdanau bahdanau-guided      # + attention trained on the gold alignments
   attnlab compare --corpus tiny --steps 50 --out runs/quick-compare
 """
 
 
 def register(commands) -> None:
-    from attnlab.compare import VARIANTS
+    from attnlab.compare import DEFAULT_VARIANTS, GUIDED_VARIANTS, VARIANTS
 
     p = add_command(commands, "compare", "train attention variants on one task and compare them in one table", EXAMPLES)
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, metavar="NAME",
-                   help=f"variants to compare: {' '.join(VARIANTS)}")
+    p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=VARIANTS, metavar="NAME",
+                   help=f"variants to compare (default: all but the supervised {' '.join(GUIDED_VARIANTS)}): "
+                        f"{' '.join(VARIANTS)}")
     p.add_argument("--corpus", default="default", help="synthetic corpus preset (tiny, default, hard)")
     p.add_argument("--steps", type=int, default=800, help="training updates per variant")
     p.add_argument("--minutes", type=float, help="wall-time cap for all variants together, shared equally")
