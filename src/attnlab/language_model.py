@@ -25,8 +25,11 @@ from attnlab.data.stdlib_corpus import TextCorpus, load_corpus
 from attnlab.data.tokenizer import ByteLevelBPETokenizer, Tokenizer
 from attnlab.errors import AttnlabError
 from attnlab.interop.hf_gpt2 import tokenizer_from_hf_folder
+from attnlab.io import read_json
 from attnlab.models.gpt import GPT, gpt_config
 from attnlab.training import TrainConfig, Trainer, TrainResult, find_checkpoint
+from attnlab.training.budget import steps_within_budget
+from attnlab.training.checkpoint import STATE_FILE
 
 TOKENIZERS = ("char", "bpe")
 BPE_SAMPLE_CHARS = 5_000_000  # BPE merges are learned on this much training text
@@ -90,8 +93,14 @@ def prepare_lm_data(setup: LMSetup, tokenizer: Tokenizer | None = None) -> LMDat
     return LMData(corpus, tokenizer, _encode(tokenizer, corpus.train), _encode(tokenizer, corpus.validation))
 
 
-def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False) -> TrainedLM:
-    """Train a GPT of ``setup.preset`` shape on ``setup.data`` with the shared Trainer."""
+def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False, fit_budget: bool = False) -> TrainedLM:
+    """Train a GPT of ``setup.preset`` shape on ``setup.data`` with the shared Trainer.
+
+    ``fit_budget``: a new run lowers ``config.steps`` to the updates that fit in
+    ``config.max_time_s`` here (:func:`attnlab.training.budget.steps_within_budget`), so
+    the cosine schedule ends inside the budget; a resumed run keeps the schedule length
+    its checkpoint recorded, so it continues with the same learning rates.
+    """
     previous = find_checkpoint(config.out_dir) if resume else None
     tokenizer = Tokenizer.load(previous) if previous is not None else None
     data = prepare_lm_data(setup, tokenizer)
@@ -100,8 +109,15 @@ def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False) -> Train
     if context > base.context_length:
         raise AttnlabError(f"context ({context}) exceeds the {setup.preset!r} preset's context_length ({base.context_length})")
     model = GPT(dataclasses.replace(base, vocab_size=data.tokenizer.vocab_size, eos_token_id=data.tokenizer.eos_id))
+    batches = LMBatches(data.train_ids, setup.batch_size, context, setup.seed)
+    if fit_budget and previous is not None:
+        config = dataclasses.replace(config, steps=read_json(previous / STATE_FILE)["config"]["steps"])
+    elif fit_budget and config.max_time_s is not None:
+        config = dataclasses.replace(config, steps=steps_within_budget(model, batches, config))
+        if config.progress:
+            print(f"{config.steps} updates fit in {config.max_time_s / 60:g} minutes here: the schedule's length")
     trainer = Trainer(
-        model, LMBatches(data.train_ids, setup.batch_size, context, setup.seed), config,
+        model, batches, config,
         evaluate=lambda m: evaluate_lm(
             m, data.val_ids, context, max_windows=setup.eval_windows, chars_per_token=data.chars_per_token
         ),

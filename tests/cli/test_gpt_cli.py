@@ -87,3 +87,15 @@ def test_byte_level_bpe_run(data, tmp_path, capsys):
     assert model.config.vocab_size == tokenizer.vocab_size == 300
     assert "bits/char" in capsys.readouterr().out
     assert main(["generate", "--ckpt", str(out), "--prompt", "def f1", "--max-new-tokens", "5"]) == 0
+
+
+def test_max_minutes_fits_the_schedule_and_resume_keeps_it(data, tmp_path, capsys):
+    """Without --steps, --max-minutes sizes the schedule; --resume continues that schedule."""
+    out = tmp_path / "lm"
+    args = train_args(data, out, 0)
+    del args[args.index("--steps"): args.index("--steps") + 2]
+    assert main([*args, "--max-minutes", "0.002"]) == 0
+    fitted = read_json(out / "trainer_state.json")["config"]["steps"]
+    assert 1 <= fitted < 2000
+    assert main([*args, "--resume"]) == 0  # no --max-minutes now: the recorded schedule, not 2000
+    assert read_json(out / "trainer_state.json")["config"]["steps"] == fitted

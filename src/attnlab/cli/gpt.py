@@ -5,6 +5,7 @@ from __future__ import annotations
 from attnlab.cli.main import add_command
 from attnlab.cli.options import add_run_options, add_threads_option, apply_threads, max_time_s
 
+DEFAULT_STEPS = 2000
 TRAIN_EXAMPLES = """  attnlab train lm                                   # Python stdlib source, char-level GPT
   attnlab train lm --max-minutes 10 --bf16 --out runs/lm
   attnlab train lm --data my_texts/ --tokenizer bpe --vocab-size 8000 --out runs/mine
@@ -25,7 +26,8 @@ def register_train(tasks) -> None:
     p.add_argument("--preset", default="char-small", help="model shape (char-small, gpt2-124m, tiny)")
     p.add_argument("--context", type=int, help="training window in tokens (default: the preset's context)")
     p.add_argument("--out", default="runs/lm", help="checkpoint folder")
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, help="updates (default: 2000, or as many as fit in --max-minutes; "
+                   "--resume: the run's own)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
     p.add_argument("--warmup", type=int, default=50, help="warm-up updates")
@@ -60,11 +62,11 @@ def run_train(args) -> int:
         context=args.context, batch_size=args.batch_size, max_chars=args.max_chars, seed=args.seed,
     )
     config = TrainConfig(
-        out_dir=args.out, steps=args.steps, lr=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
+        out_dir=args.out, steps=args.steps or DEFAULT_STEPS, lr=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
         betas=(0.9, 0.99), eval_every=args.eval_every, bf16=args.bf16, device=args.device, seed=args.seed,
         progress=not args.quiet, max_time_s=max_time_s(args),
     )
-    trained = train_lm(setup, config, resume=args.resume)
+    trained = train_lm(setup, config, resume=args.resume, fit_budget=args.steps is None)
     if trained.result.interrupted:
         return 130
     metrics = trained.result.metrics

@@ -19,10 +19,7 @@ The checkpoint folder is a :class:`~attnlab.translation.translator.Translator` f
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +47,7 @@ from attnlab.training import (
     resolve_device,
     set_seed,
 )
+from attnlab.training.budget import steps_within_budget
 from attnlab.translation.translator import SRC_TOKENIZER, TGT_TOKENIZER, Translator
 
 SETUP_FILE = "translator.json"
@@ -186,30 +184,6 @@ def make_validation(translator: Translator, batches: TranslationBatches, splits:
     return evaluate
 
 
-def steps_within_budget(model: PretrainedModel, batches: TranslationBatches, config: TrainConfig, probes: int = 6) -> int:
-    """How many updates fit in ``config.max_time_s`` (90% of it), at most ``config.steps``.
-
-    Times ``probes`` updates of a copy of the model (the run's RNG and weights are
-    untouched) and takes the median after the first, which pays for warm-up.
-    """
-    probe = copy.deepcopy(model).train()
-    device = next(probe.parameters()).device
-    optimizer = torch.optim.Adam(probe.parameters(), lr=1e-6)
-    times = []
-    with torch.random.fork_rng(devices=[]):
-        for step in range(probes):
-            batch = {k: v.to(device) for k, v in batches.batch(step).items()}
-            started = time.perf_counter()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                loss = translation_loss(probe, batch)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            times.append(time.perf_counter() - started)
-    per_step = statistics.median(times[1:])
-    return max(1, min(config.steps, int(0.9 * config.max_time_s / per_step)))
-
-
 def train_translator(
     setup: TranslatorSetup,
     config: TrainConfig,
@@ -221,7 +195,7 @@ def train_translator(
 
     ``splits`` (already loaded data) replaces ``load_splits(setup)``. ``fit_budget`` lowers
     ``config.steps`` to what fits in ``config.max_time_s`` on this machine right now
-    (:func:`steps_within_budget`), so the learning-rate schedule ends inside the budget
+    (:func:`attnlab.training.budget.steps_within_budget`), so the learning-rate schedule ends inside the budget
     instead of being cut off at a high learning rate.
     """
     out_dir = Path(config.out_dir)
@@ -250,7 +224,7 @@ def train_translator(
     )
     if fit_budget and config.max_time_s is not None and not resume:
         model.to(resolve_device(config.device))
-        config = dataclasses.replace(config, steps=steps_within_budget(model, batches, config))
+        config = dataclasses.replace(config, steps=steps_within_budget(model, batches, config, loss_fn=translation_loss))
 
     def save_extra(folder: Path) -> None:
         translator.save_tokenizers(folder)
