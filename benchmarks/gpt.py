@@ -6,7 +6,9 @@ same weights, in one process, timings interleaved (medians; ratio > 1: attnlab f
    peak of that dtype. FLOPs per step = tokens * (6 N + 12 L T D) (Chowdhery et al. 2022,
    PaLM appendix B): N the matrix parameters (blocks + tied output layer), L layers,
    T sequence length, D width.
-2. Greedy decoding at batch 1: HF ``generate()`` vs ``GPT.generate`` (KV cache), tokens/s.
+2. Greedy decoding at batch 1: HF ``generate()`` vs ``GPT.generate`` (KV cache), tokens/s,
+   and the *matvec floor*: the tokens/s of the per-token matrix-vector products alone
+   (every weight matrix read once), the bound that memory traffic puts on any decoder.
 
 Run (CPU, the 4 x 256 char-level shape):  python -m benchmarks.gpt
      (GPU, the 124M shape):  python -m benchmarks.gpt --device cuda --preset gpt2-124m --batch-size 16 \
@@ -26,7 +28,7 @@ import transformers
 from attnlab.config import config_to_dict
 from attnlab.interop.hf_gpt2 import config_to_hf
 from attnlab.models.gpt import GPT, gpt_config
-from benchmarks.common import compare, machine_line, print_table
+from benchmarks.common import compare, machine_line, median_time, print_table
 
 transformers.logging.set_verbosity_error()
 
@@ -98,6 +100,24 @@ def training_rows(args, hf, ours) -> list[list[object]]:
     return rows
 
 
+def matvec_floor_s(model: GPT, repeats: int = 50) -> float:
+    """Seconds per token of the matrix-vector products alone (median of ``repeats``): every
+    block matrix in the decoding layout and the output layer, once — the weight traffic
+    that any batch-1 decoder of this model pays per token, with no other work."""
+    matrices = [m for w in model._decode_weights() for m in (w.qkv_weight_t, w.out_weight_t, w.fc1_weight_t, w.fc2_weight_t)]
+    inputs = [torch.randn(1, m.shape[0], dtype=m.dtype, device=m.device) for m in matrices]
+    head = model.lm_head_weight.detach()
+    x_head = torch.randn(1, head.shape[1], dtype=head.dtype, device=head.device)
+
+    def one_token():
+        with torch.no_grad():
+            for x, m in zip(inputs, matrices):
+                x @ m
+            torch.nn.functional.linear(x_head, head)
+
+    return median_time(one_token, repeats=repeats, warmup=5)
+
+
 def decoding_row(args, hf, ours) -> list[object]:
     hf.eval(), ours.eval()
     prompt = torch.randint(0, ours.config.vocab_size, (1, 8), device=args.device)
@@ -113,7 +133,8 @@ def decoding_row(args, hf, ours) -> list[object]:
 
     assert torch.equal(hf.generate(prompt, max_new_tokens=20, do_sample=False, pad_token_id=0), ours.generate(prompt, 20))
     r = compare("decode", peer, mine, repeats=args.decode_repeats, warmup=1)
-    return ["greedy, batch 1", n, n / r.peer_s, n / r.ours_s, f"{r.ratio:.2f}x"]
+    floor = matvec_floor_s(ours)
+    return ["greedy, batch 1", n, n / r.peer_s, n / r.ours_s, f"{r.ratio:.2f}x", 1 / floor, f"{floor * n / r.ours_s:.0%}"]
 
 
 def main() -> None:
@@ -149,7 +170,7 @@ def main() -> None:
     if not args.skip_decode:
         print_table(
             "Greedy decoding, tokens/s",
-            ["mode", "new tokens", "HF generate()", "attnlab generate", "speed-up"],
+            ["mode", "new tokens", "HF generate()", "attnlab generate", "speed-up", "matvec floor", "attnlab / floor"],
             [decoding_row(args, hf, ours)],
         )
 
