@@ -48,7 +48,8 @@ class LMSetup:
     batch_size: int = 8
     val_fraction: float = 0.05
     max_chars: int | None = None  # cap each split (quick runs)
-    eval_windows: int = 64
+    eval_windows: int = 64  # windows (spread over the validation text) of the evaluations during training
+    final_eval: bool = True  # after training, evaluate on every window of the validation text
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -74,6 +75,7 @@ class TrainedLM:
     tokenizer: Tokenizer
     result: TrainResult
     data: LMData
+    final_metrics: dict[str, float] | None = None  # every window of the validation text, after training
 
 
 def _encode(tokenizer: Tokenizer, text: str) -> torch.Tensor:
@@ -125,7 +127,10 @@ def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False, fit_budg
         save_extra=data.tokenizer.save,
     )
     result = trainer.fit(resume=resume)
-    return TrainedLM(trainer.model, data.tokenizer, result, data)
+    final = None
+    if not result.interrupted and setup.final_eval:
+        final = evaluate_lm(trainer.model.eval(), data.val_ids, context, chars_per_token=data.chars_per_token)
+    return TrainedLM(trainer.model, data.tokenizer, result, data, final)
 
 
 def load_lm(directory: str | Path, device: str = "cpu") -> tuple[GPT, Tokenizer]:

@@ -114,3 +114,17 @@ def test_evaluate_lm_against_fp64_sum():
     assert metrics["val_loss"] == pytest.approx(nll / 75, rel=1e-5)
     assert metrics["bits_per_char"] == pytest.approx(nll / (math.log(2) * 150), rel=1e-5)
     assert metrics["perplexity"] == pytest.approx(math.exp(nll / 75), rel=1e-5)
+
+
+def test_evaluate_lm_samples_windows_from_the_whole_stream():
+    """max_windows picks windows evenly over the stream (first, last and between), not its start."""
+    model = GPT(gpt_config("tiny")).eval()
+    stream = torch.randint(0, 64, (9 * 16,))
+    windows = stream.view(9, 16)[torch.tensor([0, 4, 8])]  # 3 of 9: the first, the middle, the last
+    with torch.no_grad():
+        expected = model(windows, labels=windows).loss.item()
+    sampled = evaluate_lm(model, stream, 16, max_windows=3)
+    assert sampled["val_loss"] == pytest.approx(expected, rel=1e-5)
+    assert evaluate_lm(model, stream, 16, max_windows=100)["val_loss"] == pytest.approx(
+        evaluate_lm(model, stream, 16, max_windows=None)["val_loss"], rel=1e-6
+    )

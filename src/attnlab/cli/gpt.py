@@ -69,12 +69,12 @@ def run_train(args) -> int:
     trained = train_lm(setup, config, resume=args.resume, fit_budget=args.steps is None)
     if trained.result.interrupted:
         return 130
-    metrics = trained.result.metrics
+    metrics = trained.final_metrics or trained.result.metrics
     print(f"data: {trained.data.corpus.describe()}")
     print(
-        f"validation: loss {metrics['val_loss']:.4f} | {metrics['bits_per_char']:.3f} bits/char | "
-        f"perplexity {metrics['perplexity']:.3g} after {trained.result.step} updates "
-        f"({trained.result.elapsed_s / 60:.1f} min)   checkpoint: {args.out}"
+        f"validation ({'every window' if trained.final_metrics else 'last evaluation'}): loss {metrics['val_loss']:.4f} | "
+        f"{metrics['bits_per_char']:.3f} bits/char | perplexity {metrics['perplexity']:.3g} after "
+        f"{trained.result.step} updates ({trained.result.elapsed_s / 60:.1f} min)   checkpoint: {args.out}"
     )
     return 0
 

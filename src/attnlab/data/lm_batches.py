@@ -6,8 +6,10 @@ offsets drawn from ``numpy.random.default_rng([seed, step])``, so it depends on
 (the Trainer's :class:`~attnlab.training.BatchSource` contract). The model shifts the
 labels: position t of a window predicts token t + 1.
 
-Validation (:func:`evaluate_lm`): the held-out stream cut into consecutive windows
-(at most ``max_windows``), every token after the first of a window predicted once:
+Validation (:func:`evaluate_lm`): the held-out stream cut into consecutive windows,
+every token after the first of a window predicted once. ``max_windows`` keeps that many
+windows spread evenly over the whole stream (a sample of every part of the held-out
+text, not just its first files); ``None`` keeps them all:
 
     loss = total_nll / N,   perplexity = exp(loss),
     bits/char = total_nll / (ln 2 * characters),  characters = N * chars_per_token
@@ -66,11 +68,13 @@ def evaluate_lm(
 ) -> dict[str, float]:
     """Validation loss (nats/token), bits per character and perplexity; see the module docstring."""
     stream = _as_stream(ids)
-    count = len(stream) // context if max_windows is None else min(len(stream) // context, max_windows)
-    if count < 1:
+    available = len(stream) // context
+    if available < 1:
         raise AttnlabError(f"evaluate_lm: the validation text has {len(stream)} tokens, fewer than one window of {context}")
+    count = available if max_windows is None else min(available, max_windows)
     device = next(model.parameters()).device
-    windows = stream[: count * context].view(count, context)  # (num_windows, T)
+    chosen = torch.linspace(0, available - 1, count).round().long()  # (count,) evenly spread
+    windows = stream[: available * context].view(available, context)[chosen]  # (count, T)
     total, predicted = 0.0, 0
     for start in range(0, count, batch_size):
         batch = windows[start : start + batch_size].to(device)
