@@ -140,7 +140,7 @@ def decoding_row(args, hf, ours) -> list[object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--preset", default="char-small", help="GPT preset (char-small: 4 x 256; gpt2-124m)")
+    parser.add_argument("--preset", default="char-base", help="GPT preset (char-base: 4 x 256; char-small: 4 x 128; gpt2-124m)")
     parser.add_argument("--vocab-size", type=int, help="override the preset's vocabulary")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128)

@@ -25,7 +25,7 @@ from attnlab.data.stdlib_corpus import TextCorpus, load_corpus
 from attnlab.data.tokenizer import ByteLevelBPETokenizer, Tokenizer
 from attnlab.errors import AttnlabError
 from attnlab.interop.hf_gpt2 import tokenizer_from_hf_folder
-from attnlab.io import read_json
+from attnlab.io import read_json, write_json
 from attnlab.models.gpt import GPT, gpt_config
 from attnlab.training import TrainConfig, Trainer, TrainResult, find_checkpoint
 from attnlab.training.budget import steps_within_budget
@@ -34,6 +34,7 @@ from attnlab.training.checkpoint import STATE_FILE
 TOKENIZERS = ("char", "bpe")
 BPE_SAMPLE_CHARS = 5_000_000  # BPE merges are learned on this much training text
 DEFAULT_NEW_TOKENS = 200
+FINAL_EVAL_FILE = "final_eval.json"  # written into the run folder after training
 
 
 @dataclass
@@ -45,7 +46,7 @@ class LMSetup:
     vocab_size: int = 4096  # byte-level BPE only
     preset: str = "char-small"
     context: int | None = None  # training window; None: the preset's context_length
-    batch_size: int = 8
+    batch_size: int = 16
     val_fraction: float = 0.05
     max_chars: int | None = None  # cap each split (quick runs)
     eval_windows: int = 64  # windows (spread over the validation text) of the evaluations during training
@@ -75,7 +76,7 @@ class TrainedLM:
     tokenizer: Tokenizer
     result: TrainResult
     data: LMData
-    final_metrics: dict[str, float] | None = None  # every window of the validation text, after training
+    final_metrics: dict[str, float] | None = None  # :func:`final_evaluation`, after training
 
 
 def _encode(tokenizer: Tokenizer, text: str) -> torch.Tensor:
@@ -115,7 +116,7 @@ def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False, fit_budg
     if fit_budget and previous is not None:
         config = dataclasses.replace(config, steps=read_json(previous / STATE_FILE)["config"]["steps"])
     elif fit_budget and config.max_time_s is not None:
-        config = dataclasses.replace(config, steps=steps_within_budget(model, batches, config))
+        config = dataclasses.replace(config, steps=steps_within_budget(model, batches, config, fraction=0.95))
         if config.progress:
             print(f"{config.steps} updates fit in {config.max_time_s / 60:g} minutes here: the schedule's length")
     trainer = Trainer(
@@ -129,8 +130,23 @@ def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False, fit_budg
     result = trainer.fit(resume=resume)
     final = None
     if not result.interrupted and setup.final_eval:
-        final = evaluate_lm(trainer.model.eval(), data.val_ids, context, chars_per_token=data.chars_per_token)
+        final = final_evaluation(trainer.model, data, context, progress=config.progress)
+        write_json(Path(config.out_dir) / FINAL_EVAL_FILE, final)
     return TrainedLM(trainer.model, data.tokenizer, result, data, final)
+
+
+def final_evaluation(model: GPT, data: LMData, context: int, progress: bool = False) -> dict[str, float]:
+    """Every window of the validation text, twice: consecutive windows (``bits_per_char``...)
+    and sliding windows of stride ``context // 2`` (``sliding_bits_per_char``...: every
+    character predicted with at least ``context // 2`` tokens before it)."""
+    if progress:
+        print(f"evaluating on all {len(data.val_ids):,} validation tokens (consecutive and sliding windows) ...")
+    model.eval()
+    whole = evaluate_lm(model, data.val_ids, context, max_windows=None, chars_per_token=data.chars_per_token)
+    sliding = evaluate_lm(
+        model, data.val_ids, context, max_windows=None, chars_per_token=data.chars_per_token, stride=max(1, context // 2)
+    )
+    return {**whole, **{f"sliding_{k}": v for k, v in sliding.items()}, "sliding_stride": max(1, context // 2)}
 
 
 def load_lm(directory: str | Path, device: str = "cpu") -> tuple[GPT, Tokenizer]:

@@ -44,6 +44,9 @@ def test_run_folder_is_a_transformers_gpt2(ckpt):
         torch.testing.assert_close(model(ids).logits, hf(ids).logits, atol=1e-5, rtol=0)
     state = read_json(ckpt / "trainer_state.json")
     assert state["step"] == 12 and {"val_loss", "bits_per_char", "perplexity"} <= set(state["metrics"])
+    final = read_json(ckpt / "final_eval.json")  # all of the validation text, both ways
+    assert final["sliding_stride"] == 16 and {"bits_per_char", "sliding_bits_per_char"} <= set(final)
+    assert 0 < final["sliding_bits_per_char"] < 8 and 0 < final["bits_per_char"] < 8
 
 
 def test_resume_continues_the_run(data, tmp_path):

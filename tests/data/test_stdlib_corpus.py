@@ -128,3 +128,23 @@ def test_evaluate_lm_samples_windows_from_the_whole_stream():
     assert evaluate_lm(model, stream, 16, max_windows=100)["val_loss"] == pytest.approx(
         evaluate_lm(model, stream, 16, max_windows=None)["val_loss"], rel=1e-6
     )
+
+
+def test_sliding_window_evaluation_scores_each_token_once_with_long_context():
+    """stride s: windows every s tokens; after the first, a window scores its last s predictions."""
+    model = GPT(gpt_config("tiny")).eval()
+    stream = torch.randint(0, 64, (5 * 16 + 3,))
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(stream) - 16 + 1, 8):  # 0, 8, ..., 64
+            window = stream[start : start + 16]
+            logp = model(window[None]).logits[0, :-1].double().log_softmax(-1)  # (15, V)
+            nll = -logp.gather(-1, window[1:, None])[:, 0]  # (15,): position j predicts j + 1
+            scored = nll if start == 0 else nll[-8:]  # new tokens only, each with >= 8 before it
+            total, count = total + scored.sum().item(), count + len(scored)
+    metrics = evaluate_lm(model, stream, 16, stride=8, max_windows=None, batch_size=3)
+    assert count == 15 + 8 * 8  # every token of the first 80 but the very first, once
+    assert metrics["val_loss"] == pytest.approx(total / count, rel=1e-5)
+    assert evaluate_lm(model, stream, 16, stride=16, max_windows=None) == evaluate_lm(model, stream, 16, max_windows=None)
+    with pytest.raises(AttnlabError, match="stride"):
+        evaluate_lm(model, stream, 16, stride=17)

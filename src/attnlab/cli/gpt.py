@@ -6,6 +6,7 @@ from attnlab.cli.main import add_command
 from attnlab.cli.options import add_run_options, add_threads_option, apply_threads, max_time_s
 
 DEFAULT_STEPS = 2000
+UNCAPPED = 10**9  # --max-minutes without --steps: the budget alone sets the schedule's length
 TRAIN_EXAMPLES = """  attnlab train lm                                   # Python stdlib source, char-level GPT
   attnlab train lm --max-minutes 10 --bf16 --out runs/lm
   attnlab train lm --data my_texts/ --tokenizer bpe --vocab-size 8000 --out runs/mine
@@ -23,13 +24,13 @@ def register_train(tasks) -> None:
     p.add_argument("--data", help="a text file or a folder of text files (default: the Python standard library)")
     p.add_argument("--tokenizer", default="char", choices=["char", "bpe"], help="characters or byte-level BPE")
     p.add_argument("--vocab-size", type=int, default=4096, help="byte-level BPE vocabulary size")
-    p.add_argument("--preset", default="char-small", help="model shape (char-small, gpt2-124m, tiny)")
+    p.add_argument("--preset", default="char-small", help="model shape (char-small, char-base, gpt2-124m, tiny)")
     p.add_argument("--context", type=int, help="training window in tokens (default: the preset's context)")
     p.add_argument("--out", default="runs/lm", help="checkpoint folder")
     p.add_argument("--steps", type=int, help="updates (default: 2000, or as many as fit in --max-minutes; "
                    "--resume: the run's own)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=6e-3, help="peak learning rate (cosine schedule)")
     p.add_argument("--warmup", type=int, default=50, help="warm-up updates")
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--eval-every", type=int, default=250, help="validate every N updates (0: at the end)")
@@ -62,20 +63,25 @@ def run_train(args) -> int:
         context=args.context, batch_size=args.batch_size, max_chars=args.max_chars, seed=args.seed,
     )
     config = TrainConfig(
-        out_dir=args.out, steps=args.steps or DEFAULT_STEPS, lr=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
+        out_dir=args.out, steps=args.steps or (UNCAPPED if args.max_minutes else DEFAULT_STEPS), lr=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
         betas=(0.9, 0.99), eval_every=args.eval_every, bf16=args.bf16, device=args.device, seed=args.seed,
         progress=not args.quiet, max_time_s=max_time_s(args),
     )
     trained = train_lm(setup, config, resume=args.resume, fit_budget=args.steps is None)
     if trained.result.interrupted:
         return 130
-    metrics = trained.final_metrics or trained.result.metrics
     print(f"data: {trained.data.corpus.describe()}")
-    print(
-        f"validation ({'every window' if trained.final_metrics else 'last evaluation'}): loss {metrics['val_loss']:.4f} | "
-        f"{metrics['bits_per_char']:.3f} bits/char | perplexity {metrics['perplexity']:.3g} after "
-        f"{trained.result.step} updates ({trained.result.elapsed_s / 60:.1f} min)   checkpoint: {args.out}"
-    )
+    done = f"after {trained.result.step} updates ({trained.result.elapsed_s / 60:.1f} min)   checkpoint: {args.out}"
+    final = trained.final_metrics
+    if final is None:
+        m = trained.result.metrics
+        print(f"validation (last evaluation): {m['bits_per_char']:.3f} bits/char | perplexity {m['perplexity']:.3g} {done}")
+    else:
+        print(
+            f"validation, all of it: {final['bits_per_char']:.3f} bits/char (consecutive windows) | "
+            f"{final['sliding_bits_per_char']:.3f} bits/char (sliding windows, every character after >= "
+            f"{final['sliding_stride']} others) | perplexity {final['perplexity']:.3g} {done}"
+        )
     return 0
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
@@ -65,22 +66,37 @@ def evaluate_lm(
     batch_size: int = 16,
     max_windows: int | None = 64,
     chars_per_token: float = 1.0,
+    stride: int | None = None,
 ) -> dict[str, float]:
-    """Validation loss (nats/token), bits per character and perplexity; see the module docstring."""
+    """Validation loss (nats/token), bits per character and perplexity; see the module docstring.
+
+    ``stride`` (sliding windows): windows start every ``stride`` tokens and each one after
+    the first scores only its last ``stride`` predictions, so every scored token sees at
+    least ``context - stride`` tokens before it (the strided evaluation of fixed-context
+    models in HF's perplexity guide). ``None``: consecutive windows, every prediction scored.
+    """
     stream = _as_stream(ids)
-    available = len(stream) // context
+    step = context if stride is None else stride
+    if not 1 <= step <= context:
+        raise AttnlabError(f"evaluate_lm: stride must be in [1, context={context}], got {stride}")
+    available = (len(stream) - context) // step + 1 if len(stream) >= context else 0
     if available < 1:
         raise AttnlabError(f"evaluate_lm: the validation text has {len(stream)} tokens, fewer than one window of {context}")
     count = available if max_windows is None else min(available, max_windows)
     device = next(model.parameters()).device
     chosen = torch.linspace(0, available - 1, count).round().long()  # (count,) evenly spread
-    windows = stream[: available * context].view(available, context)[chosen]  # (count, T)
+    starts = chosen * step  # (count,)
+    # predictions j -> j + 1 scored per window: all of the first window's, the last `step` of the others'
+    first_scored = torch.where(starts == 0, 0, context - 1 - step)  # (count,)
     total, predicted = 0.0, 0
-    for start in range(0, count, batch_size):
-        batch = windows[start : start + batch_size].to(device)
-        n = batch.shape[0] * (context - 1)
-        total += float(model(batch, labels=batch).loss) * n
-        predicted += n
+    for begin in range(0, count, batch_size):
+        rows = slice(begin, begin + batch_size)
+        batch = stream[starts[rows, None] + torch.arange(context)].to(device)  # (b, T)
+        logits = model(batch).logits[:, :-1].float()  # (b, T-1, V)
+        nll = F.cross_entropy(logits.transpose(1, 2), batch[:, 1:], reduction="none")  # (b, T-1)
+        scored = torch.arange(context - 1, device=device) >= first_scored[rows, None].to(device)  # (b, T-1)
+        total += float(nll[scored].sum())
+        predicted += int(scored.sum())
     return {
         "val_loss": total / predicted,
         "bits_per_char": bits_per_character(total, round(predicted * chars_per_token)),
