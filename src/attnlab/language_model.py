@@ -116,7 +116,7 @@ def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False, fit_budg
     if fit_budget and previous is not None:
         config = dataclasses.replace(config, steps=read_json(previous / STATE_FILE)["config"]["steps"])
     elif fit_budget and config.max_time_s is not None:
-        config = dataclasses.replace(config, steps=steps_within_budget(model, batches, config, fraction=0.95))
+        config = dataclasses.replace(config, steps=steps_within_budget(model, batches, config, fraction=0.95, probes=10))
         if config.progress:
             print(f"{config.steps} updates fit in {config.max_time_s / 60:g} minutes here: the schedule's length")
     trainer = Trainer(
