@@ -101,8 +101,10 @@ def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False, fit_budg
 
     ``fit_budget``: a new run lowers ``config.steps`` to the updates that fit in
     ``config.max_time_s`` here (:func:`attnlab.training.budget.steps_within_budget`), so
-    the cosine schedule ends inside the budget; a resumed run keeps the schedule length
-    its checkpoint recorded, so it continues with the same learning rates.
+    the cosine schedule ends inside the budget, and the run re-fits that length to its own
+    measured rate at 10% and 50% of the budget (``TrainConfig.refit_up_to``); a resumed
+    run keeps the schedule length its checkpoint recorded, so it continues with the same
+    learning rates.
     """
     previous = find_checkpoint(config.out_dir) if resume else None
     tokenizer = Tokenizer.load(previous) if previous is not None else None
@@ -114,9 +116,11 @@ def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False, fit_budg
     model = GPT(dataclasses.replace(base, vocab_size=data.tokenizer.vocab_size, eos_token_id=data.tokenizer.eos_id))
     batches = LMBatches(data.train_ids, setup.batch_size, context, setup.seed)
     if fit_budget and previous is not None:
-        config = dataclasses.replace(config, steps=read_json(previous / STATE_FILE)["config"]["steps"])
+        recorded = read_json(previous / STATE_FILE)["config"]
+        config = dataclasses.replace(config, steps=recorded["steps"], refit_up_to=recorded.get("refit_up_to"))
     elif fit_budget and config.max_time_s is not None:
-        config = dataclasses.replace(config, steps=steps_within_budget(model, batches, config, fraction=0.95, probes=10))
+        steps = steps_within_budget(model, batches, config, fraction=0.95, probes=10)
+        config = dataclasses.replace(config, steps=steps, refit_up_to=config.steps)
         if config.progress:
             print(f"{config.steps} updates fit in {config.max_time_s / 60:g} minutes here: the schedule's length")
     trainer = Trainer(

@@ -18,7 +18,10 @@ class TrainConfig:
     ``schedule`` is one of ``attnlab.training.schedules.SCHEDULES``; ``lr`` is its peak.
     ``eval_every`` / ``save_every`` = 0 mean only at the end (a checkpoint is also written
     on Ctrl-C and when ``max_time_s`` is spent). ``bf16`` runs forward and loss under
-    ``torch.autocast(device_type, dtype=torch.bfloat16)``.
+    ``torch.autocast(device_type, dtype=torch.bfloat16)``. ``refit_up_to`` (with
+    ``max_time_s``): a new run re-sizes ``steps``, and so its schedule, to the updates its
+    own measured rate fits in the budget, at 10% and 50% of it, at most ``refit_up_to``
+    (:mod:`attnlab.training.schedule_refit`); None: no re-fit.
     """
 
     out_dir: str = "runs/run"
@@ -37,6 +40,7 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
     max_time_s: float | None = None
+    refit_up_to: int | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -55,6 +59,7 @@ class TrainConfig:
         _check(self.log_every >= 1, "log_every", self.log_every, "an integer >= 1")
         _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", self.grad_clip, "None or > 0")
         _check(self.max_time_s is None or self.max_time_s > 0, "max_time_s", self.max_time_s, "None or > 0")
+        _check(self.refit_up_to is None or self.refit_up_to >= 1, "refit_up_to", self.refit_up_to, "None or >= 1")
         resolve_device(self.device)
 
 

@@ -10,13 +10,16 @@ One update ``s`` (1-based; the batch source is asked for ``batch(s - 1)``)::
 A checkpoint (see ``checkpoint.py``) is written every ``save_every`` updates, at the
 end, on Ctrl-C and when ``max_time_s`` is spent. ``fit(resume=True)`` restores model,
 optimizer, scheduler, step and every RNG and continues with the same losses the
-uninterrupted run would have had, bit for bit on CPU. Evaluation runs in eval mode
+uninterrupted run would have had, bit for bit on CPU. With ``config.refit_up_to`` a
+time-budgeted run re-sizes its schedule from its measured update rate (``schedule_refit.py``)
+in its first session and records the length it chose; a resumed run keeps it. Evaluation runs in eval mode
 under ``no_grad`` with the RNG states saved and restored around it, so evaluating (or
 not) never changes the training losses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -43,6 +46,7 @@ from attnlab.training.interrupts import deferred_interrupt
 from attnlab.training.optim import default_optimizer
 from attnlab.training.progress import Progress, format_duration
 from attnlab.training.rng import capture_rng, restore_rng, set_seed
+from attnlab.training.schedule_refit import ScheduleRefit
 from attnlab.training.schedules import make_schedule
 
 LossFn = Callable[[nn.Module, dict], torch.Tensor]
@@ -101,12 +105,15 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainResult:
         """Train up to ``config.steps`` updates; see the module docstring."""
-        config = self.config
         if resume:
             self._resume()
         else:
             self._warn_if_replacing()
-            set_seed(config.seed)
+            set_seed(self.config.seed)
+        config = self.config
+        refit = None
+        if config.refit_up_to is not None and config.max_time_s is not None and not resume:
+            refit = ScheduleRefit(config.max_time_s, max_steps=config.refit_up_to)
         started = time.monotonic()
         progress = Progress(config.steps, self.step, enabled=config.progress, log_every=config.log_every)
         # the RNG state right after the last completed update: what a checkpoint holds, even
@@ -116,15 +123,20 @@ class Trainer:
         first = self.step
         self.model.train()
         try:
-            while self.step < config.steps:
+            while self.step < self.config.steps:
                 if config.max_time_s is not None and time.monotonic() - started >= config.max_time_s:
                     stopped_by_time = True
                     break
                 tokens = self._update()
                 progress.update(self.step, self.losses[-1], tokens)
-                if self.step < config.steps and self._due(config.eval_every):
+                fitted = refit.observe(self.step, time.monotonic() - started) if refit is not None else None
+                if fitted is not None and fitted != self.config.steps:
+                    self._resize_schedule(fitted)
+                    progress.total = fitted
+                    progress.message(f"schedule re-fitted to the measured rate: {fitted} updates in the budget")
+                if self.step < self.config.steps and self._due(config.eval_every):
                     self._run_evaluation(progress)
-                if self.step < config.steps and self._due(config.save_every):
+                if self.step < self.config.steps and self._due(config.save_every):
                     self._save(time.monotonic() - started)
             if self.step > first:
                 self._run_evaluation(progress)
@@ -140,6 +152,15 @@ class Trainer:
             elapsed_s=self.elapsed_before + elapsed, interrupted=interrupted,
             stopped_by_time=stopped_by_time, eval_history=list(self.eval_history), checkpoint=self.out_dir,
         )
+
+    def _resize_schedule(self, steps: int) -> None:
+        """Give the schedule a new length ``steps`` from the next update on (``config.steps`` too)."""
+        self.config = dataclasses.replace(self.config, steps=steps)
+        schedule = make_schedule(self.config.schedule, steps, self.config.warmup_steps)
+        self.scheduler.lr_lambdas = [schedule] * len(self.optimizer.param_groups)
+        for group, base_lr in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base_lr * schedule(self.scheduler.last_epoch)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def _update(self) -> int:
         """One optimizer update on ``batch(self.step)``; returns the batch's token count."""
@@ -236,6 +257,9 @@ class Trainer:
         except ValueError as e:
             raise AttnlabError(f"{folder}: optimizer state does not fit this optimizer ({e})") from None
         self.scheduler.load_state_dict(optimizer_state["scheduler"])
+        recorded_steps = state["config"]["steps"]
+        if self.config.refit_up_to is not None and recorded_steps != self.config.steps:
+            self._resize_schedule(recorded_steps)  # the length the first session re-fitted
         self.step = state["step"]
         self.losses = list(state["losses"])
         self.metrics = dict(state["metrics"])

@@ -196,7 +196,8 @@ def train_translator(
     ``splits`` (already loaded data) replaces ``load_splits(setup)``. ``fit_budget`` lowers
     ``config.steps`` to what fits in ``config.max_time_s`` on this machine right now
     (:func:`attnlab.training.budget.steps_within_budget`), so the learning-rate schedule ends inside the budget
-    instead of being cut off at a high learning rate.
+    instead of being cut off at a high learning rate; the run then re-fits that length to its
+    own measured rate (``TrainConfig.refit_up_to``).
     """
     out_dir = Path(config.out_dir)
     previous = find_checkpoint(out_dir) if resume else None
@@ -222,9 +223,12 @@ def train_translator(
         splits.valid, translator.src_tokenizer, translator.tgt_tokenizer, batch_size=128,
         max_len=model.config.max_len, seed=setup.seed,
     )
-    if fit_budget and config.max_time_s is not None and not resume:
-        model.to(resolve_device(config.device))
-        config = dataclasses.replace(config, steps=steps_within_budget(model, batches, config, loss_fn=translation_loss))
+    if fit_budget and config.max_time_s is not None:
+        # re-fitted from the run's own rate as it goes; a resumed run keeps the recorded length
+        config = dataclasses.replace(config, refit_up_to=config.steps)
+        if not resume:
+            model.to(resolve_device(config.device))
+            config = dataclasses.replace(config, steps=steps_within_budget(model, batches, config, loss_fn=translation_loss))
 
     def save_extra(folder: Path) -> None:
         translator.save_tokenizers(folder)

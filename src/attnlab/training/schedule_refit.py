@@ -1,0 +1,62 @@
+"""Re-size a time-budgeted run's schedule from the run's own update rate.
+
+A schedule sized before the run (:func:`attnlab.training.budget.steps_within_budget`,
+a few timed probe updates) misses on a shared machine: probes that run 20% slow end
+the cosine decay after 80% of the budget, probes that run fast leave the run stopped
+by its budget at a high learning rate. The run itself measures better. At each
+fraction ``a`` in ``at`` of the budget ``T`` (elapsed ``t >= a * T``), with ``s`` updates
+done and timing started after the first ``skip`` updates (at ``s0``, ``t0``)::
+
+    r     = (t - t0) / (s - s0)                          seconds per update so far
+    steps = min(max_steps, max(s + 1, s + floor((fraction * T - t) / r)))
+
+The schedule function keeps its shape; only its length ``steps`` changes, so the
+learning rate moves by a little at a re-fit early in the run (by ``|f(p) - f(p')|`` for
+the progress before and after). The Trainer records the new length in the checkpoint,
+and a resumed run keeps it: re-fits happen in a run's first session only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from attnlab.errors import AttnlabError
+
+
+@dataclass
+class ScheduleRefit:
+    """When and to what length to re-size the schedule; ``observe`` after every update."""
+
+    max_time_s: float
+    max_steps: int
+    at: tuple[float, ...] = (0.1, 0.5)
+    fraction: float = 0.95
+    skip: int = 5
+    _origin: tuple[int, float] | None = field(default=None, init=False, repr=False)
+    _done: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not all(0 < a < 1 for a in self.at) or list(self.at) != sorted(self.at):
+            raise AttnlabError(f"ScheduleRefit.at must be increasing fractions in (0, 1), got {self.at}")
+        if not 0 < self.fraction <= 1:
+            raise AttnlabError(f"ScheduleRefit.fraction must be in (0, 1], got {self.fraction}")
+
+    def observe(self, steps_done: int, elapsed_s: float) -> int | None:
+        """After an update: the schedule's new length if a re-fit is due now, else None.
+
+        ``steps_done`` counts this session's updates, ``elapsed_s`` its seconds.
+        """
+        if self._origin is None:
+            if steps_done >= self.skip:
+                self._origin = (steps_done, elapsed_s)
+            return None
+        if self._done >= len(self.at) or elapsed_s < self.at[self._done] * self.max_time_s:
+            return None
+        while self._done < len(self.at) and elapsed_s >= self.at[self._done] * self.max_time_s:
+            self._done += 1  # a slow update may pass several points at once: one re-fit
+        first_step, first_s = self._origin
+        if steps_done <= first_step or elapsed_s <= first_s:
+            return None
+        per_update = (elapsed_s - first_s) / (steps_done - first_step)
+        fitted = steps_done + int((self.fraction * self.max_time_s - elapsed_s) / per_update)
+        return min(self.max_steps, max(steps_done + 1, fitted))

@@ -1,0 +1,102 @@
+"""Schedule re-fit: the formula on a synthetic clock, then the Trainer re-sizing a real
+time-budgeted run (learning rates of the new length from the next update on, the length
+recorded in the checkpoint and kept by a resumed run)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from attnlab.errors import AttnlabError
+from attnlab.io import read_json
+from attnlab.training import Trainer, find_checkpoint
+from attnlab.training.checkpoint import STATE_FILE
+from attnlab.training.schedule_refit import ScheduleRefit
+from attnlab.training.schedules import make_schedule
+
+
+def test_refit_formula_on_a_synthetic_clock():
+    refit = ScheduleRefit(max_time_s=100.0, max_steps=10_000, at=(0.1, 0.5), fraction=0.9, skip=5)
+    # 2 s per update: timing starts after update 5 (t = 10); the first point is t >= 10
+    assert [refit.observe(s, 2.0 * s) for s in range(1, 5)] == [None] * 4
+    assert refit.observe(5, 10.0) is None  # the timing origin
+    assert refit.observe(6, 12.0) == 6 + int((90 - 12) / 2.0)  # 0.1 * 100 passed: 45
+    assert [refit.observe(s, 2.0 * s) for s in range(7, 25)] == [None] * 18  # before t = 50
+    # then slower: 21 updates in the 60 s since the origin
+    assert refit.observe(26, 70.0) == 26 + int((90 - 70) / ((70 - 10) / (26 - 5)))
+    assert refit.observe(27, 99.0) is None  # every point used
+
+
+def test_refit_is_capped_and_passes_points_at_once():
+    refit = ScheduleRefit(max_time_s=10.0, max_steps=50, skip=1)
+    refit.observe(1, 0.01)
+    assert refit.observe(2, 0.02) is None  # before 10% of the budget
+    assert refit.observe(3, 6.0) == 4  # past both points: one re-fit, at least one more update
+    assert refit.observe(4, 6.1) is None
+    fast = ScheduleRefit(max_time_s=10.0, max_steps=50, skip=1)
+    fast.observe(1, 0.001)
+    assert fast.observe(40, 1.0) == 50  # the rate allows ~370: the cap
+
+
+@pytest.mark.parametrize("kwargs", [{"at": (0.5, 0.1)}, {"at": (0.0,)}, {"at": (1.0,)}, {"fraction": 0.0}, {"fraction": 1.5}])
+def test_refit_rejects_bad_settings(kwargs):
+    with pytest.raises(AttnlabError, match="ScheduleRefit"):
+        ScheduleRefit(max_time_s=1.0, max_steps=10, **kwargs)
+
+
+class TimedData:
+    """Each batch takes ``seconds``; records the learning rate each update runs with."""
+
+    def __init__(self, data, seconds: float, interrupt_at: int | None = None):
+        self.data, self.seconds, self.interrupt_at = data, seconds, interrupt_at
+        self.trainer: Trainer | None = None
+        self.lrs: list[float] = []
+
+    def batch(self, step: int):
+        if step == self.interrupt_at:
+            raise KeyboardInterrupt
+        time.sleep(self.seconds)
+        self.lrs.append(self.trainer.optimizer.param_groups[0]["lr"])
+        return self.data.batch(step)
+
+
+def _trainer(make_model, data, config) -> Trainer:
+    trainer = Trainer(make_model(), data, config)
+    data.trainer = trainer
+    return trainer
+
+
+def test_trainer_refits_a_schedule_sized_too_short(make_model, make_data, config):
+    """A probe said 10 updates; ~45 fit in the budget: the run re-sizes and ends its
+    cosine inside the budget, with the learning rates of the new length after the re-fit."""
+    config = dataclasses.replace(config, steps=10, refit_up_to=10_000, max_time_s=1.0, warmup_steps=2)
+    data = TimedData(make_data(), seconds=0.02)
+    result = _trainer(make_model, data, config).fit()
+    assert not result.stopped_by_time and 25 <= result.step <= 48  # 0.95 s / (0.02 s + overhead)
+    recorded = read_json(find_checkpoint(config.out_dir) / STATE_FILE)["config"]
+    assert recorded["steps"] == result.step
+    final = make_schedule("cosine", result.step, 2)
+    tail = range(2 * result.step // 3, result.step)  # after the last re-fit (at 50% of the budget)
+    assert [data.lrs[i] for i in tail] == pytest.approx([config.lr * final(i) for i in tail], rel=1e-12)
+    assert data.lrs[-1] < 0.01 * config.lr  # the decay ran to its end
+
+
+def test_trainer_without_refit_keeps_its_length(make_model, make_data, config):
+    config = dataclasses.replace(config, steps=10, max_time_s=5.0)
+    result = _trainer(make_model, TimedData(make_data(), seconds=0.0), config).fit()
+    assert result.step == 10
+
+
+def test_resumed_run_keeps_the_refitted_length(make_model, make_data, config):
+    config = dataclasses.replace(config, steps=10, refit_up_to=10_000, max_time_s=1.0, warmup_steps=2)
+    first = _trainer(make_model, TimedData(make_data(), seconds=0.02, interrupt_at=24), config).fit()
+    assert first.interrupted and first.step == 24
+    fitted = read_json(find_checkpoint(config.out_dir) / STATE_FILE)["config"]["steps"]
+    assert fitted > 24
+    data = TimedData(make_data(), seconds=0.0)
+    resumed = _trainer(make_model, data, config).fit(resume=True)  # the original config says 10 steps
+    assert resumed.step == fitted and resumed.losses[:24] == first.losses
+    schedule = make_schedule("cosine", fitted, 2)
+    assert data.lrs == pytest.approx([config.lr * schedule(i) for i in range(24, fitted)], rel=1e-12)
