@@ -1,14 +1,44 @@
-"""How many CPU threads torch should use for a run."""
+"""How many CPU threads torch should use for a run: the cores other work leaves free."""
 
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
+
+PROC_STAT = Path("/proc/stat")
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies summed over all CPUs since boot, from ``/proc/stat`` (Linux)."""
+    try:
+        fields = [int(v) for v in PROC_STAT.read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def busy_cores(window_s: float = 0.3) -> float:
+    """Cores busy with other processes right now (this one sleeps while it measures).
+
+    Measured from ``/proc/stat`` over ``window_s``; where that is missing, the 1-minute
+    load average. The load average lags by about a minute — a run started right after
+    another command finished would see the finished work and take one thread for nothing.
+    """
+    cores = os.cpu_count() or 1
+    before = _cpu_times()
+    if before is not None:
+        time.sleep(window_s)
+        after = _cpu_times()
+        if after is not None and after[1] > before[1]:
+            return cores * (after[0] - before[0]) / (after[1] - before[1])
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
 def choose_threads() -> int:
-    """All cores, but one when the machine is already busy: oversubscribed OpenMP
-    threads spin against each other and run many times slower than a single one
-    (measured 10-50x on a 2-core machine at load 12)."""
+    """The cores left free by other work, at least one: oversubscribed OpenMP threads spin
+    against each other and run many times slower than a single one (measured 10-50x on a
+    2-core machine at load 12)."""
     cores = os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return 1 if load > cores - 0.5 else cores
+    return max(1, min(cores, round(cores - busy_cores())))
