@@ -151,6 +151,7 @@ def main() -> None:
     parser.add_argument("--peak-size", type=int, default=2048, help="side of the square matmul measuring the peak")
     parser.add_argument("--compile", action="store_true", help="torch.compile both models for the training step")
     parser.add_argument("--skip-decode", action="store_true")
+    parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny preset, short sequences, fewer repeats")
     args = parser.parse_args()
     if args.quick:
@@ -162,11 +163,12 @@ def main() -> None:
     print(f"machine: {machine_line()}; device {args.device}")
     print(f"model: {args.preset} ({c.num_layers} layers x {c.d_model}, {c.num_heads} heads, vocab {c.vocab_size}), "
           f"{ours.num_parameters() / 1e6:.1f}M parameters; B={args.batch_size}, T={args.seq_len}\n")
-    print_table(
-        "Training step (forward + backward + AdamW), ms",
-        ["precision", "HF GPT2LMHeadModel", "attnlab GPT", "speed-up", "HF MFU", "attnlab MFU", "matmul peak TFLOP/s"],
-        training_rows(args, hf, ours),
-    )
+    if not args.skip_train:
+        print_table(
+            "Training step (forward + backward + AdamW), ms",
+            ["precision", "HF GPT2LMHeadModel", "attnlab GPT", "speed-up", "HF MFU", "attnlab MFU", "matmul peak TFLOP/s"],
+            training_rows(args, hf, ours),
+        )
     if not args.skip_decode:
         print_table(
             "Greedy decoding, tokens/s",

@@ -161,25 +161,46 @@ class GPT(PretrainedModel):
         self._check_ids(input_ids, "input_ids")
         b, length = input_ids.shape
         past = caches[0].length if caches else 0
+        if caches and length == 1 and labels is None and not (self.training or output_attentions or torch.is_grad_enabled()):
+            return self._decode_next(input_ids, attention_mask, position_ids, caches, past)
         if position_ids is None:
             position_ids = torch.arange(past, past + length, device=input_ids.device)  # (L,)
         h = self.dropout(self.token_embedding(input_ids) + self.positions(position_ids))  # (B, L, D)
         mask, causal = self._attention_mask(attention_mask, b, length, past, input_ids.device)
         attentions = [] if output_attentions else None
-        if caches and length == 1 and not (self.training or output_attentions or torch.is_grad_enabled()):
-            h = self._decode_blocks(h, mask, caches)  # one new token per sequence: the fast path
-        else:
-            for i, block in enumerate(self.blocks):
-                out = block(h, mask=mask, causal=causal, need_weights=output_attentions, cache=caches[i] if caches else None)
-                h = out.hidden
-                if attentions is not None:
-                    attentions.append(out.self_weights)
+        for i, block in enumerate(self.blocks):
+            out = block(h, mask=mask, causal=causal, need_weights=output_attentions, cache=caches[i] if caches else None)
+            h = out.hidden
+            if attentions is not None:
+                attentions.append(out.self_weights)
         if last_only:
             h = h[:, -1:]  # (B, 1, D)
         h = self.final_norm(h)
         logits = F.linear(h, self.lm_head_weight)  # (B, L, V)
         loss = None if labels is None else causal_lm_loss(logits, labels)
         return GPTOutput(logits=logits, loss=loss, attentions=attentions, last_hidden_state=h)
+
+    def _decode_next(
+        self, input_ids: Tensor, attention_mask: Tensor | None, position_ids: Tensor | None,
+        caches: list[KVCache], past: int,
+    ) -> GPTOutput:
+        """The fast path of decoding, one new token per sequence ``input_ids (B, 1)`` in
+        inference: the forward above with direct functional calls (no module dispatch, no
+        dropout, the position of an unpadded batch read as a Python int)."""
+        b = input_ids.shape[0]
+        positions = self.positions.embedding.weight  # (context, D)
+        if position_ids is None:
+            if past >= self.config.context_length:
+                raise AttnlabError(f"sequence position {past} exceeds the model's limit of {self.config.context_length} positions")
+            position = positions[past]  # (D,)
+        else:
+            position = self.positions(position_ids)  # (B, 1, D), checked
+        h = F.embedding(input_ids, self.token_embedding.weight) + position  # (B, 1, D)
+        mask, _ = self._attention_mask(attention_mask, b, 1, past, input_ids.device)
+        h = self._decode_blocks(h, mask, caches)
+        norm = self.final_norm
+        h = F.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+        return GPTOutput(logits=F.linear(h, self.lm_head_weight), last_hidden_state=h)  # (B, 1, V)
 
     def _decode_blocks(self, h: Tensor, mask: Tensor | None, caches: list[KVCache]) -> Tensor:
         """The blocks for one new token ``h (B, 1, D)``, in inference: the same computation as
