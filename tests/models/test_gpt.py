@@ -192,6 +192,11 @@ def test_clear_errors():
         gpt(torch.zeros(1, 33, dtype=torch.long))
     with pytest.raises(AttnlabError, match="context of 32 tokens"):
         gpt.generate(torch.zeros(1, 30, dtype=torch.long), 5)
+    caches = gpt.make_caches(capacity=32)
+    with torch.no_grad():
+        gpt(torch.zeros(1, 32, dtype=torch.long), caches=caches)
+        with pytest.raises(AttnlabError, match="position 32 exceeds the model's limit of 32"):
+            gpt(torch.zeros(1, 1, dtype=torch.long), caches=caches)  # the one-token decoding path
     with pytest.raises(AttnlabError, match="attention_mask"):
         gpt(torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 4))
     with pytest.raises(AttnlabError, match="d_model"):
