@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--out", default="docs/images/gpt_learning_curve.png")
     parser.add_argument("--title", default="char-small GPT (4 x 128) on the Python standard library (held-out files)")
     args = parser.parse_args()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(11, 4.6))
     for run in args.runs:
         state = read_json(Path(run) / "trainer_state.json")
         per_step = state["elapsed_s"] / 60 / max(state["step"], 1)
@@ -50,7 +50,7 @@ def main() -> None:
     ax.set_ylabel("validation bits per character")
     ax.set_title(args.title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")  # beside the curves
     fig.tight_layout()
     atomic_write(args.out, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     print(f"wrote {args.out}")
