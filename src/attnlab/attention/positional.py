@@ -43,12 +43,14 @@ class LearnedPositions(nn.Module):
         self.embedding = nn.Embedding(max_positions, dim)
 
     def forward(self, positions: Tensor) -> Tensor:
-        if positions.numel() and int(positions.max()) >= self.max_positions:
-            raise AttnlabError(
-                f"sequence position {int(positions.max())} exceeds the model's limit of "
-                f"{self.max_positions} positions"
-            )
+        if positions.numel():
+            self.check(int(positions.max()))
         return self.embedding(positions)
+
+    def check(self, position: int) -> None:
+        """A clear error for a position past the table."""
+        if position >= self.max_positions:
+            raise AttnlabError(f"sequence position {position} exceeds the model's limit of {self.max_positions} positions")
 
 
 class RotaryEmbedding(nn.Module):

@@ -188,11 +188,9 @@ class GPT(PretrainedModel):
         inference: the forward above with direct functional calls (no module dispatch, no
         dropout, the position of an unpadded batch read as a Python int)."""
         b = input_ids.shape[0]
-        positions = self.positions.embedding.weight  # (context, D)
         if position_ids is None:
-            if past >= self.config.context_length:
-                raise AttnlabError(f"sequence position {past} exceeds the model's limit of {self.config.context_length} positions")
-            position = positions[past]  # (D,)
+            self.positions.check(past)
+            position = self.positions.embedding.weight[past]  # (D,)
         else:
             position = self.positions(position_ids)  # (B, 1, D), checked
         h = F.embedding(input_ids, self.token_embedding.weight) + position  # (B, 1, D)

@@ -50,10 +50,11 @@ class ScheduleRefit:
             if steps_done >= self.skip:
                 self._origin = (steps_done, elapsed_s)
             return None
-        if self._done >= len(self.at) or elapsed_s < self.at[self._done] * self.max_time_s:
-            return None
+        passed = self._done
         while self._done < len(self.at) and elapsed_s >= self.at[self._done] * self.max_time_s:
             self._done += 1  # a slow update may pass several points at once: one re-fit
+        if self._done == passed:
+            return None
         first_step, first_s = self._origin
         if steps_done <= first_step or elapsed_s <= first_s:
             return None

@@ -11,10 +11,10 @@ A checkpoint (see ``checkpoint.py``) is written every ``save_every`` updates, at
 end, on Ctrl-C and when ``max_time_s`` is spent. ``fit(resume=True)`` restores model,
 optimizer, scheduler, step and every RNG and continues with the same losses the
 uninterrupted run would have had, bit for bit on CPU. With ``config.refit_up_to`` a
-time-budgeted run re-sizes its schedule from its measured update rate (``schedule_refit.py``)
-in its first session and records the length it chose; a resumed run keeps it. Evaluation runs in eval mode
-under ``no_grad`` with the RNG states saved and restored around it, so evaluating (or
-not) never changes the training losses.
+time-budgeted run re-sizes its schedule from its measured update rate
+(``schedule_refit.py``) in its first session and records the length it chose; a resumed
+run keeps it. Evaluation runs in eval mode under ``no_grad`` with the RNG states saved
+and restored around it, so evaluating (or not) never changes the training losses.
 """
 
 from __future__ import annotations
