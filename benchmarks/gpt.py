@@ -7,8 +7,10 @@ same weights, in one process, timings interleaved (medians; ratio > 1: attnlab f
    PaLM appendix B): N the matrix parameters (blocks + tied output layer), L layers,
    T sequence length, D width.
 2. Greedy decoding at batch 1: HF ``generate()`` vs ``GPT.generate`` (KV cache), tokens/s,
-   and the *matvec floor*: the tokens/s of the per-token matrix-vector products alone
-   (every weight matrix read once), the bound that memory traffic puts on any decoder.
+   with attnlab's C decoding step (the default on the CPU) and with its PyTorch path
+   (``ATTNLAB_NATIVE=0``), and the rate at which attnlab reads the weights (every block
+   tensor and the output layer once per token: the memory traffic that bounds any
+   batch-1 decoder).
 
 Run (CPU, the 4 x 256 char-level shape):  python -m benchmarks.gpt
      (GPU, the 124M shape):  python -m benchmarks.gpt --device cuda --preset gpt2-124m --batch-size 16 \
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import time
 
 import torch
@@ -28,7 +31,7 @@ import transformers
 from attnlab.config import config_to_dict
 from attnlab.interop.hf_gpt2 import config_to_hf
 from attnlab.models.gpt import GPT, gpt_config
-from benchmarks.common import compare, machine_line, median_time, print_table
+from benchmarks.common import compare, machine_line, print_table
 
 transformers.logging.set_verbosity_error()
 
@@ -100,41 +103,47 @@ def training_rows(args, hf, ours) -> list[list[object]]:
     return rows
 
 
-def matvec_floor_s(model: GPT, repeats: int = 50) -> float:
-    """Seconds per token of the matrix-vector products alone (median of ``repeats``): every
-    block matrix in the decoding layout and the output layer, once — the weight traffic
-    that any batch-1 decoder of this model pays per token, with no other work."""
-    matrices = [m for w in model._decode_weights() for m in (w.qkv_weight_t, w.out_weight_t, w.fc1_weight_t, w.fc2_weight_t)]
-    inputs = [torch.randn(1, m.shape[0], dtype=m.dtype, device=m.device) for m in matrices]
-    head = model.lm_head_weight.detach()
-    x_head = torch.randn(1, head.shape[1], dtype=head.dtype, device=head.device)
-
-    def one_token():
-        with torch.no_grad():
-            for x, m in zip(inputs, matrices):
-                x @ m
-            torch.nn.functional.linear(x_head, head)
-
-    return median_time(one_token, repeats=repeats, warmup=5)
+def weight_bytes(model: GPT) -> int:
+    """Bytes a batch-1 decoding step must read: every block tensor and the output layer."""
+    layers = model._decoding.layers(model)
+    head = model.lm_head_weight
+    return sum(t.numel() * t.element_size() for w in layers for t in w) + head.numel() * head.element_size()
 
 
-def decoding_row(args, hf, ours) -> list[object]:
+@contextlib.contextmanager
+def native_step(enabled: bool):
+    """Run attnlab's decoding with its C step (the default) or with its PyTorch path."""
+    previous = os.environ.get("ATTNLAB_NATIVE")
+    os.environ["ATTNLAB_NATIVE"] = "1" if enabled else "0"
+    try:
+        yield
+    finally:
+        os.environ.pop("ATTNLAB_NATIVE") if previous is None else os.environ.update(ATTNLAB_NATIVE=previous)
+
+
+def decoding_rows(args, hf, ours) -> list[list[object]]:
     hf.eval(), ours.eval()
     prompt = torch.randint(0, ours.config.vocab_size, (1, 8), device=args.device)
     n = args.new_tokens
+    traffic = weight_bytes(ours)
 
     def peer():
         hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
         sync(args.device)
 
-    def mine():
-        ours.generate(prompt, n)
-        sync(args.device)
+    rows = []
+    for native in (True, False) if args.device == "cpu" else (False,):
+        def mine():
+            with native_step(native):
+                ours.generate(prompt, n)
+            sync(args.device)
 
-    assert torch.equal(hf.generate(prompt, max_new_tokens=20, do_sample=False, pad_token_id=0), ours.generate(prompt, 20))
-    r = compare("decode", peer, mine, repeats=args.decode_repeats, warmup=1)
-    floor = matvec_floor_s(ours)
-    return ["greedy, batch 1", n, n / r.peer_s, n / r.ours_s, f"{r.ratio:.2f}x", 1 / floor, f"{floor * n / r.ours_s:.0%}"]
+        with native_step(native):
+            assert torch.equal(hf.generate(prompt, max_new_tokens=20, do_sample=False, pad_token_id=0), ours.generate(prompt, 20))
+        r = compare("decode", peer, mine, repeats=args.decode_repeats, warmup=1)
+        mode = "greedy, batch 1, " + ("C step" if native else "PyTorch path")
+        rows.append([mode, n, n / r.peer_s, n / r.ours_s, f"{r.ratio:.2f}x", traffic * n / r.ours_s / 1e9])
+    return rows
 
 
 def main() -> None:
@@ -172,8 +181,8 @@ def main() -> None:
     if not args.skip_decode:
         print_table(
             "Greedy decoding, tokens/s",
-            ["mode", "new tokens", "HF generate()", "attnlab generate", "speed-up", "matvec floor", "attnlab / floor"],
-            [decoding_row(args, hf, ours)],
+            ["mode", "new tokens", "HF generate()", "attnlab generate", "speed-up", "attnlab weight reads, GB/s"],
+            decoding_rows(args, hf, ours),
         )
 
 

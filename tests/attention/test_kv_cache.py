@@ -61,3 +61,19 @@ def test_reorder_and_reset():
     assert cache.key[:, 0, 0, 0].tolist() == [2.0, 2.0, 0.0]
     cache.reset()
     assert cache.length == 0 and cache.key is None
+
+
+def test_claim_extends_in_place_and_grows():
+    cache = KVCache(capacity=3)
+    key, value = torch.randn(1, 2, 2, 4), torch.randn(1, 2, 2, 4)
+    cache.update(key, value)
+    with pytest.raises(AttnlabError, match="already holds keys"):
+        KVCache().claim(1)
+    for step in range(4):  # capacity 3 -> grows while keeping what is there
+        keys, values = cache.claim(1)
+        keys[:, :, cache.length - 1] = step
+        values[:, :, cache.length - 1] = -step
+    assert cache.length == 6 and cache.key.shape == (1, 2, 6, 4)
+    torch.testing.assert_close(cache.key[:, :, :2], key, rtol=0, atol=0)
+    assert torch.equal(cache.key[0, 0, 2:, 0], torch.arange(4.0))
+    assert torch.equal(cache.value[0, 1, 2:, 3], -torch.arange(4.0))

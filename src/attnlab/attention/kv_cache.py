@@ -33,6 +33,9 @@ class KVCache:
         self._key: Tensor | None = None
         self._value: Tensor | None = None
         self.length = 0
+        # Set by the model that fills the cache: what it decided at the sequence's first
+        # step (the weights the keys were computed with), so it need not re-check per step.
+        self.decode_state: object | None = None
 
     @property
     def key(self) -> Tensor | None:
@@ -66,6 +69,18 @@ class KVCache:
         self._value[:, :, self.length : self.length + new] = value
         self.length += new
         return self.key, self.value
+
+    def claim(self, new: int) -> tuple[Tensor, Tensor]:
+        """Extend by ``new`` tokens whose keys/values the caller writes in place, at rows
+        ``length .. length + new - 1`` (the length before the call) of the returned
+        storage ``(B, Hkv, capacity, Dh)`` — for kernels that write the cache themselves.
+        The cache must already hold a token (its shapes come from the first update)."""
+        if self.static or self._key is None:
+            raise AttnlabError("claim() extends a growing cache that already holds keys")
+        if self.length + new > self._key.shape[2]:
+            self._grow(2 * (self.length + new))
+        self.length += new
+        return self._key, self._value
 
     def reorder(self, index: Tensor) -> None:
         """Select batch rows (beam search): ``index (B_new,)`` into the cached batch."""

@@ -21,7 +21,6 @@ D d_model, V vocab, H heads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +35,7 @@ from attnlab.generation import generate
 from attnlab.interop.hf_gpt2 import config_from_hf, config_to_hf, weights_from_hf, weights_to_hf
 from attnlab.layers.blocks import EncoderBlock
 from attnlab.models.base import PretrainedModel
+from attnlab.models.gpt_decoding import DecodingCache, decode_blocks
 
 IGNORE_INDEX = -100  # labels with this value add nothing to the loss (the HF/PyTorch convention)
 
@@ -132,6 +132,7 @@ class GPT(PretrainedModel):
             for _ in range(config.num_layers)
         )
         self.final_norm = nn.LayerNorm(d, eps=config.norm_eps)
+        self._decoding = DecodingCache()  # weights gathered for decoding, see gpt_decoding
         self.apply(_init_weights)
         for name, p in self.named_parameters():  # GPT-2: residual projections scaled by 1/sqrt(2N)
             if name.endswith(("out_proj.weight", "linear2.weight")):
@@ -185,9 +186,16 @@ class GPT(PretrainedModel):
         caches: list[KVCache], past: int,
     ) -> GPTOutput:
         """The fast path of decoding, one new token per sequence ``input_ids (B, 1)`` in
-        inference: the forward above with direct functional calls (no module dispatch, no
-        dropout, the position of an unpadded batch read as a Python int)."""
+        inference (:mod:`attnlab.models.gpt_decoding`): the C step for one unpadded fp32
+        CPU sequence, else the forward above as direct functional calls (no module
+        dispatch, no dropout, the position of an unpadded batch read as a Python int)."""
         b = input_ids.shape[0]
+        choice = self._decoding.for_sequence(self, caches)
+        if choice.native is not None and attention_mask is None and position_ids is None \
+                and not torch.is_autocast_enabled("cpu"):
+            self.positions.check(past)
+            logits, h = choice.native.step(int(input_ids), caches)  # (V,), (D,)
+            return GPTOutput(logits=logits.view(1, 1, -1), last_hidden_state=h.view(1, 1, -1))
         if position_ids is None:
             self.positions.check(past)
             position = self.positions.embedding.weight[past]  # (D,)
@@ -195,43 +203,11 @@ class GPT(PretrainedModel):
             position = self.positions(position_ids)  # (B, 1, D), checked
         h = F.embedding(input_ids, self.token_embedding.weight) + position  # (B, 1, D)
         mask, _ = self._attention_mask(attention_mask, b, 1, past, input_ids.device)
-        h = self._decode_blocks(h, mask, caches)
-        norm = self.final_norm
-        h = F.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-        return GPTOutput(logits=F.linear(h, self.lm_head_weight), last_hidden_state=h)  # (B, 1, V)
-
-    def _decode_blocks(self, h: Tensor, mask: Tensor | None, caches: list[KVCache]) -> Tensor:
-        """The blocks for one new token ``h (B, 1, D)``, in inference: the same computation as
-        ``EncoderBlock`` (tests compare it with the uncached forward and with HF), written
-        as direct functional calls on weights gathered once (q/k/v packed) — per token this
-        skips ~200 small ops and attribute lookups of module dispatch, dropout and checks,
-        which dominate batch-1 decoding of a small model.
-        """
-        b, _, d = h.shape
-        heads, eps = self.config.num_heads, self.config.norm_eps
         activation = self.blocks[0].ffn.activation
-        h = h.reshape(b, d)  # (B, D): one token per row
-        for cache, w in zip(caches, self._decode_weights()):
-            x = F.layer_norm(h, (d,), w.norm1_weight, w.norm1_bias, eps)
-            qkv = torch.addmm(w.qkv_bias, x, w.qkv_weight_t).view(b, 3, heads, 1, d // heads)  # (B, 3, H, 1, Dh)
-            k, v = cache.update(qkv[:, 1], qkv[:, 2])  # (B, H, Lk, Dh)
-            out = F.scaled_dot_product_attention(qkv[:, 0], k, v, attn_mask=mask)  # (B, H, 1, Dh)
-            h = torch.addmm(w.out_bias, out.reshape(b, d), w.out_weight_t).add_(h)
-            x = F.layer_norm(h, (d,), w.norm2_weight, w.norm2_bias, eps)
-            hidden = activation(torch.addmm(w.fc1_bias, x, w.fc1_weight_t))  # (B, F)
-            h = torch.addmm(w.fc2_bias, hidden, w.fc2_weight_t).add_(h)
-        return h.view(b, 1, d)
-
-    def _decode_weights(self) -> list[_LayerWeights]:
-        """Per layer the tensors of :meth:`_decode_blocks`, rebuilt only when a weight changed."""
-        if getattr(self, "_block_params", None) is None:
-            self._block_params = list(self.blocks.parameters())
-        key = [(p.data_ptr(), p._version) for p in self._block_params]
-        if getattr(self, "_decode_key", None) != key:
-            with torch.no_grad():
-                self._decode_cache = [_LayerWeights.of(block) for block in self.blocks]
-            self._decode_key = key
-        return self._decode_cache
+        h = decode_blocks(h.view(b, -1), mask, caches, choice.layers, self.config.num_heads, self.config.norm_eps, activation)
+        norm = self.final_norm
+        h = F.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias, norm.eps).view(b, 1, -1)  # (B, 1, D)
+        return GPTOutput(logits=F.linear(h, self.lm_head_weight), last_hidden_state=h)  # (B, 1, V)
 
     def generate(self, input_ids: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
         """Greedy or sampled continuation, ``(B, L + new)``; see :func:`attnlab.generation.generate`."""
@@ -263,7 +239,10 @@ class GPT(PretrainedModel):
     def _check_ids(self, ids: Tensor, name: str) -> None:
         if ids.dim() != 2 or ids.dtype not in (torch.int64, torch.int32):
             raise AttnlabError(f"{name} must be an integer tensor of shape (B, L), got {ids.dtype} {tuple(ids.shape)}")
-        low, high = ids.aminmax() if ids.numel() else (0, 0)  # one pass, one sync
+        if ids.numel() == 1:  # a decoding step: one read
+            low = high = int(ids)
+        else:
+            low, high = ids.aminmax() if ids.numel() else (0, 0)  # one pass, one sync
         if int(low) < 0 or int(high) >= self.config.vocab_size:
             raise AttnlabError(
                 f"{name} holds token ids in [{int(low)}, {int(high)}]; expected ids in "
@@ -290,45 +269,6 @@ class GPT(PretrainedModel):
         allowed = keys & causal_mask(length, total, device=device)  # (B, 1, L, Lk)
         # A padding query would see no key at all; let it see itself so no row is empty.
         return allowed | _diagonal(length, total, device), False
-
-
-class _LayerWeights(NamedTuple):
-    """One block's tensors for the decoding fast path: matrices stored ``(in, out)``.
-
-    A matrix-vector product reads the whole matrix once per token; with the weight laid
-    out ``(in, out)`` (as GPT-2's own Conv1D stores it) ``addmm`` streams it ~15% faster
-    than through ``nn.Linear``'s ``(out, in)`` view on this CPU. The copies cost one
-    more copy of the block weights while decoding.
-    """
-
-    norm1_weight: Tensor
-    norm1_bias: Tensor
-    qkv_weight_t: Tensor  # (D, 3D): q | k | v
-    qkv_bias: Tensor  # (3D,)
-    out_weight_t: Tensor  # (D, D)
-    out_bias: Tensor
-    norm2_weight: Tensor
-    norm2_bias: Tensor
-    fc1_weight_t: Tensor  # (D, F)
-    fc1_bias: Tensor
-    fc2_weight_t: Tensor  # (F, D)
-    fc2_bias: Tensor
-
-    @classmethod
-    def of(cls, block: EncoderBlock) -> _LayerWeights:
-        attn, ffn = block.self_attn, block.ffn
-        projections = (attn.q_proj, attn.k_proj, attn.v_proj)
-
-        def t(weight: Tensor) -> Tensor:
-            return weight.t().contiguous()
-
-        return cls(
-            block.attn_residual.norm.weight, block.attn_residual.norm.bias,
-            t(torch.cat([p.weight for p in projections])), torch.cat([p.bias for p in projections]),
-            t(attn.out_proj.weight), attn.out_proj.bias,
-            block.ffn_residual.norm.weight, block.ffn_residual.norm.bias,
-            t(ffn.linear1.weight), ffn.linear1.bias, t(ffn.linear2.weight), ffn.linear2.bias,
-        )
 
 
 def _diagonal(length: int, total: int, device: torch.device) -> Tensor:

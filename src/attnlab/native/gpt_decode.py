@@ -1,0 +1,96 @@
+"""The ctypes binding of ``gpt_decode.c``: one GPT decoding step for one sequence.
+
+:class:`NativeDecoder` holds the pointers of a model's decoding weights (rebuilt when
+they change) and runs ``attnlab_gpt_decode`` on a token, writing the new key/value row
+into the per-layer :class:`~attnlab.attention.kv_cache.KVCache` storage in place.
+Only fp32 CPU tensors, batch 1 and no padding; :meth:`GPT._decode_next` falls back to
+its PyTorch path for everything else.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from attnlab.attention.kv_cache import KVCache
+from attnlab.native.build import load
+
+_FIELDS = (
+    "norm1_weight", "norm1_bias", "qkv_weight_t", "qkv_bias", "out_weight_t", "out_bias",
+    "norm2_weight", "norm2_bias", "fc1_weight_t", "fc1_bias", "fc2_weight_t", "fc2_bias",
+)
+
+
+class _Layer(ctypes.Structure):
+    """Mirror of ``gpt_layer`` in gpt_decode.c: the tensors of one block, by address."""
+
+    _fields_ = [(name, ctypes.c_void_p) for name in _FIELDS]
+
+
+def _pointer(t: Tensor) -> int:
+    return t.data_ptr()
+
+
+def _library() -> ctypes.CDLL | None:
+    library = load("gpt_decode")
+    if library is not None and not getattr(library, "_typed", False):
+        f = library.attnlab_gpt_decode
+        f.restype = None
+        f.argtypes = [ctypes.c_int] * 7 + [ctypes.c_float, ctypes.c_int] + [ctypes.c_void_p] * 10
+        library._typed = True
+    return library
+
+
+def available() -> bool:
+    """True when the C step is built (or buildable) on this machine and not turned off."""
+    return _library() is not None
+
+
+class NativeDecoder:
+    """The C decoding step bound to one set of decoding weights.
+
+    ``layers``: per block the tensors named in ``_FIELDS`` (fp32, contiguous, matrices
+    ``(in, out)``); ``final_norm = (weight, bias)``; ``embedding (V, D)`` (tied output);
+    ``positions (context, D)``. The object keeps references to all of them, so their
+    addresses stay valid while it lives.
+    """
+
+    def __init__(self, layers: Sequence, final_norm: tuple[Tensor, Tensor], embedding: Tensor,
+                 positions: Tensor, heads: int, eps: float):
+        self._library = _library()
+        tensors = [getattr(layer, name) for layer in layers for name in _FIELDS]
+        tensors += [*final_norm, embedding, positions]
+        if any(t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous() for t in tensors):
+            raise ValueError("the native GPT step needs contiguous fp32 CPU tensors")
+        self._keep = tensors
+        self._layers = (_Layer * len(layers))(*[_Layer(*[_pointer(getattr(w, n)) for n in _FIELDS]) for w in layers])
+        self.embedding, self.positions, self.final_norm = embedding, positions, final_norm
+        self.num_layers, self.heads, self.eps = len(layers), heads, eps
+        self.vocab, self.d = embedding.shape
+        self.ffn = layers[0].fc1_bias.shape[0]
+        self._workspace = torch.empty(0)
+        self._pointer_arrays = ctypes.c_void_p * len(layers)
+
+    def step(self, token: int, caches: list[KVCache]) -> tuple[Tensor, Tensor]:
+        """Logits ``(V,)`` of the token after ``token`` (at position ``caches[0].length``) and
+        the final LayerNorm's output ``(D,)``; appends the token's keys/values to
+        ``caches`` (one per layer, batch 1, fp32)."""
+        past = caches[0].length
+        keys, values = zip(*(cache.claim(1) for cache in caches))  # (1, H, capacity, Dh) each
+        capacity = keys[0].shape[2]
+        size = 6 * self.d + self.ffn + self.heads * capacity
+        if self._workspace.numel() < size:
+            self._workspace = torch.empty(size)
+        logits = torch.empty(self.vocab)
+        row = 4 * self.d  # bytes per embedding row
+        self._library.attnlab_gpt_decode(
+            self.num_layers, self.d, self.heads, self.ffn, self.vocab, capacity, past, self.eps, torch.get_num_threads(),
+            self._layers, self._pointer_arrays(*map(_pointer, keys)), self._pointer_arrays(*map(_pointer, values)),
+            _pointer(self.embedding) + token * row, _pointer(self.positions) + past * row,
+            _pointer(self.final_norm[0]), _pointer(self.final_norm[1]), _pointer(self.embedding),
+            _pointer(self._workspace), _pointer(logits),
+        )
+        return logits, self._workspace[self.d : 2 * self.d].clone()  # the workspace's x: LN_f(h)

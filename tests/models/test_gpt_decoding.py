@@ -1,0 +1,128 @@
+"""The decoding step's two paths — the C step (``attnlab.native.gpt_decode``) and the
+PyTorch path — against each other, the uncached forward and HF ``generate`` (fp32;
+logits atol 1e-5 at unit scale, cached keys atol 1e-6)."""
+
+import copy
+import pickle
+import shutil
+
+import pytest
+import torch
+import transformers
+
+from attnlab.models import GPT, GPTConfig
+from attnlab.native import gpt_decode
+
+transformers.logging.set_verbosity_error()
+ATOL = 1e-5
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="the C step needs a C compiler")
+
+SHAPES = [  # one that fills 64-byte column blocks, and one that cuts them anywhere
+    dict(vocab_size=71, context_length=48, num_layers=2, num_heads=4, d_model=64),
+    dict(vocab_size=37, context_length=40, num_layers=1, num_heads=3, d_model=36, d_ff=100),
+]
+
+
+def model(shape: dict, sharpen: float = 1.0) -> GPT:
+    gpt = GPT(GPTConfig(**shape, dropout=0.0, attention_dropout=0.0)).eval()
+    with torch.no_grad():
+        for p in gpt.parameters():
+            if p.dim() > 1:
+                p.mul_(sharpen)
+    return gpt
+
+
+@torch.inference_mode()
+def decode(gpt: GPT, prompt: torch.Tensor, tokens: torch.Tensor, capacity: int):
+    """Prefill ``prompt (1, L)``, then feed ``tokens`` one by one: logits, hidden, caches, choice."""
+    caches = gpt.make_caches(capacity=capacity)
+    gpt(prompt, caches=caches)
+    steps = [gpt(t.view(1, 1), caches=caches) for t in tokens]
+    logits = torch.cat([s.logits for s in steps], dim=1)  # (1, N, V)
+    hidden = torch.cat([s.last_hidden_state for s in steps], dim=1)  # (1, N, D)
+    return logits, hidden, caches, caches[0].decode_state
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", SHAPES, ids=["4x64", "3x36-ff100"])
+def test_native_step_equals_pytorch_path_and_uncached_forward(shape, threads, monkeypatch):
+    gpt = model(shape)
+    ids = torch.randint(0, shape["vocab_size"], (1, 30))
+    prompt, tokens = ids[:, :5], ids[0, 5:]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        logits, hidden, caches, choice = decode(gpt, prompt, tokens, capacity=4)  # the cache grows, too
+        assert choice.native is not None  # the C step ran
+        monkeypatch.setenv("ATTNLAB_NATIVE", "0")
+        ref_logits, ref_hidden, ref_caches, ref_choice = decode(gpt, prompt, tokens, capacity=4)
+        assert ref_choice.native is None
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(logits, ref_logits, atol=ATOL, rtol=0)
+    torch.testing.assert_close(hidden, ref_hidden, atol=ATOL, rtol=0)
+    for cache, ref in zip(caches, ref_caches):
+        torch.testing.assert_close(cache.key, ref.key, atol=1e-6, rtol=0)
+        torch.testing.assert_close(cache.value, ref.value, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        full = gpt(ids).logits[:, 5:]  # the uncached logits at the fed tokens' positions
+    torch.testing.assert_close(logits, full, atol=ATOL, rtol=0)
+
+
+def test_greedy_batch_one_equals_hf_generate():
+    config = transformers.GPT2Config(
+        vocab_size=61, n_positions=64, n_embd=32, n_layer=2, n_head=2, resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
+    )
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            if p.dim() > 1:
+                p.mul_(4.0)  # no near-ties between the top two logits
+    gpt = GPT.from_hf(hf).eval()
+    ids = torch.randint(1, 61, (1, 6))
+    ref = hf.generate(ids, max_new_tokens=40, do_sample=False, pad_token_id=0, eos_token_id=None)
+    assert torch.equal(gpt.generate(ids, 40), ref)
+
+
+def test_new_weights_are_used_by_the_next_sequence(monkeypatch):
+    gpt = model(SHAPES[0], sharpen=4.0)
+    prompt = torch.randint(0, 71, (1, 4))
+    before = gpt.generate(prompt, 20)
+    with torch.no_grad():
+        gpt.blocks[0].ffn.linear1.weight.mul_(-1.0)  # in place: same address, new version
+        gpt.final_norm.bias.add_(0.5)
+    after = gpt.generate(prompt, 20)
+    monkeypatch.setenv("ATTNLAB_NATIVE", "0")
+    assert torch.equal(after, gpt.generate(prompt, 20))
+    assert not torch.equal(after, before)
+
+
+def test_padded_batched_bf16_and_autocast_use_the_pytorch_path():
+    gpt = model(SHAPES[0])
+    ids = torch.randint(0, 71, (2, 5))
+    *_, choice = decode(gpt, ids[:1], ids[1], capacity=8)
+    assert choice.native is not None
+    with torch.inference_mode():
+        caches = gpt.make_caches(8)
+        gpt(ids, caches=caches)
+        gpt(ids[:, :1], caches=caches)
+        assert caches[0].decode_state.native is None  # batch 2
+    bf16 = copy.deepcopy(gpt).to(torch.bfloat16)
+    *_, choice = decode(bf16, ids[:1], ids[1], capacity=8)
+    assert choice.native is None
+
+
+def test_decoded_model_can_be_copied_and_pickled():
+    gpt = model(SHAPES[0])
+    prompt = torch.randint(0, 71, (1, 4))
+    out = gpt.generate(prompt, 10)
+    for clone in (copy.deepcopy(gpt), pickle.loads(pickle.dumps(gpt))):
+        assert torch.equal(clone.generate(prompt, 10), out)
+
+
+def test_available_follows_the_switch(monkeypatch):
+    assert gpt_decode.available()
+    monkeypatch.setenv("ATTNLAB_NATIVE", "0")
+    assert not gpt_decode.available()
