@@ -5,14 +5,18 @@
     d/dx         = s + x s (1 - s) v',    s = sigmoid(v),  v' = c (1 + 3 a x^2)
 
 (``(1 + tanh(u)) / 2 = sigmoid(2u)``.) On the CPU PyTorch's tanh costs ~3 ns per fp32
-element against ~0.5 ns for sigmoid, so ``F.gelu(x, approximate="tanh")`` takes 2.1 ms
-forward and 2.2 ms backward on a (1024, 1024) fp32 tensor on one core; this form takes
-~1.1 ms forward, and its backward, from the saved ``s``, ~1 ms (`benchmarks/gpt.py`'s
-training step, 4 x 256: ~8 ms of ~310). It agrees with ``F.gelu(approximate="tanh")``
-to within fp32 rounding (both ~4e-7 from the fp64 value on N(0, 1) inputs); tests check it.
+element against ~0.5 ns for sigmoid, and each elementwise op is a pass over memory: on a
+(1024, 1024) fp32 tensor on one core ``F.gelu(x, approximate="tanh")`` takes 1.8 ms
+forward and 2.4 ms backward, and this form as PyTorch ops 1.8 and 1.9 ms. The C kernel
+of :mod:`attnlab.native.gelu_tanh` computes it in one pass each way, 0.53 and 0.76 ms
+(the 4 x 256 GPT training step of ``benchmarks/gpt.py`` runs it 8 times). Its backward
+recomputes ``s`` from ``x``; the PyTorch-op fallback (no C compiler) saves ``s``. Both
+agree with ``F.gelu(approximate="tanh")`` to within fp32 rounding (~5e-7 from the fp64
+value on N(0, 9) inputs); tests check both against fp64.
 
-:func:`gelu_tanh` takes this path for fp32 CPU tensors that need a gradient and calls
-``F.gelu`` otherwise (inference, bf16 autocast, CUDA: there the fused kernel is faster).
+:func:`gelu_tanh` takes the C kernel for contiguous fp32 CPU tensors, the PyTorch-op
+form for other fp32 CPU tensors that need a gradient, and ``F.gelu`` otherwise (bf16
+autocast, CUDA, ``torch.compile``: there the fused kernel is as fast).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from attnlab.native import gelu_tanh as native
 
 _C = 2 * math.sqrt(2 / math.pi)
 _A = 0.044715
@@ -44,8 +50,22 @@ class _SigmoidGeluTanh(torch.autograd.Function):
         return d.add_(1.0).mul_(s).mul_(grad)  # s (1 + x v' (1 - s)) * grad
 
 
+class _NativeGeluTanh(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return native.forward(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return native.backward(x, grad)
+
+
 def gelu_tanh(x: Tensor) -> Tensor:
     """``F.gelu(x, approximate="tanh")``, faster where it matters (see the module docstring)."""
+    if native.applies(x):
+        return _NativeGeluTanh.apply(x)
     if x.requires_grad and torch.is_grad_enabled() and x.dtype == torch.float32 and x.device.type == "cpu":
         return _SigmoidGeluTanh.apply(x)
     return F.gelu(x, approximate="tanh")

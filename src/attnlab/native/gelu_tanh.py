@@ -1,0 +1,49 @@
+"""The ctypes binding of ``gelu_tanh.c``: GPT-2's tanh-GELU forward and backward in one
+pass each over contiguous fp32 CPU tensors (used by :mod:`attnlab.layers.gelu_tanh`)."""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+from torch import Tensor
+
+from attnlab.native.build import load
+
+SERIAL_BELOW = 1 << 15  # elements: below this one thread is faster than waking the others
+
+
+def _library() -> ctypes.CDLL | None:
+    library = load("gelu_tanh")
+    if library is not None and not getattr(library, "_typed", False):
+        library.attnlab_gelu_tanh_forward.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64, ctypes.c_int]
+        library.attnlab_gelu_tanh_backward.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_int]
+        library._typed = True
+    return library
+
+
+def applies(x: Tensor) -> bool:
+    """True for a contiguous fp32 CPU tensor outside ``torch.compile``, where the kernel is built."""
+    return (
+        x.dtype == torch.float32 and x.device.type == "cpu" and x.is_contiguous()
+        and not torch.compiler.is_compiling() and _library() is not None
+    )
+
+
+def _threads(n: int) -> int:
+    return 1 if n < SERIAL_BELOW else torch.get_num_threads()
+
+
+def forward(x: Tensor) -> Tensor:
+    """``x * sigmoid(c (x + a x^3))``; ``x`` as :func:`applies` requires."""
+    y = torch.empty_like(x)
+    _library().attnlab_gelu_tanh_forward(x.data_ptr(), y.data_ptr(), x.numel(), _threads(x.numel()))
+    return y
+
+
+def backward(x: Tensor, grad: Tensor) -> Tensor:
+    """The gradient with respect to ``x`` given ``grad`` of the output (any layout)."""
+    grad = grad.contiguous()
+    out = torch.empty_like(x)
+    _library().attnlab_gelu_tanh_backward(x.data_ptr(), grad.data_ptr(), out.data_ptr(), x.numel(), _threads(x.numel()))
+    return out
