@@ -9,7 +9,8 @@ element against ~0.5 ns for sigmoid, and each elementwise op is a pass over memo
 (1024, 1024) fp32 tensor on one core ``F.gelu(x, approximate="tanh")`` takes 1.8 ms
 forward and 2.4 ms backward, and this form as PyTorch ops 1.8 and 1.9 ms. The C kernel
 of :mod:`attnlab.native.gelu_tanh` computes it in one pass each way, 0.53 and 0.76 ms
-(the 4 x 256 GPT training step of ``benchmarks/gpt.py`` runs it 8 times). Its backward
+(in the 4 x 256 GPT training step of ``benchmarks/gpt.py`` that gains only 0.5-2%: there
+the activations come from memory either way). Its backward
 recomputes ``s`` from ``x``; the PyTorch-op fallback (no C compiler) saves ``s``. Both
 agree with ``F.gelu(approximate="tanh")`` to within fp32 rounding (~5e-7 from the fp64
 value on N(0, 9) inputs); tests check both against fp64.
