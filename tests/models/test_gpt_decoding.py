@@ -5,6 +5,7 @@ logits atol 1e-5 at unit scale, cached keys atol 1e-6)."""
 import copy
 import pickle
 import shutil
+import threading
 
 import pytest
 import torch
@@ -126,3 +127,32 @@ def test_available_follows_the_switch(monkeypatch):
     assert gpt_decode.available()
     monkeypatch.setenv("ATTNLAB_NATIVE", "0")
     assert not gpt_decode.available()
+
+
+def test_concurrent_generation_from_threads_equals_sequential():
+    gpt = model(SHAPES[0], sharpen=4.0)
+    prompts = [torch.randint(0, 71, (1, 4)) for _ in range(6)]
+    expected = [gpt.generate(p, 40) for p in prompts]
+    results = [None] * len(prompts)
+
+    def work(i):  # ctypes releases the GIL during the C step: the calls overlap
+        results[i] = gpt.generate(prompts[i], 40)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(torch.equal(r, e) for r, e in zip(results, expected))
+
+
+def test_a_non_contiguous_weight_takes_the_pytorch_path(monkeypatch):
+    gpt = model(SHAPES[0])
+    with torch.no_grad():
+        gpt.token_embedding.weight = torch.nn.Parameter(gpt.token_embedding.weight.t().contiguous().t())
+    ids = torch.randint(0, 71, (1, 6))
+    *_, choice = decode(gpt, ids[:, :3], ids[0, 3:], capacity=8)
+    assert choice.native is None
+    out = gpt.generate(ids, 10)
+    monkeypatch.setenv("ATTNLAB_NATIVE", "0")
+    assert torch.equal(out, gpt.generate(ids, 10))

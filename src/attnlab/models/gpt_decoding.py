@@ -147,8 +147,11 @@ class DecodingCache:
             return None
         if self._native is None:
             norm = model.final_norm
-            self._native = NativeDecoder(
-                self._layers, (norm.weight.detach(), norm.bias.detach()), weight.detach(),
-                model.positions.embedding.weight.detach(), model.config.num_heads, model.config.norm_eps,
-            )
+            try:
+                self._native = NativeDecoder(
+                    self._layers, (norm.weight.detach(), norm.bias.detach()), weight.detach(),
+                    model.positions.embedding.weight.detach(), model.config.num_heads, model.config.norm_eps,
+                )
+            except ValueError:  # a weight that is not a contiguous fp32 CPU tensor
+                return None
         return self._native

@@ -71,7 +71,6 @@ class NativeDecoder:
         self.num_layers, self.heads, self.eps = len(layers), heads, eps
         self.vocab, self.d = embedding.shape
         self.ffn = layers[0].fc1_bias.shape[0]
-        self._workspace = torch.empty(0)
         self._pointer_arrays = ctypes.c_void_p * len(layers)
 
     def step(self, token: int, caches: list[KVCache]) -> tuple[Tensor, Tensor]:
@@ -81,9 +80,7 @@ class NativeDecoder:
         past = caches[0].length
         keys, values = zip(*(cache.claim(1) for cache in caches))  # (1, H, capacity, Dh) each
         capacity = keys[0].shape[2]
-        size = 6 * self.d + self.ffn + self.heads * capacity
-        if self._workspace.numel() < size:
-            self._workspace = torch.empty(size)
+        workspace = torch.empty(6 * self.d + self.ffn + self.heads * capacity)  # per call: thread-safe
         logits = torch.empty(self.vocab)
         row = 4 * self.d  # bytes per embedding row
         self._library.attnlab_gpt_decode(
@@ -91,6 +88,6 @@ class NativeDecoder:
             self._layers, self._pointer_arrays(*map(_pointer, keys)), self._pointer_arrays(*map(_pointer, values)),
             _pointer(self.embedding) + token * row, _pointer(self.positions) + past * row,
             _pointer(self.final_norm[0]), _pointer(self.final_norm[1]), _pointer(self.embedding),
-            _pointer(self._workspace), _pointer(logits),
+            _pointer(workspace), _pointer(logits),
         )
-        return logits, self._workspace[self.d : 2 * self.d].clone()  # the workspace's x: LN_f(h)
+        return logits, workspace[self.d : 2 * self.d]  # the workspace's x: LN_f(h)
