@@ -118,7 +118,10 @@ def native_step(enabled: bool):
     try:
         yield
     finally:
-        os.environ.pop("ATTNLAB_NATIVE") if previous is None else os.environ.update(ATTNLAB_NATIVE=previous)
+        if previous is None:
+            del os.environ["ATTNLAB_NATIVE"]
+        else:
+            os.environ["ATTNLAB_NATIVE"] = previous
 
 
 def decoding_rows(args, hf, ours) -> list[list[object]]:
@@ -126,9 +129,11 @@ def decoding_rows(args, hf, ours) -> list[list[object]]:
     prompt = torch.randint(0, ours.config.vocab_size, (1, 8), device=args.device)
     n = args.new_tokens
     traffic = weight_bytes(ours)
+    # HF infers padding from pad_token_id when no mask is given: a prompt holding id 0 would be cut
+    hf_options = dict(attention_mask=torch.ones_like(prompt), do_sample=False, pad_token_id=0)
 
     def peer():
-        hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+        hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, **hf_options)
         sync(args.device)
 
     rows = []
@@ -139,7 +144,7 @@ def decoding_rows(args, hf, ours) -> list[list[object]]:
             sync(args.device)
 
         with native_step(native):
-            assert torch.equal(hf.generate(prompt, max_new_tokens=20, do_sample=False, pad_token_id=0), ours.generate(prompt, 20))
+            assert torch.equal(hf.generate(prompt, max_new_tokens=20, **hf_options), ours.generate(prompt, 20))
         r = compare("decode", peer, mine, repeats=args.decode_repeats, warmup=1)
         mode = "greedy, batch 1, " + ("C step" if native else "PyTorch path")
         rows.append([mode, n, n / r.peer_s, n / r.ours_s, f"{r.ratio:.2f}x", traffic * n / r.ours_s / 1e9])

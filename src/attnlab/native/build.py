@@ -80,6 +80,24 @@ def load(name: str) -> ctypes.CDLL | None:
     return _build_and_load(name) if enabled() else None
 
 
+def bind(name: str, signatures: dict[str, tuple[object, list]]) -> ctypes.CDLL | None:
+    """:func:`load` with each function's ``(restype, argtypes)`` from ``signatures`` set
+    (once per library), so ``ctypes`` converts and checks the arguments of every call."""
+    library = load(name)
+    if library is not None and not getattr(library, "_attnlab_typed", False):
+        for function, (restype, argtypes) in signatures.items():
+            getattr(library, function).restype = restype
+            getattr(library, function).argtypes = argtypes
+        library._attnlab_typed = True
+    return library
+
+
+def _first_error(text: str) -> str:
+    """The line of a compiler's output that says what went wrong."""
+    lines = text.splitlines()
+    return next((line for line in lines if "error" in line), lines[-1] if lines else "unknown error")
+
+
 @functools.cache
 def _build_and_load(name: str) -> ctypes.CDLL | None:
     compiler = shutil.which(os.environ.get("CC", "cc"))
@@ -97,6 +115,6 @@ def _build_and_load(name: str) -> ctypes.CDLL | None:
                 return ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as exc:
         error = str(exc)
-    warnings.warn(f"attnlab: could not build {name}.c ({error.splitlines()[-1] if error else 'unknown error'}); "
+    warnings.warn(f"attnlab: could not build {name}.c ({_first_error(error or '')}); "
                   "it uses its PyTorch path", stacklevel=2)
     return None

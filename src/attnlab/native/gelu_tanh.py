@@ -8,18 +8,19 @@ import ctypes
 import torch
 from torch import Tensor
 
-from attnlab.native.build import load
+from attnlab.native.build import bind
 
 SERIAL_BELOW = 1 << 15  # elements: below this one thread is faster than waking the others
 
 
+_SIGNATURES = {
+    "attnlab_gelu_tanh_forward": (None, [ctypes.c_void_p] * 2 + [ctypes.c_int64, ctypes.c_int]),
+    "attnlab_gelu_tanh_backward": (None, [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_int]),
+}
+
+
 def _library() -> ctypes.CDLL | None:
-    library = load("gelu_tanh")
-    if library is not None and not getattr(library, "_typed", False):
-        library.attnlab_gelu_tanh_forward.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64, ctypes.c_int]
-        library.attnlab_gelu_tanh_backward.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_int]
-        library._typed = True
-    return library
+    return bind("gelu_tanh", _SIGNATURES)
 
 
 def applies(x: Tensor) -> bool:

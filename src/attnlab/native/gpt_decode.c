@@ -1,6 +1,6 @@
 /* One decoding step of a GPT-2-shaped model for one sequence, in plain C (fp32).
  *
- * The same computation as attnlab.models.gpt.GPT._decode_blocks followed by the final
+ * The same computation as attnlab.models.gpt_decoding.decode_blocks followed by the final
  * LayerNorm and the tied output layer, for batch 1 and no padding:
  *
  *     h = W_e[token] + W_p[position]                                  (D)
@@ -11,7 +11,7 @@
  *                 h = h + gelu_tanh(LN_2(h) W_1 + b_1) W_2 + b_2
  *     logits = LN_f(h) W_e^T                                          (V)
  *
- * Matrices are laid out (in, out), row-major, as GPT._decode_weights stores them, so a
+ * Matrices are laid out (in, out), row-major, as gpt_decoding.LayerWeights stores them, so a
  * matrix-vector product streams the weight once, row by row, into an output vector that
  * stays in L1. Caches are (H, capacity, Dh) per layer. With `threads` > 1 the step runs in
  * one OpenMP parallel region: each thread owns a slice of the output columns of every

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from attnlab.attention.kv_cache import KVCache
-from attnlab.native.build import load
+from attnlab.native.build import bind
 
 _FIELDS = (
     "norm1_weight", "norm1_bias", "qkv_weight_t", "qkv_bias", "out_weight_t", "out_bias",
@@ -34,14 +34,13 @@ def _pointer(t: Tensor) -> int:
     return t.data_ptr()
 
 
+_SIGNATURES = {  # attnlab_gpt_decode(7 ints, eps, threads, 10 pointers)
+    "attnlab_gpt_decode": (None, [ctypes.c_int] * 7 + [ctypes.c_float, ctypes.c_int] + [ctypes.c_void_p] * 10),
+}
+
+
 def _library() -> ctypes.CDLL | None:
-    library = load("gpt_decode")
-    if library is not None and not getattr(library, "_typed", False):
-        f = library.attnlab_gpt_decode
-        f.restype = None
-        f.argtypes = [ctypes.c_int] * 7 + [ctypes.c_float, ctypes.c_int] + [ctypes.c_void_p] * 10
-        library._typed = True
-    return library
+    return bind("gpt_decode", _SIGNATURES)
 
 
 def available() -> bool:
