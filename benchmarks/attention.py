@@ -2,11 +2,15 @@
 
 1. MultiHeadAttention vs nn.MultiheadAttention, forward+backward, same weights and inputs
    (B=8, L=512, d=256, 8 heads), without and with attention weights, fp32 and bf16 autocast.
-2. Causal self-attention forward+backward at long lengths (fp32 and bf16): time and
+2. Causal self-attention forward+backward at training lengths (T <= 512, fp32): attnlab's
+   C kernel (attention/causal_kernel.py) vs PyTorch's flash kernel
+   (``F.scaled_dot_product_attention(is_causal=True)``), both on the per-head views of one
+   packed q/k/v projection, gradients flowing back to it, as in a GPT block.
+3. Causal self-attention forward+backward at long lengths (fp32 and bf16): time and
    peak extra memory of attnlab's scaled_dot_product_attention, with the plain
    (materialised-weights) computation as the reference where it fits.
 
-Run: python -m benchmarks.attention [--quick]
+Run: python -m benchmarks.attention [--quick] [--threads N]
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import contextlib
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from attnlab.attention import MultiHeadAttention, scaled_dot_product_attention
@@ -49,6 +54,40 @@ def mha_rows(batch: int, length: int, dim: int, heads: int, repeats: int) -> lis
     return rows
 
 
+def kernel_rows(shapes: list[tuple[int, int, int, int]], repeats: int) -> list[list[object]]:
+    rows = []
+    for b, h, t, d in shapes:
+        packed = torch.randn(b, t, 3 * h * d, requires_grad=True)
+        grad = torch.randn(b, t, h * d)
+
+        def heads():
+            return [x.view(b, t, h, d).transpose(1, 2) for x in packed.split(h * d, dim=-1)]  # (B, H, T, D)
+
+        def backward(out):
+            out.transpose(1, 2).reshape(b, t, h * d).backward(grad)
+
+        def flash():
+            backward(F.scaled_dot_product_attention(*heads(), is_causal=True))
+
+        def forward_only(attention):
+            with torch.no_grad():
+                attention()
+
+        def ours():
+            backward(scaled_dot_product_attention(*heads(), causal=True).output)
+
+        train = compare("causal training", flash, ours, repeats=repeats)
+        infer = compare(
+            "causal inference",
+            lambda: forward_only(lambda: F.scaled_dot_product_attention(*heads(), is_causal=True)),
+            lambda: forward_only(lambda: scaled_dot_product_attention(*heads(), causal=True)),
+            repeats=repeats,
+        )
+        rows.append([f"{b} x {h} x {t} x {d}", train.peer_s * 1e3, train.ours_s * 1e3, f"{train.ratio:.2f}x",
+                     infer.peer_s * 1e3, infer.ours_s * 1e3, f"{infer.ratio:.2f}x"])
+    return rows
+
+
 def causal_rows(lengths: list[int], heads: int, head_dim: int) -> list[list[object]]:
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
@@ -73,12 +112,21 @@ def causal_rows(lengths: list[int], heads: int, head_dim: int) -> list[list[obje
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and shorter sequences")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"machine: {machine_line()}\n")
     print_table(
         "MultiHeadAttention vs nn.MultiheadAttention, forward+backward, B=8 L=512 d=256 H=8 (median ms)",
         ["dtype", "weights", "nn.MultiheadAttention", "attnlab", "speed-up"],
         mha_rows(8, 512, 256, 8, repeats=3 if args.quick else 9),
+    )
+    shapes = [(8, 4, 128, 64)] if args.quick else [(8, 4, 128, 64), (16, 4, 256, 32), (4, 4, 512, 64)]
+    print_table(
+        f"Causal self-attention at training lengths, fp32, {torch.get_num_threads()} threads (median ms)",
+        ["B x H x T x D", "flash fwd+bwd", "attnlab fwd+bwd", "speed-up", "flash fwd", "attnlab fwd", "speed-up"],
+        kernel_rows(shapes, repeats=5 if args.quick else 15),
     )
     lengths = [2048, 4096] if args.quick else [8192, 16384, 32768]
     print_table(

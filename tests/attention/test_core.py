@@ -210,15 +210,15 @@ def test_path_choice():
     from attnlab.attention.backend import choose_path
 
     q, k, v = qkv()
-    assert choose_path(q, v, 7, need_weights=False, dropout_p=0.0) == "fused"
-    assert choose_path(q, v, 7, need_weights=True, dropout_p=0.0) == "fused_weights"
-    assert choose_path(q, v, 7, need_weights=True, dropout_p=0.1) == "plain"
-    qb = q.bfloat16().requires_grad_(True)
-    assert choose_path(qb, v.bfloat16(), 7, need_weights=True, dropout_p=0.0) == "plain"
-    assert choose_path(qb, v.bfloat16(), 7, need_weights=False, dropout_p=0.0) == "plain"
-    assert choose_path(qb.detach(), v.bfloat16(), 7, need_weights=False, dropout_p=0.0) == "fused"
-    assert choose_path(qb, v.bfloat16(), 7, need_weights=False, dropout_p=0.0, causal_only=True) == "causal_bmm"
-    assert choose_path(qb, v.bfloat16(), 7, need_weights=False, dropout_p=0.1, causal_only=True) == "plain"
-    assert choose_path(q, v, 7, need_weights=False, dropout_p=0.0, causal_only=True) == "fused"  # fp32
+    assert choose_path(q, k, v, need_weights=False, dropout_p=0.0) == "fused"
+    assert choose_path(q, k, v, need_weights=True, dropout_p=0.0) == "fused_weights"
+    assert choose_path(q, k, v, need_weights=True, dropout_p=0.1) == "plain"
+    qb, kb = q.bfloat16().requires_grad_(True), k.bfloat16()
+    assert choose_path(qb, kb, v.bfloat16(), need_weights=True, dropout_p=0.0) == "plain"
+    assert choose_path(qb, kb, v.bfloat16(), need_weights=False, dropout_p=0.0) == "plain"
+    assert choose_path(qb.detach(), kb, v.bfloat16(), need_weights=False, dropout_p=0.0) == "fused"
+    assert choose_path(qb, kb, v.bfloat16(), need_weights=False, dropout_p=0.0, causal_only=True) == "causal_bmm"
+    assert choose_path(qb, kb, v.bfloat16(), need_weights=False, dropout_p=0.1, causal_only=True) == "plain"
+    assert choose_path(q, k, v, need_weights=False, dropout_p=0.0, causal_only=True) == "fused"  # fp32
     long_q = torch.randn(1, 1, 512, 8, dtype=torch.bfloat16, requires_grad=True)
-    assert choose_path(long_q, long_q, 512, need_weights=False, dropout_p=0.0) == "fused"
+    assert choose_path(long_q, long_q, long_q, need_weights=False, dropout_p=0.0) == "fused"

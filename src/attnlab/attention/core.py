@@ -24,6 +24,7 @@ from torch import Tensor
 
 from attnlab.attention.backend import choose_path
 from attnlab.attention.causal_bmm import causal_attention_bmm
+from attnlab.attention.causal_kernel import causal_attention_kernel
 from attnlab.attention.fused_weights import fused_attention_with_weights
 from attnlab.attention.masks import causal_mask, check_mask, combine_masks, to_float_mask
 from attnlab.attention.normalizers import get_normalizer, sample
@@ -150,8 +151,9 @@ def scaled_dot_product_attention(
         need_weights: also return the weights ``(..., Lq, Lk)``.
 
     The path is chosen once, in :func:`attnlab.attention.backend.choose_path`: without
-    weights PyTorch's fused kernel (or, for short causal bf16 training on the CPU,
-    :mod:`attnlab.attention.causal_bmm`); with weights (fp32, CPU, no dropout) the flash kernel
+    weights PyTorch's fused kernel (or, for causal self-attention on the CPU, attnlab's C
+    kernel of :mod:`attnlab.attention.causal_kernel` in fp32 and
+    :mod:`attnlab.attention.causal_bmm` for short bf16 training); with weights (fp32, CPU, no dropout) the flash kernel
     for the output and its log-sum-exp for the weights; otherwise the plain path of
     :func:`attend`, so the returned weights are the ones the output used (before dropout).
     Fully masked rows give zero output and zero weights.
@@ -164,9 +166,10 @@ def scaled_dot_product_attention(
     if causal and not use_is_causal:
         mask = combine_masks(mask, causal_mask(lq, lk, device=query.device))
     same_shape = query.shape[:-1] == key.shape[:-1] == value.shape[:-1]
-    path = choose_path(query, value, lk, need_weights, dropout_p, causal_only=use_is_causal and same_shape)
-    if path == "causal_bmm":
-        return AttentionOutput(causal_attention_bmm(query, key, value, query.shape[-1] ** -0.5 if scale is None else scale))
+    path = choose_path(query, key, value, need_weights, dropout_p, causal_only=use_is_causal and same_shape)
+    if path in ("causal_kernel", "causal_bmm"):
+        causal_attention = causal_attention_kernel if path == "causal_kernel" else causal_attention_bmm
+        return AttentionOutput(causal_attention(query, key, value, query.shape[-1] ** -0.5 if scale is None else scale))
     if path == "fused":
         out = F.scaled_dot_product_attention(
             query, key, value, attn_mask=mask, dropout_p=dropout_p, is_causal=use_is_causal, scale=scale

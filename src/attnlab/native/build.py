@@ -8,7 +8,7 @@ or ``cc``) for this CPU the first time it is needed:
     cc -O3 -fopenmp-simd -fno-math-errno -shared -fPIC -fopenmp -march=native file.c -o cache/<key>.so
 
 The library is cached under ``$ATTNLAB_CACHE`` (default ``~/.cache/attnlab``), keyed by
-the source, the flags, the compiler's version and this CPU's features, and written
+the source (with the shared headers), the flags, the compiler's version and this CPU's features, and written
 atomically (a temporary file renamed into place), so concurrent first uses are safe.
 No compiler, a failed build, or ``ATTNLAB_NATIVE=0`` means ``load`` returns ``None``
 and the caller keeps its PyTorch path: the native kernels are never required.
@@ -92,6 +92,11 @@ def bind(name: str, signatures: dict[str, tuple[object, list]]) -> ctypes.CDLL |
     return library
 
 
+def _source_text(source: Path) -> str:
+    """The source and every header beside it (which it may include): what the build reads."""
+    return "".join(path.read_text() for path in [source, *sorted(SOURCE_DIR.glob("*.h"))])
+
+
 def _first_error(text: str) -> str:
     """The line of a compiler's output that says what went wrong."""
     lines = text.splitlines()
@@ -109,7 +114,7 @@ def _build_and_load(name: str) -> ctypes.CDLL | None:
     try:
         version = _compiler_version(compiler)
         for flags in (FLAGS + extra for extra in EXTRA_FLAGS):
-            key = hashlib.sha256("\0".join([source.read_text(), " ".join(flags), version, _cpu_features()]).encode())
+            key = hashlib.sha256("\0".join([_source_text(source), " ".join(flags), version, _cpu_features()]).encode())
             target = cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
             if target.exists() or (error := _compile(compiler, source, target, flags)) is None:
                 return ctypes.CDLL(str(target))

@@ -1,0 +1,269 @@
+/* Causal self-attention, forward and backward, in fp32 on the CPU (see
+ * attnlab/attention/causal_kernel.py). For one (batch, head) pair, T positions, head
+ * width d, s = the softmax scale:
+ *
+ *     S = s Q K^T,  P = softmax(S) over keys j <= i,  O = P V,  lse_i = log sum_j exp(S_ij)
+ *     backward (P recomputed from lse, FlashAttention-2's way; Dao 2023):
+ *     dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),
+ *     dQ = s dS K,  dK = s dS^T Q,  dV = P^T dO
+ *
+ * Each pair's T x T scores live in a per-thread workspace (T = 128: 64 KB, in L2), so the
+ * seven products run back to back out of cache, skip the masked half, and read Q, K, V
+ * and write O, dQ, dK, dV in the caller's strided layout (the rows of a packed q/k/v
+ * projection): no transposes or copies outside. The products share one register-tiled
+ * kernel (with AVX-512, 6 rows x 4 vectors of accumulators; a broadcast of A times a row of B
+ * per step) written with GCC vector extensions, so it compiles to AVX-512, AVX or SSE.
+ * Threads take (batch, head) pairs.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "fast_exp.h"
+
+/* VW floats per vector; a register tile of MR rows x NV vectors of accumulators, sized
+ * to the register file (32 vector registers with AVX-512, 16 otherwise). */
+#if defined(__AVX512F__)
+#define VW 16
+#define MR 6
+#define NV 4
+#elif defined(__AVX__)
+#define VW 8
+#define MR 4
+#define NV 3
+#else
+#define VW 4
+#define MR 4
+#define NV 3
+#endif
+
+typedef float vf __attribute__((vector_size(VW * sizeof(float)), aligned(sizeof(float))));
+typedef int32_t vi __attribute__((vector_size(VW * sizeof(float)), aligned(sizeof(float))));
+
+/* The head widths this build takes must be multiples of this. */
+int attnlab_causal_attention_vector_width(void) { return VW; }
+
+static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+static inline vf load(const float *x) { return *(const vf *)x; }
+
+/* C[r, :nv VW] = alpha sum_{k0 <= k < k1} A[r a_row + k a_col] B[k b_row, :nv VW], r < mr. */
+static inline __attribute__((always_inline)) void tile(
+    const int mr, const int nv, int64_t k0, int64_t k1, const float *a, int64_t a_row, int64_t a_col,
+    const float *b, int64_t b_row, float *c, int64_t c_row, float alpha) {
+    vf acc[6][4], row[4]; /* sized for the largest MR x NV: unused entries cost nothing */
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = (vf){0};
+    for (int64_t k = k0; k < k1; k++) {
+        for (int v = 0; v < nv; v++) row[v] = *(const vf *)(b + k * b_row + v * VW);
+        for (int r = 0; r < mr; r++) {
+            const float x = a[r * a_row + k * a_col];
+            for (int v = 0; v < nv; v++) acc[r][v] += x * row[v];
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) *(vf *)(c + r * c_row + v * VW) = acc[r][v] * alpha;
+}
+
+/* tile() with mr and nv known at compile time, so its accumulators stay in registers. */
+static void any_tile(int mr, int nv, int64_t k0, int64_t k1, const float *a, int64_t a_row, int64_t a_col,
+                     const float *b, int64_t b_row, float *c, int64_t c_row, float alpha) {
+#define TILE(m, n) \
+    case (m) * 8 + (n): tile(m, n, k0, k1, a, a_row, a_col, b, b_row, c, c_row, alpha); return;
+#define TILES(m) TILE(m, 1) TILE(m, 2) TILE(m, 3) TILE(m, 4)
+    switch (mr * 8 + nv) {
+        TILES(1) TILES(2) TILES(3) TILES(4) TILES(5) TILES(6)
+    }
+#undef TILES
+#undef TILE
+}
+
+/* Which part of C = A B the causal mask leaves, per block of rows [i0, i0 + MR):
+ * CAUSAL_COLUMNS: columns j < i0 + MR (scores, S and dP; k over the head width);
+ * KEYS_UP_TO_ROW: k < i0 + MR (P V and dS K: row i weighs keys j <= i);
+ * QUERIES_FROM_ROW: k >= i0 (dS^T Q and P^T dO: key j gets from queries i >= j).
+ * A's entries outside the mask must be zero within a block (the rows of P and dS are). */
+enum part { CAUSAL_COLUMNS, KEYS_UP_TO_ROW, QUERIES_FROM_ROW };
+
+/* C (m x n) = alpha A (m x k) B (k x n) over `part`; n a multiple of VW, B and C rows contiguous. */
+static void product(enum part part, int64_t m, int64_t n, int64_t k, const float *a, int64_t a_row, int64_t a_col,
+                    const float *b, int64_t b_row, float *c, int64_t c_row, float alpha) {
+    for (int64_t i0 = 0; i0 < m; i0 += MR) {
+        const int mr = m - i0 < MR ? (int)(m - i0) : MR;
+        const int64_t columns = part == CAUSAL_COLUMNS ? round_up(i0 + mr, VW) : n;
+        const int64_t k0 = part == QUERIES_FROM_ROW ? i0 : 0;
+        const int64_t k1 = part == KEYS_UP_TO_ROW ? i0 + mr : k;
+        for (int64_t j0 = 0; j0 < columns; j0 += NV * VW) {
+            const int nv = columns - j0 < NV * VW ? (int)((columns - j0) / VW) : NV;
+            any_tile(mr, nv, k0, k1, a + i0 * a_row, a_row, a_col, b + j0, b_row, c + i0 * c_row + j0, c_row, alpha);
+        }
+    }
+}
+
+/* xt (d x tp) = x^T for x (t x d, rows x_row apart); columns t..tp-1 zero. Rows are
+ * read whole (the stores stride, which costs less than strided loads here). */
+static void transpose(const float *x, int64_t t, int64_t d, int64_t x_row, float *xt, int64_t tp) {
+    for (int64_t i = 0; i < t; i++)
+        for (int64_t c = 0; c < d; c += VW) {
+            const vf lanes = load(x + i * x_row + c);
+            for (int l = 0; l < VW; l++) xt[(c + l) * tp + i] = lanes[l];
+        }
+    for (int64_t c = 0; c < d; c++)
+        for (int64_t i = t; i < tp; i++) xt[c * tp + i] = 0.0f;
+}
+
+static inline vf vector_max(vf a, vf b) {
+    const vi a_larger = a > b;
+    return (vf)(((vi)a & a_larger) | ((vi)b & ~a_larger));
+}
+
+/* Row i of the scores -> its softmax over j <= i, zeros after; returns log sum_j exp(S_ij).
+ * It runs over whole vectors (to j < round_up(i + 1, VW): scores are computed there),
+ * the keys after i set to -inf so that their exp is 0. */
+static float softmax_row(float *row, int64_t i, int64_t tp) {
+    const int64_t width = round_up(i + 1, VW);
+    for (int64_t j = i + 1; j < width; j++) row[j] = -INFINITY;
+    vf top_lanes = load(row);
+    for (int64_t j = VW; j < width; j += VW) top_lanes = vector_max(top_lanes, load(row + j));
+    float top = top_lanes[0], sum = 0.0f;
+    for (int l = 1; l < VW; l++) top = top_lanes[l] > top ? top_lanes[l] : top;
+    vf sum_lanes = {0};
+    for (int64_t j = 0; j < width; j += VW) {
+        float *x = row + j;
+#pragma omp simd
+        for (int l = 0; l < VW; l++) x[l] = fast_exp(x[l] - top);
+        sum_lanes += load(x);
+    }
+    for (int l = 0; l < VW; l++) sum += sum_lanes[l];
+    const vf inverse = (vf){0} + 1.0f / sum;
+    for (int64_t j = 0; j < width; j += VW) *(vf *)(row + j) = load(row + j) * inverse;
+    for (int64_t j = width; j < tp; j++) row[j] = 0.0f;
+    return top + logf(sum);
+}
+
+/* A tensor (B, H, T, d) as element strides of its batch, head and row; rows contiguous. */
+typedef struct {
+    float *data;
+    int64_t batch, head, row;
+} view;
+
+static view view_of(float *data, const int64_t *strides) { return (view){data, strides[0], strides[1], strides[2]}; }
+
+static float *pair_rows(view x, int64_t pair, int64_t heads) {
+    return x.data + pair / heads * x.batch + pair % heads * x.head;
+}
+
+/* Ask for the t rows of the next pair's tensor while this pair computes: its rows are
+ * strided (a packed projection), and waiting on them was a third of the time outside the
+ * products. */
+static void prefetch_rows(const float *x, int64_t t, int64_t d, int64_t row) {
+    for (int64_t i = 0; i < t; i++)
+        for (int64_t c = 0; c < d; c += 64 / (int64_t)sizeof(float)) __builtin_prefetch(x + i * row + c, 0, 2);
+}
+
+/* The workspace of one thread: two d x tp transposes and two t x tp score matrices. */
+static float *workspace(int64_t t, int64_t d) {
+    const int64_t tp = round_up(t, VW);
+    return malloc(sizeof(float) * (size_t)(2 * d * tp + 2 * t * tp));
+}
+
+/* Returns 0, or 1 when a workspace could not be allocated (nothing is then valid).
+ * `probabilities` (B, H, t, tp), or NULL: where to keep P for the backward. */
+int attnlab_causal_attention_forward(float *q, float *k, float *v, float *o, float *lse, float *probabilities,
+                                     int64_t batch, int64_t heads, int64_t t, int64_t d, const int64_t *strides,
+                                     float scale, int threads) {
+    const view vq = view_of(q, strides), vk = view_of(k, strides + 3), vv = view_of(v, strides + 6),
+               vo = view_of(o, strides + 9);
+    const int64_t tp = round_up(t, VW);
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        float *kt = workspace(t, d);
+        float *p = kt + 2 * d * tp;
+        failed = kt == NULL;
+#pragma omp for schedule(static)
+        for (int64_t pair = 0; pair < batch * heads; pair++) {
+            if (kt == NULL) continue;
+            const float *qp = pair_rows(vq, pair, heads), *kp = pair_rows(vk, pair, heads);
+            if (pair + 1 < batch * heads) {
+                prefetch_rows(pair_rows(vq, pair + 1, heads), t, d, vq.row);
+                prefetch_rows(pair_rows(vk, pair + 1, heads), t, d, vk.row);
+                prefetch_rows(pair_rows(vv, pair + 1, heads), t, d, vv.row);
+            }
+            float *pp = probabilities == NULL ? p : probabilities + pair * t * tp;
+            transpose(kp, t, d, vk.row, kt, tp);
+            product(CAUSAL_COLUMNS, t, tp, d, qp, vq.row, 1, kt, tp, pp, tp, scale);  /* S */
+            for (int64_t i = 0; i < t; i++) lse[pair * t + i] = softmax_row(pp + i * tp, i, tp);
+            product(KEYS_UP_TO_ROW, t, d, t, pp, tp, 1, pair_rows(vv, pair, heads), vv.row,
+                    pair_rows(vo, pair, heads), vo.row, 1.0f);  /* O = P V */
+        }
+        free(kt);
+    }
+    return failed;
+}
+
+/* `probabilities`: P kept by the forward, or NULL to recompute it from lse. */
+int attnlab_causal_attention_backward(float *q, float *k, float *v, float *o, float *lse, float *probabilities,
+                                      float *grad_o,
+                                      float *grad_q, float *grad_k, float *grad_v, int64_t batch, int64_t heads,
+                                      int64_t t, int64_t d, const int64_t *strides, float scale, int threads) {
+    const view vq = view_of(q, strides), vk = view_of(k, strides + 3), vv = view_of(v, strides + 6),
+               vo = view_of(o, strides + 9), vdo = view_of(grad_o, strides + 12), vdq = view_of(grad_q, strides + 15),
+               vdk = view_of(grad_k, strides + 18), vdv = view_of(grad_v, strides + 21);
+    const int64_t tp = round_up(t, VW);
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        float *kt = workspace(t, d);
+        float *vt = kt + d * tp, *p = kt + 2 * d * tp, *ds = p + t * tp;
+        failed = kt == NULL;
+#pragma omp for schedule(static)
+        for (int64_t pair = 0; pair < batch * heads; pair++) {
+            if (kt == NULL) continue;
+            const float *qp = pair_rows(vq, pair, heads), *kp = pair_rows(vk, pair, heads),
+                        *op = pair_rows(vo, pair, heads), *dop = pair_rows(vdo, pair, heads);
+            const float *lsep = lse + pair * t;
+            const int recompute = probabilities == NULL;
+            float *pp = recompute ? p : probabilities + pair * t * tp;
+            if (pair + 1 < batch * heads) {
+                const view inputs[] = {vq, vk, vv, vo, vdo};
+                for (int n = 0; n < 5; n++) prefetch_rows(pair_rows(inputs[n], pair + 1, heads), t, d, inputs[n].row);
+            }
+            transpose(pair_rows(vv, pair, heads), t, d, vv.row, vt, tp);
+            if (recompute) {
+                transpose(kp, t, d, vk.row, kt, tp);
+                product(CAUSAL_COLUMNS, t, tp, d, qp, vq.row, 1, kt, tp, p, tp, scale);  /* S */
+            }
+            product(CAUSAL_COLUMNS, t, tp, d, dop, vdo.row, 1, vt, tp, ds, tp, 1.0f);  /* dP */
+            for (int64_t i = 0; i < t; i++) {
+                float *pi = pp + i * tp, *dsi = ds + i * tp;
+                const float *oi = op + i * vo.row, *doi = dop + i * vdo.row;
+                float delta = 0.0f;
+#pragma omp simd reduction(+ : delta)
+                for (int64_t c = 0; c < d; c++) delta += oi[c] * doi[c];
+                const int64_t width = round_up(i + 1, VW);  /* whole vectors, as in softmax_row */
+                if (recompute) {
+                    for (int64_t j = i + 1; j < width; j++) pi[j] = -INFINITY;
+                    for (int64_t j = 0; j < width; j += VW) {
+                        float *x = pi + j;
+#pragma omp simd
+                        for (int l = 0; l < VW; l++) x[l] = fast_exp(x[l] - lsep[i]);
+                    }
+                    for (int64_t j = width; j < tp; j++) pi[j] = 0.0f;
+                }
+                for (int64_t j = 0; j < width; j += VW) {
+                    const float *x = pi + j;
+                    float *dx = dsi + j;
+#pragma omp simd
+                    for (int l = 0; l < VW; l++) dx[l] = x[l] * (dx[l] - delta);
+                }
+                for (int64_t j = width; j < tp; j++) dsi[j] = 0.0f;
+            }
+            product(KEYS_UP_TO_ROW, t, d, t, ds, tp, 1, kp, vk.row, pair_rows(vdq, pair, heads), vdq.row, scale);
+            product(QUERIES_FROM_ROW, t, d, t, ds, 1, tp, qp, vq.row, pair_rows(vdk, pair, heads), vdk.row, scale);
+            product(QUERIES_FROM_ROW, t, d, t, pp, 1, tp, dop, vdo.row, pair_rows(vdv, pair, heads), vdv.row, 1.0f);
+        }
+        free(kt);
+    }
+    return failed;
+}

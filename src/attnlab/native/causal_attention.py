@@ -1,0 +1,112 @@
+"""The ctypes binding of ``causal_attention.c``: causal self-attention forward and
+backward for fp32 CPU tensors (used by :mod:`attnlab.attention.causal_kernel`).
+
+Tensors are ``(B, H, T, D)`` views in any layout whose rows are contiguous (the
+per-head views of a packed q/k/v projection are read in place); the outputs are
+allocated ``(B, T, H, D)`` and returned as ``(B, H, T, D)`` views, so merging the heads
+back is free. For the backward the forward keeps the log-sum-exp of each row, and the
+attention probabilities themselves when they take no more memory than two of q, k, v, o
+(T padded to the vector width <= 2 D): the backward then skips recomputing them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+from torch import Tensor
+
+from attnlab.native.build import bind
+
+MAX_LENGTH = 512  # positions: past it the T x T scores leave L2 and the flash kernel is as fast
+
+_INT64_ARRAY = ctypes.POINTER(ctypes.c_int64)
+_SIGNATURES = {
+    "attnlab_causal_attention_vector_width": (ctypes.c_int, []),
+    "attnlab_causal_attention_forward": (
+        ctypes.c_int, [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 4 + [_INT64_ARRAY, ctypes.c_float, ctypes.c_int]
+    ),
+    "attnlab_causal_attention_backward": (
+        ctypes.c_int, [ctypes.c_void_p] * 10 + [ctypes.c_int64] * 4 + [_INT64_ARRAY, ctypes.c_float, ctypes.c_int]
+    ),
+}
+
+
+def _library() -> ctypes.CDLL | None:
+    return bind("causal_attention", _SIGNATURES)
+
+
+def applies(query: Tensor, key: Tensor, value: Tensor) -> bool:
+    """True for fp32 CPU ``(B, H, T, D)`` tensors of one shape, rows contiguous, D a
+    multiple of the build's vector width, T <= MAX_LENGTH, outside ``torch.compile``,
+    where the kernel is built."""
+    if not (query.dim() == 4 and query.shape == key.shape == value.shape and query.shape[2] <= MAX_LENGTH):
+        return False
+    if any(t.dtype != torch.float32 or t.device.type != "cpu" or t.stride(-1) != 1 for t in (query, key, value)):
+        return False
+    if torch.compiler.is_compiling():
+        return False
+    library = _library()
+    return library is not None and query.shape[-1] % library.attnlab_causal_attention_vector_width() == 0
+
+
+def _strides(*tensors: Tensor) -> ctypes.Array:
+    """Batch, head and row strides of each ``(B, H, T, D)`` tensor, in order."""
+    values = [s for t in tensors for s in t.stride()[:3]]
+    return (ctypes.c_int64 * len(values))(*values)
+
+
+def _heads_view_like(query: Tensor) -> Tensor:
+    """An empty ``(B, H, T, D)`` view of a ``(B, T, H, D)`` tensor."""
+    b, h, t, d = query.shape
+    return query.new_empty(b, t, h, d).transpose(1, 2)
+
+
+def _check(failed: int) -> None:
+    if failed:
+        raise MemoryError("attnlab causal attention: could not allocate its per-thread workspace")
+
+
+def _padded_length(length: int) -> int:
+    width = _library().attnlab_causal_attention_vector_width()
+    return -(-length // width) * width
+
+
+def forward(
+    query: Tensor, key: Tensor, value: Tensor, scale: float, for_backward: bool = False
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(output (B, H, T, D), log-sum-exp of the scaled scores (B, H, T), probabilities)``;
+    the probabilities ``(B, H, T, T padded)`` only ``for_backward`` where they are kept
+    (see the module docstring), else None."""
+    b, h, t, d = query.shape
+    out = _heads_view_like(query)
+    lse = query.new_empty(b, h, t)
+    padded = _padded_length(t)
+    probabilities = query.new_empty(b, h, t, padded) if for_backward and padded <= 2 * d else None
+    failed = _library().attnlab_causal_attention_forward(
+        query.data_ptr(), key.data_ptr(), value.data_ptr(), out.data_ptr(), lse.data_ptr(),
+        None if probabilities is None else probabilities.data_ptr(),
+        b, h, t, d, _strides(query, key, value, out), scale, torch.get_num_threads(),
+    )
+    _check(failed)
+    return out, lse, probabilities
+
+
+def backward(
+    query: Tensor, key: Tensor, value: Tensor, out: Tensor, lse: Tensor, probabilities: Tensor | None,
+    grad_out: Tensor, scale: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients with respect to query, key and value, given ``grad_out (B, H, T, D)``
+    and what :func:`forward` returned."""
+    if grad_out.stride(-1) != 1:
+        grad_out = grad_out.contiguous()
+    b, h, t, d = query.shape
+    grads = [_heads_view_like(query) for _ in range(3)]
+    failed = _library().attnlab_causal_attention_backward(
+        query.data_ptr(), key.data_ptr(), value.data_ptr(), out.data_ptr(), lse.data_ptr(),
+        None if probabilities is None else probabilities.data_ptr(), grad_out.data_ptr(),
+        *(g.data_ptr() for g in grads), b, h, t, d, _strides(query, key, value, out, grad_out, *grads), scale,
+        torch.get_num_threads(),
+    )
+    _check(failed)
+    return grads[0], grads[1], grads[2]
