@@ -44,6 +44,16 @@ def test_a_changed_source_is_rebuilt(sources):
     assert len(list(build.cache_dir().glob("answer-*.so"))) == 2
 
 
+def test_a_changed_header_is_rebuilt(sources):
+    """Headers beside the sources (shared by several kernels) are part of the build key."""
+    (sources / "answer.h").write_text("#define FACTOR 2\n")
+    (sources / "answer.c").write_text('#include "answer.h"\n' + SOURCE.replace("2 * x", "FACTOR * x"))
+    assert build.load("answer").attnlab_answer(5) == 11
+    (sources / "answer.h").write_text("#define FACTOR 4\n")
+    build._build_and_load.cache_clear()
+    assert build.load("answer").attnlab_answer(5) == 21
+
+
 def test_a_broken_source_warns_once_and_returns_none(sources):
     (sources / "broken.c").write_text("int attnlab_broken( { return; }\n")
     with pytest.warns(UserWarning, match=r"could not build broken\.c .*PyTorch path"):
