@@ -280,10 +280,9 @@ def causal_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Mean next-token cross-entropy: position t predicts ``labels[:, t + 1]`` (fp32)."""
     if labels.shape != logits.shape[:2]:
         raise AttnlabError(f"labels must have shape (B, L) = {tuple(logits.shape[:2])}, got {tuple(labels.shape)}")
-    v = logits.shape[-1]
-    return F.cross_entropy(
-        logits[:, :-1].reshape(-1, v).float(), labels[:, 1:].reshape(-1), ignore_index=IGNORE_INDEX
-    )  # ((B * (L-1)), V) vs (B * (L-1),)
+    # the labels move left (the last position gets none), so the logits need no slice: no copy
+    targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # (B, L)
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
 def _init_weights(module: nn.Module) -> None:
