@@ -3,7 +3,7 @@
  * width d, s = the softmax scale:
  *
  *     S = s Q K^T,  P = softmax(S) over keys j <= i,  O = P V,  lse_i = log sum_j exp(S_ij)
- *     backward (P recomputed from lse, FlashAttention-2's way; Dao 2023):
+ *     backward (FlashAttention-2's; Dao 2023), P kept by the forward or recomputed from lse:
  *     dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),
  *     dQ = s dS K,  dK = s dS^T Q,  dV = P^T dO
  *
@@ -13,7 +13,7 @@
  * projection): no transposes or copies outside. The products share one register-tiled
  * kernel (with AVX-512, 6 rows x 4 vectors of accumulators; a broadcast of A times a row of B
  * per step) written with GCC vector extensions, so it compiles to AVX-512, AVX or SSE.
- * Threads take (batch, head) pairs.
+ * Threads take (batch, head) pairs, and prefetch the next pair's rows while computing.
  */
 #include <math.h>
 #include <stdint.h>
