@@ -1,8 +1,8 @@
 """Causal self-attention in fp32 on the CPU with attnlab's C kernel (forward and backward).
 
     S = scale * Q K^T + M        M_ij = -inf for j > i
-    O = softmax(S) V             the log-sum-exp of each row of S is kept for the backward
-    backward:  P = exp(S - lse), dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),
+    O = softmax(S) V             P = softmax(S) or the log-sum-exp of S's rows kept for the backward
+    backward:  (P = exp(S - lse)), dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),
                dQ = scale * dS K,  dK = scale * dS^T Q,  dV = P^T dO
 
 :mod:`attnlab.native.causal_attention` runs each (batch, head) pair's products out of a
@@ -10,7 +10,7 @@ per-thread workspace in cache and skips the masked half; it reads the per-head v
 the packed q/k/v projection in place and writes the output heads already merged. Per layer
 of the 4 x 256 GPT training step (B=8, H=4, T=128, D=64), forward + backward takes about
 6.3 ms on one thread against 8.7-9.5 ms for PyTorch's flash kernel, and the forward 1.9
-against 2.7 (``benchmarks/attention_kernel.py``).
+against 2.7 (the kernel table of ``benchmarks/attention.py``).
 
 Used by :func:`attnlab.attention.core.scaled_dot_product_attention` when
 :func:`attnlab.attention.backend.choose_path` says ``"causal_kernel"``.

@@ -153,8 +153,8 @@ def scaled_dot_product_attention(
     The path is chosen once, in :func:`attnlab.attention.backend.choose_path`: without
     weights PyTorch's fused kernel (or, for causal self-attention on the CPU, attnlab's C
     kernel of :mod:`attnlab.attention.causal_kernel` in fp32 and
-    :mod:`attnlab.attention.causal_bmm` for short bf16 training); with weights (fp32, CPU, no dropout) the flash kernel
-    for the output and its log-sum-exp for the weights; otherwise the plain path of
+    :mod:`attnlab.attention.causal_bmm` for short bf16 training); with weights (fp32, CPU,
+    no dropout) the flash kernel for the output and its log-sum-exp for the weights; otherwise the plain path of
     :func:`attend`, so the returned weights are the ones the output used (before dropout).
     Fully masked rows give zero output and zero weights.
     """

@@ -8,8 +8,9 @@ or ``cc``) for this CPU the first time it is needed:
     cc -O3 -fopenmp-simd -fno-math-errno -shared -fPIC -fopenmp -march=native file.c -o cache/<key>.so
 
 The library is cached under ``$ATTNLAB_CACHE`` (default ``~/.cache/attnlab``), keyed by
-the source (with the shared headers), the flags, the compiler's version and this CPU's features, and written
-atomically (a temporary file renamed into place), so concurrent first uses are safe.
+the source (with the shared headers), the flags, the compiler's version and this CPU's
+features, and written atomically (a temporary file renamed into place), so concurrent
+first uses are safe.
 No compiler, a failed build, or ``ATTNLAB_NATIVE=0`` means ``load`` returns ``None``
 and the caller keeps its PyTorch path: the native kernels are never required.
 """

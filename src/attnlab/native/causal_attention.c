@@ -153,15 +153,22 @@ static float *pair_rows(view x, int64_t pair, int64_t heads) {
     return x.data + pair / heads * x.batch + pair % heads * x.head;
 }
 
-/* Ask for the t rows of the next pair's tensor while this pair computes: its rows are
- * strided (a packed projection), and waiting on them was a third of the time outside the
- * products. */
-static void prefetch_rows(const float *x, int64_t t, int64_t d, int64_t row) {
-    for (int64_t i = 0; i < t; i++)
-        for (int64_t c = 0; c < d; c += 64 / (int64_t)sizeof(float)) __builtin_prefetch(x + i * row + c, 0, 2);
+/* Ask for the t rows of pair `next` of each of `count` tensors while this pair computes:
+ * the rows are strided (a packed projection), and waiting on them was a third of the time
+ * outside the products. */
+static void prefetch_pair(const view *tensors, int count, int64_t next, int64_t pairs, int64_t heads, int64_t t,
+                          int64_t d) {
+    if (next >= pairs) return;
+    for (int n = 0; n < count; n++) {
+        const float *x = pair_rows(tensors[n], next, heads);
+        for (int64_t i = 0; i < t; i++)
+            for (int64_t c = 0; c < d; c += 64 / (int64_t)sizeof(float))
+                __builtin_prefetch(x + i * tensors[n].row + c, 0, 2);
+    }
 }
 
-/* The workspace of one thread: two d x tp transposes and two t x tp score matrices. */
+/* The workspace of one thread: two d x tp transposes and two t x tp score matrices (the
+ * forward uses one of each). */
 static float *workspace(int64_t t, int64_t d) {
     const int64_t tp = round_up(t, VW);
     return malloc(sizeof(float) * (size_t)(2 * d * tp + 2 * t * tp));
@@ -185,11 +192,8 @@ int attnlab_causal_attention_forward(float *q, float *k, float *v, float *o, flo
         for (int64_t pair = 0; pair < batch * heads; pair++) {
             if (kt == NULL) continue;
             const float *qp = pair_rows(vq, pair, heads), *kp = pair_rows(vk, pair, heads);
-            if (pair + 1 < batch * heads) {
-                prefetch_rows(pair_rows(vq, pair + 1, heads), t, d, vq.row);
-                prefetch_rows(pair_rows(vk, pair + 1, heads), t, d, vk.row);
-                prefetch_rows(pair_rows(vv, pair + 1, heads), t, d, vv.row);
-            }
+            const view inputs[] = {vq, vk, vv};
+            prefetch_pair(inputs, 3, pair + 1, batch * heads, heads, t, d);
             float *pp = probabilities == NULL ? p : probabilities + pair * t * tp;
             transpose(kp, t, d, vk.row, kt, tp);
             product(CAUSAL_COLUMNS, t, tp, d, qp, vq.row, 1, kt, tp, pp, tp, scale);  /* S */
@@ -225,10 +229,8 @@ int attnlab_causal_attention_backward(float *q, float *k, float *v, float *o, fl
             const float *lsep = lse + pair * t;
             const int recompute = probabilities == NULL;
             float *pp = recompute ? p : probabilities + pair * t * tp;
-            if (pair + 1 < batch * heads) {
-                const view inputs[] = {vq, vk, vv, vo, vdo};
-                for (int n = 0; n < 5; n++) prefetch_rows(pair_rows(inputs[n], pair + 1, heads), t, d, inputs[n].row);
-            }
+            const view inputs[] = {vq, vk, vv, vo, vdo};
+            prefetch_pair(inputs, 5, pair + 1, batch * heads, heads, t, d);
             transpose(pair_rows(vv, pair, heads), t, d, vv.row, vt, tp);
             if (recompute) {
                 transpose(kp, t, d, vk.row, kt, tp);
