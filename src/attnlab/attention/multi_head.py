@@ -13,7 +13,6 @@ Dh = E / H head width.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.attention.core import AttentionOutput, scaled_dot_product_attention
@@ -21,6 +20,7 @@ from attnlab.attention.kv_cache import KVCache
 from attnlab.attention.masks import check_mask
 from attnlab.attention.positional import RotaryEmbedding
 from attnlab.errors import AttnlabError
+from attnlab.layers.linear import Linear, linear
 
 
 class MultiHeadAttention(nn.Module):
@@ -63,10 +63,10 @@ class MultiHeadAttention(nn.Module):
         self.kdim = embed_dim if kdim is None else kdim
         self.vdim = embed_dim if vdim is None else vdim
         self.dropout = dropout
-        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.k_proj = nn.Linear(self.kdim, num_kv_heads * self.head_dim, bias=bias)
-        self.v_proj = nn.Linear(self.vdim, num_kv_heads * self.head_dim, bias=bias)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.q_proj = Linear(embed_dim, embed_dim, bias=bias)
+        self.k_proj = Linear(self.kdim, num_kv_heads * self.head_dim, bias=bias)
+        self.v_proj = Linear(self.vdim, num_kv_heads * self.head_dim, bias=bias)
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
         self.rotary = rotary
 
     def _split_heads(self, x: Tensor, heads: int) -> Tensor:
@@ -93,7 +93,7 @@ class MultiHeadAttention(nn.Module):
             weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
             bias = None if self.q_proj.bias is None else torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
             kv_width = self.num_kv_heads * self.head_dim
-            q, k, v = F.linear(query, weight, bias).split([self.embed_dim, kv_width, kv_width], dim=-1)
+            q, k, v = linear(query, weight, bias).split([self.embed_dim, kv_width, kv_width], dim=-1)
             return self._split_heads(q, self.num_heads), self._split_heads(k, self.num_kv_heads), self._split_heads(v, self.num_kv_heads)
         q = self._split_heads(self.q_proj(query), self.num_heads)
         if cache is not None and cache.static and cache.is_filled:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
 from attnlab.layers.gelu_tanh import gelu_tanh
+from attnlab.layers.linear import Linear
 
 ACTIVATIONS = {
     "relu": F.relu,
@@ -34,8 +35,8 @@ class FeedForward(nn.Module):
         super().__init__()
         self.activation_name = activation
         self.activation = get_activation(activation)
-        self.linear1 = nn.Linear(d_model, d_ff, bias=bias)
-        self.linear2 = nn.Linear(d_ff, d_model, bias=bias)
+        self.linear1 = Linear(d_model, d_ff, bias=bias)
+        self.linear2 = Linear(d_ff, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -34,6 +34,7 @@ from attnlab.errors import AttnlabError
 from attnlab.generation import generate
 from attnlab.interop.hf_gpt2 import config_from_hf, config_to_hf, weights_from_hf, weights_to_hf
 from attnlab.layers.blocks import EncoderBlock
+from attnlab.layers.linear import linear
 from attnlab.models.base import PretrainedModel
 from attnlab.models.gpt_decoding import DecodingCache, decode_blocks
 
@@ -177,7 +178,7 @@ class GPT(PretrainedModel):
         if last_only:
             h = h[:, -1:]  # (B, 1, D)
         h = self.final_norm(h)
-        logits = F.linear(h, self.lm_head_weight)  # (B, L, V)
+        logits = linear(h, self.lm_head_weight)  # (B, L, V)
         loss = None if labels is None else causal_lm_loss(logits, labels)
         return GPTOutput(logits=logits, loss=loss, attentions=attentions, last_hidden_state=h)
 
@@ -207,7 +208,7 @@ class GPT(PretrainedModel):
         h = decode_blocks(h.view(b, -1), mask, caches, choice.layers, self.config.num_heads, self.config.norm_eps, activation)
         norm = self.final_norm
         h = F.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias, norm.eps).view(b, 1, -1)  # (B, 1, D)
-        return GPTOutput(logits=F.linear(h, self.lm_head_weight), last_hidden_state=h)  # (B, 1, V)
+        return GPTOutput(logits=linear(h, self.lm_head_weight), last_hidden_state=h)  # (B, 1, V)
 
     def generate(self, input_ids: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
         """Greedy or sampled continuation, ``(B, L + new)``; see :func:`attnlab.generation.generate`."""

@@ -1,0 +1,102 @@
+"""A linear map whose fp32 CPU products run in oneDNN: ``y = x W^T + b``.
+
+    x: (..., in)   W: (out, in)   b: (out,)   y: (..., out)
+    backward:  dx = dy W   (..., in),   dW = dy^T x   (out, in),   db = sum dy   (out,)
+
+``F.linear`` on an fp32 CPU tensor is MKL's ``sgemm`` (through ``addmm``, which first
+copies the broadcast bias into the output). PyTorch also ships oneDNN's fp32 matrix
+product as ``torch.ops.mkldnn._linear_pointwise`` (the op ``torch.compile``'s CPU backend
+emits), with the bias fused. On the Transformer shapes of this project (1024 rows, 256 to
+1024 wide, one core of an AVX-512 CPU) it computes ``x W^T`` and ``dy W`` 8-15% faster
+than ``sgemm``, and ``dy^T x`` no faster: :class:`_OneDNNLinear` takes oneDNN for the
+first two and keeps ``sgemm`` for the weight gradient. Both are IEEE fp32 products
+(no reduced-precision inner products); they differ in summation order only.
+``benchmarks/linear.py`` measures the two side by side.
+
+:func:`linear` takes this path for fp32 CPU tensors on an x86-64 CPU with AVX2 or
+better, outside autocast and ``torch.compile`` (there the compiler chooses), unless
+``ATTNLAB_NATIVE=0``; everything else calls ``F.linear``. :class:`Linear` is
+``nn.Linear`` with that forward: same parameters, same state dict.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnlab.native.build import enabled as native_enabled
+
+
+@functools.cache
+def _onednn_available() -> bool:
+    """oneDNN's op is registered and the CPU is an x86-64 one with AVX2 or AVX-512."""
+    return (
+        platform.machine().lower() in ("x86_64", "amd64")
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+    )
+
+
+def onednn_applies(x: Tensor, weight: Tensor) -> bool:
+    """True where :func:`linear` takes oneDNN (see the module docstring)."""
+    return (
+        x.dtype == torch.float32 and weight.dtype == torch.float32 and x.device.type == "cpu"
+        and x.dim() >= 2 and x.numel() > 0 and weight.is_contiguous()
+        and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
+        and native_enabled() and _onednn_available()
+    )
+
+
+def _product(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``x W^T + b`` in oneDNN; ``x (N, in)``, ``weight (out, in)`` (a transposed view too)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+def _rows(x: Tensor) -> Tensor:
+    return x.reshape(-1, x.shape[-1]).contiguous()  # (..., n) -> (N, n)
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _product(_rows(x), weight, bias).view(*x.shape[:-1], weight.shape[0])  # (..., out)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        rows, grad_rows = _rows(x), _rows(grad)  # (N, in), (N, out)
+        # create_graph=True (a gradient penalty) records the backward: there plain,
+        # differentiable products; otherwise oneDNN's
+        product = torch.mm if torch.is_grad_enabled() else lambda a, b: _product(a, b.t(), None)
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = product(grad_rows, weight).view(x.shape)  # dy W: (..., in)
+        if ctx.needs_input_grad[1]:
+            grad_weight = grad_rows.t() @ rows  # dy^T x: (out, in), in sgemm
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad_rows.sum(0)  # (out,)
+        return grad_x, grad_weight, grad_bias
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``F.linear(x, weight, bias)``, with oneDNN's products for fp32 on the CPU."""
+    if not onednn_applies(x, weight):
+        return F.linear(x, weight, bias)
+    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
+    if needs_grad:
+        return _OneDNNLinear.apply(x, weight, bias)
+    return _product(_rows(x), weight, bias).view(*x.shape[:-1], weight.shape[0])  # (..., out)
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` whose forward is :func:`linear`; ``(..., in) -> (..., out)``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return linear(x, self.weight, self.bias)
