@@ -28,6 +28,7 @@ from attnlab.config import preset
 from attnlab.errors import AttnlabError
 from attnlab.layers.blocks import EncoderConfig, encoder_stack, run_encoder
 from attnlab.layers.feed_forward import get_activation
+from attnlab.layers.linear import Linear, linear
 from attnlab.models.base import PretrainedModel
 
 HEADS = ("base", "pretraining", "mlm", "classifier")
@@ -119,17 +120,17 @@ class BERT(PretrainedModel):
         d = config.hidden_size
         self.embeddings = BERTEmbeddings(config)
         self.layers = encoder_stack(config, norm_first=False)
-        self.pooler = nn.Linear(d, d) if config.add_pooler else None
+        self.pooler = Linear(d, d) if config.add_pooler else None
         if config.head in ("pretraining", "mlm"):
-            self.mlm_dense = nn.Linear(d, d)
+            self.mlm_dense = Linear(d, d)
             self.mlm_norm = nn.LayerNorm(d, eps=config.norm_eps)
             self.mlm_bias = nn.Parameter(torch.zeros(config.vocab_size))
         if config.head == "pretraining":
-            self.nsp = nn.Linear(d, 2)
+            self.nsp = Linear(d, 2)
         if config.head == "classifier":
             p = config.dropout if config.classifier_dropout is None else config.classifier_dropout
             self.classifier_dropout = nn.Dropout(p)
-            self.classifier = nn.Linear(d, config.num_labels)
+            self.classifier = Linear(d, config.num_labels)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -145,7 +146,7 @@ class BERT(PretrainedModel):
     def mlm_logits(self, hidden: Tensor) -> Tensor:
         """The MLM head on hidden states ``(..., D) -> (..., V)``, decoder tied to the word embeddings."""
         h = self.mlm_norm(get_activation(self.config.activation)(self.mlm_dense(hidden)))
-        return F.linear(h, self.embeddings.word.weight, self.mlm_bias)
+        return linear(h, self.embeddings.word.weight, self.mlm_bias)
 
     def _attention_mask(self, input_ids: Tensor, attention_mask: Tensor | None) -> Tensor | None:
         if attention_mask is None:

@@ -40,6 +40,7 @@ from attnlab.attention.multi_head import MultiHeadAttention
 from attnlab.attention.positional import sinusoidal_positions
 from attnlab.errors import AttnlabError
 from attnlab.layers.blocks import DecoderBlock, EncoderBlock, run_encoder
+from attnlab.layers.linear import Linear
 from attnlab.models.base import PretrainedModel
 
 
@@ -267,7 +268,7 @@ class Transformer(PretrainedModel):
         self.register_buffer("positions", sinusoidal_positions(c.max_len, c.d_model), persistent=False)
         self.dropout = nn.Dropout(c.dropout)
         self.stack = EncoderDecoder(c)
-        self.generator = nn.Linear(c.d_model, c.tgt_vocab_size, bias=False)
+        self.generator = Linear(c.d_model, c.tgt_vocab_size, bias=False)
         if c.share_embeddings or c.tie_output:
             self.generator.weight = self.tgt_embed.weight
         self._reset_parameters()

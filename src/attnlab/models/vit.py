@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from attnlab.config import preset
 from attnlab.errors import AttnlabError
 from attnlab.layers.blocks import EncoderConfig, encoder_stack, run_encoder
+from attnlab.layers.linear import Linear
 from attnlab.models.base import PretrainedModel
 
 
@@ -125,8 +126,8 @@ class ViT(PretrainedModel):
                 for proj in (block.self_attn.q_proj, block.self_attn.k_proj, block.self_attn.v_proj):
                     proj.bias = None
         self.norm = nn.LayerNorm(d, eps=config.norm_eps)
-        self.pooler = nn.Linear(d, d) if config.add_pooler else None
-        self.classifier = nn.Linear(d, config.num_labels) if config.labels else None
+        self.pooler = Linear(d, d) if config.add_pooler else None
+        self.classifier = Linear(d, config.num_labels) if config.labels else None
         self.apply(self._init_weights)
         nn.init.trunc_normal_(self.embeddings.positions, std=0.02)
         nn.init.trunc_normal_(self.embeddings.cls_token, std=0.02)
