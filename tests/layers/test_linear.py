@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import attnlab.layers.linear as linear_module
 from attnlab.layers.linear import Linear, _onednn_available, linear, onednn_applies
 
 pytestmark = pytest.mark.skipif(not _onednn_available(), reason="oneDNN's fp32 product needs an x86-64 CPU with AVX2")
@@ -138,3 +139,23 @@ def test_linear_module_is_an_nn_linear_with_the_same_state_dict():
     x = torch.randn(2, 3, 12)
     assert torch.allclose(ours(x), reference(x), **TOL)
     assert torch.allclose(copy.deepcopy(ours)(x), reference(x), **TOL)
+
+
+@pytest.mark.parametrize("failure", ["raises", "wrong result"])
+def test_the_private_op_is_probed_before_use(failure, monkeypatch):
+    """A future PyTorch where the op changed its signature or meaning falls back to F.linear."""
+    def changed(x, weight, bias):
+        if failure == "raises":
+            raise RuntimeError("mkldnn::_linear_pointwise() expected 7 arguments")
+        return F.linear(x, weight, bias) + 1.0
+
+    monkeypatch.setattr(linear_module, "_product", changed)
+    linear_module._onednn_available.cache_clear()
+    try:
+        x, weight = torch.randn(4, 16), torch.randn(8, 16)
+        assert not onednn_applies(x, weight)
+        assert torch.equal(linear(x, weight), F.linear(x, weight))
+    finally:
+        monkeypatch.undo()
+        linear_module._onednn_available.cache_clear()
+    assert onednn_applies(x, weight)
