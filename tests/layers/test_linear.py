@@ -21,6 +21,12 @@ pytestmark = pytest.mark.skipif(not _onednn_available(), reason="oneDNN's fp32 p
 TOL = dict(rtol=1e-5, atol=2e-5)
 
 
+@pytest.fixture(autouse=True)
+def every_shape_in_onednn(monkeypatch):
+    """oneDNN from a shape's first product (by default from its third: see test_shapes_...)."""
+    monkeypatch.setattr(linear_module, "RECURRING_AFTER", 0)
+
+
 def _reference(x, weight, bias, grad):
     """F.linear in fp64: output and the gradients of x, weight, bias."""
     leaves = [t.detach().double().requires_grad_() for t in (x, weight) + ((bias,) if bias is not None else ())]
@@ -159,3 +165,23 @@ def test_the_private_op_is_probed_before_use(failure, monkeypatch):
         monkeypatch.undo()
         linear_module._onednn_available.cache_clear()
     assert onednn_applies(x, weight)
+
+
+def test_shapes_take_onednn_once_they_recur(monkeypatch):
+    """oneDNN JIT-compiles a kernel per shape (~1 ms): a shape's first two products stay in
+    sgemm, the third on take oneDNN; at most MAX_SHAPES shapes, then sgemm."""
+    monkeypatch.setattr(linear_module, "RECURRING_AFTER", 2)
+    monkeypatch.setattr(linear_module, "MAX_SHAPES", 2)
+    monkeypatch.setattr(linear_module, "_shapes_in_onednn", set())
+    monkeypatch.setattr(linear_module, "_uses", {})
+    weight = torch.randn(8, 16, requires_grad=True)
+
+    def path(rows: int) -> str:
+        return type(linear(torch.randn(rows, 16), weight).grad_fn).__name__
+
+    assert [path(5) for _ in range(4)] == ["MmBackward0", "MmBackward0"] + ["_OneDNNLinearBackward"] * 2
+    assert "OneDNN" in type(linear(torch.randn(5, 1, 16), weight).grad_fn).__name__  # the same 5 x 16 rows
+    assert "OneDNN" not in path(6)  # a new row count
+    assert [path(7) for _ in range(3)][-1] == "_OneDNNLinearBackward"  # the second shape
+    assert [path(9) for _ in range(5)][-1] == "MmBackward0"  # over MAX_SHAPES: stays in sgemm
+    assert torch.allclose(linear(torch.ones(9, 16), weight), F.linear(torch.ones(9, 16), weight), **TOL)

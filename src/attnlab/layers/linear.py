@@ -13,6 +13,12 @@ first two and keeps ``sgemm`` for the weight gradient. Both are IEEE fp32 produc
 (no reduced-precision inner products); they differ in summation order only.
 ``benchmarks/linear.py`` measures the two side by side.
 
+oneDNN builds (JIT-compiles) a kernel for each shape it meets, ~1 ms, and caches it.
+Training at fixed shapes (GPT's B x T windows) pays that once; dynamic batches bring new
+row counts all the time. So a shape's first ``RECURRING_AFTER`` products stay in
+``sgemm``, later ones take oneDNN, for at most ``MAX_SHAPES`` shapes (oneDNN caches 1024
+kernels; a shape uses two, forward and ``dy W``).
+
 :func:`linear` takes this path for fp32 CPU tensors on an x86-64 CPU with AVX2 or
 better, outside autocast and ``torch.compile`` (there the compiler chooses), unless
 ``ATTNLAB_NATIVE=0``; everything else calls ``F.linear``. :class:`Linear` is
@@ -50,8 +56,31 @@ def _onednn_available() -> bool:
         return False
 
 
+RECURRING_AFTER = 2  # products of a shape in sgemm before oneDNN builds its kernel
+MAX_SHAPES = 256  # shapes given a oneDNN kernel
+_MAX_COUNTED = 4096  # shapes whose uses are counted, until the count is reset
+_shapes_in_onednn: set[tuple[int, int, int, bool]] = set()
+_uses: dict[tuple[int, int, int, bool], int] = {}
+
+
+def _recurring(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
+    """Count this product's shape; True once it has recurred (see the module docstring)."""
+    key = (x.numel() // x.shape[-1], weight.shape[1], weight.shape[0], bias is not None)  # (N, in, out, bias)
+    if key in _shapes_in_onednn:
+        return True
+    uses = _uses.get(key, 0) + 1
+    if uses > RECURRING_AFTER and len(_shapes_in_onednn) < MAX_SHAPES:
+        _shapes_in_onednn.add(key)
+        _uses.pop(key, None)
+        return True
+    if len(_uses) >= _MAX_COUNTED:
+        _uses.clear()
+    _uses[key] = uses
+    return False
+
+
 def onednn_applies(x: Tensor, weight: Tensor) -> bool:
-    """True where :func:`linear` takes oneDNN (see the module docstring)."""
+    """True where :func:`linear` may take oneDNN: for a shape that recurs (see the module docstring)."""
     return (
         x.dtype == torch.float32 and weight.dtype == torch.float32 and x.device.type == "cpu"
         and x.dim() >= 2 and x.numel() > 0 and weight.is_contiguous()
@@ -95,7 +124,7 @@ class _OneDNNLinear(torch.autograd.Function):
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``F.linear(x, weight, bias)``, with oneDNN's products for fp32 on the CPU."""
-    if not onednn_applies(x, weight):
+    if not (onednn_applies(x, weight) and _recurring(x, weight, bias)):
         return F.linear(x, weight, bias)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
     if needs_grad:
