@@ -23,8 +23,10 @@ TOL = dict(rtol=1e-5, atol=2e-5)
 
 @pytest.fixture(autouse=True)
 def every_shape_in_onednn(monkeypatch):
-    """oneDNN from a shape's first product (by default from its third: see test_shapes_...)."""
+    """oneDNN for every product from a shape's first (by default for large products from
+    a shape's third: see test_small_products_... and test_shapes_...)."""
     monkeypatch.setattr(linear_module, "RECURRING_AFTER", 0)
+    monkeypatch.setattr(linear_module, "MIN_MULTIPLY_ADDS", 1)
 
 
 def _reference(x, weight, bias, grad):
@@ -155,6 +157,7 @@ def test_the_private_op_is_probed_before_use(failure, monkeypatch):
             raise RuntimeError("mkldnn::_linear_pointwise() expected 7 arguments")
         return F.linear(x, weight, bias) + 1.0
 
+    original = linear_module._product
     monkeypatch.setattr(linear_module, "_product", changed)
     linear_module._onednn_available.cache_clear()
     try:
@@ -162,9 +165,17 @@ def test_the_private_op_is_probed_before_use(failure, monkeypatch):
         assert not onednn_applies(x, weight)
         assert torch.equal(linear(x, weight), F.linear(x, weight))
     finally:
-        monkeypatch.undo()
+        monkeypatch.setattr(linear_module, "_product", original)
         linear_module._onednn_available.cache_clear()
     assert onednn_applies(x, weight)
+
+
+def test_small_products_stay_in_sgemm(monkeypatch):
+    """oneDNN's ~10 us more per call loses below ~20M multiply-adds."""
+    monkeypatch.setattr(linear_module, "MIN_MULTIPLY_ADDS", 1 << 25)
+    weight = torch.randn(128, 128)
+    assert not onednn_applies(torch.randn(2, 100, 128), weight)  # 200 x 128 x 128 = 3.3M
+    assert onednn_applies(torch.randn(2, 1024, 128), weight)  # 2048 x 128 x 128 = 33.5M
 
 
 def test_shapes_take_onednn_once_they_recur(monkeypatch):

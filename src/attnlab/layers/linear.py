@@ -13,7 +13,10 @@ first two and keeps ``sgemm`` for the weight gradient. Both are IEEE fp32 produc
 (no reduced-precision inner products); they differ in summation order only.
 ``benchmarks/linear.py`` measures the two side by side.
 
-oneDNN builds (JIT-compiles) a kernel for each shape it meets, ~1 ms, and caches it.
+oneDNN costs ~10 µs more per call than ``sgemm``: below ~20M multiply-adds per product
+(N x in x out; a 128-wide model at a few hundred rows) it is the slower one, so products
+under ``MIN_MULTIPLY_ADDS`` stay in ``sgemm``. And it builds (JIT-compiles) a kernel for
+each shape it meets, ~1 ms, and caches it.
 Training at fixed shapes (GPT's B x T windows) pays that once; dynamic batches bring new
 row counts all the time. So a shape's first ``RECURRING_AFTER`` products stay in
 ``sgemm``, later ones take oneDNN, for at most ``MAX_SHAPES`` shapes (oneDNN caches 1024
@@ -56,6 +59,7 @@ def _onednn_available() -> bool:
         return False
 
 
+MIN_MULTIPLY_ADDS = 1 << 25  # N x in x out: smaller products stay in sgemm
 RECURRING_AFTER = 2  # products of a shape in sgemm before oneDNN builds its kernel
 MAX_SHAPES = 256  # shapes given a oneDNN kernel
 _MAX_COUNTED = 4096  # shapes whose uses are counted, until the count is reset
@@ -80,10 +84,11 @@ def _recurring(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
 
 
 def onednn_applies(x: Tensor, weight: Tensor) -> bool:
-    """True where :func:`linear` may take oneDNN: for a shape that recurs (see the module docstring)."""
+    """True where :func:`linear` may take oneDNN: a large enough product, if its shape
+    recurs (see the module docstring)."""
     return (
         x.dtype == torch.float32 and weight.dtype == torch.float32 and x.device.type == "cpu"
-        and x.dim() >= 2 and x.numel() > 0 and weight.is_contiguous()
+        and x.dim() >= 2 and x.numel() * weight.shape[0] >= MIN_MULTIPLY_ADDS and weight.is_contiguous()
         and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
         and native_enabled() and _onednn_available()
     )
