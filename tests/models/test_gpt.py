@@ -232,6 +232,17 @@ def test_bf16_training_path_matches_fp64_reference():
     assert (grad.double() - ref_grad).norm() / ref_grad.norm() < 5e-2
 
 
+def test_training_forward_compiles_as_one_graph():
+    """torch.compile (the GPU MFU benchmark's --compile) traces the whole training forward:
+    the id and position checks, which read values, are skipped there. The eager backend
+    checks the tracing only (no code generation), with fullgraph=True failing on any break."""
+    torch._dynamo.reset()
+    gpt = GPT(gpt_config("tiny")).train()
+    ids = torch.randint(0, 64, (2, 16))
+    compiled = torch.compile(gpt, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(ids, labels=ids).loss, gpt(ids, labels=ids).loss, atol=1e-6, rtol=0)
+
+
 def test_tokenizer_from_hf_folder_files(tmp_path):
     """A HF GPT-2 folder's tokenizer: tokenizer.json, or vocab.json + merges.txt."""
     from attnlab.data.tokenizer import ByteLevelBPETokenizer
