@@ -6,9 +6,10 @@
 ``F.linear`` on an fp32 CPU tensor is MKL's ``sgemm`` (through ``addmm``, which first
 copies the broadcast bias into the output). PyTorch also ships oneDNN's fp32 matrix
 product as ``torch.ops.mkldnn._linear_pointwise`` (an op of its oneDNN integration, a
-private one: it is probed once against ``F.linear`` before use), with the bias fused. On the Transformer shapes of this project (1024 rows, 256 to
-1024 wide, an AVX-512 CPU, one or two threads) it computes ``x W^T`` and ``dy W`` 8-18% faster
-than ``sgemm``, and ``dy^T x`` no faster: :class:`_OneDNNLinear` takes oneDNN for the
+private one: it is probed once against ``F.linear`` before use), with the bias fused. On
+the Transformer shapes of this project (1024 rows, 256 to 1024 wide, an AVX-512 CPU, one
+or two threads) it computes ``x W^T`` and ``dy W`` 8-18% faster than ``sgemm``, and
+``dy^T x`` no faster: :class:`_OneDNNLinear` takes oneDNN for the
 first two and keeps ``sgemm`` for the weight gradient. Both are IEEE fp32 products
 (no reduced-precision inner products); they differ in summation order only.
 ``benchmarks/linear.py`` measures the two side by side.
@@ -39,6 +40,26 @@ from torch import Tensor, nn
 
 from attnlab.native.build import enabled as native_enabled
 
+MIN_MULTIPLY_ADDS = 1 << 25  # N x in x out: smaller products stay in sgemm
+RECURRING_AFTER = 2  # products of a shape in sgemm before oneDNN builds its kernel
+MAX_SHAPES = 256  # shapes given a oneDNN kernel
+_MAX_COUNTED = 4096  # shapes whose uses are counted, until the count is reset
+_shapes_in_onednn: set[tuple[int, int, int, bool]] = set()
+_uses: dict[tuple[int, int, int, bool], int] = {}
+
+
+def _product(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``x W^T + b`` in oneDNN; ``x (N, in)``, ``weight (out, in)`` (a transposed view too)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+def _rows(x: Tensor) -> Tensor:
+    return x.reshape(-1, x.shape[-1]).contiguous()  # (..., n) -> (N, n)
+
+
+def _forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    return _product(_rows(x), weight, bias).view(*x.shape[:-1], weight.shape[0])  # (..., out)
+
 
 @functools.cache
 def _onednn_available() -> bool:
@@ -57,14 +78,6 @@ def _onednn_available() -> bool:
             return torch.allclose(_product(x, weight, bias), F.linear(x, weight, bias), rtol=1e-5, atol=1e-6)
     except RuntimeError:
         return False
-
-
-MIN_MULTIPLY_ADDS = 1 << 25  # N x in x out: smaller products stay in sgemm
-RECURRING_AFTER = 2  # products of a shape in sgemm before oneDNN builds its kernel
-MAX_SHAPES = 256  # shapes given a oneDNN kernel
-_MAX_COUNTED = 4096  # shapes whose uses are counted, until the count is reset
-_shapes_in_onednn: set[tuple[int, int, int, bool]] = set()
-_uses: dict[tuple[int, int, int, bool], int] = {}
 
 
 def _recurring(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
@@ -94,21 +107,12 @@ def onednn_applies(x: Tensor, weight: Tensor) -> bool:
     )
 
 
-def _product(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """``x W^T + b`` in oneDNN; ``x (N, in)``, ``weight (out, in)`` (a transposed view too)."""
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-
-
-def _rows(x: Tensor) -> Tensor:
-    return x.reshape(-1, x.shape[-1]).contiguous()  # (..., n) -> (N, n)
-
-
 class _OneDNNLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return _product(_rows(x), weight, bias).view(*x.shape[:-1], weight.shape[0])  # (..., out)
+        return _forward(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -134,7 +138,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
     if needs_grad:
         return _OneDNNLinear.apply(x, weight, bias)
-    return _product(_rows(x), weight, bias).view(*x.shape[:-1], weight.shape[0])  # (..., out)
+    return _forward(x, weight, bias)
 
 
 class Linear(nn.Linear):

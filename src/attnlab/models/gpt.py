@@ -208,7 +208,7 @@ class GPT(PretrainedModel):
         h = decode_blocks(h.view(b, -1), mask, caches, choice.layers, self.config.num_heads, self.config.norm_eps, activation)
         norm = self.final_norm
         h = F.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias, norm.eps).view(b, 1, -1)  # (B, 1, D)
-        return GPTOutput(logits=linear(h, self.lm_head_weight), last_hidden_state=h)  # (B, 1, V)
+        return GPTOutput(logits=F.linear(h, self.lm_head_weight), last_hidden_state=h)  # (B, 1, V)
 
     def generate(self, input_ids: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
         """Greedy or sampled continuation, ``(B, L + new)``; see :func:`attnlab.generation.generate`."""
