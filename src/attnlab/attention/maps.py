@@ -6,10 +6,11 @@ returns an :class:`Explained`: that collection plus the labels of what was atten
 pictures (``attnlab viz``) and the explorer (``attnlab explore``) read only these two types.
 
 Names say where a map comes from: ``encoder.0.self``, ``decoder.1.self``,
-``decoder.1.cross``, ``layers.3.self`` (GPT, BERT, ViT), ``layers.0.graph`` (GAT),
-``metapath.1.graph`` (HAN). Each entry records
+``decoder.1.cross`` (the Transformer), ``decoder.0.cross`` (the RNN translator's one
+attention, heads H = 1), ``layers.3.causal`` (GPT), ``layers.3.self`` (BERT, ViT),
+``layers.0.graph`` (GAT), ``metapath.1.graph`` (HAN). Each entry records
 
-    kind   "self" | "causal" | "cross" | "alignment" | "graph" | "metapath"
+    kind   "self" | "causal" | "cross" | "graph" | "metapath"
     axes   (query_axis, key_axis): which label sequence indexes the query and key dimensions,
            e.g. ("target", "source") for cross-attention, ("tokens", "tokens") for GPT,
            ("nodes", "nodes") for graph attention
@@ -35,7 +36,7 @@ from torch import Tensor
 
 from attnlab.errors import AttnlabError
 
-KINDS = ("self", "causal", "cross", "alignment", "graph", "metapath")
+KINDS = ("self", "causal", "cross", "graph", "metapath")
 
 
 class GraphAttention(NamedTuple):
