@@ -15,7 +15,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from attnlab.layers.linear import linear, onednn_applies
+from attnlab.kernels.linear import linear, onednn_applies
 from benchmarks.common import compare, machine_line, print_table
 
 SHAPES = [  # (rows, in, out)

@@ -207,7 +207,7 @@ def test_properties_over_random_shapes_and_masks(case, path):
 def test_path_choice():
     """The measured choices: fused without weights, flash + log-sum-exp for fp32 weights,
     plain for bf16 weights, dropout with weights, and short bf16 training."""
-    from attnlab.attention.backend import choose_path
+    from attnlab.kernels.backend import choose_path
 
     q, k, v = qkv()
     assert choose_path(q, k, v, need_weights=False, dropout_p=0.0) == "fused"

@@ -12,7 +12,7 @@ import torch
 import transformers
 
 from attnlab.models import GPT, GPTConfig
-from attnlab.native import gpt_decode
+from attnlab.kernels.native import gpt_decode
 
 transformers.logging.set_verbosity_error()
 ATOL = 1e-5

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from attnlab.attention.backend import choose_path
-from attnlab.attention.causal_bmm import causal_attention_bmm
-from attnlab.attention.causal_kernel import causal_attention_kernel
-from attnlab.attention.fused_weights import fused_attention_with_weights
+from attnlab.kernels.backend import choose_path
+from attnlab.kernels.causal_bmm import causal_attention_bmm
+from attnlab.kernels.causal_kernel import causal_attention_kernel
+from attnlab.kernels.fused_weights import fused_attention_with_weights
 from attnlab.attention.masks import causal_mask, check_mask, combine_masks, to_float_mask
 from attnlab.attention.normalizers import get_normalizer, sample
 from attnlab.errors import AttnlabError
@@ -150,10 +150,10 @@ def scaled_dot_product_attention(
         causal: query i sees keys up to its own position, aligned bottom-right when Lq < Lk.
         need_weights: also return the weights ``(..., Lq, Lk)``.
 
-    The path is chosen once, in :func:`attnlab.attention.backend.choose_path`: without
+    The path is chosen once, in :func:`attnlab.kernels.backend.choose_path`: without
     weights PyTorch's fused kernel (or, for causal self-attention on the CPU, attnlab's C
-    kernel of :mod:`attnlab.attention.causal_kernel` in fp32 and
-    :mod:`attnlab.attention.causal_bmm` for short bf16 training); with weights (fp32, CPU,
+    kernel of :mod:`attnlab.kernels.causal_kernel` in fp32 and
+    :mod:`attnlab.kernels.causal_bmm` for short bf16 training); with weights (fp32, CPU,
     no dropout) the flash kernel for the output and its log-sum-exp for the weights; otherwise the plain path of
     :func:`attend`, so the returned weights are the ones the output used (before dropout).
     Fully masked rows give zero output and zero weights.

@@ -20,7 +20,7 @@ from attnlab.attention.kv_cache import KVCache
 from attnlab.attention.masks import check_mask
 from attnlab.attention.positional import RotaryEmbedding
 from attnlab.errors import AttnlabError
-from attnlab.layers.linear import Linear, linear
+from attnlab.kernels.linear import Linear, linear
 
 
 class MultiHeadAttention(nn.Module):

@@ -1,21 +1,21 @@
-"""Layers the models are built from: linear maps, feed-forward networks and Transformer blocks.
+"""Layers the models are built from: feed-forward networks and Transformer blocks.
 
-The names are loaded on first use: :mod:`attnlab.attention.multi_head` imports
-:mod:`.linear`, and :mod:`.blocks` imports it back.
+``Linear`` (``nn.Linear`` with oneDNN's fp32 products) lives in :mod:`attnlab.kernels.linear`
+and is re-exported here.
 """
 
-import importlib
+from attnlab.kernels.linear import Linear
+from attnlab.layers.blocks import BlockOutput, DecoderBlock, Residual, TransformerBlock, encoder_stack, run_encoder
+from attnlab.layers.feed_forward import FeedForward, get_activation
 
-_EXPORTS = {
-    "BlockOutput": "blocks", "DecoderBlock": "blocks", "EncoderBlock": "blocks", "Residual": "blocks",
-    "encoder_stack": "blocks", "run_encoder": "blocks", "FeedForward": "feed_forward",
-    "get_activation": "feed_forward", "Linear": "linear",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__all__ = [
+    "BlockOutput",
+    "DecoderBlock",
+    "TransformerBlock",
+    "FeedForward",
+    "Linear",
+    "Residual",
+    "encoder_stack",
+    "get_activation",
+    "run_encoder",
+]

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
-from attnlab.layers.gelu_tanh import gelu_tanh
-from attnlab.layers.linear import Linear
+from attnlab.kernels.gelu_tanh import gelu_tanh
+from attnlab.kernels.linear import Linear
 
 ACTIVATIONS = {
     "relu": F.relu,

@@ -28,7 +28,7 @@ from attnlab.config import preset
 from attnlab.errors import AttnlabError
 from attnlab.layers.blocks import EncoderConfig, encoder_stack, run_encoder
 from attnlab.layers.feed_forward import get_activation
-from attnlab.layers.linear import Linear, linear
+from attnlab.kernels.linear import Linear, linear
 from attnlab.models.base import PretrainedModel
 
 HEADS = ("base", "pretraining", "mlm", "classifier")

@@ -34,7 +34,7 @@ from attnlab.errors import AttnlabError
 from attnlab.generation import generate
 from attnlab.interop.hf_gpt2 import config_from_hf, config_to_hf, weights_from_hf, weights_to_hf
 from attnlab.layers.blocks import EncoderBlock
-from attnlab.layers.linear import linear
+from attnlab.kernels.linear import linear
 from attnlab.models.base import PretrainedModel
 from attnlab.models.gpt_decoding import DecodingCache, decode_blocks
 

@@ -32,8 +32,8 @@ from torch import Tensor, nn
 
 from attnlab.attention.kv_cache import KVCache
 from attnlab.layers.blocks import EncoderBlock
-from attnlab.native import gpt_decode as native
-from attnlab.native.gpt_decode import NativeDecoder
+from attnlab.kernels.native import gpt_decode as native
+from attnlab.kernels.native.gpt_decode import NativeDecoder
 
 
 class LayerWeights(NamedTuple):

@@ -40,7 +40,7 @@ from attnlab.attention.multi_head import MultiHeadAttention
 from attnlab.attention.positional import sinusoidal_positions
 from attnlab.errors import AttnlabError
 from attnlab.layers.blocks import DecoderBlock, EncoderBlock, run_encoder
-from attnlab.layers.linear import Linear
+from attnlab.kernels.linear import Linear
 from attnlab.models.base import PretrainedModel
 
 

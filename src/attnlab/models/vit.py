@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from attnlab.config import preset
 from attnlab.errors import AttnlabError
 from attnlab.layers.blocks import EncoderConfig, encoder_stack, run_encoder
-from attnlab.layers.linear import Linear
+from attnlab.kernels.linear import Linear
 from attnlab.models.base import PretrainedModel
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab.attention.causal_bmm import causal_attention_bmm
+from attnlab.kernels.causal_bmm import causal_attention_bmm
 from attnlab.attention.core import scaled_dot_product_attention
 
 
@@ -40,7 +40,7 @@ def test_bf16_training_under_autocast_takes_this_path_and_agrees_with_the_genera
     q, k, v = (torch.randn(2, 4, 32, 16, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = scaled_dot_product_attention(q, k, v, causal=True).output
-    assert out.grad_fn is not None and "CausalAttention" in type(out.grad_fn).__name__
+    assert out.grad_fn is not None and "CausalBmmAttention" in type(out.grad_fn).__name__
     out.sum().backward()
     grads = [t.grad.clone() for t in (q, k, v)]
     for t in (q, k, v):

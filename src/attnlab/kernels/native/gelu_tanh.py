@@ -1,5 +1,5 @@
 """The ctypes binding of ``gelu_tanh.c``: GPT-2's tanh-GELU forward and backward in one
-pass each over contiguous fp32 CPU tensors (used by :mod:`attnlab.layers.gelu_tanh`)."""
+pass each over contiguous fp32 CPU tensors (used by :mod:`attnlab.kernels.gelu_tanh`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import ctypes
 import torch
 from torch import Tensor
 
-from attnlab.native.build import bind
+from attnlab.kernels.native.build import bind
 
 SERIAL_BELOW = 1 << 15  # elements: below this one thread is faster than waking the others
 

@@ -1,4 +1,4 @@
-"""attnlab.layers.linear: oneDNN's fp32 products (forward, dx; sgemm for dW) against
+"""attnlab.kernels.linear: oneDNN's fp32 products (forward, dx; sgemm for dW) against
 ``F.linear`` in fp64, and the cases that must fall back to ``F.linear``.
 
 Tolerance: the products sum up to 300 terms of N(0, 1) x N(0, 1) in fp32, so results
@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import attnlab.layers.linear as linear_module
-from attnlab.layers.linear import Linear, _onednn_available, linear, onednn_applies
+import attnlab.kernels.linear as linear_module
+from attnlab.kernels.linear import Linear, _onednn_available, linear, onednn_applies
 
 pytestmark = pytest.mark.skipif(not _onednn_available(), reason="oneDNN's fp32 product needs an x86-64 CPU with AVX2")
 TOL = dict(rtol=1e-5, atol=2e-5)

@@ -9,11 +9,10 @@
 For short sequences in bf16 on the CPU this beats both PyTorch's flash kernel (whose
 backward is slow there) and the autograd of the general plain path (which adds a
 ``masked_fill`` forward and backward, a scaling pass and an fp32 -> bf16 copy of the
-weights, autocast's softmax being fp32): at B=16, H=4, T=256, D=32, 2 threads, forward +
-backward of one layer takes 26 ms against 30 (flash) and 31 (plain).
+weights, autocast's softmax being fp32); figures in ``docs/benchmarks.md`` ("GPT").
 
 Used by :func:`attnlab.attention.core.scaled_dot_product_attention` when
-:func:`attnlab.attention.backend.choose_path` says ``"causal_bmm"``.
+:func:`attnlab.kernels.backend.choose_path` says ``"causal_bmm"``.
 Shapes: q, k, v ``(B, H, L, D)`` (same heads and length), output ``(B, H, L, D)``.
 """
 
@@ -23,7 +22,7 @@ import torch
 from torch import Tensor
 
 
-class _CausalAttention(torch.autograd.Function):
+class _CausalBmmAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, query: Tensor, key: Tensor, value: Tensor, scale: float) -> Tensor:
         b, h, length, d = query.shape
@@ -52,4 +51,4 @@ class _CausalAttention(torch.autograd.Function):
 
 def causal_attention_bmm(query: Tensor, key: Tensor, value: Tensor, scale: float) -> Tensor:
     """``softmax(scale q k^T + causal) v`` for ``(B, H, L, D)`` inputs: ``(B, H, L, Dv)``."""
-    return _CausalAttention.apply(query, key, value, scale)
+    return _CausalBmmAttention.apply(query, key, value, scale)

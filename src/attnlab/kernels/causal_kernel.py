@@ -5,15 +5,14 @@
     backward:  (P = exp(S - lse)), dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),
                dQ = scale * dS K,  dK = scale * dS^T Q,  dV = P^T dO
 
-:mod:`attnlab.native.causal_attention` runs each (batch, head) pair's products out of a
+:mod:`attnlab.kernels.native.causal_attention` runs each (batch, head) pair's products out of a
 per-thread workspace in cache and skips the masked half; it reads the per-head views of
-the packed q/k/v projection in place and writes the output heads already merged. Per layer
-of the 4 x 256 GPT training step (B=8, H=4, T=128, D=64), forward + backward takes about
-6.3 ms on one thread against 8.7-9.5 ms for PyTorch's flash kernel, and the forward 1.9
-against 2.7 (the kernel table of ``benchmarks/attention.py``).
+the packed q/k/v projection in place and writes the output heads already merged. Its
+speed against PyTorch's flash kernel is the kernel table of ``benchmarks/attention.py``
+(``docs/benchmarks.md``, "Attention core").
 
 Used by :func:`attnlab.attention.core.scaled_dot_product_attention` when
-:func:`attnlab.attention.backend.choose_path` says ``"causal_kernel"``.
+:func:`attnlab.kernels.backend.choose_path` says ``"causal_kernel"``.
 Shapes: q, k, v ``(B, H, T, D)``, output ``(B, H, T, D)``.
 """
 
@@ -22,10 +21,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from attnlab.native import causal_attention as native
+from attnlab.kernels.native import causal_attention as native
 
 
-class _CausalAttention(torch.autograd.Function):
+class _CausalKernelAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, query: Tensor, key: Tensor, value: Tensor, scale: float) -> Tensor:
         needs_grad = any(ctx.needs_input_grad[:3])
@@ -43,5 +42,5 @@ class _CausalAttention(torch.autograd.Function):
 
 def causal_attention_kernel(query: Tensor, key: Tensor, value: Tensor, scale: float) -> Tensor:
     """``softmax(scale q k^T + causal) v`` for ``(B, H, T, D)`` inputs that
-    :func:`attnlab.native.causal_attention.applies` accepts."""
-    return _CausalAttention.apply(query, key, value, scale)
+    :func:`attnlab.kernels.native.causal_attention.applies` accepts."""
+    return _CausalKernelAttention.apply(query, key, value, scale)

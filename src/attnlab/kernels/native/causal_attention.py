@@ -1,5 +1,5 @@
 """The ctypes binding of ``causal_attention.c``: causal self-attention forward and
-backward for fp32 CPU tensors (used by :mod:`attnlab.attention.causal_kernel`).
+backward for fp32 CPU tensors (used by :mod:`attnlab.kernels.causal_kernel`).
 
 Tensors are ``(B, H, T, D)`` views in any layout whose rows are contiguous (the
 per-head views of a packed q/k/v projection are read in place); the outputs are
@@ -16,7 +16,7 @@ import ctypes
 import torch
 from torch import Tensor
 
-from attnlab.native.build import bind
+from attnlab.kernels.native.build import bind
 
 MAX_LENGTH = 512  # positions: past it the T x T scores leave L2 and the flash kernel is as fast
 

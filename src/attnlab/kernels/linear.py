@@ -7,17 +7,17 @@
 copies the broadcast bias into the output). PyTorch also ships oneDNN's fp32 matrix
 product as ``torch.ops.mkldnn._linear_pointwise`` (an op of its oneDNN integration, a
 private one: it is probed once against ``F.linear`` before use), with the bias fused. On
-the Transformer shapes of this project (1024 rows, 256 to 1024 wide, an AVX-512 CPU, one
-or two threads) it computes ``x W^T`` and ``dy W`` 8-18% faster than ``sgemm``, and
-``dy^T x`` no faster: :class:`_OneDNNLinear` takes oneDNN for the
-first two and keeps ``sgemm`` for the weight gradient. Both are IEEE fp32 products
+the Transformer shapes of this project it computes ``x W^T`` and ``dy W`` faster than
+``sgemm``, and ``dy^T x`` no faster (``docs/benchmarks.md``, "Linear maps"):
+:class:`_OneDNNLinear` takes oneDNN for the first two and keeps ``sgemm`` for the weight
+gradient. Both are IEEE fp32 products
 (no reduced-precision inner products); they differ in summation order only.
 ``benchmarks/linear.py`` measures the two side by side.
 
-oneDNN costs ~10 µs more per call than ``sgemm``: below ~20M multiply-adds per product
-(N x in x out; a 128-wide model at a few hundred rows) it is the slower one, so products
-under ``MIN_MULTIPLY_ADDS`` stay in ``sgemm``. And it builds (JIT-compiles) a kernel for
-each shape it meets, ~1 ms, and caches it.
+oneDNN has a fixed cost per call that ``sgemm`` has not: below some tens of millions of
+multiply-adds per product (N x in x out; a 128-wide model at a few hundred rows) it is the
+slower one, so products under ``MIN_MULTIPLY_ADDS`` stay in ``sgemm``. And it builds
+(JIT-compiles) a kernel for each shape it meets and caches it.
 Training at fixed shapes (GPT's B x T windows) pays that once; dynamic batches bring new
 row counts all the time. So a shape's first ``RECURRING_AFTER`` products stay in
 ``sgemm``, later ones take oneDNN, for at most ``MAX_SHAPES`` shapes (oneDNN caches 1024
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.native.build import enabled as native_enabled
+from attnlab.kernels.native.build import enabled as native_enabled
 
 MIN_MULTIPLY_ADDS = 1 << 25  # N x in x out: smaller products stay in sgemm
 RECURRING_AFTER = 2  # products of a shape in sgemm before oneDNN builds its kernel

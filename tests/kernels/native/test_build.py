@@ -1,11 +1,11 @@
-"""Building, caching and falling back for the C kernels (attnlab.native.build)."""
+"""Building, caching and falling back for the C kernels (attnlab.kernels.native.build)."""
 
 import ctypes
 import shutil
 
 import pytest
 
-from attnlab.native import build
+from attnlab.kernels.native import build
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
 

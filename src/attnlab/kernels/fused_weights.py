@@ -11,7 +11,7 @@ Backward is the softmax backward, ds = a * (g - sum_j g a), then dq = ds k and
 dk = ds^T q; it only runs when the weights themselves feed the loss.
 
 Used by :func:`attnlab.attention.core.scaled_dot_product_attention` when
-:func:`attnlab.attention.backend.choose_path` says so (fp32 on the CPU, where PyTorch
+:func:`attnlab.kernels.backend.choose_path` says so (fp32 on the CPU, where PyTorch
 exposes the flash kernel's log-sum-exp).
 
 Shapes: q ``(B, H, Lq, D)``, k ``(B, H, Lk, D)``, lse ``(B, H, Lq)``, weights ``(B, H, Lq, Lk)``.

@@ -1,24 +1,23 @@
-"""Which path computes scaled dot-product attention: chosen in one place, by measurement.
+"""Which path computes scaled dot-product attention: chosen in one place, from the inputs'
+shapes, dtypes, devices and flags only (never from call history), by measurement (the
+figures are in ``docs/benchmarks.md``, "Attention core" and "GPT").
 
 - ``"fused"``: PyTorch's fused kernel (flash attention on the CPU) — the default when
   the weights are not needed: fastest and O(L) memory.
 - ``"fused_weights"``: the flash kernel for the output plus the weights from its
-  log-sum-exp (:mod:`attnlab.attention.fused_weights`) — weights asked for, fp32, CPU,
-  no dropout: 1.4x faster than ``nn.MultiheadAttention``'s fallback at B=8, L=512.
+  log-sum-exp (:mod:`attnlab.kernels.fused_weights`) — weights asked for, fp32, CPU,
+  no dropout: faster than ``nn.MultiheadAttention``'s fallback.
 - ``"causal_kernel"``: attnlab's C kernel for causal self-attention, forward and backward
-  (:mod:`attnlab.attention.causal_kernel`) — fp32 on the CPU, causal and no other mask, no
+  (:mod:`attnlab.kernels.causal_kernel`) — fp32 on the CPU, causal and no other mask, no
   dropout, no weights, T <= 512, the head width a multiple of the build's vector width
-  (16 with AVX-512): the fp32 GPT training step (per layer at B=8, H=4, T=128, D=64,
-  forward + backward 6.3 ms against 8.7-9.5 for flash) and causal inference.
+  (16 with AVX-512): the fp32 GPT training step and causal inference.
 - ``"causal_bmm"``: plain causal self-attention with its own backward
-  (:mod:`attnlab.attention.causal_bmm`) — short bf16 sequences on the CPU with gradients,
-  causal and no other mask, no dropout, no weights: the GPT training step (26 ms against
-  30 for flash and 31 for the autograd plain path per layer at B=16, H=4, T=256, D=32).
+  (:mod:`attnlab.kernels.causal_bmm`) — short bf16 sequences on the CPU with gradients,
+  causal and no other mask, no dropout, no weights: the bf16 GPT training step.
 - ``"plain"``: scores, softmax and a weighted sum (:func:`attnlab.attention.core.attend`)
   — weights asked for in any other case (so the weights returned are the ones the output
   used, dropout included), and other short bf16 sequences on the CPU with gradients, where
-  the flash kernel's backward is slower than bf16 matrix products (GPT training step,
-  4 x 256, T = 128..256: 1.15-1.2x; weights in bf16 at L=512: 1.7x).
+  the flash kernel's backward is slower than bf16 matrix products.
 """
 
 from __future__ import annotations
@@ -26,8 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from attnlab.attention.fused_weights import flash_available
-from attnlab.native import causal_attention
+from attnlab.kernels.fused_weights import flash_available
+from attnlab.kernels.native import causal_attention
 
 PLAIN_BF16_MAX_SCORES = 256 * 256  # Lq * Lk up to which bf16 training takes the plain path
 

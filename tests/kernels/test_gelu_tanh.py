@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnlab.layers.gelu_tanh import gelu_tanh
+from attnlab.kernels.gelu_tanh import gelu_tanh
 
 PATHS = {"native": "NativeGeluTanh", "torch-ops": "SigmoidGeluTanh"}
 

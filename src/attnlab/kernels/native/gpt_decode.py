@@ -2,21 +2,23 @@
 
 :class:`NativeDecoder` holds the pointers of a model's decoding weights (rebuilt when
 they change) and runs ``attnlab_gpt_decode`` on a token, writing the new key/value row
-into the per-layer :class:`~attnlab.attention.kv_cache.KVCache` storage in place.
-Only fp32 CPU tensors, batch 1 and no padding; :meth:`GPT._decode_next` falls back to
-its PyTorch path for everything else.
+into per-layer key/value storage in place: :meth:`NativeDecoder.run` takes that storage
+as plain tensors and the number of tokens already in it; :meth:`NativeDecoder.step` takes
+any caches with a ``length`` and a ``claim(n)`` (the attention layers' ``KVCache``; this
+module imports none). Only fp32 CPU tensors, batch 1 and no padding; the model falls back
+to its PyTorch path for everything else.
 """
 
 from __future__ import annotations
 
 import ctypes
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from attnlab.attention.kv_cache import KVCache
-from attnlab.native.build import bind
+from attnlab.kernels.native.build import bind
 
 _FIELDS = (
     "norm1_weight", "norm1_bias", "qkv_weight_t", "qkv_bias", "out_weight_t", "out_bias",
@@ -28,6 +30,14 @@ class _Layer(ctypes.Structure):
     """Mirror of ``gpt_layer`` in gpt_decode.c: the tensors of one block, by address."""
 
     _fields_ = [(name, ctypes.c_void_p) for name in _FIELDS]
+
+
+class _Cache(Protocol):
+    """What :meth:`NativeDecoder.step` needs of a cache: its length and room for new rows."""
+
+    length: int
+
+    def claim(self, new: int) -> tuple[Tensor, Tensor]: ...
 
 
 def _pointer(t: Tensor) -> int:
@@ -72,13 +82,20 @@ class NativeDecoder:
         self.ffn = layers[0].fc1_bias.shape[0]
         self._pointer_arrays = ctypes.c_void_p * len(layers)
 
-    def step(self, token: int, caches: list[KVCache]) -> tuple[Tensor, Tensor]:
+    def step(self, token: int, caches: Sequence[_Cache]) -> tuple[Tensor, Tensor]:
         """Logits ``(V,)`` of the token after ``token`` (at position ``caches[0].length``) and
         the final LayerNorm's output ``(D,)``; appends the token's keys/values to
         ``caches`` (one per layer, batch 1, fp32)."""
         past = caches[0].length
         keys, values = zip(*(cache.claim(1) for cache in caches))  # (1, H, capacity, Dh) each
+        return self.run(token, keys, values, past)
+
+    def run(self, token: int, keys: Sequence[Tensor], values: Sequence[Tensor], past: int) -> tuple[Tensor, Tensor]:
+        """:meth:`step` on plain storage: ``keys``/``values`` per layer ``(1, H, capacity, Dh)``
+        (contiguous fp32) holding ``past`` tokens; the new token's rows are written at ``past``."""
         capacity = keys[0].shape[2]
+        if not 0 <= past < min(capacity, self.positions.shape[0]) or not 0 <= token < self.vocab:
+            raise ValueError(f"native GPT step: token {token} (vocab {self.vocab}) at {past} (capacity {capacity})")
         workspace = torch.empty(6 * self.d + self.ffn + self.heads * capacity)  # per call: thread-safe
         logits = torch.empty(self.vocab)
         row = 4 * self.d  # bytes per embedding row

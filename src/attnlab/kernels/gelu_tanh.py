@@ -4,13 +4,10 @@
                  = x * sigmoid(v),        v = 2u = c (x + a x^3),  c = 2 sqrt(2/pi), a = 0.044715
     d/dx         = s + x s (1 - s) v',    s = sigmoid(v),  v' = c (1 + 3 a x^2)
 
-(``(1 + tanh(u)) / 2 = sigmoid(2u)``.) On the CPU PyTorch's tanh costs ~3 ns per fp32
-element against ~0.5 ns for sigmoid, and each elementwise op is a pass over memory: on a
-(1024, 1024) fp32 tensor on one core ``F.gelu(x, approximate="tanh")`` takes 1.8 ms
-forward and 2.4 ms backward, and this form as PyTorch ops 1.8 and 1.9 ms. The C kernel
-of :mod:`attnlab.native.gelu_tanh` computes it in one pass each way, 0.53 and 0.76 ms
-(in the 4 x 256 GPT training step of ``benchmarks/gpt.py`` that gains only 0.5-2%: there
-the activations come from memory either way). Its backward
+(``(1 + tanh(u)) / 2 = sigmoid(2u)``.) On the CPU PyTorch's tanh costs several times
+sigmoid's per element, and each elementwise op is a pass over memory. The C kernel of
+:mod:`attnlab.kernels.native.gelu_tanh` computes it in one pass each way (figures in
+``docs/benchmarks.md``, "GPT"). Its backward
 recomputes ``s`` from ``x``; the PyTorch-op fallback (no C compiler) saves ``s``. Both
 agree with ``F.gelu(approximate="tanh")`` to within fp32 rounding (~5e-7 from the fp64
 value on N(0, 9) inputs); tests check both against fp64.
@@ -28,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from attnlab.native import gelu_tanh as native
+from attnlab.kernels.native import gelu_tanh as native
 
 _C = 2 * math.sqrt(2 / math.pi)
 _A = 0.044715
