@@ -1,0 +1,367 @@
+"""Export a trained attnlab checkpoint to ONNX: the graphs, the tokenizer, and a manifest.
+
+    out/
+      export.json          format version, attnlab version, model type, opset, exporter,
+                           every graph's inputs/outputs (name, dtype, shape with named
+                           dynamic axes), and how to run the generation loop
+      *.onnx               one file per graph (see below)
+      tokenizer files      copied from the checkpoint (config.json too)
+
+Graphs per model (``attnlab.export.graphs`` builds them from the model's weights):
+
+    gpt2         prefill.onnx, decode.onnx      (KV cache as past.i.key/value tensors)
+    transformer  encoder.onnx, decoder.onnx     (self-attention cache + static cross K/V)
+    seq2seq      encoder.onnx, decoder.onnx     (RNN state and attention state as tensors)
+    bert         model.onnx                     (every output its head has)
+    vit          model.onnx                     (fixed image size, dynamic batch)
+    gat          model.onnx                     (dense attention over N nodes)
+
+The exporter is PyTorch's recommended one, ``torch.onnx.export(..., dynamo=True)``; a
+graph it cannot export falls back to the TorchScript exporter and ``export.json`` says
+which and why. Batch and sequence axes are dynamic (tests run lengths and batch sizes the
+export never saw). The opset is 18 unless asked: the exporter's own op library is
+written against 18 (no version conversion), and ONNX Runtime has run it since 1.14.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+import attnlab
+from attnlab.errors import AttnlabError
+from attnlab.io import read_json, write_json
+
+FORMAT_VERSION = 1
+DEFAULT_OPSET = 18
+MANIFEST = "export.json"
+# what is not copied from the checkpoint into the export folder
+_SKIPPED = ("*.safetensors", "*.pt", "*.pth", "*.bin", "*.ckpt", "*.onnx", "*.onnx.data", MANIFEST)
+_SKIPPED_DIRS = ("checkpoints", "checkpoint", "optimizer", "logs", "runs", "__pycache__", "viz", "explore")
+DYNAMIC = torch.export.Dim.DYNAMIC
+
+
+@dataclass
+class Graph:
+    """One graph to export: ``module(*example)``; ``axes[name] = {dim: axis name}`` for
+    every dynamic dimension of inputs and outputs (the names go into ``export.json``)."""
+
+    name: str
+    module: nn.Module
+    example: tuple[Tensor, ...]
+    inputs: list[str]
+    outputs: list[str]
+    axes: dict[str, dict[int, str]] = field(default_factory=dict)
+
+
+@dataclass
+class Exported:
+    """What an exporter returns: its graphs and what ``export.json`` says about running them."""
+
+    graphs: list[Graph]
+    info: dict
+
+
+def export_onnx(ckpt_dir: str | Path, out_dir: str | Path, *, opset: int | None = None, overwrite: bool = False) -> Path:
+    """Export the checkpoint in ``ckpt_dir`` to an ONNX folder ``out_dir``; returns ``out_dir``.
+
+    The folder is written whole or not at all (built next to it, then renamed). An
+    existing non-empty ``out_dir`` is an error unless ``overwrite``.
+    """
+    ckpt_dir, out_dir = Path(ckpt_dir), Path(out_dir)
+    opset = DEFAULT_OPSET if opset is None else int(opset)
+    if not 18 <= opset <= 23:
+        raise AttnlabError(f"opset: expected an ONNX opset in [18, 23] (the dynamo exporter's range), got {opset}")
+    model_type = _model_type(ckpt_dir)
+    if model_type not in EXPORTERS:
+        raise AttnlabError(
+            f"{ckpt_dir}: a {model_type!r} model cannot be exported to ONNX (supported: {', '.join(sorted(EXPORTERS))})"
+        )
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise AttnlabError(f"--out {out_dir}: folder exists and is not empty (pass overwrite=True / --overwrite to replace it)")
+    load, build = EXPORTERS[model_type]
+    model = load(ckpt_dir).eval()
+    exported = build(model)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        graphs = {}
+        for graph in exported.graphs:
+            graphs[graph.name] = _export_graph(graph, work / f"{graph.name}.onnx", opset)
+        _copy_tokenizer(ckpt_dir, work)
+        manifest = {
+            "format": "attnlab-onnx",
+            "format_version": FORMAT_VERSION,
+            "attnlab_version": attnlab.__version__,
+            "torch_version": torch.__version__.split("+")[0],
+            "model_type": model_type,
+            "opset": opset,
+            "graphs": graphs,
+            **exported.info,
+        }
+        write_json(work / MANIFEST, manifest)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        work.rename(out_dir)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return out_dir
+
+
+def read_manifest(export_dir: str | Path) -> dict:
+    """``export.json`` of an export folder, checked: an attnlab ONNX folder of this format version."""
+    export_dir = Path(export_dir)
+    path = export_dir / MANIFEST
+    if not path.is_file():
+        raise AttnlabError(f"{export_dir}: not an attnlab ONNX export (no {MANIFEST}); make one with `attnlab export`")
+    manifest = read_json(path)
+    if not isinstance(manifest, dict) or manifest.get("format") != "attnlab-onnx":
+        raise AttnlabError(f"{path}: not an attnlab ONNX manifest")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise AttnlabError(
+            f"{export_dir}: export format version {version} (attnlab {manifest.get('attnlab_version')}); this attnlab "
+            f"({attnlab.__version__}) reads version {FORMAT_VERSION}: export the checkpoint again with this version"
+        )
+    return manifest
+
+
+# --- one graph ------------------------------------------------------------------------
+def _export_graph(graph: Graph, path: Path, opset: int) -> dict:
+    """Export with the dynamo exporter (TorchScript's as the stated fallback); the manifest entry."""
+    dynamic_shapes = tuple({d: DYNAMIC for d in graph.axes.get(name, {})} or None for name in graph.inputs)
+    if _takes_varargs(graph.module):  # forward(*args): one entry, the tuple of arguments
+        dynamic_shapes = (dynamic_shapes,)
+    exporter, reason = "dynamo", None
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(
+                graph.module, graph.example, input_names=graph.inputs, output_names=graph.outputs,
+                opset_version=opset, dynamo=True, dynamic_shapes=dynamic_shapes, external_data=False, verbose=False,
+            )
+            program.save(str(path), external_data=False)
+        except Exception as error:  # noqa: BLE001 - every exporter failure takes the fallback, stated
+            exporter, reason = "torchscript", f"the dynamo exporter failed: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
+            torch.onnx.export(
+                graph.module, graph.example, str(path), input_names=graph.inputs, output_names=graph.outputs,
+                opset_version=opset, dynamo=False, dynamic_axes={k: dict(v) for k, v in graph.axes.items()},
+            )
+        outputs = graph.module(*graph.example)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    entry = {
+        "file": path.name,
+        "exporter": exporter,
+        "inputs": [_describe(name, t, graph.axes.get(name, {})) for name, t in zip(graph.inputs, graph.example)],
+        "outputs": [_describe(name, t, graph.axes.get(name, {})) for name, t in zip(graph.outputs, outputs)],
+    }
+    if reason:
+        entry["fallback_reason"] = reason
+    return entry
+
+
+def _takes_varargs(module: nn.Module) -> bool:
+    parameters = inspect.signature(module.forward).parameters.values()
+    return any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+
+
+def _describe(name: str, t: Tensor, axes: dict[int, str]) -> dict:
+    return {"name": name, "dtype": str(t.dtype).removeprefix("torch."),
+            "shape": [axes.get(d, int(size)) for d, size in enumerate(t.shape)]}
+
+
+def _model_type(ckpt_dir: Path) -> str:
+    if not ckpt_dir.is_dir():
+        raise AttnlabError(f"--ckpt {ckpt_dir}: checkpoint folder not found")
+    config = ckpt_dir / "config.json"
+    if not config.is_file():
+        raise AttnlabError(f"--ckpt {ckpt_dir}: no config.json (not a model checkpoint folder)")
+    model_type = read_json(config).get("model_type")
+    return "gpt2" if model_type is None and (ckpt_dir / "vocab.json").is_file() else str(model_type)
+
+
+def _copy_tokenizer(ckpt_dir: Path, out_dir: Path) -> None:
+    """Everything of the checkpoint but weights and training state: tokenizer files, config.json, ..."""
+    for item in ckpt_dir.iterdir():
+        if any(item.match(p) for p in _SKIPPED) or item.name.startswith("."):
+            continue
+        if item.is_dir():
+            if item.name not in _SKIPPED_DIRS and not any(item.rglob("*.safetensors")):
+                shutil.copytree(item, out_dir / item.name)
+        elif item.stat().st_size < 64 << 20:
+            shutil.copy2(item, out_dir / item.name)
+
+
+# --- per model ------------------------------------------------------------------------
+def _kv_names(prefix: str, layers: int, kind: str = "") -> list[str]:
+    part = f".{kind}" if kind else ""
+    return [f"{prefix}.{i}{part}.{x}" for i in range(layers) for x in ("key", "value")]
+
+
+def _gpt(model: nn.Module) -> Exported:
+    from attnlab.export.graphs import GPTGraph, method
+
+    c = model.config
+    graph = GPTGraph(model)
+    n, heads, dh = c.num_layers, c.num_heads, c.d_model // c.num_heads
+    b, length, past = 2, 5, 4
+    ids = torch.randint(0, c.vocab_size, (b, length))
+    mask = torch.ones(b, length, dtype=torch.long)
+    present = _kv_names("present", n)
+    kv_axes = {0: "batch", 2: "past"}
+    prefill = Graph(
+        "prefill", method(graph, "prefill"), (ids, mask), ["input_ids", "attention_mask"], ["logits", *present],
+        {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"},
+         "logits": {0: "batch", 1: "length"}, **{k: {0: "batch", 2: "length"} for k in present}},
+    )
+    past_names = _kv_names("past", n)
+    kv = tuple(torch.randn(b, heads, past, dh) for _ in past_names)
+    new = 1 + 1  # the example decodes two tokens so the length axis stays dynamic
+    decode = Graph(
+        "decode", method(graph, "decode"),
+        (ids[:, :new], torch.full((b, new), past) + torch.arange(new), torch.ones(b, past + new, dtype=torch.long), *kv),
+        ["input_ids", "position_ids", "attention_mask", *past_names], ["logits", *present],
+        {"input_ids": {0: "batch", 1: "length"}, "position_ids": {0: "batch", 1: "length"},
+         "attention_mask": {0: "batch", 1: "past + length"}, "logits": {0: "batch", 1: "length"},
+         **{k: kv_axes for k in past_names}, **{k: {0: "batch", 2: "past + length"} for k in present}},
+    )
+    info = {
+        "config": {"vocab_size": c.vocab_size, "context_length": c.context_length, "num_layers": n,
+                   "num_heads": heads, "head_dim": dh, "eos_token_id": c.eos_token_id},
+        "generation": {
+            "graphs": ["prefill", "decode"],
+            "steps": [
+                "prefill(input_ids, attention_mask): the prompt, left-padded (0 in attention_mask on pads); "
+                "next token = argmax of logits[:, -1]; the cache = present.*",
+                "decode(input_ids (B, 1) = the new token, position_ids (B, 1) = last position + 1 "
+                "(positions count real tokens only), attention_mask (B, P + 1) = the mask so far + a 1 column, "
+                "past.i.key/value = the previous present.i.key/value)",
+                "repeat decode until eos_token_id or context_length tokens",
+            ],
+        },
+    }
+    return Exported([prefill, decode], info)
+
+
+def _transformer(model: nn.Module) -> Exported:
+    from attnlab.export.graphs import TransformerGraph, method
+
+    c = model.config
+    graph = TransformerGraph(model)
+    n, heads, dh = c.num_decoder_layers, c.num_heads, c.d_model // c.num_heads
+    b, s, past = 2, 6, 3
+    src = torch.randint(4, c.src_vocab_size, (b, s))
+    src[1, -2:] = c.pad_id
+    cross = _kv_names("cross", n)
+    encoder = Graph(
+        "encoder", method(graph, "encoder"), (src,), ["src_ids"], ["memory", *cross],
+        {"src_ids": {0: "batch", 1: "src_length"}, "memory": {0: "batch", 1: "src_length"},
+         **{k: {0: "batch", 2: "src_length"} for k in cross}},
+    )
+    past_names, present = _kv_names("past", n), _kv_names("present", n)
+    kv = tuple(torch.randn(b, heads, past, dh) for _ in past_names)
+    ckv = tuple(torch.randn(b, heads, s, dh) for _ in cross)
+    decoder = Graph(
+        "decoder", method(graph, "decoder"),
+        (torch.randint(4, c.tgt_vocab_size, (b, 2)), (src != c.pad_id).long(), *kv, *ckv),
+        ["input_ids", "src_mask", *past_names, *cross], ["log_probs", *present],
+        {"input_ids": {0: "batch", 1: "length"}, "src_mask": {0: "batch", 1: "src_length"},
+         **{k: {0: "batch", 2: "past"} for k in past_names}, **{k: {0: "batch", 2: "src_length"} for k in cross},
+         "log_probs": {0: "batch", 1: "length"}, **{k: {0: "batch", 2: "past + length"} for k in present}},
+    )
+    info = {
+        "config": {"src_vocab_size": c.src_vocab_size, "tgt_vocab_size": c.tgt_vocab_size, "num_layers": n,
+                   "num_heads": heads, "head_dim": dh, "pad_id": c.pad_id, "bos_id": c.bos_id, "eos_id": c.eos_id,
+                   "max_len": c.max_len},
+        "generation": {
+            "graphs": ["encoder", "decoder"],
+            "steps": [
+                "encoder(src_ids (B, S), pad_id on padding) -> memory, cross.i.key/value (static for the sentence)",
+                "decoder(input_ids (B, 1) = bos_id first, src_mask = (src_ids != pad_id), past.i.key/value "
+                "(B, H, 0, Dh) at the first step, then the previous present.i.*, cross.i.* from the encoder)",
+                "next token = argmax of log_probs[:, -1]; stop at eos_id or max_len tokens; "
+                "beam search: reorder every past/cross/src_mask row with the chosen parents",
+            ],
+        },
+    }
+    return Exported([encoder, decoder], info)
+
+
+def _bert(model: nn.Module) -> Exported:
+    from attnlab.export.graphs import BERTGraph, bert_outputs
+
+    c = model.config
+    b, length = 2, 7
+    ids = torch.randint(1, c.vocab_size, (b, length))
+    mask = torch.ones(b, length, dtype=torch.long)
+    mask[1, -2:] = 0
+    outputs = bert_outputs(c)
+    seq = {0: "batch", 1: "length"}
+    axes = {"input_ids": seq, "token_type_ids": seq, "attention_mask": seq}
+    axes.update({name: (seq if name in ("last_hidden_state", "mlm_logits") else {0: "batch"}) for name in outputs})
+    graph = Graph("model", BERTGraph(model).eval(), (ids, torch.zeros_like(ids), mask),
+                  ["input_ids", "token_type_ids", "attention_mask"], outputs, axes)
+    info = {"config": {"head": c.head, "labels": list(c.labels), "vocab_size": c.vocab_size,
+                       "max_positions": c.max_positions, "pad_token_id": c.pad_token_id}}
+    return Exported([graph], info)
+
+
+def _vit(model: nn.Module) -> Exported:
+    from attnlab.export.graphs import ViTGraph, vit_outputs
+
+    c = model.config
+    pixels = torch.randn(2, c.num_channels, c.image_size, c.image_size)
+    outputs = vit_outputs(model)
+    axes = {"pixel_values": {0: "batch"}, **{name: {0: "batch"} for name in outputs}}
+    graph = Graph("model", ViTGraph(model).eval(), (pixels,), ["pixel_values"], outputs, axes)
+    info = {"config": {"image_size": c.image_size, "num_channels": c.num_channels, "labels": list(c.labels)},
+            "note": "the image size is fixed at the configured one; the batch is dynamic"}
+    return Exported([graph], info)
+
+
+def _gat(model: nn.Module) -> Exported:
+    from attnlab.export.graphs import GATGraph
+
+    c = model.config
+    x = torch.randn(7, c.in_dim)
+    edges = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 2], [1, 2, 3, 4, 5, 6, 0, 5]])
+    axes = {"x": {0: "nodes"}, "edge_index": {1: "edges"}, "logits": {0: "nodes"}}
+    graph = Graph("model", GATGraph(model).eval(), (x, edges), ["x", "edge_index"], ["logits"], axes)
+    info = {"config": {"in_dim": c.in_dim, "num_classes": c.num_classes},
+            "note": "attention is dense over the nodes (an (H, N, N) score matrix): any graph size runs, "
+                    "memory grows as N^2 (a few thousand nodes); duplicate edges count once"}
+    return Exported([graph], info)
+
+
+def _loader(name: str) -> Callable[[Path], nn.Module]:
+    def load(ckpt: Path) -> nn.Module:
+        import attnlab.models as models
+
+        return getattr(models, name).from_pretrained(ckpt)
+
+    return load
+
+
+def _seq2seq(model: nn.Module) -> Exported:
+    from attnlab.export.seq2seq import seq2seq_graphs
+
+    return seq2seq_graphs(model)
+
+
+EXPORTERS: dict[str, tuple[Callable[[Path], nn.Module], Callable[[nn.Module], Exported]]] = {
+    "gpt2": (_loader("GPT"), _gpt),
+    "transformer": (_loader("Transformer"), _transformer),
+    "seq2seq": (_loader("Seq2Seq"), _seq2seq),
+    "bert": (_loader("BERT"), _bert),
+    "vit": (_loader("ViT"), _vit),
+    "gat": (_loader("GAT"), _gat),
+}
