@@ -1,0 +1,82 @@
+"""Write the explorer page: one self-contained HTML file (no network, no CDN).
+
+The page is ``static/template.html`` with the project's own CSS and JavaScript inlined, a
+small JSON description of every example (``<script id="attnlab-meta">``) and one
+``<script type="application/octet-stream">`` tag per blob, read only when its map is shown.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from attnlab.attention.maps import Explained
+from attnlab.errors import AttnlabError
+from attnlab.io import write_text
+from attnlab.viz.explorer.pack import Blobs, pack_items
+
+
+def _static(name: str) -> str:
+    return resources.files("attnlab.viz.explorer").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _script_json(obj: Any) -> str:
+    """JSON safe inside a <script> element (no "</" can close it)."""
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+
+
+def build_meta(
+    items: list[Explained], blobs: Blobs, *, title: str, compare: list[Explained] | None = None,
+    compare_title: str | None = None, serve: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The page's JSON: ``sets`` (the items, and the compared checkpoint's), titles, serve config."""
+    sets = [{"title": "A" if compare else title, "examples": pack_items(items, blobs)}]
+    if compare:
+        sets[0]["title"] = title
+        sets.append({"title": compare_title or "compare", "examples": pack_items(compare, blobs)})
+    for examples in (s["examples"] for s in sets):
+        for k, e in enumerate(examples):
+            e["title"] = _example_title(e, k)
+    meta: dict[str, Any] = {"version": 1, "title": title, "sets": sets}
+    if serve:
+        meta["serve"] = serve
+    return meta
+
+
+def _example_title(e: dict[str, Any], k: int) -> str:
+    for axis in ("source", "tokens", "target"):
+        if axis in e["labels"]:
+            return " ".join(e["labels"][axis])[:80]
+    return f"{e['model_type']} {k}"
+
+
+def render_html(meta: dict[str, Any], blobs: Blobs) -> str:
+    """The page as one string."""
+    blob_tags = "\n".join(f'<script type="application/octet-stream" id="attnlab-{k}">{v}</script>' for k, v in blobs.items.items())
+    parts = {"__CSS__": _static("explorer.css"), "__META__": _script_json(meta), "__BLOBS__": blob_tags,
+             "__JS__": _static("explorer.js"), "__TITLE__": html.escape(meta["title"])}
+    # one pass over the template: inserted text is never searched for placeholders
+    return re.sub(r"__(?:TITLE|CSS|JS|META|BLOBS)__", lambda m: parts[m.group(0)], _static("template.html"))
+
+
+def write_page(
+    items: list[Explained], out: Path, *, title: str, compare: list[Explained] | None = None,
+    compare_title: str | None = None,
+) -> Path:
+    """Write the explorer for ``items`` (and, side by side, ``compare``) to ``out``; return it."""
+    if not isinstance(items, list) or not all(isinstance(x, Explained) for x in items):
+        raise AttnlabError("write_page: items must be a list of Explained")
+    if compare is not None and (not isinstance(compare, list) or not all(isinstance(x, Explained) for x in compare)):
+        raise AttnlabError("write_page: compare must be a list of Explained")
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise AttnlabError(f"--out {out}: the explorer is an HTML file; expected a name ending in .html")
+    blobs = Blobs()
+    meta = build_meta(items, blobs, title=title, compare=compare, compare_title=compare_title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out, render_html(meta, blobs))
+    return out
