@@ -20,6 +20,9 @@ from safetensors.torch import load_file, save_file
 
 from attnlab.errors import AttnlabError
 
+CONFIG_FILE = "config.json"  # a model folder: config + weights (HF layout)
+WEIGHTS_FILE = "model.safetensors"
+
 
 def _umask() -> int:
     mask = os.umask(0)

@@ -12,7 +12,7 @@ import transformers
 
 from attnlab.cli.main import main
 from attnlab.io import read_json
-from attnlab.language_model import complete, load_lm
+from attnlab.apps.lm import complete, load
 
 TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n\n" for i in range(400))
 
@@ -37,7 +37,7 @@ def ckpt(data, tmp_path_factory):
 
 
 def test_run_folder_is_a_transformers_gpt2(ckpt):
-    model, tokenizer = load_lm(ckpt)
+    model, tokenizer = load(ckpt)
     hf = transformers.GPT2LMHeadModel.from_pretrained(ckpt).eval()
     ids = torch.tensor([tokenizer.encode("def f3(x):\n")])
     with torch.no_grad():
@@ -61,7 +61,7 @@ def test_resume_continues_the_run(data, tmp_path):
 def test_generate_streams_the_library_output(ckpt, capsys):
     assert main(["generate", "--ckpt", str(ckpt), "--prompt", "def f", "--max-new-tokens", "20"]) == 0
     out = capsys.readouterr().out
-    model, tokenizer = load_lm(ckpt)
+    model, tokenizer = load(ckpt)
     assert out == "def f" + complete(model, tokenizer, "def f", 20) + "\n"
     assert main(["generate", "--ckpt", str(ckpt), "--prompt", "def f", "--top-k", "3", "--temperature", "0.8"]) == 0
 
@@ -86,7 +86,7 @@ def test_bad_input_is_one_line(ckpt, tmp_path, capsys):
 def test_byte_level_bpe_run(data, tmp_path, capsys):
     out = tmp_path / "bpe"
     assert main(train_args(data, out, 3) + ["--tokenizer", "bpe", "--vocab-size", "300"]) == 0
-    model, tokenizer = load_lm(out)
+    model, tokenizer = load(out)
     assert model.config.vocab_size == tokenizer.vocab_size == 300
     assert "bits/char" in capsys.readouterr().out
     assert main(["generate", "--ckpt", str(out), "--prompt", "def f1", "--max-new-tokens", "5"]) == 0

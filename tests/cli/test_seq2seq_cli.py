@@ -8,12 +8,12 @@ import json
 import pytest
 
 from attnlab.cli.main import main
-from attnlab.compare import CompareSettings, VariantResult, bleu_by_length, format_table
+from attnlab.apps.compare import CompareSettings, VariantResult, bleu_by_length, format_table
 from attnlab.data.corpus import ParallelCorpus
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.metrics import bleu
 from attnlab.io import read_json
-from attnlab.translation import Translator
+from attnlab.apps.translate import Translator
 
 TINY = ["--corpus", "tiny", "--preset", "tiny", "--quiet"]
 
@@ -119,7 +119,7 @@ def test_guided_alignment_on_user_files_and_the_error_without_alignments(tmp_pat
 
 
 def test_guided_variant_is_opt_in_and_trains_on_the_gold_alignments(monkeypatch, tmp_path):
-    import attnlab.compare as compare_module
+    import attnlab.apps.compare as compare_module
 
     assert "bahdanau-guided" not in CompareSettings().variants
     seen = {}

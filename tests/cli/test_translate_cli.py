@@ -13,7 +13,7 @@ import pytest
 
 from attnlab.cli.main import main
 from attnlab.io import read_json
-from attnlab.translation import Translator, TranslatorSetup, paper_train_config, train_translator
+from attnlab.apps.translate import Translator, TranslatorSetup, paper_train_config, train_translator
 
 TINY = ["--corpus", "tiny", "--preset", "tiny", "--quiet"]
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from attnlab.data.shuffle import EpochShuffler
 from attnlab.models.base import PretrainedModel
-from attnlab.training import EpochShuffler, TrainConfig
+from attnlab.training import TrainConfig
 
 
 @dataclass
@@ -68,6 +69,36 @@ class ToyData:
         return {"x": self.x[i], "token": self.token[i], "y": self.y[i]}
 
 
+class FakeClock:
+    """A clock that moves only when told: budgets and re-fits tested without wall time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class TickingData:
+    """Each batch "takes" ``seconds`` on ``clock``; records the learning rate in use then."""
+
+    def __init__(self, data, clock: FakeClock, seconds: float, interrupt_at: int | None = None):
+        self.data, self.clock, self.seconds, self.interrupt_at = data, clock, seconds, interrupt_at
+        self.trainer = None
+        self.lrs: list[float] = []
+
+    def batch(self, step: int):
+        if step == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.clock.advance(self.seconds)
+        if self.trainer is not None:
+            self.lrs.append(self.trainer.optimizer.param_groups[0]["lr"])
+        return self.data.batch(step)
+
+
 def toy_model(seed: int = 0, **overrides) -> ToyRegressor:
     torch.manual_seed(seed)
     return ToyRegressor(ToyConfig(**overrides))
@@ -88,6 +119,17 @@ def make_model():
 @pytest.fixture
 def make_data():
     return ToyData
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def ticking():
+    """``ticking(data, clock, seconds)``: a batch source whose batches take ``seconds``."""
+    return TickingData
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from attnlab.cli.main import add_command
+from attnlab.cli.options import add_command
 from attnlab.errors import AttnlabError
 
 EXAMPLES = """  attnlab bench                 every benchmark
@@ -22,7 +22,20 @@ def benchmarks_folder() -> Path:
     for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
         if (root / "benchmarks" / "run_all.py").is_file():
             return root
-    raise AttnlabError("benchmarks/ not found: run `attnlab bench` from an attnlab source checkout")
+    raise AttnlabError(
+        "attnlab bench runs the scripts in an attnlab source checkout's benchmarks/ folder, which an installed "
+        "wheel does not ship: clone the repository, `pip install -e '.[dev]'` there (the peers: transformers, "
+        "torch_geometric) and run `attnlab bench` from it"
+    )
+
+
+def check_peers() -> None:
+    """The benchmarks run the peers side by side: say which are missing, in one line."""
+    import importlib.util
+
+    missing = [name for name in ("transformers", "torch_geometric") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise AttnlabError(f"attnlab bench compares against {', '.join(missing)}: pip install -e '.[dev]' first")
 
 
 def register(subparsers) -> None:
@@ -33,5 +46,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    root = benchmarks_folder()
+    check_peers()
     command = [sys.executable, "-m", "benchmarks.run_all", *args.names] + (["--quick"] if args.quick else [])
-    return subprocess.call(command, cwd=benchmarks_folder())
+    return subprocess.call(command, cwd=root)

@@ -1,8 +1,8 @@
-"""``attnlab compare``: attention variants side by side, a thin call into :mod:`attnlab.compare`."""
+"""``attnlab compare``: attention variants side by side, a thin call into :mod:`attnlab.apps.compare`."""
 
 from __future__ import annotations
 
-from attnlab.cli.main import add_command
+from attnlab.cli.options import add_command
 
 EXAMPLES = """  attnlab compare                                          # every variant, 800 steps each
   attnlab compare --minutes 30                             # at most 30 minutes in all
@@ -13,7 +13,7 @@ EXAMPLES = """  attnlab compare                                          # every
 
 
 def register(commands) -> None:
-    from attnlab.compare import DEFAULT_VARIANTS, GUIDED_VARIANTS, VARIANTS
+    from attnlab.apps.compare import DEFAULT_VARIANTS, GUIDED_VARIANTS, VARIANTS
 
     p = add_command(commands, "compare", "train attention variants on one task and compare them in one table", EXAMPLES)
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=VARIANTS, metavar="NAME",
@@ -25,18 +25,20 @@ def register(commands) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--test-sentences", type=int, default=500)
     p.add_argument("--threads", type=int, default=1, help="torch threads per variant")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same run)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--out", default="runs/compare", help="folder for checkpoints, table.md and report.html")
+    p.add_argument("--overwrite", action="store_true", help="replace the comparison in --out")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from attnlab.compare import CompareSettings, compare, format_table, write_report
+    from attnlab.apps.compare import CompareSettings, compare, format_table, write_report
 
     settings = CompareSettings(
         variants=args.variants, corpus=args.corpus, steps=args.steps, minutes=args.minutes,
         batch_size=args.batch_size, test_sentences=args.test_sentences, threads=args.threads, seed=args.seed,
-        out_dir=args.out,
+        out_dir=args.out, device=args.device, overwrite=args.overwrite,
     )
     results = compare(settings)
     print(format_table(results), end="")

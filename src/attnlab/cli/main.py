@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from attnlab import __version__
+from attnlab.cli.options import HelpFormatter
 from attnlab.errors import AttnlabError
 
 # Modules providing top-level subcommands (``register``) — add yours here.
@@ -29,27 +31,23 @@ COMMAND_MODULES: list[str] = [
 # Modules providing ``attnlab train TASK`` (``register_train``) — add yours here.
 TRAIN_MODULES: list[str] = [
     "attnlab.cli.translate",
-    "attnlab.cli.train_graph",
+    "attnlab.cli.graph",
     "attnlab.cli.gpt",
     "attnlab.cli.bert",
     "attnlab.cli.vit",
-    "attnlab.cli.seq2seq",
 ]
-
-
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="attnlab",
         description="The neural attention family: train, inspect and compare attention models.",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"attnlab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     train = commands.add_parser(
-        "train", help="train a model on its embedded default data or your own", formatter_class=_Formatter
+        "train", help="train a model on its embedded default data or your own", formatter_class=HelpFormatter
     )
     tasks = train.add_subparsers(dest="task", metavar="TASK", required=True)
     for name in TRAIN_MODULES:
@@ -57,13 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(commands)
     return parser
-
-
-def add_command(subparsers, name: str, help: str, examples: str) -> argparse.ArgumentParser:
-    """Add a subcommand whose ``--help`` ends with usage examples."""
-    return subparsers.add_parser(
-        name, help=help, description=help, epilog="examples:\n" + examples, formatter_class=_Formatter
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,46 +1,91 @@
-"""Options every ``attnlab train TASK`` shares, and what they set up.
+"""The flags every command shares, and flags -> settings.
 
-    add_run_options(parser)          --max-minutes --bf16 --device --seed --resume --quiet --threads
-    apply_threads(args)              torch threads from --threads (default: choose_threads())
-    max_time_s(args)                 --max-minutes in seconds, or None
-    add_guided_alignment_options(p)  --align --guided-alignment (translation tasks)
+    add_train_options(parser, Settings)   --out --overwrite --resume --steps --batch-size --lr
+                                          --warmup --weight-decay --dropout --max-minutes
+                                          --save-every --bf16 --device --seed --threads --quiet,
+                                          defaults read from the app's settings dataclass
+    add_run_options(parser)               --device --seed --threads (commands that run a model)
+    settings(Settings, args)              the settings dataclass from the parsed flags
+    add_command(subparsers, name, ...)    a subcommand whose --help ends with examples
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 
-def add_run_options(parser, *, precision: bool = True) -> None:
-    """The run options; ``precision=False`` leaves out --bf16 and --device (CPU-only tasks)."""
-    parser.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
-    if precision:
-        parser.add_argument("--bf16", action="store_true", help="bf16 autocast (fast on CPUs with AMX)")
-        parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_threads_option(parser)
+from attnlab.apps.common import apply_threads, settings_from
 
 
-def add_guided_alignment_options(parser) -> None:
-    """Gold word alignments of user data and the weight of guided alignment training."""
-    parser.add_argument("--align", metavar="FILE",
-                        help="Pharaoh word alignments of --data ('0-0 2-1 ...' per pair), for --guided-alignment")
-    parser.add_argument("--guided-alignment", type=float, default=0.0, metavar="W",
-                        help="train the attention towards the gold alignments with weight W (0: off; "
-                             "needs alignments: the synthetic corpus, --align, or {split}.align files)")
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written; a flag's default shown once, when it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and "default" not in help
+        if shown and action.option_strings:
+            help += " (default: %(default)s)"
+        return help
 
 
-def add_threads_option(parser) -> None:
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores, or 1 when the machine is busy)")
+def add_command(subparsers, name: str, help: str, examples: str) -> argparse.ArgumentParser:
+    """Add a subcommand whose ``--help`` ends with usage examples."""
+    return subparsers.add_parser(
+        name, help=help, description=help, epilog="examples:\n" + examples, formatter_class=HelpFormatter
+    )
+
+TRAIN_HELP = {
+    "out": "run folder (an existing run is never replaced without --overwrite)",
+    "overwrite": "replace the run in --out",
+    "resume": "continue the run in --out",
+    "steps": "optimizer updates (default: the task's, or as many as fit in --max-minutes)",
+    "batch_size": "global batch size (the same whatever the number of processes)",
+    "lr": "peak learning rate",
+    "warmup": "warm-up updates",
+    "weight_decay": "weight decay",
+    "dropout": "dropout probability (default: the preset's)",
+    "max_minutes": "time budget: sizes the schedule and bounds the final evaluation",
+    "save_every": "checkpoint every N updates (0: only at the end, on Ctrl-C/SIGTERM and at the budget)",
+    "bf16": "bf16 autocast (fast on CPUs with AMX)",
+}
 
 
-def apply_threads(args) -> None:
-    import torch
-
-    from attnlab.training.threads import choose_threads
-
-    torch.set_num_threads(max(args.threads, 1) if getattr(args, "threads", None) else choose_threads())
+def _default(cls, name: str):
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return field.default
 
 
-def max_time_s(args) -> float | None:
-    return None if args.max_minutes is None else args.max_minutes * 60
+def add_train_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = ()) -> None:
+    """The shared training flags, with the defaults of ``cls`` (an app's settings dataclass)."""
+    group = parser.add_argument_group("run")
+    for name, help in TRAIN_HELP.items():
+        if name in skip:
+            continue
+        flag = "--" + name.replace("_", "-")
+        default = _default(cls, name)
+        if isinstance(default, bool):
+            group.add_argument(flag, action="store_true", help=help)
+        else:
+            kind = {"steps": int, "batch_size": int, "warmup": int, "save_every": int}.get(name, float)
+            group.add_argument(flag, type=str if name == "out" else kind, default=default, help=help)
+    group.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_options(group, seed=_default(cls, "seed"))
+
+
+def add_run_options(parser, *, seed: int = 0) -> None:
+    """``--device --seed --threads``: every command that runs a model has them."""
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--seed", type=int, default=seed, help="random seed (same seed, same run)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: the cores other work leaves free)")
+
+
+def settings(cls, args: argparse.Namespace):
+    """The settings dataclass ``cls`` from the parsed flags (``--quiet`` -> ``progress``)."""
+    values = dict(vars(args))
+    values["progress"] = not values.pop("quiet", False)
+    return settings_from(cls, values)
+
+
+def runtime(args: argparse.Namespace) -> None:
+    """Threads for commands that run a model (training apps set their own)."""
+    apply_threads(getattr(args, "threads", None))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from attnlab.cli.main import add_command
+from attnlab.cli.options import add_command
 
 EXAMPLES = """  attnlab showcase
   attnlab showcase --out runs/showcase --seed 3
@@ -17,7 +17,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from attnlab.showcase import draw_showcase, showcase_weights
+    from attnlab.apps.showcase import draw_showcase, showcase_weights
 
     weights = showcase_weights(seed=args.seed)
     for name, w in weights.items():

@@ -1,16 +1,13 @@
-"""``attnlab train translate`` and ``attnlab translate``: thin calls into attnlab.translation."""
+"""``attnlab train translate``, ``attnlab train seq2seq`` and ``attnlab translate``: flags ->
+:class:`attnlab.apps.translate.TranslateSettings` -> one app call."""
 
 from __future__ import annotations
 
 import sys
 
-from attnlab.cli.main import add_command
-from attnlab.cli.options import (
-    add_guided_alignment_options,
-    add_run_options,
-    apply_threads,
-    max_time_s,
-)
+from attnlab.apps import translate
+from attnlab.cli.options import add_command, add_run_options, add_train_options, runtime, settings
+from attnlab.models.seq2seq_attention import ATTENTION_NAMES
 
 TRAIN_EXAMPLES = """  attnlab train translate                                  # synthetic corpus, small preset
   attnlab train translate --steps 200 --out runs/quick
@@ -19,29 +16,51 @@ TRAIN_EXAMPLES = """  attnlab train translate                                  #
   attnlab train translate --data pairs.tsv --align pairs.align --guided-alignment 1 --out runs/aligned
   attnlab train translate --out runs/mine --resume                      # continue a run
 """
-
+SEQ2SEQ_EXAMPLES = """  attnlab train seq2seq                                   # Bahdanau attention, synthetic corpus
+  attnlab train seq2seq --attention location --steps 600 --out runs/location
+  attnlab train seq2seq --attention none --out runs/no-attention        # the fixed-context baseline
+  attnlab train seq2seq --attention luong-general --style luong --cell lstm
+  attnlab train seq2seq --guided-alignment 1 --out runs/guided          # attention trained on the gold alignments
+  attnlab train seq2seq --out runs/mine --resume                        # continue a run
+"""
 TRANSLATE_EXAMPLES = """  attnlab translate --ckpt runs/demo/model "the small cat sees a dog ."
   attnlab translate --ckpt runs/demo/model --beam 4 < sentences.txt
 """
 
 
-def register_train(tasks) -> None:
-    p = add_command(tasks, "translate", "train a Transformer translator (synthetic corpus or your parallel text)", TRAIN_EXAMPLES)
+def _data_options(p) -> None:
     p.add_argument("--data", help="TSV of source<TAB>target, a folder of {train,valid,test}.tsv, or a source text file")
     p.add_argument("--tgt-data", help="target text file, line-aligned with --data")
-    p.add_argument("--corpus", default="default", help="synthetic corpus preset when --data is not given (tiny, default, hard)")
-    p.add_argument("--out", default="runs/translate", help="checkpoint folder")
-    p.add_argument("--preset", default="small", help="model preset (tiny, small, base, big)")
+    p.add_argument("--corpus", default="default", help="synthetic corpus preset without --data (tiny, default, hard)")
     p.add_argument("--tokenizer", default="word", choices=["word", "bpe"])
     p.add_argument("--vocab-size", type=int, default=8000, help="BPE vocabulary size (word: upper bound)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-    p.add_argument("--warmup", type=int, default=200, help="warm-up updates")
     p.add_argument("--eval-every", type=int, default=0, help="validate every N updates (0: at the end)")
-    add_guided_alignment_options(p)
-    add_run_options(p)
-    p.set_defaults(func=run_train)
+    p.add_argument("--align", metavar="FILE",
+                   help="Pharaoh word alignments of --data ('0-0 2-1 ...' per pair), for --guided-alignment")
+    p.add_argument("--guided-alignment", type=float, default=0.0, metavar="W",
+                   help="train the attention towards the gold alignments with weight W (0: off)")
+
+
+def register_train(tasks) -> None:
+    p = add_command(tasks, "translate", "train a Transformer translator (synthetic corpus or your parallel text)",
+                    TRAIN_EXAMPLES)
+    _data_options(p)
+    p.add_argument("--preset", default="small", help="model preset (tiny, small, base, big)")
+    add_train_options(p, translate.TranslateSettings)
+    p.set_defaults(func=run_train, model="transformer", lr=1e-3, steps=None)
+
+    p = add_command(tasks, "seq2seq", "train an RNN encoder-decoder translator with a chosen attention",
+                    SEQ2SEQ_EXAMPLES)
+    p.add_argument("--attention", default="bahdanau", choices=ATTENTION_NAMES, help="the decoder's attention")
+    p.add_argument("--style", default="luong", choices=["luong", "bahdanau"],
+                   help="attention after the RNN step with input feeding (luong) or before it (bahdanau)")
+    p.add_argument("--no-input-feeding", dest="input_feeding", action="store_false",
+                   help="luong style: do not feed a_{t-1} to the next step")
+    p.add_argument("--cell", default="gru", choices=["gru", "lstm"])
+    p.add_argument("--preset", default="compact", help="model size (tiny, compact, small, base)")
+    _data_options(p)
+    add_train_options(p, translate.TranslateSettings)
+    p.set_defaults(func=run_train, model="seq2seq", lr=3e-3, out="runs/seq2seq", warmup=100)
 
 
 def register(commands) -> None:
@@ -51,41 +70,27 @@ def register(commands) -> None:
     p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
     p.add_argument("--alpha", type=float, default=0.6, help="length penalty exponent of beam search")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu")
+    add_run_options(p)
     p.set_defaults(func=run_translate)
 
 
 def run_train(args) -> int:
-    from attnlab.translation import (
-        TranslatorSetup,
-        evaluate_translator,
-        paper_train_config,
-        train_translator,
-    )
-
-    apply_threads(args)
-    setup = TranslatorSetup(
-        data=args.data, tgt_data=args.tgt_data, corpus=args.corpus, tokenizer=args.tokenizer,
-        vocab_size=args.vocab_size, preset=args.preset, batch_size=args.batch_size, align_data=args.align,
-        guided_alignment=args.guided_alignment, seed=args.seed,
-    )
-    config = paper_train_config(
-        out_dir=args.out, steps=args.steps, lr=args.lr, warmup_steps=args.warmup, eval_every=args.eval_every,
-        bf16=args.bf16, device=args.device, seed=args.seed, progress=not args.quiet, max_time_s=max_time_s(args),
-    )
-    trained = train_translator(setup, config, resume=args.resume)
-    if trained.result.interrupted:
+    run = translate.train(settings(translate.TranslateSettings, args))
+    if run.scores is None:
         return 130
-    print(f"data: {trained.splits.describe()}")
-    scores = evaluate_translator(trained.translator, trained.splits.test)
-    print(f"test: {scores.summary(trained.result.elapsed_s)}   checkpoint: {args.out}")
+    print(f"data: {run.trained.splits.describe()}")
+    print(f"test: {run.scores.summary(run.trained.result.elapsed_s)}   checkpoint: {args.out}")
     return 0
 
 
 def run_translate(args) -> int:
-    from attnlab.translation import Translator
+    from attnlab.errors import AttnlabError
+    from attnlab.training.config import resolve_device
 
-    translator = Translator.load(args.ckpt, device=args.device)
+    runtime(args)
+    if args.beam < 1:
+        raise AttnlabError(f"--beam: expected an integer >= 1, got {args.beam}")
+    translator = translate.load(args.ckpt, device=str(resolve_device(args.device)))
     lines = args.sentences if args.sentences else sys.stdin.read().splitlines()
     sentences = [" ".join(line.split()) for line in lines if line.strip()]
     skipped = len(lines) - len(sentences)

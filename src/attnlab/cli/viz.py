@@ -1,24 +1,33 @@
-"""``attnlab viz``: attention pictures of any checkpoint, by its model type (see attnlab.viz)."""
+"""``attnlab viz``: a PNG of what any checkpoint attends to, by its model type."""
 
 from __future__ import annotations
 
-from attnlab.cli.main import add_command
+from attnlab.cli.options import add_command, add_run_options, runtime
 
-EXAMPLES = """  attnlab viz --ckpt runs/demo/model
-  attnlab viz --ckpt runs/demo/model "the big dog sleeps ." --out runs/viz/dog.html
+EXAMPLES = """  attnlab viz --ckpt runs/demo/model                      # a translator's cross-attention
+  attnlab viz --ckpt runs/demo/model "the big dog sleeps ." --out runs/viz/dog.png
+  attnlab viz --ckpt runs/lm --out runs/viz "def fib(n):"   # GPT, BERT: every layer and head
+  attnlab viz --ckpt runs/vit digit.png                   # ViT: rollout and class-token maps
+  attnlab viz --ckpt runs/gat                             # GAT: the graph, edges by attention
 """
 
 
 def register(commands) -> None:
-    p = add_command(commands, "viz", "draw what a trained model attends to (HTML report / PNG)", EXAMPLES)
-    p.add_argument("inputs", nargs="*", help="sentences or files to run the model on (default: built-in examples)")
-    p.add_argument("--ckpt", required=True, help="checkpoint folder")
-    p.add_argument("--out", default="runs/viz", help="output file or folder")
+    p = add_command(commands, "viz", "draw what a trained model attends to (PNG)", EXAMPLES)
+    p.add_argument("inputs", nargs="*", help="sentences, prompts or image files (default: a built-in example); "
+                   "GAT: an edges CSV and a nodes CSV")
+    p.add_argument("--ckpt", required=True, help="checkpoint folder of any attnlab model")
+    p.add_argument("--out", default="runs/viz", help="output .png file or folder")
+    add_run_options(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from attnlab.viz import visualize
+    from attnlab.apps import explain
+    from attnlab.training.config import resolve_device
+    from attnlab.viz.figures import draw_explained
 
-    print(f"wrote {visualize(args.ckpt, args.inputs, args.out)}")
+    runtime(args)
+    explained = explain(args.ckpt, args.inputs, device=str(resolve_device(args.device)))
+    print(f"wrote {draw_explained(explained, args.out)}")
     return 0

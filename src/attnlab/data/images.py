@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from attnlab.data.shuffle import EpochShuffler
 from attnlab.errors import AttnlabError
-from attnlab.training.batches import EpochShuffler
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 

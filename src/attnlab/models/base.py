@@ -1,8 +1,11 @@
-"""What every attnlab model shares: a typed config and a checkpoint directory.
+"""What every attnlab model shares: a typed config, a checkpoint directory, input checks.
 
 A checkpoint is a folder with ``config.json`` and ``model.safetensors``, both written
 atomically. Models whose folder format is HuggingFace's (GPT, BERT, ViT) override
-``_export_checkpoint`` / ``_import_checkpoint`` to rename tensors and config fields.
+``_export_checkpoint`` / ``_import_checkpoint`` to rename tensors and config fields
+(the maps live in :mod:`attnlab.interop`: dicts in, dicts out); every model loads its
+weights through :meth:`PretrainedModel._load_weights`, the one place that names missing,
+unexpected and misshapen tensors. :func:`check_ids` is the one check of token ids.
 """
 
 from __future__ import annotations
@@ -11,14 +14,55 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from attnlab.config import config_from_dict, config_to_dict
 from attnlab.errors import AttnlabError
-from attnlab.io import read_json, read_safetensors, write_json, write_safetensors
+from attnlab.io import CONFIG_FILE, WEIGHTS_FILE, read_json, read_safetensors, write_json, write_safetensors
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+IGNORE_INDEX = -100  # labels with this value add nothing to a loss (the HF/PyTorch convention)
+
+
+def check_ids(
+    ids: Tensor, name: str, high: int, *, what: str = "vocab_size", shape: tuple[int, ...] | None = None,
+    max_len: int | None = None, offset: int = 0,
+) -> None:
+    """Check integer ids ``(B, L)``: non-empty, ``0 <= id < high`` (``what`` names the
+    limit), ``offset + L <= max_len``, and ``shape`` when given; an :class:`AttnlabError`
+    naming ``name`` otherwise. One read of the values (a ``min``/``max`` pass; none while
+    ``torch.compile`` traces, where the read would split the graph)."""
+    if ids.dim() != 2 or ids.dtype not in (torch.int64, torch.int32) or (shape is not None and ids.shape != shape):
+        expected = "(B, L)" if shape is None else str(tuple(shape))
+        raise AttnlabError(f"{name} must be an integer tensor of shape {expected}, got {ids.dtype} {tuple(ids.shape)}")
+    if ids.shape[0] == 0 or ids.shape[1] == 0:
+        raise AttnlabError(f"{name} is empty {tuple(ids.shape)}: expected at least one sequence of at least one token")
+    if max_len is not None and offset + ids.shape[1] > max_len:
+        raise AttnlabError(
+            f"{name}: a sequence of {offset + ids.shape[1]} tokens is longer than the model's limit of {max_len}"
+        )
+    if torch.compiler.is_compiling():
+        return
+    if ids.numel() == 1:  # a decoding step: one read
+        low = high_seen = int(ids)
+    else:
+        low, high_seen = (int(v) for v in ids.aminmax())  # one pass, one sync
+    if low < 0 or high_seen >= high:
+        raise AttnlabError(f"{name} holds ids in [{low}, {high_seen}]; expected ids in [0, {high - 1}] ({what} is {high})")
+
+
+def check_labels(labels: Tensor, name: str, shape: tuple[int, ...], num_classes: int, *, ignore: bool = True) -> None:
+    """Class labels of ``shape`` in ``[0, num_classes)`` (or ``IGNORE_INDEX`` with ``ignore``)."""
+    if labels.shape != shape or labels.dtype not in (torch.int64, torch.int32):
+        raise AttnlabError(
+            f"{name} must be an integer tensor of shape {tuple(shape)}, got {labels.dtype} {tuple(labels.shape)}"
+        )
+    if torch.compiler.is_compiling() or not labels.numel():
+        return
+    real = labels[labels != IGNORE_INDEX] if ignore else labels
+    if real.numel() and (int(real.min()) < 0 or int(real.max()) >= num_classes):
+        allowed = f"[0, {num_classes - 1}]" + (f" or {IGNORE_INDEX} (ignored)" if ignore else "")
+        raise AttnlabError(f"{name} holds values in [{int(real.min())}, {int(real.max())}]; expected {allowed}")
+
 
 
 class PretrainedModel(nn.Module):
@@ -44,11 +88,41 @@ class PretrainedModel(nn.Module):
         if model_type != cls.model_type:
             raise AttnlabError(f"checkpoint holds a {model_type!r} model, not {cls.model_type!r}")
         model = cls(config_from_dict(cls.config_class, config))
-        missing, unexpected = model.load_state_dict(tensors, strict=False)
-        missing = [k for k in missing if not model._is_tied(k)]
-        if missing or unexpected:
-            raise AttnlabError(f"checkpoint weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        return model
+        return model._load_weights(tensors, f"{cls.model_type} checkpoint")
+
+    # Older names of weights, read when a checkpoint still has them: {old prefix: new prefix}.
+    renamed_weights: ClassVar[dict[str, str]] = {}
+
+    def _load_weights(self, tensors: dict[str, Tensor], source: str) -> PretrainedModel:
+        """Load ``tensors`` (attnlab names) into this model: every weight must be there (but
+        the tied ones), none left over, each of its shape. Returns the model."""
+        tensors = {_renamed(k, self.renamed_weights): v for k, v in tensors.items()}
+        expected = self.state_dict()
+        missing = [k for k in expected if k not in tensors and not self._is_tied(k)]
+        unexpected = [k for k in tensors if k not in expected]
+        misshapen = [
+            f"{k} {tuple(v.shape)} (expected {tuple(expected[k].shape)})"
+            for k, v in tensors.items() if k in expected and v.shape != expected[k].shape
+        ]
+        problems = [
+            f"{what} {names[:5]}" + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            for what, names in (("missing", missing), ("unexpected", unexpected), ("of the wrong shape", misshapen))
+            if names
+        ]
+        if problems:
+            raise AttnlabError(f"{source}: the weights do not match the config: " + "; ".join(problems))
+        self.load_state_dict(tensors, strict=False)
+        return self
+
+    @classmethod
+    def _copy_hf(cls, hf_model: nn.Module) -> PretrainedModel:
+        """A copy of a live ``transformers`` model: its config dict and weights through
+        :meth:`_import_checkpoint` (the name maps), on its device and dtype, in its mode."""
+        config = hf_model.config.to_dict()
+        config["architectures"] = [type(hf_model).__name__]
+        model = cls._import_checkpoint(config, dict(hf_model.state_dict()))
+        weight = next(hf_model.parameters())
+        return model.to(device=weight.device, dtype=weight.dtype).train(hf_model.training)
 
     def _is_tied(self, name: str) -> bool:
         """Parameters that are tied to another and may be absent from a checkpoint."""
@@ -69,3 +143,10 @@ class PretrainedModel(nn.Module):
         tensors = read_safetensors(directory / WEIGHTS_FILE)
         model = cls._import_checkpoint(config, tensors)
         return model.to(map_location).eval()
+
+
+def _renamed(name: str, renames: dict[str, str]) -> str:
+    for old, new in renames.items():
+        if name.startswith(old):
+            return new + name[len(old):]
+    return name

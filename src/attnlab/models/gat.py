@@ -1,4 +1,4 @@
-"""Node classifiers built on graph attention: GAT and HAN, and their full-batch training loop.
+"""Node classifiers built on graph attention: GAT and HAN (trained by :mod:`attnlab.apps.graph`).
 
 GAT (Veličković et al. 2018), the paper's transductive setting: dropout(0.6) → GATConv
 (8 heads × 8 hidden, concatenated) → ELU → dropout(0.6) → GATConv (1 head, or 8 averaged
@@ -8,28 +8,22 @@ HAN (Wang et al. 2019): for each meta-path p a GATConv over the meta-path neighb
 gives Z_p (node-level attention); semantic attention weighs the P views
 (beta_p, summing to 1) into Z, and a linear layer gives the logits.
 
-Training is a plain full-batch loop (the whole graph is one batch): the loss is taken
-on the training nodes, the model with the best validation accuracy is kept.
-
 Notation: N nodes, E edges, F input features, K classes, H heads, C hidden per head,
 P meta-paths.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.attention.graph import GATConv, SemanticAttention
+from attnlab.attention.maps import Attentions, GraphAttention
 from attnlab.errors import AttnlabError
 from attnlab.models.base import PretrainedModel
-from attnlab.training.interrupts import deferred_interrupt
-from attnlab.training.progress import Progress
 
 
 @dataclass
@@ -67,10 +61,12 @@ HAN_PRESETS = {"dblp": HANConfig(in_dim=334, num_classes=4, num_metapaths=3)}
 
 @dataclass
 class NodeClassifierOutput:
-    """logits (N, K); attentions per GAT layer / per meta-path: (edge_index (2, E'), alpha (E', H))."""
+    """``logits (N, K)``; ``attentions`` with ``need_weights=True``: per GAT layer
+    ``layers.{l}.graph`` / per HAN meta-path ``metapath.{p}.graph``, each a
+    :class:`GraphAttention` ``(edge_index (2, E'), alpha (E', H))``, axes ("nodes", "nodes")."""
 
     logits: Tensor
-    attentions: tuple[tuple[Tensor, Tensor], ...] | None = None
+    attentions: Attentions | None = None
     semantic_weights: Tensor | None = None  # HAN only: (P,) summing to 1
 
 
@@ -91,17 +87,18 @@ class GAT(PretrainedModel):
         last_concat = config.out_heads == 1
         self.convs.append(GATConv(dims[-1], config.num_classes, config.out_heads, concat=last_concat, **common))
 
-    def forward(self, x: Tensor, edge_index: Tensor, return_attention_weights: bool = False) -> NodeClassifierOutput:
-        attentions = []
+    def forward(self, x: Tensor, edge_index: Tensor, *, need_weights: bool = False) -> NodeClassifierOutput:
+        """``x (N, F)``, ``edge_index (2, E)`` -> class logits ``(N, K)``."""
+        attentions = Attentions() if need_weights else None
         for i, conv in enumerate(self.convs):
             x = F.dropout(x, self.config.dropout, self.training)
-            x = conv(x, edge_index, return_attention_weights)
-            if return_attention_weights:
-                x, attention = x
-                attentions.append(attention)
+            x = conv(x, edge_index, need_weights)
+            if need_weights:
+                x, (edges, alpha) = x
+                attentions.add(f"layers.{i}.graph", GraphAttention(edges, alpha), kind="graph", axes=("nodes", "nodes"))
             if i < len(self.convs) - 1:
                 x = F.elu(x)
-        return NodeClassifierOutput(x, tuple(attentions) if return_attention_weights else None)
+        return NodeClassifierOutput(x, attentions)
 
 
 class HAN(PretrainedModel):
@@ -121,91 +118,17 @@ class HAN(PretrainedModel):
         self.semantic = SemanticAttention(width, config.semantic_dim)
         self.classifier = nn.Linear(width, config.num_classes)
 
-    def forward(
-        self, x: Tensor, metapath_edges: list[Tensor], return_attention_weights: bool = False
-    ) -> NodeClassifierOutput:
+    def forward(self, x: Tensor, metapath_edges: list[Tensor], *, need_weights: bool = False) -> NodeClassifierOutput:
+        """``x (N, F)``, one ``edge_index (2, E_p)`` per meta-path -> class logits ``(N, K)``."""
         if len(metapath_edges) != self.config.num_metapaths:
             raise AttnlabError(f"expected {self.config.num_metapaths} meta-path graphs, got {len(metapath_edges)}")
         x = F.dropout(x, self.config.dropout, self.training)
-        views, attentions = [], []
-        for conv, edge_index in zip(self.node_level, metapath_edges):
-            z, attention = conv(x, edge_index, return_attention_weights=True)
+        views, attentions = [], Attentions() if need_weights else None
+        for p, (conv, edge_index) in enumerate(zip(self.node_level, metapath_edges)):
+            z, (edges, alpha) = conv(x, edge_index, return_attention_weights=True)
             views.append(F.elu(z))
-            attentions.append(attention)
+            if need_weights:
+                attentions.add(f"metapath.{p}.graph", GraphAttention(edges, alpha), kind="metapath", axes=("nodes", "nodes"))
         z, beta = self.semantic(torch.stack(views, dim=1))  # (N, P, H*C) -> (N, H*C), (P,)
         logits = self.classifier(F.dropout(z, self.config.dropout, self.training))
-        return NodeClassifierOutput(logits, tuple(attentions) if return_attention_weights else None, beta)
-
-
-@dataclass
-class FitConfig:
-    """Full-batch training: Adam, cross-entropy on the training nodes, best-validation model."""
-
-    epochs: int = 200
-    lr: float = 0.005
-    weight_decay: float = 5e-4
-    patience: int = 100
-    progress: bool = True
-
-
-@dataclass
-class FitResult:
-    train_acc: float
-    val_acc: float
-    test_acc: float
-    best_epoch: int
-    losses: list[float] = field(default_factory=list)
-    interrupted: bool = False
-
-
-def accuracy(logits: Tensor, y: Tensor, mask: Tensor) -> float:
-    if not bool(mask.any()):
-        return float("nan")
-    return float((logits[mask].argmax(-1) == y[mask]).float().mean())
-
-
-def fit_node_classifier(
-    model: nn.Module, logits_fn: Callable[[], Tensor], data, config: FitConfig | None = None
-) -> FitResult:
-    """Train ``model`` in place; ``logits_fn()`` runs it on the whole graph → (N, K).
-
-    ``data`` has ``y`` and ``train_mask`` / ``val_mask`` / ``test_mask``. Validation
-    picks the kept weights (training accuracy when there is no validation node); a
-    Ctrl-C stops training between steps and keeps the best model so far.
-    """
-    config = config or FitConfig()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    progress = Progress(config.epochs, enabled=config.progress, log_every=max(1, config.epochs // 10))
-    select = data.val_mask if bool(data.val_mask.any()) else data.train_mask
-    best, best_state, best_epoch, losses, interrupted = (-1.0, 0.0), None, 0, [], False
-    try:
-        for epoch in range(1, config.epochs + 1):
-            model.train()
-            loss = F.cross_entropy(logits_fn()[data.train_mask], data.y[data.train_mask])
-            with deferred_interrupt():
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            losses.append(loss.item())
-            progress.update(epoch, losses[-1])
-            model.eval()
-            with torch.no_grad():
-                logits = logits_fn()
-            # accuracy first, the loss breaks ties (small validation sets saturate early)
-            score = (accuracy(logits, data.y, select), -F.cross_entropy(logits[select], data.y[select]).item())
-            if score > best:
-                best, best_state, best_epoch = score, copy.deepcopy(model.state_dict()), epoch
-            elif epoch - best_epoch >= config.patience:
-                break
-    except KeyboardInterrupt:
-        progress.message(f"interrupted at epoch {len(losses)}; keeping the best model so far")
-        interrupted = True
-    finally:
-        progress.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    with torch.no_grad():
-        logits = logits_fn()
-    accs = [accuracy(logits, data.y, m) for m in (data.train_mask, data.val_mask, data.test_mask)]
-    return FitResult(*accs, best_epoch=best_epoch, losses=losses, interrupted=interrupted)
+        return NodeClassifierOutput(logits, attentions, beta)

@@ -1,12 +1,12 @@
 """attnlab.training: one model-agnostic Trainer, LR schedules and resumable checkpoints.
 
-    from attnlab.training import Trainer, TrainConfig, EpochShuffler
+    from attnlab.training import Trainer, TrainConfig
     result = Trainer(model, data, TrainConfig(steps=500, lr=3e-4)).fit()
 
 See docs/training.md.
 """
 
-from attnlab.training.batches import BatchSource, EpochShuffler
+from attnlab.training.batches import BatchSource
 from attnlab.training.checkpoint import find_checkpoint
 from attnlab.training.config import TrainConfig, TrainResult, resolve_device
 from attnlab.training.optim import default_optimizer, param_groups
@@ -18,7 +18,6 @@ from attnlab.training.trainer import Trainer, model_loss
 __all__ = [
     "SCHEDULES",
     "BatchSource",
-    "EpochShuffler",
     "Progress",
     "TrainConfig",
     "TrainResult",

@@ -8,7 +8,9 @@ Layout of ``out_dir`` (the folder *is* the latest complete checkpoint, so
     optimizer.safetensors   optimizer + LR-scheduler state: the tensors, and the rest as
                             JSON in the safetensors metadata under "state"
     rng_state.safetensors   torch generator states as uint8 tensors: "cpu", "cuda:0", ...
+                            (rank 0), "rank1/cpu", ... (the other ranks of a distributed run)
     trainer_state.json      step, losses, metrics, TrainConfig, Python/NumPy RNG states
+                            ("rng": rank 0, "rng_ranks": ranks 1, 2, ...), world_size
     ...                     files written by ``save_extra`` (e.g. a tokenizer)
 
 Atomic update (``save_checkpoint``): everything is written into the sibling folder
@@ -41,8 +43,7 @@ from safetensors import safe_open
 from torch import nn
 
 from attnlab.errors import AttnlabError
-from attnlab.io import read_json, read_safetensors, write_json, write_safetensors
-from attnlab.models.base import WEIGHTS_FILE, PretrainedModel
+from attnlab.io import WEIGHTS_FILE, read_json, read_safetensors, write_json, write_safetensors
 from attnlab.training.rng import RngState
 
 STATE_FILE = "trainer_state.json"
@@ -67,6 +68,22 @@ def find_checkpoint(out_dir: str | Path) -> Path | None:
         if _is_complete(folder):
             return folder
     return None
+
+
+def check_out_dir(out_dir: str | Path) -> None:
+    """Fail before training, not at the first save, when ``out_dir`` cannot become a
+    checkpoint folder: a file in its place or above it, or a parent this user cannot
+    write. Nothing is created."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AttnlabError(f"--out {out_dir}: exists and is not a folder; give a folder path")
+    existing = out_dir.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise AttnlabError(f"--out {out_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AttnlabError(f"--out {out_dir}: cannot write in {existing} (permission denied); choose another --out")
 
 
 # --- nested state dicts <-> (JSON, flat tensor dict) -------------------------------
@@ -172,27 +189,34 @@ def save_checkpoint(
     model: nn.Module,
     optimizer_state: dict[str, Any],
     trainer_state: dict[str, Any],
-    rng: RngState,
+    rng: RngState | list[RngState],
     save_extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write a complete checkpoint and atomically make it ``out_dir``."""
+    """Write a complete checkpoint and atomically make it ``out_dir``.
+
+    ``rng``: the RNG state of each rank, rank 0 first (one state for one process).
+    """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _finish_interrupted_swap(out_dir)
     new, old = _sibling(out_dir, "new"), _sibling(out_dir, "old")
     new.mkdir()
-    if isinstance(model, PretrainedModel):
+    if callable(getattr(model, "save_pretrained", None)):  # a model that writes its own folder
         model.save_pretrained(new)
     else:
         write_safetensors(new / WEIGHTS_FILE, dict(model.state_dict()), metadata={"format": "pt"})
     _write_state(new / OPTIMIZER_FILE, optimizer_state)
-    write_safetensors(new / RNG_FILE, rng.torch)
+    rngs = rng if isinstance(rng, list) else [rng]
+    write_safetensors(new / RNG_FILE, {
+        (name if r == 0 else f"rank{r}/{name}"): state for r, each in enumerate(rngs) for name, state in each.torch.items()
+    })
     if save_extra is not None:
         save_extra(new)
     if out_dir.exists():
         _carry_over(out_dir, new)
-    rng_json = split_tensors({"python": rng.python, "numpy": rng.numpy}, {})  # keeps the tuples
-    write_json(new / STATE_FILE, {**trainer_state, "rng": rng_json})
+    rng_json = [split_tensors({"python": each.python, "numpy": each.numpy}, {}) for each in rngs]  # keeps the tuples
+    extra = {"rng_ranks": rng_json[1:]} if len(rngs) > 1 else {}
+    write_json(new / STATE_FILE, {**trainer_state, "rng": rng_json[0], **extra})
     _fsync_tree(new)
     if out_dir.exists():
         os.replace(out_dir, old)
@@ -203,12 +227,13 @@ def save_checkpoint(
     return out_dir
 
 
-def load_checkpoint(folder: str | Path, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any], RngState]:
-    """Load the weights into ``model``; return (trainer state, optimizer state, RNG state)."""
+def load_checkpoint(folder: str | Path, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any], list[RngState]]:
+    """Load the weights into ``model``; return (trainer state, optimizer state, RNG state
+    of each rank that saved one, rank 0 first)."""
     folder = Path(folder)
     trainer_state = read_json(folder / STATE_FILE)
-    rng_json = join_tensors(trainer_state.pop("rng"), {})
-    if isinstance(model, PretrainedModel):
+    rng_json = [join_tensors(r, {}) for r in [trainer_state.pop("rng"), *trainer_state.pop("rng_ranks", [])]]
+    if callable(getattr(type(model), "from_pretrained", None)):
         weights = type(model).from_pretrained(folder).state_dict()
     else:
         weights = read_safetensors(folder / WEIGHTS_FILE)
@@ -216,5 +241,10 @@ def load_checkpoint(folder: str | Path, model: nn.Module) -> tuple[dict[str, Any
         model.load_state_dict(weights)
     except RuntimeError as e:
         raise AttnlabError(f"{folder}: checkpoint weights do not fit this model ({e})") from None
-    rng = RngState(rng_json["python"], rng_json["numpy"], read_safetensors(folder / RNG_FILE))
-    return trainer_state, _read_state(folder / OPTIMIZER_FILE), rng
+    generators = read_safetensors(folder / RNG_FILE)
+    rngs = []
+    for r, each in enumerate(rng_json):
+        prefix = "" if r == 0 else f"rank{r}/"
+        mine = {k[len(prefix):]: v for k, v in generators.items() if k.startswith(prefix) and "/" not in k[len(prefix):]}
+        rngs.append(RngState(each["python"], each["numpy"], mine))
+    return trainer_state, _read_state(folder / OPTIMIZER_FILE), rngs

@@ -21,7 +21,14 @@ class TrainConfig:
     ``torch.autocast(device_type, dtype=torch.bfloat16)``. ``refit_up_to`` (with
     ``max_time_s``): a new run re-sizes ``steps``, and so its schedule, to the updates its
     own measured rate fits in the budget, at 10% and 50% of it, at most ``refit_up_to``
-    (:mod:`attnlab.training.schedule_refit`); None: no re-fit.
+    (:mod:`attnlab.training.schedule_refit`); None: no re-fit. ``save_interval_s``: also a
+    checkpoint once that much training time has passed since the last one, so a long run
+    killed -9 loses at most that much (None: off).
+
+    Several processes (torchrun; :mod:`attnlab.training.distributed`): ``shard`` shards
+    the model, its gradients and optimizer state with FSDP2 and writes sharded checkpoints
+    (else DDP replicates the model); ``rank_logs`` writes every rank's progress and
+    messages to ``out_dir/logs/rank<r>.log`` (else only rank 0 prints).
     """
 
     out_dir: str = "runs/run"
@@ -42,6 +49,9 @@ class TrainConfig:
     max_time_s: float | None = None
     refit_up_to: int | None = None
     progress: bool = True
+    save_interval_s: float | None = 900.0
+    shard: bool = False
+    rank_logs: bool = False
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # a list after a JSON round trip
@@ -59,6 +69,7 @@ class TrainConfig:
         _check(self.log_every >= 1, "log_every", self.log_every, "an integer >= 1")
         _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", self.grad_clip, "None or > 0")
         _check(self.max_time_s is None or self.max_time_s > 0, "max_time_s", self.max_time_s, "None or > 0")
+        _check(self.save_interval_s is None or self.save_interval_s > 0, "save_interval_s", self.save_interval_s, "None or > 0")
         _check(self.refit_up_to is None or self.refit_up_to >= 1, "refit_up_to", self.refit_up_to, "None or >= 1")
         resolve_device(self.device)
 
@@ -75,11 +86,11 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise AttnlabError(f"TrainConfig.device = {name!r}; expected 'cpu', 'cuda' or 'auto'") from None
+        raise AttnlabError(f"--device {name!r}: expected 'cpu', 'cuda' or 'auto'") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise AttnlabError(f"TrainConfig.device = {name!r}, but CUDA is not available here; use 'cpu' or 'auto'")
+        raise AttnlabError(f"--device {name!r}: CUDA is not available in this PyTorch build or machine; use 'cpu' or 'auto'")
     if device.type not in ("cpu", "cuda"):
-        raise AttnlabError(f"TrainConfig.device = {name!r}; expected 'cpu', 'cuda' or 'auto'")
+        raise AttnlabError(f"--device {name!r}: expected 'cpu', 'cuda' or 'auto'")
     return device
 
 
@@ -101,8 +112,12 @@ class TrainResult:
     stopped_by_time: bool = False
     eval_history: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
+    signal: int | None = None  # the signal that interrupted the run (SIGINT, SIGTERM)
 
     @property
     def exit_code(self) -> int:
-        """What a command should exit with: 130 after Ctrl-C (the shell convention), else 0."""
-        return 130 if self.interrupted else 0
+        """What a command should exit with: 128 + the signal after one stopped the run (130
+        after Ctrl-C, 143 after SIGTERM: the shell convention), else 0."""
+        if not self.interrupted:
+            return 0
+        return 128 + (self.signal or 2)

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import torch
 
+from attnlab.apps.translate.translator import Translator
 from attnlab.data.batching import TranslationBatches
 from attnlab.data.corpus import Alignment, ParallelCorpus
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.metrics import alignment_error_rate, alignments_from_attention, bleu, chrf
-from attnlab.translation.translator import Translator
 
 # sacrebleu warns on every call that text ending in " ." looks tokenized: the synthetic
 # corpus is tokenized by design, so the warning would only clutter the demo's output.

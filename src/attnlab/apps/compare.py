@@ -32,20 +32,21 @@ from pathlib import Path
 
 import torch
 
-from attnlab.config import config_from_dict, config_to_dict
-from attnlab.data.corpus import ParallelCorpus
-from attnlab.errors import AttnlabError
-from attnlab.evaluation.metrics import bleu
-from attnlab.io import read_json, write_json, write_text
-from attnlab.models.seq2seq_attention import ATTENTION_NAMES
-from attnlab.translation.evaluation import evaluate_translator
-from attnlab.translation.training import (
+from attnlab.apps.common import check_out
+from attnlab.apps.translate.evaluation import evaluate_translator
+from attnlab.apps.translate.training import (
     TrainedTranslator,
     TranslatorSetup,
     paper_train_config,
     rnn_train_config,
     train_translator,
 )
+from attnlab.config import config_from_dict, config_to_dict
+from attnlab.data.corpus import ParallelCorpus
+from attnlab.errors import AttnlabError
+from attnlab.evaluation.metrics import bleu
+from attnlab.io import read_json, write_json, write_text
+from attnlab.models.seq2seq_attention import ATTENTION_NAMES
 
 # supervised variants: name -> (attention, guided alignment weight); trained on the gold alignments
 GUIDED_VARIANTS = {"bahdanau-guided": ("bahdanau", 1.0)}
@@ -70,7 +71,9 @@ class CompareSettings:
     test_sentences: int = 500
     threads: int = 1
     seed: int = 0
+    device: str = "cpu"
     out_dir: str = "runs/compare"
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]
@@ -107,7 +110,7 @@ class VariantResult:
 def train_variant(name: str, settings: CompareSettings) -> TrainedTranslator:
     """Train one variant with the shared budget; its checkpoint goes to ``out_dir/name``."""
     common = dict(out_dir=str(Path(settings.out_dir) / name), steps=settings.steps, seed=settings.seed,
-                  max_time_s=settings.time_per_variant(), log_every=50)
+                  max_time_s=settings.time_per_variant(), log_every=50, device=settings.device)
     if name == "transformer":
         setup = TranslatorSetup(corpus=settings.corpus, preset=settings.transformer_preset,
                                 batch_size=settings.batch_size, eval_sentences=50, seed=settings.seed)
@@ -186,6 +189,7 @@ def run_variant(name: str, settings: CompareSettings) -> VariantResult:
 
 def compare(settings: CompareSettings, echo: Callable[[str], None] = print) -> list[VariantResult]:
     """Train and measure every variant of ``settings``, one after the other."""
+    check_out(settings.out_dir, resume=False, overwrite=settings.overwrite)
     results = []
     for n, name in enumerate(settings.variants, start=1):
         echo(f"[{n}/{len(settings.variants)}] {name}")

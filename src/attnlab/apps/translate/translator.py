@@ -23,8 +23,8 @@ from torch import Tensor
 from attnlab.data.tokenizer import Tokenizer
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.decoding import decode
-from attnlab.io import read_json
-from attnlab.models.base import CONFIG_FILE, PretrainedModel
+from attnlab.io import CONFIG_FILE, read_json
+from attnlab.models.base import PretrainedModel
 from attnlab.models.seq2seq import Seq2Seq
 from attnlab.models.transformer import Transformer
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from torch import Tensor
 
+from attnlab.apps.translate.translator import PairAttention, Translator
 from attnlab.data.corpus import Alignment
 from attnlab.evaluation.metrics import alignments_from_attention
-from attnlab.translation.translator import PairAttention, Translator
 from attnlab.viz.heatmap import attention_heatmap, figure_png, head_grid
 from attnlab.viz.report import Report, Section
 

@@ -14,7 +14,7 @@ Both architectures share everything but the model: ``setup.model`` picks one fro
 reports the teacher-forced loss and greedy BLEU on the first ``eval_sentences`` pairs.
 ``guided_alignment`` > 0 adds the guided alignment loss on the gold word alignments of the
 training data (the synthetic corpus has them; user data through a Pharaoh file).
-The checkpoint folder is a :class:`~attnlab.translation.translator.Translator` folder.
+The checkpoint folder is a :class:`~attnlab.apps.translate.translator.Translator` folder.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from attnlab.apps.translate.translator import SRC_TOKENIZER, TGT_TOKENIZER, Translator
 from attnlab.config import config_from_dict, config_to_dict, preset
 from attnlab.data.batching import TranslationBatches
 from attnlab.data.corpus import CorpusSplits
@@ -48,7 +49,6 @@ from attnlab.training import (
     set_seed,
 )
 from attnlab.training.budget import steps_within_budget
-from attnlab.translation.translator import SRC_TOKENIZER, TGT_TOKENIZER, Translator
 
 SETUP_FILE = "translator.json"
 TOKENIZERS = ("word", "bpe")

@@ -7,7 +7,7 @@ import pytest
 
 from attnlab.data.synthetic import synthetic_corpus
 from attnlab.errors import AttnlabError
-from attnlab.translation import (
+from attnlab.apps.translate import (
     TranslatorSetup,
     alignment_scores,
     paper_train_config,

@@ -1,9 +1,14 @@
-"""Train a GPT on text and generate from it: what ``attnlab train lm`` and ``attnlab generate`` call.
+"""Train a GPT on text, generate from it, and see its attention.
 
-    data = prepare_lm_data(LMSetup())                 stdlib source, char tokenizer
-    trained = train_lm(LMSetup(), TrainConfig(out_dir="runs/lm", steps=2000, bf16=True))
-    model, tokenizer = load_lm("runs/lm")
-    text = complete(model, tokenizer, "def fib(n):", 200, on_text=print)
+    from attnlab.apps import lm
+    trained = lm.train(lm.LMSettings(out="runs/lm", max_minutes=5, bf16=True))
+    model, tokenizer = lm.load("runs/lm")
+    text = lm.complete(model, tokenizer, "def fib(n):", 200, on_text=print)
+    explained = lm.attentions(lm.load("runs/lm"), ["def fib(n):"])
+
+Below ``train`` (settings in, the run out) sit the parts a script can use alone:
+``prepare_lm_data(LMSetup())`` (stdlib source, char tokenizer) and
+``train_lm(LMSetup(), TrainConfig(out_dir="runs/lm", steps=2000))``.
 
 The checkpoint folder is a HuggingFace GPT-2 folder (``config.json``, ``model.safetensors``)
 plus the attnlab tokenizer files, written by the shared Trainer (atomic, resumable).
@@ -16,9 +21,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
+from attnlab.apps.common import TrainSettings, apply_threads, check_out, train_config
+from attnlab.attention.maps import Explained
 from attnlab.data.char_tokenizer import CharTokenizer
 from attnlab.data.lm_batches import LMBatches, evaluate_lm
 from attnlab.data.stdlib_corpus import TextCorpus, load_corpus
@@ -27,14 +35,53 @@ from attnlab.errors import AttnlabError
 from attnlab.interop.hf_gpt2 import tokenizer_from_hf_folder
 from attnlab.io import read_json, write_json
 from attnlab.models.gpt import GPT, gpt_config
-from attnlab.training import TrainConfig, Trainer, TrainResult, find_checkpoint
+from attnlab.training import TrainConfig, Trainer, TrainResult, find_checkpoint, set_seed
 from attnlab.training.budget import steps_within_budget
 from attnlab.training.checkpoint import STATE_FILE
 
 TOKENIZERS = ("char", "bpe")
 BPE_SAMPLE_CHARS = 5_000_000  # BPE merges are learned on this much training text
 DEFAULT_NEW_TOKENS = 200
+DEFAULT_STEPS = 2000
+UNCAPPED = 10**9  # max_minutes without steps: the budget alone sets the schedule's length
 FINAL_EVAL_FILE = "final_eval.json"  # written into the run folder after training
+FINAL_EVALS = ("full", "quick", "none")
+
+
+@dataclass
+class LMSettings(TrainSettings):
+    """A language-model run. ``final_eval``: after training, ``"full"`` evaluates every
+    window of the validation text (minutes on a large corpus), ``"quick"`` the same
+    ``eval_windows`` windows as during training, ``"none"`` nothing; None: full, or quick
+    when ``max_minutes`` bounds the run (the budget bounds the final evaluation too)."""
+
+    data: str | None = None
+    tokenizer: str = "char"
+    vocab_size: int = 4096
+    preset: str = "char-small"
+    context: int | None = None
+    eval_every: int = 250
+    max_chars: int | None = None
+    final_eval: str | None = None
+    out: str = "runs/lm"
+    batch_size: int = 16
+    lr: float = 6e-3
+    warmup: int = 50
+    weight_decay: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.final_eval is not None and self.final_eval not in FINAL_EVALS:
+            raise AttnlabError(f"--final-eval: expected one of {list(FINAL_EVALS)}, got {self.final_eval!r}")
+        if self.context is not None and self.context < 2:
+            raise AttnlabError(f"--context: expected an integer >= 2, got {self.context}")
+        if self.eval_every < 0:
+            raise AttnlabError(f"--eval-every: expected an integer >= 0, got {self.eval_every}")
+
+
+class LoadedLM(NamedTuple):
+    model: GPT
+    tokenizer: Tokenizer
 
 
 @dataclass
@@ -50,10 +97,13 @@ class LMSetup:
     val_fraction: float = 0.05
     max_chars: int | None = None  # cap each split (quick runs)
     eval_windows: int = 64  # windows (spread over the validation text) of the evaluations during training
-    final_eval: bool = True  # after training, evaluate on every window of the validation text
+    final_eval: str = "full"  # after training: every window ("full"), eval_windows ("quick") or "none"
     seed: int = 0
+    dropout: float | None = None  # None: the preset's
 
     def __post_init__(self) -> None:
+        if self.final_eval not in FINAL_EVALS:
+            raise AttnlabError(f"final_eval: expected one of {list(FINAL_EVALS)}, got {self.final_eval!r}")
         if self.tokenizer not in TOKENIZERS:
             raise AttnlabError(f"tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
 
@@ -77,6 +127,7 @@ class TrainedLM:
     result: TrainResult
     data: LMData
     final_metrics: dict[str, float] | None = None  # :func:`final_evaluation`, after training
+    eval_windows: int = 64  # windows of the last evaluation when there is no full final one
 
 
 def _encode(tokenizer: Tokenizer, text: str) -> torch.Tensor:
@@ -113,6 +164,9 @@ def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False, fit_budg
     context = setup.context or base.context_length
     if context > base.context_length:
         raise AttnlabError(f"context ({context}) exceeds the {setup.preset!r} preset's context_length ({base.context_length})")
+    if setup.dropout is not None:
+        base = dataclasses.replace(base, dropout=setup.dropout, attention_dropout=setup.dropout)
+    set_seed(config.seed)  # the initial weights are part of the run
     model = GPT(dataclasses.replace(base, vocab_size=data.tokenizer.vocab_size, eos_token_id=data.tokenizer.eos_id))
     batches = LMBatches(data.train_ids, setup.batch_size, context, setup.seed)
     if fit_budget and previous is not None:
@@ -133,10 +187,10 @@ def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False, fit_budg
     )
     result = trainer.fit(resume=resume)
     final = None
-    if not result.interrupted and setup.final_eval:
+    if not result.interrupted and setup.final_eval == "full":
         final = final_evaluation(trainer.model, data, context, progress=config.progress)
         write_json(Path(config.out_dir) / FINAL_EVAL_FILE, final)
-    return TrainedLM(trainer.model, data.tokenizer, result, data, final)
+    return TrainedLM(trainer.model, data.tokenizer, result, data, final, setup.eval_windows)
 
 
 def final_evaluation(model: GPT, data: LMData, context: int, progress: bool = False) -> dict[str, float]:
@@ -153,13 +207,56 @@ def final_evaluation(model: GPT, data: LMData, context: int, progress: bool = Fa
     return {**whole, **{f"sliding_{k}": v for k, v in sliding.items()}, "sliding_stride": max(1, context // 2)}
 
 
-def load_lm(directory: str | Path, device: str = "cpu") -> tuple[GPT, Tokenizer]:
+def train(settings: LMSettings) -> TrainedLM:
+    """Train a GPT as ``settings`` say (the run folder is ``settings.out``)."""
+    check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
+    apply_threads(settings.threads)
+    final_eval = settings.final_eval or ("quick" if settings.max_minutes is not None else "full")
+    setup = LMSetup(
+        data=settings.data, tokenizer=settings.tokenizer, vocab_size=settings.vocab_size, preset=settings.preset,
+        context=settings.context, batch_size=settings.batch_size, max_chars=settings.max_chars, seed=settings.seed,
+        final_eval=final_eval, dropout=settings.dropout,
+    )
+    steps = settings.steps or (UNCAPPED if settings.max_minutes else DEFAULT_STEPS)
+    config = train_config(settings, steps=steps, eval_every=settings.eval_every, betas=(0.9, 0.99),
+                          warmup_steps=settings.warmup)
+    return train_lm(setup, config, resume=settings.resume, fit_budget=settings.steps is None)
+
+
+def load(directory: str | Path, device: str = "cpu") -> LoadedLM:
     """A trained GPT and its tokenizer (an attnlab run folder or a HuggingFace GPT-2 folder)."""
-    model = GPT.from_pretrained(directory, map_location=device)
+    if not Path(directory).is_dir():
+        raise AttnlabError(f"--ckpt {directory}: checkpoint folder not found")
+    model = GPT.from_pretrained(directory, map_location=device).eval()
     tokenizer = tokenizer_from_hf_folder(directory)
     if tokenizer.vocab_size > model.config.vocab_size:
         raise AttnlabError(f"{directory}: tokenizer has {tokenizer.vocab_size} tokens, the model {model.config.vocab_size}")
-    return model, tokenizer
+    return LoadedLM(model, tokenizer)
+
+
+@torch.no_grad()
+def attentions(loaded: LoadedLM, inputs: list[str]) -> Explained:
+    """Every layer's causal self-attention on each prompt of ``inputs`` (default: one example)."""
+    model, tokenizer = loaded
+    texts = inputs or [DEFAULT_PROMPT]
+    rows = [tokenizer.encode(t)[: model.config.context_length] for t in texts]
+    if not all(rows):
+        raise AttnlabError("inputs: expected some text, got an empty prompt")
+    width = max(map(len, rows))
+    pad = tokenizer.eos_id if tokenizer.eos_id is not None and tokenizer.eos_id < model.config.vocab_size else 0
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros(len(rows), width, dtype=torch.long)
+    for n, row in enumerate(rows):  # right padding: positions count from the first token
+        ids[n, : len(row)], mask[n, : len(row)] = torch.tensor(row), 1
+    device = next(model.parameters()).device
+    model.eval()
+    out = model(ids.to(device), attention_mask=None if len(rows) == 1 else mask.to(device), need_weights=True)
+    tokens = [[tokenizer.decode([i]) for i in row] for row in rows]
+    special = {tokenizer.decode([tokenizer.eos_id])} if tokenizer.eos_id is not None else set()
+    return Explained("gpt2", out.attentions, {"tokens": tokens}, {"special": special, "lengths": list(map(len, rows))})
+
+
+DEFAULT_PROMPT = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n"
 
 
 class TextStream:

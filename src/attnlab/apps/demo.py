@@ -22,17 +22,17 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from attnlab.data.synthetic import synthetic_corpus
-from attnlab.training import TrainResult
-from attnlab.training.threads import choose_threads
-from attnlab.translation.evaluation import TranslationScores, evaluate_translator
-from attnlab.translation.explain import alignment_lines, pair_section
-from attnlab.translation.training import (
+from attnlab.apps.common import apply_threads, check_out
+from attnlab.apps.translate.evaluation import TranslationScores, evaluate_translator
+from attnlab.apps.translate.explain import alignment_lines, pair_section
+from attnlab.apps.translate.training import (
     TrainedTranslator,
     TranslatorSetup,
     paper_train_config,
     train_translator,
 )
+from attnlab.data.synthetic import synthetic_corpus
+from attnlab.training import TrainResult
 from attnlab.viz.heatmap import figure_png
 from attnlab.viz.report import Report, Section
 
@@ -55,6 +55,11 @@ class DemoSettings:
     examples: int = 3
     seed: int = 0
     progress: bool = True
+    device: str = "cpu"
+    threads: int | None = None
+    save_every: int = 500
+    resume: bool = False
+    overwrite: bool = False
 
 
 @dataclass
@@ -108,8 +113,8 @@ def run_demo(settings: DemoSettings | None = None, echo: Callable[[str], None] =
     """The whole demo; ``echo`` receives the lines to show the user."""
     settings = settings or DemoSettings()
     started = time.monotonic()
-    torch.set_num_threads(choose_threads())
-    out = Path(settings.out_dir)
+    out = check_out(settings.out_dir, resume=settings.resume, overwrite=settings.overwrite)
+    apply_threads(settings.threads)
     echo(f"generating the synthetic corpus ({settings.corpus}) ...")
     splits = synthetic_corpus(settings.corpus, seed=settings.seed)
     splits.save(out / "data")
@@ -123,9 +128,9 @@ def run_demo(settings: DemoSettings | None = None, echo: Callable[[str], None] =
     config = paper_train_config(
         out_dir=str(out / "model"), steps=settings.steps, lr=settings.lr, warmup_steps=settings.warmup_steps,
         bf16=settings.bf16, seed=settings.seed, max_time_s=settings.max_minutes * 60, progress=settings.progress,
-        log_every=50,
+        log_every=50, device=settings.device, save_every=settings.save_every,
     )
-    trained = train_translator(setup, config, splits=splits, fit_budget=True)
+    trained = train_translator(setup, config, splits=splits, fit_budget=True, resume=settings.resume)
     if trained.result.interrupted:  # the Trainer has said where the checkpoint is
         raise KeyboardInterrupt
     echo(f"  trained {trained.result.step} steps in {trained.result.elapsed_s / 60:.1f} min")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from attnlab.data.shuffle import EpochShuffler
 from attnlab.errors import AttnlabError
-from attnlab.training import EpochShuffler
 
 
 @pytest.mark.parametrize("num_items, batch_size", [(20, 5), (23, 4), (3, 8), (1, 1)])

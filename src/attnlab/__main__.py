@@ -1,0 +1,7 @@
+"""``python -m attnlab ...`` is the ``attnlab`` command (so ``torchrun -m attnlab train ...`` works)."""
+
+import sys
+
+from attnlab.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,149 @@
+"""What every application shares: the run settings, the output folder rule, threads.
+
+Every train app's settings dataclass extends :class:`TrainSettings`; the command line
+fills it from flags of the same names (``--batch-size`` -> ``batch_size``), a Python user
+fills it directly::
+
+    from attnlab.apps import lm
+    lm.train(lm.LMSettings(out="runs/lm", steps=500, max_minutes=2))
+
+Rules every app keeps: an existing run in ``out`` is never replaced without
+``overwrite=True`` (``resume=True`` continues it), the output folder is checked before any
+long work starts, the same ``seed`` gives the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from attnlab.errors import AttnlabError
+from attnlab.io import read_json
+from attnlab.training import TrainConfig
+from attnlab.training.budget import steps_within_budget
+from attnlab.training.checkpoint import STATE_FILE
+from attnlab.training.threads import choose_threads
+
+
+@dataclass
+class TrainSettings:
+    """The settings every ``attnlab train TASK`` shares (the CLI flag is the field's name).
+
+    ``steps`` None: the app's default, or as many as fit in ``max_minutes``;
+    ``save_every`` None: a checkpoint every ``steps // 10`` updates, at least 100 apart
+    (0: only at the end, on Ctrl-C/SIGTERM and when the time budget is spent).
+    """
+
+    out: str = "runs/run"
+    steps: int | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.0
+    dropout: float | None = None  # None: the preset's
+    device: str = "cpu"
+    seed: int = 0
+    threads: int | None = None
+    max_minutes: float | None = None
+    save_every: int | None = None
+    bf16: bool = False
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_positive(self.batch_size, "--batch-size")
+        if self.steps is not None and self.steps < 1:
+            raise AttnlabError(f"--steps: expected an integer >= 1, got {self.steps}")
+        if not self.lr > 0:
+            raise AttnlabError(f"--lr: expected a number > 0, got {self.lr}")
+        if self.warmup < 0:
+            raise AttnlabError(f"--warmup: expected an integer >= 0, got {self.warmup}")
+        if not self.weight_decay >= 0:
+            raise AttnlabError(f"--weight-decay: expected a number >= 0, got {self.weight_decay}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise AttnlabError(f"--dropout: expected a number in [0, 1), got {self.dropout}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise AttnlabError(f"--max-minutes: expected a number > 0, got {self.max_minutes}")
+        if self.save_every is not None and self.save_every < 0:
+            raise AttnlabError(f"--save-every: expected an integer >= 0, got {self.save_every}")
+        if self.threads is not None and self.threads < 1:
+            raise AttnlabError(f"--threads: expected an integer >= 1, got {self.threads}")
+        if self.resume and self.overwrite:
+            raise AttnlabError("--resume and --overwrite contradict each other: continue the run or replace it")
+
+    @property
+    def max_time_s(self) -> float | None:
+        return None if self.max_minutes is None else self.max_minutes * 60
+
+
+def check_positive(value: int, flag: str) -> None:
+    if value < 1:
+        raise AttnlabError(f"{flag}: expected an integer >= 1, got {value}")
+
+
+def apply_threads(threads: int | None) -> int:
+    """Set torch's CPU threads: ``threads``, or the cores other work leaves free."""
+    n = threads if threads else choose_threads()
+    torch.set_num_threads(max(n, 1))
+    return torch.get_num_threads()
+
+
+def check_out(out: str | Path, *, resume: bool, overwrite: bool) -> Path:
+    """The output folder of a run, checked before any work starts.
+
+    A new run refuses a folder that already holds files (``overwrite=True`` replaces the
+    run when its first checkpoint is written); ``resume=True`` needs the folder. The parent
+    must be writable.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise AttnlabError(f"--out {out}: is a file, expected a folder for the run")
+    if resume:
+        if not out.is_dir():
+            raise AttnlabError(f"--resume: no run in --out {out}; train without --resume first")
+        return out
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise AttnlabError(
+            f"--out {out}: already holds a run; pass --resume to continue it or --overwrite to replace it"
+        )
+    parent = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise AttnlabError(f"--out {out}: {parent} is not writable")
+    return out
+
+
+def train_config(settings: TrainSettings, *, steps: int, eval_every: int = 0, **overrides) -> TrainConfig:
+    """The Trainer's config from the shared settings; ``overrides`` set app-specific fields."""
+    save_every = settings.save_every if settings.save_every is not None else max(steps // 10, 100)
+    fields = dict(
+        out_dir=str(settings.out), steps=steps, lr=settings.lr, warmup_steps=min(settings.warmup, steps // 5),
+        weight_decay=settings.weight_decay, eval_every=eval_every, save_every=save_every, bf16=settings.bf16,
+        device=settings.device, seed=settings.seed, progress=settings.progress, max_time_s=settings.max_time_s,
+    )
+    return TrainConfig(**{**fields, **overrides})
+
+
+def settings_from(cls, values: dict):
+    """``cls(**values)`` keeping only the keys that are fields of ``cls`` (flags -> settings)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names and v is not None})
+
+
+def fitted_steps(settings: TrainSettings, model, batches, loss_fn, default: int) -> int:
+    """``--steps``, else the default, lowered to what fits in ``--max-minutes`` here (a
+    resumed run keeps the length its checkpoint recorded)."""
+    steps = settings.steps or default
+    if settings.steps is None and settings.max_minutes is not None and not settings.resume:
+        probe = train_config(settings, steps=steps)
+        extra = {} if loss_fn is None else {"loss_fn": loss_fn}
+        steps = min(steps, steps_within_budget(model, batches, probe, **extra))
+    elif settings.resume and settings.steps is None:
+        state = Path(settings.out) / STATE_FILE
+        if state.is_file():
+            steps = int(read_json(state)["config"]["steps"])
+    return steps

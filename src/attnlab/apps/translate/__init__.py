@@ -1,0 +1,48 @@
+"""Translation end to end: train a Transformer or RNN translator, translate, evaluate, explain.
+
+    from attnlab.apps import translate
+    run = translate.train(translate.TranslateSettings(steps=500, out="runs/tr"))
+    run.translator.translate(["the small cat sees a dog ."])
+    translate.evaluate(run.translator, run.trained.splits.test).summary()
+    translate.attentions(run.translator, ["the small cat sees a dog ."])
+
+See docs/translate.md.
+"""
+
+from attnlab.apps.translate.app import TranslateSettings, TranslationRun, attentions, load, train
+from attnlab.apps.translate.evaluation import (
+    AlignmentScores,
+    TranslationScores,
+    alignment_scores,
+    evaluate_translator,
+)
+from attnlab.apps.translate.training import (
+    TrainedTranslator,
+    TranslatorSetup,
+    paper_train_config,
+    rnn_train_config,
+    train_translator,
+)
+from attnlab.apps.translate.translator import PairAttention, Translator
+
+evaluate = evaluate_translator
+
+__all__ = [
+    "AlignmentScores",
+    "PairAttention",
+    "TrainedTranslator",
+    "TranslateSettings",
+    "TranslationRun",
+    "TranslationScores",
+    "Translator",
+    "TranslatorSetup",
+    "alignment_scores",
+    "attentions",
+    "evaluate",
+    "evaluate_translator",
+    "load",
+    "paper_train_config",
+    "rnn_train_config",
+    "train",
+    "train_translator",
+]

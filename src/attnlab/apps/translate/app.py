@@ -1,0 +1,141 @@
+"""The translate app's settings-in, run-out layer: what ``attnlab train translate|seq2seq``,
+``attnlab translate`` and the pictures of a translator call.
+
+    from attnlab.apps import translate
+    run = translate.train(translate.TranslateSettings(out="runs/tr", steps=500))
+    print(run.scores.summary())
+    translator = translate.load("runs/tr")
+    explained = translate.attentions(translator, ["the small cat sees a dog ."])
+
+``model="seq2seq"`` trains the RNN encoder-decoder with ``attention`` (any of
+:data:`~attnlab.models.seq2seq_attention.ATTENTION_NAMES`) instead of the Transformer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from attnlab.apps.common import TrainSettings, apply_threads, check_out, train_config
+from attnlab.apps.translate.evaluation import TranslationScores, evaluate_translator
+from attnlab.apps.translate.training import (
+    TrainedTranslator,
+    TranslatorSetup,
+    paper_train_config,
+    rnn_train_config,
+    train_translator,
+)
+from attnlab.apps.translate.translator import Translator
+from attnlab.attention.maps import Explained
+from attnlab.errors import AttnlabError
+
+EXAMPLE_SOURCES = [
+    "the small cat sees a dog .",
+    "two big dogs will chase the cat that sleeps in the house .",
+]
+
+
+@dataclass
+class TranslateSettings(TrainSettings):
+    """A translation run: the data (synthetic corpus ``corpus``, or files), the model and
+    its tokenizers. RNN only: ``attention``, ``style``, ``cell``, ``input_feeding``."""
+
+    model: str = "transformer"
+    data: str | None = None
+    tgt_data: str | None = None
+    corpus: str = "default"
+    preset: str | None = None  # None: "small" (Transformer), "compact" (RNN)
+    tokenizer: str = "word"
+    vocab_size: int = 8000
+    eval_every: int = 0
+    align: str | None = None
+    guided_alignment: float = 0.0
+    attention: str = "bahdanau"
+    style: str = "luong"
+    cell: str = "gru"
+    input_feeding: bool = True
+    out: str = "runs/translate"
+    batch_size: int = 64
+    warmup: int = 200
+
+    def setup(self) -> TranslatorSetup:
+        rnn = self.model == "seq2seq"
+        overrides = {"attention_style": self.style, "cell": self.cell, "input_feeding": self.input_feeding} if rnn else {}
+        if self.dropout is not None:
+            overrides["dropout"] = self.dropout
+        return TranslatorSetup(
+            model=self.model, data=self.data, tgt_data=self.tgt_data, corpus=self.corpus, tokenizer=self.tokenizer,
+            vocab_size=self.vocab_size, preset=self.preset or ("compact" if rnn else "small"),
+            attention=self.attention, batch_size=self.batch_size, model_overrides=overrides, align_data=self.align,
+            guided_alignment=self.guided_alignment, seed=self.seed,
+        )
+
+
+@dataclass
+class TranslationRun:
+    trained: TrainedTranslator
+    scores: TranslationScores | None  # None after Ctrl-C
+
+    @property
+    def translator(self) -> Translator:
+        return self.trained.translator
+
+
+def train(settings: TranslateSettings) -> TranslationRun:
+    """Train (or resume) a translator and score it on the test split."""
+    setup = settings.setup()  # validated before anything is written
+    check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
+    apply_threads(settings.threads)
+    steps = settings.steps or (2000 if settings.model == "transformer" else 1000)
+    make = paper_train_config if settings.model == "transformer" else rnn_train_config
+    base = make()
+    config = train_config(settings, steps=steps, eval_every=settings.eval_every, betas=base.betas, eps=base.eps,
+                          weight_decay=base.weight_decay, warmup_steps=settings.warmup if settings.model == "transformer"
+                          else min(settings.warmup, 100))
+    trained = train_translator(setup, config, resume=settings.resume,
+                               fit_budget=settings.steps is None and settings.max_minutes is not None)
+    if trained.result.interrupted:
+        return TranslationRun(trained, None)
+    test = trained.splits.test
+    if settings.attention == "none" and settings.model == "seq2seq" and test.alignments is not None:
+        test = dataclasses.replace(test, alignments=None)  # no attention: nothing to align
+    return TranslationRun(trained, evaluate_translator(trained.translator, test))
+
+
+def load(ckpt: str | Path, device: str = "cpu") -> Translator:
+    return Translator.load(ckpt, device=device)
+
+
+@torch.no_grad()
+def attentions(translator: Translator, inputs: list[str], targets: list[str] | None = None) -> Explained:
+    """Every attention map of the translator on ``inputs`` (default: two examples), the
+    decoder fed its own greedy translation (or ``targets``, teacher-forced)."""
+    sources = [" ".join(s.split()) for s in (inputs or EXAMPLE_SOURCES)]
+    if not all(sources):
+        raise AttnlabError("inputs: expected sentences, got an empty one")
+    targets = targets if targets is not None else translator.translate(sources)
+    if len(targets) != len(sources):
+        raise AttnlabError(f"targets: expected {len(sources)} sentences, got {len(targets)}")
+    model, tgt_tok = translator.model, translator.tgt_tokenizer
+    c = model.config
+    src = translator.encode_sources(sources)  # (B, S)
+    rows = [[c.bos_id, *tgt_tok.encode(t)][: c.max_len] for t in targets]
+    tgt_in = torch.full((len(rows), max(map(len, rows))), c.pad_id, dtype=torch.long)
+    for n, row in enumerate(rows):
+        tgt_in[n, : len(row)] = torch.tensor(row)
+    model.eval()
+    out = model(src, tgt_in.to(src.device), need_weights=True)
+    src_tokens = [translator.src_tokenizer.tokens(s) for s in sources]
+    # the query at position t predicts target token t (after <bos> and t - 1 tokens)
+    tgt_tokens = [tgt_tok.tokens(t) + ["</s>"] for t in targets]
+    labels = {"source": _pad_labels(src_tokens, src.shape[1]), "target": _pad_labels(tgt_tokens, tgt_in.shape[1])}
+    return Explained(model.model_type, out.attentions, labels,
+                     {"predictions": targets, "sources": sources, "special": {"</s>", "<pad>"},
+                      "src_lengths": list(map(len, src_tokens)), "tgt_lengths": list(map(len, tgt_tokens))})
+
+
+def _pad_labels(rows: list[list[str]], width: int) -> list[list[str]]:
+    return [(row + ["<pad>"] * width)[:width] for row in rows]
