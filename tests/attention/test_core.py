@@ -146,11 +146,42 @@ def test_three_dimensional_inputs():
         ((torch.randn(2, 4, 8), torch.randn(2, 5, 8), torch.randn(2, 6, 8)), "same length"),
         ((torch.randn(2, 4, 8), torch.randn(2, 5, 8).double(), torch.randn(2, 5, 8)), "dtype"),
         ((torch.randn(8), torch.randn(2, 5, 8), torch.randn(2, 5, 8)), "query must have shape"),
+        ((torch.ones(2, 4, 8, dtype=torch.long),) * 3, "floating-point"),
+        ((torch.randn(2, 4, 8), torch.ones(2, 5, 8, dtype=torch.long), torch.randn(2, 5, 8)), "key must be a floating"),
+        ((torch.randn(2, 4, 8), torch.randn(3, 5, 8), torch.randn(3, 5, 8)), "batch dims"),
+        ((torch.randn(2, 4, 8), torch.randn(2, 5, 8), torch.randn(1, 5, 8)), "batch dims"),
     ],
 )
 def test_clear_errors(args, match):
     with pytest.raises(AttnlabError, match=match):
         scaled_dot_product_attention(*args)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"dropout_p": -0.1}, "dropout_p"), ({"dropout_p": 1.5}, "dropout_p"), ({"dropout_p": float("nan")}, "dropout_p"),
+     ({"scale": float("nan")}, "scale"), ({"scale": float("inf")}, "scale")],
+)
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_clear_errors_for_dropout_and_scale(kwargs, match, need_weights):
+    with pytest.raises(AttnlabError, match=match):
+        scaled_dot_product_attention(*qkv(), need_weights=need_weights, **kwargs)
+
+
+@pytest.mark.parametrize("query_dtype", [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("mask_dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_float_mask_of_another_dtype_blocks_the_same(query_dtype, mask_dtype, need_weights):
+    """A float mask is converted to the scores' dtype once (masks.prepare_mask): a fully
+    masked row gives zeros and the rest equals the fp64 formula, whatever the two dtypes."""
+    q, k, v = qkv(dtype=query_dtype)
+    mask = torch.randn(5, 7).masked_fill((torch.arange(5) % 2 == 1)[:, None], float("-inf")).to(mask_dtype)
+    out = scaled_dot_product_attention(q, k, v, mask=mask, need_weights=need_weights)
+    assert (out.output[..., 1::2, :] == 0).all()
+    tol = 3e-2 if torch.bfloat16 in (query_dtype, mask_dtype) or mask_dtype == torch.float16 else 2e-5
+    torch.testing.assert_close(out.output.double(), reference(q, k, v, mask)[0], atol=tol, rtol=tol)
+    scores = q.double() @ k.double().transpose(-2, -1)
+    assert (attend(scores, v.double(), mask=mask).output[..., 1::2, :] == 0).all()
 
 
 def test_mask_that_does_not_broadcast_is_named():

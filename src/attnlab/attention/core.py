@@ -16,6 +16,7 @@ Any number of leading batch dims ``...`` is accepted; masks broadcast to ``(...,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -25,8 +26,9 @@ from torch import Tensor
 from attnlab.kernels.backend import choose_path
 from attnlab.kernels.causal_bmm import causal_attention_bmm
 from attnlab.kernels.causal_kernel import causal_attention_kernel
+from attnlab.kernels.empty import empty_attention, is_empty
 from attnlab.kernels.fused_weights import fused_attention_with_weights
-from attnlab.attention.masks import causal_mask, check_mask, combine_masks, to_float_mask
+from attnlab.attention.masks import causal_mask, combine_masks, prepare_mask, to_float_mask
 from attnlab.attention.normalizers import get_normalizer, sample
 from attnlab.errors import AttnlabError
 
@@ -58,7 +60,7 @@ def apply_mask(scores: Tensor, mask: Tensor | None) -> Tensor:
         return scores
     if mask.dtype == torch.bool:
         return scores.masked_fill(~mask, float("-inf"))
-    return scores + mask.to(scores.dtype)
+    return scores + mask.to(scores.dtype)  # a no-op after prepare_mask
 
 
 def open_empty_rows(mask: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
@@ -99,8 +101,7 @@ def attend(
     Returns:
         AttentionOutput with ``output (..., Lq, Dv)`` and ``weights (..., Lq, Lk)``.
     """
-    if mask is not None:
-        check_mask(mask, tuple(scores.shape))
+    mask = prepare_mask(mask, tuple(scores.shape), scores.dtype)
     mask, has_keys = open_empty_rows(mask)
     scores = apply_mask(scores, mask)
     log_prob = None
@@ -121,14 +122,29 @@ def check_qkv(query: Tensor, key: Tensor, value: Tensor) -> None:
     for name, t in (("query", query), ("key", key), ("value", value)):
         if t.dim() < 2:
             raise AttnlabError(f"{name} must have shape (..., L, D), got {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise AttnlabError(f"{name} must be a floating-point tensor, got {t.dtype}")
     if query.shape[-1] != key.shape[-1]:
         raise AttnlabError(f"query and key must share the last dim D, got {query.shape[-1]} and {key.shape[-1]}")
     if key.shape[-2] != value.shape[-2]:
         raise AttnlabError(f"key and value must have the same length Lk, got {key.shape[-2]} and {value.shape[-2]}")
+    if not (query.shape[:-2] == key.shape[:-2] == value.shape[:-2]):
+        raise AttnlabError(
+            f"query, key and value must share their batch dims (..., L, D), got {tuple(query.shape)}, "
+            f"{tuple(key.shape)}, {tuple(value.shape)}"
+        )
     if not (query.dtype == key.dtype == value.dtype):
         raise AttnlabError(f"query, key, value must share a dtype, got {query.dtype}, {key.dtype}, {value.dtype}")
     if not (query.device == key.device == value.device):
         raise AttnlabError(f"query, key, value must be on one device, got {query.device}, {key.device}, {value.device}")
+
+
+def check_dropout_and_scale(dropout_p: float, scale: float | None = None) -> None:
+    """Clear errors for a dropout probability outside [0, 1] and a scale that is not finite."""
+    if not 0.0 <= float(dropout_p) <= 1.0:  # False for NaN too
+        raise AttnlabError(f"dropout_p must be in [0, 1], got {dropout_p}")
+    if scale is not None and not math.isfinite(float(scale)):
+        raise AttnlabError(f"scale must be a finite number, got {scale}")
 
 
 def scaled_dot_product_attention(
@@ -159,9 +175,14 @@ def scaled_dot_product_attention(
     Fully masked rows give zero output and zero weights.
     """
     check_qkv(query, key, value)
+    check_dropout_and_scale(dropout_p, scale)
     lq, lk = query.shape[-2], key.shape[-2]
-    if mask is not None:
-        check_mask(mask, tuple(query.shape[:-2]) + (lq, lk))
+    mask = prepare_mask(mask, tuple(query.shape[:-2]) + (lq, lk), query.dtype)
+    if is_empty(query, key):  # B, H, Lq or Lk = 0: no path's kernel is needed (or safe)
+        if causal and lq > lk:
+            causal_mask(lq, lk)  # the same error as with keys
+        out, weights = empty_attention(query, key, value)
+        return AttentionOutput(out, weights if need_weights else None)
     use_is_causal = causal and mask is None and lq == lk
     if causal and not use_is_causal:
         mask = combine_masks(mask, causal_mask(lq, lk, device=query.device))
@@ -179,7 +200,7 @@ def scaled_dot_product_attention(
         mask = causal_mask(lq, lk, device=query.device)
     scale = query.shape[-1] ** -0.5 if scale is None else scale
     if path == "fused_weights":
-        float_mask = None if mask is None else to_float_mask(mask, query.dtype)
+        float_mask = None if mask is None else to_float_mask(mask, query.dtype)  # (..., Lq, Lk)
         return AttentionOutput(*fused_attention_with_weights(query, key, value, float_mask, scale))
     scores = (query * scale) @ key.transpose(-2, -1)  # (..., Lq, Lk)
     attn = attend(scores, value, mask=mask, dropout_p=dropout_p)

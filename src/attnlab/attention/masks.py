@@ -107,3 +107,13 @@ def check_mask(mask: Tensor, target_shape: tuple[int, ...], name: str = "mask") 
             raise AttnlabError(
                 f"{name} has shape {tuple(mask.shape)}, which does not broadcast to {target_shape} (B, H, Lq, Lk)"
             )
+
+
+def prepare_mask(mask: Tensor | None, target_shape: tuple[int, ...], dtype: torch.dtype) -> Tensor | None:
+    """The one place a mask is checked and converted before attention uses it: raise a
+    clear error unless it broadcasts to ``target_shape``; a float mask takes ``dtype`` (the
+    scores'), so an fp32 mask on fp64 scores blocks exactly what it blocks in fp32."""
+    if mask is None:
+        return None
+    check_mask(mask, target_shape)
+    return mask if mask.dtype == torch.bool else mask.to(dtype)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from attnlab.kernels.empty import empty_attention, is_empty
+
 
 class _CausalBmmAttention(torch.autograd.Function):
     @staticmethod
@@ -51,4 +53,6 @@ class _CausalBmmAttention(torch.autograd.Function):
 
 def causal_attention_bmm(query: Tensor, key: Tensor, value: Tensor, scale: float) -> Tensor:
     """``softmax(scale q k^T + causal) v`` for ``(B, H, L, D)`` inputs: ``(B, H, L, Dv)``."""
+    if is_empty(query, key):
+        return empty_attention(query, key, value)[0]
     return _CausalBmmAttention.apply(query, key, value, scale)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from attnlab.kernels.empty import empty_attention, is_empty
 from attnlab.kernels.native import causal_attention as native
 
 
@@ -42,5 +43,9 @@ class _CausalKernelAttention(torch.autograd.Function):
 
 def causal_attention_kernel(query: Tensor, key: Tensor, value: Tensor, scale: float) -> Tensor:
     """``softmax(scale q k^T + causal) v`` for ``(B, H, T, D)`` inputs that
-    :func:`attnlab.kernels.native.causal_attention.applies` accepts."""
+    :func:`attnlab.kernels.native.causal_attention.applies` accepts (rows of any layout: a
+    tensor whose last dimension is strided is copied first; empty sizes skip the kernel)."""
+    if is_empty(query, key):
+        return empty_attention(query, key, value)[0]
+    query, key, value = (t if t.stride(-1) == 1 else t.contiguous() for t in (query, key, value))
     return _CausalKernelAttention.apply(query, key, value, scale)

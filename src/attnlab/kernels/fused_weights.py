@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from attnlab.kernels.empty import empty_attention, is_empty
+
 _FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
 
 
@@ -54,7 +56,13 @@ def flash_available() -> bool:
 def fused_attention_with_weights(
     query: Tensor, key: Tensor, value: Tensor, float_mask: Tensor | None, scale: float
 ) -> tuple[Tensor, Tensor]:
-    """Output from the flash kernel and weights from its log-sum-exp: ``(out, weights)``."""
+    """Output from the flash kernel and weights from its log-sum-exp: ``(out, weights)``.
+
+    Any layout: the kernel reads rows as contiguous, so a tensor whose last dimension is
+    strided is copied first; empty sizes (B, H, Lq or Lk = 0) never reach it."""
+    if is_empty(query, key):
+        return empty_attention(query, key, value)
+    query, key, value = (t if t.stride(-1) == 1 else t.contiguous() for t in (query, key, value))
     out, lse = _FLASH_CPU(query, key, value, 0.0, False, attn_mask=float_mask, scale=scale)
     weights = _WeightsFromLogSumExp.apply(query * scale, key, lse, float_mask)
     return out, weights

@@ -1,5 +1,5 @@
 /* Causal self-attention, forward and backward, in fp32 on the CPU (see
- * attnlab/attention/causal_kernel.py). For one (batch, head) pair, T positions, head
+ * attnlab/kernels/causal_kernel.py). For one (batch, head) pair, T positions, head
  * width d, s = the softmax scale:
  *
  *     S = s Q K^T,  P = softmax(S) over keys j <= i,  O = P V,  lse_i = log sum_j exp(S_ij)

@@ -1,0 +1,200 @@
+"""Every path of ``scaled_dot_product_attention`` against the fp64 formula, as a property.
+
+Paths: ``fused`` (PyTorch's kernel), ``fused_weights`` (flash + weights from its
+log-sum-exp), ``plain`` (scores -> mask -> softmax -> sum), ``causal_kernel`` (attnlab's C
+kernel), ``causal_bmm`` (batched products with their own backward), and ``auto`` (whatever
+:func:`attnlab.kernels.backend.choose_path` picks). Each path is forced (the choice is
+patched) wherever it computes the inputs' case, over:
+
+- layouts of each of q, k, v: contiguous, last dim strided (the transposed copy of a
+  transpose: stride(-1) != 1), heads transposed (a ``(B, L, H, D)`` buffer), rows padded
+  (row stride > D), batch expanded (stride 0);
+- sizes: B, H in 0..2, Lq, Lk in {0, 1, 3, 7} (0 everywhere);
+- dtypes: fp64, fp32, bf16; float masks in a dtype other than the query's;
+- masks: none, key padding with fully masked rows, per-head bool, float with -inf rows,
+  causal (also bottom-right with Lq < Lk);
+- outputs, weights and the gradients of q, k, v (through the weights too).
+
+Reference: softmax(scale q k^T + M) v in fp64, a fully masked row giving zeros.
+Tolerances: fp64 1e-9, fp32 2e-5 (+1e-4 relative), bf16 3e-2 (relative norm).
+"""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+import torch
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import attnlab.attention.core as core
+from attnlab.attention import scaled_dot_product_attention
+from attnlab.kernels.native import causal_attention as native
+
+PATHS = ("auto", "fused", "fused_weights", "plain", "causal_kernel", "causal_bmm")
+LAYOUTS = {
+    "contiguous": lambda x: x.contiguous(),
+    "last dim strided": lambda x: x.transpose(-1, -2).contiguous().transpose(-1, -2),
+    "heads transposed": lambda x: x.transpose(1, 2).contiguous().transpose(1, 2),
+    "rows padded": lambda x: torch.cat([x, torch.zeros_like(x[..., :3])], -1)[..., : x.shape[-1]],
+    "batch expanded": lambda x: x[:1].expand_as(x) if x.shape[0] else x,
+}
+MASKS = ("none", "key padding", "per head", "float", "causal")
+
+
+def _vector_width() -> int:
+    library = native._library()
+    return 0 if library is None else library.attnlab_causal_attention_vector_width()
+
+
+def reference(q, k, v, mask, causal, scale):
+    """fp64 softmax attention; fully masked rows give zeros."""
+    s = q @ k.transpose(-2, -1) * scale
+    lq, lk = q.shape[-2], k.shape[-2]
+    if causal:
+        s = s.masked_fill(~torch.ones(lq, lk, dtype=torch.bool).tril(lk - lq), float("-inf"))
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else s + mask.double()
+    empty = (s == float("-inf")).all(-1, keepdim=True)  # rows with no allowed key
+    w = torch.softmax(s.masked_fill(empty, 0.0), -1).masked_fill(empty, 0.0)  # no NaN, even in backward
+    return w @ v, w
+
+
+def _applies(path: str, dtype, causal_only: bool, d: int, need_weights: bool) -> bool:
+    if path in ("causal_kernel", "causal_bmm") and (not causal_only or need_weights):
+        return False
+    if path == "causal_kernel":
+        width = _vector_width()
+        return dtype == torch.float32 and width > 0 and d % width == 0
+    if path in ("fused", "fused_weights"):
+        return need_weights == (path == "fused_weights")
+    return True
+
+
+@st.composite
+def cases(draw):
+    path = draw(st.sampled_from(PATHS))
+    dtypes = [torch.float32] if path == "causal_kernel" else [torch.float64, torch.float32, torch.bfloat16]
+    dtype = draw(st.sampled_from(dtypes))
+    need_weights = {"auto": None, "plain": None, "fused_weights": True}.get(path, False)
+    need_weights = draw(st.booleans()) if need_weights is None else need_weights
+    mask_kind = "causal" if path in ("causal_kernel", "causal_bmm") else draw(st.sampled_from(MASKS))
+    b, h = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    lq = draw(st.sampled_from([0, 1, 3, 7]))
+    lk = lq if path in ("causal_kernel", "causal_bmm") else draw(st.sampled_from([0, 1, 3, 7]))
+    if mask_kind == "causal" and lq > lk:
+        lq, lk = lk, lq
+    d = draw(st.sampled_from([16, 32])) if path == "causal_kernel" else draw(st.sampled_from([1, 5, 16]))
+    dv = d if path in ("causal_kernel", "causal_bmm", "fused_weights") else draw(st.sampled_from([d, 3]))
+    layouts = [draw(st.sampled_from(list(LAYOUTS))) for _ in range(3)]
+    grads = draw(st.booleans())
+    seed = draw(st.integers(0, 2**16))
+    return path, dtype, need_weights, mask_kind, (b, h, lq, lk, d, dv), layouts, grads, seed
+
+
+def _mask(kind, b, h, lq, lk, dtype, gen, seed):
+    if kind == "key padding":  # some batch rows fully masked
+        return torch.rand(b, 1, 1, lk, generator=gen) < torch.tensor([0.7, 0.0])[:b, None, None, None]
+    if kind == "per head":
+        return torch.rand(b, h, lq, lk, generator=gen) < 0.6
+    if kind == "float":  # a float mask in another dtype than the query's, every other row -inf
+        other = [t for t in (torch.float64, torch.float32, torch.bfloat16) if t != dtype][seed % 2]
+        m = torch.randn(lq, lk, generator=gen).to(other)
+        return m.masked_fill((torch.arange(lq) % 2 == 1)[:, None], float("-inf"))
+    return None
+
+
+def _tolerance(dtype):
+    return {torch.float64: (1e-9, 1e-9), torch.float32: (2e-5, 1e-4), torch.bfloat16: (3e-2, 3e-2)}[dtype]
+
+
+def _close(got: Tensor, want: Tensor, dtype, what: str):
+    assert got.shape == want.shape, what
+    assert torch.isfinite(got).all(), what
+    if got.numel() == 0:
+        return
+    if dtype == torch.bfloat16:  # 8 bits of mantissa: relative to the tensor's size
+        err = (got.double() - want).norm() / want.norm().clamp_min(1.0)
+        assert err < 3e-2, f"{what}: relative error {err}"
+    else:
+        atol, rtol = _tolerance(dtype)
+        torch.testing.assert_close(got.double(), want, atol=atol, rtol=rtol, msg=lambda m: f"{what}: {m}")
+
+
+Tensor = torch.Tensor
+
+
+def run_case(path, dtype, need_weights, mask_kind, sizes, layouts, grads, seed):
+    b, h, lq, lk, d, dv = sizes
+    if not _applies(path, dtype, mask_kind == "causal" and lq == lk, d, need_weights):
+        return False
+    gen = torch.Generator().manual_seed(seed)
+    bases = [torch.randn(b, h, n, w, generator=gen, dtype=torch.float64) for n, w in ((lq, d), (lk, d), (lk, dv))]
+    leaves = [x.to(dtype).requires_grad_(grads) for x in bases]
+    q, k, v = (LAYOUTS[name](x) for name, x in zip(layouts, leaves))
+    mask = _mask(mask_kind, b, h, lq, lk, dtype, gen, seed)
+    causal = mask_kind == "causal"
+    forced = mock.patch.object(core, "choose_path", lambda *a, **kw: path) if path != "auto" else mock.patch.object(core, "choose_path", core.choose_path)
+    with forced:
+        out = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal, need_weights=need_weights)
+    ref_leaves = [x.detach().double().requires_grad_(grads) for x in leaves]
+    rq, rk, rv = (LAYOUTS[name](x) for name, x in zip(layouts, ref_leaves))
+    ref_out, ref_w = reference(rq, rk, rv, mask, causal, d**-0.5)
+    _close(out.output, ref_out, dtype, f"{path} output")
+    assert out.output.dtype == dtype
+    if need_weights:
+        _close(out.weights, ref_w, dtype, f"{path} weights")
+    else:
+        assert out.weights is None
+    if grads:
+        g_out = torch.randn(ref_out.shape, generator=gen, dtype=torch.float64)
+        g_w = torch.randn(ref_w.shape, generator=gen, dtype=torch.float64) if need_weights else None
+        loss = (out.output * g_out.to(dtype)).sum()
+        ref_loss = (ref_out * g_out).sum()
+        if need_weights:
+            loss = loss + (out.weights * g_w.to(dtype)).sum()
+            ref_loss = ref_loss + (ref_w * g_w).sum()
+        loss.backward()
+        ref_loss.backward()
+        for name, leaf, ref_leaf in zip("qkv", leaves, ref_leaves):
+            _close(leaf.grad, ref_leaf.grad, dtype, f"{path} grad {name}")
+    return True
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_every_path_equals_fp64_for_every_layout_and_size(case):
+    ran = run_case(*case)
+    event(f"{case[0]} {'ran' if ran else 'not applicable'}")
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("zero", ["B", "H", "Lq", "Lk", "Lq and Lk"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_zero_sizes_give_empty_or_zero_results(path, zero, dtype):
+    """B, H, Lq or Lk = 0 on every path: empty in, empty (or zero, for Lk = 0) out, and
+    gradients that run — never a crash (the flash + log-sum-exp path died of SIGFPE)."""
+    sizes = {"B": 2, "H": 2, "Lq": 3, "Lk": 3}
+    for name in zero.split(" and "):
+        sizes[name] = 0
+    causal_path = path in ("causal_kernel", "causal_bmm")
+    if causal_path and sizes["Lq"] != sizes["Lk"]:
+        pytest.skip("causal self-attention has Lq = Lk")
+    d = 16
+    ran = 0
+    for need_weights in (False, True):
+        for mask_kind in ("causal",) if causal_path else ("none", "causal", "key padding", "float"):
+            if mask_kind == "causal" and sizes["Lq"] > sizes["Lk"]:
+                continue
+            ran += bool(run_case(path, dtype, need_weights, mask_kind,
+                                 (sizes["B"], sizes["H"], sizes["Lq"], sizes["Lk"], d, d), ["contiguous"] * 3, True, 0))
+    assert ran or (path == "causal_kernel" and dtype != torch.float32)
+
+
+@pytest.mark.parametrize("path", ["fused", "fused_weights", "plain", "causal_kernel", "causal_bmm"])
+def test_last_dim_strided_inputs(path):
+    """The case that read the wrong memory (max error 3.3; 1e36 with all three strided)."""
+    for layouts in (["contiguous", "last dim strided", "contiguous"], ["last dim strided"] * 3):
+        run_case(path, torch.float32, path in ("fused_weights", "plain"), "causal" if "causal" in path else "none",
+                 (2, 3, 16, 16, 16, 16), layouts, True, 1)
