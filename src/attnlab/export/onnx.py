@@ -60,6 +60,8 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
     axes: dict[str, dict[int, str]] = field(default_factory=dict)
+    exporter: str = "dynamo"  # "torchscript": a graph the dynamo exporter cannot keep dynamic ...
+    reason: str | None = None  # ... and why
 
 
 @dataclass
@@ -141,17 +143,20 @@ def _export_graph(graph: Graph, path: Path, opset: int) -> dict:
     dynamic_shapes = tuple({d: DYNAMIC for d in graph.axes.get(name, {})} or None for name in graph.inputs)
     if _takes_varargs(graph.module):  # forward(*args): one entry, the tuple of arguments
         dynamic_shapes = (dynamic_shapes,)
-    exporter, reason = "dynamo", None
+    exporter, reason = graph.exporter, graph.reason
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
+            if exporter != "dynamo":
+                raise _Skip
             program = torch.onnx.export(
                 graph.module, graph.example, input_names=graph.inputs, output_names=graph.outputs,
                 opset_version=opset, dynamo=True, dynamic_shapes=dynamic_shapes, external_data=False, verbose=False,
             )
             program.save(str(path), external_data=False)
         except Exception as error:  # noqa: BLE001 - every exporter failure takes the fallback, stated
-            exporter, reason = "torchscript", f"the dynamo exporter failed: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
+            if not isinstance(error, _Skip):
+                exporter, reason = "torchscript", f"the dynamo exporter failed: {_root_cause(error)}"
             torch.onnx.export(
                 graph.module, graph.example, str(path), input_names=graph.inputs, output_names=graph.outputs,
                 opset_version=opset, dynamo=False, dynamic_axes={k: dict(v) for k, v in graph.axes.items()},
@@ -167,6 +172,18 @@ def _export_graph(graph: Graph, path: Path, opset: int) -> dict:
     if reason:
         entry["fallback_reason"] = reason
     return entry
+
+
+class _Skip(Exception):
+    """The graph asks for the TorchScript exporter."""
+
+
+def _root_cause(error: BaseException) -> str:
+    """The innermost exception's first line (the exporter wraps the real one in its own)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {(lines[0] if lines else '')[:400]}"
 
 
 def _takes_varargs(module: nn.Module) -> bool:
