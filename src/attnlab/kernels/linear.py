@@ -16,12 +16,13 @@ gradient. Both are IEEE fp32 products
 
 oneDNN has a fixed cost per call that ``sgemm`` has not: below some tens of millions of
 multiply-adds per product (N x in x out; a 128-wide model at a few hundred rows) it is the
-slower one, so products under ``MIN_MULTIPLY_ADDS`` stay in ``sgemm``. And it builds
-(JIT-compiles) a kernel for each shape it meets and caches it.
-Training at fixed shapes (GPT's B x T windows) pays that once; dynamic batches bring new
-row counts all the time. So a shape's first ``RECURRING_AFTER`` products stay in
-``sgemm``, later ones take oneDNN, for at most ``MAX_SHAPES`` shapes (oneDNN caches 1024
-kernels; a shape uses two, forward and ``dy W``).
+slower one, so products under ``MIN_MULTIPLY_ADDS`` stay in ``sgemm``. It also builds
+(JIT-compiles) a kernel for each shape it meets and caches it: a new shape pays that once,
+about the time of one product of the smallest size taken here.
+
+The choice depends on the inputs only (shape, dtype, device, flags), never on how often a
+shape was seen before: the same input gives the same bits on every call, so a resumed
+training run repeats the uninterrupted one exactly.
 
 :func:`linear` takes this path for fp32 CPU tensors on an x86-64 CPU with AVX2 or
 better, outside autocast and ``torch.compile`` (there the compiler chooses), unless
@@ -41,11 +42,6 @@ from torch import Tensor, nn
 from attnlab.kernels.native.build import enabled as native_enabled
 
 MIN_MULTIPLY_ADDS = 1 << 25  # N x in x out: smaller products stay in sgemm
-RECURRING_AFTER = 2  # products of a shape in sgemm before oneDNN builds its kernel
-MAX_SHAPES = 256  # shapes given a oneDNN kernel
-_MAX_COUNTED = 4096  # shapes whose uses are counted, until the count is reset
-_shapes_in_onednn: set[tuple[int, int, int, bool]] = set()
-_uses: dict[tuple[int, int, int, bool], int] = {}
 
 
 def _product(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -80,25 +76,10 @@ def _onednn_available() -> bool:
         return False
 
 
-def _recurring(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
-    """Count this product's shape; True once it has recurred (see the module docstring)."""
-    key = (x.numel() // x.shape[-1], weight.shape[1], weight.shape[0], bias is not None)  # (N, in, out, bias)
-    if key in _shapes_in_onednn:
-        return True
-    uses = _uses.get(key, 0) + 1
-    if uses > RECURRING_AFTER and len(_shapes_in_onednn) < MAX_SHAPES:
-        _shapes_in_onednn.add(key)
-        _uses.pop(key, None)
-        return True
-    if len(_uses) >= _MAX_COUNTED:
-        _uses.clear()
-    _uses[key] = uses
-    return False
-
-
 def onednn_applies(x: Tensor, weight: Tensor) -> bool:
-    """True where :func:`linear` may take oneDNN: a large enough product, if its shape
-    recurs (see the module docstring)."""
+    """True where :func:`linear` takes oneDNN: fp32 CPU, a large enough product, outside
+    autocast and ``torch.compile``, oneDNN usable (see the module docstring). A function of
+    the inputs and flags only."""
     return (
         x.dtype == torch.float32 and weight.dtype == torch.float32 and x.device.type == "cpu"
         and x.dim() >= 2 and x.numel() * weight.shape[0] >= MIN_MULTIPLY_ADDS and weight.is_contiguous()
@@ -133,7 +114,7 @@ class _OneDNNLinear(torch.autograd.Function):
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``F.linear(x, weight, bias)``, with oneDNN's products for fp32 on the CPU."""
-    if not (onednn_applies(x, weight) and _recurring(x, weight, bias)):
+    if not onednn_applies(x, weight):
         return F.linear(x, weight, bias)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
     if needs_grad:
