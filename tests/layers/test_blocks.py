@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from attnlab.attention import MultiHeadAttention, causal_mask
-from attnlab.layers import DecoderBlock, EncoderBlock
+from attnlab.layers import DecoderBlock, TransformerBlock
 
 D, H, F = 32, 4, 64
 
@@ -22,7 +22,7 @@ def copy_ffn_and_norms(block, ref, residual_names):
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_encoder_block_matches_torch(norm_first, activation):
     ref = nn.TransformerEncoderLayer(D, H, F, dropout=0.0, activation=activation, batch_first=True, norm_first=norm_first)
-    block = EncoderBlock(D, H, F, dropout=0.0, activation=activation, norm_first=norm_first)
+    block = TransformerBlock(D, H, F, dropout=0.0, activation=activation, norm_first=norm_first)
     block.self_attn = MultiHeadAttention.from_torch(ref.self_attn)
     copy_ffn_and_norms(block, ref, ["attn_residual", "ffn_residual"])
     x = torch.randn(2, 7, D)

@@ -84,8 +84,8 @@ def test_attentions_and_losses_against_hf():
     expected = hf(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels,
                   next_sentence_label=nsp, output_attentions=True)
     got = ours(ids, types, mask, need_weights=True, mlm_labels=labels, next_sentence_label=nsp)
-    assert len(got.attentions) == 2
-    for a, b in zip(got.attentions, expected.attentions):
+    assert list(got.attentions) == ["layers.0.self", "layers.1.self"]
+    for a, b in zip(got.attentions.values(), expected.attentions, strict=True):
         real = mask.bool()[:, None, :, None]  # rows of padding queries are not compared
         torch.testing.assert_close(a * real, b * real, atol=ATOL, rtol=0)
     torch.testing.assert_close(got.loss, expected.loss, atol=ATOL, rtol=0)
@@ -153,9 +153,9 @@ def test_mlm_decoder_is_tied_to_word_embeddings():
 
 def test_bad_input_gives_clear_errors():
     ours = BERT(bert_config("tiny", vocab_size=30, max_positions=8))
-    with pytest.raises(AttnlabError, match=r"input_ids: ids must be in \[0, 30\)"):
+    with pytest.raises(AttnlabError, match=r"input_ids holds ids in \[1, 30\]; expected ids in \[0, 29\]"):
         ours(torch.tensor([[1, 30]]))
-    with pytest.raises(AttnlabError, match="longer than max_positions"):
+    with pytest.raises(AttnlabError, match="longer than the model's limit of max_positions=8"):
         ours(torch.zeros(1, 9, dtype=torch.long))
     with pytest.raises(AttnlabError, match="token_type_ids"):
         ours(torch.zeros(1, 4, dtype=torch.long), torch.full((1, 4), 2))

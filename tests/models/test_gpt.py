@@ -6,7 +6,7 @@ import torch
 import transformers
 
 from attnlab.errors import AttnlabError
-from attnlab.generation import filter_logits
+from attnlab.evaluation.sampling import filter_logits
 from attnlab.interop.hf_gpt2 import weights_from_hf
 from attnlab.models import GPT, GPTConfig
 from attnlab.models.gpt import gpt_config
@@ -73,10 +73,12 @@ def test_attentions_match_hf_eager():
     ids = torch.randint(0, 61, (2, 10))
     with torch.no_grad():
         ref = hf(ids, output_attentions=True).attentions
-        ours = gpt(ids, output_attentions=True).attentions
-    assert len(ours) == len(ref) == 2
-    for a, b in zip(ours, ref):
+        ours = gpt(ids, need_weights=True).attentions
+    assert list(ours) == ["layers.0.causal", "layers.1.causal"] and len(ref) == 2
+    assert {e.kind for e in ours.entries()} == {"causal"} and ours.entry("layers.0.causal").axes == ("tokens", "tokens")
+    for a, b in zip(ours.values(), ref):
         torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
+    assert gpt(ids).attentions is None
 
 
 def test_save_pretrained_loads_in_transformers(tmp_path):
@@ -111,8 +113,8 @@ def test_hub_style_keys_without_prefix_and_with_mask_buffers():
 
 
 def test_unsupported_hf_variant_is_refused():
-    hf = make_hf(scale_attn_by_inverse_layer_idx=True)
-    with pytest.raises(AttnlabError, match="scale_attn_by_inverse_layer_idx"):
+    hf = make_hf(add_cross_attention=True)
+    with pytest.raises(AttnlabError, match="add_cross_attention"):
         GPT.from_hf(hf)
 
 

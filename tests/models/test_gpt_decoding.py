@@ -1,6 +1,7 @@
-"""The decoding step's two paths — the C step (``attnlab.native.gpt_decode``) and the
-PyTorch path — against each other, the uncached forward and HF ``generate`` (fp32;
-logits atol 1e-5 at unit scale, cached keys atol 1e-6)."""
+"""``GPT.decode_step``'s two paths — the C step (``attnlab.kernels.native.gpt_decode``) and
+the functional PyTorch path — against each other, ``GPT.forward`` with the same caches,
+the uncached forward and HF ``generate`` (fp32; logits atol 1e-5 at unit scale, cached
+keys atol 1e-6)."""
 
 import copy
 import pickle
@@ -39,10 +40,10 @@ def decode(gpt: GPT, prompt: torch.Tensor, tokens: torch.Tensor, capacity: int):
     """Prefill ``prompt (1, L)``, then feed ``tokens`` one by one: logits, hidden, caches, choice."""
     caches = gpt.make_caches(capacity=capacity)
     gpt(prompt, caches=caches)
-    steps = [gpt(t.view(1, 1), caches=caches) for t in tokens]
+    steps = [gpt.decode_step(t.view(1, 1), caches) for t in tokens]
     logits = torch.cat([s.logits for s in steps], dim=1)  # (1, N, V)
     hidden = torch.cat([s.last_hidden_state for s in steps], dim=1)  # (1, N, D)
-    return logits, hidden, caches, caches[0].decode_state
+    return logits, hidden, caches, caches.choice
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -108,8 +109,8 @@ def test_padded_batched_bf16_and_autocast_use_the_pytorch_path():
     with torch.inference_mode():
         caches = gpt.make_caches(8)
         gpt(ids, caches=caches)
-        gpt(ids[:, :1], caches=caches)
-        assert caches[0].decode_state.native is None  # batch 2
+        gpt.decode_step(ids[:, :1], caches)
+        assert caches.choice.native is None  # batch 2
     bf16 = copy.deepcopy(gpt).to(torch.bfloat16)
     *_, choice = decode(bf16, ids[:1], ids[1], capacity=8)
     assert choice.native is None
@@ -156,3 +157,49 @@ def test_a_non_contiguous_weight_takes_the_pytorch_path(monkeypatch):
     out = gpt.generate(ids, 10)
     monkeypatch.setenv("ATTNLAB_NATIVE", "0")
     assert torch.equal(out, gpt.generate(ids, 10))
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_decode_step_equals_forward_with_the_same_caches(native, monkeypatch):
+    """decode_step is forward made fast: the same logits and caches, padded batches too."""
+    monkeypatch.setenv("ATTNLAB_NATIVE", native)
+    gpt = model(SHAPES[0])
+    for batch, padded in ((1, False), (3, True)):
+        ids = torch.randint(0, 71, (batch, 12))
+        mask = torch.ones_like(ids)
+        if padded:
+            mask[1, :3] = 0  # left padding
+        positions = (mask.cumsum(-1) - 1).clamp_min(0)
+        fast, slow = gpt.make_caches(4), gpt.make_caches(4)
+        with torch.inference_mode():
+            for caches in (fast, slow):
+                gpt(ids[:, :5], mask[:, :5], position_ids=positions[:, :5] if padded else None, caches=caches)
+            for t in range(5, 12):
+                kwargs = dict(attention_mask=mask[:, : t + 1], position_ids=positions[:, t : t + 1]) if padded else {}
+                a = gpt.decode_step(ids[:, t : t + 1], fast, **kwargs)
+                b = gpt(ids[:, t : t + 1], kwargs.get("attention_mask"), position_ids=kwargs.get("position_ids"), caches=slow)
+                torch.testing.assert_close(a.logits, b.logits, atol=ATOL, rtol=0)
+        for c, d in zip(fast, slow):
+            torch.testing.assert_close(c.key, d.key, atol=1e-6, rtol=0)
+
+
+def test_decode_step_needs_a_filled_cache_and_one_token():
+    gpt = model(SHAPES[0])
+    with pytest.raises(ValueError, match="filled by"):
+        gpt.decode_step(torch.tensor([[1]]), gpt.make_caches())
+    caches = gpt.make_caches()
+    gpt(torch.tensor([[1, 2]]), caches=caches)
+    with pytest.raises(ValueError, match="input_ids"):
+        gpt.decode_step(torch.tensor([[1, 2]]), caches)
+
+
+def test_forward_has_no_hidden_decoding_path(monkeypatch):
+    """forward with caches and one token in inference runs the blocks, never the decoding step."""
+    gpt = model(SHAPES[0])
+    called = []
+    monkeypatch.setattr("attnlab.models.gpt.decode_blocks", lambda *a, **k: called.append(1))
+    caches = gpt.make_caches()
+    with torch.inference_mode():
+        gpt(torch.tensor([[1, 2, 3]]), caches=caches)
+        gpt(torch.tensor([[4]]), caches=caches)
+    assert not called and caches.choice is None

@@ -47,7 +47,10 @@ def test_every_variant_trains_and_decodes(attention):
         first = float(ce) if first is None else first
     assert float(ce) < first
     if attention != "none":
-        assert out.alignments.shape == (4, 6, 7) and (out.alignments[1, :, 4:] == 0).all()
+        cross = out.attentions["decoder.0.cross"]  # (B, 1, T, S)
+        assert cross.shape == (4, 1, 6, 7) and (cross[1, :, :, 4:] == 0).all()
+    else:
+        assert len(out.attentions) == 0
     model.eval()
     hyps = beam_search(model, src, bos_id=1, eos_id=2, max_len=8, beam_size=3)
     assert len(hyps.tokens) == 4 and all(len(h) <= 8 for h in hyps.tokens)
@@ -158,7 +161,7 @@ def test_guided_alignment_adds_lambda_times_the_alignment_cross_entropy():
     base = plain(src, tgt_in, labels).loss
     assert torch.equal(off(src, tgt_in, labels, align=align).loss, base)  # lambda = 0: plain CE
     out = guided(src, tgt_in, labels, need_weights=True, align=align)
-    torch.testing.assert_close(out.alignment_loss, guided_alignment_loss(out.alignments, align))
+    torch.testing.assert_close(out.alignment_loss, guided_alignment_loss(out.attentions["decoder.0.cross"][:, 0], align))
     torch.testing.assert_close(out.loss, base + 0.5 * out.alignment_loss)
     assert torch.equal(guided(src, tgt_in, labels).loss, base)  # no align in the batch: plain CE
     with pytest.raises(AttnlabError, match="alignment_weight"):

@@ -108,10 +108,13 @@ def test_attentions_shapes_and_rows_sum_to_one_over_real_source():
     src[0, 4:] = 0
     tgt = random_ids(2, 5, 19)
     out = model(src, tgt, need_weights=True)
-    (cross,) = out.attentions["cross"]
+    assert list(out.attentions) == ["encoder.0.self", "decoder.0.self", "decoder.0.cross"]
+    assert [e.kind for e in out.attentions.entries()] == ["self", "causal", "cross"]
+    assert out.attentions.entry("decoder.0.cross").axes == ("target", "source")
+    cross = out.attentions["decoder.0.cross"]
     assert model(src, tgt).attentions is None
-    assert cross.shape == (2, 2, 5, 6) and out.encoder_attentions[0].shape == (2, 2, 6, 6)
-    assert out.decoder_attentions[0].shape == (2, 2, 5, 5)
+    assert cross.shape == (2, 2, 5, 6) and out.attentions["encoder.0.self"].shape == (2, 2, 6, 6)
+    assert out.attentions["decoder.0.self"].shape == (2, 2, 5, 5)
     torch.testing.assert_close(cross.sum(-1), torch.ones(2, 2, 5), atol=ATOL, rtol=0)
     assert cross[0, :, :, 4:].abs().max() == 0  # padding gets no attention
     torch.testing.assert_close(out.logits, model(src, tgt).logits, atol=ATOL, rtol=0)  # math == fused path
@@ -132,10 +135,10 @@ def test_loss_is_label_smoothed_cross_entropy_over_non_pad_labels():
 
 def test_shared_embeddings_are_tied_and_survive_save_load(tmp_path):
     model = tiny(share_embeddings=True, src_vocab_size=19)
-    assert model.src_embed.weight is model.tgt_embed.weight is model.generator.weight
+    assert model.src_embed.weight is model.tgt_embed.weight is model.output_proj.weight
     model.save_pretrained(tmp_path)
     loaded = Transformer.from_pretrained(tmp_path)
-    assert loaded.src_embed.weight is loaded.generator.weight
+    assert loaded.src_embed.weight is loaded.output_proj.weight
     src, tgt = random_ids(2, 5, 19), random_ids(2, 4, 19)
     torch.testing.assert_close(loaded(src, tgt).logits, model(src, tgt).logits, atol=0, rtol=0)
 
@@ -144,7 +147,7 @@ def test_bad_input_gives_clear_errors():
     model = tiny()
     with pytest.raises(AttnlabError, match="max_len=64"):
         model(random_ids(1, 65, 23), random_ids(1, 3, 19))
-    with pytest.raises(AttnlabError, match="src_ids: token ids must be in"):
+    with pytest.raises(AttnlabError, match=r"src_ids holds ids in \[1, 99\]"):
         model(torch.tensor([[1, 99]]), random_ids(1, 3, 19))
     with pytest.raises(AttnlabError, match="divisible"):
         TransformerConfig(d_model=30, num_heads=4)
@@ -163,7 +166,7 @@ def test_guided_alignment_supervises_one_cross_attention_head():
     model = tiny(num_decoder_layers=3, alignment_weight=0.7, alignment_head=1)
     assert model.config.supervised_layer == 1  # the penultimate layer (Garg et al. 2019)
     out = model(src, tgt, labels, need_weights=True, align=align)
-    head = out.cross_attentions[1][:, 1]  # (B, T, S)
+    head = out.attentions["decoder.1.cross"][:, 1]  # (B, T, S)
     torch.testing.assert_close(out.alignment_loss, guided_alignment_loss(head, align))
     plain = model(src, tgt, labels)
     torch.testing.assert_close(out.loss, plain.loss + 0.7 * out.alignment_loss)

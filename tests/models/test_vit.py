@@ -54,7 +54,8 @@ def test_attentions_loss_and_grads_against_hf():
     labels = torch.tensor([3, 1, 9, 0])
     expected = hf(pixel_values=x, labels=labels, output_attentions=True)
     got = ours(x, labels=labels, need_weights=True)
-    for a, b in zip(got.attentions, expected.attentions, strict=True):
+    assert [e.axes for e in got.attentions.entries()] == [("patches", "patches")] * len(expected.attentions)
+    for a, b in zip(got.attentions.values(), expected.attentions, strict=True):
         torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
     torch.testing.assert_close(got.loss, expected.loss, atol=ATOL, rtol=0)
     got.loss.backward()
@@ -119,9 +120,9 @@ def test_class_logits_equal_logits_and_hf_gradients():
 
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_block_forward_first_equals_the_first_rows_of_forward(norm_first):
-    from attnlab.layers import EncoderBlock
+    from attnlab.layers import TransformerBlock
 
-    block = EncoderBlock(16, 4, 24, dropout=0.0, norm_first=norm_first).eval()
+    block = TransformerBlock(16, 4, 24, dropout=0.0, norm_first=norm_first).eval()
     x = torch.randn(2, 7, 16)
     mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])[:, None, None, :]
     expected = block(x, mask=mask).hidden[:, :2]

@@ -33,9 +33,6 @@ class KVCache:
         self._key: Tensor | None = None
         self._value: Tensor | None = None
         self.length = 0
-        # Set by the model that fills the cache: what it decided at the sequence's first
-        # step (the weights the keys were computed with), so it need not re-check per step.
-        self.decode_state: object | None = None
 
     @property
     def key(self) -> Tensor | None:

@@ -74,6 +74,14 @@ class Attentions(Mapping):
             raise AttnlabError(f"attention map {name!r}: expected a (B, H, Lq, Lk) tensor")
         self._entries[name] = AttentionEntry(name, value, kind, tuple(axes))
 
+    def add_layers(
+        self, template: str, values, *, kind: str, axes: tuple[str, str]
+    ) -> Attentions:
+        """Add one map per layer, named by ``template`` (``"encoder.{i}.self"``); returns self."""
+        for i, value in enumerate(values):
+            self.add(template.format(i=i), value, kind=kind, axes=axes)
+        return self
+
     def __getitem__(self, key: str | int) -> Tensor | GraphAttention:
         if isinstance(key, int):
             return list(self._entries.values())[key].value

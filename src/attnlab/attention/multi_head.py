@@ -34,6 +34,7 @@ class MultiHeadAttention(nn.Module):
         dropout: dropout on the attention weights (training only).
         num_kv_heads: Hkv for grouped/multi-query attention (default H).
         rotary: a :class:`RotaryEmbedding` applied to per-head queries and keys.
+        scale: the factor of the scores (default ``Dh ** -0.5``).
 
     Shapes:
         query ``(B, Lq, E)``, key ``(B, Lk, kdim)``, value ``(B, Lk, vdim)``;
@@ -51,6 +52,7 @@ class MultiHeadAttention(nn.Module):
         dropout: float = 0.0,
         num_kv_heads: int | None = None,
         rotary: RotaryEmbedding | None = None,
+        scale: float | None = None,
     ):
         super().__init__()
         num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
@@ -68,6 +70,7 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = Linear(self.vdim, num_kv_heads * self.head_dim, bias=bias)
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
         self.rotary = rotary
+        self.scale = scale
 
     def _split_heads(self, x: Tensor, heads: int) -> Tensor:
         b, length, _ = x.shape
@@ -142,7 +145,7 @@ class MultiHeadAttention(nn.Module):
             check_mask(mask, (b, self.num_heads, lq, k.shape[2]))
         attn = scaled_dot_product_attention(
             q, k, v, mask=mask, causal=causal, need_weights=need_weights,
-            dropout_p=self.dropout if self.training else 0.0,
+            dropout_p=self.dropout if self.training else 0.0, scale=self.scale,
         )
         out = self.out_proj(attn.output.transpose(1, 2).reshape(b, lq, self.embed_dim))  # (B, Lq, E)
         weights = attn.weights

@@ -1,4 +1,4 @@
-"""ViT <-> HuggingFace ``transformers``: the same weights under HF's names and config.
+"""ViT <-> HuggingFace ``transformers``: config fields and tensor names, both ways.
 
 :meth:`ViT.save_pretrained` writes a HuggingFace folder (``model_type: vit``, tensor
 names as ``transformers`` saves them), so ``ViTForImageClassification.from_pretrained``
@@ -6,25 +6,18 @@ reads it, and ``ViT.from_pretrained`` reads folders ``transformers`` wrote. Rece
 ``transformers`` versions name ViT's modules differently in memory
 (``layers.0.attention.q_proj``) than on disk (``encoder.layer.0.attention.attention.query``);
 :data:`MEMORY_ALIASES` maps the former to the latter before the shared rules apply.
+Dicts in, dicts out (:mod:`attnlab.interop.hf_common`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch import nn
+from torch import Tensor
 
-from attnlab.interop.hf_bert import (
-    copy_from_hf,
-    encoder_config_from_hf,
-    encoder_config_to_hf,
-    load_renamed,
-    rename,
-    rename_one,
-)
+from attnlab.errors import AttnlabError
+from attnlab.interop.hf_common import encoder_config_from_hf, encoder_config_to_hf, labels_from_hf, rename, rename_one
 
-# (attnlab name, HuggingFace name) prefixes; ``{i}`` stands for a layer index.
 VIT_RULES = [
     ("embeddings.patch.", "embeddings.patch_embeddings.projection."),
     ("embeddings.positions", "embeddings.position_embeddings"),
@@ -53,49 +46,48 @@ MEMORY_ALIASES = [
 ARCHITECTURES = {False: "ViTModel", True: "ViTForImageClassification"}
 
 
-def config_to_hf(config) -> dict[str, Any]:
+def config_to_hf(config: dict[str, Any]) -> dict[str, Any]:
+    """A HF ``config.json`` dict from an attnlab ``ViTConfig``."""
     return {
-        **encoder_config_to_hf(config, "vit", ARCHITECTURES[bool(config.labels)]),
-        "image_size": config.image_size,
-        "patch_size": config.patch_size,
-        "num_channels": config.num_channels,
-        "qkv_bias": config.qkv_bias,
+        **encoder_config_to_hf(config, "vit", ARCHITECTURES[bool(config["labels"])]),
+        "image_size": config["image_size"],
+        "patch_size": config["patch_size"],
+        "num_channels": config["num_channels"],
+        "qkv_bias": config["qkv_bias"],
     }
 
 
-def config_from_hf(hf: dict[str, Any], has_pooler: bool):
-    from attnlab.models.vit import ViTConfig
-
+def config_from_hf(hf: dict[str, Any], has_pooler: bool) -> dict[str, Any]:
+    """``ViTConfig`` fields from a HF ``config.json`` dict (``has_pooler``: the weights hold one)."""
     fields = encoder_config_from_hf(hf, "vit", list(ARCHITECTURES.values()), dropout=0.0)
-    if fields.pop("architecture") != ARCHITECTURES[True]:
-        fields["labels"] = []
-    return ViTConfig(
-        **fields, image_size=hf["image_size"], patch_size=hf["patch_size"], num_channels=hf.get("num_channels", 3),
-        qkv_bias=hf.get("qkv_bias", True), add_pooler=has_pooler,
-    )
+    classifier = fields.pop("architecture") == ARCHITECTURES[True]
+    try:
+        return dict(
+            **fields, labels=labels_from_hf(hf) if classifier else [], image_size=hf["image_size"],
+            patch_size=hf["patch_size"], num_channels=hf.get("num_channels", 3), qkv_bias=hf.get("qkv_bias", True),
+            add_pooler=has_pooler,
+        )
+    except KeyError as e:
+        raise AttnlabError(f"config.json: missing field {e.args[0]!r}") from None
 
 
-def to_hf_checkpoint(model) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """``(config.json dict, tensors under HF's on-disk names)`` of an attnlab ViT."""
-    prefix = "vit." if model.config.labels else ""
-    tensors = {}
-    for name, tensor in model.state_dict().items():
-        if name.startswith("classifier."):
-            tensors[name] = tensor
-        else:
-            tensors[prefix + rename_one(name, VIT_RULES)] = tensor
-    return config_to_hf(model.config), tensors
+def weights_to_hf(state: dict[str, Tensor], classifier: bool) -> dict[str, Tensor]:
+    """HF tensors under the on-disk names (``vit.`` prefix with a classifier)."""
+    prefix = "vit." if classifier else ""
+    return {
+        name if name.startswith("classifier.") else prefix + (rename_one(name, VIT_RULES) or name): tensor
+        for name, tensor in state.items()
+    }
 
 
-def from_hf_checkpoint(hf_config: dict[str, Any], tensors: dict[str, torch.Tensor]):
-    """An attnlab ViT from a HuggingFace ``config.json`` dict and its tensors (either naming)."""
-    from attnlab.models.vit import ViT
-
-    tensors = rename({k.removeprefix("vit."): v for k, v in tensors.items()}, MEMORY_ALIASES, reverse=True)
-    config = config_from_hf(hf_config, has_pooler="pooler.dense.weight" in tensors)
-    return load_renamed(ViT(config), rename(tensors, VIT_RULES, reverse=True), "ViT checkpoint")
+def _on_disk(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    return rename({k.removeprefix("vit."): v for k, v in tensors.items()}, MEMORY_ALIASES, reverse=True)
 
 
-def from_hf(hf_model: nn.Module):
-    """An attnlab ViT holding a copy of a ``transformers`` ViT model's weights."""
-    return copy_from_hf(hf_model, from_hf_checkpoint)
+def weights_from_hf(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """An attnlab ViT state dict from HF tensors (either naming, with or without ``vit.``)."""
+    return rename(_on_disk(tensors), VIT_RULES, reverse=True)
+
+
+def has_pooler(tensors: dict[str, Tensor]) -> bool:
+    return "pooler.dense.weight" in _on_disk(tensors)

@@ -1,12 +1,12 @@
-"""Transformer blocks: an encoder block (self-attention + FFN) and a decoder block
+"""Transformer blocks: a self-attention block (self-attention + FFN: the encoder block of
+the Transformer, BERT and ViT, and with ``causal=True`` GPT's block) and a decoder block
 (masked self-attention + cross-attention + FFN), each sub-layer wrapped in a residual
 connection and a LayerNorm.
 
     post-LN (Vaswani et al. 2017, BERT):      x = LN(x + Dropout(Sublayer(x)))
     pre-LN  (GPT-2, ViT; Xiong et al. 2020):  x = x + Dropout(Sublayer(LN(x)))
 
-The encoder block with ``causal=True`` is also the GPT block. Blocks are built from
-parts: pass your own ``attention`` module (anything with MultiHeadAttention's call
+Blocks are built from parts: pass your own ``attention`` module (anything with MultiHeadAttention's call
 signature) to swap the mechanism.
 
 Notation: B batch, L (Lq) target length, S source (memory) length, D d_model, H heads.
@@ -51,8 +51,8 @@ class Residual(nn.Module):
         return self.norm(x + self.dropout(y)), extra
 
 
-class EncoderBlock(nn.Module):
-    """Self-attention + feed-forward. ``x (B, L, D) -> (B, L, D)``."""
+class TransformerBlock(nn.Module):
+    """Self-attention (bidirectional, or causal) + feed-forward. ``x (B, L, D) -> (B, L, D)``."""
 
     def __init__(
         self,
@@ -131,10 +131,10 @@ class EncoderConfig:
 
 
 def encoder_stack(config: EncoderConfig, *, norm_first: bool) -> nn.ModuleList:
-    """``config.num_layers`` encoder blocks, without dropout inside the feed-forward
-    network (as BERT and ViT)."""
+    """``config.num_layers`` blocks, without dropout inside the feed-forward network
+    (as BERT and ViT)."""
     return nn.ModuleList(
-        EncoderBlock(
+        TransformerBlock(
             config.hidden_size, config.num_heads, config.intermediate_size, dropout=config.dropout,
             attention_dropout=config.attention_dropout, ffn_dropout=0.0, activation=config.activation,
             norm_first=norm_first, norm_eps=config.norm_eps,
@@ -144,18 +144,21 @@ def encoder_stack(config: EncoderConfig, *, norm_first: bool) -> nn.ModuleList:
 
 
 def run_encoder(
-    blocks: nn.ModuleList, x: Tensor, *, mask: Tensor | None = None, need_weights: bool = False
-) -> tuple[Tensor, tuple[Tensor, ...] | None]:
-    """Run ``x (B, L, D)`` through encoder ``blocks`` in order (BERT, ViT).
+    blocks: nn.ModuleList, x: Tensor, *, mask: Tensor | None = None, causal: bool = False,
+    need_weights: bool = False,
+) -> tuple[Tensor, list[Tensor]]:
+    """Run ``x (B, L, D)`` through ``blocks`` in order (Transformer encoder, BERT, ViT).
 
-    Returns the last hidden state and, when asked, each block's weights ``(B, H, L, L)``.
+    Returns the last hidden state and, when asked, each block's weights ``(B, H, L, L)``
+    (an empty list when not).
     """
     weights = []
     for block in blocks:
-        out = block(x, mask=mask, need_weights=need_weights)
+        out = block(x, mask=mask, causal=causal, need_weights=need_weights)
         x = out.hidden
-        weights.append(out.self_weights)
-    return x, tuple(weights) if need_weights else None
+        if need_weights:
+            weights.append(out.self_weights)
+    return x, weights
 
 
 class DecoderBlock(nn.Module):

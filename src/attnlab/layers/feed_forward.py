@@ -3,11 +3,12 @@
     FFN(x) = W_2 dropout(act(W_1 x + b_1)) + b_2        x: (B, L, D), hidden: (B, L, D_ff)
 
 ``act`` is ReLU in the original Transformer, GELU (erf) in BERT and ViT, and GELU with
-the tanh approximation in GPT-2.
+the tanh approximation in GPT-2 (configs of the HF models may name others: SiLU, ...).
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -19,6 +20,12 @@ ACTIVATIONS = {
     "relu": F.relu,
     "gelu": F.gelu,
     "gelu_tanh": gelu_tanh,  # F.gelu(x, approximate="tanh"), faster on the CPU in training
+    "silu": F.silu,  # x sigmoid(x), a.k.a. swish
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),  # CLIP's GELU approximation
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "mish": F.mish,
+    "relu6": F.relu6,
 }
 
 

@@ -25,10 +25,10 @@ IGNORE_INDEX = -100  # labels with this value add nothing to a loss (the HF/PyTo
 
 def check_ids(
     ids: Tensor, name: str, high: int, *, what: str = "vocab_size", shape: tuple[int, ...] | None = None,
-    max_len: int | None = None, offset: int = 0,
+    max_len: int | None = None, offset: int = 0, length_name: str = "max_len",
 ) -> None:
     """Check integer ids ``(B, L)``: non-empty, ``0 <= id < high`` (``what`` names the
-    limit), ``offset + L <= max_len``, and ``shape`` when given; an :class:`AttnlabError`
+    limit), ``offset + L <= max_len`` (the config field ``length_name``), and ``shape`` when given; an :class:`AttnlabError`
     naming ``name`` otherwise. One read of the values (a ``min``/``max`` pass; none while
     ``torch.compile`` traces, where the read would split the graph)."""
     if ids.dim() != 2 or ids.dtype not in (torch.int64, torch.int32) or (shape is not None and ids.shape != shape):
@@ -38,7 +38,8 @@ def check_ids(
         raise AttnlabError(f"{name} is empty {tuple(ids.shape)}: expected at least one sequence of at least one token")
     if max_len is not None and offset + ids.shape[1] > max_len:
         raise AttnlabError(
-            f"{name}: a sequence of {offset + ids.shape[1]} tokens is longer than the model's limit of {max_len}"
+            f"{name}: a sequence of {offset + ids.shape[1]} tokens is longer than the model's limit of "
+            f"{length_name}={max_len}"
         )
     if torch.compiler.is_compiling():
         return

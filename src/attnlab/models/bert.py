@@ -1,16 +1,19 @@
 """BERT (Devlin et al. 2019): a bidirectional Transformer encoder over word pieces.
 
     h_0 = LN(E_tok[x_i] + E_seg[s_i] + E_pos[i])                      embeddings
-    h_l = EncoderBlock_l(h_{l-1})          post-LN, GELU (Vaswani et al. 2017)
+    h_l = TransformerBlock_l(h_{l-1})      post-LN, GELU (Vaswani et al. 2017)
     pooled = tanh(W_p h_L[CLS] + b_p)                                 pooler
     MLM:  logits_i = LN(gelu(W_t h_L,i + b_t)) E_tok^T + b_v          tied to E_tok
     NSP:  logits   = W_n pooled + b_n                                 IsNext / NotNext
     classifier: logits = W_c dropout(pooled) + b_c
 
 Heads (``BERTConfig.head``): ``"base"`` (BertModel), ``"pretraining"`` (MLM + NSP,
-BertForPreTraining), ``"mlm"`` (BertForMaskedLM, no pooler), ``"classifier"``
-(BertForSequenceClassification). Checkpoints are HuggingFace folders
-(:mod:`attnlab.interop.hf_bert`), so ``transformers`` reads what attnlab writes.
+BertForPreTraining), ``"mlm"`` (BertForMaskedLM, no pooler), ``"lm"`` (BertLMHeadModel:
+the MLM head predicting the next token), ``"nsp"`` (BertForNextSentencePrediction),
+``"classifier"`` (BertForSequenceClassification). ``is_decoder=True`` makes the
+self-attention causal (token i sees tokens <= i), as HF does. Checkpoints are
+HuggingFace folders (:mod:`attnlab.interop.hf_bert`), so ``transformers`` reads what
+attnlab writes.
 
 Notation: B batch, L sequence length, D hidden_size, H heads, V vocab_size, C labels.
 """
@@ -24,15 +27,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.config import preset
+from attnlab.attention.maps import Attentions
+from attnlab.attention.masks import causal_mask
+from attnlab.config import config_to_dict, preset
 from attnlab.errors import AttnlabError
+from attnlab.interop import hf_bert
+from attnlab.kernels.linear import Linear, linear
 from attnlab.layers.blocks import EncoderConfig, encoder_stack, run_encoder
 from attnlab.layers.feed_forward import get_activation
-from attnlab.kernels.linear import Linear, linear
-from attnlab.models.base import PretrainedModel
+from attnlab.models.base import IGNORE_INDEX, PretrainedModel, check_ids, check_labels
+from attnlab.models.gpt import causal_lm_loss
 
-HEADS = ("base", "pretraining", "mlm", "classifier")
-IGNORE_INDEX = -100  # label of positions that carry no loss (HuggingFace's convention)
+HEADS = ("base", "pretraining", "mlm", "lm", "nsp", "classifier")
+MLM_HEADS = ("pretraining", "mlm", "lm")  # the heads with the vocabulary projection
 
 
 @dataclass
@@ -44,13 +51,19 @@ class BERTConfig(EncoderConfig):
     pad_token_id: int = 0
     head: str = "base"
     add_pooler: bool = True
+    is_decoder: bool = False  # causal self-attention (HF's BertLMHeadModel)
+    position_embedding_type: str = "absolute"
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise AttnlabError(f"BERTConfig.head = {self.head!r}; expected one of {HEADS}")
         if self.head == "classifier" and not self.labels:
             raise AttnlabError("BERTConfig.labels: the classifier head needs at least one label name")
-        if self.head in ("pretraining", "classifier") and not self.add_pooler:
+        if self.position_embedding_type != "absolute":
+            raise AttnlabError(
+                f"BERTConfig.position_embedding_type = {self.position_embedding_type!r}: only 'absolute' is supported"
+            )
+        if self.head in ("pretraining", "nsp", "classifier") and not self.add_pooler:
             raise AttnlabError(f"BERTConfig.add_pooler: the {self.head!r} head needs the pooler")
         self.check_sizes("vocab_size", "max_positions")
 
@@ -72,15 +85,17 @@ def bert_config(name: str, **overrides) -> BERTConfig:
 @dataclass
 class BERTOutput:
     """``last_hidden_state (B, L, D)``; ``pooler_output (B, D)``; ``mlm_logits (B, L, V)``
-    (``(M, V)`` for the M labeled positions when ``mlm_labels`` are given);
-    ``nsp_logits (B, 2)``; ``logits (B, C)``; ``attentions``: per layer ``(B, H, L, L)``."""
+    (``(M, V)`` for the M labeled positions when ``mlm_labels`` are given; the next-token
+    logits of the ``lm`` head); ``nsp_logits (B, 2)``; ``logits (B, C)``; ``attentions``
+    with ``need_weights=True``: ``layers.{l}.self (B, H, L, L)`` (kind "causal" when
+    ``is_decoder``)."""
 
     last_hidden_state: Tensor
     pooler_output: Tensor | None = None
     mlm_logits: Tensor | None = None
     nsp_logits: Tensor | None = None
     logits: Tensor | None = None
-    attentions: tuple[Tensor, ...] | None = None
+    attentions: Attentions | None = None
     loss: Tensor | None = None
 
 
@@ -101,13 +116,6 @@ class BERTEmbeddings(nn.Module):
         return self.dropout(self.norm(x))
 
 
-def _check_ids(name: str, ids: Tensor, shape: tuple[int, ...], high: int, what: str) -> None:
-    if ids.shape != shape or ids.dtype not in (torch.int64, torch.int32):
-        raise AttnlabError(f"{name} must be an integer tensor of shape {shape}, got {ids.dtype} {tuple(ids.shape)}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= high):
-        raise AttnlabError(f"{name}: ids must be in [0, {high}) ({what}), got [{int(ids.min())}, {int(ids.max())}]")
-
-
 class BERT(PretrainedModel):
     """BERT encoder with the head named by ``config.head``; see the module docstring."""
 
@@ -121,11 +129,11 @@ class BERT(PretrainedModel):
         self.embeddings = BERTEmbeddings(config)
         self.layers = encoder_stack(config, norm_first=False)
         self.pooler = Linear(d, d) if config.add_pooler else None
-        if config.head in ("pretraining", "mlm"):
+        if config.head in MLM_HEADS:
             self.mlm_dense = Linear(d, d)
             self.mlm_norm = nn.LayerNorm(d, eps=config.norm_eps)
             self.mlm_bias = nn.Parameter(torch.zeros(config.vocab_size))
-        if config.head == "pretraining":
+        if config.head in ("pretraining", "nsp"):
             self.nsp = Linear(d, 2)
         if config.head == "classifier":
             p = config.dropout if config.classifier_dropout is None else config.classifier_dropout
@@ -149,6 +157,8 @@ class BERT(PretrainedModel):
         return linear(h, self.embeddings.word.weight, self.mlm_bias)
 
     def _attention_mask(self, input_ids: Tensor, attention_mask: Tensor | None) -> Tensor | None:
+        """``(B, 1, 1, L)`` True on real keys (``(B, 1, L, L)`` with causality when
+        ``is_decoder``), or None when nothing is masked (the blocks then pass ``causal``)."""
         if attention_mask is None:
             return None
         if attention_mask.shape != input_ids.shape:
@@ -157,7 +167,13 @@ class BERT(PretrainedModel):
                 f"(1 = real token, 0 = padding), got {tuple(attention_mask.shape)}"
             )
         keep = attention_mask.bool()
-        return None if bool(keep.all()) else keep[:, None, None, :]  # (B, 1, 1, L)
+        if bool(keep.all()):
+            return None
+        mask = keep[:, None, None, :]  # (B, 1, 1, L)
+        if self.config.is_decoder:
+            length = input_ids.shape[1]
+            mask = mask & causal_mask(length, length, device=input_ids.device)  # (B, 1, L, L)
+        return mask
 
     def encode(
         self,
@@ -167,19 +183,19 @@ class BERT(PretrainedModel):
         need_weights: bool = False,
     ) -> BERTOutput:
         """Embeddings, encoder and pooler (no task head)."""
-        if input_ids.dim() != 2:
-            raise AttnlabError(f"input_ids must have shape (B, L), got {tuple(input_ids.shape)}")
-        b, length = input_ids.shape
-        if length > self.config.max_positions:
-            raise AttnlabError(f"input_ids: length {length} is longer than max_positions ({self.config.max_positions})")
-        _check_ids("input_ids", input_ids, (b, length), self.config.vocab_size, "vocab_size")
+        c = self.config
+        check_ids(input_ids, "input_ids", c.vocab_size, max_len=c.max_positions, length_name="max_positions")
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        _check_ids("token_type_ids", token_type_ids, (b, length), self.config.type_vocab_size, "type_vocab_size")
+        check_ids(token_type_ids, "token_type_ids", c.type_vocab_size, what="type_vocab_size", shape=input_ids.shape)
         mask = self._attention_mask(input_ids, attention_mask)
         x = self.embeddings(input_ids, token_type_ids)
-        x, attentions = run_encoder(self.layers, x, mask=mask, need_weights=need_weights)
+        x, weights = run_encoder(self.layers, x, mask=mask, causal=c.is_decoder and mask is None, need_weights=need_weights)
         pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None
+        attentions = None
+        if need_weights:
+            kind = "causal" if c.is_decoder else "self"
+            attentions = Attentions().add_layers("layers.{i}.self", weights, kind=kind, axes=("tokens", "tokens"))
         return BERTOutput(last_hidden_state=x, pooler_output=pooled, attentions=attentions)
 
     def forward(
@@ -197,25 +213,32 @@ class BERT(PretrainedModel):
 
         ``mlm_labels (B, L)`` hold the original id at masked positions and -100 elsewhere;
         when given, ``mlm_logits`` is ``(M, V)``: the M labeled positions in row-major order;
-        ``next_sentence_label (B,)`` is 0 for IsNext, 1 for NotNext; ``labels (B,)`` classes.
+        ``next_sentence_label (B,)`` is 0 for IsNext, 1 for NotNext; ``labels (B,)`` classes
+        (the ``lm`` head: ``labels (B, L)`` token ids, shifted inside as HF does).
         """
         out = self.encode(input_ids, token_type_ids, attention_mask, need_weights)
+        c, b, length = self.config, input_ids.shape[0], input_ids.shape[1]
         losses = []
-        if self.config.head in ("pretraining", "mlm") and mlm_labels is None:
-            out.mlm_logits = self.mlm_logits(out.last_hidden_state)  # (B, L, V)
-        elif self.config.head in ("pretraining", "mlm"):
+        if c.head in ("pretraining", "mlm") and mlm_labels is not None:
+            check_labels(mlm_labels, "mlm_labels", (b, length), c.vocab_size)
             # Only the labeled positions need the (large) vocabulary projection, as in
             # BERT's own pre-training code (gather_indexes): logits (M, V) of M positions.
             chosen = mlm_labels != IGNORE_INDEX  # (B, L)
             out.mlm_logits = self.mlm_logits(out.last_hidden_state[chosen])  # (M, V)
             losses.append(F.cross_entropy(out.mlm_logits, mlm_labels[chosen]))
-        if self.config.head == "pretraining":
+        elif c.head in MLM_HEADS:
+            out.mlm_logits = self.mlm_logits(out.last_hidden_state)  # (B, L, V)
+        if c.head == "lm" and labels is not None:
+            losses.append(causal_lm_loss(out.mlm_logits, labels))  # checks the labels
+        if c.head in ("pretraining", "nsp"):
             out.nsp_logits = self.nsp(out.pooler_output)  # (B, 2)
             if next_sentence_label is not None:
+                check_labels(next_sentence_label, "next_sentence_label", (b,), 2, ignore=False)
                 losses.append(F.cross_entropy(out.nsp_logits, next_sentence_label))
-        if self.config.head == "classifier":
+        if c.head == "classifier":
             out.logits = self.classifier(self.classifier_dropout(out.pooler_output))  # (B, C)
             if labels is not None:
+                check_labels(labels, "labels", (b,), c.num_labels)
                 losses.append(F.cross_entropy(out.logits, labels))
         if losses:
             out.loss = sum(losses)
@@ -224,7 +247,7 @@ class BERT(PretrainedModel):
     def with_head(self, head: str, labels: list[str] | None = None) -> BERT:
         """A new BERT with this one's embeddings, encoder and pooler and a fresh ``head``
         (e.g. a classifier to fine-tune from a pre-trained checkpoint)."""
-        config = dataclasses.replace(self.config, head=head, labels=list(labels or []), add_pooler=head != "mlm")
+        config = dataclasses.replace(self.config, head=head, labels=list(labels or []), add_pooler=head not in ("mlm", "lm"))
         model = BERT(config).to(self.embeddings.word.weight.device)
         missing, _ = model.load_state_dict(self.state_dict(), strict=False)
         shared = ("embeddings.", "layers.") + (("pooler.",) if self.config.add_pooler else ())
@@ -233,31 +256,27 @@ class BERT(PretrainedModel):
             raise AttnlabError(f"with_head: weights {not_copied[:3]} do not fit the new config")
         return model
 
-    # --- HuggingFace interop (attnlab.interop.hf_bert) ---
+    # --- HuggingFace interop (attnlab.interop.hf_bert: dicts in, dicts out) ---
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> BERT:
         """Copy a ``transformers`` BertModel / BertForPreTraining / BertForMaskedLM /
-        BertForSequenceClassification: equal outputs on the same inputs."""
-        from attnlab.interop.hf_bert import from_hf
+        BertLMHeadModel / BertForNextSentencePrediction / BertForSequenceClassification:
+        equal outputs on the same inputs."""
+        return cls._copy_hf(hf_model)
 
-        return from_hf(hf_model)
-
-    def _export_checkpoint(self):
-        from attnlab.interop.hf_bert import to_hf_checkpoint
-
-        return to_hf_checkpoint(self)
+    def _export_checkpoint(self) -> tuple[dict, dict[str, Tensor]]:
+        return hf_bert.config_to_hf(config_to_dict(self.config)), hf_bert.weights_to_hf(self.state_dict(), self.config.head)
 
     @classmethod
-    def _import_checkpoint(cls, config, tensors):
-        from attnlab.interop.hf_bert import from_hf_checkpoint
-
-        return from_hf_checkpoint(config, tensors)
+    def _import_checkpoint(cls, config: dict, tensors: dict[str, Tensor]) -> BERT:
+        model = cls(BERTConfig(**hf_bert.config_from_hf(config, hf_bert.has_pooler(tensors))))
+        return model._load_weights(hf_bert.weights_from_hf(tensors), "BERT checkpoint")
 
 
 @torch.no_grad()
 def fill_mask(model: BERT, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
     """For each ``[MASK]`` in ``text``, the ``top_k`` most likely tokens and probabilities."""
-    if model.config.head not in ("pretraining", "mlm"):
+    if model.config.head not in MLM_HEADS:
         raise AttnlabError(f"fill_mask: the model has a {model.config.head!r} head; it needs an MLM head")
     if top_k < 1:
         raise AttnlabError(f"top_k: expected >= 1, got {top_k}")

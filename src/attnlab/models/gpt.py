@@ -10,9 +10,15 @@ from the tokens before it:
 
     loss = -1/T sum_t log p(x_{t+1} | x_<=t)                  (labels shifted inside, as in HF)
 
-The block is :class:`attnlab.layers.EncoderBlock` with ``norm_first=True`` and
+The block is :class:`attnlab.layers.TransformerBlock` with ``norm_first=True`` and
 ``causal=True``. Weights load from and save to HuggingFace GPT-2 folders
-(:mod:`attnlab.interop.hf_gpt2`); generation lives in :mod:`attnlab.generation`.
+(:mod:`attnlab.interop.hf_gpt2`), GPT-2's config variants included (other activations,
+``scale_attn_by_inverse_layer_idx``, ``scale_attn_weights``).
+
+Two entry points, one function: :meth:`GPT.forward` (any length, training, attention
+weights) and :meth:`GPT.decode_step`, the fast inference step for one new token per
+sequence that :func:`attnlab.evaluation.sampling.generate` calls after the prompt
+(:mod:`attnlab.models.gpt_decoding`; tests prove both give the same logits).
 
 Notation: B batch, L new tokens, P cached (past) tokens, Lk = P + L keys,
 D d_model, V vocab, H heads.
@@ -27,23 +33,30 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.attention.kv_cache import KVCache
+from attnlab.attention.maps import Attentions
 from attnlab.attention.masks import causal_mask
+from attnlab.attention.multi_head import MultiHeadAttention
 from attnlab.attention.positional import LearnedPositions
 from attnlab.config import config_to_dict, preset
 from attnlab.errors import AttnlabError
-from attnlab.generation import generate
+from attnlab.evaluation.sampling import generate
 from attnlab.interop.hf_gpt2 import config_from_hf, config_to_hf, weights_from_hf, weights_to_hf
-from attnlab.layers.blocks import EncoderBlock
+from attnlab.layers.blocks import TransformerBlock
+from attnlab.layers.feed_forward import get_activation
 from attnlab.kernels.linear import linear
-from attnlab.models.base import PretrainedModel
-from attnlab.models.gpt_decoding import DecodingCache, decode_blocks
-
-IGNORE_INDEX = -100  # labels with this value add nothing to the loss (the HF/PyTorch convention)
-
+from attnlab.models.base import IGNORE_INDEX, PretrainedModel, check_ids, check_labels
+from attnlab.models.gpt_decoding import DecodingCache, DecodingCaches, decode_blocks
 
 @dataclass
 class GPTConfig:
-    """Shape and regularization of a GPT; ``d_ff=None`` means ``4 * d_model``."""
+    """Shape and regularization of a GPT; ``d_ff=None`` means ``4 * d_model``.
+
+    ``activation``: the feed-forward non-linearity (GPT-2: GELU, tanh approximation).
+    Scores are ``q.k * Dh^-0.5`` (``scale_attn_weights=False``: ``q.k``), divided by
+    ``l + 1`` in layer ``l`` with ``scale_attn_by_inverse_layer_idx`` (HF's GPT-2 options).
+    ``reorder_and_upcast_attn`` is recorded for HF folders; attnlab's scores and softmax
+    are the same computation in fp32 (HF changes only its half-precision rounding).
+    """
 
     vocab_size: int = 50257
     context_length: int = 1024
@@ -55,6 +68,10 @@ class GPTConfig:
     attention_dropout: float = 0.1
     norm_eps: float = 1e-5
     eos_token_id: int | None = 50256
+    activation: str = "gelu_tanh"
+    scale_attn_weights: bool = True
+    scale_attn_by_inverse_layer_idx: bool = False
+    reorder_and_upcast_attn: bool = False
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "num_layers", "num_heads", "d_model"):
@@ -62,10 +79,18 @@ class GPTConfig:
                 raise AttnlabError(f"GPTConfig.{name} = {getattr(self, name)}; expected an integer >= 1")
         if self.d_model % self.num_heads:
             raise AttnlabError(f"GPTConfig.d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
+        get_activation(self.activation)
 
     @property
     def ffn_dim(self) -> int:
         return 4 * self.d_model if self.d_ff is None else self.d_ff
+
+    def attention_scale(self, layer: int) -> float | None:
+        """The factor of layer ``layer``'s scores; None: the default ``Dh ** -0.5``."""
+        if self.scale_attn_weights and not self.scale_attn_by_inverse_layer_idx:
+            return None
+        scale = (self.d_model // self.num_heads) ** -0.5 if self.scale_attn_weights else 1.0
+        return scale / (layer + 1) if self.scale_attn_by_inverse_layer_idx else scale
 
 
 GPT_PRESETS: dict[str, GPTConfig] = {
@@ -97,11 +122,12 @@ def gpt_config(name: str, **overrides) -> GPTConfig:
 
 @dataclass
 class GPTOutput:
-    """``logits (B, L, V)``; ``loss`` (scalar) with labels; ``attentions``: per layer ``(B, H, L, Lk)``."""
+    """``logits (B, L, V)``; ``loss`` (scalar) with labels; ``attentions`` with
+    ``need_weights=True``: ``layers.{l}.causal (B, H, L, Lk)``, every head of every layer."""
 
     logits: Tensor
     loss: Tensor | None = None
-    attentions: list[Tensor] | None = None
+    attentions: Attentions | None = None
     last_hidden_state: Tensor | None = None
 
 
@@ -111,7 +137,8 @@ class GPT(PretrainedModel):
     Call ``gpt(input_ids, attention_mask=None, labels=None)``. ``attention_mask (B, Lk)``
     is 1 for real tokens and 0 for padding (it covers cached tokens too); positions
     default to ``P .. P+L-1`` like HF's forward — pass ``position_ids (B, L)`` for left
-    padding (:func:`attnlab.generation.generate` does).
+    padding (:func:`attnlab.evaluation.sampling.generate` does). A padding query attends
+    to the real tokens before it (none: a zero attention output), as HF's GPT-2 does.
     """
 
     config_class = GPTConfig
@@ -125,15 +152,18 @@ class GPT(PretrainedModel):
         self.positions = LearnedPositions(config.context_length, d)
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
-            EncoderBlock(
+            TransformerBlock(
                 d, config.num_heads, config.ffn_dim, dropout=config.dropout,
-                attention_dropout=config.attention_dropout, activation="gelu_tanh",
+                attention_dropout=config.attention_dropout, activation=config.activation,
                 norm_first=True, norm_eps=config.norm_eps,
+                attention=MultiHeadAttention(
+                    d, config.num_heads, dropout=config.attention_dropout, scale=config.attention_scale(i)
+                ),
             )
-            for _ in range(config.num_layers)
+            for i in range(config.num_layers)
         )
         self.final_norm = nn.LayerNorm(d, eps=config.norm_eps)
-        self._decoding = DecodingCache()  # weights gathered for decoding, see gpt_decoding
+        self._decoding = DecodingCache()  # weights gathered for decode_step, see gpt_decoding
         self.apply(_init_weights)
         for name, p in self.named_parameters():  # GPT-2: residual projections scaled by 1/sqrt(2N)
             if name.endswith(("out_proj.weight", "linear2.weight")):
@@ -144,9 +174,10 @@ class GPT(PretrainedModel):
         """The output projection ``(V, D)``: the token embedding, tied."""
         return self.token_embedding.weight
 
-    def make_caches(self, capacity: int = 64) -> list[KVCache]:
-        """One preallocated growing KV cache per layer."""
-        return [KVCache(capacity=capacity) for _ in self.blocks]
+    def make_caches(self, capacity: int = 64) -> DecodingCaches:
+        """One preallocated growing KV cache per layer (a list, with the decoding choice
+        of its sequence; ``reset()`` starts a new sequence)."""
+        return DecodingCaches(KVCache(capacity=capacity) for _ in self.blocks)
 
     def forward(
         self,
@@ -156,41 +187,50 @@ class GPT(PretrainedModel):
         labels: Tensor | None = None,
         position_ids: Tensor | None = None,
         caches: list[KVCache] | None = None,
-        output_attentions: bool = False,
+        need_weights: bool = False,
         last_only: bool = False,
     ) -> GPTOutput:
-        """Logits of every position (or of the last only, for decoding)."""
-        self._check_ids(input_ids, "input_ids")
+        """Logits of every position (or of the last only: ``last_only``), appending the new
+        keys/values to ``caches`` when given; ``labels (B, L)`` give the loss."""
+        check_ids(input_ids, "input_ids", self.config.vocab_size)
         b, length = input_ids.shape
         past = caches[0].length if caches else 0
-        if caches and length == 1 and labels is None and not (self.training or output_attentions or torch.is_grad_enabled()):
-            return self._decode_next(input_ids, attention_mask, position_ids, caches, past)
-        if position_ids is None:
-            position_ids = torch.arange(past, past + length, device=input_ids.device)  # (L,)
+        position_ids = self._positions(position_ids, b, length, past, input_ids.device)
         h = self.dropout(self.token_embedding(input_ids) + self.positions(position_ids))  # (B, L, D)
         mask, causal = self._attention_mask(attention_mask, b, length, past, input_ids.device)
-        attentions = [] if output_attentions else None
+        weights = []
         for i, block in enumerate(self.blocks):
-            out = block(h, mask=mask, causal=causal, need_weights=output_attentions, cache=caches[i] if caches else None)
+            out = block(h, mask=mask, causal=causal, need_weights=need_weights, cache=caches[i] if caches else None)
             h = out.hidden
-            if attentions is not None:
-                attentions.append(out.self_weights)
+            if need_weights:
+                weights.append(out.self_weights)
         if last_only:
             h = h[:, -1:]  # (B, 1, D)
         h = self.final_norm(h)
         logits = linear(h, self.lm_head_weight)  # (B, L, V)
         loss = None if labels is None else causal_lm_loss(logits, labels)
+        attentions = Attentions().add_layers("layers.{i}.causal", weights, kind="causal", axes=("tokens", "tokens")) \
+            if need_weights else None
         return GPTOutput(logits=logits, loss=loss, attentions=attentions, last_hidden_state=h)
 
-    def _decode_next(
-        self, input_ids: Tensor, attention_mask: Tensor | None, position_ids: Tensor | None,
-        caches: list[KVCache], past: int,
+    @torch.no_grad()
+    def decode_step(
+        self, input_ids: Tensor, caches: list[KVCache], attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
     ) -> GPTOutput:
-        """The fast path of decoding, one new token per sequence ``input_ids (B, 1)`` in
-        inference (:mod:`attnlab.models.gpt_decoding`): the C step for one unpadded fp32
-        CPU sequence, else the forward above as direct functional calls (no module
-        dispatch, no dropout, the position of an unpadded batch read as a Python int)."""
-        b = input_ids.shape[0]
+        """The next-token logits ``(B, 1, V)`` of one new token per sequence, ``input_ids
+        (B, 1)``, after the ``P`` tokens in ``caches`` (filled by :meth:`forward`): the same
+        function as ``forward(input_ids, attention_mask, position_ids=position_ids,
+        caches=caches)`` in inference (no dropout, no gradients), made fast
+        (:mod:`attnlab.models.gpt_decoding`): the C step for one unpadded fp32 CPU sequence,
+        else direct functional calls on weights gathered once. ``attention_mask (B, P + 1)``."""
+        if not caches or len(caches) != len(self.blocks) or not caches[0].is_filled:
+            raise AttnlabError(
+                "decode_step: caches must hold the sequence so far (one per layer, filled by "
+                "forward(prompt, caches=caches)); use forward for the prompt"
+            )
+        past, batch = caches[0].length, caches[0].key.shape[0]
+        check_ids(input_ids, "input_ids", self.config.vocab_size, shape=(batch, 1))
         choice = self._decoding.for_sequence(self, caches)
         if choice.native is not None and attention_mask is None and position_ids is None \
                 and not torch.is_autocast_enabled("cpu"):
@@ -199,19 +239,19 @@ class GPT(PretrainedModel):
             return GPTOutput(logits=logits.view(1, 1, -1), last_hidden_state=h.view(1, 1, -1))
         if position_ids is None:
             self.positions.check(past)
-            position = self.positions.embedding.weight[past]  # (D,)
+            position = self.positions.embedding.weight[past]  # (D,): one read, no index tensor
         else:
-            position = self.positions(position_ids)  # (B, 1, D), checked
+            position = self.positions(self._positions(position_ids, batch, 1, past, input_ids.device))  # (B, 1, D)
         h = F.embedding(input_ids, self.token_embedding.weight) + position  # (B, 1, D)
-        mask, _ = self._attention_mask(attention_mask, b, 1, past, input_ids.device)
-        activation = self.blocks[0].ffn.activation
-        h = decode_blocks(h.view(b, -1), mask, caches, choice.layers, self.config.num_heads, self.config.norm_eps, activation)
+        mask, _ = self._attention_mask(attention_mask, batch, 1, past, input_ids.device)
+        h = decode_blocks(h.view(batch, -1), mask, caches, choice.layers, self.config.num_heads, self.config.norm_eps,
+                          self.blocks[0].ffn.activation)
         norm = self.final_norm
-        h = F.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias, norm.eps).view(b, 1, -1)  # (B, 1, D)
+        h = F.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias, norm.eps).view(batch, 1, -1)  # (B, 1, D)
         return GPTOutput(logits=F.linear(h, self.lm_head_weight), last_hidden_state=h)  # (B, 1, V)
 
     def generate(self, input_ids: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
-        """Greedy or sampled continuation, ``(B, L + new)``; see :func:`attnlab.generation.generate`."""
+        """Greedy or sampled continuation, ``(B, L + new)``; see :func:`attnlab.evaluation.sampling.generate`."""
         kwargs.setdefault("eos_token_id", None)
         return generate(self, input_ids, max_new_tokens, **kwargs)
 
@@ -219,9 +259,7 @@ class GPT(PretrainedModel):
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> GPT:
         """Copy a ``transformers.GPT2LMHeadModel`` (or ``GPT2Model``): equal logits."""
-        model = cls._import_checkpoint(hf_model.config.to_dict(), dict(hf_model.state_dict()))
-        weight = hf_model.get_input_embeddings().weight
-        return model.to(device=weight.device, dtype=weight.dtype).train(hf_model.training)
+        return cls._copy_hf(hf_model)
 
     def _export_checkpoint(self) -> tuple[dict, dict[str, Tensor]]:
         return config_to_hf(config_to_dict(self.config)), weights_to_hf(self.state_dict(), self.config.num_layers)
@@ -231,26 +269,20 @@ class GPT(PretrainedModel):
         if config.get("model_type", "gpt2") != "gpt2":
             raise AttnlabError(f"checkpoint holds a {config.get('model_type')!r} model, not a GPT-2 ('gpt2')")
         model = cls(GPTConfig(**config_from_hf(config)))
-        weights = weights_from_hf(tensors, model.config.num_layers)
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-        if missing or unexpected:
-            raise AttnlabError(f"GPT-2 weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        return model
+        return model._load_weights(weights_from_hf(tensors, model.config.num_layers), "GPT-2 checkpoint")
 
-    def _check_ids(self, ids: Tensor, name: str) -> None:
-        if ids.dim() != 2 or ids.dtype not in (torch.int64, torch.int32):
-            raise AttnlabError(f"{name} must be an integer tensor of shape (B, L), got {ids.dtype} {tuple(ids.shape)}")
-        if torch.compiler.is_compiling():  # reading values would split the graph (the embedding still fails)
-            return
-        if ids.numel() == 1:  # a decoding step: one read
-            low = high = int(ids)
-        else:
-            low, high = ids.aminmax() if ids.numel() else (0, 0)  # one pass, one sync
-        if int(low) < 0 or int(high) >= self.config.vocab_size:
+    def _positions(self, position_ids: Tensor | None, b: int, length: int, past: int, device: torch.device) -> Tensor:
+        """``position_ids`` checked (``(B, L)`` or ``(L,)``, >= 0), or ``P .. P+L-1``."""
+        if position_ids is None:
+            return torch.arange(past, past + length, device=device)  # (L,)
+        if position_ids.shape not in ((b, length), (length,)) or position_ids.is_floating_point():
             raise AttnlabError(
-                f"{name} holds token ids in [{int(low)}, {int(high)}]; expected ids in "
-                f"[0, {self.config.vocab_size - 1}] (the model's vocab_size is {self.config.vocab_size})"
+                f"position_ids must be an integer tensor of shape (B, L) = ({b}, {length}) or (L,), "
+                f"got {position_ids.dtype} {tuple(position_ids.shape)}"
             )
+        if position_ids.numel() and not torch.compiler.is_compiling() and int(position_ids.min()) < 0:
+            raise AttnlabError(f"position_ids must be >= 0, got {int(position_ids.min())}")
+        return position_ids
 
     def _attention_mask(
         self, attention_mask: Tensor | None, b: int, length: int, past: int, device: torch.device
@@ -258,7 +290,10 @@ class GPT(PretrainedModel):
         """The (mask, causal) pair the blocks get; a padding mask becomes one bool mask.
 
         Without padding the blocks run PyTorch's causal kernel (a single new token with a
-        cache sees every key, so it needs no mask at all).
+        cache sees every key, so it needs no mask at all). With padding, query i may see
+        the real keys up to its own position; a query with none (left padding) gets zero
+        weights and a zero attention output — what HF's GPT-2 computes (its default SDPA
+        attention).
         """
         total = past + length
         if attention_mask is None:
@@ -269,20 +304,12 @@ class GPT(PretrainedModel):
                 f"got {tuple(attention_mask.shape)}"
             )
         keys = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, Lk)
-        allowed = keys & causal_mask(length, total, device=device)  # (B, 1, L, Lk)
-        # A padding query would see no key at all; let it see itself so no row is empty.
-        return allowed | _diagonal(length, total, device), False
-
-
-def _diagonal(length: int, total: int, device: torch.device) -> Tensor:
-    """``(L, Lk)`` True where query i meets its own key ``P + i`` (bottom-right aligned)."""
-    return torch.ones(length, total, dtype=torch.bool, device=device).tril(total - length).triu(total - length)
+        return keys & causal_mask(length, total, device=device), False  # (B, 1, L, Lk)
 
 
 def causal_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Mean next-token cross-entropy: position t predicts ``labels[:, t + 1]`` (fp32)."""
-    if labels.shape != logits.shape[:2]:
-        raise AttnlabError(f"labels must have shape (B, L) = {tuple(logits.shape[:2])}, got {tuple(labels.shape)}")
+    check_labels(labels, "labels", tuple(logits.shape[:2]), logits.shape[-1])
     # the labels move left (the last position gets none), so the logits need no slice: no copy
     targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)  # (B, L)
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)

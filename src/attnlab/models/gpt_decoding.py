@@ -1,4 +1,4 @@
-"""The fast one-token decoding step of a GPT, in inference (after the prompt is cached).
+"""The fast one-token decoding step of a GPT (:meth:`GPT.decode_step`), in inference.
 
 Batch-1 decoding of a small model is bound by per-operation overhead, not arithmetic:
 each token runs ~60 small operations, and module dispatch, dropout and checks add
@@ -8,15 +8,16 @@ with the uncached forward and with HuggingFace):
 - :func:`decode_blocks`: direct functional calls on weights gathered once per weights
   version (q/k/v packed, matrices laid out ``(in, out)``) — any batch, padding, dtype
   and device;
-- the C step of :mod:`attnlab.native.gpt_decode` — one call per token for one unpadded
-  fp32 CPU sequence, where it can be built (a C compiler; ``ATTNLAB_NATIVE=0`` turns
-  it off).
+- the C step of :mod:`attnlab.kernels.native.gpt_decode` — one call per token for one
+  unpadded fp32 CPU sequence of a GPT-2-shaped model (GELU-tanh, default score scale),
+  where it can be built (a C compiler; ``ATTNLAB_NATIVE=0`` turns it off).
 
 :class:`DecodingCache` holds, per model, the gathered weights and the C step, rebuilt
 when a parameter changed. A sequence's cached keys belong to the weights they were
 computed with, so the weights are checked at a sequence's first step only: the
-choice made then is kept on the sequence's first :class:`KVCache` (checking ~80
-parameters costs ~35 us, a tenth of a decoding step of a 4-layer model).
+choice made then is kept by the sequence's :class:`DecodingCaches` (the list of
+per-layer caches ``GPT.make_caches`` returns; the generic :class:`KVCache` knows no
+model). Checking ~80 parameters costs a tenth of a decoding step of a 4-layer model.
 
 Shapes: ``h (B, D)`` one token per row, caches ``(B, H, P, Dh)``.
 """
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.attention.kv_cache import KVCache
-from attnlab.layers.blocks import EncoderBlock
+from attnlab.layers.blocks import TransformerBlock
 from attnlab.kernels.native import gpt_decode as native
 from attnlab.kernels.native.gpt_decode import NativeDecoder
 
@@ -57,9 +58,10 @@ class LayerWeights(NamedTuple):
     fc1_bias: Tensor
     fc2_weight_t: Tensor  # (F, D)
     fc2_bias: Tensor
+    scale: float | None  # the scores' factor; None: Dh ** -0.5
 
     @classmethod
-    def of(cls, block: EncoderBlock) -> LayerWeights:
+    def of(cls, block: TransformerBlock) -> LayerWeights:
         attn, ffn = block.self_attn, block.ffn
         projections = (attn.q_proj, attn.k_proj, attn.v_proj)
 
@@ -72,6 +74,7 @@ class LayerWeights(NamedTuple):
             t(attn.out_proj.weight), attn.out_proj.bias.detach(),
             block.ffn_residual.norm.weight.detach(), block.ffn_residual.norm.bias.detach(),
             t(ffn.linear1.weight), ffn.linear1.bias.detach(), t(ffn.linear2.weight), ffn.linear2.bias.detach(),
+            attn.scale,
         )
 
 
@@ -86,7 +89,7 @@ def decode_blocks(
         x = F.layer_norm(h, (d,), w.norm1_weight, w.norm1_bias, eps)
         qkv = torch.addmm(w.qkv_bias, x, w.qkv_weight_t).view(b, 3, heads, 1, d // heads)  # (B, 3, H, 1, Dh)
         k, v = cache.update(qkv[:, 1], qkv[:, 2])  # (B, H, P + 1, Dh)
-        out = F.scaled_dot_product_attention(qkv[:, 0], k, v, attn_mask=mask)  # (B, H, 1, Dh)
+        out = F.scaled_dot_product_attention(qkv[:, 0], k, v, attn_mask=mask, scale=w.scale)  # (B, H, 1, Dh)
         h = torch.addmm(w.out_bias, out.reshape(b, d), w.out_weight_t).add_(h)
         x = F.layer_norm(h, (d,), w.norm2_weight, w.norm2_bias, eps)
         hidden = activation(torch.addmm(w.fc1_bias, x, w.fc1_weight_t))  # (B, F)
@@ -96,11 +99,26 @@ def decode_blocks(
 
 class SequenceChoice(NamedTuple):
     """What a sequence's steps reuse: the weights version checked at its first step, the
-    gathered weights, and the C step (``None``: the PyTorch path)."""
+    gathered weights, the C step (``None``: the PyTorch path) and the cache length then."""
 
     version: object
     layers: list[LayerWeights]
     native: NativeDecoder | None
+    length: int
+
+
+class DecodingCaches(list):
+    """The per-layer :class:`KVCache` list of one decoding sequence, plus the choice
+    :class:`DecodingCache` made at its first step; :meth:`reset` starts a new sequence."""
+
+    def __init__(self, caches=()):
+        super().__init__(caches)
+        self.choice: SequenceChoice | None = None
+
+    def reset(self) -> None:
+        for cache in self:
+            cache.reset()
+        self.choice = None
 
 
 class DecodingCache:
@@ -129,21 +147,23 @@ class DecodingCache:
         return self._layers
 
     def for_sequence(self, model: nn.Module, caches: list[KVCache]) -> SequenceChoice:
-        """The choice for this sequence, made at its first step (with a filled cache)."""
-        choice = caches[0].decode_state
-        if isinstance(choice, SequenceChoice) and choice.version is self._version:
+        """The choice for this sequence, made at its first step (a plain list of caches:
+        at every step); a sequence whose caches were emptied since gets a new one."""
+        choice = getattr(caches, "choice", None)
+        if choice is not None and choice.version is self._version and caches[0].length > choice.length:
             return choice
         layers = self.layers(model)
-        choice = SequenceChoice(self._version, layers, self._native_step(model, caches[0]))
-        if caches[0].is_filled:
-            caches[0].decode_state = choice
+        choice = SequenceChoice(self._version, layers, self._native_step(model, caches[0]), caches[0].length)
+        if isinstance(caches, DecodingCaches):
+            caches.choice = choice
         return choice
 
     def _native_step(self, model: nn.Module, cache: KVCache) -> NativeDecoder | None:
         weight = model.token_embedding.weight
         key = cache.key
         if (key is None or key.shape[0] != 1 or key.dtype != torch.float32 or weight.dtype != torch.float32
-                or weight.device.type != "cpu" or not native.available()):
+                or weight.device.type != "cpu" or model.config.activation != "gelu_tanh"
+                or any(layer.scale is not None for layer in self._layers) or not native.available()):
             return None
         if self._native is None:
             norm = model.final_norm

@@ -35,8 +35,9 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnlab.attention.guided_alignment import guided_alignment_loss
+from attnlab.attention.maps import Attentions
 from attnlab.errors import AttnlabError
-from attnlab.models.base import PretrainedModel
+from attnlab.models.base import PretrainedModel, check_ids, check_labels
 from attnlab.models.seq2seq_attention import (
     ATTENTION_NAMES,
     AttentionState,
@@ -91,7 +92,7 @@ class Seq2SeqConfig:
             if getattr(self, name) < 1:
                 raise AttnlabError(f"Seq2SeqConfig.{name}: expected >= 1, got {getattr(self, name)}")
 
-    # The cross-attention shape the translation tools read (attnlab.translation): one
+    # The cross-attention shape the translation tools read (attnlab.apps.translate): one
     # decoder attention is one layer with one head.
     @property
     def num_decoder_layers(self) -> int:
@@ -115,19 +116,15 @@ SEQ2SEQ_PRESETS = {
 class Seq2SeqOutput:
     """``logits (B, T, V)``; ``loss`` when labels were given (cross-entropy + the
     mechanism's ``attention_loss`` + lambda * the guided ``alignment_loss``);
-    ``alignments (B, T, S)`` when asked (None for ``none``).
+    ``attentions`` when asked: one map ``decoder.0.cross (B, 1, T, S)``, the alignments
+    (one layer, one head; empty for ``attention="none"``, which has no weights).
     """
 
     logits: Tensor
     loss: Tensor | None = None
-    alignments: Tensor | None = None
+    attentions: Attentions | None = None
     attention_loss: Tensor | None = None
     alignment_loss: Tensor | None = None
-
-    @property
-    def cross_attentions(self) -> list[Tensor] | None:
-        """The alignments as the Transformer's ``cross_attentions``: one layer ``(B, 1, T, S)``."""
-        return None if self.alignments is None else [self.alignments[:, None]]
 
 
 @dataclass
@@ -144,6 +141,7 @@ class Seq2Seq(PretrainedModel):
 
     config_class = Seq2SeqConfig
     model_type = "seq2seq"
+    renamed_weights = {"generator.": "output_proj."}  # checkpoints written before the rename
 
     def __init__(self, config: Seq2SeqConfig, attention: nn.Module | None = None):
         super().__init__()
@@ -165,7 +163,7 @@ class Seq2Seq(PretrainedModel):
         self.attention_layer = nn.Linear(2 * hidden, c.attention_layer_size, bias=False) \
             if c.attention_layer_size else None
         self.dropout = nn.Dropout(c.dropout)
-        self.generator = nn.Linear(self.output_dim, c.tgt_vocab_size)
+        self.output_proj = nn.Linear(self.output_dim, c.tgt_vocab_size)
 
     @property
     def feed_dim(self) -> int:
@@ -179,17 +177,9 @@ class Seq2Seq(PretrainedModel):
         return self.config.attention_style == "luong" or isinstance(self.attention.mechanism, FixedContext)
 
     # --- encoder ------------------------------------------------------------------
-    def _check_ids(self, ids: Tensor, name: str, vocab_size: int) -> None:
-        if ids.dim() != 2 or ids.dtype not in (torch.long, torch.int32):
-            raise AttnlabError(f"{name} must be an integer tensor of shape (B, L), got {ids.dtype} {tuple(ids.shape)}")
-        if ids.shape[1] > self.config.max_len:
-            raise AttnlabError(f"{name}: {ids.shape[1]} tokens is longer than max_len={self.config.max_len}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
-            raise AttnlabError(f"{name}: token ids must be in [0, {vocab_size}), got [{int(ids.min())}, {int(ids.max())}]")
-
     def encode(self, src_ids: Tensor) -> tuple[Tensor, Tensor, RNNState]:
         """``src_ids (B, S)`` -> memory ``(B, S, H)``, mask ``(B, S)`` and the decoder's s_0."""
-        self._check_ids(src_ids, "src_ids", self.config.src_vocab_size)
+        check_ids(src_ids, "src_ids", self.config.src_vocab_size, what="src_vocab_size", max_len=self.config.max_len)
         mask = src_ids != self.config.pad_id  # (B, S)
         lengths = mask.sum(dim=1).clamp_min(1).cpu()
         packed = pack_padded_sequence(self.dropout(self.src_embed(src_ids)), lengths, batch_first=True,
@@ -237,7 +227,7 @@ class Seq2Seq(PretrainedModel):
     def step(self, tokens: Tensor, state: Seq2SeqState) -> tuple[Tensor, Seq2SeqState]:
         """Feed ``tokens (N,)``; return log-probabilities ``(N, V)`` of the next token."""
         out, _, state = self._decode_step(tokens, state)
-        return F.log_softmax(self.generator(out).float(), dim=-1), state
+        return F.log_softmax(self.output_proj(out).float(), dim=-1), state
 
     def reorder(self, state: Seq2SeqState, index: Tensor) -> Seq2SeqState:
         """Keep rows ``index (N_new,)`` (beam search)."""
@@ -254,7 +244,9 @@ class Seq2Seq(PretrainedModel):
         (target + EOS, pad ignored). Returns logits ``(B, T, V)`` and, when asked, alignments ``(B, T, S)``.
         ``align (B, T, S)``: gold alignment targets of the labels, used when ``alignment_weight > 0``.
         """
-        self._check_ids(tgt_ids, "tgt_ids", self.config.tgt_vocab_size)
+        check_ids(tgt_ids, "tgt_ids", self.config.tgt_vocab_size, what="tgt_vocab_size", max_len=self.config.max_len)
+        if src_ids.dim() == 2 and src_ids.shape[0] != tgt_ids.shape[0]:
+            raise AttnlabError(f"src_ids and tgt_ids must have the same batch size, got {src_ids.shape[0]} and {tgt_ids.shape[0]}")
         state = self.start(src_ids)
         outputs, weights, log_probs = [], [], []
         for t in range(tgt_ids.shape[1]):
@@ -262,10 +254,16 @@ class Seq2Seq(PretrainedModel):
             outputs.append(out)
             weights.append(attn.weights)
             log_probs.append(attn.log_prob)
-        logits = self.generator(torch.stack(outputs, dim=1))  # (B, T, V)
+        logits = self.output_proj(torch.stack(outputs, dim=1))  # (B, T, V)
         alignments = None if weights[0] is None else torch.stack(weights, dim=1)  # (B, T, S)
+        attentions = None
+        if need_weights:
+            attentions = Attentions().add_layers(
+                "decoder.{i}.cross", [] if alignments is None else [alignments[:, None]],  # (B, 1, T, S)
+                kind="cross", axes=("target", "source"),
+            )
         if labels is None:
-            return Seq2SeqOutput(logits, alignments=alignments if need_weights else None)
+            return Seq2SeqOutput(logits, attentions=attentions)
         log_prob = None if log_probs[0] is None else torch.stack(log_probs, dim=1)  # (B, T)
         loss, attention_loss = self.loss(logits, labels, alignments, log_prob)
         alignment_loss = None
@@ -274,12 +272,13 @@ class Seq2Seq(PretrainedModel):
                 raise AttnlabError("align: this decoder's attention has no weights to guide")
             alignment_loss = guided_alignment_loss(alignments, align)
             loss = loss + self.config.alignment_weight * alignment_loss
-        return Seq2SeqOutput(logits, loss, alignments if need_weights else None, attention_loss, alignment_loss)
+        return Seq2SeqOutput(logits, loss, attentions, attention_loss, alignment_loss)
 
     def loss(
         self, logits: Tensor, labels: Tensor, alignments: Tensor | None, log_prob: Tensor | None
     ) -> tuple[Tensor, Tensor | None]:
         """Cross-entropy over non-pad labels (fp32) plus the attention's auxiliary loss."""
+        check_labels(labels, "labels", tuple(logits.shape[:2]), logits.shape[-1], ignore=False)
         target_mask = labels != self.config.pad_id  # (B, T)
         token_nll = F.cross_entropy(
             logits.float().transpose(1, 2), labels, ignore_index=self.config.pad_id,

@@ -1,7 +1,7 @@
 """The Transformer encoder-decoder of Vaswani et al. (2017), "Attention Is All You Need".
 
     x_0 = Dropout(Embed(src) * sqrt(D) + PE)             PE: the sinusoidal positions
-    x_l = EncoderBlock_l(x_{l-1})                         self-attention + FFN, Add & Norm
+    x_l = TransformerBlock_l(x_{l-1})                     self-attention + FFN, Add & Norm
     y_0 = Dropout(Embed(tgt) * sqrt(D) + PE)
     y_l = DecoderBlock_l(y_{l-1}, x_N)                    causal self-attn + cross-attn + FFN
     P(tgt_{t+1} | tgt_{<=t}, src) = softmax(y_N W_E^T)    W_E tied with the target embedding
@@ -35,13 +35,14 @@ from torch import Tensor, nn
 
 from attnlab.attention.guided_alignment import guided_alignment_loss
 from attnlab.attention.kv_cache import KVCache, make_caches
+from attnlab.attention.maps import Attentions
 from attnlab.attention.masks import mask_from_padding
 from attnlab.attention.multi_head import MultiHeadAttention
 from attnlab.attention.positional import sinusoidal_positions
 from attnlab.errors import AttnlabError
-from attnlab.layers.blocks import DecoderBlock, EncoderBlock, run_encoder
+from attnlab.layers.blocks import DecoderBlock, TransformerBlock, run_encoder
 from attnlab.kernels.linear import Linear
-from attnlab.models.base import PretrainedModel
+from attnlab.models.base import PretrainedModel, check_ids, check_labels
 
 
 @dataclass
@@ -133,26 +134,18 @@ TRANSFORMER_PRESETS: dict[str, TransformerConfig] = {
 
 @dataclass
 class TransformerOutput:
-    """``logits (B, T, V)``; ``loss`` when labels were given; attention weights when asked.
+    """``logits (B, T, V)``; ``loss`` when labels were given; ``alignment_loss``: the guided
+    alignment term (unweighted) when it was computed.
 
-    ``encoder_attentions[l] (B, H, S, S)``, ``decoder_attentions[l] (B, H, T, T)``,
-    ``cross_attentions[l] (B, H, T, S)`` — one tensor per layer, every head.
-    ``alignment_loss``: the guided alignment term (unweighted) when it was computed.
+    ``attentions`` (with ``need_weights=True``): every head of every layer, in order,
+    ``encoder.{l}.self (B, H, S, S)``, ``decoder.{l}.self (B, H, T, T)`` (kind "causal"),
+    ``decoder.{l}.cross (B, H, T, S)`` (:class:`attnlab.attention.maps.Attentions`).
     """
 
     logits: Tensor
     loss: Tensor | None = None
-    encoder_attentions: list[Tensor] | None = None
-    decoder_attentions: list[Tensor] | None = None
-    cross_attentions: list[Tensor] | None = None
+    attentions: Attentions | None = None
     alignment_loss: Tensor | None = None
-
-    @property
-    def attentions(self) -> dict[str, list[Tensor]] | None:
-        """All three kinds by name: ``{"encoder": ..., "decoder": ..., "cross": ...}``."""
-        if self.cross_attentions is None:
-            return None
-        return {"encoder": self.encoder_attentions, "decoder": self.decoder_attentions, "cross": self.cross_attentions}
 
 
 @dataclass
@@ -177,7 +170,7 @@ class EncoderDecoder(nn.Module):
             norm_first=c.norm_first, norm_eps=c.norm_eps,
         )
         self.encoder_layers = nn.ModuleList(
-            EncoderBlock(c.d_model, c.num_heads, c.d_ff, **block) for _ in range(c.num_encoder_layers)
+            TransformerBlock(c.d_model, c.num_heads, c.d_ff, **block) for _ in range(c.num_encoder_layers)
         )
         self.decoder_layers = nn.ModuleList(
             DecoderBlock(c.d_model, c.num_heads, c.d_ff, **block) for _ in range(c.num_decoder_layers)
@@ -186,9 +179,7 @@ class EncoderDecoder(nn.Module):
         self.encoder_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps) if final_norm else nn.Identity()
         self.decoder_norm = nn.LayerNorm(c.d_model, eps=c.norm_eps) if final_norm else nn.Identity()
 
-    def encode(
-        self, x: Tensor, mask: Tensor | None, need_weights: bool = False
-    ) -> tuple[Tensor, tuple[Tensor, ...] | None]:
+    def encode(self, x: Tensor, mask: Tensor | None, need_weights: bool = False) -> tuple[Tensor, list[Tensor]]:
         """``x (B, S, D)``, ``mask (B, 1, 1, S)`` -> memory ``(B, S, D)``, per-layer weights."""
         x, weights = run_encoder(self.encoder_layers, x, mask=mask, need_weights=need_weights)
         return self.encoder_norm(x), weights
@@ -259,6 +250,7 @@ class Transformer(PretrainedModel):
 
     config_class = TransformerConfig
     model_type = "transformer"
+    renamed_weights = {"generator.": "output_proj."}  # checkpoints written before the rename
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
@@ -268,9 +260,9 @@ class Transformer(PretrainedModel):
         self.register_buffer("positions", sinusoidal_positions(c.max_len, c.d_model), persistent=False)
         self.dropout = nn.Dropout(c.dropout)
         self.stack = EncoderDecoder(c)
-        self.generator = Linear(c.d_model, c.tgt_vocab_size, bias=False)
+        self.output_proj = Linear(c.d_model, c.tgt_vocab_size, bias=False)
         if c.share_embeddings or c.tie_output:
-            self.generator.weight = self.tgt_embed.weight
+            self.output_proj.weight = self.tgt_embed.weight
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
@@ -285,22 +277,11 @@ class Transformer(PretrainedModel):
 
     def _is_tied(self, name: str) -> bool:
         c = self.config
-        return (name == "generator.weight" and (c.share_embeddings or c.tie_output)) or (
+        return (name == "output_proj.weight" and (c.share_embeddings or c.tie_output)) or (
             name == "src_embed.weight" and c.share_embeddings
         )
 
     # --- pieces -------------------------------------------------------------------
-    def _check_ids(self, ids: Tensor, name: str, vocab_size: int, offset: int = 0) -> None:
-        if ids.dim() != 2 or ids.dtype not in (torch.long, torch.int32):
-            raise AttnlabError(f"{name} must be an integer tensor of shape (B, L), got {ids.dtype} {tuple(ids.shape)}")
-        if offset + ids.shape[1] > self.config.max_len:
-            raise AttnlabError(
-                f"{name}: sequence of {offset + ids.shape[1]} tokens is longer than the model's limit "
-                f"of max_len={self.config.max_len}"
-            )
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
-            raise AttnlabError(f"{name}: token ids must be in [0, {vocab_size}), got [{int(ids.min())}, {int(ids.max())}]")
-
     def embed(self, ids: Tensor, embedding: nn.Embedding, offset: int = 0) -> Tensor:
         """``ids (B, L) -> (B, L, D)``: scaled embeddings + sinusoidal positions from ``offset``."""
         x = embedding(ids) * math.sqrt(self.config.d_model)
@@ -310,9 +291,10 @@ class Transformer(PretrainedModel):
         """``(B, 1, 1, S)``, True on real (non-pad) source tokens."""
         return mask_from_padding(src_ids == self.config.pad_id)
 
-    def encode(self, src_ids: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor, tuple[Tensor, ...] | None]:
-        """``src_ids (B, S)`` -> memory ``(B, S, D)``, its mask ``(B, 1, 1, S)`` and weights."""
-        self._check_ids(src_ids, "src_ids", self.config.src_vocab_size)
+    def encode(self, src_ids: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """``src_ids (B, S)`` -> memory ``(B, S, D)``, its mask ``(B, 1, 1, S)`` and the
+        per-layer weights (empty unless ``need_weights``)."""
+        check_ids(src_ids, "src_ids", self.config.src_vocab_size, what="src_vocab_size", max_len=self.config.max_len)
         mask = self.source_mask(src_ids)
         memory, weights = self.stack.encode(self.embed(src_ids, self.src_embed), mask, need_weights)
         return memory, mask, weights
@@ -325,25 +307,30 @@ class Transformer(PretrainedModel):
         """``align (B, T, S)``: gold alignment targets of the labels, used with ``alignment_weight > 0``."""
         c = self.config
         memory, memory_mask, enc_weights = self.encode(src_ids, need_weights)
-        self._check_ids(tgt_ids, "tgt_ids", c.tgt_vocab_size)
+        check_ids(tgt_ids, "tgt_ids", c.tgt_vocab_size, what="tgt_vocab_size", shape=(src_ids.shape[0], tgt_ids.shape[-1]),
+                  max_len=c.max_len)
         y = self.embed(tgt_ids, self.tgt_embed)
         guided = labels is not None and align is not None and c.alignment_weight > 0
         hidden, self_weights, cross_weights = self.stack.decode(
             y, memory, memory_mask, need_weights=need_weights, weights_of_layer=c.supervised_layer if guided else None
         )
-        logits = self.generator(hidden)  # (B, T, V)
+        logits = self.output_proj(hidden)  # (B, T, V)
         loss = None if labels is None else self.loss(logits, labels)
         alignment_loss = None
         if guided:
             head = cross_weights[c.supervised_layer][:, c.alignment_head]  # (B, T, S)
             alignment_loss = guided_alignment_loss(head, align)
             loss = loss + c.alignment_weight * alignment_loss
-        if not need_weights:
-            return TransformerOutput(logits, loss, alignment_loss=alignment_loss)
-        return TransformerOutput(logits, loss, list(enc_weights), self_weights, cross_weights, alignment_loss)
+        attentions = None
+        if need_weights:
+            attentions = Attentions().add_layers("encoder.{i}.self", enc_weights, kind="self", axes=("source", "source"))
+            attentions.add_layers("decoder.{i}.self", self_weights, kind="causal", axes=("target", "target"))
+            attentions.add_layers("decoder.{i}.cross", cross_weights, kind="cross", axes=("target", "source"))
+        return TransformerOutput(logits, loss, attentions, alignment_loss)
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Label-smoothed cross-entropy (Szegedy et al. 2016) over non-pad labels, in fp32."""
+        check_labels(labels, "labels", tuple(logits.shape[:2]), logits.shape[-1], ignore=False)
         return F.cross_entropy(
             logits.float().flatten(0, 1), labels.flatten(), ignore_index=self.config.pad_id,
             label_smoothing=self.config.label_smoothing,
@@ -359,11 +346,12 @@ class Transformer(PretrainedModel):
     def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """Feed ``tokens (N,)`` at position ``state.length``; return log-probabilities ``(N, V)``."""
         ids = tokens[:, None]  # (N, 1)
-        self._check_ids(ids, "tokens", self.config.tgt_vocab_size, offset=state.length)
+        check_ids(ids, "tokens", self.config.tgt_vocab_size, what="tgt_vocab_size", max_len=self.config.max_len,
+                  offset=state.length)
         y = self.embed(ids, self.tgt_embed, offset=state.length)
         hidden, _, _ = self.stack.decode(y, state.memory, state.memory_mask, state=state)
         state.length += 1
-        return F.log_softmax(self.generator(hidden[:, -1]).float(), dim=-1), state
+        return F.log_softmax(self.output_proj(hidden[:, -1]).float(), dim=-1), state
 
     def reorder(self, state: DecoderState, index: Tensor) -> DecoderState:
         """Keep rows ``index (N_new,)`` of every tensor and cache (beam search)."""

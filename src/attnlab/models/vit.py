@@ -1,7 +1,7 @@
 """ViT (Dosovitskiy et al. 2021): a Transformer encoder over image patches.
 
     z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos        patches by a P x P stride-P conv
-    z_l = EncoderBlock_l(z_{l-1})                          pre-LN, GELU
+    z_l = TransformerBlock_l(z_{l-1})                      pre-LN, GELU
     y   = LN(z_L)                                          last_hidden_state
     logits = W_c y[:, 0] + b_c                             classifier on the class token
 
@@ -22,11 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.config import preset
+from attnlab.attention.maps import Attentions
+from attnlab.config import config_to_dict, preset
 from attnlab.errors import AttnlabError
-from attnlab.layers.blocks import EncoderConfig, encoder_stack, run_encoder
+from attnlab.interop import hf_vit
 from attnlab.kernels.linear import Linear
-from attnlab.models.base import PretrainedModel
+from attnlab.layers.blocks import EncoderConfig, encoder_stack, run_encoder
+from attnlab.models.base import PretrainedModel, check_labels
 
 
 @dataclass
@@ -70,12 +72,13 @@ def vit_config(name: str, **overrides) -> ViTConfig:
 @dataclass
 class ViTOutput:
     """``last_hidden_state (B, 1 + N, D)`` after the final LayerNorm; ``pooler_output (B, D)``;
-    ``logits (B, K)``; ``attentions``: per layer ``(B, H, 1 + N, 1 + N)``."""
+    ``logits (B, K)``; ``attentions`` with ``need_weights=True``: ``layers.{l}.self
+    (B, H, 1 + N, 1 + N)``, axes ("patches", "patches"), the class token first."""
 
     last_hidden_state: Tensor
     pooler_output: Tensor | None = None
     logits: Tensor | None = None
-    attentions: tuple[Tensor, ...] | None = None
+    attentions: Attentions | None = None
     loss: Tensor | None = None
 
 
@@ -144,6 +147,8 @@ class ViT(PretrainedModel):
         c, p = self.config.num_channels, self.config.patch_size
         if pixel_values.dim() != 4 or pixel_values.shape[1] != c:
             raise AttnlabError(f"pixel_values must have shape (B, {c}, H, W), got {tuple(pixel_values.shape)}")
+        if pixel_values.shape[0] == 0 or pixel_values.shape[2] == 0 or pixel_values.shape[3] == 0:
+            raise AttnlabError(f"pixel_values is empty {tuple(pixel_values.shape)}: expected at least one image")
         if not pixel_values.is_floating_point():
             raise AttnlabError(f"pixel_values must be floating point, got {pixel_values.dtype}")
         height, width = pixel_values.shape[-2:]
@@ -157,14 +162,17 @@ class ViT(PretrainedModel):
         """``pixel_values (B, C, Hi, Wi)``, Hi and Wi multiples of the patch size; ``labels (B,)``."""
         self._check_pixels(pixel_values)
         x = self.embeddings(pixel_values.to(self.embeddings.patch.weight.dtype))
-        x, attentions = run_encoder(self.layers, x, need_weights=need_weights)
+        x, weights = run_encoder(self.layers, x, need_weights=need_weights)
         x = self.norm(x)
+        attentions = Attentions().add_layers("layers.{i}.self", weights, kind="self", axes=("patches", "patches")) \
+            if need_weights else None
         out = ViTOutput(last_hidden_state=x, attentions=attentions)
         if self.pooler is not None:
             out.pooler_output = torch.tanh(self.pooler(x[:, 0]))
         if self.classifier is not None:
             out.logits = self.classifier(x[:, 0])  # (B, K)
             if labels is not None:
+                check_labels(labels, "labels", (pixel_values.shape[0],), self.config.num_labels)
                 out.loss = F.cross_entropy(out.logits, labels)
         return out
 
@@ -180,21 +188,17 @@ class ViT(PretrainedModel):
         cls = self.layers[-1].forward_first(x, 1)  # (B, 1, D)
         return self.classifier(self.norm(cls[:, 0]))
 
-    # --- HuggingFace interop (attnlab.interop.hf_vit) ---
+    # --- HuggingFace interop (attnlab.interop.hf_vit: dicts in, dicts out) ---
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> ViT:
         """Copy a ``transformers`` ViTModel / ViTForImageClassification: equal outputs."""
-        from attnlab.interop.hf_vit import from_hf
+        return cls._copy_hf(hf_model)
 
-        return from_hf(hf_model)
-
-    def _export_checkpoint(self):
-        from attnlab.interop.hf_vit import to_hf_checkpoint
-
-        return to_hf_checkpoint(self)
+    def _export_checkpoint(self) -> tuple[dict, dict[str, Tensor]]:
+        config = hf_vit.config_to_hf(config_to_dict(self.config))
+        return config, hf_vit.weights_to_hf(self.state_dict(), classifier=bool(self.config.labels))
 
     @classmethod
-    def _import_checkpoint(cls, config, tensors):
-        from attnlab.interop.hf_vit import from_hf_checkpoint
-
-        return from_hf_checkpoint(config, tensors)
+    def _import_checkpoint(cls, config: dict, tensors: dict[str, Tensor]) -> ViT:
+        model = cls(ViTConfig(**hf_vit.config_from_hf(config, hf_vit.has_pooler(tensors))))
+        return model._load_weights(hf_vit.weights_from_hf(tensors), "ViT checkpoint")

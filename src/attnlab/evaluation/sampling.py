@@ -1,18 +1,19 @@
-"""Autoregressive generation for causal language models: greedy and sampled, with a KV cache.
+"""Sampling-based decoding of causal language models: greedy and sampled, with a KV cache.
 
     x_{t+1} = argmax_v p(v | x_<=t)                        greedy
     x_{t+1} ~ softmax(z / T) restricted to top-k / top-p   sampling (Holtzman et al. 2020)
 
-The prompt is run once (prefill) filling one preallocated :class:`KVCache` per layer;
-each later step feeds one token per sequence and reads the keys/values of the others
-from the cache, so a step costs O(L) instead of O(L^2) and no tensor is reallocated.
+The prompt is run once (prefill, ``model(...)``) filling one preallocated :class:`KVCache`
+per layer; each later step (``model.decode_step``) feeds one token per sequence and reads
+the keys/values of the others from the cache, so a step costs O(L) instead of O(L^2) and
+no tensor is reallocated.
 
 Batches of prompts of different lengths are *left*-padded (``attention_mask`` 0 on the
 padding): every sequence then ends at the same column and the new tokens line up.
 Positions count real tokens only, ``position = cumsum(mask) - 1``, so a padded prompt
 gets the same positions, and the same continuation, as the prompt alone.
 
-Beam search is :mod:`attnlab.evaluation.decoding`'s job; this module samples.
+Beam search over a step-wise decoder is :mod:`attnlab.evaluation.decoding`'s job.
 
 Notation: B batch, L prompt length (padding included), N new tokens, V vocabulary.
 """
@@ -62,8 +63,8 @@ def next_tokens(
     """Pick one token per row of ``logits (B, V)``: ``(B,)``."""
     if not do_sample:
         return logits.argmax(dim=-1)
-    if temperature <= 0:
-        raise AttnlabError(f"temperature must be > 0 when sampling, got {temperature}")
+    if not temperature > 0 or temperature == float("inf"):  # NaN fails the first test
+        raise AttnlabError(f"temperature must be a finite number > 0 when sampling, got {temperature}")
     logits = filter_logits(logits.float() / temperature, top_k, top_p)
     return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
 
@@ -92,8 +93,10 @@ def generate(
     """Continue ``input_ids (B, L)`` by up to ``max_new_tokens``: ``LongTensor (B, L + N)``.
 
     ``model`` is a causal LM such as :class:`attnlab.models.GPT` (``config.context_length``,
-    ``make_caches(capacity)`` and ``model(ids, attention_mask, position_ids=, caches=,
-    last_only=True).logits``). A sequence that emits ``eos_token_id`` is finished: it
+    ``make_caches(capacity)``, ``model(ids, attention_mask, position_ids=, caches=,
+    last_only=True).logits`` for the prompt and ``model.decode_step(ids (B, 1), caches,
+    attention_mask, position_ids).logits`` for each new token). A sequence that emits
+    ``eos_token_id`` is finished: it
     gets ``pad_token_id`` (default: the EOS id) afterwards, and generation stops when
     every sequence is finished. ``on_tokens(tokens (B,))`` is called after each step,
     for streaming.
@@ -120,10 +123,13 @@ def generate(
     out = input_ids.new_empty(b, length + max_new_tokens)  # (B, L + N)
     out[:, :length] = input_ids
     finished = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
-    step_ids, cur = input_ids, length
-    for _ in range(max_new_tokens):
+    cur = length
+    for step in range(max_new_tokens):
         mask = None if full_mask is None else full_mask[:, :cur]
-        logits = model(step_ids, mask, position_ids=position, caches=caches, last_only=True).logits[:, -1]  # (B, V)
+        if step == 0:  # the prompt
+            logits = model(input_ids, mask, position_ids=position, caches=caches, last_only=True).logits[:, -1]  # (B, V)
+        else:
+            logits = model.decode_step(out[:, cur - 1 : cur], caches, mask, position).logits[:, -1]  # (B, V)
         token = next_tokens(logits, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
         if eos_token_id is not None:
             token = token.masked_fill(finished, pad_token_id)
@@ -134,7 +140,6 @@ def generate(
             on_tokens(token)
         if eos_token_id is not None and bool(finished.all()):
             break
-        step_ids = out[:, cur - 1 : cur]  # (B, 1)
         if position is not None:
             position = position[:, -1:] + 1  # (B, 1)
     return out[:, :cur]
