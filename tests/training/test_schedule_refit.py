@@ -1,11 +1,10 @@
-"""Schedule re-fit: the formula on a synthetic clock, then the Trainer re-sizing a real
-time-budgeted run (learning rates of the new length from the next update on, the length
+"""Schedule re-fit: the formula on a synthetic clock, then the Trainer re-sizing a
+time-budgeted run on an injected clock (no assertion depends on wall time) (learning rates of the new length from the next update on, the length
 recorded in the checkpoint and kept by a resumed run)."""
 
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 
@@ -46,56 +45,40 @@ def test_refit_rejects_bad_settings(kwargs):
         ScheduleRefit(max_time_s=1.0, max_steps=10, **kwargs)
 
 
-class TimedData:
-    """Each batch takes ``seconds``; records the learning rate each update runs with."""
-
-    def __init__(self, data, seconds: float, interrupt_at: int | None = None):
-        self.data, self.seconds, self.interrupt_at = data, seconds, interrupt_at
-        self.trainer: Trainer | None = None
-        self.lrs: list[float] = []
-
-    def batch(self, step: int):
-        if step == self.interrupt_at:
-            raise KeyboardInterrupt
-        time.sleep(self.seconds)
-        self.lrs.append(self.trainer.optimizer.param_groups[0]["lr"])
-        return self.data.batch(step)
-
-
-def _trainer(make_model, data, config) -> Trainer:
-    trainer = Trainer(make_model(), data, config)
+def _trainer(make_model, data, config, clock) -> Trainer:
+    trainer = Trainer(make_model(), data, config, clock=clock)
     data.trainer = trainer
     return trainer
 
 
-def test_trainer_refits_a_schedule_sized_too_short(make_model, make_data, config):
-    """A probe said 10 updates; ~45 fit in the budget: the run re-sizes and ends its
-    cosine inside the budget, with the learning rates of the new length after the re-fit."""
+def test_trainer_refits_a_schedule_sized_too_short(make_model, make_data, config, clock, ticking):
+    """A probe said 10 updates; each update takes 1/64 s of a 1 s budget (on an injected
+    clock): re-fitted at 10% (update 7) and 50% (update 32) of the budget to
+    s + (0.95 - t) * 64 = 60 updates, the cosine of that length from then on."""
     config = dataclasses.replace(config, steps=10, refit_up_to=10_000, max_time_s=1.0, warmup_steps=2)
-    data = TimedData(make_data(), seconds=0.02)
-    result = _trainer(make_model, data, config).fit()
+    data = ticking(make_data(), clock, seconds=1 / 64)
+    result = _trainer(make_model, data, config, clock).fit()
     recorded = read_json(find_checkpoint(config.out_dir) / STATE_FILE)["config"]
-    assert 15 <= recorded["steps"] <= 48  # 0.95 s / (0.02 s + overhead); a loaded machine does fewer
-    assert result.step == recorded["steps"] or result.stopped_by_time  # the schedule ends in the budget
-    final = make_schedule("cosine", recorded["steps"], 2)
-    tail = range(result.step - 5, result.step)  # well after the last re-fit (at 50% of the budget)
-    assert [data.lrs[i] for i in tail] == pytest.approx([config.lr * final(i) for i in tail], rel=1e-12)
+    assert recorded["steps"] == result.step == 60 and not result.stopped_by_time
+    final = make_schedule("cosine", 60, 2)
+    after = range(32, 60)  # the updates after the last re-fit
+    assert [data.lrs[i] for i in after] == pytest.approx([config.lr * final(i) for i in after], rel=1e-12)
 
 
-def test_trainer_without_refit_keeps_its_length(make_model, make_data, config):
+def test_trainer_without_refit_keeps_its_length(make_model, make_data, config, clock, ticking):
     config = dataclasses.replace(config, steps=10, max_time_s=5.0)
-    result = _trainer(make_model, TimedData(make_data(), seconds=0.0), config).fit()
+    result = _trainer(make_model, ticking(make_data(), clock, seconds=0.0), config, clock).fit()
     assert result.step == 10
 
 
-def test_resumed_run_keeps_the_refitted_length(make_model, make_data, config):
+def test_resumed_run_keeps_the_refitted_length(make_model, make_data, config, clock, ticking):
     config = dataclasses.replace(config, steps=10, refit_up_to=10_000, max_time_s=1.0, warmup_steps=2)
-    first = _trainer(make_model, TimedData(make_data(), seconds=0.02, interrupt_at=24), config).fit()
+    first = _trainer(make_model, ticking(make_data(), clock, seconds=1 / 64, interrupt_at=24), config, clock).fit()
     assert first.interrupted and first.step == 24
     fitted = read_json(find_checkpoint(config.out_dir) / STATE_FILE)["config"]["steps"]
-    assert fitted > 24
-    data = TimedData(make_data(), seconds=0.0)
-    resumed = _trainer(make_model, data, config).fit(resume=True)  # the original config says 10 steps
+    assert fitted == 7 + int((0.95 - 7 / 64) * 64)  # the re-fit at 10% of the budget
+    data = ticking(make_data(), clock, seconds=0.0)
+    resumed = _trainer(make_model, data, config, clock).fit(resume=True)  # the original config says 10 steps
     assert resumed.step == fitted and resumed.losses[:24] == first.losses
     schedule = make_schedule("cosine", fitted, 2)
     assert data.lrs == pytest.approx([config.lr * schedule(i) for i in range(24, fitted)], rel=1e-12)

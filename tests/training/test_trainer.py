@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from attnlab.config import config_from_dict
 from attnlab.errors import AttnlabError
 from attnlab.io import read_json
 from attnlab.training import TrainConfig, Trainer, find_checkpoint, resolve_device, set_seed
+from attnlab.training.interrupts import deferred_interrupt
 from attnlab.training.optim import no_decay_names
 
 
@@ -144,6 +146,64 @@ def test_real_sigint_interrupts_cleanly(make_model, make_data, config):
     assert resumed.losses == straight.losses
 
 
+class SignalData:
+    """Sends ``signum`` to this process while building the batch of step ``at``."""
+
+    def __init__(self, data, at, signum):
+        self.data, self.at, self.signum = data, at, signum
+
+    def batch(self, step):
+        if step == self.at:
+            os.kill(os.getpid(), self.signum)
+            time.sleep(0.5)  # the handler raises here (an ignored signal does not)
+        return self.data.batch(step)
+
+
+def test_sigterm_is_handled_like_ctrl_c(make_model, make_data, config, capsys):
+    straight = fit(make_model, make_data(), dataclasses.replace(config, out_dir=config.out_dir + "-straight"))
+    before = signal.getsignal(signal.SIGTERM)
+    stopped = fit(make_model, SignalData(make_data(), 4, signal.SIGTERM), config)
+    assert stopped.interrupted and stopped.signal == signal.SIGTERM and stopped.exit_code == 143
+    assert stopped.losses == straight.losses[:4] and "continue with --resume" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the run's only
+    resumed = Trainer(make_model(), make_data(), config).fit(resume=True)
+    assert resumed.losses == straight.losses
+
+
+def test_an_ignored_sigint_stays_ignored(make_model, make_data, config):
+    """A run started under nohup or in the background of a script (SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    result = fit(make_model, SignalData(make_data(), 4, signal.SIGINT), config)
+    assert not result.interrupted and result.step == config.steps and result.exit_code == 0
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    with deferred_interrupt():
+        os.kill(os.getpid(), signal.SIGINT)  # still ignored: nothing raised after the block
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_the_output_folder_is_checked_before_training(make_model, make_data, config, tmp_path):
+    data = make_data()
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    for out in (taken, taken / "run"):
+        with pytest.raises(AttnlabError, match="--out"):
+            Trainer(make_model(), data, dataclasses.replace(config, out_dir=str(out))).fit()
+    assert data.asked == [] and sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_an_unwritable_parent_is_refused_before_training(make_model, make_data, config, tmp_path, monkeypatch):
+    """A parent this user cannot write (simulated: the tests may run as root, who can)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr("attnlab.training.checkpoint.os.access",
+                        lambda path, mode: Path(path) != locked and real_access(path, mode))
+    data = make_data()
+    with pytest.raises(AttnlabError, match="--out .*permission denied"):
+        Trainer(make_model(), data, dataclasses.replace(config, out_dir=str(locked / "run" / "deeper"))).fit()
+    assert data.asked == [] and list(locked.iterdir()) == []
+
+
 def test_evaluation_is_isolated_from_training(make_model, make_data, config):
     """Evaluating (with RNG use of its own) must not change the training losses."""
     seen = []
@@ -161,22 +221,29 @@ def test_evaluation_is_isolated_from_training(make_model, make_data, config):
     assert evaluated.metrics == {"val": 3.0}
 
 
-class SlowData:
-    def __init__(self, data):
-        self.data = data
-
-    def batch(self, step):
-        time.sleep(0.04)
-        return self.data.batch(step)
-
-
-def test_time_budget_stops_cleanly_and_resumes(make_model, make_data, config):
+def test_time_budget_stops_cleanly_and_resumes(make_model, make_data, config, clock, ticking):
+    """Updates of 1/16 s on an injected clock and a 0.3 s budget: the update that ends past
+    it (the 5th, at 5/16 s) is the last."""
     config = dataclasses.replace(config, steps=40)
     straight = fit(make_model, make_data(), dataclasses.replace(config, out_dir=config.out_dir + "-straight"))
-    stopped = fit(make_model, SlowData(make_data()), dataclasses.replace(config, max_time_s=0.3))
-    assert stopped.stopped_by_time and not stopped.interrupted and 0 < stopped.step < 40
+    budgeted = dataclasses.replace(config, max_time_s=0.3)
+    stopped = Trainer(make_model(), ticking(make_data(), clock, 1 / 16), budgeted, clock=clock).fit()
+    assert stopped.stopped_by_time and not stopped.interrupted and stopped.step == 5
+    assert stopped.elapsed_s == 5 / 16
     resumed = Trainer(make_model(), make_data(), config).fit(resume=True)
     assert resumed.losses == straight.losses
+
+
+def test_periodic_saves_by_updates_and_by_training_time(make_model, make_data, config, clock, ticking, monkeypatch):
+    saved = []
+    monkeypatch.setattr(Trainer, "_save", lambda self, elapsed: saved.append(self.step))
+    fit(make_model, make_data(), dataclasses.replace(config, save_every=5))
+    assert saved == [5, 10, 12]  # the last one is the final save
+    saved.clear()
+    timed = dataclasses.replace(config, save_interval_s=1.0)
+    Trainer(make_model(), ticking(make_data(), clock, 0.25), timed, clock=clock).fit()
+    assert saved == [4, 8, 12]  # a save once 1 s of training has passed since the last
+    assert TrainConfig().save_interval_s == 900.0  # a long run killed -9 loses at most 15 minutes
 
 
 def test_bf16_autocast_runs_the_forward_in_bfloat16(make_model, make_data, config):
@@ -263,7 +330,7 @@ def test_starting_afresh_over_a_checkpoint_says_so(make_model, make_data, config
      ("log_every", 0), ("device", "tpu"), ("max_time_s", -1.0)],
 )
 def test_config_rejects_bad_values(field, value):
-    with pytest.raises(AttnlabError, match=f"TrainConfig.{field}"):
+    with pytest.raises(AttnlabError, match=f"TrainConfig.{field}|--{field}"):
         TrainConfig(**{field: value})
 
 

@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -37,8 +38,10 @@ def steps_within_budget(
     loss_fn: LossFn = model_loss,
     probes: int = 6,
     fraction: float = 0.9,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> int:
-    """Updates that fit in ``fraction`` of ``config.max_time_s``, at most ``config.steps``."""
+    """Updates that fit in ``fraction`` of ``config.max_time_s``, at most ``config.steps``
+    (``clock``: the time source, injected by tests)."""
     if config.max_time_s is None:
         raise AttnlabError("steps_within_budget: config.max_time_s is not set")
     if probes < 2:
@@ -50,7 +53,7 @@ def steps_within_budget(
     with torch.random.fork_rng(devices=[]):
         for step in range(probes):
             batch = to_device(data.batch(step), device)
-            started = time.perf_counter()
+            started = clock()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                 loss = loss_fn(probe, batch)
             loss.backward()
@@ -58,6 +61,6 @@ def steps_within_budget(
             optimizer.zero_grad(set_to_none=True)
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            times.append(time.perf_counter() - started)
+            times.append(clock() - started)
     per_update = statistics.median(times[1:])
     return max(1, min(config.steps, int(fraction * config.max_time_s / per_update)))

@@ -201,6 +201,19 @@ def save_checkpoint(
     _finish_interrupted_swap(out_dir)
     new, old = _sibling(out_dir, "new"), _sibling(out_dir, "old")
     new.mkdir()
+    try:
+        _write_and_swap(out_dir, new, old, model, optimizer_state, trainer_state, rng, save_extra)
+    except BaseException:
+        if new.exists() and not _is_complete(new):  # a half-written folder helps no one
+            shutil.rmtree(new, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _write_and_swap(
+    out_dir: Path, new: Path, old: Path, model: nn.Module, optimizer_state: dict[str, Any],
+    trainer_state: dict[str, Any], rng: RngState | list[RngState], save_extra: Callable[[Path], None] | None,
+) -> None:
     if callable(getattr(model, "save_pretrained", None)):  # a model that writes its own folder
         model.save_pretrained(new)
     else:
@@ -224,7 +237,6 @@ def save_checkpoint(
     _fsync_dir(out_dir.parent)
     if old.exists():
         shutil.rmtree(old)
-    return out_dir
 
 
 def load_checkpoint(folder: str | Path, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any], list[RngState]]:

@@ -34,6 +34,25 @@ def format_rate(per_second: float) -> str:
     return f"{per_second:.0f}"
 
 
+class Tee:
+    """A text stream writing to several (a terminal and a log file); a TTY if the first is."""
+
+    def __init__(self, *streams: TextIO):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+    def isatty(self) -> bool:
+        return hasattr(self.streams[0], "isatty") and self.streams[0].isatty()
+
+
 class Progress:
     """Progress of steps ``start+1 .. total``; silent when ``enabled`` is False."""
 

@@ -3,6 +3,14 @@
 Python's ``random``, NumPy's global generator and torch's CPU (and CUDA) generators.
 A captured :class:`RngState` restores them exactly, which is what makes a resumed run
 produce the same losses as an uninterrupted one (dropout masks, sampling, shuffles).
+
+Several ranks: each rank has generators of its own (dropout masks of different rows
+must differ). Rank 0 is seeded with ``seed`` itself -- so one process is the same run it
+always was -- and rank ``r > 0`` with ``rank_seed(seed, r)``. A checkpoint holds
+every rank's state; resumed with more ranks than it was saved with, a new rank ``r``
+starts from ``rank_seed(seed, r, step)``. What the data is does not depend on these
+generators at all (batches are a function of the step), so with dropout 0 a run resumed
+at any world size continues the same losses.
 """
 
 from __future__ import annotations
@@ -20,6 +28,14 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def rank_seed(seed: int, rank: int, step: int | None = None) -> int:
+    """The seed of rank ``rank`` (``seed`` itself for rank 0 at the start of a run)."""
+    if rank == 0 and step is None:
+        return seed
+    words = [seed % 2**63, rank] + ([] if step is None else [step])
+    return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> 1)
 
 
 @dataclass

@@ -7,19 +7,31 @@ One update ``s`` (1-based; the batch source is asked for ``batch(s - 1)``)::
     loss.backward(); clip_grad_norm_(grad_clip)
     optimizer.step(); scheduler.step()                Ctrl-C is held back here
 
-A checkpoint (see ``checkpoint.py``) is written every ``save_every`` updates, at the
-end, on Ctrl-C and when ``max_time_s`` is spent. ``fit(resume=True)`` restores model,
+A checkpoint (see ``checkpoint.py``) is written every ``save_every`` updates, every
+``save_interval_s`` of training, at the end, on Ctrl-C or SIGTERM (exit status 130 / 143,
+:attr:`TrainResult.exit_code`) and when ``max_time_s`` is spent; the output folder is
+checked before the first update. ``fit(resume=True)`` restores model,
 optimizer, scheduler, step and every RNG and continues with the same losses the
 uninterrupted run would have had, bit for bit on CPU. With ``config.refit_up_to`` a
 time-budgeted run re-sizes its schedule from its measured update rate
 (``schedule_refit.py``) in its first session and records the length it chose; a resumed
 run keeps it. Evaluation runs in eval mode under ``no_grad`` with the RNG states saved
 and restored around it, so evaluating (or not) never changes the training losses.
+Every time the loop asks (budget, re-fit, periodic saves) comes from ``clock``
+(``time.monotonic`` unless a test injects one).
+
+Under torchrun (:mod:`attnlab.training.distributed`) the same loop runs on every rank:
+``batch(s - 1)`` is the global batch and each rank keeps its rows; the loss is the global
+batch's (:mod:`attnlab.training.losses`), gradients are averaged by DDP (or FSDP2 with
+``config.shard``); one all-reduce per update also carries the stop signals and rank 0's
+clock, so every rank stops, re-fits and saves after the same update. Rank 0 writes the
+checkpoint while the others wait; only rank 0 prints.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -34,22 +46,25 @@ from torch.optim.lr_scheduler import LambdaLR
 from attnlab.config import config_to_dict
 from attnlab.errors import AttnlabError
 from attnlab.io import read_json
+from attnlab.training import distributed
 from attnlab.training.batches import BatchSource
 from attnlab.training.checkpoint import (
     STATE_FILE,
+    check_out_dir,
     find_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
 from attnlab.training.config import TrainConfig, TrainResult, resolve_device
-from attnlab.training.interrupts import deferred_interrupt
+from attnlab.training.interrupts import StopSignals
+from attnlab.training.losses import LossTerms, Terms, batch_rows
 from attnlab.training.optim import default_optimizer
-from attnlab.training.progress import Progress, format_duration
-from attnlab.training.rng import capture_rng, restore_rng, set_seed
+from attnlab.training.progress import Progress, Tee, format_duration
+from attnlab.training.rng import capture_rng, rank_seed, restore_rng, set_seed
 from attnlab.training.schedule_refit import ScheduleRefit
 from attnlab.training.schedules import make_schedule
 
-LossFn = Callable[[nn.Module, dict], torch.Tensor]
+LossFn = Callable[[nn.Module, dict], "torch.Tensor | LossTerms"]
 
 
 def model_loss(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
@@ -68,7 +83,14 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 class Trainer:
-    """Train ``model`` on ``data`` as ``config`` says; see the module docstring."""
+    """Train ``model`` on ``data`` as ``config`` says; see the module docstring.
+
+    ``loss_fn(model, batch)`` returns a scalar mean over ``loss_units(batch)`` units (default:
+    the batch's rows; give the target-token count for a per-token mean) or
+    :data:`~attnlab.training.losses.LossTerms`. A ``data`` source whose batch is not a stack
+    of rows (a full-batch graph) sets ``replicate = True``: every rank then trains on the
+    whole batch. ``clock`` is the time source of budgets, re-fits and periodic saves.
+    """
 
     def __init__(
         self,
@@ -81,19 +103,33 @@ class Trainer:
         optimizer: torch.optim.Optimizer | None = None,
         count_tokens: Callable[[dict], int] | None = None,
         save_extra: Callable[[Path], None] | None = None,
+        loss_units: Callable[[dict], float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         if not callable(getattr(data, "batch", None)):
             raise AttnlabError(f"data: expected a BatchSource with .batch(step), got {type(data).__name__}")
         self.config = config
-        self.device = resolve_device(config.device)
+        self.world = distributed.setup(config.device)
+        self.device = distributed.rank_device(resolve_device(config.device), self.world)
         self.model = model.to(self.device)
+        self.sharded = config.shard and self.world.distributed
+        self.forward_model = self.model  # what loss_fn gets: the DDP wrapper when there is one
+        if self.sharded:
+            if optimizer is not None:
+                raise AttnlabError("shard=True builds the optimizer after sharding the model; do not pass optimizer=")
+            distributed.wrap_fsdp(self.model)
+        elif self.world.distributed:
+            self.forward_model = distributed.wrap_ddp(self.model, self.device)
         self.data = data
+        self.replicate = bool(getattr(data, "replicate", False))
         self.loss_fn = loss_fn or model_loss
+        self.loss_units = loss_units
         self.evaluate = evaluate
         self.optimizer = optimizer if optimizer is not None else default_optimizer(self.model, config)
         self.scheduler = LambdaLR(self.optimizer, make_schedule(config.schedule, config.steps, config.warmup_steps))
         self.count_tokens = count_tokens
         self.save_extra = save_extra
+        self.clock = clock
         self.out_dir = Path(config.out_dir)
         self.step = 0
         self.losses: list[float] = []
@@ -101,57 +137,100 @@ class Trainer:
         self.eval_history: list[dict[str, float]] = []
         self.elapsed_before = 0.0  # training time of earlier sessions of this run
         self._rng = capture_rng()  # RNG states right after the last completed update
+        self._stop = StopSignals(immediate=not self.world.distributed)
+        self._log = None  # this rank's log file (config.rank_logs)
+
+    @property
+    def speaks(self) -> bool:
+        """Whether this rank prints progress and messages: rank 0, or every rank into its log."""
+        return self.config.progress and (self.world.main or self.config.rank_logs)
 
     # --- the loop ------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainResult:
         """Train up to ``config.steps`` updates; see the module docstring."""
+        self._agree(lambda: check_out_dir(self.out_dir))
         if resume:
             self._resume()
         else:
             self._warn_if_replacing()
-            set_seed(self.config.seed)
+            set_seed(rank_seed(self.config.seed, self.world.rank))
         config = self.config
         refit = None
         if config.refit_up_to is not None and config.max_time_s is not None and not resume:
             refit = ScheduleRefit(config.max_time_s, max_steps=config.refit_up_to)
-        started = time.monotonic()
-        progress = Progress(config.steps, self.step, enabled=config.progress, log_every=config.log_every)
+        progress = self._progress()
         # the RNG state right after the last completed update: what a checkpoint holds, even
         # when Ctrl-C cuts an update short after it drew random numbers (dropout masks)
         self._rng = capture_rng()
         interrupted = stopped_by_time = False
+        signum = None
         first = self.step
+        started = self.clock()
+        elapsed = last_save = 0.0
         self.model.train()
-        try:
-            while self.step < self.config.steps:
-                if config.max_time_s is not None and time.monotonic() - started >= config.max_time_s:
-                    stopped_by_time = True
-                    break
-                tokens = self._update()
-                progress.update(self.step, self.losses[-1], tokens)
-                fitted = refit.observe(self.step, time.monotonic() - started) if refit is not None else None
-                if fitted is not None and fitted != self.config.steps:
-                    self._resize_schedule(fitted)
-                    progress.total = fitted
-                    progress.message(f"schedule re-fitted to the measured rate: {fitted} updates in the budget")
-                if self.step < self.config.steps and self._due(config.eval_every):
+        self._stop = StopSignals(immediate=not self.world.distributed)
+        with self._stop:
+            try:
+                while self.step < self.config.steps:
+                    tokens, elapsed, signum = self._update(started)
+                    progress.update(self.step, self.losses[-1], tokens)
+                    if signum is not None:  # some rank got SIGINT/SIGTERM: all stop here
+                        interrupted = True
+                        break
+                    fitted = refit.observe(self.step, elapsed) if refit is not None else None
+                    if fitted is not None and fitted != self.config.steps:
+                        self._resize_schedule(fitted)
+                        progress.total = fitted
+                        self._say(progress, f"schedule re-fitted to the measured rate: {fitted} updates in the budget")
+                    if self.step >= self.config.steps:
+                        break
+                    if config.max_time_s is not None and elapsed >= config.max_time_s:
+                        stopped_by_time = True
+                        break
+                    if self._due(config.eval_every):
+                        self._run_evaluation(progress)
+                    interval = config.save_interval_s is not None and elapsed - last_save >= config.save_interval_s
+                    if self._due(config.save_every) or interval:
+                        self._save(elapsed)
+                        last_save = elapsed
+                if self.step > first and not interrupted:
                     self._run_evaluation(progress)
-                if self.step < self.config.steps and self._due(config.save_every):
-                    self._save(time.monotonic() - started)
-            if self.step > first:
-                self._run_evaluation(progress)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            progress.close()
-        elapsed = time.monotonic() - started
-        self._save(elapsed)
+            except KeyboardInterrupt as e:
+                if self.world.distributed:
+                    raise  # raised by code on one rank: the others are mid-step, no save can agree
+                interrupted, signum = True, getattr(e, "signum", signal.SIGINT)
+            finally:
+                self._stop.hold()  # a second Ctrl-C cannot cut the final save short
+                progress.close()
+            elapsed = self.clock() - started
+            self._save(elapsed)
         self._report(progress, interrupted, stopped_by_time)
+        self._close_log()
         return TrainResult(
             step=self.step, losses=list(self.losses), metrics=dict(self.metrics),
             elapsed_s=self.elapsed_before + elapsed, interrupted=interrupted,
             stopped_by_time=stopped_by_time, eval_history=list(self.eval_history), checkpoint=self.out_dir,
+            signal=signum if interrupted else None,
         )
+
+    def _progress(self) -> Progress:
+        stream = None
+        if self.config.rank_logs:
+            folder = self.out_dir / "logs"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._log = open(folder / f"rank{self.world.rank}.log", "a", encoding="utf-8")  # noqa: SIM115
+            stream = Tee(sys.stderr, self._log) if self.world.main else self._log
+        return Progress(self.config.steps, self.step, enabled=self.speaks,
+                        log_every=self.config.log_every, stream=stream)
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _say(self, progress: Progress, text: str) -> None:
+        if self.speaks:
+            progress.message(text)
 
     def _resize_schedule(self, steps: int) -> None:
         """Give the schedule a new length ``steps`` from the next update on (``config.steps`` too)."""
@@ -162,32 +241,49 @@ class Trainer:
             group["lr"] = base_lr * schedule(self.scheduler.last_epoch)
         self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-    def _update(self) -> int:
-        """One optimizer update on ``batch(self.step)``; returns the batch's token count."""
+    def _update(self, started: float) -> tuple[int, float, int | None]:
+        """One optimizer update on ``batch(self.step)``.
+
+        Returns the global batch's token count, rank 0's elapsed session time, and the stop
+        signal some rank received (always None with one process: there it raises).
+        """
         batch = self.data.batch(self.step)
         tokens = self.count_tokens(batch) if self.count_tokens is not None else 0
+        if not self.replicate:
+            batch = distributed.shard_batch(batch, self.world)
+        units = self.loss_units(batch) if self.loss_units is not None else batch_rows(batch)
         batch = to_device(batch, self.device)
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            loss = self.loss_fn(self.model, batch)
-        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-            raise AttnlabError(f"loss_fn must return a scalar tensor, got {type(loss).__name__} {getattr(loss, 'shape', '')}")
-        value = loss.item()
+            terms = Terms.of(self.loss_fn(self.forward_model, batch), units)
+        elapsed, signum = self.clock() - started, None
+        if self.world.distributed:
+            received = self._stop.received
+            flags = [float(received == signal.SIGINT), float(received == signal.SIGTERM),
+                     elapsed if self.world.main else 0.0]
+            summed = distributed.all_sum(terms.stats() + flags, self.world, self.device)
+            value = terms.global_loss(summed)
+            sigint, sigterm, elapsed = summed[-3:]
+            signum = signal.SIGTERM if sigterm else signal.SIGINT if sigint else None
+            objective = terms.objective(summed, self.world.size)
+        else:
+            objective = terms.objective(None, 1)
+            value = objective.item()
         if value != value or abs(value) == float("inf"):
             raise AttnlabError(
                 f"loss is {value} at step {self.step + 1}: training diverged "
                 f"(lower lr, add warmup_steps or set grad_clip); the last checkpoint in {self.out_dir} is intact"
             )
-        loss.backward()
+        objective.backward()
         if self.config.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        with deferred_interrupt():  # from here on the update is applied and counted in full
+        with self._stop.deferred():  # from here on the update is applied and counted in full
             self.optimizer.step()
             self.scheduler.step()
             self.step += 1
             self.losses.append(value)
             self._rng = capture_rng()
-        return tokens
+        return tokens, elapsed, signum
 
     def _autocast(self) -> AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16)
@@ -196,6 +292,7 @@ class Trainer:
         return every > 0 and self.step % every == 0
 
     def _run_evaluation(self, progress: Progress) -> None:
+        """Every rank evaluates the same model (FSDP needs all of them for a forward)."""
         if self.evaluate is None:
             return
         rng = capture_rng()
@@ -211,29 +308,46 @@ class Trainer:
         except (AttributeError, TypeError, ValueError):
             raise AttnlabError(f"evaluate must return {{name: number}}, got {metrics!r}") from None
         self.eval_history.append({"step": self.step, **self.metrics})
-        if self.config.progress:
-            shown = " | ".join(f"{k} {v:.4g}" for k, v in self.metrics.items())
-            progress.message(f"eval step {self.step}/{self.config.steps}: {shown}")
+        shown = " | ".join(f"{k} {v:.4g}" for k, v in self.metrics.items())
+        self._say(progress, f"eval step {self.step}/{self.config.steps}: {shown}")
 
     def _report(self, progress: Progress, interrupted: bool, stopped_by_time: bool) -> None:
         where = f"checkpoint at step {self.step} in {self.out_dir}"
-        if interrupted:  # printed even without progress: the user needs to know how to go on
-            print(f"interrupted: {where}; continue with --resume (Trainer.fit(resume=True))", file=sys.stderr)
-        elif stopped_by_time and self.config.progress:
-            budget = format_duration(self.config.max_time_s or 0.0)
-            progress.message(f"time budget of {budget} spent: {where}; continue with --resume")
-        elif self.config.progress:
-            progress.message(f"done: {where}")
+        if interrupted and (self.world.main or self.config.rank_logs):
+            # printed even without progress: the user needs to know how to go on
+            text = f"interrupted: {where}; continue with --resume (Trainer.fit(resume=True))"
+            (progress.stream if self.config.rank_logs else sys.stderr).write(text + "\n")
+        elif stopped_by_time:
+            self._say(progress, f"time budget of {format_duration(self.config.max_time_s or 0.0)} spent: "
+                                f"{where}; continue with --resume")
+        elif not interrupted:
+            self._say(progress, f"done: {where}")
+
+    # --- agreement between ranks -----------------------------------------------------
+    def _agree(self, work: Callable[[], object]) -> None:
+        """Run ``work`` on rank 0 and raise its error, as one line, on every rank."""
+        error = None
+        if self.world.main:
+            try:
+                work()
+            except Exception as e:  # every rank must hear of it, or the others wait forever
+                if not self.world.distributed:
+                    raise
+                error = str(e) if isinstance(e, AttnlabError) else f"{type(e).__name__}: {e}"
+        error = distributed.broadcast(error, self.world)  # the one barrier
+        if error is not None:
+            raise AttnlabError(error)
 
     # --- checkpoints ---------------------------------------------------------------
     def _warn_if_replacing(self) -> None:
         previous = find_checkpoint(self.out_dir)
-        if previous is not None and self.config.progress:
+        if previous is not None and self.config.progress and self.world.main:
             step = read_json(previous / STATE_FILE).get("step")
             print(f"note: {self.out_dir} holds a checkpoint at step {step}; starting afresh replaces it "
                   "at the first save (use --resume / fit(resume=True) to continue it)", file=sys.stderr)
 
     def _save(self, session_elapsed: float) -> None:
+        """Every rank enters; rank 0 writes the folder, the others wait for its outcome."""
         state = {
             "format_version": 1,
             "step": self.step,
@@ -241,17 +355,30 @@ class Trainer:
             "metrics": self.metrics,
             "eval_history": self.eval_history,
             "elapsed_s": self.elapsed_before + session_elapsed,
+            "world_size": self.world.size,
             "config": config_to_dict(self.config),
         }
-        optimizer_state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
-        with deferred_interrupt():
-            save_checkpoint(self.out_dir, self.model, optimizer_state, state, self._rng, self.save_extra)
+        with self._stop.deferred():
+            rngs = distributed.gather(self._rng, self.world)
+            model = self._full_model()
+
+            def write() -> None:
+                optimizer_state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+                try:
+                    save_checkpoint(self.out_dir, model, optimizer_state, state, rngs, self.save_extra)
+                except OSError as e:
+                    raise AttnlabError(f"cannot write the checkpoint in {self.out_dir}: {e}") from None
+
+            self._agree(write)
+
+    def _full_model(self) -> nn.Module:
+        return self.model
 
     def _resume(self) -> None:
         folder = find_checkpoint(self.out_dir)
         if folder is None:
             raise AttnlabError(f"resume: no complete checkpoint in {self.out_dir} (train without --resume first)")
-        state, optimizer_state, rng = load_checkpoint(folder, self.model)
+        state, optimizer_state, rngs = load_checkpoint(folder, self.model)
         try:
             self.optimizer.load_state_dict(optimizer_state["optimizer"])
         except ValueError as e:
@@ -265,4 +392,7 @@ class Trainer:
         self.metrics = dict(state["metrics"])
         self.eval_history = list(state["eval_history"])
         self.elapsed_before = state["elapsed_s"]
-        restore_rng(rng)
+        if self.world.rank < len(rngs):
+            restore_rng(rngs[self.world.rank])
+        else:  # a rank the saved run did not have
+            set_seed(rank_seed(self.config.seed, self.world.rank, self.step))
