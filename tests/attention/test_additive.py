@@ -185,3 +185,18 @@ def test_errors_for_dtype_and_sizes():
         make()(q, k.float(), values)
     with pytest.raises(AttnlabError, match="hidden_dim must be positive"):
         AdditiveAttention(DQ, DK, 0)
+
+
+@pytest.mark.parametrize("sizes", [(0, 3, 4), (2, 0, 4), (2, 3, 0), (0, 0, 0)])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_zero_sizes_give_empty_or_zero_outputs(sizes, normalize):
+    """Empty in, empty out: B, Lq or Lk = 0 (no key: zero output, like a fully masked row)."""
+    b, lq, lk = sizes
+    attn = AdditiveAttention(5, 6, 7, normalize=normalize)
+    query = torch.randn(b, lq, 5, requires_grad=True)
+    keys = torch.randn(b, lk, 6, requires_grad=True)
+    out, weights = attn(query, keys, keys, need_weights=True)
+    assert out.shape == (b, lq, 6) and weights.shape == (b, lq, lk)
+    assert (out == 0).all()
+    out.sum().backward()
+    assert query.grad.shape == query.shape and keys.grad.shape == keys.shape

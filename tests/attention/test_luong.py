@@ -118,3 +118,19 @@ def test_forward_errors():
         attn(h, hbar[..., :2], values)
     with pytest.raises(AttnlabError, match=r"projected_keys must have shape \(2, 6, P\)"):
         attn(h, hbar, values, projected_keys=attn.precompute_keys(hbar)[:, :3])
+
+
+@pytest.mark.parametrize("sizes", [(0, 3, 4), (2, 0, 4), (2, 3, 0), (0, 0, 0)])
+@pytest.mark.parametrize("score", ["dot", "general", "concat"])
+def test_zero_sizes_give_empty_or_zero_outputs(sizes, score):
+    """Empty in, empty out: B, Lq or Lk = 0 (no key: zero output, like a fully masked row)."""
+    b, lq, lk = sizes
+    query_dim = 6 if score == "dot" else 5
+    attn = LuongAttention(query_dim, 6, score=score)
+    query = torch.randn(b, lq, query_dim, requires_grad=True)
+    keys = torch.randn(b, lk, 6, requires_grad=True)
+    out, weights = attn(query, keys, keys, need_weights=True)
+    assert out.shape == (b, lq, 6) and weights.shape == (b, lq, lk)
+    assert (out == 0).all()
+    out.sum().backward()
+    assert query.grad.shape == query.shape and keys.grad.shape == keys.shape

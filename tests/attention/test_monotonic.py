@@ -3,9 +3,11 @@ TensorFlow Addons' modes: parallel == recursive, hard-mode properties, finite gr
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from attnlab.attention import AdditiveAttention, LuongAttention, monotonic_attention
-from attnlab.attention.monotonic import MonotonicAttention, exclusive_cumprod, initial_alignment
+from attnlab.attention.monotonic import MonotonicAttention, initial_alignment, linear_recurrence
 from attnlab.errors import AttnlabError
 
 
@@ -78,10 +80,60 @@ def test_finite_gradients_at_saturated_p():
     assert torch.isfinite(p.grad).all()
 
 
-def test_exclusive_cumprod_formula():
-    x = torch.rand(3, 6, dtype=torch.float64) * 0.9 + 0.1
-    want = torch.cat([torch.ones(3, 1, dtype=torch.float64), torch.cumprod(x, 1)[:, :-1]], 1)
-    torch.testing.assert_close(exclusive_cumprod(x), want)
+def test_linear_recurrence_scan_equals_the_loop():
+    decay, x = torch.rand(3, 37, dtype=torch.float64), torch.randn(3, 37, dtype=torch.float64)
+    q, want = torch.zeros(3, dtype=torch.float64), []
+    for j in range(37):
+        q = decay[:, j] * q + x[:, j]
+        want.append(q)
+    torch.testing.assert_close(linear_recurrence(decay, x), torch.stack(want, 1), atol=1e-12, rtol=1e-12)
+
+
+def test_parallel_where_the_cumulative_product_underflows():
+    """The issue's case: TFA's closed form (cumprod clamped to 1e-10) gave 0.0091, not 0.5."""
+    for dtype in (torch.float32, torch.float64):
+        p = torch.full((1, 40), 0.5, dtype=dtype)
+        previous = torch.zeros(1, 40, dtype=dtype)
+        previous[0, -1] = 1.0
+        assert monotonic_attention(p, previous, "parallel")[0, -1].item() == pytest.approx(0.5, abs=1e-6)
+        torch.testing.assert_close(monotonic_attention(p, previous, "parallel"),
+                                   monotonic_attention(p, previous, "recursive"), atol=1e-6, rtol=0)
+
+
+P_VALUES = st.one_of(st.sampled_from([0.0, 1.0, 0.5, 1e-12, 1 - 1e-7, 0.999, 1e-3]), st.floats(0.0, 1.0))
+
+
+@st.composite
+def monotonic_case(draw):
+    b, length = draw(st.integers(0, 3)), draw(st.integers(0, 70))
+    p = torch.tensor(draw(st.lists(P_VALUES, min_size=b * length, max_size=b * length)), dtype=torch.float64)
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+    where = draw(st.sampled_from(["random", "end", "start", "one-hot"]))
+    previous = torch.softmax(3 * torch.randn(b, length, generator=gen, dtype=torch.float64), -1)
+    if where != "random" and length:
+        previous = torch.zeros(b, length, dtype=torch.float64)
+        index = {"end": length - 1, "start": 0}.get(where, draw(st.integers(0, length - 1)))
+        previous[:, index] = 1.0
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    return p.view(b, length).to(dtype), previous.to(dtype)
+
+
+@settings(max_examples=200, deadline=None)
+@given(monotonic_case())
+def test_parallel_equals_recursive_everywhere(case):
+    """p exactly 0 or 1, products that underflow, alignments at the end, empty memory:
+    parallel equals recursive within 1e-5, values and gradients (both finite)."""
+    p, previous = case
+    results = []
+    for mode in ("parallel", "recursive"):
+        leaves = [p.clone().requires_grad_(), previous.clone().requires_grad_()]
+        out = monotonic_attention(*leaves, mode)
+        weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view(out.shape)
+        (out * weights).sum().backward()
+        results.append([out, leaves[0].grad, leaves[1].grad])
+    for got, want in zip(*results):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
 def test_gradcheck_parallel():
@@ -126,3 +178,10 @@ def test_module_energy_training_and_hard_inference(energy):
     torch.testing.assert_close(hard, monotonic_attention(((scores + module.score_bias) > 0).double() * mask,
                                                          previous, "hard"))
     assert (hard[1, 4:] == 0).all()
+
+
+@pytest.mark.parametrize("mode", ["parallel", "recursive", "hard"])
+@pytest.mark.parametrize("shape", [(0, 5), (3, 0), (0, 0)])
+def test_empty_in_empty_out(mode, shape):
+    p, previous = torch.rand(shape), torch.rand(shape)
+    assert monotonic_attention(p, previous, mode).shape == shape

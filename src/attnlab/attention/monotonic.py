@@ -8,13 +8,15 @@ alignment is the recurrence
     q_ij = (1 - p_{i,j-1}) q_{i,j-1} + a_{i-1,j}          (q_{i,0} = a_{i-1,0})
     a_ij = p_ij q_ij
 
-which has the closed form (the "parallel" mode, with an exclusive cumulative product)
-
-    a_i = p_i * cumprod_excl(1 - p_i) * cumsum(a_{i-1} / cumprod_excl(1 - p_i)).
-
-``cumprod_excl`` is computed in log space, ``exp(cumsum_excl(log(clamp(1 - p, tiny, 1))))``,
-and the division is clamped to ``[1e-10, 1]`` as TensorFlow Addons does, so values and
-gradients stay finite when p is 0 or 1. The "hard" mode (inference) takes a binary p and
+The "recursive" mode runs it as a loop over j. The "parallel" mode runs the same
+recurrence as a prefix scan: each step j is the affine map q -> (1 - p_{i,j-1}) q + a_{i-1,j},
+and composing maps is associative, so ceil(log2 Lk) vectorized passes (Hillis and Steele
+1986) give every q_ij. It only multiplies and adds non-negative numbers, so it equals the
+recursive mode within rounding everywhere, p = 0 or 1 and vanishing products included.
+(TensorFlow Addons' closed form, ``a_i = p_i cumprod_excl(1 - p_i) cumsum(a_{i-1} /
+cumprod_excl(1 - p_i))``, divides by a cumulative product that underflows and clamps it to
+1e-10: with p = 0.5, Lk = 40 and the previous alignment at the end it gives 0.0091 where
+the recurrence gives 0.5.) The "hard" mode (inference) takes a binary p and
 attends to exactly the first j at or after the previous position with p_ij = 1 (or to
 nothing, when there is none). Rows of a_i sum to at most 1: the rest is the chance of
 running off the end of the memory.
@@ -26,6 +28,7 @@ Shapes: ``p_choose``, ``previous_attention`` and the result are ``(B, Lk)``.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.attention.additive import AdditiveAttention
@@ -37,18 +40,27 @@ from attnlab.errors import AttnlabError
 MODES = ("parallel", "recursive", "hard")
 
 
-def exclusive_cumprod(x: Tensor, dim: int = -1) -> Tensor:
-    """``[1, x_0, x_0 x_1, ...]`` along ``dim``, in log space with clamping (finite gradients)."""
-    log_x = torch.log(x.clamp(min=torch.finfo(x.dtype).tiny, max=1.0))
-    inclusive = torch.cumsum(log_x, dim=dim)
-    return torch.exp(inclusive - log_x)
+def linear_recurrence(decay: Tensor, x: Tensor) -> Tensor:
+    """``q_j = decay_j q_{j-1} + x_j`` (``q_{-1} = 0``) along the last dim, as a prefix scan.
+
+    Element j holds the composition ``(A, B)`` (q -> A q + B) of the maps of a window ending
+    at j; each pass composes it with the window ending ``shift`` earlier (the identity
+    ``(1, 0)`` before the start): ``B <- A B_prev + B``, ``A <- A A_prev``. Shapes ``(..., L)``.
+    """
+    a, b = decay, x
+    shift, length = 1, x.shape[-1]
+    while shift < length:
+        b = b + a * F.pad(b[..., :-shift], (shift, 0))  # (..., L)
+        a = a * F.pad(a[..., :-shift], (shift, 0), value=1.0)
+        shift *= 2
+    return b
 
 
 def monotonic_attention(p_choose: Tensor, previous_attention: Tensor, mode: str = "parallel") -> Tensor:
     """Expected monotonic alignment ``(B, Lk)`` from stopping probabilities ``p_choose (B, Lk)``.
 
     ``mode`` is ``"recursive"`` (the exact recurrence, a loop over Lk), ``"parallel"`` (the
-    closed form with cumulative products; equal within float error) or ``"hard"``
+    same recurrence as a prefix scan in ceil(log2 Lk) passes; equal within rounding) or ``"hard"``
     (``p_choose`` must be 0/1: a one-hot row at the first chosen j at or after the previous
     attention, or zeros). ``previous_attention`` of the first output step is one-hot at 0.
     """
@@ -59,6 +71,8 @@ def monotonic_attention(p_choose: Tensor, previous_attention: Tensor, mode: str 
             f"p_choose and previous_attention must both be (B, Lk), got {tuple(p_choose.shape)} "
             f"and {tuple(previous_attention.shape)}"
         )
+    if p_choose.shape[1] == 0:  # no memory: nothing to attend to
+        return p_choose * previous_attention
     if mode == "recursive":
         one_minus_shifted = torch.cat([torch.ones_like(p_choose[:, :1]), 1 - p_choose[:, :-1]], dim=1)
         q = torch.zeros_like(p_choose[:, 0])
@@ -68,8 +82,8 @@ def monotonic_attention(p_choose: Tensor, previous_attention: Tensor, mode: str 
             columns.append(q)
         return p_choose * torch.stack(columns, dim=1)
     if mode == "parallel":
-        cumprod = exclusive_cumprod(1 - p_choose)
-        return p_choose * cumprod * torch.cumsum(previous_attention / cumprod.clamp(1e-10, 1.0), dim=1)
+        one_minus_shifted = F.pad(1 - p_choose[:, :-1], (1, 0), value=1.0)  # (B, Lk): 1 - p_{j-1}
+        return p_choose * linear_recurrence(one_minus_shifted, previous_attention)
     # hard: drop the chances before the previous position, keep only the first chosen one
     p_choose = p_choose * torch.cumsum(previous_attention, dim=1)
     return p_choose * torch.cumprod(torch.cat([torch.ones_like(p_choose[:, :1]), 1 - p_choose[:, :-1]], 1), 1)

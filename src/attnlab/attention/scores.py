@@ -32,6 +32,8 @@ H hidden width of the additive score, ``...`` leading batch dims (N when flatten
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -134,8 +136,9 @@ def additive_score(
     compute = torch.float32 if dtype.itemsize < 4 else dtype
     lead = torch.broadcast_shapes(projected_query.shape[:-2], projected_keys.shape[:-2])
     lq, lk = projected_query.shape[-2], projected_keys.shape[-2]
-    q = projected_query.to(compute).expand(*lead, lq, hidden).reshape(-1, lq, hidden)  # (N, Lq, H)
-    k = projected_keys.to(compute).expand(*lead, lk, hidden).reshape(-1, lk, hidden)  # (N, Lk, H)
+    n = math.prod(lead)  # explicit, not -1: any of N, Lq, Lk may be 0
+    q = projected_query.to(compute).expand(*lead, lq, hidden).reshape(n, lq, hidden)  # (N, Lq, H)
+    k = projected_keys.to(compute).expand(*lead, lk, hidden).reshape(n, lk, hidden)  # (N, Lk, H)
     scores = _ChunkedAdditiveScore.apply(q, k, v.to(compute), query_chunk_size(q, k, memory_budget))  # (N, Lq, Lk)
     return scores.view(*lead, lq, lk).to(dtype)
 
