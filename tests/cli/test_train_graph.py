@@ -7,7 +7,7 @@ from attnlab.models import GAT, HAN
 
 
 def test_train_gat_writes_model_metrics_and_picture(tmp_path, capsys):
-    assert main(["train", "gat", "--epochs", "3", "--seeds", "2", "--quiet", "--out", str(tmp_path)]) == 0
+    assert main(["train", "gat", "--steps", "3", "--seeds", "2", "--quiet", "--out", str(tmp_path)]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     accs = [run["test_acc"] for run in metrics["runs"]]
     assert len(accs) == 2 and abs(metrics["test_acc_mean"] - sum(accs) / 2) < 1e-9
@@ -15,11 +15,11 @@ def test_train_gat_writes_model_metrics_and_picture(tmp_path, capsys):
     GAT.from_pretrained(tmp_path)
     assert "±" in capsys.readouterr().out
     assert main(["viz", "--ckpt", str(tmp_path), "--out", str(tmp_path / "viz")]) == 0
-    assert (tmp_path / "viz" / "graph_attention.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "viz" / "gat_attention.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_train_han_reports_semantic_weights(tmp_path):
-    assert main(["train", "han", "--epochs", "2", "--seeds", "1", "--quiet", "--out", str(tmp_path)]) == 0
+    assert main(["train", "han", "--steps", "2", "--seeds", "1", "--quiet", "--out", str(tmp_path)]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert abs(sum(metrics["semantic_weights"].values()) - 1.0) < 1e-5
     HAN.from_pretrained(tmp_path)

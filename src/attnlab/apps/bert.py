@@ -61,7 +61,7 @@ class MLMSettings(TrainSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for flag, value, low in (("--vocab-size", self.vocab_size, 100), ("--max-len", self.max_len, 8),
+        for flag, value, low in (("--vocab-size", self.vocab_size, 16), ("--max-len", self.max_len, 8),
                                  ("--max-files", self.max_files, 1)):
             if value < low:
                 raise AttnlabError(f"{flag}: expected an integer >= {low}, got {value}")
