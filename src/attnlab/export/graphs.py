@@ -107,7 +107,7 @@ def feed_forward(ffn: nn.Module, x: Tensor) -> Tensor:
 
 
 def encoder_block(block: nn.Module, x: Tensor, allowed: Tensor | None) -> Tensor:
-    """An ``EncoderBlock`` without cache: ``x (B, L, D) -> (B, L, D)``."""
+    """A ``TransformerBlock`` without cache: ``x (B, L, D) -> (B, L, D)``."""
     def self_attend(h: Tensor) -> Tensor:
         k, v = project_kv(block.self_attn, h)
         return attention(block.self_attn, h, k, v, allowed)
@@ -252,7 +252,7 @@ class TransformerGraph(nn.Module):
             y = residual(layer.ffn_residual, y, lambda h, f=layer.ffn: feed_forward(f, h))
             present.extend((k, v))
         hidden = stack.decoder_norm(y)
-        log_probs = F.log_softmax(F.linear(hidden, m.generator.weight, m.generator.bias), dim=-1)
+        log_probs = F.log_softmax(F.linear(hidden, m.output_proj.weight, m.output_proj.bias), dim=-1)
         return (log_probs, *present)
 
 
@@ -353,10 +353,10 @@ class GATGraph(nn.Module):
         adjacency = torch.zeros(n, n, dtype=torch.bool, device=x.device)
         adjacency = adjacency.index_put((edge_index[1], edge_index[0]), torch.ones_like(edge_index[0], dtype=torch.bool))
         nodes = torch.arange(n, device=x.device)
-        adjacency = adjacency | (nodes[:, None] == nodes[None, :])  # (N_dst, N_src), self-loops
+        with_loops = adjacency | (nodes[:, None] == nodes[None, :])  # (N_dst, N_src), self-loops
         convs = self.model.convs
         for i, conv in enumerate(convs):
-            x = self._conv(conv, x, adjacency)
+            x = self._conv(conv, x, with_loops if conv.add_self_loops else adjacency)
             if i < len(convs) - 1:
                 x = F.elu(x)
         return x

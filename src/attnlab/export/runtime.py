@@ -10,7 +10,7 @@
 The ONNX graphs compute the model; the loops around them are attnlab's own: each
 runtime implements the small protocol a PyTorch model offers to the decoding code
 (``start/step/reorder`` for :func:`attnlab.evaluation.decoding.decode`; ``make_caches``
-and ``__call__(ids, mask, position_ids=, caches=)`` for :func:`attnlab.generation.generate`),
+``__call__(ids, mask, position_ids=, caches=)`` and ``decode_step`` for :func:`attnlab.evaluation.sampling.generate`),
 so greedy search, beam search and sampling are the very same code in both runtimes. The
 cache lives in NumPy arrays between steps; a step costs one ``session.run``.
 
@@ -146,9 +146,16 @@ class GPTRuntime(_Runtime):
         logits = torch.from_numpy(out["logits"])
         return SimpleNamespace(logits=logits[:, -1:] if last_only else logits)
 
+    def decode_step(
+        self, input_ids: Tensor, caches: list[OrtCache], attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+    ) -> SimpleNamespace:
+        """One new token per sequence after the cached ones (``GPT.decode_step``'s call shape)."""
+        return self(input_ids, attention_mask, position_ids=position_ids, caches=caches)
+
     def generate(self, input_ids: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
-        """Greedy or sampled continuation ``(B, L + new)``: :func:`attnlab.generation.generate`."""
-        generation = _first_module("attnlab.generation", "attnlab.evaluation.generation")
+        """Greedy or sampled continuation ``(B, L + new)``: :func:`attnlab.evaluation.sampling.generate`."""
+        generation = _first_module("attnlab.evaluation.sampling", "attnlab.generation")
         kwargs.setdefault("eos_token_id", None)
         return generation.generate(self, input_ids, max_new_tokens, **kwargs)
 
