@@ -41,19 +41,25 @@
     return new Uint8Array(await new Response(stream).arrayBuffer());
   }
 
-  class TokenMap {
-    constructor(d, q, scale) {
-      this.d = d; this.lq = d.lq; this.lk = d.lk; this.H = d.heads; this.q = q; this.scale = scale; this.cache = null;
+  class TokenMap {  // q[h]: uint8 (Lq * Lk) of head h, inflated on first use; scale: rowmax (H * Lq)
+    constructor(d, scale) {
+      this.d = d; this.lq = d.lq; this.lk = d.lk; this.H = d.heads; this.scale = scale; this.cache = null;
+      this.q = new Array(d.heads).fill(null); this.pending = new Array(d.heads).fill(null);
     }
-    val(h, i, j) { const r = h * this.lq + i; return this.q[r * this.lk + j] * this.scale[r] / 255; }
+    async load(heads) {
+      await Promise.all(heads.map((h) => this.q[h] || (this.pending[h] = this.pending[h] || inflate(this.d.data[h]).then((b) => { this.q[h] = b; }))));
+      return this;
+    }
+    val(h, i, j) { return this.q[h][i * this.lk + j] * this.scale[h * this.lq + i] / 255; }
     matrix(heads) {  // mean over heads, Float32Array (lq * lk)
       const key = heads.join(',');
       if (this.cache && this.cache.key === key) return this.cache.m;
-      const { lq, lk, q, scale } = this, m = new Float32Array(lq * lk), w = 1 / heads.length / 255;
+      const { lq, lk, scale } = this, m = new Float32Array(lq * lk), w = 1 / heads.length / 255;
       for (const h of heads) {
+        const q = this.q[h];
         for (let i = 0; i < lq; i++) {
-          const r = h * lq + i, s = scale[r] * w, base = r * lk, o = i * lk;
-          for (let j = 0; j < lk; j++) m[o + j] += q[base + j] * s;
+          const s = scale[h * lq + i] * w, o = i * lk;
+          for (let j = 0; j < lk; j++) m[o + j] += q[o + j] * s;
         }
       }
       this.cache = { key, m };
@@ -104,12 +110,13 @@
       const p = d.graph
         ? Promise.all([inflate(d.edge_index), inflate(d.alpha)]).then(([ei, al]) =>
           new GraphMap(d, new Int32Array(ei.buffer, ei.byteOffset, ei.length / 4), new Uint16Array(al.buffer, al.byteOffset, al.length / 2)))
-        : Promise.all([inflate(d.data), inflate(d.scale)]).then(([q, sc]) =>
-          new TokenMap(d, q, new Float32Array(sc.buffer, sc.byteOffset, sc.length / 4)));
+        : inflate(d.scale).then((sc) => new TokenMap(d, new Float32Array(sc.buffer, sc.byteOffset, sc.length / 4)));
       DECODED.set(d, p);
     }
     return DECODED.get(d);
   }
+  // the map with the given heads ready to read
+  const getMap = (d, heads) => decode(d).then((m) => (d.graph ? m : m.load(heads)));
   const THUMBS = new Map();
   function thumbBytes(d) { if (!THUMBS.has(d)) THUMBS.set(d, b64bytes(d.thumb)); return THUMBS.get(d); }
 
@@ -218,28 +225,54 @@
   }
 
   // ---------- heatmap images ----------
+  const lut32 = (lut) => { const o = new Uint32Array(256), b = new Uint8Array(o.buffer); for (let k = 0; k < 256; k++) { b[4 * k] = lut[3 * k]; b[4 * k + 1] = lut[3 * k + 1]; b[4 * k + 2] = lut[3 * k + 2]; b[4 * k + 3] = 255; } return o; };
+  const SEQ32 = lut32(SEQ), DIV32 = lut32(DIV);
+  const SQRT = new Uint8Array(4096).map((_, k) => Math.round(255 * Math.sqrt(k / 4095)));
+  // mat (lq * lk) -> a canvas of lk x lq pixels; colour by value / max (or per row, or sqrt)
   function heatCanvas(mat, lq, lk, mode, diverging) {
     const cv = document.createElement('canvas'); cv.width = lk; cv.height = lq;
-    const g = cv.getContext('2d'), img = g.createImageData(lk, lq), px = img.data;
+    const g = cv.getContext('2d'), img = g.createImageData(lk, lq), px = new Uint32Array(img.data.buffer), n = lq * lk;
     let max = 1e-12;
-    for (let k = 0; k < mat.length; k++) { const a = Math.abs(mat[k]); if (a > max) max = a; }
-    const lut = diverging ? DIV : SEQ;
-    for (let i = 0; i < lq; i++) {
-      let norm = max;
-      if (mode === 'row' && !diverging) { norm = 1e-12; for (let j = 0; j < lk; j++) norm = Math.max(norm, mat[i * lk + j]); }
-      for (let j = 0; j < lk; j++) {
-        let t = mat[i * lk + j] / norm;
-        if (mode === 'sqrt') t = Math.sign(t) * Math.sqrt(Math.abs(t));
-        const k = diverging ? Math.round(127.5 + 127.5 * t) : Math.round(255 * t), o = (i * lk + j) * 4, c = clamp(k, 0, 255) * 3;
-        px[o] = lut[c]; px[o + 1] = lut[c + 1]; px[o + 2] = lut[c + 2]; px[o + 3] = 255;
+    for (let k = 0; k < n; k++) { const a = mat[k] < 0 ? -mat[k] : mat[k]; if (a > max) max = a; }
+    if (diverging) {
+      const f = 127.5 / max;
+      for (let k = 0; k < n; k++) px[k] = DIV32[Math.min(255, Math.max(0, (127.5 + mat[k] * f) | 0))];
+    } else if (mode === 'sqrt') {
+      const f = 4095 / max;
+      for (let k = 0; k < n; k++) px[k] = SEQ32[SQRT[(mat[k] * f) | 0]];
+    } else if (mode === 'row') {
+      for (let i = 0; i < lq; i++) {
+        let r = 1e-12; const o = i * lk;
+        for (let j = 0; j < lk; j++) if (mat[o + j] > r) r = mat[o + j];
+        const f = 255 / r;
+        for (let j = 0; j < lk; j++) px[o + j] = SEQ32[(mat[o + j] * f + 0.5) | 0];
       }
+    } else {
+      const f = 255 / max;
+      for (let k = 0; k < n; k++) px[k] = SEQ32[(mat[k] * f + 0.5) | 0];
+    }
+    g.putImageData(img, 0, 0);
+    cv.max = max;
+    return cv;
+  }
+  // one head of a token map -> its heat image without the float matrix (q is already row-scaled)
+  function headHeat(m, h, mode) {
+    const { lq, lk, scale } = m, q = m.q[h], cv = document.createElement('canvas'); cv.width = lk; cv.height = lq;
+    const g = cv.getContext('2d'), img = g.createImageData(lk, lq), px = new Uint32Array(img.data.buffer);
+    let max = 1e-12;
+    for (let i = 0; i < lq; i++) if (scale[h * lq + i] > max) max = scale[h * lq + i];
+    for (let i = 0; i < lq; i++) {
+      const o = i * lk, r = scale[h * lq + i] / max;
+      if (mode === 'row') for (let j = 0; j < lk; j++) px[o + j] = SEQ32[q[o + j]];
+      else if (mode === 'sqrt') { const f = 4095 * r / 255; for (let j = 0; j < lk; j++) px[o + j] = SEQ32[SQRT[(q[o + j] * f) | 0]]; }
+      else { const f = r; for (let j = 0; j < lk; j++) px[o + j] = SEQ32[(q[o + j] * f + 0.5) | 0]; }
     }
     g.putImageData(img, 0, 0);
     cv.max = max;
     return cv;
   }
   const HEAT = new Map();
-  function heatFor(key, build) { if (!HEAT.has(key)) { if (HEAT.size > 24) HEAT.clear(); HEAT.set(key, build()); } return HEAT.get(key); }
+  function heatFor(key, build) { if (!HEAT.has(key)) { if (HEAT.size > 8) HEAT.clear(); HEAT.set(key, build()); } return HEAT.get(key); }
 
   // ---------- views ----------
   // Each view: async prepare() -> ctx; size(ctx, W, H) -> {w, h}; draw(p, ctx); hover(ctx, x, y) -> text; click(ctx, x, y)
@@ -251,9 +284,9 @@
   V.matrix = {
     info: 'Rows: queries, columns: keys; the mean of the selected heads. Hover for values, drag to pan, ctrl + wheel to zoom. Gold alignment links are outlined in orange.',
     async prepare() {
-      const panels = [{ s: 0, m: await decode(mapDesc(0)), title: META.sets[0].title }];
+      const panels = [{ s: 0, m: await getMap(mapDesc(0), S.h), title: META.sets[0].title }];
       if (compareOk()) {
-        panels.push({ s: 1, m: await decode(mapDesc(1)), title: META.sets[1].title });
+        panels.push({ s: 1, m: await getMap(mapDesc(1), S.h), title: META.sets[1].title });
         panels.push({ diff: true, title: `${META.sets[0].title} \u2212 ${META.sets[1].title}` });
       }
       return { panels };
@@ -261,7 +294,9 @@
     size: (ctx, W, H) => ({ w: W, h: H }),
     draw(p, ctx) {
       const d = mapDesc(), lq = d.lq, lk = d.lk, n = ctx.panels.length, ql = labelsOf(d, 0), kl = labelsOf(d, 1);
-      const mats = ctx.panels.filter((x) => !x.diff).map((x) => x.m.matrix(S.h));
+      // one head alone: read the bytes (no float matrix); several heads or a difference: the mean matrix
+      const single = S.h.length === 1 && !d.graph && ctx.panels.length === 1, h0 = S.h[0];
+      const mats = single ? [{ get: (k) => ctx.panels[0].m.val(h0, (k / lk) | 0, k % lk) }] : ctx.panels.filter((x) => !x.diff).map((x) => x.m.matrix(S.h));
       if (!mats[0]) { p.text('This graph is too large for the matrix view: use the graph view.', 20, 30); HIT = null; return; }
       const gap = 16, left = 90, top = 70, pw = (p.w - left * n - gap * (n - 1) - 10) / n;
       const fit = Math.max(0.05, Math.min(pw / lk, (p.h - top - 20) / lq));
@@ -273,7 +308,7 @@
         let mat = panel.diff ? null : mats[k];
         if (panel.diff) { mat = new Float32Array(lq * lk); for (let t = 0; t < mat.length; t++) mat[t] = mats[0][t] - mats[1][t]; }
         const key = `${panel.diff ? 'd' : panel.s}/${S.e}/${S.m}/${S.h}/${S.scale}`;
-        const img = heatFor(key, () => heatCanvas(mat, lq, lk, S.scale, !!panel.diff));
+        const img = heatFor(key, () => (single ? headHeat(panel.m, h0, S.scale) : heatCanvas(mat, lq, lk, S.scale, !!panel.diff)));
         p.text(panel.title + (panel.diff ? '' : ` \u00b7 ${d.name} \u00b7 head ${S.h.length === d.heads ? 'mean' : S.h.join('+')}`), x0, 14, { bold: true });
         p.text(`max ${fmt(img.max)}  (${lq}\u00d7${lk})`, x0, 30, { color: '#6b7785', size: 11 });
         p.image(img, S.px, S.py, vw, vh, x0, y0, vw * cell, vh * cell, false);
@@ -307,14 +342,14 @@
       const { i, j } = at, d = mapDesc(), lk = HIT.lk;
       for (const pn of HIT.panels) o.rect(pn.x0 + (j - S.px) * HIT.cell, pn.y0 + (i - S.py) * HIT.cell, HIT.cell, HIT.cell, null, '#111', 1.5);
       const lines = [`query ${i} ${labelsOf(d, 0)[i] || ''}`, `key   ${j} ${labelsOf(d, 1)[j] || ''}`];
-      HIT.panels.forEach((pn, k) => lines.push(`${ctx.panels[k].diff ? 'A\u2212B' : (ctx.panels.length > 1 ? META.sets[ctx.panels[k].s].title : 'weight')}: ${fmt(pn.mat[i * lk + j])}`));
+      HIT.panels.forEach((pn, k) => lines.push(`${ctx.panels[k].diff ? 'A\u2212B' : (ctx.panels.length > 1 ? META.sets[ctx.panels[k].s].title : 'weight')}: ${fmt(pn.mat.get ? pn.mat.get(i * lk + j) : pn.mat[i * lk + j])}`));
       return lines.join('\n');
     },
   };
 
   V.head = {
     info: 'Queries on the left, keys on the right; line opacity is the weight (scaled to the strongest visible link), one colour per head. Hover a token to isolate it; the wheel scrolls long inputs.',
-    async prepare() { return { m: await decode(mapDesc()) }; },
+    async prepare() { return { m: await getMap(mapDesc(), S.h) }; },
     size: (ctx, W, H) => ({ w: W, h: H }),
     draw(p, ctx, hov) {
       const d = mapDesc(), m = ctx.m, ql = labelsOf(d, 0), kl = labelsOf(d, 1), row = 17, top = 44;
@@ -487,7 +522,7 @@
       if (!(mapDesc().kind === 'cross' || mapDesc().kind === 'alignment')) {
         const cm = crossMaps(); if (cm.length) { S.m = cm[cm.length - 1][1]; S.h = S.h.filter((h) => h < mapDesc().heads); if (!S.h.length) S.h = [0]; }
       }
-      return { m: await decode(mapDesc()) };
+      return { m: await getMap(mapDesc(), S.h) };
     },
     size: (ctx, W, H) => ({ w: W, h: H }),
     draw(p, ctx) {
@@ -546,8 +581,8 @@
   V.image = {
     info: 'ViT: the attention of the selected query (the class token by default; click a patch to pick another) over the patches, overlaid on the image; right: attention rollout (Abnar & Zuidema) for the same query.',
     async prepare() {
-      const e = ex(), r = e.rollout ? await decode(e.rollout) : null;
-      return { m: await decode(mapDesc()), img: await loadImage(e.image), r };
+      const e = ex(), r = e.rollout ? await getMap(e.rollout, [0]) : null;
+      return { m: await getMap(mapDesc(), S.h), img: await loadImage(e.image), r };
     },
     size: (ctx, W, H) => ({ w: W, h: H }),
     draw(p, ctx) {
@@ -650,16 +685,25 @@
     syncControls();
     const ctx = await V[S.v].prepare();
     if (my !== seq) return;
+    const t1 = performance.now();
     syncControls();
     CTX = ctx; V[S.v].last = undefined;
     paint();
     writeHash();
-    API.lastRenderMs = performance.now() - t0;
+    const t2 = performance.now();
+    API.timings = { prepare: t1 - t0, paint: t2 - t1 };
+    API.lastRenderMs = t2 - t0;
     prefetch();
   }
   function prefetch() {
     const e = ex(), near = [S.m + 1, S.m - 1].filter((m) => m >= 0 && m < e.maps.length);
-    setTimeout(() => near.forEach((m) => decode(e.maps[m])), 30);
+    const heads = S.h.slice(), d = mapDesc();
+    // idle work, one blob at a time: the neighbouring layers' selected heads, then this layer's other heads
+    const jobs = near.map((m) => [e.maps[m], heads.filter((h) => h < e.maps[m].heads)]);
+    if (!d.graph) for (let h = 0; h < d.heads; h++) jobs.push([d, [h]]);
+    const my = seq;
+    const next = () => { if (my !== seq || !jobs.length) return; const [dd, hh] = jobs.shift(); getMap(dd, hh).then(() => setTimeout(next, 0)); };
+    setTimeout(next, 30);
   }
   function setState(patch) {
     const before = S.e + '/' + S.s;
@@ -831,7 +875,16 @@
   // ---------- start ----------
   const API = {
     state: S, meta: META, setState, hoverAt, exportSVG, exportPNG, lastRenderMs: 0,
-    value: async (s, e, m, h, i, j) => (await decode(META.sets[s].examples[e].maps[m])).val(h, i, j),
+    // where the current view drew things (canvas pixels), for scripts that point at them
+    geometry: () => {
+      if (!HIT) return null;
+      const g = { view: S.v, px: S.px, py: S.py };
+      for (const [k, v] of Object.entries(HIT)) if (typeof v === 'number' || (Array.isArray(v) && typeof v[0] === 'number')) g[k] = v;
+      if (HIT.panels) g.panels = HIT.panels.map((pn) => ({ x0: pn.x0, y0: pn.y0, w: pn.w, h: pn.h }));
+      if (HIT.X) g.nodes = Array.from({ length: HIT.n }, (_, i) => [HIT.X(i), HIT.Y(i)]);
+      return g;
+    },
+    value: async (s, e, m, h, i, j) => (await getMap(META.sets[s].examples[e].maps[m], [h])).val(h, i, j),
   };
   window.attnlab = API;
   setupServe();

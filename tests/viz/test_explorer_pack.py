@@ -1,0 +1,150 @@
+"""The explorer's payload: quantization error, per-head statistics, blobs and the written file."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from attnlab.attention.maps import Attentions, Explained
+from attnlab.errors import AttnlabError
+from attnlab.viz.explorer import write_page
+from attnlab.viz.explorer.pack import Blobs, quantize_rows
+from attnlab.viz.explorer.stats import graph_statistics, head_statistics
+
+sys.path.insert(0, str(Path(__file__).parent))
+from browser import CASES, gpt_case, translator_case  # noqa: E402
+
+
+def _meta(path: Path) -> tuple[dict, dict[str, bytes]]:
+    text = path.read_text(encoding="utf-8")
+    meta = json.loads(re.search(r'<script type="application/json" id="attnlab-meta">(.*?)</script>', text, re.S).group(1))
+    blobs = {k: zlib.decompress(base64.b64decode(v)) for k, v in
+             re.findall(r'<script type="application/octet-stream" id="attnlab-([\w]+)">([^<]*)</script>', text)}
+    return meta, blobs
+
+
+def test_row_quantization_error_is_within_half_a_step_of_the_row_maximum():
+    a = torch.randn(3, 50, 70).mul(3).softmax(-1)
+    q, rowmax = quantize_rows(a)
+    back = torch.from_numpy(q).float() / 255 * torch.from_numpy(rowmax)[..., None]
+    assert (back - a).abs().le(torch.from_numpy(rowmax)[..., None] / 510 + 1e-7).all()
+    assert q.max() == 255  # every row uses the whole range
+
+
+def test_long_uniform_rows_survive_quantization():
+    a = torch.full((1, 4, 1024), 1 / 1024)
+    q, rowmax = quantize_rows(a)
+    assert (q == 255).all() and rowmax == pytest.approx(1 / 1024)
+
+
+def test_blobs_round_trip():
+    blobs = Blobs("x")
+    raw = bytes(range(256)) * 100
+    key = blobs.add(raw)
+    assert key == "x0" and zlib.decompress(base64.b64decode(blobs.items[key])) == raw
+
+
+def test_statistics_find_the_diagonal_and_previous_token_heads():
+    n = 6
+    diag = torch.eye(n)
+    prev = torch.zeros(n, n)
+    prev[0, 0] = 1
+    prev[torch.arange(1, n), torch.arange(n - 1)] = 1
+    uniform = torch.ones(n, n).tril()
+    uniform = uniform / uniform.sum(-1, keepdim=True)
+    labels = ["[CLS]", "a", "b", ",", "c", "[SEP]"]
+    st = head_statistics(torch.stack([diag, prev, uniform]), same_axes=True, key_labels=labels)
+    assert st["self"][0] == pytest.approx(1) and st["entropy"][0] == pytest.approx(0, abs=1e-6)
+    assert st["prev"][1] == pytest.approx((n - 1) / n) and st["distance"][1] == pytest.approx((n - 1) / n)
+    assert st["entropy"][2] == pytest.approx(sum(math.log(i + 1) for i in range(n)) / n, rel=1e-5)
+    assert st["special"][0] == pytest.approx(3 / n)  # [CLS], "," and [SEP] attend to themselves
+    assert st["aer"] == [None] * 3
+
+
+def test_aer_per_head_against_gold_links():
+    gold = {(0, 1), (1, 0), (2, 2)}
+    perfect = torch.zeros(3, 3)
+    for t, s in gold:
+        perfect[t, s] = 1
+    wrong = torch.eye(3)  # one of three links right
+    st = head_statistics(torch.stack([perfect, wrong]), same_axes=False, key_labels=["x"] * 3, gold=gold)
+    assert st["aer"][0] == pytest.approx(0) and st["aer"][1] == pytest.approx(1 - 2 / 6)
+    assert st["self"] == [None, None]  # cross attention has no diagonal
+
+
+def test_vit_distance_is_measured_in_patches():
+    grid, n = (2, 2), 5
+    a = torch.zeros(1, n, n)
+    a[0, :, 4] = 1  # everyone attends to the bottom-right patch
+    st = head_statistics(a, same_axes=True, key_labels=["[CLS]"] + ["p"] * 4, grid=grid)
+    # patches (0,0) (0,1) (1,0) (1,1) -> distances sqrt2, 1, 1, 0; [CLS] counts 0
+    assert st["distance"][0] == pytest.approx((math.sqrt(2) + 2) / 5)
+
+
+def test_graph_statistics_of_self_loops():
+    edge_index = torch.tensor([[0, 1, 2], [0, 1, 2]])
+    st = graph_statistics(edge_index, torch.ones(3, 2), 3)
+    assert st["self"] == pytest.approx([1, 1]) and st["entropy"] == pytest.approx([0, 0], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_model_type_packs_into_one_offline_file(tmp_path, name):
+    ex = CASES[name]()
+    out = write_page([ex], tmp_path / f"{name}.html", title=f"{name} <test>")
+    text = out.read_text(encoding="utf-8")
+    assert f"<title>{name} &lt;test&gt;</title>" in text and f"<h1>{name} &lt;test&gt;</h1>" in text
+    # no address outside the page: the only URL is the SVG namespace inside the export code
+    assert set(re.findall(r"https?://[^\s\"'`<>]+", text)) <= {"http://www.w3.org/2000/svg"}
+    meta, blobs = _meta(out)
+    examples = meta["sets"][0]["examples"]
+    assert len(examples) == max(v.shape[0] if isinstance(v, torch.Tensor) else 1 for v in ex.attentions.values())
+    for entry, d in zip(ex.attentions.entries(), examples[0]["maps"]):
+        assert d["name"] == entry.name and d["kind"] == entry.kind
+        if d.get("graph"):
+            alpha = torch.frombuffer(bytearray(blobs[d["alpha"]]), dtype=torch.int16).view(torch.uint16).to(torch.int32)
+            assert torch.allclose(alpha.view(-1, d["heads"]).float() / 65535, entry.value.alpha, atol=1e-5)
+        else:
+            h = d["heads"] - 1  # the last head, element 0
+            q = torch.frombuffer(bytearray(blobs[d["data"][h]]), dtype=torch.uint8).view(d["lq"], d["lk"]).float()
+            scale = torch.frombuffer(bytearray(blobs[d["scale"]]), dtype=torch.float32).view(d["heads"], d["lq"])
+            assert torch.allclose(q / 255 * scale[h][:, None], entry.value[0, h].float(), atol=scale.max().item() / 500)
+    if name == "vit":
+        assert examples[0]["image"].startswith("data:image/png;base64,") and "rollout" in examples[0]
+    if name in ("transformer", "seq2seq"):
+        cross = [k for k, d in enumerate(examples[0]["maps"]) if d["kind"] == "cross"]
+        assert all(v is not None for k in cross for v in examples[0]["stats"][k]["aer"])
+    if name == "han":
+        assert examples[0]["metapath_weights"] == pytest.approx([0.7, 0.3])
+    if name in ("gat", "han"):
+        assert len(examples[0]["layout"]) == 2 * 34
+
+
+def test_labels_cannot_close_the_script_element(tmp_path):
+    a = Attentions()
+    a.add("layers.0.self", torch.ones(1, 1, 2, 2) / 2, kind="self", axes=("tokens", "tokens"))
+    ex = Explained("bert", a, {"tokens": [["</script><script>alert(1)</script>", "ok"]]})
+    meta, _ = _meta(write_page([ex], tmp_path / "x.html", title="t"))
+    assert meta["sets"][0]["examples"][0]["labels"]["tokens"][0] == "</script><script>alert(1)</script>"
+
+
+def test_compare_adds_a_second_set(tmp_path):
+    meta, _ = _meta(write_page([gpt_case(0)], tmp_path / "c.html", title="early", compare=[gpt_case(1)],
+                               compare_title="late"))
+    assert [s["title"] for s in meta["sets"]] == ["early", "late"]
+
+
+def test_bad_arguments_are_named(tmp_path):
+    with pytest.raises(AttnlabError, match="HTML file"):
+        write_page([translator_case()], tmp_path / "x.png", title="t")
+    with pytest.raises(AttnlabError, match="list of Explained"):
+        write_page([object()], tmp_path / "x.html", title="t")
+    with pytest.raises(AttnlabError, match="at least one"):
+        write_page([], tmp_path / "x.html", title="t")
