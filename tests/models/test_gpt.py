@@ -64,8 +64,64 @@ def test_against_hf_padded(cfg):
     with torch.no_grad():
         ref = hf(ids, attention_mask=mask, position_ids=positions).logits
         ours = gpt(ids, mask, position_ids=positions).logits
-    real = mask.bool()
-    torch.testing.assert_close(ours[real], ref[real], atol=ATOL, rtol=0)
+    # every position, padding included: a padding query sees the real tokens before it
+    # (right padding) or none (left padding: zero attention output), as HF's SDPA GPT-2
+    torch.testing.assert_close(ours, ref, atol=ATOL, rtol=0)
+
+
+def test_against_hf_padded_query_rows_and_their_weights():
+    """The padded-row handling itself: a right-padding query must not see its own (padding)
+    key, a left-padding query sees no key at all (weights 0), as HF computes."""
+    hf, gpt = pair(attn="eager")
+    ids = torch.randint(0, 61, (2, 7))
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        ours = gpt(ids, mask, need_weights=True)
+        sdpa = make_hf()
+        sdpa.load_state_dict(hf.state_dict())
+        torch.testing.assert_close(ours.logits, sdpa(ids, attention_mask=mask).logits, atol=ATOL, rtol=0)
+        ref = hf(ids, attention_mask=mask, output_attentions=True).attentions
+    weights = ours.attentions["layers.0.causal"]  # (B, H, L, L)
+    assert (weights[0, :, 5:, 5:] == 0).all()  # right padding: no padding key, not even its own
+    torch.testing.assert_close(weights[0], ref[0][0], atol=ATOL, rtol=0)
+    assert (weights[1, :, :2] == 0).all()  # left padding: no key at all (HF eager: uniform, SDPA: zero output)
+    torch.testing.assert_close(weights[1, :, 2:], ref[0][1, :, 2:], atol=ATOL, rtol=0)
+
+
+VARIANTS = [
+    dict(activation_function="gelu"), dict(activation_function="relu"), dict(activation_function="silu"),
+    dict(activation_function="swish"), dict(activation_function="gelu_fast"), dict(activation_function="quick_gelu"),
+    dict(activation_function="tanh"), dict(scale_attn_by_inverse_layer_idx=True), dict(scale_attn_weights=False),
+    dict(reorder_and_upcast_attn=True, attn="eager"),
+    dict(scale_attn_by_inverse_layer_idx=True, reorder_and_upcast_attn=True, activation_function="relu", attn="eager"),
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()))
+def test_against_hf_config_variants(variant, tmp_path):
+    """GPT-2 configs beyond the default: logits, loss, gradients, cached generation and
+    save/load both ways equal HF's."""
+    hf, gpt = pair(**variant)
+    ids = torch.randint(0, 61, (2, 11))
+    hf.train(), gpt.train()  # no dropout in these configs: train mode for the gradients
+    ref, ours = hf(ids, labels=ids), gpt(ids, labels=ids)
+    torch.testing.assert_close(ours.logits, ref.logits, atol=ATOL, rtol=0)
+    torch.testing.assert_close(ours.loss, ref.loss, atol=ATOL, rtol=0)
+    ref.loss.backward(), ours.loss.backward()
+    torch.testing.assert_close(gpt.blocks[1].self_attn.q_proj.weight.grad,
+                               hf.transformer.h[1].attn.c_attn.weight.grad[:, :32].t(), atol=ATOL, rtol=0)
+    hf.eval(), gpt.eval()
+    prompt = ids[:1, :4]
+    expected = hf.generate(prompt, max_new_tokens=8, do_sample=False, pad_token_id=0, eos_token_id=None)
+    assert torch.equal(gpt.generate(prompt, 8), expected)  # decode_step with the variant
+    gpt.save_pretrained(tmp_path / "ours")
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "ours").eval()
+    for key in ("activation_function", "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "scale_attn_weights"):
+        assert getattr(theirs.config, key) == getattr(hf.config, key) or key == "activation_function"
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(ids).logits, ref.logits, atol=ATOL, rtol=0)
+        hf.save_pretrained(tmp_path / "hf")
+        torch.testing.assert_close(GPT.from_pretrained(tmp_path / "hf")(ids).logits, ref.logits, atol=ATOL, rtol=0)
 
 
 def test_attentions_match_hf_eager():
