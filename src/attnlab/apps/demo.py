@@ -4,8 +4,9 @@
 2. train the ``small`` Transformer within a time budget (``max_minutes``) and a step count;
 3. decode the test split: BLEU, chrF, and AER of every cross-attention head;
 4. print example translations with the alignment their attention implies;
-5. write ``report.html`` (cross-attention heatmaps embedded) and one summary line
-   ``BLEU <x> | chrF <y> | AER <z> | <time>``.
+5. write ``report.html`` (cross-attention heatmaps embedded), ``explorer.html`` (the
+   interactive attention explorer of the examples, gold links outlined) and one summary
+   line ``BLEU <x> | chrF <y> | AER <z> | <time>``.
 
 Everything lands in ``out_dir``: ``data/`` (the corpus), ``model/`` (a Translator
 checkpoint that ``attnlab translate --ckpt`` and ``attnlab viz --ckpt`` read),
@@ -23,6 +24,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from attnlab.apps.common import apply_threads, check_out
+from attnlab.apps.translate.app import attentions
 from attnlab.apps.translate.evaluation import TranslationScores, evaluate_translator
 from attnlab.apps.translate.explain import alignment_lines, pair_section
 from attnlab.apps.translate.training import (
@@ -33,6 +35,7 @@ from attnlab.apps.translate.training import (
 )
 from attnlab.data.synthetic import synthetic_corpus
 from attnlab.training import TrainResult
+from attnlab.viz.explorer import write_page
 from attnlab.viz.heatmap import figure_png
 from attnlab.viz.report import Report, Section
 
@@ -148,6 +151,24 @@ def run_demo(settings: DemoSettings | None = None, echo: Callable[[str], None] =
     summary = scores.summary(time.monotonic() - started)
     report_path = out / "report.html"
     build_report(trained, scores, summary, picked).write(report_path)
-    echo(f"report: {report_path}   model: {out / 'model'}")
+    explorer_path = write_explorer(trained, picked, out / "explorer.html")
+    echo(f"report: {report_path}   explorer: {explorer_path}   model: {out / 'model'}")
     echo(summary)
     return DemoResult(scores, trained.result, summary, report_path)
+
+
+def write_explorer(trained: TrainedTranslator, picked: list[int], path: Path) -> Path:
+    """The explorer page of the example sentences, the reference fed to the decoder so the
+    gold word links (outlined in the page, AER per head) index its tokens."""
+    test, translator = trained.splits.test, trained.translator
+    sources, targets = [test.src[n] for n in picked], [test.tgt[n] for n in picked]
+    explained = attentions(translator, sources, targets=targets)
+    if test.alignments is not None:
+        gold = []
+        for n, source, target in zip(picked, sources, targets):
+            src_words = translator.src_tokenizer.word_ids(source)
+            tgt_words = translator.tgt_tokenizer.word_ids(target)
+            gold.append({(t, s) for t, tw in enumerate(tgt_words) for s, sw in enumerate(src_words)
+                         if (sw, tw) in test.alignments[n]})
+        explained.extras["gold"] = gold
+    return write_page([explained], path, title="attnlab demo: the translator's attention")

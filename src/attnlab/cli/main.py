@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "attnlab.cli.demo",
     "attnlab.cli.translate",
     "attnlab.cli.viz",
+    "attnlab.cli.explore",
     "attnlab.cli.gpt",
     "attnlab.cli.bert",
     "attnlab.cli.vit",
