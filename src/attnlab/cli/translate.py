@@ -14,6 +14,8 @@ TRAIN_EXAMPLES = """  attnlab train translate                                  #
   attnlab train translate --data pairs.tsv --tokenizer bpe --vocab-size 8000 --out runs/mine
   attnlab train translate --data train.en --tgt-data train.de --preset base --bf16
   attnlab train translate --data pairs.tsv --align pairs.align --guided-alignment 1 --out runs/aligned
+  attnlab train translate --data gettext:zh_CN --max-minutes 10 --out runs/zh    # English -> Chinese UI messages
+  attnlab train translate --data gettext:fr --catalogs ~/src/myapp/po --out runs/fr
   attnlab train translate --out runs/mine --resume                      # continue a run
 """
 SEQ2SEQ_EXAMPLES = """  attnlab train seq2seq                                   # Bahdanau attention, synthetic corpus
@@ -21,18 +23,24 @@ SEQ2SEQ_EXAMPLES = """  attnlab train seq2seq                                   
   attnlab train seq2seq --attention none --out runs/no-attention        # the fixed-context baseline
   attnlab train seq2seq --attention luong-general --style luong --cell lstm
   attnlab train seq2seq --guided-alignment 1 --out runs/guided          # attention trained on the gold alignments
+  attnlab train seq2seq --data gettext:de --max-minutes 10 --out runs/de-rnn
   attnlab train seq2seq --out runs/mine --resume                        # continue a run
 """
 TRANSLATE_EXAMPLES = """  attnlab translate --ckpt runs/demo/model "the small cat sees a dog ."
   attnlab translate --ckpt runs/demo/model --beam 4 < sentences.txt
+  attnlab translate --ckpt runs/zh "Open file" "Could not open %s"
 """
 
 
 def _data_options(p) -> None:
-    p.add_argument("--data", help="TSV of source<TAB>target, a folder of {train,valid,test}.tsv, or a source text file")
+    p.add_argument("--data", help="TSV of source<TAB>target, a folder of {train,valid,test}.tsv, a source text file, "
+                   "or gettext:LANG (English -> LANG from the gettext catalogs on this machine, e.g. gettext:zh_CN)")
     p.add_argument("--tgt-data", help="target text file, line-aligned with --data")
+    p.add_argument("--catalogs", nargs="+", metavar="PATH",
+                   help="with --data gettext:LANG: more .po/.mo files or folders of them")
     p.add_argument("--corpus", default="default", help="synthetic corpus preset without --data (tiny, default, hard)")
-    p.add_argument("--tokenizer", default="word", choices=["word", "bpe"])
+    p.add_argument("--tokenizer", choices=["word", "bpe", "byte_bpe"],
+                   help="default: byte_bpe for gettext:LANG (no unknown tokens, placeholders whole), else word")
     p.add_argument("--vocab-size", type=int, default=8000, help="BPE vocabulary size (word: upper bound)")
     p.add_argument("--eval-every", type=int, default=0, help="validate every N updates (0: at the end)")
     p.add_argument("--align", metavar="FILE",
@@ -80,6 +88,8 @@ def run_train(args) -> int:
         return 130
     print(f"data: {run.trained.splits.describe()}")
     print(f"test: {run.scores.summary(run.trained.result.elapsed_s)}   checkpoint: {args.out}")
+    if run.real_scores is not None:
+        print(f"test: {run.real_scores.summary()}")
     return 0
 
 

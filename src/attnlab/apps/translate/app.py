@@ -30,7 +30,9 @@ from attnlab.apps.translate.training import (
 )
 from attnlab.apps.translate.translator import Translator
 from attnlab.attention.maps import Explained
+from attnlab.data.gettext_corpus import is_gettext_spec, parse_spec
 from attnlab.errors import AttnlabError
+from attnlab.evaluation.real_language import RealLanguageScores, score_translations
 
 EXAMPLE_SOURCES = [
     "the small cat sees a dog .",
@@ -44,11 +46,12 @@ class TranslateSettings(TrainSettings):
     its tokenizers. RNN only: ``attention``, ``style``, ``cell``, ``input_feeding``."""
 
     model: str = "transformer"
-    data: str | None = None
+    data: str | None = None  # or "gettext:LANG" (+ catalogs): English -> LANG from the gettext catalogs
     tgt_data: str | None = None
+    catalogs: list[str] | None = None
     corpus: str = "default"
     preset: str | None = None  # None: "small" (Transformer), "compact" (RNN)
-    tokenizer: str = "word"
+    tokenizer: str | None = None  # None: "byte_bpe" for gettext data, else "word"
     vocab_size: int = 8000
     eval_every: int = 0
     align: str | None = None
@@ -67,7 +70,8 @@ class TranslateSettings(TrainSettings):
         if self.dropout is not None:
             overrides["dropout"] = self.dropout
         return TranslatorSetup(
-            model=self.model, data=self.data, tgt_data=self.tgt_data, corpus=self.corpus, tokenizer=self.tokenizer,
+            model=self.model, data=self.data, tgt_data=self.tgt_data, catalogs=list(self.catalogs or []),
+            corpus=self.corpus, tokenizer=self.tokenizer or ("byte_bpe" if is_gettext_spec(self.data) else "word"),
             vocab_size=self.vocab_size, preset=self.preset or ("compact" if rnn else "small"),
             attention=self.attention, batch_size=self.batch_size, model_overrides=overrides, align_data=self.align,
             guided_alignment=self.guided_alignment, seed=self.seed,
@@ -78,6 +82,7 @@ class TranslateSettings(TrainSettings):
 class TranslationRun:
     trained: TrainedTranslator
     scores: TranslationScores | None  # None after Ctrl-C
+    real_scores: RealLanguageScores | None = None  # gettext data: BLEU (the language's tokenizer), exact, placeholders
 
     @property
     def translator(self) -> Translator:
@@ -102,7 +107,11 @@ def train(settings: TranslateSettings) -> TranslationRun:
     test = trained.splits.test
     if settings.attention == "none" and settings.model == "seq2seq" and test.alignments is not None:
         test = dataclasses.replace(test, alignments=None)  # no attention: nothing to align
-    return TranslationRun(trained, evaluate_translator(trained.translator, test))
+    scores = evaluate_translator(trained.translator, test)
+    real = None
+    if is_gettext_spec(settings.data):
+        real = score_translations(test.src, scores.hypotheses, test.tgt, parse_spec(settings.data).language)
+    return TranslationRun(trained, scores, real)
 
 
 def load(ckpt: str | Path, device: str = "cpu") -> Translator:

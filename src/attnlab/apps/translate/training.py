@@ -1,8 +1,8 @@
 """Train a translator — the Transformer or the RNN encoder-decoder with any attention —
 on the synthetic corpus or on your own parallel text.
 
-    splits     = load_splits(setup)                     synthetic corpus or user files
-    tokenizers = word-level or BPE, trained on the training split (offline)
+    splits     = load_splits(setup)                     synthetic corpus, user files or gettext:LANG
+    tokenizers = word-level, BPE or byte-level BPE, trained on the training split (offline)
     model      = Transformer | Seq2Seq(preset(setup.preset), vocabulary sizes and special ids)
     Trainer(model, TranslationBatches(train split), train_config).fit()
 
@@ -29,12 +29,15 @@ import torch
 from attnlab.apps.translate.translator import SRC_TOKENIZER, TGT_TOKENIZER, Translator
 from attnlab.config import config_from_dict, config_to_dict, preset
 from attnlab.data.batching import TranslationBatches
+from attnlab.data.bpe import train_translation_bpe
 from attnlab.data.corpus import CorpusSplits
+from attnlab.data.gettext_corpus import is_gettext_spec, load_gettext, parse_spec
 from attnlab.data.parallel import load_parallel
 from attnlab.data.synthetic import synthetic_corpus
 from attnlab.data.tokenizer import BPETokenizer, Tokenizer, WordTokenizer
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.metrics import bleu
+from attnlab.evaluation.real_language import bleu_tokenizer
 from attnlab.io import read_json, write_json
 from attnlab.models.base import PretrainedModel
 from attnlab.models.seq2seq import SEQ2SEQ_PRESETS, Seq2Seq
@@ -51,7 +54,7 @@ from attnlab.training import (
 from attnlab.training.budget import steps_within_budget
 
 SETUP_FILE = "translator.json"
-TOKENIZERS = ("word", "bpe")
+TOKENIZERS = ("word", "bpe", "byte_bpe")
 # setup.model -> (model class, its presets)
 ARCHITECTURES: dict[str, tuple[type[PretrainedModel], dict[str, Any]]] = {
     "transformer": (Transformer, TRANSFORMER_PRESETS),
@@ -74,8 +77,9 @@ class TranslatorSetup:
     which needs gold alignments in the training data.
     """
 
-    data: str | None = None
+    data: str | None = None  # also "gettext:LANG": the gettext catalogs on this machine (+ catalogs)
     tgt_data: str | None = None
+    catalogs: list[str] = field(default_factory=list)
     corpus: str = "default"
     tokenizer: str = "word"
     vocab_size: int = 8000
@@ -102,6 +106,12 @@ class TranslatorSetup:
             raise AttnlabError(f"attention: expected one of {list(ATTENTION_NAMES)}, got {self.attention!r}")
         if self.tgt_data is not None and self.data is None:
             raise AttnlabError("tgt_data: give the source file as data too")
+        if self.catalogs and not is_gettext_spec(self.data):
+            raise AttnlabError("catalogs (--catalogs): they add to --data gettext:LANG; give that too")
+        if is_gettext_spec(self.data):
+            parse_spec(self.data)
+            if self.tgt_data is not None or self.align_data is not None:
+                raise AttnlabError(f"--data {self.data}: the catalogs hold both sides; drop --tgt-data/--align")
         if self.align_data is not None and self.data is None:
             raise AttnlabError("align_data (--align): give the data it aligns (--data) too; the synthetic corpus has its own")
         if self.guided_alignment < 0:
@@ -118,12 +128,21 @@ class TrainedTranslator:
 def load_splits(setup: TranslatorSetup) -> CorpusSplits:
     if setup.data is None:
         return synthetic_corpus(setup.corpus, seed=setup.seed)
+    if is_gettext_spec(setup.data):
+        return load_gettext(setup.data, setup.catalogs, seed=setup.seed)
     return load_parallel(setup.data, setup.tgt_data, alignment_path=setup.align_data, seed=setup.seed)
+
+
+def target_bleu_tokenizer(setup: TranslatorSetup) -> str:
+    """sacrebleu's tokenizer for the target side: the language's own for gettext data."""
+    return bleu_tokenizer(parse_spec(setup.data).language) if is_gettext_spec(setup.data) else "13a"
 
 
 def train_tokenizer(kind: str, texts: list[str], vocab_size: int) -> Tokenizer:
     if kind == "bpe":
         return BPETokenizer.train(texts, vocab_size=vocab_size)
+    if kind == "byte_bpe":
+        return train_translation_bpe(texts, vocab_size)
     return WordTokenizer.train(texts, max_size=vocab_size)
 
 
@@ -172,14 +191,15 @@ def translation_loss(model: PretrainedModel, batch: dict[str, torch.Tensor]) -> 
     return model(batch["src_ids"], batch["tgt_in"], batch["tgt_out"], align=batch.get("align")).loss
 
 
-def make_validation(translator: Translator, batches: TranslationBatches, splits: CorpusSplits, sentences: int):
+def make_validation(translator: Translator, batches: TranslationBatches, splits: CorpusSplits, sentences: int,
+                    tokenize: str = "13a"):
     """The Trainer's ``evaluate``: mean validation loss and greedy BLEU on a prefix of valid."""
     valid = splits.valid.subset(list(range(min(sentences, len(splits.valid)))))
 
     def evaluate(model: PretrainedModel) -> dict[str, float]:
         losses = [float(translation_loss(model, batch)) for _, batch in batches.in_order()]
         hyps = translator.translate(valid.src)
-        return {"valid_loss": sum(losses) / len(losses), "valid_bleu": bleu(hyps, valid.tgt)}
+        return {"valid_loss": sum(losses) / len(losses), "valid_bleu": bleu(hyps, valid.tgt, tokenize=tokenize)}
 
     return evaluate
 
@@ -236,7 +256,8 @@ def train_translator(
 
     trainer = Trainer(
         model, batches, config, loss_fn=translation_loss, count_tokens=batches.count_tokens,
-        evaluate=make_validation(translator, valid, splits, setup.eval_sentences), save_extra=save_extra,
+        evaluate=make_validation(translator, valid, splits, setup.eval_sentences, target_bleu_tokenizer(setup)),
+        save_extra=save_extra,
     )
     result = trainer.fit(resume=resume)
     model.eval()
