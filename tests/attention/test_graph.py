@@ -93,6 +93,74 @@ def test_against_pyg_bipartite(v2):
 
 
 @pytest.mark.parametrize("v2", [False, True])
+@pytest.mark.parametrize("options", [{"heads": 1}, {"heads": 3}, {"heads": 2, "edge_dim": 4}, {"heads": 2, "add_self_loops": False}])
+def test_against_pyg_multigraph(v2, options):
+    """Repeated edges (j -> i twice or more, apart in the input order): forward, alpha and
+    every gradient equal PyG's (the sparse SDDMM of the backward used to fail on them)."""
+    torch.manual_seed(5)
+    g = torch.Generator().manual_seed(5)
+    edges = torch.randint(0, 25, (2, 80), generator=g)
+    small = torch.tensor([[0, 1, 0, 1, 0, 0, 1], [1, 0, 1, 1, 0, 1, 0]])  # 0 -> 1 three times, 1 -> 0 twice
+    for edge_index in (small, torch.cat([edges, edges[:, :40], edges[:, 10:20]], dim=1)):
+        x = torch.randn(int(edge_index.max()) + 1, 12, generator=g)
+        edge_attr = torch.randn(edge_index.size(1), 4, generator=g) if "edge_dim" in options else None
+        pyg = PYG[v2](12, 6, **options)
+        assert_same(run_both(pyg, GATConv.from_pyg(pyg), x, edge_index, edge_attr))
+
+
+@pytest.mark.parametrize("v2", [False, True])
+@pytest.mark.parametrize("add_self_loops", [True, False])
+def test_against_pyg_bipartite_with_size(v2, add_self_loops):
+    """PyG's bipartite call ``conv((x_src, x_dst), edge_index, size=(N_src, N_dst))``."""
+    torch.manual_seed(6)
+    g = torch.Generator().manual_seed(6)
+    x_src, x_dst = torch.randn(9, 10, generator=g), torch.randn(4, 6, generator=g)
+    edge_index = torch.stack([torch.randint(0, 9, (30,), generator=g), torch.randint(0, 4, (30,), generator=g)])
+    pyg = PYG[v2]((10, 6), 5, heads=2, add_self_loops=add_self_loops)
+    ours = GATConv.from_pyg(pyg)
+    want, (want_edges, want_alpha) = pyg((x_src, x_dst), edge_index, return_attention_weights=True,
+                                         **({} if v2 else {"size": (9, 4)}))
+    got, (edges, alpha) = ours((x_src, x_dst), edge_index, return_attention_weights=True, size=(9, 4))
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert torch.equal(edges, want_edges)
+    torch.testing.assert_close(alpha, want_alpha, atol=1e-5, rtol=1e-5)
+    assert_same(run_both(pyg, ours, (x_src, x_dst), edge_index))
+
+
+@pytest.mark.parametrize("add_self_loops", [True, False])
+def test_against_pyg_source_features_only(add_self_loops):
+    """GAT's ``conv((x_src, None), edge_index, size=(N_src, N_dst))``: no destination term."""
+    torch.manual_seed(7)
+    g = torch.Generator().manual_seed(7)
+    x_src = torch.randn(9, 10, generator=g)
+    edge_index = torch.stack([torch.randint(0, 9, (30,), generator=g), torch.randint(0, 4, (30,), generator=g)])
+    pyg = PygGATConv((10, 6), 5, heads=2, add_self_loops=add_self_loops)
+    ours = GATConv.from_pyg(pyg)
+    results = []
+    for layer in (pyg, ours):
+        leaf = x_src.clone().requires_grad_()
+        out, (edges, alpha) = layer((leaf, None), edge_index, return_attention_weights=True, size=(9, 4))
+        (out.pow(2).sum() + alpha.pow(2).sum()).backward()
+        results.append((out, edges, alpha, {"x0": leaf.grad, **{_OUR_NAMES.get(n, n): p.grad for n, p in layer.named_parameters() if p.grad is not None}}))
+    assert results[1][0].shape == (4, 10)
+    assert_same(results)
+
+
+def test_size_errors():
+    conv = GATConv((10, 6), 5)
+    x_src, x_dst = torch.randn(9, 10), torch.randn(4, 6)
+    edge_index = torch.tensor([[0, 1], [1, 2]])
+    with pytest.raises(AttnlabError, match="size"):
+        conv((x_src, x_dst), edge_index, size=(9, 5))
+    with pytest.raises(AttnlabError, match="needs size"):
+        conv((x_src, None), edge_index)
+    with pytest.raises(AttnlabError, match="GATv2 needs destination"):
+        GATConv((10, 6), 5, v2=True)((x_src, None), edge_index, size=(9, 4))
+    with pytest.raises(AttnlabError, match="floating"):
+        GATConv(3, 2)(torch.ones(4, 3, dtype=torch.long), edge_index)
+
+
+@pytest.mark.parametrize("v2", [False, True])
 def test_isolated_nodes_are_finite_and_match_pyg(v2):
     torch.manual_seed(4)
     x = torch.randn(10, 8)

@@ -92,8 +92,10 @@ class GATConv(nn.Module):
 
     Shapes:
         x: (N, F_in) or a pair ((N_src, F_src), (N_dst, F_dst)); edge_index: (2, E) with
-        row 0 the source j and row 1 the destination i; edge_attr: (E, D) or (E,).
-        Output: (N_dst, H*C) if concat else (N_dst, C); with
+        row 0 the source j and row 1 the destination i; edge_attr: (E, D) or (E,);
+        size: optional ``(N_src, N_dst)`` as in PyG; GAT (not GATv2) also takes
+        ``(x_src, None)`` with ``size`` (no destination features: the score has no a_dst
+        term, no residual). Output: (N_dst, H*C) if concat else (N_dst, C); with
         ``return_attention_weights=True`` also ``(edge_index (2, E'), alpha (E', H))``.
     """
 
@@ -164,27 +166,33 @@ class GATConv(nn.Module):
         return_attention_weights: bool = False,
         *,
         edge_attr: Tensor | None = None,
+        size: tuple[int, int] | None = None,
     ) -> Tensor | tuple[Tensor, tuple[Tensor, Tensor]]:
         if isinstance(return_attention_weights, Tensor):
             raise AttnlabError("pass edge features by keyword: conv(x, edge_index, edge_attr=...)")
         x_src, x_dst = self._check_inputs(x)
+        num_src, num_dst = self._check_size(size, x_src, x_dst)
         edge_attr = self._check_edge_attr(edge_attr, edge_index)
-        check_edge_index(edge_index, x_src.size(0), x_dst.size(0))
-        if self.add_self_loops:
-            num_loops = min(x_src.size(0), x_dst.size(0))
-            edge_index, edge_attr = add_self_loops(edge_index, num_loops, edge_attr, self.fill_value)
-        graph = sort_by_destination(edge_index, x_src.size(0), x_dst.size(0))
+        check_edge_index(edge_index, num_src, num_dst)
+        if self.add_self_loops:  # loops for the nodes that are both sources and destinations
+            edge_index, edge_attr = add_self_loops(edge_index, min(num_src, num_dst), edge_attr, self.fill_value)
+        graph = sort_by_destination(edge_index, num_src, num_dst)
         if edge_attr is not None:
             edge_attr = edge_attr.index_select(0, graph.order)  # (E', D), sorted like the graph
         H, C = self.heads, self.out_dim
         h_src = self.lin_src(x_src).view(-1, H, C)  # (N_src, H, C)
-        h_dst = h_src if (self.lin_dst is self.lin_src and x_dst is x_src) else self.lin_dst(x_dst).view(-1, H, C)
+        if x_dst is None:
+            h_dst = None
+        elif self.lin_dst is self.lin_src and x_dst is x_src:
+            h_dst = h_src
+        else:
+            h_dst = self.lin_dst(x_dst).view(-1, H, C)  # (N_dst, H, C)
         scores = self._scores_v2 if self.v2 else self._scores_v1
         alpha = segment_softmax(scores(h_src, h_dst, edge_attr, graph), graph)  # (E', H)
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
         out = neighbour_sum(alpha, h_src, graph)  # (N_dst, H, C)
         out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
-        if self.res is not None:
+        if self.res is not None and x_dst is not None:
             out = out + self.res(x_dst)
         if self.bias is not None:
             out = out + self.bias
@@ -196,8 +204,9 @@ class GATConv(nn.Module):
     def _scores_v1(self, h_src: Tensor, h_dst: Tensor, edge_attr: Tensor | None, graph: SortedGraph) -> Tensor:
         """e_ij = LeakyReLU(a_src·h_j + a_dst·h_i [+ a_edge·W_e f_ij]), from per-node terms."""
         score_src = (h_src * self.att_src).sum(-1)  # (N_src, H)
-        score_dst = (h_dst * self.att_dst).sum(-1)  # (N_dst, H)
-        scores = score_src.index_select(0, graph.src) + score_dst.index_select(0, graph.dst)  # (E', H)
+        scores = score_src.index_select(0, graph.src)  # (E', H)
+        if h_dst is not None:  # (x_src, None): no destination term
+            scores = scores + (h_dst * self.att_dst).sum(-1).index_select(0, graph.dst)
         if edge_attr is not None:
             # a_edge · (W_e f) = f · (W_e^T a_edge): fold the projection, never build (E', H, C)
             w_edge = self.lin_edge.weight.view(self.heads, self.out_dim, -1)  # (H, C, D)
@@ -211,13 +220,35 @@ class GATConv(nn.Module):
             hidden = hidden + self.lin_edge(edge_attr).view(-1, self.heads, self.out_dim)
         return (F.leaky_relu(hidden, self.negative_slope) * self.att).sum(-1)
 
-    def _check_inputs(self, x: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    def _check_inputs(self, x: Tensor | tuple[Tensor, Tensor | None]) -> tuple[Tensor, Tensor | None]:
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else tuple(x)
+        if x_dst is None and self.v2:
+            raise AttnlabError("GATv2 needs destination features: x = (x_src, x_dst), not (x_src, None)")
         for name, t, dim in (("x_src", x_src, self.lin_src.in_features), ("x_dst", x_dst, self.lin_dst.in_features)):
+            if name == "x_dst" and t is None:
+                continue
             if not isinstance(t, Tensor) or t.dim() != 2 or t.size(1) != dim:
                 shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
                 raise AttnlabError(f"{name} must be (num_nodes, {dim}), got {shape}")
+            if not t.is_floating_point():
+                raise AttnlabError(f"{name} must be a floating-point tensor, got {t.dtype}")
+        if x_dst is not None and x_dst.dtype != x_src.dtype:
+            raise AttnlabError(f"x_src and x_dst must share a dtype, got {x_src.dtype} and {x_dst.dtype}")
         return x_src, x_dst
+
+    @staticmethod
+    def _check_size(size, x_src: Tensor, x_dst: Tensor | None) -> tuple[int, int]:
+        """``(N_src, N_dst)`` from ``size`` (PyG's argument) or the features, checked against both."""
+        if size is None:
+            if x_dst is None:
+                raise AttnlabError("x = (x_src, None) needs size=(N_src, N_dst)")
+            return x_src.size(0), x_dst.size(0)
+        if len(size) != 2 or not all(isinstance(n, int) and n >= 0 for n in size):
+            raise AttnlabError(f"size must be (N_src, N_dst), two non-negative ints, got {size!r}")
+        for name, t, n in (("x_src", x_src, size[0]), ("x_dst", x_dst, size[1])):
+            if t is not None and t.size(0) != n:
+                raise AttnlabError(f"size={tuple(size)} says {n} nodes for {name}, which has {t.size(0)}")
+        return size[0], size[1]
 
     def _check_edge_attr(self, edge_attr: Tensor | None, edge_index: Tensor) -> Tensor | None:
         if edge_attr is None or self.lin_edge is None:

@@ -54,10 +54,18 @@ class SortedGraph:
     num_src: int
     num_dst: int
     _transposed: tuple[Tensor, Tensor, Tensor] | None = None
+    _has_duplicates: bool | None = None
 
     @property
     def num_edges(self) -> int:
         return self.src.numel()
+
+    def has_duplicates(self) -> bool:
+        """Whether some edge (j -> i) appears more than once (a multigraph, as PyG allows)."""
+        if self._has_duplicates is None:
+            keys = self.dst * self.num_src + self.src  # (E,): one id per (i, j) pair
+            self._has_duplicates = torch.unique(keys).numel() < keys.numel()
+        return self._has_duplicates
 
     def transposed(self) -> tuple[Tensor, Tensor, Tensor]:
         """(ptr, dst, perm) of the same edges grouped by source, for ``A^T @ grad``."""
@@ -153,6 +161,25 @@ def _sddmm(block: tuple[Tensor, Tensor], left: Tensor, right: Tensor) -> Tensor:
     return product.values().view(heads, -1).t()
 
 
+_GATHER_BLOCK_ELEMENTS = 1 << 22  # (edges, H, C) elements gathered at once by _edge_dots
+
+
+def _edge_dots(graph: SortedGraph, left: Tensor, right: Tensor) -> Tensor:
+    """Per edge (j -> i) and head h: ``<left[i, h], right[j, h]>``; -> (E, H).
+
+    The gathered form of :func:`_sddmm` for multigraphs (a CSR pattern with repeated
+    entries is coalesced by the sparse kernel, which then fails), in blocks of edges so
+    no full (E, H, C) tensor is built."""
+    heads, width = left.size(1), left.size(2)
+    out = left.new_empty(graph.num_edges, heads)
+    step = max(1, _GATHER_BLOCK_ELEMENTS // max(1, heads * width))
+    for start in range(0, graph.num_edges, step):
+        edges = slice(start, start + step)
+        gathered = left.index_select(0, graph.dst[edges]) * right.index_select(0, graph.src[edges])  # (e, H, C)
+        out[edges] = gathered.sum(-1)
+    return out
+
+
 class _NeighbourSum(torch.autograd.Function):
     """out_i = sum_{j in N(i)} alpha_ij x_j, with a backward that builds no (E, H, C) tensor."""
 
@@ -169,7 +196,8 @@ class _NeighbourSum(torch.autograd.Function):
         graph: SortedGraph = ctx.graph
         grad_alpha = grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_alpha = _sddmm(block, grad_out, x)  # dL/dalpha_ij = <grad_i, x_j>
+            # dL/dalpha_ij = <grad_i, x_j>
+            grad_alpha = _edge_dots(graph, grad_out, x) if graph.has_duplicates() else _sddmm(block, grad_out, x)
         if ctx.needs_input_grad[1]:
             ptr_t, dst_t, perm = graph.transposed()
             block_t = block_diagonal(ptr_t, dst_t, graph.num_dst, x.size(1))
