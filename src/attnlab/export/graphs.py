@@ -34,11 +34,22 @@ from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
 
-_ACTIVATIONS = {
-    "relu": F.relu,
-    "gelu": F.gelu,
-    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
-}
+
+
+def activation(name: str):
+    """The activation called ``name``, as plain tensor operations (attnlab's ``gelu_tanh``
+    may run a C kernel on the CPU; in a graph it is GELU with the tanh approximation)."""
+    if name == "gelu_tanh":
+        return lambda x: F.gelu(x, approximate="tanh")
+    from attnlab.layers.feed_forward import get_activation
+
+    return get_activation(name)
+
+
+def output_layer(model: nn.Module) -> nn.Module:
+    """The translators' output projection (``output_proj``; ``generator`` before the rename)."""
+    layer = getattr(model, "output_proj", None)
+    return layer if layer is not None else model.generator
 
 
 # --- the pieces every Transformer-shaped graph shares ---------------------------------
@@ -57,10 +68,11 @@ def _merge_heads(x: Tensor) -> Tensor:
     return x.transpose(1, 2).reshape(b, length, h * dh)  # (B, L, D)
 
 
-def attend(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None) -> Tensor:
-    """softmax(q k^T / sqrt(Dh), masked) v: ``q (B, H, Lq, Dh)``, ``k, v (B, H, Lk, Dh)``,
-    ``allowed`` bool broadcastable to ``(B, H, Lq, Lk)`` -> ``(B, H, Lq, Dh)``."""
-    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, H, Lq, Lk)
+def attend(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, scale: float | None = None) -> Tensor:
+    """softmax(q k^T * scale, masked) v (scale = 1/sqrt(Dh) by default): ``q (B, H, Lq, Dh)``,
+    ``k, v (B, H, Lk, Dh)``, ``allowed`` bool broadcastable to ``(B, H, Lq, Lk)`` -> ``(B, H, Lq, Dh)``."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    scores = (q * scale) @ k.transpose(-2, -1)  # (B, H, Lq, Lk)
     if allowed is not None:
         scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
     return scores.softmax(dim=-1) @ v
@@ -89,7 +101,8 @@ def attention(
 ) -> Tensor:
     """``attn``'s output for queries ``x (B, Lq, D)`` on per-head ``k, v (B, H, Lk, Dh)``."""
     q = _split_heads(_linear(x, attn.q_proj), attn.num_heads)  # (B, H, Lq, Dh)
-    return _linear(_merge_heads(attend(q, k, v, allowed)), attn.out_proj)  # (B, Lq, D)
+    scale = getattr(attn, "scale", None)
+    return _linear(_merge_heads(attend(q, k, v, allowed, scale)), attn.out_proj)  # (B, Lq, D)
 
 
 def residual(res: nn.Module, x: Tensor, sublayer) -> Tensor:
@@ -100,10 +113,7 @@ def residual(res: nn.Module, x: Tensor, sublayer) -> Tensor:
 
 
 def feed_forward(ffn: nn.Module, x: Tensor) -> Tensor:
-    name = getattr(ffn, "activation_name", None)
-    if name not in _ACTIVATIONS:
-        raise AttnlabError(f"ONNX export: feed-forward activation {name!r} is not one of {sorted(_ACTIVATIONS)}")
-    return _linear(_ACTIVATIONS[name](_linear(x, ffn.linear1)), ffn.linear2)
+    return _linear(activation(ffn.activation_name)(_linear(x, ffn.linear1)), ffn.linear2)
 
 
 def encoder_block(block: nn.Module, x: Tensor, allowed: Tensor | None) -> Tensor:
@@ -282,8 +292,7 @@ class BERTGraph(nn.Module):
             outputs.append(pooled)
         head = m.config.head
         if head in ("pretraining", "mlm"):
-            act = _ACTIVATIONS[m.config.activation]
-            h = m.mlm_norm(act(_linear(x, m.mlm_dense)))
+            h = m.mlm_norm(activation(m.config.activation)(_linear(x, m.mlm_dense)))
             outputs.append(F.linear(h, e.word.weight, m.mlm_bias))
         if head == "pretraining":
             outputs.append(_linear(pooled, m.nsp))

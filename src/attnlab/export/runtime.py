@@ -153,6 +153,13 @@ class GPTRuntime(_Runtime):
         """One new token per sequence after the cached ones (``GPT.decode_step``'s call shape)."""
         return self(input_ids, attention_mask, position_ids=position_ids, caches=caches)
 
+    def decode_step(
+        self, input_ids: Tensor, caches: list[OrtCache], attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+    ) -> SimpleNamespace:
+        """``GPT.decode_step``: the logits ``(B, 1, V)`` of one new token per row after the cache."""
+        return self(input_ids, attention_mask, position_ids=position_ids, caches=caches)
+
     def generate(self, input_ids: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
         """Greedy or sampled continuation ``(B, L + new)``: :func:`attnlab.evaluation.sampling.generate`."""
         generation = _first_module("attnlab.evaluation.sampling", "attnlab.generation")

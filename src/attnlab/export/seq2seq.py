@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
+from attnlab.export.graphs import output_layer
 from attnlab.export.onnx import Exported, Graph
 
 
@@ -117,7 +118,7 @@ class Seq2SeqDecoderGraph(nn.Module):
         else:
             out = context if m.luong_style else joined
         feed = out[:, : m.feed_dim] if m.luong_style else context
-        log_probs = F.log_softmax(F.linear(out, m.generator.weight, m.generator.bias), dim=-1)[:, None]  # (N, 1, V)
+        log_probs = F.log_softmax(F.linear(out, m.output_proj.weight, m.output_proj.bias), dim=-1)[:, None]  # (N, 1, V)
         previous = s["previous"] if weights is None else weights
         cumulative = s["cumulative"] if weights is None else s["cumulative"] + weights
         return log_probs, h, feed, previous, cumulative

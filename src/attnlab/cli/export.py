@@ -1,0 +1,33 @@
+"""``attnlab export``: flags -> :func:`attnlab.export.export_onnx`."""
+
+from __future__ import annotations
+
+from attnlab.cli.options import add_command
+
+EXPORT_EXAMPLES = """  attnlab export --ckpt runs/lm --format onnx --out runs/lm-onnx
+  attnlab generate --runtime onnx --ckpt runs/lm-onnx --prompt "def "
+  attnlab export --ckpt runs/translate --out runs/translate-onnx --opset 20 --overwrite
+"""
+
+
+def register(commands) -> None:
+    p = add_command(commands, "export", "export a trained model to ONNX (run it with --runtime onnx)", EXPORT_EXAMPLES)
+    p.add_argument("--ckpt", required=True, help="checkpoint folder (translator, seq2seq, GPT, BERT, ViT or GAT)")
+    p.add_argument("--format", default="onnx", choices=["onnx"], help="export format")
+    p.add_argument("--out", required=True, help="export folder (written whole or not at all)")
+    p.add_argument("--opset", type=int, help="ONNX opset, 18..23 (default 18)")
+    p.add_argument("--overwrite", action="store_true", help="replace the folder in --out")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args) -> int:
+    from attnlab.export import export_onnx, read_manifest
+
+    out = export_onnx(args.ckpt, args.out, opset=args.opset, overwrite=args.overwrite)
+    manifest = read_manifest(out)
+    for name, graph in manifest["graphs"].items():
+        inputs = ", ".join(i["name"] for i in graph["inputs"][:4]) + (", ..." if len(graph["inputs"]) > 4 else "")
+        how = graph["exporter"] + (f" ({graph['fallback_reason']})" if "fallback_reason" in graph else "")
+        print(f"{out / graph['file']}: {name}({inputs}), opset {manifest['opset']}, {how}")
+    print(f"{out / 'export.json'}: inputs, outputs and the generation loop ({manifest['model_type']})")
+    return 0
