@@ -71,7 +71,11 @@ def open_page(browser, url: str, *, allow_prefix: str = "file:") -> Opened:
 
     page.route("**/*", route)
     page.goto(url)
-    page.wait_for_function("document.body.dataset.ready === '1'", timeout=20000)
+    try:
+        page.wait_for_function("document.body.dataset.ready === '1'", timeout=20000)
+    except Exception as err:
+        raise AssertionError(f"{url}: the page never became ready ({str(err).splitlines()[0]}); "
+                             f"errors {opened.errors}, blocked {opened.blocked}") from None
     return opened
 
 
@@ -147,14 +151,22 @@ GOLD = {(0, 0), (1, 2), (2, 1), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7)}
 
 
 def translator_case(seed: int = 0):
+    """Encoder, decoder and cross attention; two cross heads follow the gold alignment."""
+    import torch
+
     from attnlab.attention.maps import Attentions, Explained
 
     s, t, a = len(SOURCE), len(TARGET), Attentions()
     for i in range(2):
         a.add(f"encoder.{i}.self", _softmax((1, 4, s, s), seed=seed + i), kind="self", axes=("source", "source"))
+    gold = torch.zeros(t, s)
+    for ti, si in GOLD:
+        gold[ti, si] = 1
+    bonus = torch.tensor([4.0, 2.0, 0.0, 0.0])[:, None, None] * gold  # heads 0, 1 align; 2, 3 do not
     for i in range(2):
         a.add(f"decoder.{i}.self", _softmax((1, 4, t, t), causal=True, seed=seed + 10 + i), kind="causal", axes=("target", "target"))
-        a.add(f"decoder.{i}.cross", _softmax((1, 4, t, s), seed=seed + 20 + i), kind="cross", axes=("target", "source"))
+        cross = (torch.randn(1, 4, t, s, generator=torch.Generator().manual_seed(seed + 20 + i)) + bonus * (i + 1) / 2).softmax(-1)
+        a.add(f"decoder.{i}.cross", cross, kind="cross", axes=("target", "source"))
     return Explained("transformer", a, {"source": [SOURCE], "target": [TARGET]},
                      {"gold": [GOLD], "predictions": [" ".join(TARGET)]})
 

@@ -539,7 +539,7 @@
         p.text(s, x + 5, 54, { color: i === t ? '#fff' : (i > t ? '#9aa5b1' : '#1f2933') });
         x += w + 4;
       }
-      const bw = Math.max(3, Math.min(40, (p.w - 240) / lk)), base = 160, row = mat.subarray(t * lk, (t + 1) * lk);
+      const bw = Math.max(3, Math.min(56, (p.w - 260) / lk)), base = 160, row = mat.subarray(t * lk, (t + 1) * lk);
       let rmax = 1e-12; for (const v of row) rmax = Math.max(rmax, v);
       for (let j = 0; j < lk; j++) {
         const bx = 16 + j * bw, h = 80 * row[j] / rmax;
