@@ -177,3 +177,87 @@ def test_with_head_keeps_the_encoder():
         got = classifier(ids, types, mask)
     torch.testing.assert_close(got.pooler_output, expected.pooler_output, atol=0, rtol=0)
     assert got.mlm_logits is None and got.logits.shape == (3, 3)
+
+
+def test_against_hf_default_two_label_classifier_folder(tmp_path):
+    """HF leaves id2label out of config.json for its default two labels; such folders load."""
+    hf = T.BertForSequenceClassification(T.BertConfig(**CONFIGS[0])).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    assert "id2label" not in (tmp_path / "hf" / "config.json").read_text()
+    ours = BERT.from_pretrained(tmp_path / "hf")
+    assert ours.config.head == "classifier" and ours.config.labels == ["LABEL_0", "LABEL_1"]
+    ids, types, mask = inputs(CONFIGS[0])
+    with torch.no_grad():
+        expected = hf(input_ids=ids, token_type_ids=types, attention_mask=mask).logits
+        torch.testing.assert_close(ours(ids, types, mask).logits, expected, atol=ATOL, rtol=0)
+        ours.save_pretrained(tmp_path / "ours")
+        back = T.BertForSequenceClassification.from_pretrained(tmp_path / "ours").eval()
+        torch.testing.assert_close(back(input_ids=ids, token_type_ids=types, attention_mask=mask).logits, expected,
+                                   atol=ATOL, rtol=0)
+
+
+DECODER_CLASSES = {"base": T.BertModel, "lm": T.BertLMHeadModel, "nsp": T.BertForNextSentencePrediction}
+
+
+@pytest.mark.parametrize("head", list(DECODER_CLASSES))
+@pytest.mark.parametrize("is_decoder", [True, False])
+def test_against_hf_decoder_lm_and_nsp_heads(head, is_decoder, tmp_path):
+    """is_decoder=True runs causally as HF does (outputs, weights, loss, gradients), for
+    BertModel, BertLMHeadModel and BertForNextSentencePrediction; save/load both ways."""
+    config = T.BertConfig(**CONFIGS[0], is_decoder=is_decoder, attn_implementation="eager")
+    hf = DECODER_CLASSES[head](config).train()  # dropout 0.1: compare in eval, gradients below
+    hf.eval()
+    ours = BERT.from_hf(hf)
+    assert ours.config.head == head and ours.config.is_decoder == is_decoder
+    ids, types, mask = inputs(CONFIGS[0])
+    labels = {"lm": ids, "nsp": torch.tensor([0, 1, 1])}.get(head)
+    expected = hf(input_ids=ids, token_type_ids=types, attention_mask=mask, output_attentions=True,
+                  **({} if labels is None else dict(labels=labels)))
+    got = ours(ids, types, mask, need_weights=True, **{"lm": dict(labels=labels),
+                                                       "nsp": dict(next_sentence_label=labels)}.get(head, {}))
+    if head == "base":
+        torch.testing.assert_close(got.last_hidden_state, expected.last_hidden_state, atol=ATOL, rtol=0)
+    else:
+        field = "mlm_logits" if head == "lm" else "nsp_logits"
+        torch.testing.assert_close(getattr(got, field), expected.logits, atol=ATOL, rtol=0)
+        torch.testing.assert_close(got.loss, expected.loss, atol=ATOL, rtol=0)
+        got.loss.backward(), expected.loss.backward()
+        torch.testing.assert_close(ours.layers[0].self_attn.q_proj.weight.grad,
+                                   hf.bert.encoder.layer[0].attention.self.query.weight.grad, atol=ATOL, rtol=0)
+    with torch.no_grad():  # without padding (PyTorch's causal flag instead of a mask)
+        unpadded = ours(ids, types)
+        ref = hf(input_ids=ids, token_type_ids=types)
+        mine = unpadded.last_hidden_state if head == "base" else (unpadded.mlm_logits if head == "lm" else unpadded.nsp_logits)
+        torch.testing.assert_close(mine, ref.last_hidden_state if head == "base" else ref.logits, atol=ATOL, rtol=0)
+    kinds = {e.kind for e in got.attentions.entries()}
+    assert kinds == {"causal" if is_decoder else "self"}
+    for a, b in zip(got.attentions.values(), expected.attentions, strict=True):
+        torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
+    ours.save_pretrained(tmp_path / "ours")
+    back = DECODER_CLASSES[head].from_pretrained(tmp_path / "ours").eval()
+    hf.save_pretrained(tmp_path / "hf")
+    again = BERT.from_pretrained(tmp_path / "hf")
+    with torch.no_grad():
+        ref = hf(input_ids=ids, token_type_ids=types, attention_mask=mask)
+        mine = again(ids, types, mask)
+        theirs = back(input_ids=ids, token_type_ids=types, attention_mask=mask)
+    name = "last_hidden_state" if head == "base" else "logits"
+    torch.testing.assert_close(getattr(theirs, name), getattr(ref, name), atol=ATOL, rtol=0)
+    mine_value = mine.last_hidden_state if head == "base" else (mine.mlm_logits if head == "lm" else mine.nsp_logits)
+    torch.testing.assert_close(mine_value, getattr(ref, name), atol=ATOL, rtol=0)
+
+
+def test_labels_out_of_range_are_clear_errors():
+    mlm = BERT(bert_config("tiny", vocab_size=30, max_positions=8, head="pretraining"))
+    ids = torch.tensor([[1, 2, 3]])
+    with pytest.raises(AttnlabError, match=r"mlm_labels holds values in \[2, 30\]"):
+        mlm(ids, mlm_labels=torch.tensor([[-100, 30, 2]]))
+    with pytest.raises(AttnlabError, match="next_sentence_label"):
+        mlm(ids, next_sentence_label=torch.tensor([2]))
+    classifier = BERT(bert_config("tiny", vocab_size=30, max_positions=8, head="classifier", labels=["a", "b"]))
+    with pytest.raises(AttnlabError, match=r"labels holds values in \[-1, -1\]"):
+        classifier(ids, labels=torch.tensor([-1]))
+    with pytest.raises(AttnlabError, match=r"labels must be an integer tensor of shape \(1,\)"):
+        classifier(ids, labels=torch.tensor([0, 1]))
+    with pytest.raises(AttnlabError, match="empty"):
+        classifier(torch.zeros(0, 3, dtype=torch.long))

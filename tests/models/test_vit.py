@@ -127,3 +127,30 @@ def test_block_forward_first_equals_the_first_rows_of_forward(norm_first):
     mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])[:, None, None, :]
     expected = block(x, mask=mask).hidden[:, :2]
     torch.testing.assert_close(block.forward_first(x, 2, mask=mask), expected, atol=ATOL, rtol=0)
+
+
+def test_against_hf_default_two_label_classifier_folder(tmp_path):
+    """HF leaves id2label out of config.json for its default two labels; such folders load."""
+    config = {k: v for k, v in CONFIGS[0].items() if k != "num_labels"}
+    hf = T.ViTForImageClassification(T.ViTConfig(**config)).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    assert "id2label" not in (tmp_path / "hf" / "config.json").read_text()
+    ours = ViT.from_pretrained(tmp_path / "hf")
+    assert ours.config.labels == ["LABEL_0", "LABEL_1"]
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        expected = hf(pixel_values=x).logits
+        torch.testing.assert_close(ours(x).logits, expected, atol=ATOL, rtol=0)
+        ours.save_pretrained(tmp_path / "ours")
+        back = T.ViTForImageClassification.from_pretrained(tmp_path / "ours").eval()
+        torch.testing.assert_close(back(pixel_values=x).logits, expected, atol=ATOL, rtol=0)
+
+
+def test_labels_and_empty_batches_are_clear_errors():
+    ours = ViT(vit_config("digits"))
+    with pytest.raises(AttnlabError, match=r"labels holds values in \[10, 10\]"):
+        ours(torch.randn(1, 1, 8, 8), labels=torch.tensor([10]))
+    with pytest.raises(AttnlabError, match=r"shape \(2,\)"):
+        ours(torch.randn(2, 1, 8, 8), labels=torch.tensor([1]))
+    with pytest.raises(AttnlabError, match="empty"):
+        ours(torch.randn(0, 1, 8, 8))
