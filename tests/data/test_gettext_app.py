@@ -10,7 +10,7 @@ from pathlib import Path
 import polib
 import pytest
 
-from attnlab.apps.translate import Translator
+from attnlab.apps.translate import Translator, attentions
 from attnlab.cli.main import main
 from attnlab.io import read_json
 
@@ -51,6 +51,8 @@ def test_train_and_translate_from_gettext(task, extra, catalogs: Path, tmp_path:
     translator = Translator.load(out)
     assert translator.src_tokenizer.tokens("Open %s") [-1] == "%s"  # the placeholder is one token
     assert main(["translate", "--ckpt", str(out), "Open file %s"]) == 0
+    explained = attentions(translator, ["Open file %s"], ["dakaiwenjian %s"])
+    assert "".join(explained.labels["source"][0]).startswith("Open file %s")  # readable, not byte symbols
 
 
 def test_catalogs_without_gettext_data_is_one_line(tmp_path: Path, capsys):

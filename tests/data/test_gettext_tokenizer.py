@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from itertools import groupby
 from pathlib import Path
 
 import pytest
 
-from attnlab.data.bpe import tokenizer_stats, train_translation_bpe
+from attnlab.data.bpe import display_tokens, tokenizer_stats, train_translation_bpe
 from attnlab.data.placeholders import (
     find_placeholders,
     placeholder_accuracy,
@@ -55,3 +56,12 @@ def test_byte_bpe_keeps_placeholders_whole_and_round_trips(tmp_path: Path):
     loaded = Tokenizer.load(tmp_path / "tok")
     assert loaded.encode("删除 %(count)d 个文件？") == tokenizer.encode("删除 %(count)d 个文件？")
     assert train_translation_bpe(EN, vocab_size=400, protect=False).tokens("%(count)d") != ["%(count)d"]
+
+
+def test_display_tokens_are_readable_text():
+    tokenizer = train_translation_bpe(ZH, vocab_size=400)
+    text = "打开文件 %s 龘"
+    shown = display_tokens(tokenizer, text)
+    assert len(shown) == len(tokenizer.encode(text))
+    assert "".join(t for t, _ in groupby(shown)) == text  # a character split into bytes: once per byte
+    assert "%s" in shown and not any("Ġ" in t for t in shown)

@@ -45,3 +45,15 @@ def tokenizer_stats(tokenizer: Tokenizer, texts: Sequence[str]) -> dict[str, flo
         "unk_rate": sum(i == unk for row in ids for i in row) / max(tokens, 1),
         "round_trip": exact / max(len(texts), 1),
     }
+
+
+def display_tokens(tokenizer: Tokenizer, text: str) -> list[str]:
+    """The tokens of ``text`` as a reader sees them: ``打开`` where ``tokens`` gives ``æīĵå¼Ģ``.
+
+    Byte-level tokens are the text span each one covers (a token inside a character
+    shows the whole character); other tokenizers' tokens are returned as they are.
+    """
+    if not isinstance(tokenizer, ByteLevelBPETokenizer):
+        return tokenizer.tokens(text)
+    offsets = tokenizer.backend.encode(text, add_special_tokens=False).offsets
+    return [text[start:end] for start, end in offsets]

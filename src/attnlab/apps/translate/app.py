@@ -30,6 +30,7 @@ from attnlab.apps.translate.training import (
 )
 from attnlab.apps.translate.translator import Translator
 from attnlab.attention.maps import Explained
+from attnlab.data.bpe import display_tokens
 from attnlab.data.gettext_corpus import is_gettext_spec, parse_spec
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.real_language import RealLanguageScores, score_translations
@@ -137,9 +138,9 @@ def attentions(translator: Translator, inputs: list[str], targets: list[str] | N
         tgt_in[n, : len(row)] = torch.tensor(row)
     model.eval()
     out = model(src, tgt_in.to(src.device), need_weights=True)
-    src_tokens = [translator.src_tokenizer.tokens(s) for s in sources]
+    src_tokens = [display_tokens(translator.src_tokenizer, s) for s in sources]
     # the query at position t predicts target token t (after <bos> and t - 1 tokens)
-    tgt_tokens = [tgt_tok.tokens(t) + ["</s>"] for t in targets]
+    tgt_tokens = [display_tokens(tgt_tok, t) + ["</s>"] for t in targets]
     labels = {"source": _pad_labels(src_tokens, src.shape[1]), "target": _pad_labels(tgt_tokens, tgt_in.shape[1])}
     return Explained(model.model_type, out.attentions, labels,
                      {"predictions": targets, "sources": sources, "special": {"</s>", "<pad>"},

@@ -1,0 +1,114 @@
+"""English -> Chinese / French / German from the gettext catalogs on this machine.
+
+For every language: the cleaning report, the tokenizer measurements (vocabulary size,
+tokens per message, unknown tokens, exact round trips on the valid split), the two
+baselines (copy the source; the translation of the nearest training message by char
+2-4-gram TF-IDF cosine) and the trained translators, all on the held-out test catalogs,
+scored with :func:`attnlab.evaluation.real_language.score_translations`.
+
+    python -m benchmarks.real_language                                   # zh_CN fr de, Transformer, 8 min each
+    python -m benchmarks.real_language --languages zh_CN --models transformer seq2seq --minutes 8
+    python -m benchmarks.real_language --reuse        # score the checkpoints already in --out
+
+Checkpoints go to ``--out/<lang>-<model>`` (the same folders ``attnlab train translate
+--data gettext:<lang> --out ...`` writes); ``--reuse`` scores those instead of training.
+Results: printed as markdown tables and written to ``--out/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from attnlab.apps import translate
+from attnlab.data.bpe import tokenizer_stats, train_translation_bpe
+from attnlab.data.gettext_corpus import GettextSplits, load_gettext
+from attnlab.data.tokenizer import BPETokenizer, WordTokenizer
+from attnlab.evaluation.real_language import copy_source, nearest_neighbour, score_translations
+from attnlab.training import find_checkpoint
+from benchmarks.common import machine_line
+
+EXAMPLES = ["Open file", "Save changes before closing?", "Could not open %s", "Delete %d files?",
+            "Print the document", "Connection refused", "Show hidden files", "%s: No such file or directory"]
+
+
+def tokenizer_rows(splits: GettextSplits, side: str, sizes: tuple[int, ...] = (4000, 8000, 16000)) -> list[list[str]]:
+    """Each tokenizer trained on train, measured on valid: vocab, tokens/message, unk %, round trip %."""
+    train, valid = getattr(splits.train, side), getattr(splits.valid, side)
+    makers = [("word", 8000, lambda n: WordTokenizer.train(train, max_size=n)),
+              ("bpe (end-of-word)", 8000, lambda n: BPETokenizer.train(train, vocab_size=n))]
+    makers += [("byte_bpe", n, lambda n: train_translation_bpe(train, n)) for n in sizes]
+    rows = []
+    for name, size, make in makers:
+        s = tokenizer_stats(make(size), valid)
+        rows.append([name, str(s["vocab_size"]), f"{s['tokens_per_text']:.1f}", f"{100 * s['unk_rate']:.2f}",
+                     f"{100 * s['round_trip']:.1f}"])
+    return rows
+
+
+def train_or_load(lang: str, model: str, args: argparse.Namespace) -> tuple[translate.Translator, dict]:
+    """The translator in ``--out/<lang>-<model>`` (trained now unless ``--reuse``) and its run facts."""
+    out = Path(args.out) / f"{lang}-{model}"
+    if not (args.reuse and find_checkpoint(out)):
+        started = time.monotonic()
+        translate.train(translate.TranslateSettings(
+            model=model, data=f"gettext:{lang}", max_minutes=args.minutes, threads=args.threads, out=str(out),
+            overwrite=True, progress=False, lr=1e-3 if model == "transformer" else 3e-3,
+            warmup=200 if model == "transformer" else 100,
+        ))
+        print(f"  trained {lang} {model} in {(time.monotonic() - started) / 60:.1f} min (training + test decoding)")
+    state = find_checkpoint(out)
+    facts = {}
+    for name in ("trainer_state.json", "state.json"):
+        if (state / name).is_file():
+            data = json.loads((state / name).read_text())
+            facts = {k: data[k] for k in ("step", "elapsed_s") if k in data}
+    return translate.Translator.load(state), facts
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--languages", nargs="+", default=["zh_CN", "fr", "de"])
+    p.add_argument("--models", nargs="+", default=["transformer"], choices=["transformer", "seq2seq"])
+    p.add_argument("--minutes", type=float, default=8.0, help="training budget per model")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default="runs/real_language")
+    p.add_argument("--reuse", action="store_true", help="score the checkpoints in --out instead of training")
+    p.add_argument("--no-tokenizers", dest="tokenizers", action="store_false")
+    args = p.parse_args()
+    print(machine_line())
+    results: dict[str, dict] = {}
+    for lang in args.languages:
+        splits = load_gettext(lang)
+        print(f"\n## en -> {lang}\n```\n" + "\n".join(splits.report.lines()) + "\n```")
+        print(f"test catalogs: {', '.join(splits.catalogs['test'])}")
+        result = results.setdefault(lang, {"kept": splits.report.kept, "test_catalogs": splits.catalogs["test"]})
+        if args.tokenizers:
+            rows = tokenizer_rows(splits, "tgt")
+            print("\n| target tokenizer | vocab | tokens / message | unknown % | exact round trip % |\n|---|---|---|---|---|")
+            print("\n".join("| " + " | ".join(r) + " |" for r in rows))
+            result["tokenizers"] = rows
+        test = splits.test
+        systems = {"copy source": copy_source(test.src),
+                   "nearest training message": nearest_neighbour(splits.train.src, splits.train.tgt, test.src)}
+        for model in args.models:
+            translator, facts = train_or_load(lang, model, args)
+            started = time.monotonic()
+            systems[f"{model} (small)" if model == "transformer" else f"{model} (compact, bahdanau)"] = translator.translate(test.src)
+            facts["decode_s"] = round(time.monotonic() - started, 1)
+            result[f"{model}_run"] = facts
+            result[f"{model}_examples"] = dict(zip(EXAMPLES, translator.translate(EXAMPLES)))
+            print("\n".join(f"  {s!r} -> {t!r}" for s, t in result[f"{model}_examples"].items()))
+        print(f"\n| system ({len(test)} test messages) | BLEU | chrF | exact % | placeholders kept % |\n|---|---|---|---|---|")
+        for name, hyps in systems.items():
+            scores = score_translations(test.src, hyps, test.tgt, lang)
+            result[name] = scores.row()
+            print(f"| {name} | " + " | ".join(scores.row()) + " |")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()
