@@ -1,0 +1,111 @@
+"""DDP on gloo: N ranks x B/N rows give the losses and weights of 1 process x B, a run
+resumes across world sizes (1 -> 2, 2 -> 1, 2 -> 3) on the same global sequence, a rank-0
+save failure stops every rank with the same line, per-rank RNG resumes exactly.
+
+The toy task has padded sequences of random lengths: a rank's share of the loss is its
+share of the tokens, so equality needs the global-mean weighting, not a mean of means.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+import toy
+from launch import run_jobs
+
+from attnlab.io import read_json
+from attnlab.training.checkpoint import STATE_FILE
+
+REL = 1e-5  # fp32 reduction-order noise, per step
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp")
+    out = {name: str(root / name) for name in
+           ["one", "one_partial", "two", "one_to_two", "two_partial", "two_to_one", "two_to_three",
+            "drop", "drop_partial", "fail", "logs"]}
+    previous = signal.getsignal(signal.SIGTERM)
+    results = {"one": toy.train(out["one"])}
+    results["one_partial"] = toy.train(out["one_partial"], signal_at=9)
+    signal.signal(signal.SIGTERM, previous)
+    shutil.copytree(out["one_partial"], out["one_to_two"])
+    results.update(run_jobs(2, [
+        {"name": "two", "out": out["two"]},
+        {"name": "one_to_two", "out": out["one_to_two"], "resume": True},
+        {"name": "two_partial", "out": out["two_partial"], "signal_at": 9},
+        {"name": "drop", "out": out["drop"], "dropout": 0.3},
+        {"name": "drop_partial", "out": out["drop_partial"], "dropout": 0.3, "signal_at": 4},
+        {"name": "drop_resumed", "out": out["drop_partial"], "dropout": 0.3, "resume": True},
+        {"name": "fail", "out": out["fail"], "steps": 3, "fail_save": True},
+        {"name": "logs", "out": out["logs"], "steps": 4, "progress": True, "rank_logs": True, "log_every": 1},
+    ], root))
+    shutil.copytree(out["two_partial"], out["two_to_three"])
+    results.update(run_jobs(3, [{"name": "two_to_three", "out": out["two_to_three"], "resume": True}], root))
+    shutil.copytree(out["two_partial"], out["two_to_one"])
+    results["two_to_one"] = toy.train(out["two_to_one"], resume=True)
+    return results, out
+
+
+def losses(result) -> list[float]:
+    return result["losses"] if isinstance(result, dict) else result.losses
+
+
+def test_two_ranks_equal_one_process(runs):
+    results, out = runs
+    one, two = losses(results["one"]), losses(results["two"])
+    assert len(one) == len(two) == 24 and one[-1] < one[0] / 2  # it learns
+    assert two == pytest.approx(one, rel=REL)
+    reference = toy.weights(out["one"])
+    for name, tensor in toy.weights(out["two"]).items():
+        torch.testing.assert_close(tensor, reference[name], rtol=REL, atol=REL * reference[name].abs().max().item())
+
+
+def test_trainer_state_holds_the_global_mean_loss(runs):
+    results, out = runs
+    state = read_json(out["two"] + "/" + STATE_FILE)
+    assert state["losses"] == losses(results["two"]) and state["world_size"] == 2
+    assert len(state["rng_ranks"]) == 1  # rank 1's generators are saved too
+
+
+@pytest.mark.parametrize("name", ["one_to_two", "two_to_one", "two_to_three"])
+def test_resume_across_world_sizes_continues_the_same_run(runs, name):
+    results, _ = runs
+    partial = losses(results["one_partial" if name == "one_to_two" else "two_partial"])
+    assert len(partial) in (9, 10)  # SIGTERM while batch 9 is built: one process stops at once, ranks after it
+    resumed = losses(results[name])
+    assert resumed[: len(partial)] == partial
+    assert resumed == pytest.approx(losses(results["one"]), rel=REL)
+
+
+def test_sigterm_on_one_rank_stops_every_rank_after_the_same_update(runs):
+    results, _ = runs
+    ranks = results["two_partial"]["ranks"]
+    assert [r["step"] for r in ranks] == [10, 10] and [r["exit_code"] for r in ranks] == [143, 143]
+
+
+def test_dropout_resumes_exactly_with_each_ranks_generators(runs):
+    results, _ = runs
+    straight, resumed = losses(results["drop"]), losses(results["drop_resumed"])
+    assert losses(results["drop_partial"]) == straight[:5]
+    assert resumed == straight  # same world size: bit for bit
+
+
+def test_a_failing_save_on_rank_0_stops_every_rank_with_one_line(runs):
+    results, out = runs
+    errors = [r["error"] for r in results["fail"]["ranks"]]
+    assert errors[0] == errors[1] and "No space left on device" in errors[0] and "\n" not in errors[0]
+    assert out["fail"] in errors[0]
+    parent = Path(out["fail"]).parent
+    assert not any(p.name.startswith(".fail") for p in parent.iterdir())  # nothing half-written
+
+
+def test_rank_logs(runs):
+    _, out = runs
+    for rank in (0, 1):
+        text = (Path(out["logs"]) / "logs" / f"rank{rank}.log").read_text()
+        assert "step 4/4" in text and "done: checkpoint at step 4" in text
