@@ -54,13 +54,20 @@ def test_static_cross_attention_cache_projects_memory_once():
 
 
 def test_reorder_and_reset():
-    cache = KVCache()
-    k = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 1, 2, 1)
-    cache.update(k, k)
-    cache.reorder(torch.tensor([2, 2, 0]))
-    assert cache.key[:, 0, 0, 0].tolist() == [2.0, 2.0, 0.0]
+    """Keys and values are both reordered (distinct values, so skipping either fails), and
+    the cache keeps growing correctly afterwards."""
+    cache = KVCache(capacity=2)
+    key, value = torch.randn(3, 2, 2, 4), torch.randn(3, 2, 2, 5)
+    cache.update(key, value)
+    index = torch.tensor([2, 2, 0])
+    cache.reorder(index)
+    assert torch.equal(cache.key, key[index]) and torch.equal(cache.value, value[index])
+    new_key, new_value = torch.randn(3, 2, 1, 4), torch.randn(3, 2, 1, 5)
+    cache.update(new_key, new_value)  # past the capacity: the storage grows
+    assert torch.equal(cache.key, torch.cat([key[index], new_key], 2))
+    assert torch.equal(cache.value, torch.cat([value[index], new_value], 2))
     cache.reset()
-    assert cache.length == 0 and cache.key is None
+    assert cache.length == 0 and cache.key is None and cache.value is None
 
 
 def test_claim_extends_in_place_and_grows():

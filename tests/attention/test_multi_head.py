@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from attnlab.attention import MultiHeadAttention, causal_mask, from_torch_masks
+from attnlab.attention import KVCache, MultiHeadAttention, causal_mask, from_torch_masks
 from attnlab.errors import AttnlabError
 
 E, H, B, LQ, LK = 16, 4, 3, 5, 6
@@ -144,6 +144,60 @@ def test_forward_errors_name_the_argument():
         mha(torch.randn(B, LQ, E), mask=torch.ones(B, LQ, LQ + 1, dtype=torch.bool))
 
 
-def test_from_torch_rejects_bias_kv():
-    with pytest.raises(AttnlabError, match="add_bias_kv"):
-        MultiHeadAttention.from_torch(nn.MultiheadAttention(E, H, add_bias_kv=True))
+@pytest.mark.parametrize("extra", [(True, False), (False, True), (True, True)], ids=["bias_kv", "zero_attn", "both"])
+@pytest.mark.parametrize("mask_kind", ["none", "key padding", "bool per head", "float + padding", "causal"])
+@pytest.mark.parametrize("kv_dims", [(None, None), (10, 12)])
+def test_against_torch_add_bias_kv_and_add_zero_attn(extra, mask_kind, kv_dims):
+    """``nn.MultiheadAttention(add_bias_kv=..., add_zero_attn=...)``: outputs, per-head and
+    averaged weights, gradients of inputs, projections and the bias key/value."""
+    add_bias_kv, add_zero_attn = extra
+    kdim, vdim = kv_dims
+    if mask_kind == "causal" and kdim is not None:
+        pytest.skip("causal self-attention")
+    torch.manual_seed(3)
+    ref = nn.MultiheadAttention(E, H, kdim=kdim, vdim=vdim, batch_first=True,
+                                add_bias_kv=add_bias_kv, add_zero_attn=add_zero_attn)
+    ours = MultiHeadAttention.from_torch(ref)
+    length = LQ if mask_kind == "causal" else LK
+    q = torch.randn(B, LQ, E, requires_grad=True)
+    k = torch.randn(B, length, kdim or E, requires_grad=True)
+    v = torch.randn(B, length, vdim or E, requires_grad=True)
+    if mask_kind == "causal":
+        attn_mask, kpm, mask = ~causal_mask(LQ), None, None
+    else:
+        attn_mask, kpm = torch_masks(mask_kind)
+        mask = from_torch_masks(attn_mask, kpm, num_heads=H)
+    for average in (True, False):
+        ref_out, ref_w = ref(q, k, v, attn_mask=attn_mask, key_padding_mask=kpm, average_attn_weights=average)
+        leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]
+        out = ours(*leaves, mask=mask, causal=mask_kind == "causal", need_weights=True, average_weights=average)
+        assert out.weights.shape[-1] == length + add_bias_kv + add_zero_attn
+        torch.testing.assert_close(out.output, ref_out, **TOL)
+        torch.testing.assert_close(out.weights, ref_w, **TOL)
+    g = torch.randn_like(ref_out)
+    for p in (*ref.parameters(), *ours.parameters()):
+        p.grad = None
+    ref_out.backward(g)
+    out.output.backward(g)
+    for ours_leaf, ref_leaf in zip(leaves, (q, k, v)):
+        torch.testing.assert_close(ours_leaf.grad, ref_leaf.grad, **TOL)
+    if add_bias_kv:
+        torch.testing.assert_close(ours.bias_k.grad, ref.bias_k.grad, **TOL)
+        torch.testing.assert_close(ours.bias_v.grad, ref.bias_v.grad, **TOL)
+    torch.testing.assert_close(ours.out_proj.weight.grad, ref.out_proj.weight.grad, **TOL)
+
+
+def test_extra_keys_with_a_cache_equal_the_uncached_call():
+    """The bias and zero keys are appended at every call, never cached."""
+    mha = MultiHeadAttention(E, H, add_bias_kv=True, add_zero_attn=True).eval()
+    x = torch.randn(B, LQ, E)
+    full = mha(x, causal=True).output
+    cache = KVCache()
+    steps = [mha(x[:, t : t + 1], causal=True, cache=cache).output for t in range(LQ)]
+    torch.testing.assert_close(torch.cat(steps, 1), full, **TOL)
+
+
+def test_dropout_out_of_range_is_a_clear_error():
+    for dropout in (-0.1, 1.5):
+        with pytest.raises(AttnlabError, match="dropout"):
+            MultiHeadAttention(E, H, dropout=dropout)

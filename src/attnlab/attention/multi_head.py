@@ -6,6 +6,10 @@
 Grouped-query attention (Ainslie et al. 2023) shares each key/value head among
 H / Hkv query heads; Hkv = 1 is multi-query attention (Shazeer 2019).
 
+``nn.MultiheadAttention``'s two extra keys are supported too: ``add_bias_kv`` appends a
+learned key/value pair (b_k, b_v) and ``add_zero_attn`` a zero key/value pair after the
+keys, so every query may attend to them (they are never cached: each call appends them).
+
 Notation: B batch, Lq queries, Lk keys, E embed_dim, H heads, Hkv key/value heads,
 Dh = E / H head width.
 """
@@ -17,7 +21,7 @@ from torch import Tensor, nn
 
 from attnlab.attention.core import AttentionOutput, scaled_dot_product_attention
 from attnlab.attention.kv_cache import KVCache
-from attnlab.attention.masks import check_mask
+from attnlab.attention.masks import causal_mask, check_mask, combine_masks
 from attnlab.attention.positional import RotaryEmbedding
 from attnlab.errors import AttnlabError
 from attnlab.kernels.linear import Linear, linear
@@ -35,10 +39,13 @@ class MultiHeadAttention(nn.Module):
         num_kv_heads: Hkv for grouped/multi-query attention (default H).
         rotary: a :class:`RotaryEmbedding` applied to per-head queries and keys.
         scale: the factor of the scores (default ``Dh ** -0.5``).
+        add_bias_kv: append a learned key and value (``bias_k``, ``bias_v`` ``(1, 1, Hkv*Dh)``).
+        add_zero_attn: append a zero key and value (after the learned ones).
 
     Shapes:
         query ``(B, Lq, E)``, key ``(B, Lk, kdim)``, value ``(B, Lk, vdim)``;
-        output ``(B, Lq, E)``; weights ``(B, Lq, Lk)`` averaged over heads or ``(B, H, Lq, Lk)``.
+        output ``(B, Lq, E)``; weights ``(B, Lq, Lk)`` averaged over heads or ``(B, H, Lq, Lk)``
+        (Lk + 1 per extra key: the appended keys come last).
     """
 
     def __init__(
@@ -53,8 +60,12 @@ class MultiHeadAttention(nn.Module):
         num_kv_heads: int | None = None,
         rotary: RotaryEmbedding | None = None,
         scale: float | None = None,
+        add_bias_kv: bool = False,
+        add_zero_attn: bool = False,
     ):
         super().__init__()
+        if not 0.0 <= dropout <= 1.0:
+            raise AttnlabError(f"dropout must be in [0, 1], got {dropout}")
         num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
         if num_heads <= 0 or embed_dim % num_heads:
             raise AttnlabError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
@@ -71,6 +82,10 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
         self.rotary = rotary
         self.scale = scale
+        kv_width = num_kv_heads * self.head_dim
+        self.bias_k = nn.Parameter(nn.init.xavier_normal_(torch.empty(1, 1, kv_width))) if add_bias_kv else None
+        self.bias_v = nn.Parameter(nn.init.xavier_normal_(torch.empty(1, 1, kv_width))) if add_bias_kv else None
+        self.add_zero_attn = add_zero_attn
 
     def _split_heads(self, x: Tensor, heads: int) -> Tensor:
         b, length, _ = x.shape
@@ -138,11 +153,13 @@ class MultiHeadAttention(nn.Module):
         self._check_inputs(query, keys_in, keys_in if value is None else value)
         b, lq, _ = query.shape
         q, k, v = self._position_and_cache(*self._project(query, key, value, cache), cache)  # (B, H(kv), L, Dh)
+        if mask is not None:
+            check_mask(mask, (b, self.num_heads, lq, k.shape[2]))
+        if self.bias_k is not None or self.add_zero_attn:
+            k, v, mask, causal = self._append_extra_keys(k, v, mask, causal, lq)
         if self.num_kv_heads != self.num_heads:  # share each kv head among H / Hkv query heads
             groups = self.num_heads // self.num_kv_heads
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # (B, H, Lk, Dh)
-        if mask is not None:
-            check_mask(mask, (b, self.num_heads, lq, k.shape[2]))
         attn = scaled_dot_product_attention(
             q, k, v, mask=mask, causal=causal, need_weights=need_weights,
             dropout_p=self.dropout if self.training else 0.0, scale=self.scale,
@@ -153,14 +170,35 @@ class MultiHeadAttention(nn.Module):
             weights = weights.mean(dim=1)  # (B, Lq, Lk)
         return AttentionOutput(out, weights)
 
+    def _append_extra_keys(self, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool, lq: int):
+        """Append (b_k, b_v) and/or a zero pair to ``k, v (B, Hkv, Lk, Dh)``; every query may
+        attend to them, so the mask gets allowed columns (the causal part made explicit first)."""
+        b, lk = k.shape[0], k.shape[2]
+        new_k, new_v = [k], [v]
+        if self.bias_k is not None:
+            heads_view = (1, self.num_kv_heads, 1, self.head_dim)  # (1, 1, Hkv*Dh) -> (1, Hkv, 1, Dh)
+            new_k.append(self.bias_k.view(heads_view).expand(b, -1, -1, -1).to(k.dtype))
+            new_v.append(self.bias_v.view(heads_view).expand(b, -1, -1, -1).to(v.dtype))
+        if self.add_zero_attn:
+            new_k.append(k.new_zeros(b, k.shape[1], 1, k.shape[3]))
+            new_v.append(v.new_zeros(b, v.shape[1], 1, v.shape[3]))
+        extra = len(new_k) - 1
+        if causal:
+            mask = combine_masks(mask, causal_mask(lq, lk, device=k.device))
+        if mask is not None:
+            mask = mask.expand(*mask.shape[:-1], lk)
+            allowed = torch.ones if mask.dtype == torch.bool else torch.zeros
+            mask = torch.cat([mask, allowed(*mask.shape[:-1], extra, dtype=mask.dtype, device=mask.device)], -1)
+        return torch.cat(new_k, dim=2), torch.cat(new_v, dim=2), mask, False  # (B, Hkv, Lk + extra, Dh)
+
     @classmethod
     def from_torch(cls, module: nn.MultiheadAttention) -> MultiHeadAttention:
-        """Copy an ``nn.MultiheadAttention``'s weights: equal outputs, weights and gradients."""
-        if module.bias_k is not None or module.add_zero_attn:
-            raise AttnlabError("from_torch: add_bias_kv and add_zero_attn are not supported")
+        """Copy an ``nn.MultiheadAttention``'s weights: equal outputs, weights and gradients
+        (``add_bias_kv`` and ``add_zero_attn`` included)."""
         e = module.embed_dim
         has_bias = module.in_proj_bias is not None
-        mha = cls(e, module.num_heads, kdim=module.kdim, vdim=module.vdim, bias=has_bias, dropout=module.dropout)
+        mha = cls(e, module.num_heads, kdim=module.kdim, vdim=module.vdim, bias=has_bias, dropout=module.dropout,
+                  add_bias_kv=module.bias_k is not None, add_zero_attn=module.add_zero_attn)
         mha = mha.to(device=module.out_proj.weight.device, dtype=module.out_proj.weight.dtype)
         with torch.no_grad():
             if module._qkv_same_embed_dim:
@@ -172,6 +210,9 @@ class MultiHeadAttention(nn.Module):
                 proj.weight.copy_(w)
                 if b is not None:
                     proj.bias.copy_(b)
+            if module.bias_k is not None:
+                mha.bias_k.copy_(module.bias_k)
+                mha.bias_v.copy_(module.bias_v)
             mha.out_proj.weight.copy_(module.out_proj.weight)
             if has_bias:
                 mha.out_proj.bias.copy_(module.out_proj.bias)
