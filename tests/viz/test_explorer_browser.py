@@ -14,7 +14,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from attnlab.viz.explorer import write_page

@@ -857,7 +857,10 @@
         const f = input.files[0]; if (!f) { $('error').textContent = 'choose an image first'; return; }
         if (f.size > cfg.max_image_bytes) { $('error').textContent = `image too large: ${f.size} bytes, at most ${cfg.max_image_bytes}`; return; }
         body = f; type = f.type || 'application/octet-stream';
-      } else { body = JSON.stringify(cfg.input_kind === 'graph' ? { graph: input.value } : { text: input.value }); type = 'application/json'; }
+      } else {
+        if (!input.value.trim()) { $('error').textContent = 'type some text first: the text must be a non-empty string'; return; }
+        body = JSON.stringify(cfg.input_kind === 'graph' ? { graph: input.value } : { text: input.value }); type = 'application/json';
+      }
       go.disabled = true;
       try {
         const r = await fetch('api/explain', { method: 'POST', headers: { 'Content-Type': type }, body });
