@@ -18,6 +18,8 @@ $(RUNTIME): pyproject.toml
 
 $(DEV): $(RUNTIME)
 	$(PY) -m pip install -q -e '.[dev]'
+	@# the explorer's browser tests drive Debian's chromium (they fail saying what to install without it)
+	test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } || echo "chromium not installed: apt-get install -y chromium"
 	touch $(DEV)
 
 demo: $(RUNTIME)
