@@ -100,7 +100,7 @@ def test_bad_input_is_one_line_and_exit_2(mlm_ckpt, image_folder, tmp_path, caps
         (["classify", "--ckpt", str(mlm_ckpt), str(tmp_path / "x.png")], "holds a 'bert' model"),
         (["train", "vit", "--data", str(image_folder), "--image-size", "9", "--out", str(tmp_path / "v"), *TINY],
          "multiple of patch_size"),
-        (["train", "mlm", "--out", str(tmp_path / "none"), "--resume", *TINY], "--resume: no checkpoint"),
+        (["train", "mlm", "--out", str(tmp_path / "none"), "--resume", *TINY], "--resume: no run in --out"),
     ]
     bad_tsv = tmp_path / "bad.tsv"
     bad_tsv.write_text("only text, no label\n")

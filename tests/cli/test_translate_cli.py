@@ -72,16 +72,16 @@ def test_translate_bad_input(ckpt, tmp_path, capsys):
     assert_one_line_error(code, err, r"config.json: not valid JSON")
 
 
-def test_viz_writes_html_with_embedded_heatmaps_and_names_supported_types(ckpt, tmp_path, capsys):
-    out = tmp_path / "attention.html"
-    code, printed, _ = run(["viz", "--ckpt", str(ckpt), "the cat sees a dog .", "--out", str(out)], capsys)
+def test_viz_writes_a_png_and_names_supported_types(ckpt, tmp_path, capsys):
+    code, printed, _ = run(["viz", "--ckpt", str(ckpt), "the cat sees a dog .", "--out", str(tmp_path)], capsys)
+    out = tmp_path / "transformer_attention.png"
     assert code == 0 and str(out) in printed
-    assert out.read_text().count("data:image/png;base64,") >= 2
+    assert out.read_bytes()[:4] == b"\x89PNG"
     other = tmp_path / "other"
     other.mkdir()
     (other / "config.json").write_text('{"model_type": "no-such-model"}')
     code, _, err = run(["viz", "--ckpt", str(other)], capsys)
-    assert_one_line_error(code, err, r"no viewer for model_type 'no-such-model'; supported: \[.*'transformer'")
+    assert_one_line_error(code, err, r"model_type 'no-such-model' is not one attnlab knows \(\[.*'transformer'")
 
 
 def test_demo_ends_with_the_summary_line(tmp_path, capsys):
@@ -89,6 +89,7 @@ def test_demo_ends_with_the_summary_line(tmp_path, capsys):
     assert code == 0
     assert re.fullmatch(r"BLEU \d+\.\d \| chrF \d+\.\d \| AER \d\.\d{3} \| \d+\.\d min", out.strip().splitlines()[-1])
     assert "data:image/png;base64," in (tmp_path / "demo" / "report.html").read_text()
+    assert '"gold":[[' in (tmp_path / "demo" / "explorer.html").read_text()  # the examples' gold links
     assert (tmp_path / "demo" / "data" / "test.align").is_file()
 
 
