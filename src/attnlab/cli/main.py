@@ -28,6 +28,8 @@ COMMAND_MODULES: list[str] = [
     "attnlab.cli.bert",
     "attnlab.cli.vit",
     "attnlab.cli.compare",
+    "attnlab.cli.export",
+    "attnlab.cli.kernels",
 ]
 # Modules providing ``attnlab train TASK`` (``register_train``) — add yours here.
 TRAIN_MODULES: list[str] = [
