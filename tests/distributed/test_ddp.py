@@ -1,4 +1,4 @@
-"""DDP on gloo: N ranks x B/N rows give the losses and weights of 1 process x B, a run
+"""DDP and FSDP2 on gloo: N ranks x B/N rows give the losses and weights of 1 process x B, a run
 resumes across world sizes (1 -> 2, 2 -> 1, 2 -> 3) on the same global sequence, a rank-0
 save failure stops every rank with the same line, per-rank RNG resumes exactly.
 
@@ -17,8 +17,10 @@ import torch
 import toy
 from launch import run_jobs
 
+from attnlab.errors import AttnlabError
 from attnlab.io import read_json
 from attnlab.training.checkpoint import STATE_FILE
+from attnlab.training.sharded import consolidate
 
 REL = 1e-5  # fp32 reduction-order noise, per step
 
@@ -28,7 +30,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     out = {name: str(root / name) for name in
            ["one", "one_partial", "two", "one_to_two", "two_partial", "two_to_one", "two_to_three",
-            "drop", "drop_partial", "fail", "logs"]}
+            "drop", "drop_partial", "fail", "logs", "fsdp", "fsdp_partial", "fsdp_two_to_three"]}
     previous = signal.getsignal(signal.SIGTERM)
     results = {"one": toy.train(out["one"])}
     results["one_partial"] = toy.train(out["one_partial"], signal_at=9)
@@ -43,9 +45,15 @@ def runs(tmp_path_factory):
         {"name": "drop_resumed", "out": out["drop_partial"], "dropout": 0.3, "resume": True},
         {"name": "fail", "out": out["fail"], "steps": 3, "fail_save": True},
         {"name": "logs", "out": out["logs"], "steps": 4, "progress": True, "rank_logs": True, "log_every": 1},
+        {"name": "fsdp", "out": out["fsdp"], "shard": True},
+        {"name": "fsdp_partial", "out": out["fsdp_partial"], "shard": True, "signal_at": 9},
     ], root))
     shutil.copytree(out["two_partial"], out["two_to_three"])
-    results.update(run_jobs(3, [{"name": "two_to_three", "out": out["two_to_three"], "resume": True}], root))
+    shutil.copytree(out["fsdp_partial"], out["fsdp_two_to_three"])
+    results.update(run_jobs(3, [
+        {"name": "two_to_three", "out": out["two_to_three"], "resume": True},
+        {"name": "fsdp_two_to_three", "out": out["fsdp_two_to_three"], "resume": True, "shard": True},
+    ], root))
     shutil.copytree(out["two_partial"], out["two_to_one"])
     results["two_to_one"] = toy.train(out["two_to_one"], resume=True)
     return results, out
@@ -109,3 +117,37 @@ def test_rank_logs(runs):
     for rank in (0, 1):
         text = (Path(out["logs"]) / "logs" / f"rank{rank}.log").read_text()
         assert "step 4/4" in text and "done: checkpoint at step 4" in text
+
+
+# --- FSDP2 (shard=True) with DCP checkpoints in safetensors ---------------------------
+def test_fsdp_equals_one_process_and_ends_with_a_model_folder(runs):
+    results, out = runs
+    assert losses(results["fsdp"]) == pytest.approx(losses(results["one"]), rel=REL)
+    reference = toy.weights(out["one"])
+    for name, tensor in toy.weights(out["fsdp"]).items():  # the full model, written at the end
+        torch.testing.assert_close(tensor, reference[name], rtol=REL, atol=REL * reference[name].abs().max().item())
+
+
+def test_fsdp_resumes_on_another_number_of_ranks(runs):
+    results, _ = runs
+    partial = losses(results["fsdp_partial"])
+    resumed = losses(results["fsdp_two_to_three"])
+    assert len(partial) == 10 and resumed[:10] == partial
+    assert resumed == pytest.approx(losses(results["one"]), rel=REL)
+
+
+def test_a_sharded_checkpoint_consolidates_in_one_process(runs):
+    _, out = runs
+    for run in ("fsdp_partial", "fsdp_two_to_three"):
+        full = consolidate(out[run])
+        saved = toy.weights(out[run])
+        assert full.keys() == saved.keys() and all(torch.equal(full[k], saved[k]) for k in full)
+    model = toy.Tagger()
+    model.load_state_dict(consolidate(out["fsdp_partial"]))
+
+
+def test_a_sharded_run_resumes_only_sharded(runs, tmp_path):
+    _, out = runs
+    shutil.copytree(out["fsdp_partial"], tmp_path / "copy")
+    with pytest.raises(AttnlabError, match="holds a sharded .--shard. run"):
+        toy.train(str(tmp_path / "copy"), resume=True)

@@ -236,7 +236,7 @@ def test_time_budget_stops_cleanly_and_resumes(make_model, make_data, config, cl
 
 def test_periodic_saves_by_updates_and_by_training_time(make_model, make_data, config, clock, ticking, monkeypatch):
     saved = []
-    monkeypatch.setattr(Trainer, "_save", lambda self, elapsed: saved.append(self.step))
+    monkeypatch.setattr(Trainer, "_save", lambda self, elapsed, final=False: saved.append(self.step))
     fit(make_model, make_data(), dataclasses.replace(config, save_every=5))
     assert saved == [5, 10, 12]  # the last one is the final save
     saved.clear()

@@ -184,23 +184,36 @@ def _finish_interrupted_swap(out_dir: Path) -> None:
             shutil.rmtree(leftover)
 
 
+def prepare_checkpoint(out_dir: str | Path) -> Path:
+    """Finish an interrupted swap and create the empty ``.NAME.new`` a save writes into."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _finish_interrupted_swap(out_dir)
+    new = _sibling(out_dir, "new")
+    new.mkdir()
+    return new
+
+
 def save_checkpoint(
     out_dir: str | Path,
-    model: nn.Module,
+    model: nn.Module | None,
     optimizer_state: dict[str, Any],
     trainer_state: dict[str, Any],
     rng: RngState | list[RngState],
     save_extra: Callable[[Path], None] | None = None,
+    *,
+    prepared: bool = False,
 ) -> Path:
     """Write a complete checkpoint and atomically make it ``out_dir``.
 
     ``rng``: the RNG state of each rank, rank 0 first (one state for one process).
+    ``model`` None: no weights (a sharded save whose ranks wrote theirs into the folder of
+    :func:`prepare_checkpoint` already: ``prepared=True``).
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _finish_interrupted_swap(out_dir)
     new, old = _sibling(out_dir, "new"), _sibling(out_dir, "old")
-    new.mkdir()
+    if not prepared:
+        prepare_checkpoint(out_dir)
     try:
         _write_and_swap(out_dir, new, old, model, optimizer_state, trainer_state, rng, save_extra)
     except BaseException:
@@ -211,10 +224,12 @@ def save_checkpoint(
 
 
 def _write_and_swap(
-    out_dir: Path, new: Path, old: Path, model: nn.Module, optimizer_state: dict[str, Any],
+    out_dir: Path, new: Path, old: Path, model: nn.Module | None, optimizer_state: dict[str, Any],
     trainer_state: dict[str, Any], rng: RngState | list[RngState], save_extra: Callable[[Path], None] | None,
 ) -> None:
-    if callable(getattr(model, "save_pretrained", None)):  # a model that writes its own folder
+    if model is None:
+        pass
+    elif callable(getattr(model, "save_pretrained", None)):  # a model that writes its own folder
         model.save_pretrained(new)
     else:
         write_safetensors(new / WEIGHTS_FILE, dict(model.state_dict()), metadata={"format": "pt"})
@@ -239,20 +254,21 @@ def _write_and_swap(
         shutil.rmtree(old)
 
 
-def load_checkpoint(folder: str | Path, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any], list[RngState]]:
-    """Load the weights into ``model``; return (trainer state, optimizer state, RNG state
-    of each rank that saved one, rank 0 first)."""
+def load_checkpoint(folder: str | Path, model: nn.Module | None) -> tuple[dict[str, Any], dict[str, Any], list[RngState]]:
+    """Load the weights into ``model`` (None: not here, a sharded run loads its shards);
+    return (trainer state, optimizer state, RNG state of each rank that saved one, rank 0 first)."""
     folder = Path(folder)
     trainer_state = read_json(folder / STATE_FILE)
     rng_json = [join_tensors(r, {}) for r in [trainer_state.pop("rng"), *trainer_state.pop("rng_ranks", [])]]
-    if callable(getattr(type(model), "from_pretrained", None)):
-        weights = type(model).from_pretrained(folder).state_dict()
-    else:
-        weights = read_safetensors(folder / WEIGHTS_FILE)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        raise AttnlabError(f"{folder}: checkpoint weights do not fit this model ({e})") from None
+    if model is not None:
+        if callable(getattr(type(model), "from_pretrained", None)):
+            weights = type(model).from_pretrained(folder).state_dict()
+        else:
+            weights = read_safetensors(folder / WEIGHTS_FILE)
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as e:
+            raise AttnlabError(f"{folder}: checkpoint weights do not fit this model ({e})") from None
     generators = read_safetensors(folder / RNG_FILE)
     rngs = []
     for r, each in enumerate(rng_json):

@@ -46,13 +46,14 @@ from torch.optim.lr_scheduler import LambdaLR
 from attnlab.config import config_to_dict
 from attnlab.errors import AttnlabError
 from attnlab.io import read_json
-from attnlab.training import distributed
+from attnlab.training import distributed, sharded
 from attnlab.training.batches import BatchSource
 from attnlab.training.checkpoint import (
     STATE_FILE,
     check_out_dir,
     find_checkpoint,
     load_checkpoint,
+    prepare_checkpoint,
     save_checkpoint,
 )
 from attnlab.training.config import TrainConfig, TrainResult, resolve_device
@@ -203,7 +204,7 @@ class Trainer:
                 self._stop.hold()  # a second Ctrl-C cannot cut the final save short
                 progress.close()
             elapsed = self.clock() - started
-            self._save(elapsed)
+            self._save(elapsed, final=True)
         self._report(progress, interrupted, stopped_by_time)
         self._close_log()
         return TrainResult(
@@ -346,7 +347,7 @@ class Trainer:
             print(f"note: {self.out_dir} holds a checkpoint at step {step}; starting afresh replaces it "
                   "at the first save (use --resume / fit(resume=True) to continue it)", file=sys.stderr)
 
-    def _save(self, session_elapsed: float) -> None:
+    def _save(self, session_elapsed: float, final: bool = False) -> None:
         """Every rank enters; rank 0 writes the folder, the others wait for its outcome."""
         state = {
             "format_version": 1,
@@ -360,29 +361,52 @@ class Trainer:
         }
         with self._stop.deferred():
             rngs = distributed.gather(self._rng, self.world)
-            model = self._full_model()
+            model: nn.Module | None = self.model
+            optimizer_state: dict[str, Any] = {"scheduler": self.scheduler.state_dict()}
+            if self.sharded:
+                model, optimizer_state["sharded"] = self._save_shards(final)
+            else:
+                optimizer_state["optimizer"] = self.optimizer.state_dict() if self.world.main else None
 
             def write() -> None:
-                optimizer_state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
                 try:
-                    save_checkpoint(self.out_dir, model, optimizer_state, state, rngs, self.save_extra)
+                    save_checkpoint(self.out_dir, model, optimizer_state, state, rngs, self.save_extra,
+                                    prepared=self.sharded)
                 except OSError as e:
                     raise AttnlabError(f"cannot write the checkpoint in {self.out_dir}: {e}") from None
 
             self._agree(write)
 
-    def _full_model(self) -> nn.Module:
-        return self.model
+    def _save_shards(self, final: bool) -> tuple[nn.Module | None, dict[str, Any]]:
+        """Every rank writes its shards into the new folder; at the end of a run rank 0 gets
+        the full model too (written as the usual model folder). Collective."""
+        self._agree(lambda: prepare_checkpoint(self.out_dir))
+        new = self.out_dir.parent / f".{self.out_dir.name}.new"
+        try:
+            rest = sharded.save_shards(self.model, self.optimizer, new)
+        except Exception as e:  # DCP raises on every rank when one fails
+            raise AttnlabError(f"cannot write the sharded checkpoint in {self.out_dir}: {str(e).splitlines()[0]}") from None
+        if not final:
+            return None, rest
+        weights = sharded.full_weights(self.model)
+        return (sharded.unsharded_copy(self.model, weights) if self.world.main else None), rest
 
     def _resume(self) -> None:
         folder = find_checkpoint(self.out_dir)
         if folder is None:
             raise AttnlabError(f"resume: no complete checkpoint in {self.out_dir} (train without --resume first)")
-        state, optimizer_state, rngs = load_checkpoint(folder, self.model)
-        try:
-            self.optimizer.load_state_dict(optimizer_state["optimizer"])
-        except ValueError as e:
-            raise AttnlabError(f"{folder}: optimizer state does not fit this optimizer ({e})") from None
+        state, optimizer_state, rngs = load_checkpoint(folder, None if self.sharded else self.model)
+        if self.sharded != ("sharded" in optimizer_state):
+            saved = "a sharded (--shard)" if "sharded" in optimizer_state else "an unsharded"
+            raise AttnlabError(f"resume: {folder} holds {saved} run; resume it the same way "
+                               f"(--shard {'on' if 'sharded' in optimizer_state else 'off'}, with several processes)")
+        if self.sharded:
+            sharded.load_shards(self.model, self.optimizer, folder, optimizer_state["sharded"])
+        else:
+            try:
+                self.optimizer.load_state_dict(optimizer_state["optimizer"])
+            except ValueError as e:
+                raise AttnlabError(f"{folder}: optimizer state does not fit this optimizer ({e})") from None
         self.scheduler.load_state_dict(optimizer_state["scheduler"])
         recorded_steps = state["config"]["steps"]
         if self.config.refit_up_to is not None and recorded_steps != self.config.steps:
