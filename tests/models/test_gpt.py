@@ -319,3 +319,33 @@ def test_tokenizer_from_hf_folder_files(tmp_path):
         assert tokenizer.decode(tokenizer.encode(text[:40])) == text[:40]
     with pytest.raises(AttnlabError, match="no tokenizer files"):
         tokenizer_from_hf_folder(tmp_path)
+
+
+def test_raw_torch_errors_become_clear_errors():
+    """What used to surface as an index error, a CUDA-style assert or a shape mismatch deep
+    inside torch is one ValueError naming the argument."""
+    gpt = GPT(gpt_config("tiny")).eval()
+    ids = torch.randint(0, 64, (2, 5))
+    with pytest.raises(AttnlabError, match=r"labels holds values in \[64, 64\]"):
+        gpt(ids, labels=torch.full((2, 5), 64))
+    with pytest.raises(AttnlabError, match=r"labels must be an integer tensor of shape \(2, 5\)"):
+        gpt(ids, labels=ids[:1])
+    with pytest.raises(AttnlabError, match="position_ids must be >= 0"):
+        gpt(ids, position_ids=torch.tensor([[-1, 0, 1, 2, 3]] * 2))
+    with pytest.raises(AttnlabError, match="position_ids must be an integer tensor of shape"):
+        gpt(ids, position_ids=torch.arange(4))
+    with pytest.raises(AttnlabError, match="empty"):
+        gpt(torch.zeros(0, 5, dtype=torch.long))
+    with pytest.raises(AttnlabError, match="empty"):
+        gpt(torch.zeros(2, 0, dtype=torch.long))
+    with pytest.raises(AttnlabError, match=r"attention_mask must have shape \(B, P \+ L\)"):
+        gpt(ids, torch.ones(3, 5))
+    caches = gpt.make_caches()
+    gpt(ids, caches=caches)
+    with pytest.raises(AttnlabError, match=r"input_ids must be an integer tensor of shape \(2, 1\)"):
+        gpt.decode_step(ids[:1, :1], caches)  # a batch of 1 against caches of 2
+    for bad in (float("nan"), 0.0, -1.0, float("inf")):
+        with pytest.raises(AttnlabError, match="temperature"):
+            gpt.generate(ids, 3, do_sample=True, temperature=bad)
+    with pytest.raises(AttnlabError, match="top_p"):
+        gpt.generate(ids, 3, do_sample=True, top_p=float("nan"))

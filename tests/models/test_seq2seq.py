@@ -166,3 +166,42 @@ def test_guided_alignment_adds_lambda_times_the_alignment_cross_entropy():
     assert torch.equal(guided(src, tgt_in, labels).loss, base)  # no align in the batch: plain CE
     with pytest.raises(AttnlabError, match="alignment_weight"):
         make("none", alignment_weight=1.0)
+
+
+def test_raw_torch_errors_become_clear_errors():
+    model = make()
+    src, tgt_in, labels = batch()
+    with pytest.raises(AttnlabError, match=rf"labels holds values in \[{V}, {V}\]"):
+        model(src, tgt_in, torch.full_like(labels, V))
+    with pytest.raises(AttnlabError, match="same batch size"):
+        model(src[:2], tgt_in)
+    with pytest.raises(AttnlabError, match="empty"):
+        model(src[:0], tgt_in[:0])
+
+
+def test_checkpoints_written_before_the_output_proj_rename_load(tmp_path):
+    """Older checkpoints name the output layer ``generator``; they load by the name map."""
+    from attnlab.io import read_safetensors, write_safetensors
+
+    model = make().eval()
+    model.save_pretrained(tmp_path)
+    tensors = read_safetensors(tmp_path / "model.safetensors")
+    old = {k.replace("output_proj.", "generator."): v for k, v in tensors.items()}
+    assert "generator.weight" in old
+    write_safetensors(tmp_path / "model.safetensors", old, metadata={"format": "pt"})
+    src, tgt_in, _ = batch()
+    torch.testing.assert_close(Seq2Seq.from_pretrained(tmp_path)(src, tgt_in).logits, model(src, tgt_in).logits)
+
+
+def test_weights_of_the_wrong_shape_are_named(tmp_path):
+    from attnlab.io import read_safetensors, write_safetensors
+
+    make().save_pretrained(tmp_path)
+    tensors = read_safetensors(tmp_path / "model.safetensors")
+    tensors["output_proj.bias"] = tensors["output_proj.bias"][:-1]
+    tensors["extra.weight"] = torch.zeros(1)
+    del tensors["bridge.weight"]
+    write_safetensors(tmp_path / "model.safetensors", tensors, metadata={"format": "pt"})
+    with pytest.raises(AttnlabError, match=r"missing \['bridge.weight'\]; unexpected \['extra.weight'\]; of the wrong "
+                                           r"shape \['output_proj.bias \(\d+,\) \(expected \(\d+,\)\)'\]"):
+        Seq2Seq.from_pretrained(tmp_path)

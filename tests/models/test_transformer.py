@@ -180,3 +180,16 @@ def test_guided_alignment_supervises_one_cross_attention_head():
         tiny(alignment_layer=1)
     with pytest.raises(AttnlabError, match="alignment_head"):
         tiny(alignment_head=2)
+
+
+def test_raw_torch_errors_become_clear_errors():
+    model = tiny()
+    src, tgt = random_ids(2, 5, 23), random_ids(2, 4, 19)
+    with pytest.raises(AttnlabError, match=r"labels holds values in \[19, 19\]"):
+        model(src, tgt, torch.full((2, 4), 19))
+    with pytest.raises(AttnlabError, match=r"labels holds values in \[-100, -100\]"):
+        model(src, tgt, torch.full((2, 4), -100))  # pad_id marks ignored labels here, not -100
+    with pytest.raises(AttnlabError, match=r"tgt_ids must be an integer tensor of shape \(2, 4\)"):
+        model(src, tgt[:1])  # batch sizes differ
+    with pytest.raises(AttnlabError, match="empty"):
+        model(src[:0], tgt[:0])
