@@ -261,3 +261,69 @@ def test_labels_out_of_range_are_clear_errors():
         classifier(ids, labels=torch.tensor([0, 1]))
     with pytest.raises(AttnlabError, match="empty"):
         classifier(torch.zeros(0, 3, dtype=torch.long))
+
+
+def reference_relative_bert(tensors: dict, config: dict, ids, types, mask, key_query: bool):
+    """HF's (transformers < 5) relative_key / relative_key_query BertModel, in fp64 from
+    the folder's tensors: no absolute positions; scores (q.k + q.r [+ k.r]) / sqrt(Dh)."""
+    t = {k: v.double() for k, v in tensors.items()}
+    h, heads = config["hidden_size"], config["num_attention_heads"]
+    dh, eps, p = h // heads, config.get("layer_norm_eps", 1e-12), config["max_position_embeddings"]
+    ln = lambda x, name: torch.nn.functional.layer_norm(x, (h,), t[name + ".weight"], t[name + ".bias"], eps)
+    lin = lambda x, name: x @ t[name + ".weight"].T + t[name + ".bias"]
+    x = ln(t["embeddings.word_embeddings.weight"][ids] + t["embeddings.token_type_embeddings.weight"][types],
+           "embeddings.LayerNorm")
+    b, length = ids.shape
+    distance = torch.arange(length)[:, None] - torch.arange(length)[None, :] + p - 1  # (L, L)
+    for i in range(config["num_hidden_layers"]):
+        pre = f"encoder.layer.{i}."
+        split = lambda y: y.view(b, length, heads, dh).transpose(1, 2)
+        q, k, v = (split(lin(x, pre + f"attention.self.{n}")) for n in ("query", "key", "value"))
+        r = t[pre + "attention.self.distance_embedding.weight"][distance]  # (L, L, Dh)
+        scores = q @ k.transpose(-1, -2) + torch.einsum("bhld,lrd->bhlr", q, r)
+        if key_query:
+            scores = scores + torch.einsum("bhrd,lrd->bhlr", k, r)
+        scores = scores / dh**0.5 + (1.0 - mask[:, None, None, :].double()) * -1e9
+        context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, length, h)
+        x = ln(x + lin(context, pre + "attention.output.dense"), pre + "attention.output.LayerNorm")
+        ffn = lin(torch.nn.functional.gelu(lin(x, pre + "intermediate.dense")), pre + "output.dense")
+        x = ln(x + ffn, pre + "output.LayerNorm")
+    return x
+
+
+@pytest.mark.parametrize("kind", ["relative_key", "relative_key_query"])
+def test_against_hf_relative_position_embeddings(kind, tmp_path):
+    """A folder of HF's relative-position BERT (transformers < 5 wrote them; 5.x dropped the
+    option) loads and equals the formula of HF's old code; attnlab writes the same folder back."""
+    from attnlab.io import read_json, read_safetensors, write_json, write_safetensors
+
+    config = dict(CONFIGS[0], position_embedding_type=kind)
+    hf = T.BertModel(T.BertConfig(**CONFIGS[0])).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    tensors = read_safetensors(tmp_path / "hf" / "model.safetensors")
+    for i in range(config["num_hidden_layers"]):  # the tables HF's old code stored per layer
+        tensors[f"encoder.layer.{i}.attention.self.distance_embedding.weight"] = torch.randn(
+            2 * config["max_position_embeddings"] - 1, config["hidden_size"] // config["num_attention_heads"]
+        )
+    write_safetensors(tmp_path / "hf" / "model.safetensors", tensors, metadata={"format": "pt"})
+    write_json(tmp_path / "hf" / "config.json", {**read_json(tmp_path / "hf" / "config.json"), "position_embedding_type": kind})
+    ours = BERT.from_pretrained(tmp_path / "hf")
+    assert ours.config.position_embedding_type == kind
+    ids, types, mask = inputs(CONFIGS[0])
+    expected = reference_relative_bert(tensors, config, ids, types, mask, key_query=kind == "relative_key_query")
+    with torch.no_grad():
+        got = ours(ids, types, mask, need_weights=True)
+    real = mask.bool()
+    torch.testing.assert_close(got.last_hidden_state[real].double(), expected[real], atol=ATOL, rtol=0)
+    torch.testing.assert_close(got.attentions["layers.1.self"].sum(-1), torch.ones(3, 2, 9), atol=1e-6, rtol=0)
+    ours.save_pretrained(tmp_path / "ours")
+    assert read_json(tmp_path / "ours" / "config.json")["position_embedding_type"] == kind
+    written = read_safetensors(tmp_path / "ours" / "model.safetensors")
+    assert torch.equal(written["encoder.layer.1.attention.self.distance_embedding.weight"],
+                       tensors["encoder.layer.1.attention.self.distance_embedding.weight"])
+    with torch.no_grad():
+        torch.testing.assert_close(BERT.from_pretrained(tmp_path / "ours")(ids, types, mask).last_hidden_state,
+                                   got.last_hidden_state, atol=0, rtol=0)
+    ours.train()
+    ours(ids, types, mask).last_hidden_state.sum().backward()  # the tables train
+    assert ours.layers[0].self_attn.distance.weight.grad.abs().sum() > 0

@@ -11,7 +11,13 @@ Heads (``BERTConfig.head``): ``"base"`` (BertModel), ``"pretraining"`` (MLM + NS
 BertForPreTraining), ``"mlm"`` (BertForMaskedLM, no pooler), ``"lm"`` (BertLMHeadModel:
 the MLM head predicting the next token), ``"nsp"`` (BertForNextSentencePrediction),
 ``"classifier"`` (BertForSequenceClassification). ``is_decoder=True`` makes the
-self-attention causal (token i sees tokens <= i), as HF does. Checkpoints are
+self-attention causal (token i sees tokens <= i), as HF does.
+
+``position_embedding_type`` ``"relative_key"`` (Shaw et al. 2018) or
+``"relative_key_query"`` (Huang et al. 2020, method 4) replaces the absolute positions
+by a learned vector per distance, r_{i-j} (one table per layer), in the scores:
+
+    e_ij = (q_i . k_j + q_i . r_{i-j} [+ k_j . r_{i-j}]) / sqrt(Dh) Checkpoints are
 HuggingFace folders (:mod:`attnlab.interop.hf_bert`), so ``transformers`` reads what
 attnlab writes.
 
@@ -27,8 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.attention.core import AttentionOutput, scaled_dot_product_attention
 from attnlab.attention.maps import Attentions
 from attnlab.attention.masks import causal_mask
+from attnlab.attention.multi_head import MultiHeadAttention
 from attnlab.config import config_to_dict, preset
 from attnlab.errors import AttnlabError
 from attnlab.interop import hf_bert
@@ -39,6 +47,7 @@ from attnlab.models.base import IGNORE_INDEX, PretrainedModel, check_ids, check_
 from attnlab.models.gpt import causal_lm_loss
 
 HEADS = ("base", "pretraining", "mlm", "lm", "nsp", "classifier")
+POSITION_TYPES = ("absolute", "relative_key", "relative_key_query")
 MLM_HEADS = ("pretraining", "mlm", "lm")  # the heads with the vocabulary projection
 
 
@@ -59,9 +68,9 @@ class BERTConfig(EncoderConfig):
             raise AttnlabError(f"BERTConfig.head = {self.head!r}; expected one of {HEADS}")
         if self.head == "classifier" and not self.labels:
             raise AttnlabError("BERTConfig.labels: the classifier head needs at least one label name")
-        if self.position_embedding_type != "absolute":
+        if self.position_embedding_type not in POSITION_TYPES:
             raise AttnlabError(
-                f"BERTConfig.position_embedding_type = {self.position_embedding_type!r}: only 'absolute' is supported"
+                f"BERTConfig.position_embedding_type = {self.position_embedding_type!r}; expected one of {POSITION_TYPES}"
             )
         if self.head in ("pretraining", "nsp", "classifier") and not self.add_pooler:
             raise AttnlabError(f"BERTConfig.add_pooler: the {self.head!r} head needs the pooler")
@@ -109,11 +118,50 @@ class BERTEmbeddings(nn.Module):
         self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps)
         self.dropout = nn.Dropout(config.dropout)
+        self.absolute = config.position_embedding_type == "absolute"  # relative: positions in the scores
 
     def forward(self, input_ids: Tensor, token_type_ids: Tensor) -> Tensor:
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        x = self.word(input_ids) + self.token_type(token_type_ids) + self.position(positions)
+        x = self.word(input_ids) + self.token_type(token_type_ids)
+        if self.absolute:
+            x = x + self.position(torch.arange(input_ids.shape[1], device=input_ids.device))
         return self.dropout(self.norm(x))
+
+
+class RelativePositionAttention(MultiHeadAttention):
+    """Self-attention with learned relative-position scores (the module docstring's e_ij):
+    ``distance`` holds r_d for d = -(P-1) .. P-1, P = ``max_positions``; with
+    ``key_query`` the keys meet r too. Self-attention only, no cache (BERT's encoder)."""
+
+    def __init__(self, embed_dim: int, num_heads: int, max_positions: int, *, key_query: bool, dropout: float = 0.0):
+        super().__init__(embed_dim, num_heads, dropout=dropout)
+        self.max_positions, self.key_query = max_positions, key_query
+        self.distance = nn.Embedding(2 * max_positions - 1, self.head_dim)
+
+    def forward(
+        self, query: Tensor, key: Tensor | None = None, value: Tensor | None = None, *, mask: Tensor | None = None,
+        causal: bool = False, need_weights: bool = False, average_weights: bool = True, cache=None,
+    ) -> AttentionOutput:
+        if key is not None or value is not None or cache is not None:
+            raise AttnlabError("relative position attention is self-attention without a cache")
+        self._check_inputs(query, query, query)
+        b, length, _ = query.shape
+        q, k, v = self._project(query, None, None, None)  # (B, H, L, Dh)
+        position = torch.arange(length, device=query.device)
+        table = self.distance(position[:, None] - position[None, :] + self.max_positions - 1).to(q.dtype)  # (L, L, Dh)
+        bias = torch.einsum("bhld,lrd->bhlr", q, table)  # q_i . r_{i-j}: (B, H, L, L)
+        if self.key_query:
+            bias = bias + torch.einsum("bhrd,lrd->bhlr", k, table)  # + k_j . r_{i-j}
+        bias = bias * self.head_dim**-0.5
+        if mask is not None:  # the float mask carries the relative scores; a bool mask becomes -inf
+            bias = bias.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else bias + mask
+        attn = scaled_dot_product_attention(
+            q, k, v, mask=bias, causal=causal, need_weights=need_weights, dropout_p=self.dropout if self.training else 0.0,
+        )
+        out = self.out_proj(attn.output.transpose(1, 2).reshape(b, length, self.embed_dim))  # (B, L, E)
+        weights = attn.weights
+        if weights is not None and average_weights:
+            weights = weights.mean(dim=1)
+        return AttentionOutput(out, weights)
 
 
 class BERT(PretrainedModel):
@@ -128,6 +176,12 @@ class BERT(PretrainedModel):
         d = config.hidden_size
         self.embeddings = BERTEmbeddings(config)
         self.layers = encoder_stack(config, norm_first=False)
+        if config.position_embedding_type != "absolute":
+            for block in self.layers:  # the same projections, plus the distance table
+                block.self_attn = RelativePositionAttention(
+                    d, config.num_heads, config.max_positions, key_query=config.position_embedding_type == "relative_key_query",
+                    dropout=config.attention_dropout,
+                )
         self.pooler = Linear(d, d) if config.add_pooler else None
         if config.head in MLM_HEADS:
             self.mlm_dense = Linear(d, d)
