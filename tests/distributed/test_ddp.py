@@ -128,6 +128,14 @@ def test_fsdp_equals_one_process_and_ends_with_a_model_folder(runs):
         torch.testing.assert_close(tensor, reference[name], rtol=REL, atol=REL * reference[name].abs().max().item())
 
 
+def test_evaluation_sees_the_whole_model_on_every_rank(runs):
+    results, _ = runs
+    one = results["one"].metrics
+    for run in ("two", "fsdp"):
+        for rank in results[run]["ranks"]:
+            assert rank["metrics"] == pytest.approx(one, rel=1e-4), run
+
+
 def test_fsdp_resumes_on_another_number_of_ranks(runs):
     results, _ = runs
     partial = losses(results["fsdp_partial"])

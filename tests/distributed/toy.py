@@ -70,13 +70,19 @@ def loss_fn(model, batch):
     return model(**batch)
 
 
+def evaluate(model: Tagger) -> dict[str, float]:
+    """Uses parameters outside the blocks directly (FSDP must have gathered them)."""
+    batch = TagData(4).batch(10**6)
+    return {"weight_sum": float(model.out.weight.sum()), "loss": float(model(**batch))}
+
+
 def train(out: str, *, steps: int = 24, batch_size: int = 12, resume: bool = False, dropout: float = 0.0,
           signal_at: int | None = None, slow: float = 0.0, save_extra=None, **config) -> object:
     torch.manual_seed(0)
     model = Tagger(dropout)
     settings = dict(out_dir=out, steps=steps, lr=1e-2, warmup_steps=2, weight_decay=0.1, progress=False)
     trainer = Trainer(model, TagData(batch_size, signal_at, slow=slow), TrainConfig(**{**settings, **config}),
-                      loss_fn=loss_fn, loss_units=tagged, save_extra=save_extra)
+                      loss_fn=loss_fn, loss_units=tagged, save_extra=save_extra, evaluate=evaluate)
     return trainer.fit(resume=resume)
 
 

@@ -36,7 +36,7 @@ def main() -> None:
         try:
             result = toy.train(**job)
             values = {"losses": result.losses, "step": result.step, "signal": result.signal,
-                      "exit_code": result.exit_code, "error": None}
+                      "exit_code": result.exit_code, "metrics": result.metrics, "error": None}
         except AttnlabError as e:
             values = {"error": str(e)}
         gathered = distributed.gather(values, distributed.current())

@@ -172,6 +172,19 @@ def gather(obj: Any, world: World) -> list[Any] | None:
 
 
 # --- wrapping the model ------------------------------------------------------------
+class LossModule(nn.Module):
+    """``loss_fn(model, batch)`` as one module's forward: what DDP and FSDP wrap, so that
+    a loss calling any method of the model (not only ``forward``) is synchronised."""
+
+    def __init__(self, model: nn.Module, loss_fn: Any):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: dict[str, Any]) -> Any:
+        return self.loss_fn(self.model, batch)
+
+
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
     """``DistributedDataParallel`` over the default group; rank 0's weights go to all.
 

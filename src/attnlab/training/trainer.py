@@ -114,16 +114,20 @@ class Trainer:
         self.device = distributed.rank_device(resolve_device(config.device), self.world)
         self.model = model.to(self.device)
         self.sharded = config.shard and self.world.distributed
-        self.forward_model = self.model  # what loss_fn gets: the DDP wrapper when there is one
-        if self.sharded:
-            if optimizer is not None:
-                raise AttnlabError("shard=True builds the optimizer after sharding the model; do not pass optimizer=")
-            distributed.wrap_fsdp(self.model)
-        elif self.world.distributed:
-            self.forward_model = distributed.wrap_ddp(self.model, self.device)
+        self.loss_fn = loss_fn or model_loss
+        # several ranks: loss_fn(model, batch) runs as the forward of one module that DDP or
+        # FSDP wraps, so they see every parameter it uses, whatever methods it calls
+        self.forward_model: nn.Module | None = None
+        if self.world.distributed:
+            self.forward_model = distributed.LossModule(self.model, self.loss_fn)
+            if self.sharded:
+                if optimizer is not None:
+                    raise AttnlabError("shard=True builds the optimizer after sharding the model; do not pass optimizer=")
+                distributed.wrap_fsdp(self.forward_model)
+            else:
+                self.forward_model = distributed.wrap_ddp(self.forward_model, self.device)
         self.data = data
         self.replicate = bool(getattr(data, "replicate", False))
-        self.loss_fn = loss_fn or model_loss
         self.loss_units = loss_units
         self.evaluate = evaluate
         self.optimizer = optimizer if optimizer is not None else default_optimizer(self.model, config)
@@ -256,7 +260,8 @@ class Trainer:
         batch = to_device(batch, self.device)
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            terms = Terms.of(self.loss_fn(self.forward_model, batch), units)
+            loss = self.loss_fn(self.model, batch) if self.forward_model is None else self.forward_model(batch)
+            terms = Terms.of(loss, units)
         elapsed, signum = self.clock() - started, None
         if self.world.distributed:
             received = self._stop.received
@@ -298,10 +303,14 @@ class Trainer:
             return
         rng = capture_rng()
         self.model.eval()
+        if self.sharded:  # the parameters outside the blocks, gathered for the evaluation's calls
+            self.forward_model.unshard()
         try:
             with torch.no_grad(), self._autocast():
                 metrics = self.evaluate(self.model)
         finally:
+            if self.sharded:
+                self.forward_model.reshard()
             self.model.train()
             restore_rng(rng)
         try:
