@@ -33,6 +33,38 @@ def test_gat_against_pyg_stack(v2, out_heads):
     assert model(data.x, data.edge_index).attentions is None
 
 
+@pytest.mark.parametrize("v2, out_heads, layers", [(False, 1, 2), (True, 4, 3)])
+def test_gat_own_construction_against_pyg_stack_from_the_same_config(v2, out_heads, layers):
+    """GAT builds its layers from the config (dims, heads, concat, slope, dropout, v2) as a
+    PyG stack built from the same config: the PyG weights load into GAT's own layers
+    unchanged, and the logits and attention weights agree."""
+    data = stochastic_block_model(num_nodes=90, num_classes=3, train_per_class=5, num_val=10)
+    config = GATConfig(data.x.size(1), 3, hidden_dim=4, heads=3, out_heads=out_heads, num_layers=layers,
+                       negative_slope=0.15, dropout=0.3, v2=v2)
+    conv = PygGATv2Conv if v2 else PygGATConv
+    common = dict(negative_slope=config.negative_slope, dropout=config.dropout)
+    widths = [config.in_dim] + [config.hidden_dim * config.heads] * (layers - 1)
+    pyg = [conv(w, config.hidden_dim, heads=config.heads, **common) for w in widths[:-1]]
+    pyg.append(conv(widths[-1], config.num_classes, heads=out_heads, concat=out_heads == 1, **common))
+    model = GAT(config).eval()
+    assert len(model.convs) == len(pyg)
+    for ours, theirs in zip(model.convs, pyg):
+        reference = GATConv.from_pyg(theirs)
+        assert repr(ours) == repr(reference) and ours.dropout == reference.dropout
+        ours.load_state_dict(reference.state_dict(), strict=True)  # same names and shapes
+        theirs.eval()
+    x, alphas = data.x, []
+    for i, layer in enumerate(pyg):
+        x, (_, alpha) = layer(x, data.edge_index, return_attention_weights=True)
+        alphas.append(alpha)
+        if i < len(pyg) - 1:
+            x = F.elu(x)
+    out = model(data.x, data.edge_index, need_weights=True)
+    torch.testing.assert_close(out.logits, x, atol=1e-5, rtol=1e-5)
+    for ours, alpha in zip(out.attentions.values(), alphas, strict=True):
+        torch.testing.assert_close(ours.alpha, alpha, atol=1e-5, rtol=1e-5)
+
+
 def test_han_is_node_level_gat_plus_semantic_attention():
     data = academic_graph(num_authors=60, num_papers=120, num_venues=8, train_per_class=3, num_val=8)
     edges = list(data.metapaths.values())
