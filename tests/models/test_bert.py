@@ -194,6 +194,12 @@ def test_against_hf_default_two_label_classifier_folder(tmp_path):
         back = T.BertForSequenceClassification.from_pretrained(tmp_path / "ours").eval()
         torch.testing.assert_close(back(input_ids=ids, token_type_ids=types, attention_mask=mask).logits, expected,
                                    atol=ATOL, rtol=0)
+    labels = torch.tensor([0, 1, 1])
+    ours(ids, types, mask, labels=labels).loss.backward()
+    hf(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels).loss.backward()
+    torch.testing.assert_close(ours.classifier.weight.grad, hf.classifier.weight.grad, atol=ATOL, rtol=0)
+    torch.testing.assert_close(ours.layers[0].ffn.linear1.weight.grad,
+                               hf.bert.encoder.layer[0].intermediate.dense.weight.grad, atol=ATOL, rtol=0)
 
 
 DECODER_CLASSES = {"base": T.BertModel, "lm": T.BertLMHeadModel, "nsp": T.BertForNextSentencePrediction}

@@ -144,6 +144,12 @@ def test_against_hf_default_two_label_classifier_folder(tmp_path):
         ours.save_pretrained(tmp_path / "ours")
         back = T.ViTForImageClassification.from_pretrained(tmp_path / "ours").eval()
         torch.testing.assert_close(back(pixel_values=x).logits, expected, atol=ATOL, rtol=0)
+    labels = torch.tensor([0, 1, 1])
+    ours(x, labels=labels).loss.backward()
+    hf(pixel_values=x, labels=labels).loss.backward()
+    torch.testing.assert_close(ours.classifier.weight.grad, hf.classifier.weight.grad, atol=ATOL, rtol=0)
+    torch.testing.assert_close(ours.embeddings.patch.weight.grad,
+                               hf.vit.embeddings.patch_embeddings.projection.weight.grad, atol=ATOL, rtol=0)
 
 
 def test_labels_and_empty_batches_are_clear_errors():
