@@ -253,3 +253,18 @@ def test_path_choice():
     assert choose_path(q, k, v, need_weights=False, dropout_p=0.0, causal_only=True) == "fused"  # fp32
     long_q = torch.randn(1, 1, 512, 8, dtype=torch.bfloat16, requires_grad=True)
     assert choose_path(long_q, long_q, long_q, need_weights=False, dropout_p=0.0) == "fused"
+
+
+@pytest.mark.parametrize(
+    "scores,value,kwargs,match",
+    [
+        (torch.ones(2, 3, 4, dtype=torch.long), torch.randn(2, 4, 5), {}, "scores must be a floating"),
+        (torch.randn(2, 3, 4), torch.ones(2, 4, 5, dtype=torch.long), {}, "value must be a floating"),
+        (torch.randn(3, 3, 4), torch.randn(2, 4, 5), {}, "do not broadcast"),
+        (torch.randn(2, 3, 4), torch.randn(2, 5, 5), {}, "disagree on Lk"),
+        (torch.randn(2, 3, 4), torch.randn(2, 4, 5), {"dropout_p": -0.5}, "dropout_p"),
+    ],
+)
+def test_attend_clear_errors(scores, value, kwargs, match):
+    with pytest.raises(AttnlabError, match=match):
+        attend(scores, value, **kwargs)

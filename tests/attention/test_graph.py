@@ -158,6 +158,8 @@ def test_size_errors():
         GATConv((10, 6), 5, v2=True)((x_src, None), edge_index, size=(9, 4))
     with pytest.raises(AttnlabError, match="floating"):
         GATConv(3, 2)(torch.ones(4, 3, dtype=torch.long), edge_index)
+    with pytest.raises(AttnlabError, match="layer's dtype"):
+        GATConv(3, 2)(torch.ones(4, 3, dtype=torch.float64), edge_index)
 
 
 @pytest.mark.parametrize("v2", [False, True])

@@ -185,3 +185,10 @@ def test_module_energy_training_and_hard_inference(energy):
 def test_empty_in_empty_out(mode, shape):
     p, previous = torch.rand(shape), torch.rand(shape)
     assert monotonic_attention(p, previous, mode).shape == shape
+
+
+def test_integer_and_mixed_dtypes_are_clear_errors():
+    with pytest.raises(AttnlabError, match="floating-point dtype"):
+        monotonic_attention(torch.ones(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(AttnlabError, match="floating-point dtype"):
+        monotonic_attention(torch.rand(2, 3, dtype=torch.float64), torch.rand(2, 3))

@@ -201,3 +201,11 @@ def test_dropout_out_of_range_is_a_clear_error():
     for dropout in (-0.1, 1.5):
         with pytest.raises(AttnlabError, match="dropout"):
             MultiHeadAttention(E, H, dropout=dropout)
+
+
+def test_integer_and_mixed_dtype_inputs_are_clear_errors():
+    mha = MultiHeadAttention(E, H)
+    x = torch.randn(B, LQ, E)
+    for args in ((x.long(),), (x, x.double(), x.double()), (x.double(),)):
+        with pytest.raises(AttnlabError, match="dtype"):
+            mha(*args)

@@ -101,6 +101,8 @@ def attend(
     Returns:
         AttentionOutput with ``output (..., Lq, Dv)`` and ``weights (..., Lq, Lk)``.
     """
+    _check_scores_and_values(scores, value)
+    check_dropout_and_scale(dropout_p)
     mask = prepare_mask(mask, tuple(scores.shape), scores.dtype)
     mask, has_keys = open_empty_rows(mask)
     scores = apply_mask(scores, mask)
@@ -137,6 +139,22 @@ def check_qkv(query: Tensor, key: Tensor, value: Tensor) -> None:
         raise AttnlabError(f"query, key, value must share a dtype, got {query.dtype}, {key.dtype}, {value.dtype}")
     if not (query.device == key.device == value.device):
         raise AttnlabError(f"query, key, value must be on one device, got {query.device}, {key.device}, {value.device}")
+
+
+def _check_scores_and_values(scores: Tensor, value: Tensor) -> None:
+    for name, t in (("scores", scores), ("value", value)):
+        if t.dim() < 2 or not t.is_floating_point():
+            raise AttnlabError(f"{name} must be a floating-point tensor (..., L, D), got {t.dtype} {tuple(t.shape)}")
+    try:
+        torch.broadcast_shapes(scores.shape[:-2], value.shape[:-2])
+    except RuntimeError:
+        raise AttnlabError(
+            f"scores (..., Lq, Lk) and value (..., Lk, Dv) have batch dims that do not broadcast: "
+            f"{tuple(scores.shape)} and {tuple(value.shape)}"
+        ) from None
+    if scores.shape[-1] != value.shape[-2]:
+        raise AttnlabError(f"scores (..., Lq, Lk) and value (..., Lk, Dv) disagree on Lk: "
+                           f"{tuple(scores.shape)} and {tuple(value.shape)}")
 
 
 def check_dropout_and_scale(dropout_p: float, scale: float | None = None) -> None:

@@ -232,8 +232,10 @@ class GATConv(nn.Module):
                 raise AttnlabError(f"{name} must be (num_nodes, {dim}), got {shape}")
             if not t.is_floating_point():
                 raise AttnlabError(f"{name} must be a floating-point tensor, got {t.dtype}")
-        if x_dst is not None and x_dst.dtype != x_src.dtype:
-            raise AttnlabError(f"x_src and x_dst must share a dtype, got {x_src.dtype} and {x_dst.dtype}")
+        dtype = self.lin_src.weight.dtype
+        for name, t in (("x_src", x_src), ("x_dst", x_dst)):
+            if t is not None and t.dtype != dtype and not torch.is_autocast_enabled(t.device.type):
+                raise AttnlabError(f"{name} must have the layer's dtype {dtype}, got {t.dtype}")
         return x_src, x_dst
 
     @staticmethod

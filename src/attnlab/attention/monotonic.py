@@ -66,6 +66,11 @@ def monotonic_attention(p_choose: Tensor, previous_attention: Tensor, mode: str 
     """
     if mode not in MODES:
         raise AttnlabError(f"mode must be one of {MODES}, got {mode!r}")
+    if not (p_choose.is_floating_point() and p_choose.dtype == previous_attention.dtype):
+        raise AttnlabError(
+            f"p_choose and previous_attention must share a floating-point dtype, got {p_choose.dtype} "
+            f"and {previous_attention.dtype}"
+        )
     if p_choose.dim() != 2 or p_choose.shape != previous_attention.shape:
         raise AttnlabError(
             f"p_choose and previous_attention must both be (B, Lk), got {tuple(p_choose.shape)} "

@@ -148,13 +148,11 @@ def test_an_untrusted_library_is_rebuilt_not_loaded(sources, monkeypatch, tamper
         real_private = build._is_private
         monkeypatch.setattr(build, "_is_private", lambda mode, owner: real_private(mode, owner + 1))
     assert not build.trusted(library)
-    if tamper == "another owner":
-        monkeypatch.undo()
-        monkeypatch.setattr(build, "SOURCE_DIR", sources)
     calls = _recompiles(monkeypatch)
     assert build.load("answer").attnlab_answer(4) == 9
-    assert calls == [1] and build.trusted(_built())
-    assert not _built().is_symlink()
+    assert calls == [1] and not _built().is_symlink()
+    if tamper != "another owner":  # (there every file looks like someone else's)
+        assert build.trusted(_built())
 
 
 def test_a_trusted_library_is_loaded_without_compiling(sources, monkeypatch):
