@@ -193,3 +193,18 @@ def test_raw_torch_errors_become_clear_errors():
         model(src, tgt[:1])  # batch sizes differ
     with pytest.raises(AttnlabError, match="empty"):
         model(src[:0], tgt[:0])
+
+
+def test_checkpoints_written_before_the_output_proj_rename_load(tmp_path):
+    """Older checkpoints name the output projection ``generator``; they load by the name map."""
+    from attnlab.io import read_safetensors, write_safetensors
+
+    model = tiny(tie_output=False)
+    model.save_pretrained(tmp_path)
+    tensors = read_safetensors(tmp_path / "model.safetensors")
+    old = {k.replace("output_proj.", "generator."): v for k, v in tensors.items()}
+    assert "generator.weight" in old and "output_proj.weight" not in old
+    write_safetensors(tmp_path / "model.safetensors", old, metadata={"format": "pt"})
+    src, tgt = random_ids(2, 5, 23), random_ids(2, 4, 19)
+    torch.testing.assert_close(Transformer.from_pretrained(tmp_path)(src, tgt).logits, model(src, tgt).logits,
+                               atol=0, rtol=0)
