@@ -3,7 +3,7 @@
 1. MultiHeadAttention vs nn.MultiheadAttention, forward+backward, same weights and inputs
    (B=8, L=512, d=256, 8 heads), without and with attention weights, fp32 and bf16 autocast.
 2. Causal self-attention forward+backward at training lengths (T <= 512, fp32): attnlab's
-   C kernel (attention/causal_kernel.py) vs PyTorch's flash kernel
+   C kernel (kernels/causal_kernel.py) vs PyTorch's flash kernel
    (``F.scaled_dot_product_attention(is_causal=True)``), both on the per-head views of one
    packed q/k/v projection, gradients flowing back to it, as in a GPT block.
 3. Causal self-attention forward+backward at long lengths (fp32 and bf16): time and
