@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from attnlab.apps.common import TrainSettings, apply_threads, check_out, fitted_steps, train_config
@@ -128,6 +129,17 @@ def mlm_documents(data: str | None, max_files: int) -> tuple[list[list[str]], li
     return documents[:-held_out], documents[-held_out:]
 
 
+def mlm_nsp_terms(model: BERT, batch: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor | int]]:
+    """BERT's pre-training loss as its two means and what each is over (masked tokens,
+    sentence pairs), so several ranks add up to the loss of the whole batch exactly
+    (attnlab.training.losses); their sum is the model's ``loss``."""
+    out = model(**batch)
+    chosen = batch["mlm_labels"] != -100
+    mlm = F.cross_entropy(out.mlm_logits, batch["mlm_labels"][chosen])
+    nsp = F.cross_entropy(out.nsp_logits, batch["next_sentence_label"])
+    return {"mlm": (mlm, chosen.sum()), "nsp": (nsp, len(batch["next_sentence_label"]))}
+
+
 def pretrain(settings: MLMSettings) -> TrainedBERT:
     """Pre-train a BERT (MLM + NSP) on ``settings.data`` with the shared Trainer."""
     check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
@@ -159,7 +171,8 @@ def pretrain(settings: MLMSettings) -> TrainedBERT:
 
     steps = fitted_steps(settings, model, data, None, DEFAULT_MLM_STEPS)
     config = train_config(settings, steps=steps, eval_every=max(steps // 5, 1))
-    result = Trainer(model, data, config, evaluate=evaluate, save_extra=tokenizer.save).fit(resume=settings.resume)
+    result = Trainer(model, data, config, loss_fn=mlm_nsp_terms, evaluate=evaluate,
+                     save_extra=tokenizer.save).fit(resume=settings.resume)
     m = result.metrics
     summary = (f"validation: MLM accuracy {m.get('mlm_accuracy', 0):.3f} | NSP accuracy {m.get('nsp_accuracy', 0):.3f} "
                f"({sum(map(len, train_docs))} training sentences, vocab {tokenizer.vocab_size})")

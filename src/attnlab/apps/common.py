@@ -23,7 +23,7 @@ import torch
 
 from attnlab.errors import AttnlabError
 from attnlab.io import read_json
-from attnlab.training import TrainConfig
+from attnlab.training import TrainConfig, distributed
 from attnlab.training.budget import steps_within_budget
 from attnlab.training.checkpoint import STATE_FILE
 from attnlab.training.threads import choose_threads
@@ -51,6 +51,8 @@ class TrainSettings:
     max_minutes: float | None = None
     save_every: int | None = None
     bf16: bool = False
+    shard: bool = False  # several processes: FSDP2 instead of DDP
+    rank_logs: bool = False  # several processes: every rank's log in out/logs/rank<r>.log
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
@@ -87,8 +89,12 @@ def check_positive(value: int, flag: str) -> None:
 
 
 def apply_threads(threads: int | None) -> int:
-    """Set torch's CPU threads: ``threads``, or the cores other work leaves free."""
-    n = threads if threads else choose_threads()
+    """Set torch's CPU threads: ``threads``, or the cores other work leaves free (under
+    torchrun: this machine's cores shared among its ranks, see training/distributed.py)."""
+    if distributed.launched():
+        n = threads or distributed.threads_per_rank()
+    else:
+        n = threads if threads else choose_threads()
     torch.set_num_threads(max(n, 1))
     return torch.get_num_threads()
 
@@ -107,7 +113,8 @@ def check_out(out: str | Path, *, resume: bool, overwrite: bool) -> Path:
         if not out.is_dir():
             raise AttnlabError(f"--resume: no run in --out {out}; train without --resume first")
         return out
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    # under torchrun rank 0 judges alone: the others could see what it has just written
+    if out.is_dir() and any(out.iterdir()) and not overwrite and os.environ.get("RANK", "0") == "0":
         raise AttnlabError(
             f"--out {out}: already holds a run; pass --resume to continue it or --overwrite to replace it"
         )
@@ -124,6 +131,7 @@ def train_config(settings: TrainSettings, *, steps: int, eval_every: int = 0, **
         out_dir=str(settings.out), steps=steps, lr=settings.lr, warmup_steps=min(settings.warmup, steps // 5),
         weight_decay=settings.weight_decay, eval_every=eval_every, save_every=save_every, bf16=settings.bf16,
         device=settings.device, seed=settings.seed, progress=settings.progress, max_time_s=settings.max_time_s,
+        shard=settings.shard, rank_logs=settings.rank_logs,
     )
     return TrainConfig(**{**fields, **overrides})
 

@@ -83,7 +83,12 @@ class GraphResult:
 
 
 class GraphBatches:
-    """The full graph as every step's batch: ``x``, the edges (GAT) or meta-path edges (HAN)."""
+    """The full graph as every step's batch: ``x``, the edges (GAT) or meta-path edges (HAN).
+
+    ``replicate``: not a stack of rows, so under torchrun every rank trains on the whole
+    graph (the same gradient on each: the run equals one process, without a speed-up)."""
+
+    replicate = True
 
     def __init__(self, data: graphs.GraphData, han: bool):
         self.data, self.han = data, han

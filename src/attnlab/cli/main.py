@@ -15,6 +15,7 @@ import sys
 from attnlab import __version__
 from attnlab.cli.options import HelpFormatter
 from attnlab.errors import AttnlabError
+from attnlab.training import distributed
 
 # Modules providing top-level subcommands (``register``) — add yours here.
 COMMAND_MODULES: list[str] = [
@@ -62,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    if (getattr(args, "nproc", None) or 1) > 1 and not distributed.launched():
+        distributed.exec_torchrun(args.nproc, argv)  # replaces this process; torchrun starts the ranks
+    distributed.quiet_other_ranks()
     try:
         result = args.func(args)
     except KeyboardInterrupt:

@@ -47,6 +47,8 @@ TRAIN_HELP = {
     "max_minutes": "time budget: sizes the schedule and bounds the final evaluation",
     "save_every": "checkpoint every N updates (0: only at the end, on Ctrl-C/SIGTERM and at the budget)",
     "bf16": "bf16 autocast (fast on CPUs with AMX)",
+    "shard": "several processes: shard the model with FSDP2 (sharded checkpoints) instead of replicating it (DDP)",
+    "rank_logs": "several processes: every rank's progress in --out/logs/rank<r>.log",
 }
 
 
@@ -69,6 +71,9 @@ def add_train_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, 
             kind = {"steps": int, "batch_size": int, "warmup": int, "save_every": int}.get(name, float)
             group.add_argument(flag, type=str if name == "out" else kind, default=default, help=help)
     group.add_argument("--quiet", action="store_true", help="no progress bar")
+    group.add_argument("--nproc", type=int, metavar="N",
+                       help="train over N processes on this machine: runs this command under torchrun's own "
+                            "launcher (torch.distributed.run --standalone --nproc-per-node N); see docs/distributed.md")
     add_run_options(group, seed=_default(cls, "seed"))
 
 

@@ -23,9 +23,10 @@ sharded with FSDP2 (:func:`wrap_fsdp`). See docs/distributed.md.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -76,6 +77,36 @@ def current() -> World:
         return World()
     return World(dist.get_rank(), dist.get_world_size(),
                  _env_int("LOCAL_RANK", 0), _env_int("LOCAL_WORLD_SIZE", 1))
+
+
+def quiet_other_ranks() -> None:
+    """Under torchrun, ranks other than 0 print nothing on stdout (stderr keeps errors)."""
+    if launched() and _env_int("RANK", 0) != 0:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the life of the process
+
+
+def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
+    """``python -m torch.distributed.run --standalone --nproc-per-node N -m attnlab ARGV``,
+    ``--nproc`` taken out of ``argv``."""
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "attnlab", *rest]
+
+
+def exec_torchrun(nproc: int, argv: list[str]) -> NoReturn:
+    """Replace this process by torchrun's own launcher running ``attnlab ARGV`` on ``nproc``
+    ranks (signals and the exit status are then torchrun's)."""
+    command = torchrun_command(nproc, argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)
 
 
 def threads_per_rank(cores: int | None = None, local_size: int | None = None) -> int:

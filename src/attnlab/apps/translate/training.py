@@ -256,6 +256,7 @@ def train_translator(
 
     trainer = Trainer(
         model, batches, config, loss_fn=translation_loss, count_tokens=batches.count_tokens,
+        loss_units=batches.count_tokens,  # a mean over target tokens: ranks weigh in by theirs
         evaluate=make_validation(translator, valid, splits, setup.eval_sentences, target_bleu_tokenizer(setup)),
         save_extra=save_extra,
     )
