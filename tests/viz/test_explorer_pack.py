@@ -148,3 +148,26 @@ def test_bad_arguments_are_named(tmp_path):
         write_page([object()], tmp_path / "x.html", title="t")
     with pytest.raises(AttnlabError, match="at least one"):
         write_page([], tmp_path / "x.html", title="t")
+
+
+def test_dense_attention_is_quantized_coarser_to_fit_the_size_budget(tmp_path):
+    from attnlab.viz.explorer.pack import choose_levels
+
+    a = Attentions()
+    g = torch.Generator().manual_seed(0)
+    for i in range(4):  # dense noise: every weight within a few x of its row's maximum
+        a.add(f"layers.{i}.self", (torch.randn(1, 4, 256, 256, generator=g) * 0.5).softmax(-1), kind="self",
+              axes=("tokens", "tokens"))
+    ex = Explained("bert", a, {"tokens": [[f"t{i}" for i in range(256)]]})
+    assert choose_levels([ex], None) == 255 and choose_levels([ex], 100) == 255
+    levels = choose_levels([ex], 1.8)
+    assert levels < 255
+    out = write_page([ex], tmp_path / "dense.html", title="t", max_mb=1.8)
+    assert out.stat().st_size < 1.8e6
+    meta, blobs = _meta(out)
+    d = meta["sets"][0]["examples"][0]["maps"][2]
+    q = torch.frombuffer(bytearray(blobs[d["data"][1]]), dtype=torch.uint8).view(256, 256).float()
+    scale = torch.frombuffer(bytearray(blobs[d["scale"]]), dtype=torch.float32).view(4, 256)[1]
+    want = a["layers.2.self"][0, 1]
+    assert d["levels"] == levels and q.max() <= levels
+    assert (q / levels * scale[:, None] - want).abs().le(scale[:, None] / (2 * levels) + 1e-7).all()

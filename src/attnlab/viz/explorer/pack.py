@@ -4,9 +4,11 @@ Every batch element of every ``Explained`` becomes one *example*: a small JSON d
 (labels, map names and shapes, per-head statistics, thumbnails, image, graph layout) plus
 *blobs*, the attention itself, which the page decodes lazily, one head of one map at a time:
 
-    token map  (H, Lq, Lk)  -> uint8 q = round(255 A / rowmax), one blob per head
+    token map  (H, Lq, Lk)  -> uint8 q = round(levels A / rowmax), one blob per head
                                + rowmax float32 (H, Lq) (deflate, base64)
-                               A ~= q / 255 * rowmax: the error is at most rowmax / 510
+                               A ~= q / levels * rowmax: the error is at most rowmax / (2 levels);
+                               levels = 255 (8 bits) unless the page would pass its size
+                               budget (:func:`choose_levels`)
     graph map  alpha (E, H) -> uint16 round(65535 alpha), edge_index (2, E) int32
     thumbnail  (H, T, T)    -> uint8 mean-pooled map scaled to its maximum (model view)
 
@@ -34,7 +36,8 @@ from attnlab.errors import AttnlabError
 from attnlab.viz.explorer.stats import graph_statistics, head_statistics
 
 THUMB = 48  # thumbnail side in cells (model view)
-MAX_LAYOUT_NODES = 5000  # above this the graph is laid out on a circle instead of by forces
+MAX_LAYOUT_NODES = 5000
+LEVELS = (255, 63, 31, 15, 7, 3)  # 8, 6, 5, 4, 3, 2 bits per weight  # above this the graph is laid out on a circle instead of by forces
 
 
 class Blobs:
@@ -46,22 +49,50 @@ class Blobs:
 
     def add(self, raw: bytes) -> str:
         key = f"{self.prefix}{len(self.items)}"
-        # run-length deflate: as small as level 6 on attention (masked zeros, small weights), 5x faster
-        packer = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-        self.items[key] = base64.b64encode(packer.compress(raw) + packer.flush()).decode("ascii")
+        self.items[key] = base64.b64encode(_deflate(raw)).decode("ascii")
         return key
+
+
+def _deflate(raw: bytes) -> bytes:
+    """Run-length deflate: as small as level 6 on attention (masked zeros, small weights), 5x faster."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    return packer.compress(raw) + packer.flush()
 
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def quantize_rows(attn: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """``attn (H, Lq, Lk)`` -> ``q uint8 (H, Lq, Lk)``, ``rowmax float32 (H, Lq)``."""
+def quantize_rows(attn: Tensor, levels: int = 255) -> tuple[np.ndarray, np.ndarray]:
+    """``attn (H, Lq, Lk)`` -> ``q uint8 (H, Lq, Lk)`` in [0, levels], ``rowmax float32 (H, Lq)``."""
     a = attn.detach().float().cpu().clamp_min(0)
     rowmax = a.amax(-1)  # (H, Lq)
-    q = torch.round(a * (255.0 / rowmax.clamp_min(1e-30))[..., None]).to(torch.uint8)
+    q = torch.round(a * (levels / rowmax.clamp_min(1e-30))[..., None]).to(torch.uint8)
     return q.numpy(), rowmax.numpy().astype(np.float32)
+
+
+def choose_levels(items: list[Explained], max_mb: float | None) -> int:
+    """The finest row quantization (8, 6, 5, 4, 3 or 2 bits) whose attention blobs, projected
+    from a sample of maps, keep the page under ``max_mb``; 255 (8 bits) when ``max_mb`` is None.
+
+    Trained models' attention is sparse and deflates to little at 8 bits; dense noise (a
+    random-init GPT-2 at 1,024 tokens: every weight within 5x of its row's maximum) costs ~7
+    bits a weight, so only a coarser grid fits (docs/explorer.md).
+    """
+    maps = [(e.value, b) for ex in items for e in ex.attentions.entries() if not isinstance(e.value, GraphAttention)
+            for b in range(e.value.shape[0])]
+    cells = sum(v[b].numel() for v, b in maps)
+    if max_mb is None or not cells:
+        return 255
+    budget = max_mb * 1e6 * 0.9 - 1e6  # room for labels, thumbnails, row scales and the page's code
+    picks = sorted({round(k * (len(maps) - 1) / 2) for k in range(3)})  # first, middle and last map
+    sample = [maps[k][0][maps[k][1], :4] for k in picks]  # at most 4 heads of each
+    sample_cells = sum(x.numel() for x in sample)
+    for levels in LEVELS:
+        packed = sum(len(_deflate(quantize_rows(x, levels)[0].tobytes())) for x in sample)
+        if packed / sample_cells * cells * 4 / 3 <= budget:
+            return levels
+    return LEVELS[-1]
 
 
 def thumbnail(attn: Tensor) -> tuple[str, int, int]:
@@ -111,13 +142,13 @@ def _png(image: Tensor) -> str:
     return "data:image/png;base64," + _b64(buf.getvalue())
 
 
-def _token_map(value: Tensor, b: int, blobs: Blobs) -> dict[str, Any]:
+def _token_map(value: Tensor, b: int, blobs: Blobs, levels: int) -> dict[str, Any]:
     attn = value[b]  # (H, Lq, Lk)
-    q, rowmax = quantize_rows(attn)
+    q, rowmax = quantize_rows(attn, levels)
     thumb, tq, tk = thumbnail(attn)
     h, lq, lk = attn.shape
-    return {"heads": h, "lq": lq, "lk": lk, "data": [blobs.add(q[k].tobytes()) for k in range(h)], "scale": blobs.add(rowmax.tobytes()),
-            "thumb": thumb, "tq": tq, "tk": tk}
+    return {"heads": h, "lq": lq, "lk": lk, "levels": levels, "data": [blobs.add(q[k].tobytes()) for k in range(h)],
+            "scale": blobs.add(rowmax.tobytes()), "thumb": thumb, "tq": tq, "tk": tk}
 
 
 def _graph_map(value: GraphAttention, n: int, blobs: Blobs) -> dict[str, Any]:
@@ -153,7 +184,7 @@ def _rollout(ex: Explained, b: int, blobs: Blobs) -> dict[str, Any] | None:
             "scale": blobs.add(rowmax.tobytes())}
 
 
-def pack_example(ex: Explained, b: int, blobs: Blobs) -> dict[str, Any]:
+def pack_example(ex: Explained, b: int, blobs: Blobs, levels: int = 255) -> dict[str, Any]:
     """The JSON description of batch element ``b`` of ``ex``; its arrays go into ``blobs``."""
     labels = {axis: [str(t) for t in per[b if len(per) > b else 0]] for axis, per in ex.labels.items()}
     extras = ex.extras
@@ -172,7 +203,7 @@ def pack_example(ex: Explained, b: int, blobs: Blobs) -> dict[str, Any]:
             graph_edges = e.value.edge_index.detach().cpu() if graph_edges is None else graph_edges
             stats = graph_statistics(e.value.edge_index, e.value.alpha.reshape(e.value.alpha.shape[0], -1), n)
         else:
-            entry.update(_token_map(e.value, b, blobs))
+            entry.update(_token_map(e.value, b, blobs, levels))
             stats = head_statistics(
                 e.value[b], same_axes=e.axes[0] == e.axes[1], key_labels=labels[e.axes[1]], special=special,
                 grid=grid, gold=gold if e.kind == "cross" else None)
@@ -202,8 +233,8 @@ def pack_example(ex: Explained, b: int, blobs: Blobs) -> dict[str, Any]:
     return out
 
 
-def pack_items(items: list[Explained], blobs: Blobs) -> list[dict[str, Any]]:
-    """Every batch element of every item, in order."""
+def pack_items(items: list[Explained], blobs: Blobs, levels: int = 255) -> list[dict[str, Any]]:
+    """Every batch element of every item, in order; token maps on ``levels + 1`` grid steps per row."""
     if not items:
         raise AttnlabError("explorer: expected at least one Explained to show")
-    return [pack_example(ex, b, blobs) for ex in items for b in range(_num_elements(ex))]
+    return [pack_example(ex, b, blobs, levels) for ex in items for b in range(_num_elements(ex))]

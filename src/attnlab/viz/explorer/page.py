@@ -17,7 +17,7 @@ from typing import Any
 from attnlab.attention.maps import Explained
 from attnlab.errors import AttnlabError
 from attnlab.io import write_text
-from attnlab.viz.explorer.pack import Blobs, pack_items
+from attnlab.viz.explorer.pack import Blobs, choose_levels, pack_items
 
 
 def _static(name: str) -> str:
@@ -31,13 +31,14 @@ def _script_json(obj: Any) -> str:
 
 def build_meta(
     items: list[Explained], blobs: Blobs, *, title: str, compare: list[Explained] | None = None,
-    compare_title: str | None = None, serve: dict[str, Any] | None = None,
+    compare_title: str | None = None, serve: dict[str, Any] | None = None, max_mb: float | None = None,
 ) -> dict[str, Any]:
-    """The page's JSON: ``sets`` (the items, and the compared checkpoint's), titles, serve config."""
-    sets = [{"title": "A" if compare else title, "examples": pack_items(items, blobs)}]
+    """The page's JSON: ``sets`` (the items, and the compared checkpoint's), titles, serve config.
+    ``max_mb``: the attention is quantized coarser when 8 bits would pass it (None: 8 bits)."""
+    levels = choose_levels(list(items) + list(compare or []), max_mb)
+    sets = [{"title": title, "examples": pack_items(items, blobs, levels)}]
     if compare:
-        sets[0]["title"] = title
-        sets.append({"title": compare_title or "compare", "examples": pack_items(compare, blobs)})
+        sets.append({"title": compare_title or "compare", "examples": pack_items(compare, blobs, levels)})
     for examples in (s["examples"] for s in sets):
         for k, e in enumerate(examples):
             e["title"] = _example_title(e, k)
@@ -65,9 +66,13 @@ def render_html(meta: dict[str, Any], blobs: Blobs) -> str:
 
 def write_page(
     items: list[Explained], out: Path, *, title: str, compare: list[Explained] | None = None,
-    compare_title: str | None = None,
+    compare_title: str | None = None, max_mb: float | None = 25.0,
 ) -> Path:
-    """Write the explorer for ``items`` (and, side by side, ``compare``) to ``out``; return it."""
+    """Write the explorer for ``items`` (and, side by side, ``compare``) to ``out``; return it.
+
+    The attention is stored at 8 bits per weight (relative to its row's maximum) unless the file
+    would pass ``max_mb``; then on the finest coarser grid that fits (None: always 8 bits).
+    """
     if not isinstance(items, list) or not all(isinstance(x, Explained) for x in items):
         raise AttnlabError("write_page: items must be a list of Explained")
     if compare is not None and (not isinstance(compare, list) or not all(isinstance(x, Explained) for x in compare)):
@@ -76,7 +81,7 @@ def write_page(
     if out.suffix.lower() not in (".html", ".htm"):
         raise AttnlabError(f"--out {out}: the explorer is an HTML file; expected a name ending in .html")
     blobs = Blobs()
-    meta = build_meta(items, blobs, title=title, compare=compare, compare_title=compare_title)
+    meta = build_meta(items, blobs, title=title, compare=compare, compare_title=compare_title, max_mb=max_mb)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, render_html(meta, blobs))
     return out

@@ -43,18 +43,19 @@
 
   class TokenMap {  // q[h]: uint8 (Lq * Lk) of head h, inflated on first use; scale: rowmax (H * Lq)
     constructor(d, scale) {
-      this.d = d; this.lq = d.lq; this.lk = d.lk; this.H = d.heads; this.scale = scale; this.cache = null;
+      this.d = d; this.lq = d.lq; this.lk = d.lk; this.H = d.heads; this.scale = scale; this.cache = null; this.levels = d.levels || 255;
       this.q = new Array(d.heads).fill(null); this.pending = new Array(d.heads).fill(null);
     }
     async load(heads) {
       await Promise.all(heads.map((h) => this.q[h] || (this.pending[h] = this.pending[h] || inflate(this.d.data[h]).then((b) => { this.q[h] = b; }))));
       return this;
     }
-    val(h, i, j) { return this.q[h][i * this.lk + j] * this.scale[h * this.lq + i] / 255; }
+    val(h, i, j) { return this.q[h][i * this.lk + j] * this.scale[h * this.lq + i] / this.levels; }
+    err(h, i) { return this.levels < 255 ? this.scale[h * this.lq + i] / (2 * this.levels) : 0; }  // the quantization bound
     matrix(heads) {  // mean over heads, Float32Array (lq * lk)
       const key = heads.join(',');
       if (this.cache && this.cache.key === key) return this.cache.m;
-      const { lq, lk, scale } = this, m = new Float32Array(lq * lk), w = 1 / heads.length / 255;
+      const { lq, lk, scale } = this, m = new Float32Array(lq * lk), w = 1 / heads.length / this.levels;
       for (const h of heads) {
         const q = this.q[h];
         for (let i = 0; i < lq; i++) {
@@ -262,10 +263,10 @@
     let max = 1e-12;
     for (let i = 0; i < lq; i++) if (scale[h * lq + i] > max) max = scale[h * lq + i];
     for (let i = 0; i < lq; i++) {
-      const o = i * lk, r = scale[h * lq + i] / max;
-      if (mode === 'row') for (let j = 0; j < lk; j++) px[o + j] = SEQ32[q[o + j]];
-      else if (mode === 'sqrt') { const f = 4095 * r / 255; for (let j = 0; j < lk; j++) px[o + j] = SEQ32[SQRT[(q[o + j] * f) | 0]]; }
-      else { const f = r; for (let j = 0; j < lk; j++) px[o + j] = SEQ32[(q[o + j] * f + 0.5) | 0]; }
+      const o = i * lk, r = scale[h * lq + i] / max, L = m.levels;
+      if (mode === 'row') { const f = 255 / L; for (let j = 0; j < lk; j++) px[o + j] = SEQ32[(q[o + j] * f + 0.5) | 0]; }
+      else if (mode === 'sqrt') { const f = 4095 * r / L; for (let j = 0; j < lk; j++) px[o + j] = SEQ32[SQRT[(q[o + j] * f) | 0]]; }
+      else { const f = r * 255 / L; for (let j = 0; j < lk; j++) px[o + j] = SEQ32[(q[o + j] * f + 0.5) | 0]; }
     }
     g.putImageData(img, 0, 0);
     cv.max = max;
@@ -342,6 +343,8 @@
       const { i, j } = at, d = mapDesc(), lk = HIT.lk;
       for (const pn of HIT.panels) o.rect(pn.x0 + (j - S.px) * HIT.cell, pn.y0 + (i - S.py) * HIT.cell, HIT.cell, HIT.cell, null, '#111', 1.5);
       const lines = [`query ${i} ${labelsOf(d, 0)[i] || ''}`, `key   ${j} ${labelsOf(d, 1)[j] || ''}`];
+      const bound = S.h.length === 1 && ctx.panels[0].m.err ? ctx.panels[0].m.err(S.h[0], i) : 0;
+      if (bound) lines.push(`stored on a ${Math.log2(ctx.panels[0].m.levels + 1)}-bit grid: \u00b1${fmt(bound)}`);
       HIT.panels.forEach((pn, k) => lines.push(`${ctx.panels[k].diff ? 'A\u2212B' : (ctx.panels.length > 1 ? META.sets[ctx.panels[k].s].title : 'weight')}: ${fmt(pn.mat.get ? pn.mat.get(i * lk + j) : pn.mat[i * lk + j])}`));
       return lines.join('\n');
     },
