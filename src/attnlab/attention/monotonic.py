@@ -51,7 +51,8 @@ def linear_recurrence(decay: Tensor, x: Tensor) -> Tensor:
     shift, length = 1, x.shape[-1]
     while shift < length:
         b = b + a * F.pad(b[..., :-shift], (shift, 0))  # (..., L)
-        a = a * F.pad(a[..., :-shift], (shift, 0), value=1.0)
+        if 2 * shift < length:  # the last pass needs no A
+            a = a * F.pad(a[..., :-shift], (shift, 0), value=1.0)
         shift *= 2
     return b
 
