@@ -96,11 +96,12 @@ def choose_levels(items: list[Explained], max_mb: float | None) -> int:
 
 
 def thumbnail(attn: Tensor) -> tuple[str, int, int]:
-    """Mean-pooled ``attn (H, Lq, Lk)`` at most THUMB x THUMB, each head scaled to its max."""
+    """Mean-pooled ``attn (H, Lq, Lk)`` at most THUMB x THUMB, each row scaled to its max
+    (the pattern, diagonal or previous-token or first-token, shows at any length)."""
     a = attn.detach().float().cpu()
     tq, tk = min(THUMB, a.shape[1]), min(THUMB, a.shape[2])
     pooled = F.adaptive_avg_pool2d(a[None], (tq, tk))[0]  # (H, tq, tk)
-    pooled = pooled / pooled.amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
+    pooled = pooled / pooled.amax(dim=2, keepdim=True).clamp_min(1e-30)
     return _b64(torch.round(pooled * 255).to(torch.uint8).numpy().tobytes()), tq, tk
 
 

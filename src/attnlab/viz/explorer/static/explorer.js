@@ -207,7 +207,7 @@
     return e.maps[0].lq <= 64 ? 'head' : 'matrix';
   }
   function writeHash() {
-    const h = `v=${S.v}&s=${S.s}&e=${S.e}&m=${S.m}&h=${S.h.join(',')}&q=${S.q}&c=${S.c}`;
+    const h = `v=${S.v}&s=${S.s}&e=${S.e}&m=${S.m}&h=${S.h.join(',')}&q=${S.q}&c=${S.c}&k=${S.scale}`;
     if (location.hash.slice(1) !== h) history.replaceState(null, '', '#' + h);
   }
   function readHash() {
@@ -221,6 +221,8 @@
     S.h = heads.length ? heads : [0];
     S.q = Math.max(0, int('q', 0));
     S.c = int('c', 0) ? 1 : 0;
+    const k = p.get('k');  // colour scale; long inputs default to per row (1/L weights vanish on a linear scale)
+    S.scale = ['max', 'sqrt', 'row'].includes(k) ? k : (mapDesc().lq > 64 ? 'row' : 'max');
     const v = p.get('v');
     S.v = viewsFor(ex()).includes(v) ? v : defaultView(ex());
   }
@@ -312,7 +314,7 @@
         const img = heatFor(key, () => (single ? headHeat(panel.m, h0, S.scale) : heatCanvas(mat, lq, lk, S.scale, !!panel.diff)));
         p.text(panel.title + (panel.diff ? '' : ` \u00b7 ${d.name} \u00b7 head ${S.h.length === d.heads ? 'mean' : S.h.join('+')}`), x0, 14, { bold: true });
         p.text(`max ${fmt(img.max)}  (${lq}\u00d7${lk})`, x0, 30, { color: '#6b7785', size: 11 });
-        p.image(img, S.px, S.py, vw, vh, x0, y0, vw * cell, vh * cell, false);
+        p.image(img, S.px, S.py, vw, vh, x0, y0, vw * cell, vh * cell, cell < 1);  // averaged when cells are under a pixel
         p.rect(x0, y0, vw * cell, vh * cell, null, '#c5ccd6');
         const gold = ex().gold;
         if (gold && (d.kind === 'cross' || d.kind === 'alignment') && cell >= 2) {
@@ -412,7 +414,7 @@
   };
 
   V.model = {
-    info: 'Every layer (rows) \u00d7 head (columns) as a thumbnail, each scaled to its own maximum. Click one to open it in the matrix view. With compare on: the difference of the two checkpoints.',
+    info: 'Every layer (rows) \u00d7 head (columns) as a thumbnail, each row scaled to its maximum (the pattern shows at any length). Click one to open it in the matrix view. With compare on: the difference of the two checkpoints.',
     async prepare() { return {}; },
     size(ctx, W) {
       const e = ex(), H = Math.max(...e.maps.map((d) => d.heads));
