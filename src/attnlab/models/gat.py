@@ -125,10 +125,11 @@ class HAN(PretrainedModel):
         x = F.dropout(x, self.config.dropout, self.training)
         views, attentions = [], Attentions() if need_weights else None
         for p, (conv, edge_index) in enumerate(zip(self.node_level, metapath_edges)):
-            z, (edges, alpha) = conv(x, edge_index, return_attention_weights=True)
-            views.append(F.elu(z))
+            z = conv(x, edge_index, need_weights)
             if need_weights:
+                z, (edges, alpha) = z
                 attentions.add(f"metapath.{p}.graph", GraphAttention(edges, alpha), kind="metapath", axes=("nodes", "nodes"))
+            views.append(F.elu(z))
         z, beta = self.semantic(torch.stack(views, dim=1))  # (N, P, H*C) -> (N, H*C), (P,)
         logits = self.classifier(F.dropout(z, self.config.dropout, self.training))
         return NodeClassifierOutput(logits, attentions, beta)
