@@ -163,6 +163,17 @@ def test_the_page_explains_typed_input_in_the_browser(server):
             assert got == pytest.approx(expected[i, j].item(), abs=expected[i].max().item() / 500)
         o.set({"v": "matrix"})
         assert o.errors == [] and o.blocked == []
+        empty = make_server(server.infer_obj, items=[], title="empty", input_kind="text")  # no startup example
+        threading.Thread(target=empty.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        try:
+            e = open_page(browser, empty.url, allow_prefix=empty.url)
+            e.page.fill("#serve-input", "first")
+            e.page.click("#serve-go")
+            e.page.wait_for_function("() => attnlab.meta.sets[0].examples.length === 1 && document.querySelector('#map').options.length === 2")
+            assert e.errors == [] and e.blocked == []
+        finally:
+            empty.shutdown()
+            empty.server_close()
     finally:
         browser.close()
         pw.stop()

@@ -896,6 +896,13 @@
   };
   window.attnlab = API;
   setupServe();
-  readHash();
-  API.ready = render().then(() => { API.readyMs = performance.now(); document.body.dataset.ready = '1'; });
+  const markReady = () => { API.readyMs = performance.now(); document.body.dataset.ready = '1'; };
+  if (!META.sets[0].examples.length) {  // a server started without examples: wait for the first input
+    for (const id of ['g-example', 'g-map', 'heads', 'g-step', 'g-scale', 'g-compare', 'g-zoom']) $(id).hidden = true;
+    $('info').textContent = 'Type an input above and press explain.';
+    API.ready = Promise.resolve().then(markReady);
+  } else {
+    readHash();
+    API.ready = render().then(markReady);
+  }
 })();
