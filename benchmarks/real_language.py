@@ -12,7 +12,7 @@ scored with :func:`attnlab.evaluation.real_language.score_translations`.
 
 Checkpoints go to ``--out/<lang>-<model>`` (the same folders ``attnlab train translate
 --data gettext:<lang> --out ...`` writes); ``--reuse`` scores those instead of training.
-Results: printed as markdown tables and written to ``--out/results.json``.
+Results: printed as markdown tables and written to ``--out/results_<languages>_<models>.json``.
 """
 
 from __future__ import annotations
@@ -48,16 +48,30 @@ def tokenizer_rows(splits: GettextSplits, side: str, sizes: tuple[int, ...] = (4
     return rows
 
 
-def train_or_load(lang: str, model: str, args: argparse.Namespace) -> tuple[translate.Translator, dict]:
-    """The translator in ``--out/<lang>-<model>`` (trained now unless ``--reuse``) and its run facts."""
+def attended(translator: translate.Translator, source: str) -> str:
+    """``target token <- source token`` pairs: the source token each output token attends to
+    most (last decoder layer's cross-attention, heads averaged), on the model's own output."""
+    explained = translate.attentions(translator, [source])
+    cross = explained.attentions.of_kind("cross")[-1][0].float().mean(0)  # (Lq, Lk)
+    src, tgt = explained.labels["source"][0], explained.labels["target"][0]
+    n_src, n_tgt = explained.extras["src_lengths"][0], explained.extras["tgt_lengths"][0]
+    return "  ".join(f"{tgt[t].strip() or '␣'}←{src[int(cross[t, :n_src].argmax())].strip() or '␣'}"
+                     for t in range(n_tgt))
+
+
+def train_or_load(lang: str, model: str, args: argparse.Namespace) -> tuple[translate.Translator, list[str] | None, dict]:
+    """The translator in ``--out/<lang>-<model>`` (trained now unless ``--reuse``), its test
+    translations when it was trained now (the app decodes the test split), and its run facts."""
     out = Path(args.out) / f"{lang}-{model}"
+    hypotheses = None
     if not (args.reuse and find_checkpoint(out)):
         started = time.monotonic()
-        translate.train(translate.TranslateSettings(
+        run = translate.train(translate.TranslateSettings(
             model=model, data=f"gettext:{lang}", max_minutes=args.minutes, threads=args.threads, out=str(out),
             overwrite=True, progress=False, lr=1e-3 if model == "transformer" else 3e-3,
             warmup=200 if model == "transformer" else 100,
         ))
+        hypotheses = run.scores.hypotheses
         print(f"  trained {lang} {model} in {(time.monotonic() - started) / 60:.1f} min (training + test decoding)")
     state = find_checkpoint(out)
     facts = {}
@@ -65,7 +79,7 @@ def train_or_load(lang: str, model: str, args: argparse.Namespace) -> tuple[tran
         if (state / name).is_file():
             data = json.loads((state / name).read_text())
             facts = {k: data[k] for k in ("step", "elapsed_s") if k in data}
-    return translate.Translator.load(state), facts
+    return translate.Translator.load(state), hypotheses, facts
 
 
 def main() -> None:
@@ -73,7 +87,7 @@ def main() -> None:
     p.add_argument("--languages", nargs="+", default=["zh_CN", "fr", "de"])
     p.add_argument("--models", nargs="+", default=["transformer"], choices=["transformer", "seq2seq"])
     p.add_argument("--minutes", type=float, default=8.0, help="training budget per model")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="1: on a shared machine more threads spin and slow down")
     p.add_argument("--out", default="runs/real_language")
     p.add_argument("--reuse", action="store_true", help="score the checkpoints in --out instead of training")
     p.add_argument("--no-tokenizers", dest="tokenizers", action="store_false")
@@ -94,20 +108,22 @@ def main() -> None:
         systems = {"copy source": copy_source(test.src),
                    "nearest training message": nearest_neighbour(splits.train.src, splits.train.tgt, test.src)}
         for model in args.models:
-            translator, facts = train_or_load(lang, model, args)
-            started = time.monotonic()
-            systems[f"{model} (small)" if model == "transformer" else f"{model} (compact, bahdanau)"] = translator.translate(test.src)
-            facts["decode_s"] = round(time.monotonic() - started, 1)
+            translator, hypotheses, facts = train_or_load(lang, model, args)
+            name = f"{model} (small)" if model == "transformer" else f"{model} (compact, bahdanau)"
+            systems[name] = translator.translate(test.src) if hypotheses is None else hypotheses
             result[f"{model}_run"] = facts
             result[f"{model}_examples"] = dict(zip(EXAMPLES, translator.translate(EXAMPLES)))
             print("\n".join(f"  {s!r} -> {t!r}" for s, t in result[f"{model}_examples"].items()))
+            result[f"{model}_attention"] = {s: attended(translator, s) for s in EXAMPLES[:3]}
+            print("\n".join(f"  {s!r}: {a}" for s, a in result[f"{model}_attention"].items()))
         print(f"\n| system ({len(test)} test messages) | BLEU | chrF | exact % | placeholders kept % |\n|---|---|---|---|---|")
         for name, hyps in systems.items():
             scores = score_translations(test.src, hyps, test.tgt, lang)
             result[name] = scores.row()
             print(f"| {name} | " + " | ".join(scores.row()) + " |")
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))
+    name = f"results_{'_'.join(args.languages)}_{'_'.join(args.models)}.json"
+    (Path(args.out) / name).write_text(json.dumps(results, ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":
