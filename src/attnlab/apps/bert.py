@@ -38,7 +38,7 @@ from attnlab.errors import AttnlabError
 from attnlab.io import read_json
 from attnlab.models.bert import BERT, bert_config
 from attnlab.models.bert import fill_mask as _fill_mask
-from attnlab.training import Trainer, TrainResult
+from attnlab.training import Trainer, TrainResult, distributed
 
 VALIDATION_FRACTION = 0.1
 EVAL_BATCHES = 4
@@ -148,7 +148,8 @@ def pretrain(settings: MLMSettings) -> TrainedBERT:
     if settings.resume:
         tokenizer = Tokenizer.load(settings.out)
     else:
-        tokenizer = WordPieceTokenizer.train((s for d in train_docs for s in d), vocab_size=settings.vocab_size)
+        tokenizer = distributed.from_rank0(  # the same vocabulary on every rank (training it is not deterministic)
+            lambda: WordPieceTokenizer.train((s for d in train_docs for s in d), vocab_size=settings.vocab_size))
     overrides = {} if settings.dropout is None else {"dropout": settings.dropout, "attention_dropout": settings.dropout}
     model_config = bert_config(settings.preset, vocab_size=tokenizer.vocab_size, head="pretraining",
                                max_positions=max(settings.max_len, 64), pad_token_id=tokenizer.pad_id, **overrides)
@@ -263,8 +264,8 @@ def load(ckpt: str | Path, device: str = "cpu") -> LoadedBERT:
     if not ckpt.is_dir():
         raise AttnlabError(f"--ckpt {ckpt}: checkpoint folder not found")
     model = BERT.from_pretrained(ckpt, map_location=device).eval()
-    config = read_json(ckpt / "tokenizer_config.json") if (ckpt / "tokenizer_config.json").is_file() else {}
-    if isinstance(config, dict) and "kind" in config:
+    config = read_json(ckpt / "tokenizer_config.json") if (ckpt / "tokenizer_config.json").exists() else {}
+    if "kind" in config:
         return LoadedBERT(model, Tokenizer.load(ckpt))
     if (ckpt / VOCAB_FILE).is_file():  # a HuggingFace BERT folder
         lowercase = config.get("do_lower_case", True) if isinstance(config, dict) else True

@@ -35,7 +35,14 @@ from attnlab.errors import AttnlabError
 from attnlab.interop.hf_gpt2 import tokenizer_from_hf_folder
 from attnlab.io import read_json, write_json
 from attnlab.models.gpt import GPT, gpt_config
-from attnlab.training import TrainConfig, Trainer, TrainResult, find_checkpoint, set_seed
+from attnlab.training import (
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    distributed,
+    find_checkpoint,
+    set_seed,
+)
 from attnlab.training.budget import steps_within_budget
 from attnlab.training.checkpoint import STATE_FILE
 
@@ -143,7 +150,8 @@ def prepare_lm_data(setup: LMSetup, tokenizer: Tokenizer | None = None) -> LMDat
     if tokenizer is None and setup.tokenizer == "char":
         tokenizer = CharTokenizer.train([corpus.train])
     elif tokenizer is None:
-        tokenizer = ByteLevelBPETokenizer.train([corpus.train[:BPE_SAMPLE_CHARS]], setup.vocab_size)
+        tokenizer = distributed.from_rank0(  # the same vocabulary on every rank (training it is not deterministic)
+            lambda: ByteLevelBPETokenizer.train([corpus.train[:BPE_SAMPLE_CHARS]], setup.vocab_size))
     return LMData(corpus, tokenizer, _encode(tokenizer, corpus.train), _encode(tokenizer, corpus.validation))
 
 

@@ -5,7 +5,8 @@ attnlab starts no processes and reduces no gradients itself. ``torchrun`` (or
 rank and sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``,
 ``MASTER_ADDR`` and ``MASTER_PORT``; :func:`setup` joins the process group from them:
 
-    backend   gloo on CPU, nccl on CUDA (each rank on ``cuda:LOCAL_RANK``)
+    backend   gloo on CPU; on CUDA nccl for CUDA tensors and gloo for CPU ones
+              (``cpu:gloo,cuda:nccl``), each rank on ``cuda:LOCAL_RANK``
     timeout   ``ATTNLAB_DIST_TIMEOUT_S`` seconds (default 300) for any one collective:
               a rank that hangs (not one that dies -- torchrun stops the job then, and
               gloo/nccl see the closed connection) ends the job after that long
@@ -24,9 +25,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -35,6 +37,7 @@ from torch import Tensor, nn
 from attnlab.errors import AttnlabError
 
 DEFAULT_TIMEOUT_S = 300.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -133,12 +136,23 @@ def setup(device: str = "auto", threads: int | None = None, timeout_s: float | N
             torch.cuda.set_device(_env_int("LOCAL_RANK", 0))
         if timeout_s is None:
             timeout_s = float(os.environ.get("ATTNLAB_DIST_TIMEOUT_S", DEFAULT_TIMEOUT_S))
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s))
+        dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s))
         if not cuda:
             torch.set_num_threads(threads or threads_per_rank())
     elif threads:
         torch.set_num_threads(threads)
     return current()
+
+
+def from_rank0(make: Callable[[], T]) -> T:
+    """``make()`` run on rank 0 only and its result on every rank; just ``make()`` without
+    a launcher. For preparation that differs between processes: HF ``tokenizers`` trainers
+    break ties between equally frequent pairs in a per-process hash order, so two ranks
+    training "the same" tokenizer get different vocabularies."""
+    if not launched():
+        return make()
+    world = current() if dist.is_initialized() else setup("auto")
+    return broadcast(make() if world.main else None, world)
 
 
 def rank_device(device: torch.device, world: World) -> torch.device:

@@ -47,6 +47,7 @@ from attnlab.training import (
     TrainConfig,
     Trainer,
     TrainResult,
+    distributed,
     find_checkpoint,
     resolve_device,
     set_seed,
@@ -152,7 +153,9 @@ def translation_tokenizers(
     """Source and target tokenizers: read from a translator folder, or trained on ``splits.train``."""
     if tokenizers_from is not None:
         return Tokenizer.load(tokenizers_from / SRC_TOKENIZER), Tokenizer.load(tokenizers_from / TGT_TOKENIZER)
-    return train_tokenizer(kind, splits.train.src, vocab_size), train_tokenizer(kind, splits.train.tgt, vocab_size)
+    # rank 0's on every rank under torchrun: training a BPE is not deterministic across processes
+    return distributed.from_rank0(
+        lambda: (train_tokenizer(kind, splits.train.src, vocab_size), train_tokenizer(kind, splits.train.tgt, vocab_size)))
 
 
 def build_translator(setup: TranslatorSetup, splits: CorpusSplits, tokenizers_from: Path | None = None) -> Translator:
