@@ -7,7 +7,8 @@
         the same page from a local server with live inference
 
 Both read only :class:`~attnlab.attention.maps.Explained` (the apps' ``attentions`` seam).
-How the page packs and draws attention: ``pack.py`` and ``static/explorer.js``.
+How the page packs and draws attention: ``pack.py`` and ``static/explorer-*.js`` (five parts:
+data, drawing, token views, image and graph views, the app).
 """
 
 from attnlab.viz.explorer.page import write_page

@@ -1,6 +1,7 @@
 """Write the explorer page: one self-contained HTML file (no network, no CDN).
 
-The page is ``static/template.html`` with the project's own CSS and JavaScript inlined, a
+The page is ``static/template.html`` with the project's own CSS and JavaScript (``static/explorer-1-data.js``
+... ``explorer-5-app.js``, one closure) inlined, a
 small JSON description of every example (``<script id="attnlab-meta">``) and one
 ``<script type="application/octet-stream">`` tag per blob, read only when its map is shown.
 """
@@ -22,6 +23,13 @@ from attnlab.viz.explorer.pack import Blobs, choose_levels, pack_items
 
 def _static(name: str) -> str:
     return resources.files("attnlab.viz.explorer").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _script() -> str:
+    """The page's JavaScript: ``static/explorer-*.js`` in order, in one strict-mode closure."""
+    folder = resources.files("attnlab.viz.explorer").joinpath("static")
+    parts = sorted(p.name for p in folder.iterdir() if p.name.startswith("explorer-") and p.name.endswith(".js"))
+    return "(function () {\n  'use strict';\n" + "\n".join(_static(name) for name in parts) + "})();\n"
 
 
 def _script_json(obj: Any) -> str:
@@ -59,7 +67,7 @@ def render_html(meta: dict[str, Any], blobs: Blobs) -> str:
     """The page as one string."""
     blob_tags = "\n".join(f'<script type="application/octet-stream" id="attnlab-{k}">{v}</script>' for k, v in blobs.items.items())
     parts = {"__CSS__": _static("explorer.css"), "__META__": _script_json(meta), "__BLOBS__": blob_tags,
-             "__JS__": _static("explorer.js"), "__TITLE__": html.escape(meta["title"])}
+             "__JS__": _script(), "__TITLE__": html.escape(meta["title"])}
     # one pass over the template: inserted text is never searched for placeholders
     return re.sub(r"__(?:TITLE|CSS|JS|META|BLOBS)__", lambda m: parts[m.group(0)], _static("template.html"))
 
