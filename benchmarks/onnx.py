@@ -8,8 +8,10 @@ step for one unpadded sequence, oneDNN linear maps) against ONNX Runtime's graph
 and constant-folded at load, one ``session.run`` per step, the cache copied to and from
 NumPy each step). Timings are interleaved medians; ratio = PyTorch time / ORT time
 (> 1: ONNX Runtime faster). Models are randomly initialised (speed does not depend on
-training; an untrained translator never emits ``</s>``, so every sentence decodes to the
-same length in both).
+training). The translator decodes without an end token, so both sides decode the same
+number of steps; an untrained model's near-uniform distributions make near-ties, so
+the table counts the sentences whose tokens are identical rather than asserting it (the
+tests do, on peaked models).
 
     encoder forward   BERT (4 x 256, 4 heads), batch 8 x 128 tokens
     GPT decode        char-base GPT (4 x 256), 16-token prompt + 64 new tokens, greedy, batch 1 and 8
@@ -67,11 +69,12 @@ def gpt_rows(folder: Path, threads: int, repeats: int, new: int) -> list[list[ob
     rows = []
     for batch in (1, 8):
         prompt = torch.randint(0, 256, (batch, 16))
-        assert torch.equal(model.generate(prompt, new), rt.generate(prompt, new)), "the runtimes disagree"
+        a, b = model.generate(prompt, new), rt.generate(prompt, new)
+        same = int((a == b).all(dim=1).sum())
         c = compare(f"GPT decode b={batch}", lambda p=prompt: model.generate(p, new), lambda p=prompt: rt.generate(p, new),
                     repeats=repeats, warmup=1)
         tokens = batch * new
-        rows.append([f"GPT 4x256 greedy, batch {batch}, 16 + {new} tokens (tokens/s)", tokens / c.peer_s,
+        rows.append([f"GPT 4x256 greedy, batch {batch}, 16 + {new} tokens (tokens/s; {same}/{batch} identical)", tokens / c.peer_s,
                      tokens / c.ours_s, c.ratio])
     return rows
 
@@ -83,13 +86,14 @@ def translator_rows(folder: Path, threads: int, repeats: int) -> list[list[objec
     src = torch.randint(4, model.config.src_vocab_size, (32, 12))
     rows = []
     for beam in (1, 4):
-        def run(m, b=beam):
-            return decode(m, src, bos_id=2, eos_id=3, max_len=34, beam_size=b)
+        def run(m, b=beam):  # eos_id=-1: no sentence ends early, both decode 34 tokens per sentence
+            return decode(m, src, bos_id=2, eos_id=-1, max_len=34, beam_size=b)
 
-        assert run(model).tokens == run(rt).tokens, "the runtimes disagree"
+        same = sum(a == b for a, b in zip(run(model).tokens, run(rt).tokens))
         c = compare(f"translate beam {beam}", lambda: run(model), lambda: run(rt), repeats=repeats, warmup=1)
         name = "greedy" if beam == 1 else f"beam {beam}"
-        rows.append([f"Transformer small, 32 sentences, {name} (sentences/s)", 32 / c.peer_s, 32 / c.ours_s, c.ratio])
+        rows.append([f"Transformer small, 32 sentences x 34 tokens, {name} (sentences/s; {same}/32 identical)",
+                     32 / c.peer_s, 32 / c.ours_s, c.ratio])
     return rows
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from attnlab.apps import bert
+from attnlab.cli.export import add_runtime_option, load_onnx
 from attnlab.cli.options import add_command, add_run_options, add_train_options, runtime, settings
 
 MLM_EXAMPLES = """  attnlab train mlm                                  # pre-train on the Python standard library
@@ -44,6 +45,7 @@ def register(commands) -> None:
     p.add_argument("--ckpt", required=True, help="BERT folder with an MLM head and its tokenizer")
     p.add_argument("--top-k", type=int, default=5)
     add_run_options(p)
+    add_runtime_option(p)
     p.set_defaults(func=run_fill_mask)
 
 
@@ -67,8 +69,12 @@ def run_fill_mask(args) -> int:
     from attnlab.training.config import resolve_device
 
     runtime(args)
-    model, tokenizer = bert.load(args.ckpt, device=str(resolve_device(args.device)))
-    for n, candidates in enumerate(bert.fill_mask(model, tokenizer, args.text, args.top_k)):
+    if args.runtime == "onnx":  # an `attnlab export` folder in ONNX Runtime
+        predictions = load_onnx(args, ("bert",), "a BERT").fill_mask(args.text, args.top_k)
+    else:
+        model, tokenizer = bert.load(args.ckpt, device=str(resolve_device(args.device)))
+        predictions = bert.fill_mask(model, tokenizer, args.text, args.top_k)
+    for n, candidates in enumerate(predictions):
         shown = "  ".join(f"{token} {p:.3f}" for token, p in candidates)
         print(f"[MASK] {n + 1}: {shown}")
     return 0

@@ -31,3 +31,24 @@ def run_export(args) -> int:
         print(f"{out / graph['file']}: {name}({inputs}), opset {manifest['opset']}, {how}")
     print(f"{out / 'export.json'}: inputs, outputs and the generation loop ({manifest['model_type']})")
     return 0
+
+
+RUNTIME_HELP = "torch: the checkpoint in PyTorch; onnx: an `attnlab export` folder in ONNX Runtime (CPU)"
+
+
+def add_runtime_option(parser) -> None:
+    """``--runtime torch|onnx`` of the commands that run a model."""
+    parser.add_argument("--runtime", default="torch", choices=["torch", "onnx"], help=RUNTIME_HELP)
+
+
+def load_onnx(args, model_types: tuple[str, ...], what: str):
+    """The ONNX Runtime object of ``--ckpt`` (an export folder holding one of ``model_types``)."""
+    from attnlab.errors import AttnlabError
+    from attnlab.export.runtime import load_runtime
+
+    if getattr(args, "device", "cpu") not in ("cpu", "auto"):
+        raise AttnlabError(f"--device {args.device}: --runtime onnx runs on the CPU (ONNX Runtime's CPU provider)")
+    rt = load_runtime(args.ckpt, threads=getattr(args, "threads", None))
+    if rt.manifest["model_type"] not in model_types:
+        raise AttnlabError(f"--ckpt {args.ckpt}: an ONNX export of a {rt.manifest['model_type']!r} model, not {what}")
+    return rt

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from attnlab.apps import lm
+from attnlab.cli.export import add_runtime_option, load_onnx
 from attnlab.cli.options import add_command, add_run_options, add_train_options, runtime, settings
 
 TRAIN_EXAMPLES = """  attnlab train lm                                   # Python stdlib source, char-level GPT
@@ -42,6 +43,7 @@ def register(commands) -> None:
     p.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
     p.add_argument("--top-p", type=float, help="sample from the smallest set of tokens with this much probability")
     add_run_options(p)
+    add_runtime_option(p)
     p.set_defaults(func=run_generate)
 
 
@@ -71,8 +73,12 @@ def run_generate(args) -> int:
     from attnlab.training.config import resolve_device
 
     runtime(args)
-    device = str(resolve_device(args.device))
-    model, tokenizer = lm.load(args.ckpt, device=device)
+    if args.runtime == "onnx":  # an `attnlab export` folder in ONNX Runtime: same loop, same output
+        model = load_onnx(args, ("gpt2",), "a GPT")
+        model, tokenizer, device = model, model.tokenizer, "cpu"
+    else:
+        device = str(resolve_device(args.device))
+        model, tokenizer = lm.load(args.ckpt, device=device)
     do_sample = args.temperature is not None or args.top_k is not None or args.top_p is not None
     generator = torch.Generator(device=device).manual_seed(args.seed)
     lm.print_stream(args.prompt)

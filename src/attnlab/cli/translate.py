@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from attnlab.apps import translate
+from attnlab.cli.export import add_runtime_option, load_onnx
 from attnlab.cli.options import add_command, add_run_options, add_train_options, runtime, settings
 from attnlab.models.seq2seq_attention import ATTENTION_NAMES
 
@@ -79,6 +80,7 @@ def register(commands) -> None:
     p.add_argument("--alpha", type=float, default=0.6, help="length penalty exponent of beam search")
     p.add_argument("--batch-size", type=int, default=64)
     add_run_options(p)
+    add_runtime_option(p)
     p.set_defaults(func=run_translate)
 
 
@@ -100,7 +102,10 @@ def run_translate(args) -> int:
     runtime(args)
     if args.beam < 1:
         raise AttnlabError(f"--beam: expected an integer >= 1, got {args.beam}")
-    translator = translate.load(args.ckpt, device=str(resolve_device(args.device)))
+    if args.runtime == "onnx":  # an `attnlab export` folder in ONNX Runtime: same search, same output
+        translator = load_onnx(args, ("transformer", "seq2seq"), "a translator")
+    else:
+        translator = translate.load(args.ckpt, device=str(resolve_device(args.device)))
     lines = args.sentences if args.sentences else sys.stdin.read().splitlines()
     sentences = [" ".join(line.split()) for line in lines if line.strip()]
     skipped = len(lines) - len(sentences)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from attnlab.apps import vit
+from attnlab.cli.export import add_runtime_option, load_onnx
 from attnlab.cli.options import add_command, add_run_options, add_train_options, runtime, settings
 
 TRAIN_EXAMPLES = """  attnlab train vit                                  # sklearn digits, ~3 minutes on a laptop CPU
@@ -38,6 +39,7 @@ def register(commands) -> None:
     p.add_argument("--ckpt", required=True, help="ViT folder (attnlab train vit, or a HuggingFace ViT classifier)")
     p.add_argument("--top-k", type=int, default=3)
     add_run_options(p)
+    add_runtime_option(p)
     p.set_defaults(func=run_classify)
 
 
@@ -54,7 +56,10 @@ def run_classify(args) -> int:
     from attnlab.training.config import resolve_device
 
     runtime(args)
-    model = vit.load(args.ckpt, device=str(resolve_device(args.device)))
+    if args.runtime == "onnx":  # an `attnlab export` folder in ONNX Runtime: the same app function
+        model = load_onnx(args, ("vit",), "a ViT")
+    else:
+        model = vit.load(args.ckpt, device=str(resolve_device(args.device)))
     for path, top in zip(args.images, vit.classify(model, args.images, args.top_k)):
         print(f"{path}: " + "  ".join(f"{label} {p:.3f}" for label, p in top))
     return 0

@@ -35,7 +35,6 @@ from torch import Tensor, nn
 from attnlab.errors import AttnlabError
 
 
-
 def activation(name: str):
     """The activation called ``name``, as plain tensor operations (attnlab's ``gelu_tanh``
     may run a C kernel on the CPU; in a graph it is GELU with the tanh approximation)."""
@@ -258,7 +257,8 @@ class TransformerGraph(nn.Module):
             y, k, v = cached_self_block(layer, y, past[2 * i], past[2 * i + 1], self_allowed,
                                         residuals=(layer.self_residual,))
             ck, cv = cross[2 * i], cross[2 * i + 1]
-            y = residual(layer.cross_residual, y, lambda h, a=layer.cross_attn: attention(a, h, ck, cv, cross_allowed))
+            y = residual(layer.cross_residual, y,
+                         lambda h, a=layer.cross_attn, ck=ck, cv=cv: attention(a, h, ck, cv, cross_allowed))
             y = residual(layer.ffn_residual, y, lambda h, f=layer.ffn: feed_forward(f, h))
             present.extend((k, v))
         hidden = stack.decoder_norm(y)

@@ -153,13 +153,6 @@ class GPTRuntime(_Runtime):
         """One new token per sequence after the cached ones (``GPT.decode_step``'s call shape)."""
         return self(input_ids, attention_mask, position_ids=position_ids, caches=caches)
 
-    def decode_step(
-        self, input_ids: Tensor, caches: list[OrtCache], attention_mask: Tensor | None = None,
-        position_ids: Tensor | None = None,
-    ) -> SimpleNamespace:
-        """``GPT.decode_step``: the logits ``(B, 1, V)`` of one new token per row after the cache."""
-        return self(input_ids, attention_mask, position_ids=position_ids, caches=caches)
-
     def generate(self, input_ids: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
         """Greedy or sampled continuation ``(B, L + new)``: :func:`attnlab.evaluation.sampling.generate`."""
         generation = _first_module("attnlab.evaluation.sampling", "attnlab.generation")
@@ -341,7 +334,12 @@ def _top_labels(probs: Tensor, labels: list[str], top_k: int) -> list[list[tuple
 
 
 class ViTRuntime(_Runtime):
-    """ViT in ONNX Runtime: ``rt(pixel_values)`` -> outputs; ``classify(pixel_values, top_k)``."""
+    """ViT in ONNX Runtime: ``rt(pixel_values)`` -> outputs; ``classify(images, top_k)`` with
+    image files (as the ViT app's ``classify``) or a ``(B, C, H, W)`` tensor."""
+
+    def __init__(self, directory: Path, manifest: dict, threads: int | None):
+        super().__init__(directory, manifest, threads)
+        self.config.num_labels = len(self.config.labels)
 
     def __call__(self, pixel_values: Tensor):
         c = self.config
@@ -353,10 +351,15 @@ class ViTRuntime(_Runtime):
         out = self.sessions["model"].run(pixel_values=pixel_values.float())
         return SimpleNamespace(**{name: torch.from_numpy(value) for name, value in out.items()})
 
-    def classify(self, pixel_values: Tensor, top_k: int = 1) -> list[list[tuple[str, float]]]:
-        if not self.config.labels:
+    def classify(self, images: Tensor | list, top_k: int = 1) -> list[list[tuple[str, float]]]:
+        c = self.config
+        if not c.labels:
             raise AttnlabError("classify: the exported ViT has no classifier head")
-        return _top_labels(self(pixel_values).logits.softmax(-1), self.config.labels, top_k)
+        if not isinstance(images, Tensor):
+            from attnlab.data.images import read_image
+
+            images = torch.stack([read_image(p, c.image_size, c.num_channels) for p in images])
+        return _top_labels(self(images).logits.softmax(-1), c.labels, top_k)
 
 
 class GATRuntime(_Runtime):

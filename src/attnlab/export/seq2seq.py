@@ -118,7 +118,8 @@ class Seq2SeqDecoderGraph(nn.Module):
         else:
             out = context if m.luong_style else joined
         feed = out[:, : m.feed_dim] if m.luong_style else context
-        log_probs = F.log_softmax(F.linear(out, m.output_proj.weight, m.output_proj.bias), dim=-1)[:, None]  # (N, 1, V)
+        proj = output_layer(m)
+        log_probs = F.log_softmax(F.linear(out, proj.weight, proj.bias), dim=-1)[:, None]  # (N, 1, V)
         previous = s["previous"] if weights is None else weights
         cumulative = s["cumulative"] if weights is None else s["cumulative"] + weights
         return log_probs, h, feed, previous, cumulative
