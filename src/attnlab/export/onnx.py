@@ -30,7 +30,6 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -38,6 +37,7 @@ from torch import Tensor, nn
 
 import attnlab
 from attnlab.errors import AttnlabError
+from attnlab.export.spec import Exported, Graph
 from attnlab.io import read_json, write_json
 
 FORMAT_VERSION = 1
@@ -47,29 +47,6 @@ MANIFEST = "export.json"
 _SKIPPED = ("*.safetensors", "*.pt", "*.pth", "*.bin", "*.ckpt", "*.onnx", "*.onnx.data", MANIFEST)
 _SKIPPED_DIRS = ("checkpoints", "checkpoint", "optimizer", "logs", "runs", "__pycache__", "viz", "explore")
 DYNAMIC = torch.export.Dim.DYNAMIC
-
-
-@dataclass
-class Graph:
-    """One graph to export: ``module(*example)``; ``axes[name] = {dim: axis name}`` for
-    every dynamic dimension of inputs and outputs (the names go into ``export.json``)."""
-
-    name: str
-    module: nn.Module
-    example: tuple[Tensor, ...]
-    inputs: list[str]
-    outputs: list[str]
-    axes: dict[str, dict[int, str]] = field(default_factory=dict)
-    exporter: str = "dynamo"  # "torchscript": a graph the dynamo exporter cannot keep dynamic ...
-    reason: str | None = None  # ... and why
-
-
-@dataclass
-class Exported:
-    """What an exporter returns: its graphs and what ``export.json`` says about running them."""
-
-    graphs: list[Graph]
-    info: dict
 
 
 def export_onnx(ckpt_dir: str | Path, out_dir: str | Path, *, opset: int | None = None, overwrite: bool = False) -> Path:

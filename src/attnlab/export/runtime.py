@@ -1,7 +1,7 @@
 """Run an attnlab ONNX export in ONNX Runtime (CPU) with the PyTorch apps' call shapes.
 
     rt = load_runtime("out/")          # reads export.json, checks its format version
-    rt.complete("def ", 40)            # GPT      (and rt.generate(ids, n, ...) like GPT.generate)
+    rt.generate(ids, 40)               # GPT, like GPT.generate (the LM app's complete takes rt)
     rt.translate(["a b c"], beam_size=4)   # Transformer / RNN translator: greedy or beam
     rt.fill_mask("the [MASK] sat")     # BERT with an MLM head; rt.classify(texts) with a classifier
     rt.classify(pixel_values)          # ViT
@@ -19,7 +19,6 @@ Notation: B batch, N rows (B x beam), L new tokens, P cached tokens, S source le
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,16 +38,6 @@ def _ort():
     except ImportError:
         raise AttnlabError("onnxruntime is not installed: pip install 'attnlab[onnx]'") from None
     return onnxruntime
-
-
-def _first_module(*names: str):
-    """The first importable module of ``names`` (the apps are being moved between packages)."""
-    for name in names:
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    raise AttnlabError(f"none of {names} could be imported")
 
 
 class Session:
@@ -104,8 +93,9 @@ class OrtCache:
 
 
 class GPTRuntime(_Runtime):
-    """A GPT in ONNX Runtime: ``rt(ids, mask, position_ids=, caches=)`` like ``GPT``,
-    ``generate`` like ``GPT.generate``, ``complete`` like the LM app's ``complete``."""
+    """A GPT in ONNX Runtime: ``rt(ids, mask, position_ids=, caches=)`` and ``decode_step``
+    like ``GPT``, ``generate`` like ``GPT.generate``; ``tokenizer`` is the export's. The LM
+    app's ``complete(rt, rt.tokenizer, prompt, ...)`` takes it as it takes a GPT."""
 
     def __init__(self, directory: Path, manifest: dict, threads: int | None):
         super().__init__(directory, manifest, threads)
@@ -155,14 +145,10 @@ class GPTRuntime(_Runtime):
 
     def generate(self, input_ids: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
         """Greedy or sampled continuation ``(B, L + new)``: :func:`attnlab.evaluation.sampling.generate`."""
-        generation = _first_module("attnlab.evaluation.sampling", "attnlab.generation")
-        kwargs.setdefault("eos_token_id", None)
-        return generation.generate(self, input_ids, max_new_tokens, **kwargs)
+        from attnlab.evaluation.sampling import generate
 
-    def complete(self, prompt: str, max_new_tokens: int | None = None, **kwargs) -> str:
-        """The continuation of ``prompt`` as text (``on_text`` streams it), as the LM app's ``complete``."""
-        lm = _first_module("attnlab.apps.lm", "attnlab.language_model")
-        return lm.complete(self, self.tokenizer, prompt, max_new_tokens, **kwargs)
+        kwargs.setdefault("eos_token_id", None)
+        return generate(self, input_ids, max_new_tokens, **kwargs)
 
 
 # --- translators ----------------------------------------------------------------------

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
 from attnlab.export.graphs import output_layer
-from attnlab.export.onnx import Exported, Graph
+from attnlab.export.spec import Exported, Graph
 
 
 def _reversed_within_length(lengths: Tensor, width: int) -> Tensor:
