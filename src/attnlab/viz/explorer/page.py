@@ -22,12 +22,12 @@ from attnlab.viz.explorer.pack import Blobs, choose_levels, pack_items
 
 
 def _static(name: str) -> str:
-    return resources.files("attnlab.viz.explorer").joinpath("static", name).read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
 
 
 def _script() -> str:
     """The page's JavaScript: ``static/explorer-*.js`` in order, in one strict-mode closure."""
-    folder = resources.files("attnlab.viz.explorer").joinpath("static")
+    folder = resources.files(__package__).joinpath("static")
     parts = sorted(p.name for p in folder.iterdir() if p.name.startswith("explorer-") and p.name.endswith(".js"))
     return "(function () {\n  'use strict';\n" + "\n".join(_static(name) for name in parts) + "})();\n"
 

@@ -42,7 +42,7 @@
         const gold = ex().gold;
         if (gold && (d.kind === 'cross' || d.kind === 'alignment') && cell >= 2) {
           for (const [t, s] of gold) {
-            if (t >= S.py && t < S.py + vh && s >= S.px && s < S.px + vw) p.rect(x0 + (s - S.px) * cell, y0 + (t - S.py) * cell, cell, cell, null, '#f59e0b', Math.max(1, cell / 8));
+            if (t >= S.py && t < S.py + vh && s >= S.px && s < S.px + vw) p.rect(x0 + (s - S.px) * cell, y0 + (t - S.py) * cell, cell, cell, null, '#f59e0b', Math.min(3, Math.max(1, cell / 8)));
           }
         }
         if (cell >= 7) {
