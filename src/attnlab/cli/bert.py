@@ -51,7 +51,7 @@ def register(commands) -> None:
 
 def _report(trained: bert.TrainedBERT, out: str) -> int:
     if trained.result.interrupted:
-        return 130
+        return trained.result.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
     print(f"{trained.summary} after {trained.result.step} updates ({trained.result.elapsed_s / 60:.1f} min)   "
           f"checkpoint: {out}")
     return 0

@@ -50,7 +50,7 @@ def register(commands) -> None:
 def run_train(args) -> int:
     trained = lm.train(settings(lm.LMSettings, args))
     if trained.result.interrupted:
-        return 130
+        return trained.result.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
     print(f"data: {trained.data.corpus.describe()}")
     done = f"after {trained.result.step} updates ({trained.result.elapsed_s / 60:.1f} min)   checkpoint: {args.out}"
     final = trained.final_metrics

@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     distributed.quiet_other_ranks()
     try:
         result = args.func(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("attnlab: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", 2)  # 130 after Ctrl-C, 143 after SIGTERM
     except (AttnlabError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
         print(f"attnlab: error: {e}", file=sys.stderr)
         return 2

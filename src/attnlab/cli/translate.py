@@ -87,7 +87,7 @@ def register(commands) -> None:
 def run_train(args) -> int:
     run = translate.train(settings(translate.TranslateSettings, args))
     if run.scores is None:
-        return 130
+        return run.trained.result.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
     print(f"data: {run.trained.splits.describe()}")
     print(f"test: {run.scores.summary(run.trained.result.elapsed_s)}   checkpoint: {args.out}")
     if run.real_scores is not None:

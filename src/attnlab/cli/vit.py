@@ -46,7 +46,7 @@ def register(commands) -> None:
 def run_train(args) -> int:
     trained = vit.train(settings(vit.ViTSettings, args))
     if trained.result.interrupted:
-        return 130
+        return trained.result.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
     print(f"{trained.summary} after {trained.result.step} updates ({trained.result.elapsed_s / 60:.1f} min)   "
           f"checkpoint: {args.out}")
     return 0
