@@ -5,7 +5,7 @@
 attnlab: a GPT-2-shaped model from a random config (12 layers x 12 heads, d 768) on N random
 tokens, ``write_page``, then the page from file:// with every other request blocked:
 page ready, a layer switch (not decoded yet / prefetched), a head switch, a view switch and
-a hover, each until the next frame is drawn (requestAnimationFrame + a task), medians.
+a hover, each until the next frame is drawn (requestAnimationFrame + a task), medians; "load" is the 1-minute load average when measured.
 A second row per size uses random logits (std 3): near-incompressible attention, the
 worst case for the file size.
 
@@ -20,6 +20,7 @@ Results go to docs/explorer.md.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -213,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                     write_page([ex], out, title=f"{n} tokens")
                     write_s = time.perf_counter() - start
                     m = measure_attnlab(browser, out, len(ex.attentions))
-                    rows.append([n, label, f"{out.stat().st_size / 1e6:.1f}", f"{write_s:.1f}", m["ready_wall"], m["ready_page"],
+                    rows.append([n, label, f"{out.stat().st_size / 1e6:.1f}", f"{write_s:.1f}", f"{os.getloadavg()[0]:.0f}",
+                                 m["ready_wall"], m["ready_page"],
                                  f"{m['cold']} (max {m['cold_max']})", m["warm"], m["head"], f"{m['view']} (max {m['view_max']})",
                                  f"{m['hover']} / {m['hover_max']}", m["hover_frame"], m["blocked"]])
                     print(" | ".join(map(str, rows[-1])), flush=True)
@@ -227,11 +229,11 @@ def main(argv: list[str] | None = None) -> int:
                     out = Path(tmp) / f"bertviz-{n}.html"
                     made = bertviz_page(ex, out)
                     if isinstance(made, str):
-                        bv_rows.append([n, made, "", "", "", "", "", ""])
+                        bv_rows.append([n, made, "", "", "", "", "", "", ""])
                     else:
                         offline = measure_bertviz(browser, out, None)
                         online = measure_bertviz(browser, out, assets) if assets else {}
-                        bv_rows.append([n, f"{made[1]:.1f}", f"{made[0]:.1f}",
+                        bv_rows.append([n, f"{made[1]:.1f}", f"{made[0]:.1f}", f"{os.getloadavg()[0]:.0f}",
                                         f"{offline['blocked']} blocked, {offline['lines']} lines drawn",
                                         online.get("ready_wall", "-"), online.get("layer", "-"), online.get("hover", "-"),
                                         online.get("lines", "-")])
@@ -239,11 +241,11 @@ def main(argv: list[str] | None = None) -> int:
                 del ex
         browser.close()
     print_table("attnlab explorer, headless Chromium (ms unless noted; medians)",
-                ["tokens", "attention", "file MB", "write s", "ready (wall)", "ready (in page)", "layer switch, cold",
+                ["tokens", "attention", "file MB", "write s", "load", "ready (wall)", "ready (in page)", "layer switch, cold",
                  "layer, prefetched", "head switch", "view switch", "hover handler median / max", "hover to frame",
                  "requests"], rows)
     print_table("bertviz head_view(html_action='return'), same attention (ms unless noted)",
-                ["tokens", "file MB", "write s", "offline (file://, no network)", "ready with CDN assets served",
+                ["tokens", "file MB", "write s", "load", "offline (file://, no network)", "ready with CDN assets served",
                  "layer switch", "hover to frame", "SVG lines"], bv_rows)
     return 0
 
