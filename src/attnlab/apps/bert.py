@@ -27,7 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from attnlab.apps.common import TrainSettings, apply_threads, check_out, fitted_steps, train_config
+from attnlab.apps.common import (
+    TrainSettings,
+    apply_threads,
+    at_least,
+    check_out,
+    fitted_steps,
+    train_config,
+)
 from attnlab.attention.maps import Explained
 from attnlab.data.mlm import MLMBatches, pad_batch, read_documents, source_documents, source_lines
 from attnlab.data.shuffle import EpochShuffler
@@ -62,10 +69,9 @@ class MLMSettings(TrainSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for flag, value, low in (("--vocab-size", self.vocab_size, 16), ("--max-len", self.max_len, 8),
-                                 ("--max-files", self.max_files, 1)):
-            if value < low:
-                raise AttnlabError(f"{flag}: expected an integer >= {low}, got {value}")
+        at_least(16, vocab_size=self.vocab_size)
+        at_least(8, max_len=self.max_len)
+        at_least(1, max_files=self.max_files)
 
 
 @dataclass
@@ -84,10 +90,8 @@ class ClassifySettings(TrainSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.max_len < 8:
-            raise AttnlabError(f"--max-len: expected an integer >= 8, got {self.max_len}")
-        if self.max_examples < 10:
-            raise AttnlabError(f"--max-examples: expected an integer >= 10, got {self.max_examples}")
+        at_least(8, max_len=self.max_len)
+        at_least(10, max_examples=self.max_examples)
 
 
 class LoadedBERT(NamedTuple):

@@ -25,7 +25,7 @@ from attnlab.errors import AttnlabError
 from attnlab.io import read_json
 from attnlab.training import TrainConfig, distributed
 from attnlab.training.budget import steps_within_budget
-from attnlab.training.checkpoint import STATE_FILE
+from attnlab.training.checkpoint import STATE_FILE, read_trainer_state
 from attnlab.training.threads import choose_threads
 
 
@@ -58,23 +58,17 @@ class TrainSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        check_positive(self.batch_size, "--batch-size")
-        if self.steps is not None and self.steps < 1:
-            raise AttnlabError(f"--steps: expected an integer >= 1, got {self.steps}")
+        at_least(1, batch_size=self.batch_size, steps=self.steps)
+        at_least(0, warmup=self.warmup, save_every=self.save_every)
+        at_least(1, threads=self.threads)
         if not self.lr > 0:
             raise AttnlabError(f"--lr: expected a number > 0, got {self.lr}")
-        if self.warmup < 0:
-            raise AttnlabError(f"--warmup: expected an integer >= 0, got {self.warmup}")
         if not self.weight_decay >= 0:
             raise AttnlabError(f"--weight-decay: expected a number >= 0, got {self.weight_decay}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise AttnlabError(f"--dropout: expected a number in [0, 1), got {self.dropout}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise AttnlabError(f"--max-minutes: expected a number > 0, got {self.max_minutes}")
-        if self.save_every is not None and self.save_every < 0:
-            raise AttnlabError(f"--save-every: expected an integer >= 0, got {self.save_every}")
-        if self.threads is not None and self.threads < 1:
-            raise AttnlabError(f"--threads: expected an integer >= 1, got {self.threads}")
         if self.resume and self.overwrite:
             raise AttnlabError("--resume and --overwrite contradict each other: continue the run or replace it")
 
@@ -83,9 +77,11 @@ class TrainSettings:
         return None if self.max_minutes is None else self.max_minutes * 60
 
 
-def check_positive(value: int, flag: str) -> None:
-    if value < 1:
-        raise AttnlabError(f"{flag}: expected an integer >= 1, got {value}")
+def at_least(low: int, **values: int | None) -> None:
+    """Each ``name=value`` (None: unset) is an integer >= ``low``; the error names the flag."""
+    for name, value in values.items():
+        if value is not None and value < low:
+            raise AttnlabError(f"--{name.replace('_', '-')}: expected an integer >= {low}, got {value}")
 
 
 def apply_threads(threads: int | None) -> int:
@@ -153,5 +149,5 @@ def fitted_steps(settings: TrainSettings, model, batches, loss_fn, default: int)
     elif settings.resume and settings.steps is None:
         state = Path(settings.out) / STATE_FILE
         if state.is_file():
-            steps = int(read_json(state)["config"]["steps"])
+            steps = read_trainer_state(Path(settings.out))["config"]["steps"]
     return steps

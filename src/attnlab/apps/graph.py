@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from attnlab.apps.common import TrainSettings, apply_threads, check_out, train_config
+from attnlab.apps.common import TrainSettings, apply_threads, at_least, check_out, train_config
 from attnlab.attention.maps import Explained
 from attnlab.data import graphs
 from attnlab.errors import AttnlabError
@@ -67,9 +67,7 @@ class GraphSettings(TrainSettings):
             raise AttnlabError(f"--data: expected one of {list(EMBEDDED)}, got {self.data!r}")
         if (self.edges is None) != (self.nodes is None):
             raise AttnlabError("--edges and --nodes go together: give both CSV files or neither")
-        for name in ("seeds", "hidden", "heads"):
-            if getattr(self, name) < 1:
-                raise AttnlabError(f"--{name}: expected an integer >= 1, got {getattr(self, name)}")
+        at_least(1, seeds=self.seeds, hidden=self.hidden, heads=self.heads)
         if not 0 <= self.homophily <= 1:
             raise AttnlabError(f"--homophily: expected a number in [0, 1], got {self.homophily}")
 

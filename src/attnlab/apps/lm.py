@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import torch
 
-from attnlab.apps.common import TrainSettings, apply_threads, check_out, train_config
+from attnlab.apps.common import TrainSettings, apply_threads, at_least, check_out, train_config
 from attnlab.attention.maps import Explained
 from attnlab.data.char_tokenizer import CharTokenizer
 from attnlab.data.lm_batches import LMBatches, evaluate_lm
@@ -44,7 +44,7 @@ from attnlab.training import (
     set_seed,
 )
 from attnlab.training.budget import steps_within_budget
-from attnlab.training.checkpoint import STATE_FILE
+from attnlab.training.checkpoint import STATE_FILE, read_trainer_state
 
 TOKENIZERS = ("char", "bpe")
 BPE_SAMPLE_CHARS = 5_000_000  # BPE merges are learned on this much training text
@@ -80,10 +80,8 @@ class LMSettings(TrainSettings):
         super().__post_init__()
         if self.final_eval is not None and self.final_eval not in FINAL_EVALS:
             raise AttnlabError(f"--final-eval: expected one of {list(FINAL_EVALS)}, got {self.final_eval!r}")
-        if self.context is not None and self.context < 2:
-            raise AttnlabError(f"--context: expected an integer >= 2, got {self.context}")
-        if self.eval_every < 0:
-            raise AttnlabError(f"--eval-every: expected an integer >= 0, got {self.eval_every}")
+        at_least(2, context=self.context)
+        at_least(0, eval_every=self.eval_every)
 
 
 class LoadedLM(NamedTuple):
@@ -178,7 +176,7 @@ def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False, fit_budg
     model = GPT(dataclasses.replace(base, vocab_size=data.tokenizer.vocab_size, eos_token_id=data.tokenizer.eos_id))
     batches = LMBatches(data.train_ids, setup.batch_size, context, setup.seed)
     if fit_budget and previous is not None:
-        recorded = read_json(previous / STATE_FILE)["config"]
+        recorded = read_trainer_state(previous)["config"]
         config = dataclasses.replace(config, steps=recorded["steps"], refit_up_to=recorded.get("refit_up_to"))
     elif fit_budget and config.max_time_s is not None:
         steps = steps_within_budget(model, batches, config, fraction=0.95, probes=10)

@@ -17,7 +17,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from attnlab.apps.common import TrainSettings, apply_threads, check_out, fitted_steps, train_config
+from attnlab.apps.common import (
+    TrainSettings,
+    apply_threads,
+    at_least,
+    check_out,
+    fitted_steps,
+    train_config,
+)
 from attnlab.attention.maps import Explained
 from attnlab.data.images import (
     ImageBatches,
@@ -60,8 +67,7 @@ class ViTSettings(TrainSettings):
             raise AttnlabError(f"--test-fraction: expected a number in (0, 1), got {self.test_fraction}")
         if not 0 <= self.label_smoothing < 1:
             raise AttnlabError(f"--label-smoothing: expected a number in [0, 1), got {self.label_smoothing}")
-        if self.shift < 0:
-            raise AttnlabError(f"--shift: expected an integer >= 0, got {self.shift}")
+        at_least(0, shift=self.shift)
 
 
 @dataclass
