@@ -247,3 +247,12 @@ def test_plural_indices_and_families():
     assert plural_indices(None) == (0, 1)
     assert [catalog_family(d) for d in ("gtk30-properties", "gtk20", "postgres-15", "iso_639-3", "iso_3166_2", "libapt-pkg6.0")] == [
         "gtk", "gtk", "postgres", "iso", "iso", "libapt_pkg"]
+
+
+def test_python_packages_locale_folders_are_searched(tmp_path: Path, monkeypatch):
+    site_packages = tmp_path / "lib" / "site-packages"
+    write_catalog(site_packages / "mypkg" / "locale", "fr", "mypkg", filler("mypkg", 2), plural=FR_PLURAL)
+    write_catalog(site_packages / "web" / "contrib" / "admin" / "locale", "fr", "django", filler("django", 2))
+    monkeypatch.setattr("site.getsitepackages", lambda: [str(site_packages)])
+    chosen = {c.domain: c.path for c in find_catalogs("fr") if str(c.path).startswith(str(tmp_path))}
+    assert set(chosen) == {"mypkg", "django"}
