@@ -1,12 +1,12 @@
 // attnlab explorer, part 5: rendering, controls, export, serve mode and start.
   // ---------- rendering ----------
   const stage = $('stage'), canvas = $('view'), over = $('overlay');
-  let CTX = null, seq = 0;
+  let CTX = null, OVER = null, seq = 0;
   function paint(hov) {
     const view = V[S.v], W = stage.clientWidth, H = stage.clientHeight, sz = view.size(CTX, W, H);
     const p = new CanvasPainter(canvas, sz.w, sz.h);
     view.draw(p, CTX, hov);
-    const o = new CanvasPainter(over, sz.w, sz.h); o.c.clearRect(0, 0, sz.w, sz.h);
+    OVER = new CanvasPainter(over, sz.w, sz.h); OVER.c.clearRect(0, 0, sz.w, sz.h);  // sized once per paint
     return p;
   }
   async function render() {
@@ -115,7 +115,7 @@
 
   function hoverAt(x, y) {
     const view = V[S.v]; if (!CTX || !view.hover) return '';
-    const o = new CanvasPainter(over, parseFloat(canvas.style.width), parseFloat(canvas.style.height)); o.c.clearRect(0, 0, o.w, o.h);
+    const o = OVER; o.c.clearRect(0, 0, o.w, o.h);  // hover repaints only the transparent overlay
     const text = view.hover(CTX, x, y, o) || '';
     $('tip').textContent = text || '\u00a0';
     return text;
