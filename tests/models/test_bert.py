@@ -275,15 +275,22 @@ def reference_relative_bert(tensors: dict, config: dict, ids, types, mask, key_q
     t = {k: v.double() for k, v in tensors.items()}
     h, heads = config["hidden_size"], config["num_attention_heads"]
     dh, eps, p = h // heads, config.get("layer_norm_eps", 1e-12), config["max_position_embeddings"]
-    ln = lambda x, name: torch.nn.functional.layer_norm(x, (h,), t[name + ".weight"], t[name + ".bias"], eps)
-    lin = lambda x, name: x @ t[name + ".weight"].T + t[name + ".bias"]
+
+    def ln(x, name):
+        return torch.nn.functional.layer_norm(x, (h,), t[name + ".weight"], t[name + ".bias"], eps)
+
+    def lin(x, name):
+        return x @ t[name + ".weight"].T + t[name + ".bias"]
+
+    def split(y):  # (B, L, D) -> (B, H, L, Dh)
+        return y.view(b, length, heads, dh).transpose(1, 2)
+
+    b, length = ids.shape
     x = ln(t["embeddings.word_embeddings.weight"][ids] + t["embeddings.token_type_embeddings.weight"][types],
            "embeddings.LayerNorm")
-    b, length = ids.shape
     distance = torch.arange(length)[:, None] - torch.arange(length)[None, :] + p - 1  # (L, L)
     for i in range(config["num_hidden_layers"]):
         pre = f"encoder.layer.{i}."
-        split = lambda y: y.view(b, length, heads, dh).transpose(1, 2)
         q, k, v = (split(lin(x, pre + f"attention.self.{n}")) for n in ("query", "key", "value"))
         r = t[pre + "attention.self.distance_embedding.weight"][distance]  # (L, L, Dh)
         scores = q @ k.transpose(-1, -2) + torch.einsum("bhld,lrd->bhlr", q, r)

@@ -12,8 +12,8 @@ import pytest
 import torch
 import transformers
 
-from attnlab.models import GPT, GPTConfig
 from attnlab.kernels.native import gpt_decode
+from attnlab.models import GPT, GPTConfig
 
 transformers.logging.set_verbosity_error()
 ATOL = 1e-5

@@ -5,7 +5,14 @@ and is re-exported here.
 """
 
 from attnlab.kernels.linear import Linear
-from attnlab.layers.blocks import BlockOutput, DecoderBlock, Residual, TransformerBlock, encoder_stack, run_encoder
+from attnlab.layers.blocks import (
+    BlockOutput,
+    DecoderBlock,
+    Residual,
+    TransformerBlock,
+    encoder_stack,
+    run_encoder,
+)
 from attnlab.layers.feed_forward import FeedForward, get_activation
 
 __all__ = [

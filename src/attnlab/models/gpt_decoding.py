@@ -32,9 +32,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.attention.kv_cache import KVCache
-from attnlab.layers.blocks import TransformerBlock
 from attnlab.kernels.native import gpt_decode as native
 from attnlab.kernels.native.gpt_decode import NativeDecoder
+from attnlab.layers.blocks import TransformerBlock
 
 
 class LayerWeights(NamedTuple):

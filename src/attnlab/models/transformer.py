@@ -40,8 +40,8 @@ from attnlab.attention.masks import mask_from_padding
 from attnlab.attention.multi_head import MultiHeadAttention
 from attnlab.attention.positional import sinusoidal_positions
 from attnlab.errors import AttnlabError
-from attnlab.layers.blocks import DecoderBlock, TransformerBlock, run_encoder
 from attnlab.kernels.linear import Linear
+from attnlab.layers.blocks import DecoderBlock, TransformerBlock, run_encoder
 from attnlab.models.base import PretrainedModel, check_ids, check_labels
 
 
