@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from launch import WORKER, torch_env, torchrun_args
 from attnlab.io import read_json
 from attnlab.training import find_checkpoint
 from attnlab.training.checkpoint import STATE_FILE
+from attnlab.training.distributed import torchrun_command
 
 LONG = {"steps": 80, "slow": 0.08, "save_every": 3, "rank_logs": True, "progress": True, "log_every": 1}
 
@@ -105,3 +107,21 @@ def test_two_nodes_on_one_machine(tmp_path):
     assert result["world"] == 2
     one = toy.train(str(tmp_path / "one"))
     assert result["losses"] == pytest.approx(one.losses, rel=1e-5)
+
+
+def test_nproc_runs_the_command_under_torchruns_launcher(tmp_path):
+    """``attnlab train lm --nproc 2`` execs ``python -m torch.distributed.run --standalone``."""
+    out = tmp_path / "lm"
+    done = subprocess.run([sys.executable, "-m", "attnlab", "train", "lm", "--nproc", "2", "--preset", "tiny",
+                           "--max-chars", "20000", "--batch-size", "4", "--context", "32", "--eval-every", "0",
+                           "--final-eval", "none", "--steps", "3", "--quiet", "--out", str(out)],
+                          env=torch_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = read_json(out / STATE_FILE)
+    assert state["world_size"] == 2 and state["step"] == 3
+
+
+def test_the_torchrun_command_line():
+    assert torchrun_command(4, ["train", "lm", "--nproc", "4", "--steps", "9", "--nproc=4"]) == [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4",
+        "-m", "attnlab", "train", "lm", "--steps", "9"]
