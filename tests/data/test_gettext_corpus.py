@@ -193,14 +193,14 @@ def test_bad_spec_and_too_few_catalogs(tmp_path: Path):
 def test_language_matching(tmp_path: Path):
     root = tmp_path / "locale"
     for locale, domain in [("zh_CN.UTF-8", "a"), ("zh_CN.GB2312", "a"), ("zh", "a"), ("zh", "b"), ("zh_Hans", "c"),
-                           ("zh_TW", "d"), ("fr", "e"), ("fr_CA", "e"), ("fr_CA", "f"), ("frp", "g"), ("fr_FR", "h")]:
+                           ("zh_TW", "d"), ("fr", "e"), ("fr_CA", "e"), ("fr_CA", "f"), ("frp", "g"), ("fr_FR", "h"), ("fr_BE", "i"), ("fr_FR", "i")]:
         write_catalog(root, locale, domain, filler(domain, 1))
     chosen = {c.domain: c.locale for c in find_catalogs("zh_CN", roots=[root])}
     assert chosen == {"a": "zh_CN.UTF-8", "b": "zh", "c": "zh_Hans"}
     assert {c.domain: c.locale for c in find_catalogs("zh", roots=[root])} == chosen
     assert {c.domain: c.locale for c in find_catalogs("zh_TW", roots=[root])} == {"d": "zh_TW"}
-    assert {c.domain: c.locale for c in find_catalogs("fr", roots=[root])} == {"e": "fr", "f": "fr_CA", "h": "fr_FR"}
-    assert {c.domain: c.locale for c in find_catalogs("fr_FR", roots=[root])} == {"e": "fr", "h": "fr_FR"}
+    assert {c.domain: c.locale for c in find_catalogs("fr", roots=[root])} == {"e": "fr", "f": "fr_CA", "h": "fr_FR", "i": "fr_FR"}
+    assert {c.domain: c.locale for c in find_catalogs("fr_FR", roots=[root])} == {"e": "fr", "h": "fr_FR", "i": "fr_FR"}
     assert Locale.parse("sr@latin") == Locale("sr", None, None, "latin")
 
 

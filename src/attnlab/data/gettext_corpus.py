@@ -90,8 +90,8 @@ class Locale:
             score = 20
         elif found.territory is None:
             score = 10 if self.language != "zh" or Locale("zh", wanted)._script() == "Hans" else 0
-        else:  # another territory of the language: fr_CA for fr, but never for fr_FR
-            score = 5 if self.territory is None and self.language != "zh" else 0
+        else:  # another territory of the language (fr_FR first, then fr_CA) for fr, never for fr_FR
+            score = 5 + (found.territory == self.language.upper()) if self.territory is None and self.language != "zh" else 0
         codeset = (found.codeset or "").lower().replace("-", "")
         return score + (2 if codeset == "utf8" else 1 if not codeset else 0) if score else 0
 
