@@ -48,8 +48,12 @@ class Opened:
         return self.page.evaluate(js, arg)
 
     def pixels(self) -> str:
-        """The main canvas as a PNG data URL (changes when what it shows changes)."""
-        return self.page.evaluate("attnlab.exportPNG()")
+        """A checksum of the main canvas's pixels (changes when what it shows changes)."""
+        return self.page.evaluate("attnlab.fingerprint().hash")
+
+    def ink(self) -> int:
+        """How many pixels of the main canvas are not white."""
+        return self.page.evaluate("attnlab.fingerprint().ink")
 
     def set(self, state: dict) -> None:
         self.page.evaluate("(s) => attnlab.setState(s)", state)

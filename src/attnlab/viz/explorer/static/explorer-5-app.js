@@ -207,6 +207,19 @@
   // ---------- start ----------
   const API = {
     state: S, meta: META, setState, hoverAt, exportSVG, exportPNG, lastRenderMs: 0,
+    // a checksum of the pixels shown and how many are not white (cheap "did the picture change")
+    fingerprint: () => {
+      const copy = document.createElement('canvas'); copy.width = canvas.width; copy.height = canvas.height;
+      const g = copy.getContext('2d', { willReadFrequently: true }); g.drawImage(canvas, 0, 0);
+      const d = g.getImageData(0, 0, copy.width, copy.height).data;
+      let h = 2166136261, ink = 0;
+      for (let k = 0; k < d.length; k += 4) {
+        const v = d[k] | (d[k + 1] << 8) | (d[k + 2] << 16);
+        if (v !== 0xffffff) ink++;
+        h = Math.imul(h ^ v, 16777619);
+      }
+      return { hash: (h >>> 0).toString(16), ink };
+    },
     // where the current view drew things (canvas pixels), for scripts that point at them
     geometry: () => {
       if (!HIT) return null;
