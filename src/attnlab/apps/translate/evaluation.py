@@ -84,7 +84,7 @@ def alignment_scores(translator: Translator, corpus: ParallelCorpus, batch_size:
     for indices, batch in batches.in_order():
         batch = {k: v.to(translator.device) for k, v in batch.items()}
         out = model(batch["src_ids"], batch["tgt_in"], need_weights=True)
-        cross = torch.stack(out.cross_attentions, dim=1).float().cpu()  # (B, L, H, T, S)
+        cross = torch.stack(out.attentions.of_kind("cross"), dim=1).float().cpu()  # (B, L, H, T, S)
         for row, n in enumerate(indices):
             src_words = translator.src_tokenizer.word_ids(corpus.src[n])
             tgt_words = translator.tgt_tokenizer.word_ids(corpus.tgt[n])

@@ -126,7 +126,7 @@ class Translator:
         tgt = self.tgt_tokenizer.encode(target)
         tgt_in = torch.tensor([[self.model.config.bos_id, *tgt]], device=self.device)
         out = self.model(src, tgt_in, need_weights=True)
-        weights = torch.stack(out.cross_attentions)[:, 0, :, : len(tgt)]  # (L, H, T, S)
+        weights = torch.stack(out.attentions.of_kind("cross"))[:, 0, :, : len(tgt)]  # (L, H, T, S)
         return PairAttention(
             weights.float().cpu(), self.src_tokenizer.tokens(source), self.tgt_tokenizer.tokens(target),
             self.src_tokenizer.word_ids(source), self.tgt_tokenizer.word_ids(target),
