@@ -63,7 +63,7 @@ def text(tmp_path_factory):
 
 @pytest.mark.slow
 def test_gpt_char_base(text, tmp_path, monkeypatch):
-    common = ["train", "lm", "--data", str(text), "--preset", "char-base", "--batch-size", "8", "--context", "256",
+    common = ["train", "lm", "--data", str(text), "--preset", "char-base", "--batch-size", "4", "--context", "256",
               "--dropout", "0.1", "--eval-every", "0", "--final-eval", "none", "--warmup", "1", "--threads", "2",
               "--quiet"]
     _stop_and_resume(monkeypatch, common, tmp_path)
