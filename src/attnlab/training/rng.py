@@ -34,7 +34,7 @@ def rank_seed(seed: int, rank: int, step: int | None = None) -> int:
     """The seed of rank ``rank`` (``seed`` itself for rank 0 at the start of a run)."""
     if rank == 0 and step is None:
         return seed
-    words = [seed % 2**63, rank] + ([] if step is None else [step])
+    words = [seed % 2**63, rank, 0] if step is None else [seed % 2**63, rank, 1, step]  # tagged: no form equals another
     return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> 1)
 
 
