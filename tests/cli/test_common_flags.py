@@ -1,0 +1,96 @@
+"""One vocabulary on the command line: every command that trains or runs a model has the
+same flags, an existing run is never replaced silently, defaults are printed once,
+``python -m attnlab`` and ``--version`` work, a CUDA device on a CPU machine is one line."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import attnlab
+from attnlab.cli.main import main
+from attnlab.io import read_json
+
+TRAIN = ["translate", "seq2seq", "lm", "mlm", "classify", "vit", "gat", "han"]
+RUN = ["translate", "generate", "fill-mask", "classify", "viz", "explore", "demo", "compare"]
+TRAIN_FLAGS = ["--device", "--seed", "--threads", "--out", "--overwrite", "--resume", "--max-minutes", "--save-every",
+               "--steps", "--lr", "--dropout"]
+
+
+def _help(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--help"])
+    assert stop.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("task", TRAIN)
+def test_every_train_command_has_the_run_flags_and_prints_defaults_once(task, capsys):
+    text = _help(["train", task], capsys)
+    for flag in TRAIN_FLAGS:
+        assert re.search(rf"\s{flag}\b", text), f"train {task}: no {flag}"
+    assert "(default: None)" not in text and "(default: False)" not in text
+    for paragraph in re.split(r"\n\s+(?=-)", text):
+        assert paragraph.count("default") <= 1, paragraph
+
+
+@pytest.mark.parametrize("command", RUN)
+def test_every_command_that_runs_a_model_has_device_and_seed(command, capsys):
+    text = _help([command], capsys)
+    for flag in ("--device", "--seed"):
+        assert re.search(rf"\s{flag}\b", text), f"{command}: no {flag}"
+
+
+def test_version_and_python_m(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"attnlab {attnlab.__version__}"
+    done = subprocess.run([sys.executable, "-m", "attnlab", "--version"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == f"attnlab {attnlab.__version__}"
+
+
+def test_an_existing_run_is_never_replaced_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "seq2seq", "--corpus", "tiny", "--preset", "tiny", "--batch-size", "8", "--steps", "2", "--quiet",
+            "--out", str(out)]
+    assert main(args) == 0
+    before = (out / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--attention", "location"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds a run" in err[0] and "--overwrite" in err[0]
+    assert (out / "model.safetensors").read_bytes() == before
+    assert main([*args, "--attention", "location", "--overwrite"]) == 0
+    assert read_json(out / "translator.json")["attention"] == "location"
+    assert main([*args, "--resume", "--overwrite"]) == 2  # contradictory
+
+
+def test_out_must_be_a_writable_folder(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert main(["train", "gat", "--steps", "2", "--quiet", "--out", str(a_file)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert a_file.read_text() == "x" and not list(tmp_path.glob(".*"))
+
+
+def test_demo_resumes_and_refuses_to_replace(tmp_path, capsys):
+    args = ["demo", "--corpus", "tiny", "--preset", "tiny", "--steps", "4", "--quiet", "--out", str(tmp_path / "d")]
+    assert main(args) == 0
+    assert main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0
+    assert read_json(tmp_path / "d" / "model" / "trainer_state.json")["step"] == 4
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a CPU-only machine")
+@pytest.mark.parametrize("argv", [["generate", "--prompt", "x"], ["translate", "a"], ["viz"], ["explore"],
+                                  ["fill-mask", "[MASK]"], ["classify", "x.png"]])
+def test_cuda_on_a_cpu_machine_is_one_line(argv, tmp_path, capsys):
+    (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')
+    assert main([*argv, "--ckpt", str(tmp_path), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("attnlab: error: --device") and "CUDA" in err[0]
