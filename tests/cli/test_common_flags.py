@@ -94,3 +94,13 @@ def test_cuda_on_a_cpu_machine_is_one_line(argv, tmp_path, capsys):
     assert main([*argv, "--ckpt", str(tmp_path), "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("attnlab: error: --device") and "CUDA" in err[0]
+
+
+def test_bench_outside_a_source_checkout_says_what_it_needs(tmp_path, monkeypatch, capsys):
+    import attnlab.cli.bench as bench
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bench, "__file__", str(tmp_path / "site-packages" / "attnlab" / "cli" / "bench.py"))
+    assert main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "source checkout" in err[0] and "pip install -e" in err[0]
