@@ -45,7 +45,7 @@ import numpy as np
 import polib
 
 from attnlab.data.corpus import CorpusSplits, ParallelCorpus
-from attnlab.data.placeholders import find_placeholders, placeholders_match, split_placeholders
+from attnlab.data.placeholders import placeholders_match, split_placeholders
 from attnlab.errors import AttnlabError
 
 PREFIX = "gettext:"
@@ -492,11 +492,6 @@ def load_gettext(
         raise AttnlabError(f"gettext:{want.name}: a split is empty after cleaning ({report.kept}); add catalogs with --catalogs")
     names = {name: sorted({c for c, s in split_of.items() if s == name}) for name in ("train", "valid", "test")}
     return GettextSplits(**corpora, report=report, catalogs=names)
-
-
-def placeholder_share(corpus: ParallelCorpus) -> float:
-    """Fraction of the pairs whose source has at least one placeholder."""
-    return sum(bool(find_placeholders(s)) for s in corpus.src) / max(len(corpus), 1)
 
 
 def _main() -> None:  # python -m attnlab.data.gettext_corpus zh_CN: the cleaning report
