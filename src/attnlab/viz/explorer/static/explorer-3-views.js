@@ -206,13 +206,16 @@
       }
       return { rows, cols };
     },
-    size(ctx, W) { const { rows } = this.rows(); return { w: W - 2, h: 40 + rows.length * 20 + 10 }; },
+    size: (ctx, W, H) => ({ w: W, h: H }),
     draw(p) {
-      const { rows, cols } = this.rows(), cw = 110, x0 = 10;
-      const max = {}; for (const c of cols) max[c] = Math.max(1e-12, ...rows.map((r) => (r.st[c] ? r.st[c][r.h] || 0 : 0)));
+      const all = this.rows(), cols = all.cols, cw = 110, x0 = 10, fit = Math.max(1, Math.floor((p.h - 40) / 20));
+      const max = {}; for (const c of cols) max[c] = Math.max(1e-12, ...all.rows.map((r) => (r.st[c] ? r.st[c][r.h] || 0 : 0)));
+      S.srow = clamp(S.srow || 0, 0, Math.max(0, all.rows.length - fit));
+      const rows = all.rows.slice(S.srow, S.srow + fit);  // only what fits: the wheel scrolls
       p.rect(0, 0, p.w, 30, '#f3f5f8');
       p.text('layer \u00b7 head' + (S.sort === 'layer' ? (S.dir > 0 ? ' \u25b2' : ' \u25bc') : ''), x0, 15, { bold: true });
       cols.forEach((c, k) => p.text(c + (S.sort === c ? (S.dir > 0 ? ' \u25b2' : ' \u25bc') : ''), x0 + 200 + k * cw, 15, { bold: true }));
+      if (all.rows.length > fit) p.text(`rows ${S.srow + 1}\u2013${S.srow + rows.length} of ${all.rows.length} (wheel scrolls)`, p.w - 10, 15, { align: 'right', size: 11, color: '#6b7785' });
       rows.forEach((r, n) => {
         const y = 34 + n * 20, on = r.m === S.m && S.h.includes(r.h);
         if (on) p.rect(0, y, p.w, 20, '#e0e7ff');
