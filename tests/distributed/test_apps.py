@@ -18,6 +18,8 @@ from launch import HERE, torch_env, torchrun_args
 
 from attnlab.io import read_json
 
+pytestmark = pytest.mark.slow  # one torchrun group running 13 commands, ~2 minutes here
+
 REL = 1e-5
 STEPS = "16"
 LM = ["train", "lm", "--preset", "tiny", "--max-chars", "20000", "--batch-size", "4", "--context", "32",

@@ -22,6 +22,8 @@ from attnlab.io import read_json
 from attnlab.training.checkpoint import STATE_FILE
 from attnlab.training.sharded import consolidate
 
+pytestmark = pytest.mark.slow  # two torchrun groups (2 and 3 ranks) running 10 jobs, ~50 s here
+
 REL = 1e-5  # fp32 reduction-order noise, per step
 
 

@@ -1,5 +1,5 @@
-"""Faults and launchers, each its own torchrun job: SIGTERM to the launcher (every rank
-saves the last completed step once and exits 143), kill -9 of one rank (the job ends
+"""Faults and launchers, each its own torchrun job: SIGTERM to ``attnlab train --nproc 2``
+(torchrun's launcher: every rank saves the last completed step once and exits 143), kill -9 of one rank (the job ends
 non-zero within a minute, the previous checkpoint is intact and resumes), and the
 two-"node" example of docs/distributed.md (two launchers on 127.0.0.1)."""
 
@@ -22,6 +22,8 @@ from attnlab.io import read_json
 from attnlab.training import find_checkpoint
 from attnlab.training.checkpoint import STATE_FILE
 from attnlab.training.distributed import torchrun_command
+
+pytestmark = pytest.mark.slow  # torchrun jobs: ~15-30 s each here
 
 LONG = {"steps": 80, "slow": 0.08, "save_every": 3, "rank_logs": True, "progress": True, "log_every": 1}
 
@@ -55,19 +57,24 @@ def wait_for_checkpoint(process, out: Path, step: int, timeout: float = 120) -> 
 
 
 def test_sigterm_to_the_launcher_saves_once_on_every_rank_and_exits_143(tmp_path):
-    process, out, result_file = start(tmp_path, "term", {**LONG, "exit": True})
+    """``attnlab train lm --nproc 2`` (which execs torchrun's launcher), then SIGTERM to it:
+    torchrun forwards it, the ranks agree on the last update and save it once (each rank's
+    exit status, 143, is checked in test_apps.py: torchrun does not report it after a signal)."""
+    out = tmp_path / "lm"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "attnlab", "train", "lm", "--nproc", "2", "--preset", "tiny", "--max-chars", "20000",
+         "--batch-size", "4", "--context", "32", "--eval-every", "0", "--final-eval", "none", "--steps", "100000",
+         "--save-every", "3", "--rank-logs", "--out", str(out)],
+        env=torch_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for_checkpoint(process, out, 3)
     process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=90)[0]
     assert process.returncode != 0
-    result = json.loads(result_file.read_text())
-    steps = [r["step"] for r in result["ranks"]]
-    assert steps[0] == steps[1] and [r["exit_code"] for r in result["ranks"]] == [143, 143], output[-2000:]
     state = read_json(out / STATE_FILE)
-    assert state["step"] == steps[0] == len(state["losses"])
+    assert state["world_size"] == 2 and state["step"] == len(state["losses"]) >= 3
     for rank in (0, 1):
         log = (out / "logs" / f"rank{rank}.log").read_text()
-        assert log.count("interrupted: checkpoint at step") == 1
+        assert log.count(f"interrupted: checkpoint at step {state['step']} ") == 1, output[-2000:]
 
 
 def test_kill_9_of_one_rank_ends_the_job_and_the_last_checkpoint_resumes(tmp_path):
@@ -107,18 +114,6 @@ def test_two_nodes_on_one_machine(tmp_path):
     assert result["world"] == 2
     one = toy.train(str(tmp_path / "one"))
     assert result["losses"] == pytest.approx(one.losses, rel=1e-5)
-
-
-def test_nproc_runs_the_command_under_torchruns_launcher(tmp_path):
-    """``attnlab train lm --nproc 2`` execs ``python -m torch.distributed.run --standalone``."""
-    out = tmp_path / "lm"
-    done = subprocess.run([sys.executable, "-m", "attnlab", "train", "lm", "--nproc", "2", "--preset", "tiny",
-                           "--max-chars", "20000", "--batch-size", "4", "--context", "32", "--eval-every", "0",
-                           "--final-eval", "none", "--steps", "3", "--quiet", "--out", str(out)],
-                          env=torch_env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    state = read_json(out / STATE_FILE)
-    assert state["world_size"] == 2 and state["step"] == 3
 
 
 def test_the_torchrun_command_line():
