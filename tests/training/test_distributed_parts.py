@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from attnlab.errors import AttnlabError
-from attnlab.training.distributed import World, from_rank0, shard_batch, threads_per_rank
+from attnlab.training.distributed import (
+    World,
+    from_rank0,
+    is_padding,
+    shard_batch,
+    threads_per_rank,
+)
 from attnlab.training.losses import Terms
 from attnlab.training.rng import rank_seed
 
@@ -24,8 +30,15 @@ def test_each_rank_takes_every_worlds_row():
 def test_a_batch_that_cannot_be_split_is_a_clear_error():
     with pytest.raises(AttnlabError, match="disagree on the number of rows.*replicate = True"):
         shard_batch({"x": torch.zeros(4, 3), "edge_index": torch.zeros(2, 9)}, World(0, 2))
-    with pytest.raises(AttnlabError, match="3 rows, fewer than the 4 ranks: raise --batch-size"):
-        shard_batch({"x": torch.zeros(3, 2)}, World(0, 4))
+
+
+def test_a_batch_with_fewer_rows_than_ranks_pads_with_weightless_copies():
+    batch = {"x": torch.arange(3)}
+    shards = [shard_batch(batch, World(rank, 5))["x"].tolist() for rank in range(5)]
+    assert shards == [[0], [1], [2], [0], [1]]
+    assert [is_padding(batch, World(rank, 5)) for rank in range(5)] == [False] * 3 + [True] * 2
+    padding = Terms.of(torch.tensor(4.0, requires_grad=True), 1).as_padding()
+    assert padding.stats() == [0.0, 0.0] and float(padding.objective([8.0, 2.0], 5).detach()) == 0.0
 
 
 def test_the_global_loss_is_the_mean_over_all_units():

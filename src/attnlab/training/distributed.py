@@ -163,15 +163,8 @@ def rank_device(device: torch.device, world: World) -> torch.device:
 
 
 # --- the batch of one rank ---------------------------------------------------------
-def shard_batch(batch: dict[str, Any], world: World) -> dict[str, Any]:
-    """Rows ``rank, rank + size, ...`` of every tensor of the global ``batch``.
-
-    Every tensor of a batch is batch-first with the same number of rows B (``B >= size``);
-    other values are passed on unchanged. Taking every ``size``-th row (not a contiguous
-    block) gives each rank a like share of a length-sorted batch.
-    """
-    if not world.distributed:
-        return batch
+def batch_size_of(batch: dict[str, Any], world: World) -> int:
+    """The number of rows B of a batch-first batch (every tensor must have them)."""
     rows = {k: v.shape[0] for k, v in batch.items() if isinstance(v, Tensor) and v.dim() > 0}
     if len(set(rows.values())) != 1:
         raise AttnlabError(
@@ -179,13 +172,31 @@ def shard_batch(batch: dict[str, Any], world: World) -> dict[str, Any]:
             f"({rows}); a batch source whose batch is not a stack of rows (a full-batch graph) sets "
             "replicate = True"
         )
-    size = next(iter(rows.values()))
-    if size < world.size:
-        raise AttnlabError(
-            f"the global batch has {size} rows, fewer than the {world.size} ranks: raise --batch-size "
-            f"to at least {world.size} (it is the global batch, split over the ranks)"
-        )
-    return {k: v[world.rank :: world.size].contiguous() if k in rows else v for k, v in batch.items()}
+    return next(iter(rows.values()))
+
+
+def is_padding(batch: dict[str, Any], world: World) -> bool:
+    """Whether this rank has no row of its own in ``batch`` (B < size: the last, short batch
+    of an epoch); it then computes on a copy of row ``rank % B`` with zero weight."""
+    return world.distributed and world.rank >= batch_size_of(batch, world)
+
+
+def shard_batch(batch: dict[str, Any], world: World) -> dict[str, Any]:
+    """Rows ``rank, rank + size, ...`` of every tensor of the global ``batch``.
+
+    Every tensor of a batch is batch-first with the same number of rows B; other values
+    are passed on unchanged. Taking every ``size``-th row (not a contiguous block) gives
+    each rank a like share of a length-sorted batch. With B < size, ranks ``B ..`` get row
+    ``rank % B`` (see :func:`is_padding`: the Trainer gives it no weight).
+    """
+    if not world.distributed:
+        return batch
+    size = batch_size_of(batch, world)
+    if size < 1:
+        raise AttnlabError(f"batch {sorted(batch)} has no rows; a batch must hold at least one example")
+    first = world.rank if world.rank < size else world.rank % size
+    step = world.size if world.rank < size else size + 1  # one row for a padding rank
+    return {k: v[first::step].contiguous() if isinstance(v, Tensor) and v.dim() > 0 else v for k, v in batch.items()}
 
 
 # --- collectives the Trainer uses ------------------------------------------------

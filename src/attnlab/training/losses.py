@@ -39,6 +39,7 @@ class Terms:
     names: list[str]
     means: list[Tensor]
     counts: list[float]
+    padding: bool = False  # a rank without rows of its own: computes, weighs nothing
 
     @classmethod
     def of(cls, loss: Tensor | LossTerms, units: float) -> Terms:
@@ -58,6 +59,10 @@ class Terms:
             counts.append(float(count))
         return cls(names, means, counts)
 
+    def as_padding(self) -> Terms:
+        """These terms with no weight (the rank computed on a copy of another's row)."""
+        return Terms(self.names, self.means, [0.0] * len(self.counts), padding=True)
+
     def stats(self) -> list[Tensor | float]:
         """What the ranks sum: ``m * n`` and ``n`` per term."""
         return [m.detach().double() * n if n else 0.0 for m, n in zip(self.means, self.counts)] + list(self.counts)
@@ -75,6 +80,8 @@ class Terms:
         """What this rank back-propagates (``summed`` None: one process, the plain sum)."""
         if summed is None:
             return self.means[0] if len(self.means) == 1 else sum(self.means)
+        if self.padding:  # a zero gradient, but through every parameter (DDP expects them all)
+            return sum(m * 0.0 for m in self.means)
         totals = summed[len(self.names) : 2 * len(self.names)]
         # a term with no units on this rank (its mean is NaN) adds nothing here
         return sum(m * (n * world / total) for m, n, total in zip(self.means, self.counts, totals) if n)
