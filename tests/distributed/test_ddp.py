@@ -32,10 +32,11 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     out = {name: str(root / name) for name in
            ["one", "one_partial", "two", "one_to_two", "two_partial", "two_to_one", "two_to_three",
-            "drop", "drop_partial", "fail", "logs", "fsdp", "fsdp_partial", "fsdp_two_to_three"]}
+            "drop", "drop_partial", "fail", "logs", "fsdp", "fsdp_partial", "fsdp_two_to_three", "one_row", "two_one_row"]}
     previous = signal.getsignal(signal.SIGTERM)
     results = {"one": toy.train(out["one"])}
     results["one_partial"] = toy.train(out["one_partial"], signal_at=9)
+    results["one_row"] = toy.train(out["one_row"], batch_size=1, steps=6)
     signal.signal(signal.SIGTERM, previous)
     shutil.copytree(out["one_partial"], out["one_to_two"])
     results.update(run_jobs(2, [
@@ -48,6 +49,7 @@ def runs(tmp_path_factory):
         {"name": "fail", "out": out["fail"], "steps": 3, "fail_save": True},
         {"name": "logs", "out": out["logs"], "steps": 4, "progress": True, "rank_logs": True, "log_every": 1},
         {"name": "fsdp", "out": out["fsdp"], "shard": True},
+        {"name": "two_one_row", "out": out["two_one_row"], "batch_size": 1, "steps": 6},
         {"name": "fsdp_partial", "out": out["fsdp_partial"], "shard": True, "signal_at": 9},
     ], root))
     shutil.copytree(out["two_partial"], out["two_to_three"])
@@ -161,3 +163,9 @@ def test_a_sharded_run_resumes_only_sharded(runs, tmp_path):
     shutil.copytree(out["fsdp_partial"], tmp_path / "copy")
     with pytest.raises(AttnlabError, match="holds a sharded .--shard. run"):
         toy.train(str(tmp_path / "copy"), resume=True)
+
+
+def test_a_batch_of_one_row_on_two_ranks(runs):
+    """Rank 1 has no row: it computes on a copy with zero weight; the run equals one process."""
+    results, _ = runs
+    assert losses(results["two_one_row"]) == pytest.approx(losses(results["one_row"]), rel=REL)
