@@ -272,6 +272,16 @@ def test_vit_equals_pytorch(vit, batch):
     assert [label for label, _ in rt.classify(pixels)[0]][0] == ["x", "y"][int(expected.logits[0].argmax())]
 
 
+def test_other_opsets_export_the_same_function(vit, tmp_path):
+    model, out, _ = vit
+    model.save_pretrained(tmp_path / "ckpt")
+    rt = load_runtime(export_onnx(tmp_path / "ckpt", tmp_path / "opset23", opset=23))
+    assert rt.manifest["opset"] == 23 and rt.manifest["graphs"]["model"]["exporter"] == "dynamo"
+    pixels = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        _close(rt(pixels).logits, model(pixels).logits)
+
+
 def test_vit_other_image_size_is_a_clear_error(vit):
     with pytest.raises(AttnlabError, match=r"takes \(B, 1, 8, 8\) images"):
         vit[2](torch.randn(1, 1, 16, 16))
