@@ -14,9 +14,10 @@ pytestmark = pytest.mark.slow  # four exports and eight CLI runs
 
 from attnlab.cli.main import main  # noqa: E402
 from attnlab.data.tokenizer import SpecialTokens, WordTokenizer  # noqa: E402
-from attnlab.models import BERT, GPT, Transformer, ViT  # noqa: E402
+from attnlab.models import BERT, GPT, Seq2Seq, Transformer, ViT  # noqa: E402
 from attnlab.models.bert import bert_config  # noqa: E402
 from attnlab.models.gpt import gpt_config  # noqa: E402
+from attnlab.models.seq2seq import SEQ2SEQ_PRESETS  # noqa: E402
 from attnlab.models.transformer import TRANSFORMER_PRESETS  # noqa: E402
 from attnlab.models.vit import ViTConfig  # noqa: E402
 
@@ -34,13 +35,16 @@ def _export(capsys, ckpt, out) -> str:
     return str(out)
 
 
-def test_translate_with_onnx_runtime_prints_the_same(tmp_path, capsys):
+@pytest.mark.parametrize("kind", ["transformer", "seq2seq"])
+def test_translate_with_onnx_runtime_prints_the_same(tmp_path, capsys, kind):
     torch.manual_seed(0)
     src_tok, tgt_tok = WordTokenizer.train([WORDS]), WordTokenizer.train([WORDS.upper()])
-    config = dataclasses.replace(TRANSFORMER_PRESETS["tiny"], src_vocab_size=src_tok.vocab_size,
-                                 tgt_vocab_size=tgt_tok.vocab_size)
+    sizes = dict(src_vocab_size=src_tok.vocab_size, tgt_vocab_size=tgt_tok.vocab_size)
+    if kind == "transformer":
+        model = Transformer(dataclasses.replace(TRANSFORMER_PRESETS["tiny"], **sizes))
+    else:
+        model = Seq2Seq(dataclasses.replace(SEQ2SEQ_PRESETS["tiny"], **sizes, bos_id=tgt_tok.bos_id, eos_id=tgt_tok.eos_id))
     ckpt = tmp_path / "mt"
-    model = Transformer(config)
     with torch.no_grad():  # peaked distributions: no near-ties for 1e-6 differences to flip
         model.output_proj.weight.mul_(8)
     model.save_pretrained(ckpt)
