@@ -190,7 +190,11 @@ def scaled_dot_product_attention(
     :mod:`attnlab.kernels.causal_bmm` for short bf16 training); with weights (fp32, CPU,
     no dropout) the flash kernel for the output and its log-sum-exp for the weights; otherwise the plain path of
     :func:`attend`, so the returned weights are the ones the output used (before dropout).
-    Fully masked rows give zero output and zero weights.
+    Fully masked rows give zero output and zero weights. Any layout (strided views too) and
+    any size: B, H, Lq or Lk = 0 give an empty result (zeros for Lk = 0) on every path. A
+    float mask is converted to the query's dtype once (:func:`~attnlab.attention.masks.prepare_mask`).
+    Raises ``AttnlabError`` (a ``ValueError``) for integer or mixed-dtype inputs, batch dims
+    that differ, ``dropout_p`` outside ``[0, 1]`` and a scale that is not finite.
     """
     check_qkv(query, key, value)
     check_dropout_and_scale(dropout_p, scale)
