@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab.kernels.causal_bmm import causal_attention_bmm
 from attnlab.attention.core import scaled_dot_product_attention
+from attnlab.kernels.causal_bmm import causal_attention_bmm
 
 
 def _reference(q, k, v, scale):

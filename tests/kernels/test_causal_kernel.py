@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from attnlab.attention.core import scaled_dot_product_attention
 from attnlab.kernels.backend import choose_path
 from attnlab.kernels.causal_kernel import causal_attention_kernel
-from attnlab.attention.core import scaled_dot_product_attention
 from attnlab.kernels.native import causal_attention as native
 
 pytestmark = pytest.mark.skipif(native._library() is None, reason="the C kernel needs a C compiler")

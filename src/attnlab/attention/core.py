@@ -23,14 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from attnlab.attention.masks import causal_mask, combine_masks, prepare_mask, to_float_mask
+from attnlab.attention.normalizers import get_normalizer, sample
+from attnlab.errors import AttnlabError
 from attnlab.kernels.backend import choose_path
 from attnlab.kernels.causal_bmm import causal_attention_bmm
 from attnlab.kernels.causal_kernel import causal_attention_kernel
 from attnlab.kernels.empty import empty_attention, is_empty
 from attnlab.kernels.fused_weights import fused_attention_with_weights
-from attnlab.attention.masks import causal_mask, combine_masks, prepare_mask, to_float_mask
-from attnlab.attention.normalizers import get_normalizer, sample
-from attnlab.errors import AttnlabError
 
 
 @dataclass
