@@ -18,6 +18,11 @@
       const c = this.c; c.globalAlpha = alpha === undefined ? 1 : alpha; c.strokeStyle = color; c.lineWidth = lw || 1;
       c.beginPath(); c.moveTo(x1, y1); c.lineTo(x2, y2); c.stroke(); c.globalAlpha = 1;
     }
+    lines(segs, color, lw, alpha) {  // segs: x1, y1, x2, y2, x1, ... one stroke for all
+      const c = this.c; c.globalAlpha = alpha; c.strokeStyle = color; c.lineWidth = lw; c.beginPath();
+      for (let k = 0; k < segs.length; k += 4) { c.moveTo(segs[k], segs[k + 1]); c.lineTo(segs[k + 2], segs[k + 3]); }
+      c.stroke(); c.globalAlpha = 1;
+    }
     circle(x, y, r, fill, stroke) {
       const c = this.c; c.beginPath(); c.arc(x, y, r, 0, 2 * Math.PI);
       if (fill) { c.fillStyle = fill; c.fill(); }
@@ -40,6 +45,10 @@
     constructor(w, h) { this.w = w; this.h = h; this.out = [`<rect x="0" y="0" width="${w}" height="${h}" fill="#fff"/>`]; this.m = document.createElement('canvas').getContext('2d'); }
     rect(x, y, w, h, fill, stroke, lw) { this.out.push(`<rect x="${x}" y="${y}" width="${w}" height="${h}" fill="${fill || 'none'}"${stroke ? ` stroke="${stroke}" stroke-width="${lw || 1}"` : ''}/>`); }
     line(x1, y1, x2, y2, color, lw, alpha) { this.out.push(`<line x1="${x1.toFixed(1)}" y1="${y1.toFixed(1)}" x2="${x2.toFixed(1)}" y2="${y2.toFixed(1)}" stroke="${color}" stroke-width="${(lw || 1).toFixed(2)}" stroke-opacity="${(alpha === undefined ? 1 : alpha).toFixed(3)}"/>`); }
+    lines(segs, color, lw, alpha) {
+      const d = []; for (let k = 0; k < segs.length; k += 4) d.push(`M${segs[k].toFixed(1)} ${segs[k + 1].toFixed(1)}L${segs[k + 2].toFixed(1)} ${segs[k + 3].toFixed(1)}`);
+      this.out.push(`<path d="${d.join('')}" fill="none" stroke="${color}" stroke-width="${lw.toFixed(2)}" stroke-opacity="${alpha.toFixed(3)}"/>`);
+    }
     circle(x, y, r, fill, stroke) { this.out.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r}" fill="${fill || 'none'}"${stroke ? ` stroke="${stroke}"` : ''}/>`); }
     text(s, x, y, o) {
       o = o || {};

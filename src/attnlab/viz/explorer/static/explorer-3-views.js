@@ -91,15 +91,17 @@
       let max = 1e-12;
       for (const h of S.h) for (let i = lo; i < hiq; i++) for (let j = lo; j < hik; j++) max = Math.max(max, m.val(h, i, j));
       for (const h of S.h) {
+        const buckets = Array.from({ length: 16 }, () => []);  // lines of similar weight drawn as one path
         for (let i = lo; i < hiq; i++) {
           if (hov && hov.side === 0 && hov.i !== i) continue;
           for (let j = lo; j < hik; j++) {
             if (hov && hov.side === 1 && hov.i !== j) continue;
             const a = m.val(h, i, j) / max;
             if (a < 0.02) continue;
-            p.line(xl + lw, top + (i - lo + 0.5) * row, xr, top + (j - lo + 0.5) * row, HEADS[h % HEADS.length], 1 + 2 * a, 0.85 * a);
+            buckets[Math.min(15, (a * 16) | 0)].push(xl + lw, top + (i - lo + 0.5) * row, xr, top + (j - lo + 0.5) * row);
           }
         }
+        buckets.forEach((segs, b) => { const a = (b + 0.5) / 16; if (segs.length) p.lines(segs, HEADS[h % HEADS.length], 1 + 2 * a, 0.85 * a); });
       }
       for (let i = lo; i < hiq; i++) {
         const on = hov && hov.side === 0 && hov.i === i;

@@ -61,14 +61,15 @@
       const X = (i) => ox + pos[2 * i] * sx, Y = (i) => oy + pos[2 * i + 1] * sy;
       let mx = 1e-12; for (const v of a) mx = Math.max(mx, v);
       p.text(`${g.d.name} \u00b7 heads ${S.h.join(', ')} \u00b7 ${n} nodes, ${g.E} edges`, 16, 14, { bold: true });
-      const order = Array.from(a.keys()).sort((u, v) => a[u] - a[v]);
       const focus = hov !== undefined && hov !== null ? new Set(g.incoming(hov)) : null;
-      for (const k of order) {
+      const faded = [], buckets = Array.from({ length: 32 }, () => []);  // edges of similar weight: one path each, light first
+      for (let k = 0; k < g.E; k++) {
         const i = g.src[k], j = g.dst[k]; if (i === j) continue;
-        const u = a[k] / mx;
-        if (focus && !focus.has(k)) { p.line(X(i), Y(i), X(j), Y(j), '#d9dee5', 0.5, 0.5); continue; }
-        p.line(X(i), Y(i), X(j), Y(j), rgb(SEQ, 60 + 195 * u), 0.4 + 4 * u, 0.35 + 0.65 * u);
+        if (focus && !focus.has(k)) faded.push(X(i), Y(i), X(j), Y(j));
+        else buckets[Math.min(31, (a[k] / mx * 32) | 0)].push(X(i), Y(i), X(j), Y(j));
       }
+      if (faded.length) p.lines(faded, '#d9dee5', 0.5, 0.5);
+      buckets.forEach((segs, b) => { const u = (b + 0.5) / 32; if (segs.length) p.lines(segs, rgb(SEQ, 60 + 195 * u), 0.4 + 4 * u, 0.35 + 0.65 * u); });
       const cls = e.node_classes, r = n > 500 ? 2.5 : 5;
       for (let i = 0; i < n; i++) p.circle(X(i), Y(i), i === hov ? r + 3 : r, cls ? CLASSES[cls[i] % CLASSES.length] : '#64748b', '#fff');
       if (n <= 60) for (let i = 0; i < n; i++) p.text(short(e.labels[g.d.axes[0]][i] || '', 10), X(i) + r + 2, Y(i), { size: 10, color: '#475569' });
