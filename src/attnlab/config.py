@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any, TypeVar
 
 from attnlab.errors import AttnlabError
+from attnlab.validation import check_config
 
 C = TypeVar("C")
 
@@ -14,12 +15,17 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
-    """Build ``cls`` from a dict, naming any field the dataclass does not have."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+def config_from_dict(cls: type[C], data: dict[str, Any], names: dict[str, str] | None = None) -> C:
+    """Build ``cls`` from a dict, naming any field the dataclass does not have and any value
+    of the wrong type or out of range (:func:`attnlab.validation.check_config`; ``names``:
+    field -> the key the file uses, for the messages)."""
+    if not isinstance(data, dict):
+        raise AttnlabError(f"{cls.__name__}: expected a JSON object of fields, got {type(data).__name__}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
     if unknown:
-        raise AttnlabError(f"{cls.__name__}: unknown field(s) {unknown}; expected some of {sorted(names)}")
+        raise AttnlabError(f"unknown field(s) {unknown}; expected some of {sorted(fields)}")
+    check_config(cls, data, names)
     return cls(**data)
 
 

@@ -60,14 +60,20 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def read_json(path: str | os.PathLike, kind: type | None = dict) -> Any:
+    """The JSON value in ``path``; it must be a ``kind`` (an object by default: every file
+    attnlab reads is one; None: any value). One clear error otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise AttnlabError(f"{path}: file not found")
+        raise AttnlabError(f"{path}: {'is a folder, expected a file' if path.is_dir() else 'file not found'}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise AttnlabError(f"{path}: not valid JSON ({e})") from None
+    if kind is not None and not isinstance(value, kind):
+        expected = "a JSON object {...}" if kind is dict else f"a JSON {kind.__name__}"
+        raise AttnlabError(f"{path}: expected {expected}, got {json.dumps(value)[:40]}")
+    return value
 
 
 def write_safetensors(
@@ -81,7 +87,7 @@ def write_safetensors(
 def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
-        raise AttnlabError(f"{path}: file not found")
+        raise AttnlabError(f"{path}: {'is a folder, expected a file' if path.is_dir() else 'file not found'}")
     try:
         return load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for corrupt headers

@@ -45,7 +45,7 @@ def model_type(ckpt: str | Path) -> str:
     config = read_json(ckpt / CONFIG_FILE)
     kind = config.get("model_type") if isinstance(config, dict) else None
     if kind not in APPS:
-        raise AttnlabError(f"--ckpt {ckpt}: model_type {kind!r} is not one attnlab knows ({sorted(APPS)})")
+        raise AttnlabError(f"--ckpt {ckpt / CONFIG_FILE}: model_type {kind!r} is not one attnlab knows ({sorted(APPS)})")
     return kind
 
 

@@ -46,6 +46,7 @@ from attnlab.io import read_json
 from attnlab.models.bert import BERT, bert_config
 from attnlab.models.bert import fill_mask as _fill_mask
 from attnlab.training import Trainer, TrainResult, distributed
+from attnlab.validation import read_text
 
 VALIDATION_FRACTION = 0.1
 EVAL_BATCHES = 4
@@ -308,11 +309,15 @@ def split_tsv(path: str | Path, seed: int, test_fraction: float = 0.1) -> tuple[
     path = Path(path)
     if not path.is_file():
         raise AttnlabError(f"--data {path}: file not found")
+    try:
+        text = read_text(path, strict=True)  # UTF-8, no NUL bytes; errors name the line
+    except AttnlabError as e:
+        raise AttnlabError(f"--data {e}") from None
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        parts = line.rsplit("\t", 1)
+        parts = line.split("\t")
         if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
             raise AttnlabError(f"--data {path}:{n}: expected 'text<TAB>label', got {line[:60]!r}")
         rows.append((parts[0].strip(), parts[1].strip()))

@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 
 from attnlab.errors import AttnlabError
-from attnlab.io import read_json
 from attnlab.training import TrainConfig, distributed
 from attnlab.training.budget import steps_within_budget
 from attnlab.training.checkpoint import STATE_FILE, read_trainer_state

@@ -33,7 +33,7 @@ from attnlab.data.stdlib_corpus import TextCorpus, load_corpus
 from attnlab.data.tokenizer import ByteLevelBPETokenizer, Tokenizer
 from attnlab.errors import AttnlabError
 from attnlab.interop.hf_gpt2 import tokenizer_from_hf_folder
-from attnlab.io import read_json, write_json
+from attnlab.io import write_json
 from attnlab.models.gpt import GPT, gpt_config
 from attnlab.training import (
     TrainConfig,
@@ -44,7 +44,7 @@ from attnlab.training import (
     set_seed,
 )
 from attnlab.training.budget import steps_within_budget
-from attnlab.training.checkpoint import STATE_FILE, read_trainer_state
+from attnlab.training.checkpoint import read_trainer_state
 
 TOKENIZERS = ("char", "bpe")
 BPE_SAMPLE_CHARS = 5_000_000  # BPE merges are learned on this much training text

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from attnlab.errors import AttnlabError
 from attnlab.io import write_text
+from attnlab.validation import read_text
 
 Alignment = set[tuple[int, int]]
 SPLITS = ("train", "valid", "test")
@@ -126,15 +127,7 @@ class CorpusSplits:
 
 def read_lines(path: str | Path) -> list[str]:
     """The lines of a UTF-8 text file (no line ends); bad bytes are reported as ``file:line``."""
-    path = Path(path)
-    if not path.is_file():
-        raise AttnlabError(f"{path}: file not found")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise AttnlabError(f"{path}:{line}: not valid UTF-8 ({e.reason})") from None
+    text = read_text(path, strict=True)  # UTF-8, no NUL bytes; errors name the line
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
@@ -181,4 +174,6 @@ def read_tsv(path: str | Path) -> ParallelCorpus:
             raise AttnlabError(f"{path}:{n}: empty {'source' if not source else 'target'} sentence")
         src.append(source)
         tgt.append(target)
+    if not src:
+        raise AttnlabError(f"{path}: no source<TAB>target lines in the file")
     return ParallelCorpus(src, tgt, skipped_empty=skipped)

@@ -21,6 +21,7 @@ graphs hold both directions), y (N,) long with -1 for unlabelled, masks (N,) boo
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
+from attnlab.validation import read_text
 
 
 @dataclass
@@ -246,15 +248,19 @@ def load_csv_graph(
 
 
 def _read_csv(path: str | Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    path = Path(path)
-    if not path.is_file():
-        raise AttnlabError(f"{path}: file not found")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise AttnlabError(f"{path}: missing column(s) {missing}; header is {reader.fieldnames}")
-        return [{k: (v or "").strip() for k, v in row.items()} for row in reader]
+    text = read_text(path, strict=True)  # UTF-8, no NUL bytes; errors name the line
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in required if c not in (reader.fieldnames or [])]
+    if missing:
+        raise AttnlabError(f"{path}: missing column(s) {missing}; header is {reader.fieldnames}")
+    rows = []
+    for row in reader:
+        if None in row:  # DictReader's key for fields past the header
+            raise AttnlabError(f"{path}:{reader.line_num}: more fields than the header's {len(reader.fieldnames)}")
+        rows.append({k: (v or "").strip() for k, v in row.items()})
+    if not rows:
+        raise AttnlabError(f"{path}: no rows after the header")
+    return rows
 
 
 def _features(rows: list[dict[str, str]], path: str | Path) -> Tensor:
@@ -262,9 +268,15 @@ def _features(rows: list[dict[str, str]], path: str | Path) -> Tensor:
     if not columns:
         return torch.eye(len(rows))
     try:
-        return torch.tensor([[float(row[c]) for c in columns] for row in rows])
+        x = torch.tensor([[float(row[c]) for c in columns] for row in rows])
     except ValueError as e:
         raise AttnlabError(f"{path}: feature columns {columns} must be numbers ({e})") from None
+    bad = (~torch.isfinite(x)).nonzero()
+    if len(bad):
+        r, c = (int(v) for v in bad[0])
+        raise AttnlabError(f"{path}: node {rows[r]['id']!r}, column {columns[c]!r}: {rows[r][columns[c]]!r}; "
+                           "expected a finite number")
+    return x
 
 
 def _csv_masks(rows, y: Tensor, per_class: int, num_val: int, seed: int, path) -> tuple[Tensor, Tensor, Tensor]:

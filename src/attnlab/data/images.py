@@ -17,6 +17,7 @@ Notation: N images, C channels, S image side, B batch.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,10 +79,15 @@ def read_image(path: str | Path, image_size: int, num_channels: int) -> Tensor:
     if not path.is_file():
         raise AttnlabError(f"{path}: image file not found")
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if num_channels == 1 else "RGB").resize((image_size, image_size), Image.BILINEAR)
-            pixels = np.asarray(image, dtype=np.float32).reshape(image_size, image_size, num_channels)
-    except (UnidentifiedImageError, OSError) as e:
+        with warnings.catch_warnings():  # over Pillow's pixel limit: an error, not a warning and minutes of decoding
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image = image.convert("L" if num_channels == 1 else "RGB").resize((image_size, image_size), Image.BILINEAR)
+                pixels = np.asarray(image, dtype=np.float32).reshape(image_size, image_size, num_channels)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise AttnlabError(f"{path}: too many pixels for an image file ({e}); expected at most "
+                           f"{Image.MAX_IMAGE_PIXELS:,} pixels (Pillow's MAX_IMAGE_PIXELS)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:  # Pillow's plugins raise all of these
         raise AttnlabError(f"{path}: not a readable image ({e})") from None
     return torch.from_numpy(pixels).permute(2, 0, 1) / 127.5 - 1.0  # (C, S, S)
 

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from attnlab.data.tokenizer import Tokenizer
 from attnlab.errors import AttnlabError
+from attnlab.validation import read_text
 
 IGNORE_INDEX = -100
 MASK_RATE, MASK_TOKEN, RANDOM_TOKEN = 0.15, 0.8, 0.1
@@ -56,10 +57,10 @@ def read_documents(path: str | Path) -> list[list[str]]:
     path = Path(path)
     if not path.is_file():
         raise AttnlabError(f"{path}: text file not found")
-    try:
-        return documents_from_text(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise AttnlabError(f"{path}: not UTF-8 text ({e})") from None
+    documents = documents_from_text(read_text(path))
+    if not documents:
+        raise AttnlabError(f"{path}: no text in the file (only whitespace)")
+    return documents
 
 
 def source_lines(source: str) -> list[tuple[str, bool]]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attnlab.errors import AttnlabError
+from attnlab.validation import read_text
 
 TEXT_SUFFIXES = (".txt", ".py", ".md", ".rst", ".text", ".csv", ".json", ".html", ".xml", ".c", ".h", ".js")
 FILE_SEPARATOR = "\n\n"
@@ -72,8 +73,19 @@ def _read(path: Path) -> str:
         raise AttnlabError(f"{path}: cannot read ({e.strerror})") from None
 
 
-def corpus_from_files(files: list[Path], root: Path, val_fraction: float, source: str, max_chars: int | None = None) -> TextCorpus:
-    """Split ``files`` by file into a :class:`TextCorpus`; ``max_chars`` caps each split."""
+def _read_users(path: Path) -> str:
+    """A user's text file: UTF-8 text, not a binary (:func:`attnlab.validation.read_text`)."""
+    try:
+        return read_text(path)
+    except AttnlabError as e:
+        raise AttnlabError(f"--data {e}") from None
+
+
+def corpus_from_files(
+    files: list[Path], root: Path, val_fraction: float, source: str, max_chars: int | None = None, read=_read
+) -> TextCorpus:
+    """Split ``files`` by file into a :class:`TextCorpus`; ``max_chars`` caps each split;
+    ``read``: how a file is read (the standard library's few odd bytes are replaced)."""
     if not 0 < val_fraction < 1:
         raise AttnlabError(f"val_fraction must be in (0, 1), got {val_fraction}")
     parts: dict[bool, list[str]] = {False: [], True: []}
@@ -84,7 +96,7 @@ def corpus_from_files(files: list[Path], root: Path, val_fraction: float, source
         side = is_validation(name, val_fraction)
         if max_chars is not None and sizes[side] >= max_chars:
             continue
-        text = _read(path)
+        text = read(path)
         parts[side].append(text)
         names[side].append(name)
         sizes[side] += len(text) + len(FILE_SEPARATOR)
@@ -115,10 +127,12 @@ def text_corpus(path: str | Path, val_fraction: float = 0.05, max_chars: int | N
         )
         if not files:
             raise AttnlabError(f"--data {path}: no text files ({', '.join(TEXT_SUFFIXES)}) in this folder")
-        return corpus_from_files(files, path, val_fraction, str(path), max_chars)
+        return corpus_from_files(files, path, val_fraction, str(path), max_chars, read=_read_users)
     if not path.is_file():
         raise AttnlabError(f"--data {path}: no such file or folder")
-    text = _read(path)
+    text = _read_users(path)
+    if not text.strip():
+        raise AttnlabError(f"--data {path}: no text in the file (only whitespace)")
     cut = text.rfind("\n", 0, int(len(text) * (1 - val_fraction))) + 1 or int(len(text) * (1 - val_fraction))
     train, validation = text[:cut], text[cut:]
     if len(train) < 2 or len(validation) < 2:

@@ -66,6 +66,23 @@ class SpecialTokens:
         return out
 
 
+def special_tokens_from(value: Any) -> SpecialTokens:
+    """``SpecialTokens`` from the ``special_tokens`` object of ``tokenizer_config.json``:
+    known roles only, each a string (``null`` for an absent optional one)."""
+    roles = [f.name for f in dataclasses.fields(SpecialTokens)]
+    if not isinstance(value, dict):
+        raise AttnlabError(f"special_tokens: expected an object {{role: token}}, got {json.dumps(value)[:40]}")
+    unknown = sorted(set(value) - set(roles))
+    if unknown:
+        raise AttnlabError(f"special_tokens: unknown role(s) {unknown}; expected some of {roles}")
+    for role, token in value.items():
+        optional = SpecialTokens.__dataclass_fields__[role].default is None
+        if not (isinstance(token, str) and token) and not (optional and token is None):
+            raise AttnlabError(f"special_tokens.{role}: expected a token string{' or null' if optional else ''}, "
+                               f"got {json.dumps(token)[:40]}")
+    return SpecialTokens(**value)
+
+
 class Tokenizer:
     """Base of every attnlab tokenizer: text <-> ids around a ``tokenizers.Tokenizer``."""
 
@@ -151,7 +168,9 @@ class Tokenizer:
 
     @classmethod
     def _from_config(cls, backend: HFTokenizer, config: dict[str, Any]) -> Tokenizer:
-        return cls(backend, SpecialTokens(**config["special_tokens"]))
+        if "special_tokens" not in config:
+            raise AttnlabError("special_tokens: missing; expected an object {role: token}")
+        return cls(backend, special_tokens_from(config["special_tokens"]))
 
     def save(self, directory: str | Path) -> None:
         """Write ``tokenizer.json`` and ``tokenizer_config.json`` (each atomically)."""
@@ -164,8 +183,8 @@ class Tokenizer:
         """Read a tokenizer saved by :meth:`save`, whatever its kind."""
         directory = Path(directory)
         config = read_json(directory / CONFIG_FILE)
-        kind = config.get("kind") if isinstance(config, dict) else None
-        if kind not in Tokenizer._registry:
+        kind = config.get("kind")
+        if not isinstance(kind, str) or kind not in Tokenizer._registry:
             raise AttnlabError(
                 f"{directory / CONFIG_FILE}: unknown tokenizer kind {kind!r}; "
                 f"expected one of {sorted(Tokenizer._registry)}"
@@ -177,7 +196,10 @@ class Tokenizer:
             backend = HFTokenizer.from_file(str(path))
         except Exception as e:  # the backend raises its own exception type on bad JSON
             raise AttnlabError(f"{path}: not a readable tokenizer file ({e})") from None
-        return Tokenizer._registry[kind]._from_config(backend, config)
+        try:
+            return Tokenizer._registry[kind]._from_config(backend, config)
+        except AttnlabError as e:  # the special tokens: name the file
+            raise AttnlabError(f"{directory / CONFIG_FILE}: {e}") from None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size})"

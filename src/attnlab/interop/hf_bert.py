@@ -20,7 +20,14 @@ from typing import Any
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.interop.hf_common import encoder_config_from_hf, encoder_config_to_hf, labels_from_hf, rename, rename_one
+from attnlab.interop.hf_common import (  # noqa: F401 -- ENCODER_NAMES: the models name fields with it
+    ENCODER_NAMES,
+    encoder_config_from_hf,
+    encoder_config_to_hf,
+    labels_from_hf,
+    rename,
+    rename_one,
+)
 
 BERT_RULES = [
     ("embeddings.word.", "embeddings.word_embeddings."),

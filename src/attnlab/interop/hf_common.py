@@ -98,6 +98,15 @@ def encoder_config_to_hf(config: dict[str, Any], model_type: str, architecture: 
     return hf
 
 
+# attnlab field -> the key of HF's config.json (what messages about a field name)
+ENCODER_NAMES = {
+    "hidden_size": "hidden_size", "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
+    "intermediate_size": "intermediate_size", "activation": "hidden_act", "dropout": "hidden_dropout_prob",
+    "attention_dropout": "attention_probs_dropout_prob", "norm_eps": "layer_norm_eps",
+    "max_positions": "max_position_embeddings",
+}
+
+
 def encoder_config_from_hf(hf: dict[str, Any], model_type: str, architectures: list[str], dropout: float) -> dict[str, Any]:
     """Checked shared fields of a HuggingFace BERT/ViT ``config.json`` as attnlab config
     fields, plus ``architecture`` (the first of ``architectures`` when the file names none)."""

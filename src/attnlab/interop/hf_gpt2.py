@@ -44,6 +44,14 @@ from attnlab.io import read_json
 _BUFFERS = re.compile(r"h\.\d+\.attn\.(masked_)?bias")
 
 
+# GPTConfig field -> the key of HF's config.json (what messages about a field name)
+CONFIG_NAMES = {
+    "context_length": "n_positions", "num_layers": "n_layer", "num_heads": "n_head", "d_model": "n_embd",
+    "d_ff": "n_inner", "dropout": "resid_pdrop", "attention_dropout": "attn_pdrop", "norm_eps": "layer_norm_epsilon",
+    "activation": "activation_function",
+}
+
+
 def config_from_hf(hf: dict[str, Any]) -> dict[str, Any]:
     """GPTConfig fields from a HF ``GPT2Config`` dict; unsupported variants raise."""
     if not isinstance(hf, dict):
@@ -160,8 +168,8 @@ def tokenizer_from_hf_folder(directory: str | Path) -> Tokenizer:
     ``tokenizer.json`` or ``vocab.json`` + ``merges.txt`` (read as byte-level BPE)."""
     directory = Path(directory)
     config_path = directory / TOKENIZER_CONFIG
-    config = read_json(config_path) if config_path.is_file() else {}
-    if isinstance(config, dict) and "kind" in config:
+    config = read_json(config_path) if config_path.exists() else {}
+    if "kind" in config:
         return Tokenizer.load(directory)
     try:
         if (directory / BACKEND_FILE).is_file():

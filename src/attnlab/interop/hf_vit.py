@@ -16,7 +16,14 @@ from typing import Any
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.interop.hf_common import encoder_config_from_hf, encoder_config_to_hf, labels_from_hf, rename, rename_one
+from attnlab.interop.hf_common import (  # noqa: F401 -- ENCODER_NAMES: the models name fields with it
+    ENCODER_NAMES,
+    encoder_config_from_hf,
+    encoder_config_to_hf,
+    labels_from_hf,
+    rename,
+    rename_one,
+)
 
 VIT_RULES = [
     ("embeddings.patch.", "embeddings.patch_embeddings.projection."),

@@ -10,6 +10,7 @@ unexpected and misshapen tensors. :func:`check_ids` is the one check of token id
 
 from __future__ import annotations
 
+import contextvars
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,9 +19,20 @@ from torch import Tensor, nn
 
 from attnlab.config import config_from_dict, config_to_dict
 from attnlab.errors import AttnlabError
-from attnlab.io import CONFIG_FILE, WEIGHTS_FILE, read_json, read_safetensors, write_json, write_safetensors
+from attnlab.io import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    read_json,
+    read_safetensors,
+    write_json,
+    write_safetensors,
+)
+from attnlab.validation import check_memory, check_tensors, module_bytes
 
 IGNORE_INDEX = -100  # labels with this value add nothing to a loss (the HF/PyTorch convention)
+# The weights file being loaded (from_pretrained sets it): _load_weights's messages name it.
+_WEIGHTS_SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("weights_source", default=None)
+_CONFIG_SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("config_source", default=None)
 
 
 def check_ids(
@@ -97,6 +109,7 @@ class PretrainedModel(nn.Module):
     def _load_weights(self, tensors: dict[str, Tensor], source: str) -> PretrainedModel:
         """Load ``tensors`` (attnlab names) into this model: every weight must be there (but
         the tied ones), none left over, each of its shape. Returns the model."""
+        source = _WEIGHTS_SOURCE.get() or source
         tensors = {_renamed(k, self.renamed_weights): v for k, v in tensors.items()}
         expected = self.state_dict()
         missing = [k for k in expected if k not in tensors and not self._is_tied(k)]
@@ -111,8 +124,12 @@ class PretrainedModel(nn.Module):
             if names
         ]
         if problems:
-            raise AttnlabError(f"{source}: the weights do not match the config: " + "; ".join(problems))
-        self.load_state_dict(tensors, strict=False)
+            config = _CONFIG_SOURCE.get()
+            raise AttnlabError(f"{source}: the weights do not match the config{f' in {config}' if config else ''}: "
+                               + "; ".join(problems))
+        check_tensors({k: v for k, v in tensors.items() if k in expected}, source, expected)
+        if not any(t.is_meta for t in expected.values()):  # a meta model (from_pretrained's sketch) holds no values
+            self.load_state_dict(tensors, strict=False)
         return self
 
     @classmethod
@@ -137,12 +154,31 @@ class PretrainedModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu"):
+        """Read a checkpoint folder. Every check runs before the model is allocated: the
+        config (types and ranges), the weights' names, shapes, dtypes and values, and the
+        model's size against the memory left -- measured on a sketch built on the meta
+        device. A bad folder is one :class:`AttnlabError` naming the file at fault."""
         directory = Path(directory)
         if not directory.is_dir():
             raise AttnlabError(f"{directory}: checkpoint folder not found")
-        config = read_json(directory / CONFIG_FILE)
-        tensors = read_safetensors(directory / WEIGHTS_FILE)
-        model = cls._import_checkpoint(config, tensors)
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        config = read_json(config_path)
+        tensors = read_safetensors(weights_path)
+        tokens = _WEIGHTS_SOURCE.set(str(weights_path)), _CONFIG_SOURCE.set(str(config_path))
+        try:
+            with torch.device("meta"):
+                sketch = cls._import_checkpoint(config, tensors)
+            check_memory(module_bytes(sketch), config_path, f"a {cls.model_type} model of this config")
+            model = cls._import_checkpoint(config, tensors)
+        except AttnlabError as e:
+            if str(weights_path) in str(e) or str(config_path) in str(e):
+                raise
+            raise AttnlabError(f"{config_path}: {e}") from None
+        except (TypeError, KeyError, AttributeError, ValueError, IndexError, OverflowError) as e:
+            raise AttnlabError(f"{config_path}: not a valid {cls.model_type} config ({type(e).__name__}: {e})") from None
+        finally:
+            _WEIGHTS_SOURCE.reset(tokens[0])
+            _CONFIG_SOURCE.reset(tokens[1])
         return model.to(map_location).eval()
 
 

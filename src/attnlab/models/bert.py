@@ -37,7 +37,7 @@ from attnlab.attention.core import AttentionOutput, scaled_dot_product_attention
 from attnlab.attention.maps import Attentions
 from attnlab.attention.masks import causal_mask
 from attnlab.attention.multi_head import MultiHeadAttention
-from attnlab.config import config_to_dict, preset
+from attnlab.config import config_from_dict, config_to_dict, preset
 from attnlab.errors import AttnlabError
 from attnlab.interop import hf_bert
 from attnlab.kernels.linear import Linear, linear
@@ -323,7 +323,8 @@ class BERT(PretrainedModel):
 
     @classmethod
     def _import_checkpoint(cls, config: dict, tensors: dict[str, Tensor]) -> BERT:
-        model = cls(BERTConfig(**hf_bert.config_from_hf(config, hf_bert.has_pooler(tensors))))
+        fields = hf_bert.config_from_hf(config, hf_bert.has_pooler(tensors))
+        model = cls(config_from_dict(BERTConfig, fields, hf_bert.ENCODER_NAMES))
         return model._load_weights(hf_bert.weights_from_hf(tensors), "BERT checkpoint")
 
 

@@ -37,15 +37,22 @@ from attnlab.attention.maps import Attentions
 from attnlab.attention.masks import causal_mask
 from attnlab.attention.multi_head import MultiHeadAttention
 from attnlab.attention.positional import LearnedPositions
-from attnlab.config import config_to_dict, preset
+from attnlab.config import config_from_dict, config_to_dict, preset
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.sampling import generate
-from attnlab.interop.hf_gpt2 import config_from_hf, config_to_hf, weights_from_hf, weights_to_hf
+from attnlab.interop.hf_gpt2 import (
+    CONFIG_NAMES,
+    config_from_hf,
+    config_to_hf,
+    weights_from_hf,
+    weights_to_hf,
+)
+from attnlab.kernels.linear import linear
 from attnlab.layers.blocks import TransformerBlock
 from attnlab.layers.feed_forward import get_activation
-from attnlab.kernels.linear import linear
 from attnlab.models.base import IGNORE_INDEX, PretrainedModel, check_ids, check_labels
 from attnlab.models.gpt_decoding import DecodingCache, DecodingCaches, decode_blocks
+
 
 @dataclass
 class GPTConfig:
@@ -268,7 +275,7 @@ class GPT(PretrainedModel):
     def _import_checkpoint(cls, config: dict, tensors: dict[str, Tensor]) -> GPT:
         if config.get("model_type", "gpt2") != "gpt2":
             raise AttnlabError(f"checkpoint holds a {config.get('model_type')!r} model, not a GPT-2 ('gpt2')")
-        model = cls(GPTConfig(**config_from_hf(config)))
+        model = cls(config_from_dict(GPTConfig, config_from_hf(config), CONFIG_NAMES))
         return model._load_weights(weights_from_hf(tensors, model.config.num_layers), "GPT-2 checkpoint")
 
     def _positions(self, position_ids: Tensor | None, b: int, length: int, past: int, device: torch.device) -> Tensor:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.attention.maps import Attentions
-from attnlab.config import config_to_dict, preset
+from attnlab.config import config_from_dict, config_to_dict, preset
 from attnlab.errors import AttnlabError
 from attnlab.interop import hf_vit
 from attnlab.kernels.linear import Linear
@@ -200,5 +200,6 @@ class ViT(PretrainedModel):
 
     @classmethod
     def _import_checkpoint(cls, config: dict, tensors: dict[str, Tensor]) -> ViT:
-        model = cls(ViTConfig(**hf_vit.config_from_hf(config, hf_vit.has_pooler(tensors))))
+        fields = hf_vit.config_from_hf(config, hf_vit.has_pooler(tensors))
+        model = cls(config_from_dict(ViTConfig, fields, hf_vit.ENCODER_NAMES))
         return model._load_weights(hf_vit.weights_from_hf(tensors), "ViT checkpoint")

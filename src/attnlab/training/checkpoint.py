@@ -31,6 +31,7 @@ rename, complete), else the first complete one of ``.NAME.new``, ``.NAME.old``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -44,7 +45,9 @@ from torch import nn
 
 from attnlab.errors import AttnlabError
 from attnlab.io import WEIGHTS_FILE, read_json, read_safetensors, write_json, write_safetensors
+from attnlab.training.config import TrainConfig
 from attnlab.training.rng import RngState
+from attnlab.validation import check_tensors
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -130,11 +133,82 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
 
 def _read_state(path: Path) -> Any:
     tensors = read_safetensors(path)
+    check_tensors(tensors, path)
     with safe_open(str(path), framework="pt") as f:
         structure = (f.metadata() or {}).get("state")
     if structure is None:
         raise AttnlabError(f"{path}: no 'state' metadata; not an attnlab optimizer checkpoint")
-    return join_tensors(json.loads(structure), tensors)
+    try:
+        state = join_tensors(json.loads(structure), tensors)
+    except json.JSONDecodeError as e:
+        raise AttnlabError(f"{path}: the 'state' metadata is not valid JSON ({e})") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise AttnlabError(f"{path}: the 'state' metadata names tensor {e} that the file does not hold") from None
+    if not isinstance(state, dict) or not ({"optimizer", "scheduler"} <= set(state) or "sharded" in state):
+        raise AttnlabError(f"{path}: the 'state' metadata must be an object with 'optimizer' and 'scheduler'")
+    return state
+
+
+def read_trainer_state(folder: str | Path) -> dict[str, Any]:
+    """``trainer_state.json`` of a checkpoint folder, checked field by field (what
+    ``--resume`` reads: the step, the run's config, losses, RNG states)."""
+    path = Path(folder) / STATE_FILE
+    state = read_json(path)
+
+    def bad(field: str, expected: str) -> AttnlabError:
+        value = state
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return AttnlabError(f"{path}: {field}: expected {expected}, got {json.dumps(value)[:40]}")
+
+    def is_int(v: Any, low: int = 0) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+    def is_number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    config = state.get("config")
+    if not isinstance(config, dict):
+        raise bad("config", "an object (the run's training config)")
+    unknown = sorted(set(config) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise AttnlabError(f"{path}: config: unknown field(s) {unknown}; expected TrainConfig's fields")
+    if not is_int(config.get("steps"), 1):
+        raise bad("config.steps", "an integer >= 1")
+    if not is_int(state.get("step")) or state["step"] > config["steps"]:
+        raise bad("step", f"an integer in [0, config.steps = {config['steps']}]")
+    for field in ("lr", "weight_decay"):
+        if field in config and not is_number(config[field]):
+            raise bad(f"config.{field}", "a number")
+    if not isinstance(state.get("losses", []), list) or not all(is_number(v) for v in state.get("losses", [])):
+        raise bad("losses", "a list of numbers")
+    if not isinstance(state.get("metrics", {}), dict):
+        raise bad("metrics", "an object")
+    if not isinstance(state.get("eval_history", []), list):
+        raise bad("eval_history", "a list")
+    if not is_number(state.get("elapsed_s", 0)):
+        raise bad("elapsed_s", "a number of seconds")
+    if not is_int(state.get("world_size", 1), 1):
+        raise bad("world_size", "an integer >= 1")
+    ranks = state.get("rng_ranks", [])
+    for i, rng in enumerate([state.get("rng"), *(ranks if isinstance(ranks, list) else [None])]):
+        field = "rng" if i == 0 else f"rng_ranks.{i - 1}"
+        if not _is_rng_json(rng):
+            raise bad(field, "an object with Python's and NumPy's generator states ('python', 'numpy')")
+    return state
+
+
+def _is_rng_json(rng: Any) -> bool:
+    """The JSON of one rank's Python/NumPy RNG state, as :func:`split_tensors` wrote it."""
+    if not isinstance(rng, dict) or not {"python", "numpy"} <= set(rng):
+        return False
+    python, numpy = join_tensors(rng["python"], {}), rng["numpy"]
+    ints = lambda xs, n: isinstance(xs, list) and len(xs) == n and all(isinstance(x, int) for x in xs)  # noqa: E731
+    python_ok = (isinstance(python, (tuple, list)) and len(python) == 3 and isinstance(python[0], int)
+                 and ints(list(python[1]) if isinstance(python[1], (tuple, list)) else None, 625))
+    numpy_ok = (isinstance(numpy, list) and len(numpy) == 5 and numpy[0] == "MT19937" and ints(numpy[1], 624)
+                and isinstance(numpy[2], int))
+    return python_ok and numpy_ok
 
 
 # --- the folder swap ----------------------------------------------------------------
@@ -254,11 +328,54 @@ def _write_and_swap(
         shutil.rmtree(old)
 
 
+def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer, path: str | Path) -> None:
+    """The saved state of ``optimizer`` (its ``state_dict()`` form) before loading it: the
+    same parameter groups and, per parameter, floating moments of the parameter's shape
+    (``load_state_dict`` checks neither: a wrong shape fails at the next step, an integer
+    moment is silently cast)."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict) or not isinstance(saved.get("param_groups"), list):
+        raise AttnlabError(f"{path}: optimizer state must be an object with 'state' and 'param_groups'")
+    ours = [p for group in optimizer.param_groups for p in group["params"]]
+    try:
+        ids = [i for group in saved["param_groups"] for i in group["params"]]
+    except (TypeError, KeyError):
+        raise AttnlabError(f"{path}: param_groups must be objects with a 'params' list") from None
+    if len(ids) != len(ours):
+        raise AttnlabError(f"{path}: optimizer state for {len(ids)} parameters; this model has {len(ours)}")
+    params = dict(zip(ids, ours))
+    for index, moments in saved["state"].items():
+        param = params.get(index)
+        if param is None or not isinstance(moments, dict):
+            raise AttnlabError(f"{path}: optimizer state of an unknown parameter {index!r}")
+        for name, value in moments.items():
+            if name == "step" or not isinstance(value, torch.Tensor):
+                continue
+            if value.shape != param.shape or not value.is_floating_point():
+                raise AttnlabError(f"{path}: optimizer state {name!r} of parameter {index} is {value.dtype} "
+                                   f"{tuple(value.shape)}; expected a floating tensor of shape {tuple(param.shape)}")
+
+
+def _check_generators(generators: dict[str, torch.Tensor], path: Path) -> None:
+    """Torch generator states: a ``cpu`` one, each uint8 of the size this torch saves."""
+    if "cpu" not in generators:
+        raise AttnlabError(f"{path}: no 'cpu' generator state; expected the tensors torch.get_rng_state() gives")
+    size = torch.get_rng_state().numel()
+    for name, state in generators.items():
+        if name.endswith("cpu") and (state.dtype != torch.uint8 or state.shape != (size,)):
+            raise AttnlabError(f"{path}: generator state {name!r} is {state.dtype} {tuple(state.shape)}; "
+                               f"expected torch.uint8 ({size},)")
+        if name.endswith("cpu"):
+            try:
+                torch.Generator().set_state(state)
+            except RuntimeError as e:
+                raise AttnlabError(f"{path}: generator state {name!r} is not one torch can restore ({e})") from None
+
+
 def load_checkpoint(folder: str | Path, model: nn.Module | None) -> tuple[dict[str, Any], dict[str, Any], list[RngState]]:
     """Load the weights into ``model`` (None: not here, a sharded run loads its shards);
     return (trainer state, optimizer state, RNG state of each rank that saved one, rank 0 first)."""
     folder = Path(folder)
-    trainer_state = read_json(folder / STATE_FILE)
+    trainer_state = read_trainer_state(folder)
     rng_json = [join_tensors(r, {}) for r in [trainer_state.pop("rng"), *trainer_state.pop("rng_ranks", [])]]
     if model is not None:
         if callable(getattr(type(model), "from_pretrained", None)):
@@ -270,6 +387,7 @@ def load_checkpoint(folder: str | Path, model: nn.Module | None) -> tuple[dict[s
         except RuntimeError as e:
             raise AttnlabError(f"{folder}: checkpoint weights do not fit this model ({e})") from None
     generators = read_safetensors(folder / RNG_FILE)
+    _check_generators(generators, folder / RNG_FILE)
     rngs = []
     for r, each in enumerate(rng_json):
         prefix = "" if r == 0 else f"rank{r}/"

@@ -49,7 +49,9 @@ from attnlab.io import read_json
 from attnlab.training import distributed, sharded
 from attnlab.training.batches import BatchSource
 from attnlab.training.checkpoint import (
+    OPTIMIZER_FILE,
     STATE_FILE,
+    check_optimizer_state,
     check_out_dir,
     find_checkpoint,
     load_checkpoint,
@@ -403,7 +405,8 @@ class Trainer:
     def _resume(self) -> None:
         folder = find_checkpoint(self.out_dir)
         if folder is None:
-            raise AttnlabError(f"resume: no complete checkpoint in {self.out_dir} (train without --resume first)")
+            raise AttnlabError(f"--resume: no complete checkpoint in {self.out_dir} (no readable {STATE_FILE}); "
+                               "train without --resume first")
         state, optimizer_state, rngs = load_checkpoint(folder, None if self.sharded else self.model)
         if self.sharded != ("sharded" in optimizer_state):
             saved = "a sharded (--shard)" if "sharded" in optimizer_state else "an unsharded"
@@ -412,11 +415,15 @@ class Trainer:
         if self.sharded:
             sharded.load_shards(self.model, self.optimizer, folder, optimizer_state["sharded"])
         else:
+            check_optimizer_state(optimizer_state["optimizer"], self.optimizer, folder / OPTIMIZER_FILE)
             try:
                 self.optimizer.load_state_dict(optimizer_state["optimizer"])
-            except ValueError as e:
-                raise AttnlabError(f"{folder}: optimizer state does not fit this optimizer ({e})") from None
-        self.scheduler.load_state_dict(optimizer_state["scheduler"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise AttnlabError(f"{folder / OPTIMIZER_FILE}: optimizer state does not fit this optimizer ({e})") from None
+        try:
+            self.scheduler.load_state_dict(optimizer_state["scheduler"])
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise AttnlabError(f"{folder / OPTIMIZER_FILE}: scheduler state does not fit ({e})") from None
         recorded_steps = state["config"]["steps"]
         if self.config.refit_up_to is not None and recorded_steps != self.config.steps:
             self._resize_schedule(recorded_steps)  # the length the first session re-fitted

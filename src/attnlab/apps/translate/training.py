@@ -225,7 +225,8 @@ def train_translator(
     out_dir = Path(config.out_dir)
     previous = find_checkpoint(out_dir) if resume else None
     if resume and previous is None:
-        raise AttnlabError(f"--resume: no complete checkpoint in {out_dir} (train without --resume first)")
+        raise AttnlabError(f"--resume: no complete checkpoint in {out_dir} (no readable trainer_state.json); "
+                           "train without --resume first")
     if previous is not None:
         setup = config_from_dict(TranslatorSetup, read_json(previous / SETUP_FILE))
     splits = load_splits(setup) if splits is None else splits

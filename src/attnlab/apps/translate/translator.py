@@ -68,7 +68,8 @@ class Translator:
             raise AttnlabError(f"--ckpt {ckpt}: checkpoint folder not found")
         model_type = read_json(ckpt / CONFIG_FILE).get("model_type")
         if model_type not in TRANSLATION_MODELS:
-            raise AttnlabError(f"{ckpt}: holds a {model_type!r} model, not a translator ({sorted(TRANSLATION_MODELS)})")
+            raise AttnlabError(f"--ckpt {ckpt / CONFIG_FILE}: model_type {model_type!r} is not a translator's "
+                               f"({sorted(TRANSLATION_MODELS)})")
         model = TRANSLATION_MODELS[model_type].from_pretrained(ckpt, map_location=device)
         return cls(model, Tokenizer.load(ckpt / SRC_TOKENIZER), Tokenizer.load(ckpt / TGT_TOKENIZER))
 
