@@ -105,6 +105,26 @@ def test_matrix_hover_shows_the_tensor_value(opened, pages):
         assert shown == pytest.approx(attn[i, j].item(), abs=attn[i].max().item() / 510 + 1e-4)
 
 
+def test_matrix_zoom_and_scroll_keep_hover_values_right(opened, pages):
+    o, ex = opened("gpt"), pages["gpt"][0]
+    o.set({"v": "matrix", "e": 0, "m": 0, "h": [1], "zoom": 1, "px": 0, "py": 0})
+    for _ in range(3):
+        o.page.click("#zoom-in")
+    o.page.wait_for_function("() => attnlab.state.zoom > 3")
+    g = o.eval("attnlab.geometry()")
+    _move(o, g["panels"][0]["x0"] + 5, g["panels"][0]["y0"] + 5)
+    o.page.mouse.wheel(0, 3 * g["cell"])  # three rows down
+    o.page.wait_for_function("() => attnlab.state.py >= 2.9")
+    g = o.eval("attnlab.geometry()")
+    i, j = 3 + 2, 1  # the third visible row after scrolling three rows
+    tip = _move(o, g["panels"][0]["x0"] + (j - g["px"] + 0.5) * g["cell"], g["panels"][0]["y0"] + (i - g["py"] + 0.5) * g["cell"])
+    row = ex.attentions["layers.0.causal"][0, 1, i]
+    assert f"query {i} " in tip and f"key   {j} " in tip
+    assert float(re.search(r"weight: ([-\d.e]+)", tip).group(1)) == pytest.approx(row[j].item(), abs=row.max().item() / 510 + 1e-4)
+    o.page.click("#zoom-fit")
+    o.page.wait_for_function("() => attnlab.state.zoom === 1 && attnlab.state.py === 0")
+
+
 def test_head_view_hover_lists_the_query_row(opened, pages):
     o, ex = opened("bert"), pages["bert"][0]
     o.set({"v": "head", "m": 1, "h": [1], "scroll": 0})

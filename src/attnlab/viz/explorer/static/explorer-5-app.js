@@ -143,7 +143,7 @@
     if ((ev.ctrlKey || ev.metaKey) && (S.v === 'matrix' || S.v === 'graph')) { ev.preventDefault(); zoomBy(ev.deltaY < 0 ? 1.25 : 0.8); return; }
     if (S.v === 'head') { ev.preventDefault(); S.scroll += Math.sign(ev.deltaY) * 3; paint(); return; }
     if (S.v === 'stats') { ev.preventDefault(); S.srow = (S.srow || 0) + Math.sign(ev.deltaY) * 3; paint(); return; }
-    if (S.v === 'matrix' && S.zoom > 1) { ev.preventDefault(); S.py += Math.sign(ev.deltaY) * 5 / (HIT && HIT.cell ? HIT.cell / 10 : 1); S.px += Math.sign(ev.deltaX) * 5; paint(); }
+    if (S.v === 'matrix' && S.zoom > 1 && HIT && HIT.cell) { ev.preventDefault(); S.py += ev.deltaY / HIT.cell; S.px += ev.deltaX / HIT.cell; paint(); }
   }, { passive: false });
   window.addEventListener('keydown', (ev) => {
     if (ev.target.tagName === 'TEXTAREA' || ev.target.tagName === 'INPUT' || ev.target.tagName === 'SELECT') return;
