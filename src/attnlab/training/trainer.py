@@ -256,6 +256,7 @@ class Trainer:
         """
         batch = self.data.batch(self.step)
         tokens = self.count_tokens(batch) if self.count_tokens is not None else 0
+        padding = not self.replicate and distributed.is_padding(batch, self.world)
         if not self.replicate:
             batch = distributed.shard_batch(batch, self.world)
         units = self.loss_units(batch) if self.loss_units is not None else batch_rows(batch)
@@ -264,6 +265,8 @@ class Trainer:
         with self._autocast():
             loss = self.loss_fn(self.model, batch) if self.forward_model is None else self.forward_model(batch)
             terms = Terms.of(loss, units)
+            if padding:  # fewer rows than ranks: this one only keeps DDP's collectives in step
+                terms = terms.as_padding()
         elapsed, signum = self.clock() - started, None
         if self.world.distributed:
             received = self._stop.received
