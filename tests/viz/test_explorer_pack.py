@@ -171,3 +171,24 @@ def test_dense_attention_is_quantized_coarser_to_fit_the_size_budget(tmp_path):
     want = a["layers.2.self"][0, 1]
     assert d["levels"] == levels and q.max() <= levels
     assert (q / levels * scale[:, None] - want).abs().le(scale[:, None] / (2 * levels) + 1e-7).all()
+
+
+def test_padded_batches_grey_images_and_node_predictions(tmp_path):
+    a = Attentions()
+    a.add("layers.0.self", torch.rand(2, 2, 5, 5).softmax(-1), kind="self", axes=("tokens", "tokens"))
+    ex = Explained("bert", a, {"tokens": [list("abcde"), list("xyz")]})  # the second is padded to 5
+    meta, blobs = _meta(write_page([ex], tmp_path / "p.html", title="t"))
+    short = meta["sets"][0]["examples"][1]["maps"][0]
+    assert (short["lq"], short["lk"]) == (3, 3) and len(blobs[short["data"][0]]) == 9
+    from browser import gat_case, vit_case
+
+    vit = vit_case()
+    vit.extras["image"] = vit.extras["image"][:, :1]  # (1, 1, H, W): a grey image
+    meta, _ = _meta(write_page([vit], tmp_path / "v.html", title="t"))
+    assert meta["sets"][0]["examples"][0]["image"].startswith("data:image/png;base64,")
+    gat = gat_case()
+    gat.extras.update(predictions=[["Mr. Hi"] * 34], class_names=["Mr. Hi", "Officer"])
+    meta, _ = _meta(write_page([gat], tmp_path / "g.html", title="t"))
+    example = meta["sets"][0]["examples"][0]
+    assert example["node_predictions"] == ["Mr. Hi"] * 34 and example["class_names"] == ["Mr. Hi", "Officer"]
+    assert "prediction" not in example

@@ -128,23 +128,32 @@ def _layout(edge_index: Tensor, n: int) -> list[float]:
         graph.add_edges_from((int(s), int(d)) for s, d in edge_index.T.tolist() if s != d)
         layout = nx.spring_layout(graph, seed=0, iterations=60 if n <= 1000 else 30)
         pos = np.array([layout[i] for i in range(n)])
-    pos = pos - pos.min(0)
-    pos = pos / np.maximum(pos.max(0), 1e-9)  # each axis to [0, 1]: the page fills its width and height
+    # each axis to [0, 1] (the page fills its width and height); on big graphs the 1st-99th
+    # percentiles, so a few far-flung isolated nodes do not squeeze the rest into a corner
+    lo, hi = (np.percentile(pos, [1, 99], axis=0) if n > 100 else (pos.min(0), pos.max(0)))
+    pos = np.clip((pos - lo) / np.maximum(hi - lo, 1e-9), -0.02, 1.02)
+    pos = (pos + 0.02) / 1.04
     return [round(float(v), 4) for v in pos.reshape(-1)]
 
 
 def _png(image: Tensor) -> str:
-    """``image (3, H, W)`` in [0, 1] -> a PNG data URL."""
+    """``image (3, H, W)`` or ``(1, H, W)`` (grey) in [0, 1] -> a PNG data URL."""
     from PIL import Image
 
-    arr = (image.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    image = image.detach().float().cpu()
+    if image.dim() == 3 and image.shape[0] not in (1, 3):
+        image = image[:3] if image.shape[0] > 3 else image.mean(0, keepdim=True)
+    arr = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    arr = arr[0].numpy() if arr.dim() == 2 or arr.shape[0] == 1 else arr.permute(1, 2, 0).numpy()  # grey or RGB
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return "data:image/png;base64," + _b64(buf.getvalue())
 
 
-def _token_map(value: Tensor, b: int, blobs: Blobs, levels: int) -> dict[str, Any]:
-    attn = value[b]  # (H, Lq, Lk)
+def _token_map(value: Tensor, b: int, blobs: Blobs, levels: int, lq: int, lk: int) -> dict[str, Any]:
+    attn = value[b, :, :lq, :lk]  # (H, Lq, Lk) without the batch's padding
     q, rowmax = quantize_rows(attn, levels)
     thumb, tq, tk = thumbnail(attn)
     h, lq, lk = attn.shape
@@ -201,12 +210,15 @@ def pack_example(ex: Explained, b: int, blobs: Blobs, levels: int = 255) -> dict
         if isinstance(e.value, GraphAttention):
             n = len(labels[e.axes[0]])
             entry.update(_graph_map(e.value, n, blobs))
-            graph_edges = e.value.edge_index.detach().cpu() if graph_edges is None else graph_edges
+            edges = e.value.edge_index.detach().cpu()  # the layout uses every map's edges (HAN: every meta-path)
+            graph_edges = edges if graph_edges is None else torch.cat([graph_edges, edges], 1)
             stats = graph_statistics(e.value.edge_index, e.value.alpha.reshape(e.value.alpha.shape[0], -1), n)
         else:
-            entry.update(_token_map(e.value, b, blobs, levels))
+            # a padded batch: each element keeps as many queries and keys as it has labels
+            lq, lk = (min(n, len(labels[axis]) or n) for n, axis in zip(e.value.shape[2:], e.axes))
+            entry.update(_token_map(e.value, b, blobs, levels, lq, lk))
             stats = head_statistics(
-                e.value[b], same_axes=e.axes[0] == e.axes[1], key_labels=labels[e.axes[1]], special=special,
+                e.value[b, :, :lq, :lk], same_axes=e.axes[0] == e.axes[1], key_labels=labels[e.axes[1]], special=special,
                 grid=grid, gold=gold if e.kind == "cross" else None)
         out["maps"].append(entry)
         out["stats"].append({k: [None if v is None else round(float(v), 5) for v in vals] for k, vals in stats.items()})
@@ -229,8 +241,14 @@ def pack_example(ex: Explained, b: int, blobs: Blobs, levels: int = 255) -> dict
         out["metapaths"] = [str(m) for m in extras["metapaths"]]
     if extras.get("metapath_weights") is not None:
         out["metapath_weights"] = [float(w) for w in torch.as_tensor(extras["metapath_weights"]).reshape(-1)]
-    if extras.get("predictions") is not None and len(extras["predictions"]) > b:
-        out["prediction"] = str(extras["predictions"][b])
+    predictions = extras.get("predictions")
+    if predictions is not None and len(predictions) > b:
+        if isinstance(predictions[b], str):
+            out["prediction"] = predictions[b]  # a translation, a class
+        elif isinstance(predictions[b], (list, tuple)):
+            out["node_predictions"] = [str(p) for p in predictions[b]]  # one per node
+    if extras.get("class_names") is not None:
+        out["class_names"] = [str(c) for c in extras["class_names"]]
     return out
 
 

@@ -75,9 +75,9 @@
       if (n <= 60) for (let i = 0; i < n; i++) p.text(short(e.labels[g.d.axes[0]][i] || '', 10), X(i) + r + 2, Y(i), { size: 10, color: '#475569' });
       if (e.metapath_weights) {
         const w = e.metapath_weights, names = e.metapaths || w.map((_, k) => 'meta-path ' + k), bx = 16, by = 30;
-        p.rect(bx, by, 220, 22 + 18 * w.length, 'rgba(255,255,255,0.92)', '#d9dee5');
+        p.rect(bx, by, 330, 22 + 18 * w.length, 'rgba(255,255,255,0.92)', '#d9dee5');
         p.text('meta-path attention \u03b2', bx + 8, by + 11, { bold: true, size: 11 });
-        w.forEach((v, k) => { p.rect(bx + 8, by + 22 + 18 * k, 120 * v / Math.max(...w), 13, k === S.m ? '#2563eb' : '#93c5fd'); p.text(`${short(names[k], 14)} ${v.toFixed(3)}`, bx + 132, by + 28 + 18 * k, { size: 11 }); });
+        w.forEach((v, k) => { p.rect(bx + 8, by + 22 + 18 * k, 120 * v / Math.max(...w), 13, k === S.m ? '#2563eb' : '#93c5fd'); p.text(`${short(names[k], 30)} ${v.toFixed(3)}`, bx + 132, by + 28 + 18 * k, { size: 11 }); });
       }
       HIT = { X, Y, n, r };
     },
@@ -93,7 +93,8 @@
       if (i === null) return '';
       const g = ctx.m, a = g.edgeAlpha(S.h), lab = ex().labels[g.d.axes[0]];
       const nb = Array.from(g.incoming(i)).map((k) => [a[k], g.src[k]]).sort((u, v) => v[0] - u[0]);
-      return `node ${i} ${lab[i] || ''}${ex().node_classes ? ' (class ' + ex().node_classes[i] + ')' : ''}\n${nb.length} neighbours:\n` + nb.slice(0, 12).map(([v, j]) => `${fmt(v)}  ${j} ${lab[j] || ''}`).join('\n');
+      const e = ex(), cls = e.node_classes ? e.node_classes[i] : null, name = (k) => (e.class_names && e.class_names[k] !== undefined ? e.class_names[k] : k);
+      return `node ${i} ${lab[i] || ''}${cls !== null ? ' (class ' + name(cls) + ')' : ''}${e.node_predictions ? '\npredicted: ' + e.node_predictions[i] : ''}\n${nb.length} neighbours:\n` + nb.slice(0, 12).map(([v, j]) => `${fmt(v)}  ${j} ${lab[j] || ''}`).join('\n');
     },
   };
 
