@@ -104,3 +104,70 @@ def test_checkpoint_round_trip(tmp_path, cls, config):
 def test_gat_rejects_zero_layers():
     with pytest.raises(AttnlabError, match="num_layers"):
         GAT(GATConfig(in_dim=4, num_classes=2, num_layers=0))
+
+
+def _pyg_stack(config: GATConfig) -> list[torch.nn.Module]:
+    """The paper's GAT as PyG layers, from a GATConfig: hidden convs of ``heads`` x
+    ``hidden_dim`` concatenated, a last conv of ``out_heads`` (averaged when > 1)."""
+    conv = PygGATv2Conv if config.v2 else PygGATConv
+    common = dict(negative_slope=config.negative_slope, dropout=config.dropout)
+    widths = [config.in_dim] + [config.hidden_dim * config.heads] * (config.num_layers - 1)
+    layers = [conv(w, config.hidden_dim, heads=config.heads, **common) for w in widths[:-1]]
+    layers.append(conv(widths[-1], config.num_classes, heads=config.out_heads, concat=config.out_heads == 1, **common))
+    return layers
+
+
+def _pyg_forward(layers: list[torch.nn.Module], x, edge_index, dropout: float, training: bool):
+    """The paper's forward pass: dropout on each layer's input, ELU between layers."""
+    for i, layer in enumerate(layers):
+        x = layer(F.dropout(x, dropout, training), edge_index)
+        if i < len(layers) - 1:
+            x = F.elu(x)
+    return x
+
+
+@pytest.mark.parametrize("v2, out_heads, layers", [(False, 1, 2), (True, 3, 3)])
+def test_gat_training_forward_against_pyg_stack(v2, out_heads, layers):
+    """In training mode too (feature dropout before every layer, ELU between): with the same
+    seed GAT's own layers and the PyG stack draw the same feature masks and give the same
+    logits and gradients -- a dropout or an ELU in the wrong place, a missing one, or a layer
+    built with other sizes, shows. Attention dropout has the config's rate in both (checked);
+    it draws its mask over the edges in another element order than PyG's (same distribution,
+    other masks), so it is set to 0 on both sides for the comparison."""
+    data = stochastic_block_model(num_nodes=60, num_classes=3, train_per_class=5, num_val=10)
+    config = GATConfig(data.x.size(1), 3, hidden_dim=4, heads=2, out_heads=out_heads, num_layers=layers,
+                       dropout=0.4, negative_slope=0.1, v2=v2)
+    pyg = _pyg_stack(config)
+    model = GAT(config).train()
+    for ours, theirs in zip(model.convs, pyg, strict=True):
+        ours.load_state_dict(GATConv.from_pyg(theirs).state_dict(), strict=True)
+        assert ours.dropout == theirs.dropout == config.dropout
+        ours.dropout = theirs.dropout = 0.0
+        theirs.train()
+    torch.manual_seed(7)
+    expected = _pyg_forward(pyg, data.x, data.edge_index, config.dropout, training=True)
+    torch.manual_seed(7)
+    logits = model(data.x, data.edge_index).logits
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        assert not torch.allclose(logits, model.eval()(data.x, data.edge_index).logits)  # dropout did act
+    expected.square().sum().backward()
+    logits.square().sum().backward()
+    for ours, theirs in zip(model.convs, pyg):
+        reference = dict(GATConv.from_pyg(theirs).named_parameters())
+        for name, p in ours.named_parameters():
+            their_grad = _grad_in_attnlab_layout(theirs, name, reference[name])
+            torch.testing.assert_close(p.grad, their_grad, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def _grad_in_attnlab_layout(pyg_layer, name: str, like: torch.Tensor) -> torch.Tensor:
+    """The gradient PyG holds for the parameter that attnlab calls ``name``, reshaped like it."""
+    mapping = {"lin_src.weight": ("lin_l.weight", "lin_src.weight", "lin.weight"),
+               "lin_dst.weight": ("lin_r.weight", "lin_dst.weight", "lin.weight"),
+               "lin_src.bias": ("lin_l.bias",), "lin_dst.bias": ("lin_r.bias",),
+               "att_src": ("att_src", "att"), "att_dst": ("att_dst",), "att": ("att",), "bias": ("bias",)}
+    params = dict(pyg_layer.named_parameters())
+    for candidate in mapping.get(name, (name,)):
+        if candidate in params and params[candidate].grad is not None:
+            return params[candidate].grad.reshape(like.shape)
+    raise AssertionError(f"no PyG gradient for {name} in {sorted(params)}")
