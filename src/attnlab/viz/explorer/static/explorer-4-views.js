@@ -5,7 +5,7 @@
     return IMAGES.get(src);
   }
   V.image = {
-    info: 'ViT: the attention of the selected query (the class token by default; click a patch to pick another) over the patches, overlaid on the image; right: attention rollout (Abnar & Zuidema) for the same query.',
+    info: 'ViT: the attention of the selected query (the class token by default; click a patch to pick another) over the patches, overlaid on the image (colour and opacity from the smallest to the largest weight shown); right: attention rollout (Abnar & Zuidema) for the same query.',
     async prepare() {
       const e = ex(), r = e.rollout ? await getMap(e.rollout, [0]) : null;
       return { m: await getMap(mapDesc(), S.h), img: await loadImage(e.image), r };
@@ -20,18 +20,19 @@
       HIT = { side, gr, gc, off, x: [], y0: 50, vals: [] };
       panels.forEach(([name, mat], k) => {
         const x0 = 20 + k * (side + 20), y0 = 50, vals = mat.subarray(S.q * d.lk + off, S.q * d.lk + off + n);
-        let mx = 1e-12; for (const v of vals) mx = Math.max(mx, v);
+        let mx = 1e-12, mn = Infinity; for (const v of vals) { mx = Math.max(mx, v); mn = Math.min(mn, v); }
+        const span = Math.max(mx - mn, 1e-12);  // colours span the shown weights' min to max
         p.text(name === 'layer' ? `${d.name} \u00b7 heads ${S.h.join(', ')} \u00b7 query ${qn}` : `rollout \u00b7 query ${qn}`, x0, 16, { bold: true });
-        p.text(`max ${fmt(mx)}`, x0, 34, { size: 11, color: '#6b7785' });
-        p.image(ctx.img, 0, 0, ctx.img.width, ctx.img.height, x0, y0, side, side, true);
+        p.text(`min ${fmt(mn)} \u2192 max ${fmt(mx)} over the patches`, x0, 34, { size: 11, color: '#6b7785' });
+        p.image(ctx.img, 0, 0, ctx.img.width, ctx.img.height, x0, y0, side, side, ctx.img.width * 4 > side);  // tiny images stay crisp
         const cv = document.createElement('canvas'); cv.width = gc; cv.height = gr;
         const g = cv.getContext('2d'), im = g.createImageData(gc, gr);
         for (let t = 0; t < n; t++) {
-          const u = vals[t] / mx, c = Math.round(255 * u) * 3;
-          im.data[4 * t] = HOT[c]; im.data[4 * t + 1] = HOT[c + 1]; im.data[4 * t + 2] = HOT[c + 2]; im.data[4 * t + 3] = Math.round(255 * (0.15 + 0.7 * u));
+          const u = (vals[t] - mn) / span, c = Math.round(255 * u) * 3;
+          im.data[4 * t] = HOT[c]; im.data[4 * t + 1] = HOT[c + 1]; im.data[4 * t + 2] = HOT[c + 2]; im.data[4 * t + 3] = Math.round(255 * (0.1 + 0.55 * u));
         }
         g.putImageData(im, 0, 0);
-        p.image(cv, 0, 0, gc, gr, x0, y0, side, side, true, 0.85);
+        p.image(cv, 0, 0, gc, gr, x0, y0, side, side, true);
         if (S.q >= off) { const t = S.q - off; p.rect(x0 + (t % gc) * side / gc, y0 + Math.floor(t / gc) * side / gr, side / gc, side / gr, null, '#22d3ee', 2); }
         HIT.x.push(x0); HIT.vals.push(vals);
       });
