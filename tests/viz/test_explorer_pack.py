@@ -180,6 +180,10 @@ def test_padded_batches_grey_images_and_node_predictions(tmp_path):
     meta, blobs = _meta(write_page([ex], tmp_path / "p.html", title="t"))
     short = meta["sets"][0]["examples"][1]["maps"][0]
     assert (short["lq"], short["lk"]) == (3, 3) and len(blobs[short["data"][0]]) == 9
+    padded = Explained("bert", a, {"tokens": [list("abcde"), list("xy") + ["[PAD]"] * 3]}, {"lengths": [5, 2]})
+    meta, _ = _meta(write_page([padded], tmp_path / "q.html", title="t"))  # labels padded, true lengths given
+    assert meta["sets"][0]["examples"][1]["labels"]["tokens"] == ["x", "y"]
+    assert meta["sets"][0]["examples"][1]["maps"][0]["lq"] == 2
     from browser import gat_case, vit_case
 
     vit = vit_case()

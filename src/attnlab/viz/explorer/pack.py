@@ -37,7 +37,8 @@ from attnlab.viz.explorer.stats import graph_statistics, head_statistics
 
 THUMB = 48  # thumbnail side in cells (model view)
 MAX_LAYOUT_NODES = 5000
-LEVELS = (255, 63, 31, 15, 7, 3)  # 8, 6, 5, 4, 3, 2 bits per weight  # above this the graph is laid out on a circle instead of by forces
+LEVELS = (255, 63, 31, 15, 7, 3)  # 8, 6, 5, 4, 3, 2 bits per weight
+LENGTHS = {"tokens": "lengths", "source": "src_lengths", "target": "tgt_lengths"}  # extras naming true lengths  # above this the graph is laid out on a circle instead of by forces
 
 
 class Blobs:
@@ -196,8 +197,11 @@ def _rollout(ex: Explained, b: int, blobs: Blobs) -> dict[str, Any] | None:
 
 def pack_example(ex: Explained, b: int, blobs: Blobs, levels: int = 255) -> dict[str, Any]:
     """The JSON description of batch element ``b`` of ``ex``; its arrays go into ``blobs``."""
-    labels = {axis: [str(t) for t in per[b if len(per) > b else 0]] for axis, per in ex.labels.items()}
     extras = ex.extras
+    labels = {axis: [str(t) for t in per[b if len(per) > b else 0]] for axis, per in ex.labels.items()}
+    for axis, key in LENGTHS.items():  # the apps' true lengths of padded batch elements
+        if axis in labels and extras.get(key) is not None and len(extras[key]) > b:
+            labels[axis] = labels[axis][: int(extras[key][b])]
     special = set(map(str, extras.get("special", ())))
     grid = tuple(int(v) for v in extras["grid"]) if "grid" in extras else None
     gold = None
