@@ -65,9 +65,11 @@ def check_config(cls: type, data: Mapping[str, Any], names: Mapping[str, str] | 
         if expected:
             raise AttnlabError(f"{shown}: expected {expected}, got {_show(value)}")
         _check_range(name, shown, value)
-    vocab = [v for k, v in data.items() if k in fields and "vocab_size" in k and isinstance(v, int)]
-    for name, value in data.items():
-        if name in fields and (name.endswith("_id")) and isinstance(value, int) and vocab and value >= min(vocab):
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    merged = {**defaults, **{k: v for k, v in data.items() if k in fields}}
+    vocab = [v for k, v in merged.items() if "vocab_size" in k and isinstance(v, int)]
+    for name, value in merged.items():
+        if name.endswith("_id") and isinstance(value, int) and vocab and value >= min(vocab):
             raise AttnlabError(
                 f"{names.get(name, name)}: expected a token id below the vocabulary size {min(vocab)}, got {value}"
             )

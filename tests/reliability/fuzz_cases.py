@@ -229,7 +229,11 @@ def config_mutations(model_type: str) -> dict[str, Mutation]:
         "model_type a number": _set("model_type", 7),
         "every field removed": _json(lambda c: {"model_type": c["model_type"]}),
     }
-    for role in ("vocab", "layers", "width", "heads", "length"):
+    for role in ("heads", "length"):
+        name = f[role]
+        if name is not None:
+            out |= {f"{name} a string": _set(name, "big"), f"{name} -1": _set(name, -1), f"{name} 10**12": _set(name, 10**12)}
+    for role in ("vocab", "layers", "width"):
         name = f[role]
         if name is None:
             continue

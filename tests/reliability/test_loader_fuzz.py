@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from fuzz_cases import COMMANDS, Case, all_cases
 from fuzz_harness import run_cli
 
@@ -27,3 +28,18 @@ def test_corrupt_input(case: Case, base, tmp_path):
     result = run_cli(COMMANDS[case.command](tmp_path), names, valid=case.valid)
     expected = "ok" if case.valid else "clear"
     assert result.outcome == expected, f"{result.outcome}: {result.stderr[-2000:]}{result.detail}"
+
+
+DEVICE_COMMANDS = {"translate": "tr", "generate": "lm", "fill-mask": "mlm", "classify": "vit", "viz gat csv": "gat"}
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:3", "tpu", "cpu:x"])
+@pytest.mark.parametrize("command", DEVICE_COMMANDS)
+def test_unavailable_device_is_one_line(command, device, base, tmp_path):
+    """``--device cuda`` on a CPU-only torch (or a device that does not exist): one line
+    naming ``--device``, not torch's traceback."""
+    if device.startswith("cuda") and torch.cuda.is_available() and device == "cuda":
+        pytest.skip("CUDA is available here")
+    prepare(Case("device", device, DEVICE_COMMANDS[command], "ckpt", command, lambda p: None), base, tmp_path)
+    result = run_cli([*COMMANDS[command](tmp_path), "--device", device], "--device")
+    assert result.outcome == "clear", f"{result.outcome}: {result.stderr[-2000:]}{result.detail}"

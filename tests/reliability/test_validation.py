@@ -1,0 +1,96 @@
+"""attnlab.validation: the checks each loader calls (the fuzz test runs them through the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from attnlab import validation
+from attnlab.config import config_from_dict
+from attnlab.errors import AttnlabError
+from attnlab.io import read_json
+from attnlab.models import GPT
+from attnlab.models.gpt import gpt_config
+
+
+@dataclass
+class Shape:
+    vocab_size: int = 10
+    num_layers: int = 2
+    hidden_size: int = 8
+    dropout: float = 0.1
+    norm_eps: float = 1e-5
+    pad_id: int = 0
+    d_ff: int | None = None
+    labels: list[str] | None = None
+    tie: bool = True
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("vocab_size", "10", r"vocab_size: expected an integer, got '10'"),
+    ("vocab_size", 10.0, r"vocab_size: expected an integer, got 10.0"),
+    ("vocab_size", True, r"vocab_size: expected an integer, got True"),
+    ("vocab_size", 0, r"vocab_size: expected an integer in \[1, 2147483647\], got 0"),
+    ("vocab_size", 10**12, r"vocab_size: expected an integer in \[1, 2147483647\]"),
+    ("num_layers", 10**9, r"n_layer: expected an integer in \[1, 1024\], got 1000000000"),  # the file's name
+    ("dropout", 1.5, r"dropout: expected a probability in \[0, 1\], got 1.5"),
+    ("dropout", float("nan"), r"dropout: expected a finite number"),
+    ("norm_eps", -1.0, r"norm_eps: expected a small positive number"),
+    ("pad_id", 10, r"pad_id: expected a token id below the vocabulary size 10, got 10"),
+    ("d_ff", "x", r"d_ff: expected an integer or null, got 'x'"),
+    ("labels", [1], r"labels: expected a list of str values or null"),
+    ("tie", 1, r"tie: expected true or false, got 1"),
+])
+def test_config_types_and_ranges(field, value, message):
+    with pytest.raises(AttnlabError, match=message):
+        config_from_dict(Shape, {field: value}, names={"num_layers": "n_layer"})
+
+
+def test_valid_config_and_unknown_fields():
+    assert config_from_dict(Shape, {"vocab_size": 5, "d_ff": None, "labels": ["a"]}).vocab_size == 5
+    with pytest.raises(AttnlabError, match=r"unknown field\(s\) \['colour'\]"):
+        config_from_dict(Shape, {"colour": 1})
+    with pytest.raises(AttnlabError, match="expected a JSON object of fields, got list"):
+        config_from_dict(Shape, [])
+
+
+def test_a_model_too_big_for_memory_is_refused_before_allocating(tmp_path, monkeypatch):
+    GPT(gpt_config("tiny")).save_pretrained(tmp_path)
+    monkeypatch.setattr(validation, "available_memory", lambda: 10_000)  # bytes
+    with pytest.raises(AttnlabError, match=r"config.json: a gpt2 model of this config needs .* more than the"):
+        GPT.from_pretrained(tmp_path)
+    monkeypatch.undo()
+    assert GPT.from_pretrained(tmp_path).config.num_layers == 2
+    assert validation.available_memory() > 0
+
+
+def test_weights_dtype_and_values():
+    expected = {"w": torch.zeros(2)}
+    validation.check_tensors({"w": torch.ones(2, dtype=torch.float16)}, "f", expected)  # converted as usual
+    with pytest.raises(AttnlabError, match=r"f: tensor 'w' is torch.int32; expected a floating-point tensor"):
+        validation.check_tensors({"w": torch.ones(2, dtype=torch.int32)}, "f", expected)
+    with pytest.raises(AttnlabError, match=r"f: tensor 'w' holds 1 NaN or infinite value"):
+        validation.check_tensors({"w": torch.tensor([0.0, float("inf")])}, "f", expected)
+
+
+def test_text_checks():
+    assert validation.decode_text("héllo\n".encode(), "t") == "héllo\n"
+    assert validation.decode_text(b"caf\xe9 " + b"x" * 200, "t").startswith("caf")  # one odd byte: replaced
+    with pytest.raises(AttnlabError, match=r"t:2: NUL byte"):
+        validation.decode_text(b"a\nb\x00", "t")
+    with pytest.raises(AttnlabError, match=r"t: 3 of 3 characters are not UTF-8"):
+        validation.decode_text(b"\xe9\xe8\xff", "t")
+    with pytest.raises(AttnlabError, match=r"t:3: not valid UTF-8"):
+        validation.decode_text(b"a\nb\n\xe9", "t", strict=True)
+
+
+def test_json_files_hold_objects(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(AttnlabError, match=r"c.json: expected a JSON object \{...\}, got \[1, 2\]"):
+        read_json(path)
+    assert read_json(path, kind=None) == [1, 2]
+    with pytest.raises(AttnlabError, match=r"tmp.*: is a folder, expected a file"):
+        read_json(tmp_path)
