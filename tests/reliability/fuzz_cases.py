@@ -299,10 +299,18 @@ TOKENIZER_JSON: dict[str, Mutation] = {
 VOCAB_TXT: dict[str, Mutation] = {
     "empty": _write(""),
     "non-UTF-8": _write(b"[PAD]\n\xff\xfe\n"),
-    "duplicate tokens": _bytes(lambda d: d + d),
     "[MASK] removed": lambda p: p.write_text("".join(line for line in p.read_text().splitlines(True) if line.strip() != "[MASK]")),
     "random bytes": _garbage,
 }
+
+def _hf_folder(mutation: Mutation) -> Mutation:
+    """Make the BERT folder a HF one (vocab.txt, no attnlab tokenizer files), then mutate vocab.txt."""
+    def mutate(path: Path) -> None:
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            (path.parent / name).unlink()
+        mutation(path)
+    return mutate
+
 
 TRAINER_STATE: dict[str, Mutation] = {
     "step missing": _delete("step"),
@@ -498,6 +506,9 @@ def all_cases() -> list[Case]:
             cases.append(Case("tokenizer_config.json", name, run, folder + "tokenizer_config.json", command, m, valid))
         for name, m in {**JSON_FILE, **TOKENIZER_JSON}.items():
             cases.append(Case("tokenizer.json", name, run, folder + "tokenizer.json", command, m))
+    for name, m in {"intact (a HF folder: vocab.txt only)": lambda p: None, **VOCAB_TXT}.items():
+        cases.append(Case("vocab.txt (HF BERT folders)", name, "mlm", "ckpt/vocab.txt", "fill-mask", _hf_folder(m),
+                          valid=name.startswith("intact")))
     for run, command in (("lm", "resume lm"), ("tr", "resume translate")):
         for name, m in {**JSON_FILE, **TRAINER_STATE}.items():
             cases.append(Case("trainer_state.json (--resume)", name, run, "ckpt/trainer_state.json", command, m))

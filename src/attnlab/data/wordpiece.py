@@ -24,6 +24,7 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from attnlab.data.tokenizer import SpecialTokens, Tokenizer, _check_texts
 from attnlab.errors import AttnlabError
+from attnlab.validation import read_text
 from attnlab.io import write_text
 
 VOCAB_FILE = "vocab.txt"
@@ -87,7 +88,7 @@ class WordPieceTokenizer(Tokenizer):
         if not path.is_file():
             raise AttnlabError(f"{path}: vocab file not found")
         vocab: dict[str, int] = {}
-        for index, token in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        for index, token in enumerate(read_text(path, strict=True).splitlines()):  # UTF-8, no NUL bytes
             vocab.setdefault(token, index)
         missing = [t for t in special_tokens.strings() if t not in vocab]
         if missing:
