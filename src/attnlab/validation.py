@@ -179,16 +179,18 @@ def _gib(nbytes: int) -> str:
 
 
 # ------------------------------------------------------------------ tensors
-def check_tensors(tensors: Mapping[str, Tensor], source: str | Path, expected: Mapping[str, Tensor] | None = None) -> None:
+def check_tensors(
+    tensors: Mapping[str, Tensor], source: str | Path, expected: Mapping[str, Tensor] | None = None, *, finite: bool = True
+) -> None:
     """Weights from a file: floating where ``expected`` is floating (an integer or bool
     tensor in place of a float weight is a broken file; float16/bfloat16 are converted as
-    usual), and every value finite (a NaN or Inf weight makes every output NaN)."""
+    usual), and with ``finite`` every value finite (a NaN or Inf weight makes every output NaN)."""
     for name, tensor in tensors.items():
         want = None if expected is None else expected.get(name)
         if want is not None and want.is_floating_point() != tensor.is_floating_point():
             kind = "a floating-point" if want.is_floating_point() else "an integer"
             raise AttnlabError(f"{source}: tensor {name!r} is {tensor.dtype}; expected {kind} tensor like {want.dtype}")
-        if tensor.is_floating_point() and tensor.numel() and not bool(torch.isfinite(tensor).all()):
+        if finite and tensor.is_floating_point() and tensor.numel() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
             raise AttnlabError(f"{source}: tensor {name!r} holds {bad} NaN or infinite value(s); expected finite numbers")
 

@@ -127,7 +127,7 @@ class PretrainedModel(nn.Module):
             config = _CONFIG_SOURCE.get()
             raise AttnlabError(f"{source}: the weights do not match the config{f' in {config}' if config else ''}: "
                                + "; ".join(problems))
-        check_tensors({k: v for k, v in tensors.items() if k in expected}, source, expected)
+        check_tensors({k: v for k, v in tensors.items() if k in expected}, source, expected, finite=False)
         if not any(t.is_meta for t in expected.values()):  # a meta model (from_pretrained's sketch) holds no values
             self.load_state_dict(tensors, strict=False)
         return self
@@ -164,6 +164,7 @@ class PretrainedModel(nn.Module):
         config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         config = read_json(config_path)
         tensors = read_safetensors(weights_path)
+        check_tensors(tensors, weights_path)  # NaN/Inf, named as the file names them
         tokens = _WEIGHTS_SOURCE.set(str(weights_path)), _CONFIG_SOURCE.set(str(config_path))
         try:
             with torch.device("meta"):
