@@ -19,7 +19,7 @@ from PIL import Image, ImageChops
 from attnlab.viz.explorer import write_page
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser import CASES, file_url, gpt_case, launch, open_page  # noqa: E402
+from browser import CASES, file_url, gpt_case, launch, open_page, translator_case  # noqa: E402
 
 DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "explorer.png"
 
@@ -42,6 +42,8 @@ def pages(tmp_path_factory):
         out[name] = (ex, write_page([ex], root / f"{name}.html", title=f"attnlab {name}"))
     out["compare"] = (None, write_page([gpt_case(0)], root / "compare.html", title="early", compare=[gpt_case(1)],
                                        compare_title="late"))
+    out["compare_translators"] = (None, write_page([translator_case(0)], root / "compare_tr.html", title="late",
+                                                   compare=[translator_case(5)], compare_title="early"))
     return out
 
 
@@ -235,6 +237,16 @@ def test_compare_shows_both_checkpoints_and_their_difference(opened):
     assert values["A−B"] == pytest.approx(a - b, abs=3e-3)
     o.set({"v": "model"})
     assert "early − late" in o.eval("attnlab.exportSVG()")
+    assert o.errors == [] and o.blocked == []
+
+
+def test_compare_translators_step_by_step(opened):
+    o = opened("compare_translators")
+    o.set({"v": "align", "c": 0, "q": 2})
+    alone = o.pixels()
+    o.set({"c": 1})
+    svg = o.eval("attnlab.exportSVG()")
+    assert o.pixels() != alone and "AER per head, late" in svg and "AER per head, early" in svg
     assert o.errors == [] and o.blocked == []
 
 

@@ -250,12 +250,12 @@
   };
 
   V.align = {
-    info: 'Cross-attention (or the RNN alignment) one decoding step at a time: the bars are the weights over the source for the current target token, gold links outlined in orange; the matrix fills as it decodes (press \u25b6). Per-head AER against the gold alignment on the right.',
+    info: 'Cross-attention (or the RNN alignment) one decoding step at a time: the bars are the weights over the source for the current target token, gold links outlined in orange; the matrix fills as it decodes (press \u25b6). Per-head AER against the gold alignment on the right. With compare on: both checkpoints side by side.',
     async prepare() {
       if (!(mapDesc().kind === 'cross' || mapDesc().kind === 'alignment')) {
         const cm = crossMaps(); if (cm.length) { S.m = cm[cm.length - 1][1]; S.h = S.h.filter((h) => h < mapDesc().heads); if (!S.h.length) S.h = [0]; }
       }
-      return { m: await getMap(mapDesc(), S.h) };
+      return { m: await getMap(mapDesc(), S.h), m2: compareOk() ? await getMap(mapDesc(1), S.h) : null };
     },
     size: (ctx, W, H) => ({ w: W, h: H }),
     draw(p, ctx) {
@@ -272,26 +272,37 @@
         p.text(s, x + 5, 54, { color: i === t ? '#fff' : (i > t ? '#9aa5b1' : '#1f2933') });
         x += w + 4;
       }
-      const bw = Math.max(3, Math.min(56, (p.w - 260) / lk)), base = 160, row = mat.subarray(t * lk, (t + 1) * lk);
-      let rmax = 1e-12; for (const v of row) rmax = Math.max(rmax, v);
-      for (let j = 0; j < lk; j++) {
-        const bx = 16 + j * bw, h = 80 * row[j] / rmax;
-        p.rect(bx + 1, base - h, bw - 2, h, rgb(SEQ, 80 + 175 * row[j] / rmax));
-        if (gold.has(t * 100000 + j)) p.rect(bx + 0.5, base - 84, bw - 1, 84 + 22, null, '#f59e0b', 2);
-        if (bw >= 9) p.text(short(sl[j] || '', 12), bx + bw / 2, base + 6, { size: Math.min(11, bw - 2), angle: Math.PI / 2.6 });
+      // one panel per checkpoint: bars over the source for step t, the matrix filling row by row
+      const both = ctx.m2 ? [[ctx.m, 0], [ctx.m2, 1]] : [[ctx.m, 0]];
+      const bw = Math.max(3, Math.min(56, (p.w - 260 - (both.length - 1) * 100) / (lk * both.length))), base = 160;
+      const top = base + 74, cell = Math.max(0.5, Math.min(bw, (p.h - top - 10) / lq)), rows = [];
+      for (const [m, set] of both) {
+        const x0 = 16 + set * (lk * bw + 100), pm = set ? m.matrix(S.h) : mat, row = pm.subarray(t * lk, (t + 1) * lk);
+        rows.push(row);
+        if (ctx.m2) p.text(META.sets[set].title, x0, 74, { bold: true, size: 11, color: '#475569' });
+        let rmax = 1e-12; for (const v of row) rmax = Math.max(rmax, v);
+        for (let j = 0; j < lk; j++) {
+          const bx = x0 + j * bw, h = 70 * row[j] / rmax;
+          p.rect(bx + 1, base - h, bw - 2, h, rgb(SEQ, 80 + 175 * row[j] / rmax));
+          if (gold.has(t * 100000 + j)) p.rect(bx + 0.5, base - 74, bw - 1, 74 + 22, null, '#f59e0b', 2);
+          if (bw >= 9) p.text(short(sl[j] || '', 12), bx + bw / 2, base + 6, { size: Math.min(11, bw - 2), angle: Math.PI / 2.6 });
+        }
+        const img = heatFor(`align/${set}/${S.e}/${S.m}/${S.h}`, () => heatCanvas(pm, lq, lk, 'max', false));
+        p.image(img, 0, 0, lk, t + 1, x0, top, lk * bw, (t + 1) * cell, false);
+        p.rect(x0, top, lk * bw, lq * cell, null, '#c5ccd6');
+        p.rect(x0, top + t * cell, lk * bw, cell, null, '#2563eb', 1.5);
+        if (cell >= 3) for (const g of ex().gold || []) if (g[0] <= t) p.rect(x0 + g[1] * bw, top + g[0] * cell, bw, cell, null, '#f59e0b', 1.5);
+        if (cell >= 7) for (let i = 0; i < lq; i++) p.text(short(tl[i] || '', 14), x0 + 4 + lk * bw, top + (i + 0.5) * cell, { size: Math.min(11, cell - 1), color: i <= t ? '#1f2933' : '#9aa5b1' });
       }
-      const top = base + 74, cell = Math.max(0.5, Math.min(bw, (p.h - top - 10) / lq));
-      const key = `align/${S.e}/${S.m}/${S.h}`;
-      const img = heatFor(key, () => heatCanvas(mat, lq, lk, 'max', false));
-      p.image(img, 0, 0, lk, t + 1, 16, top, lk * bw, (t + 1) * cell, false);
-      p.rect(16, top, lk * bw, lq * cell, null, '#c5ccd6');
-      p.rect(16, top + t * cell, lk * bw, cell, null, '#2563eb', 1.5);
-      if (cell >= 3) for (const g of ex().gold || []) if (g[0] <= t) p.rect(16 + g[1] * bw, top + g[0] * cell, bw, cell, null, '#f59e0b', 1.5);
-      if (cell >= 7) for (let i = 0; i < lq; i++) p.text(short(tl[i] || '', 14), 20 + lk * bw, top + (i + 0.5) * cell, { size: Math.min(11, cell - 1), color: i <= t ? '#1f2933' : '#9aa5b1' });
-      const st = ex().stats[S.m].aer, ax = p.w - 190;
-      p.text('AER per head (argmax)', ax, 84, { bold: true });
-      if (!st || st.every((v) => v === null)) p.text('no gold alignment', ax, 104, { color: '#6b7785' });
-      else st.forEach((v, h) => { p.text(`head ${h}`, ax, 103 + h * 18, { size: 11, bold: S.h.includes(h) }); p.rect(ax + 52, 97 + h * 18, 80 * v, 12, S.h.includes(h) ? '#60a5fa' : '#cbd5e1'); p.text(fmt(v), ax + 136, 103 + h * 18, { size: 11 }); });
+      const row = rows[0], ax = p.w - 190;
+      let ay = 84;
+      for (const [, set] of both) {
+        const st = META.sets[set].examples[S.e].stats[S.m].aer;
+        p.text(ctx.m2 ? `AER per head, ${short(META.sets[set].title, 12)}` : 'AER per head (argmax)', ax, ay, { bold: true });
+        if (!st || st.every((v) => v === null)) { p.text('no gold alignment', ax, ay + 20, { color: '#6b7785' }); ay += 50; continue; }
+        st.forEach((v, h) => { p.text(`head ${h}`, ax, ay + 19 + h * 18, { size: 11, bold: S.h.includes(h) }); p.rect(ax + 52, ay + 13 + h * 18, 80 * v, 12, S.h.includes(h) ? '#60a5fa' : '#cbd5e1'); p.text(fmt(v), ax + 136, ay + 19 + h * 18, { size: 11 }); });
+        ay += 40 + st.length * 18;
+      }
       HIT = { bw, base, top, cell, lk, lq, row };
     },
     hover(ctx, x, y) {
