@@ -27,7 +27,7 @@ from attnlab.errors import AttnlabError
 from attnlab.viz.explorer.server import make_server
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser import _as_attentions, launch, open_page  # noqa: E402
+from browser import _as_attentions, launch, open_page, vit_case  # noqa: E402
 
 VOCAB, CONTEXT = 64, 48
 
@@ -86,6 +86,16 @@ def _post(url: str, body: bytes, content_type: str = "application/json", headers
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+def _png_bytes() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _weights(answer: dict, m: int, h: int) -> torch.Tensor:
@@ -174,6 +184,19 @@ def test_the_page_explains_typed_input_in_the_browser(server):
         finally:
             empty.shutdown()
             empty.server_close()
+        seen = []
+        images = make_server(lambda r: seen.append(r["image_bytes"]) or vit_case(), items=[], title="vit", input_kind="image")
+        threading.Thread(target=images.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        try:
+            v = open_page(browser, images.url, allow_prefix=images.url)
+            png = _png_bytes()
+            v.page.set_input_files("#serve-input", files=[{"name": "cat.png", "mimeType": "image/png", "buffer": png}])
+            v.page.click("#serve-go")
+            v.page.wait_for_function("() => attnlab.state.v === 'image' && document.body.dataset.ready === '1'")
+            assert seen == [png] and v.errors == [] and v.blocked == []
+        finally:
+            images.shutdown()
+            images.server_close()
     finally:
         browser.close()
         pw.stop()
