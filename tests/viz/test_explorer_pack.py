@@ -148,6 +148,18 @@ def test_bad_arguments_are_named(tmp_path):
         write_page([object()], tmp_path / "x.html", title="t")
     with pytest.raises(AttnlabError, match="at least one"):
         write_page([], tmp_path / "x.html", title="t")
+    with pytest.raises(AttnlabError, match="no attention maps"):
+        write_page([Explained("gpt", Attentions(), {})], tmp_path / "x.html", title="t")
+
+
+def test_nan_weights_are_drawn_as_zero(tmp_path):
+    a = torch.rand(1, 1, 3, 3).softmax(-1)
+    a[0, 0, 1, 2] = float("nan")
+    maps = Attentions()
+    maps.add("layers.0.self", a, kind="self", axes=("tokens", "tokens"))
+    meta, blobs = _meta(write_page([Explained("bert", maps, {"tokens": [["a", "b", "c"]]})], tmp_path / "n.html", title="t"))
+    d = meta["sets"][0]["examples"][0]["maps"][0]
+    assert blobs[d["data"][0]][5] == 0 and meta["sets"][0]["examples"][0]["stats"][0]["entropy"] == [None]
 
 
 def test_dense_attention_is_quantized_coarser_to_fit_the_size_budget(tmp_path):

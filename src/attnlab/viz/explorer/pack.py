@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import zlib
 from typing import Any
 
@@ -66,7 +67,7 @@ def _b64(raw: bytes) -> str:
 
 def quantize_rows(attn: Tensor, levels: int = 255) -> tuple[np.ndarray, np.ndarray]:
     """``attn (H, Lq, Lk)`` -> ``q uint8 (H, Lq, Lk)`` in [0, levels], ``rowmax float32 (H, Lq)``."""
-    a = attn.detach().float().cpu().clamp_min(0)
+    a = torch.nan_to_num(attn.detach().float().cpu(), nan=0.0, posinf=0.0).clamp_min(0)  # NaN/inf drawn as 0
     rowmax = a.amax(-1)  # (H, Lq)
     q = torch.round(a * (levels / rowmax.clamp_min(1e-30))[..., None]).to(torch.uint8)
     return q.numpy(), rowmax.numpy().astype(np.float32)
@@ -225,7 +226,8 @@ def pack_example(ex: Explained, b: int, blobs: Blobs, levels: int = 255) -> dict
                 e.value[b, :, :lq, :lk], same_axes=e.axes[0] == e.axes[1], key_labels=labels[e.axes[1]], special=special,
                 grid=grid, gold=gold if e.kind == "cross" else None)
         out["maps"].append(entry)
-        out["stats"].append({k: [None if v is None else round(float(v), 5) for v in vals] for k, vals in stats.items()})
+        out["stats"].append({k: [None if v is None or not math.isfinite(v) else round(float(v), 5) for v in vals]
+                             for k, vals in stats.items()})
     if graph_edges is not None:
         out["layout"] = _layout(graph_edges, len(labels[ex.attentions.entries()[0].axes[0]]))
     if isinstance(extras.get("image"), Tensor):
@@ -260,4 +262,7 @@ def pack_items(items: list[Explained], blobs: Blobs, levels: int = 255) -> list[
     """Every batch element of every item, in order; token maps on ``levels + 1`` grid steps per row."""
     if not items:
         raise AttnlabError("explorer: expected at least one Explained to show")
+    for ex in items:
+        if not len(ex.attentions):
+            raise AttnlabError(f"explorer: Explained({ex.model_type!r}) has no attention maps (was need_weights=True?)")
     return [pack_example(ex, b, blobs, levels) for ex in items for b in range(_num_elements(ex))]
