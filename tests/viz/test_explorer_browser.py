@@ -237,6 +237,11 @@ def test_compare_shows_both_checkpoints_and_their_difference(opened):
     assert values["A−B"] == pytest.approx(a - b, abs=3e-3)
     o.set({"v": "model"})
     assert "early − late" in o.eval("attnlab.exportSVG()")
+    o.set({"v": "head", "c": 0})
+    alone = o.pixels()
+    o.set({"c": 1})
+    svg = o.eval("attnlab.exportSVG()")
+    assert o.pixels() != alone and "early · layers.1.causal" in svg and "late · layers.1.causal" in svg
     assert o.errors == [] and o.blocked == []
 
 

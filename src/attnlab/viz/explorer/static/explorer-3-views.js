@@ -76,18 +76,23 @@
   };
 
   V.head = {
-    info: 'Queries on the left, keys on the right; line opacity is the weight (scaled to the strongest visible link), one colour per head. Hover a token to isolate it; the wheel scrolls long inputs.',
-    async prepare() { return { m: await getMap(mapDesc(), S.h) }; },
+    info: 'Queries on the left, keys on the right; line opacity is the weight (scaled to the strongest visible link), one colour per head. Hover a token to isolate it; the wheel scrolls long inputs. With compare on: both checkpoints side by side.',
+    async prepare() { return { m: await getMap(mapDesc(), S.h), m2: compareOk() ? await getMap(mapDesc(1), S.h) : null }; },
     size: (ctx, W, H) => ({ w: W, h: H }),
-    draw(p, ctx, hov) {
-      const d = mapDesc(), m = ctx.m, ql = labelsOf(d, 0), kl = labelsOf(d, 1), row = 17, top = 44;
+    draw(p, ctx, hov) {  // with compare on: both checkpoints side by side, the same tokens highlighted
+      const panels = ctx.m2 ? [[ctx.m, 0], [ctx.m2, 1]] : [[ctx.m, 0]], pw = p.w / panels.length;
+      const cols = panels.map(([m, set]) => this.column(p, m, set, set * pw, pw, hov, panels.length > 1));
+      HIT = Object.assign({ cols }, cols[0]);
+    },
+    column(p, m, set, x0, pw, hov, titled) {
+      const d = mapDesc(), ql = labelsOf(d, 0), kl = labelsOf(d, 1), row = 17, top = 44;
       const rows = Math.max(1, Math.floor((p.h - top - 10) / row));
       S.scroll = clamp(S.scroll, 0, Math.max(0, Math.max(d.lq, d.lk) - rows));
       const lo = S.scroll, hiq = Math.min(d.lq, lo + rows), hik = Math.min(d.lk, lo + rows);
       const lw = Math.min(200, Math.max(60, ...ql.slice(lo, hiq).concat(kl.slice(lo, hik)).map((s) => p.measure(short(s, 24), 12)))) + 8;
-      const xl = Math.max(20, p.w / 2 - 260 - lw), xr = Math.min(p.w - 20 - lw, p.w / 2 + 260);
-      p.text(`${d.name} \u00b7 heads ${S.h.join(', ')}`, 20, 16, { bold: true });
-      p.text(`tokens ${lo}\u2013${Math.max(hiq, hik) - 1} of ${Math.max(d.lq, d.lk)}`, 20, 32, { color: '#6b7785', size: 11 });
+      const xl = x0 + Math.max(20, pw / 2 - 260 - lw), xr = x0 + Math.min(pw - 20 - lw, pw / 2 + 260);
+      p.text(`${titled ? META.sets[set].title + ' \u00b7 ' : ''}${d.name} \u00b7 heads ${S.h.join(', ')}`, x0 + 20, 16, { bold: true });
+      p.text(`tokens ${lo}\u2013${Math.max(hiq, hik) - 1} of ${Math.max(d.lq, d.lk)}`, x0 + 20, 32, { color: '#6b7785', size: 11 });
       let max = 1e-12;
       for (const h of S.h) for (let i = lo; i < hiq; i++) for (let j = lo; j < hik; j++) max = Math.max(max, m.val(h, i, j));
       for (const h of S.h) {
@@ -117,13 +122,15 @@
         if (on) p.rect(xr, top + (j - lo) * row, lw, row, '#e0e7ff');
         p.text(short(kl[j] || '', 24), xr + 4, top + (j - lo + 0.5) * row, { bold: on });
       }
-      HIT = { xl, xr, lw, row, top, lo, hiq, hik };
+      return { xl, xr, lw, row, top, lo, hiq, hik };
     },
     pick(x, y) {
-      if (!HIT || HIT.row === undefined) return null;
-      const r = Math.floor((y - HIT.top) / HIT.row) + HIT.lo;
-      if (x >= HIT.xl && x <= HIT.xl + HIT.lw && r >= HIT.lo && r < HIT.hiq) return { side: 0, i: r };
-      if (x >= HIT.xr && x <= HIT.xr + HIT.lw && r >= HIT.lo && r < HIT.hik) return { side: 1, i: r };
+      if (!HIT || !HIT.cols) return null;
+      for (const c of HIT.cols) {
+        const r = Math.floor((y - c.top) / c.row) + c.lo;
+        if (x >= c.xl && x <= c.xl + c.lw && r >= c.lo && r < c.hiq) return { side: 0, i: r };
+        if (x >= c.xr && x <= c.xr + c.lw && r >= c.lo && r < c.hik) return { side: 1, i: r };
+      }
       return null;
     },
     hover(ctx, x, y) {

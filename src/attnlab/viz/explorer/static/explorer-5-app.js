@@ -95,7 +95,7 @@
     $('g-compare').hidden = META.sets.length < 2;
     $('compare').classList.toggle('on', !!S.c);
     $('g-zoom').hidden = !(S.v === 'matrix' || S.v === 'graph');
-    $('info').textContent = V[S.v].info + (S.c && META.sets.length > 1 && !compareOk() && (S.v === 'matrix' || S.v === 'model' || S.v === 'align') ? ' (compare: the second checkpoint\u2019s map has another shape here)' : '');
+    $('info').textContent = V[S.v].info + (S.c && META.sets.length > 1 && !compareOk() && ['matrix', 'model', 'align', 'head'].includes(S.v) ? ' (compare: the second checkpoint\u2019s map has another shape here)' : '');
   }
   $('example').onchange = (ev) => setState({ e: +ev.target.value, q: 0, zoom: 1, px: 0, py: 0, scroll: 0 });
   $('map').onchange = (ev) => setState({ m: +ev.target.value });
