@@ -208,3 +208,14 @@ def test_padded_batches_grey_images_and_node_predictions(tmp_path):
     example = meta["sets"][0]["examples"][0]
     assert example["node_predictions"] == ["Mr. Hi"] * 34 and example["class_names"] == ["Mr. Hi", "Officer"]
     assert "prediction" not in example
+
+
+def test_graph_nodes_without_labels_are_named_by_index(tmp_path):
+    from attnlab.attention.maps import GraphAttention
+
+    maps = Attentions()
+    maps.add("layers.0.graph", GraphAttention(torch.tensor([[0, 1, 4], [1, 0, 2]]), torch.ones(3, 1)), kind="graph",
+             axes=("nodes", "nodes"))
+    meta, _ = _meta(write_page([Explained("gat", maps, {"nodes": [["a", "b"]]})], tmp_path / "g.html", title="t"))
+    example = meta["sets"][0]["examples"][0]
+    assert example["labels"]["nodes"] == ["a", "b", "2", "3", "4"] and len(example["layout"]) == 10

@@ -213,7 +213,9 @@ def pack_example(ex: Explained, b: int, blobs: Blobs, levels: int = 255) -> dict
     for e in ex.attentions.entries():
         entry = {"name": e.name, "kind": e.kind, "axes": list(e.axes)}
         if isinstance(e.value, GraphAttention):
-            n = len(labels[e.axes[0]])
+            n = max(len(labels[e.axes[0]]), int(e.value.edge_index.max()) + 1 if e.value.edge_index.numel() else 0)
+            for axis in set(e.axes):  # nodes without a label are named by their index
+                labels[axis] = labels[axis] + [str(i) for i in range(len(labels[axis]), n)]
             entry.update(_graph_map(e.value, n, blobs))
             edges = e.value.edge_index.detach().cpu()  # the layout uses every map's edges (HAN: every meta-path)
             graph_edges = edges if graph_edges is None else torch.cat([graph_edges, edges], 1)
