@@ -36,7 +36,13 @@ def _export(model, tmp_path_factory, name: str):
     ckpt = tmp_path_factory.mktemp(f"{name}_ckpt")
     model.save_pretrained(ckpt)
     out = export_onnx(ckpt, tmp_path_factory.mktemp(name) / "onnx")
-    return model.eval(), out, load_runtime(out)
+    rt = load_runtime(out)
+    for graph_name, graph in rt.manifest["graphs"].items():  # no silent fallback to TorchScript
+        if name.startswith("seq2seq") and graph_name == "encoder":  # ONNX's GRU: stated in the manifest
+            assert graph["exporter"] == "torchscript" and "nn.GRU" in graph["fallback_reason"]
+        else:
+            assert graph["exporter"] == "dynamo", graph.get("fallback_reason")
+    return model.eval(), out, rt
 
 
 def _close(onnx_value, torch_value) -> None:
