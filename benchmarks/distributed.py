@@ -1,11 +1,13 @@
-"""One process x 2 threads against 2 processes x 1 thread (torchrun, gloo, DDP): training
+"""One process x 2 threads against 2 processes x 1 thread (torchrun, gloo, DDP), and one
+process x 1 thread for scale: training
 tokens per second of the lm and translate trainers at their default presets, through the
 real command (``attnlab train TASK``), and the bytes DDP all-reduces per update against
 the model's gradient size.
 
 Every configuration is started by torchrun (``--nproc-per-node 1`` too, so both pay the
 same launcher). Each rank times its updates after ``--warmup`` of them; the rate is
-tokens of the global batch over rank 0's time. Scaling efficiency = rate(2 x 1) /
+tokens of the global batch over rank 0's time (the command stops after training: its
+final evaluation is not part of it). Scaling efficiency = rate(2 x 1) /
 rate(1 x 2): on 2 cores both use the same silicon, so 1.0 means DDP's communication and
 duplicated work (each rank builds the global batch) cost nothing; it cannot show a speed-up.
 
@@ -27,7 +29,7 @@ COMMANDS = {
     "lm": ["train", "lm", "--eval-every", "0", "--final-eval", "none", "--max-chars", "400000"],
     "translate": ["train", "translate", "--eval-every", "0"],
 }
-CONFIGS = [(1, 2), (2, 1)]  # (processes, threads each)
+CONFIGS = [(1, 2), (2, 1), (1, 1)]  # (processes, threads each); 1 x 1: what one core does alone
 
 
 def worker(task: str, steps: int, threads: int, warmup: int, result: str) -> None:
@@ -60,10 +62,22 @@ def worker(task: str, steps: int, threads: int, warmup: int, result: str) -> Non
         ddp.register_comm_hook(None, counting_hook)
         return ddp
 
-    Trainer._update, distributed.wrap_ddp = timed_update, wrap_counting
+    class Trained(Exception):
+        """Raised after training: the command's evaluation and decoding are not measured."""
+
+    fit = Trainer.fit
+
+    def fit_then_stop(self, *args, **kwargs):
+        fit(self, *args, **kwargs)
+        raise Trained
+
+    Trainer._update, distributed.wrap_ddp, Trainer.fit = timed_update, wrap_counting, fit_then_stop
     out = tempfile.mkdtemp(prefix="attnlab-bench-")
     argv = [*COMMANDS[task], "--steps", str(steps), "--threads", str(threads), "--quiet", "--out", f"{out}/run"]
-    code = main(argv)
+    try:
+        code = main(argv)
+    except Trained:
+        code = 0
     world = distributed.current()
     if world.main:
         timed = timings[warmup:]
