@@ -43,3 +43,19 @@ def test_unavailable_device_is_one_line(command, device, base, tmp_path):
     prepare(Case("device", device, DEVICE_COMMANDS[command], "ckpt", command, lambda p: None), base, tmp_path)
     result = run_cli([*COMMANDS[command](tmp_path), "--device", device], "--device")
     assert result.outcome == "clear", f"{result.outcome}: {result.stderr[-2000:]}{result.detail}"
+
+
+def test_reliability_doc_states_these_cases():
+    """docs/reliability.md's table lists every kind with the number of cases tried here."""
+    doc = (Path(__file__).parents[2] / "docs" / "reliability.md").read_text()
+    rows = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[1].isdigit() and cells[2].isdigit():
+            rows[cells[0]] = (int(cells[1]), int(cells[2]))
+    counted = {}
+    for case in CASES:
+        corrupt, valid = counted.get(case.kind, (0, 0))
+        counted[case.kind] = (corrupt + (not case.valid), valid + case.valid)
+    assert rows == counted
+    assert sum(c for c, _ in counted.values()) >= 200
