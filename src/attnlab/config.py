@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, TypeVar
 
 from attnlab.errors import AttnlabError
@@ -25,8 +26,18 @@ def config_from_dict(cls: type[C], data: dict[str, Any], names: dict[str, str] |
     unknown = sorted(set(data) - fields)
     if unknown:
         raise AttnlabError(f"unknown field(s) {unknown}; expected some of {sorted(fields)}")
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in data]
+    if required:
+        raise AttnlabError(f"missing field(s) {[(names or {}).get(n, n) for n in required]}")
     check_config(cls, data, names)
-    return cls(**data)
+    try:
+        return cls(**data)
+    except AttnlabError as e:  # the config's own checks: name the fields as the file does
+        message = re.sub(rf"\b{cls.__name__}\.", "", str(e))
+        for field, key in (names or {}).items():
+            message = re.sub(rf"\b{field}\b", key, message)
+        raise AttnlabError(message) from None
 
 
 def preset(presets: dict[str, C], name: str, **overrides: Any) -> C:

@@ -233,6 +233,8 @@ def config_mutations(model_type: str) -> dict[str, Mutation]:
         name = f[role]
         if name is not None:
             out |= {f"{name} a string": _set(name, "big"), f"{name} -1": _set(name, -1), f"{name} 10**12": _set(name, 10**12)}
+    if f["heads"]:
+        out[f"{f['heads']} 3 (the width not divisible)"] = _set(f["heads"], 3)
     for role in ("vocab", "layers", "width"):
         name = f[role]
         if name is None:

@@ -48,6 +48,18 @@ def test_config_types_and_ranges(field, value, message):
         config_from_dict(Shape, {field: value}, names={"num_layers": "n_layer"})
 
 
+def test_config_own_checks_and_missing_fields_use_the_files_names():
+    from attnlab.interop.hf_gpt2 import CONFIG_NAMES, config_from_hf
+    from attnlab.models.gpt import GPTConfig
+
+    with pytest.raises(AttnlabError, match=r"^n_embd \(32\) must be divisible by n_head \(3\)$"):
+        config_from_dict(GPTConfig, config_from_hf({"vocab_size": 10, "n_embd": 32, "n_head": 3}), CONFIG_NAMES)
+    from attnlab.models import GATConfig
+
+    with pytest.raises(AttnlabError, match=r"missing field\(s\) \['in_dim'\]"):
+        config_from_dict(GATConfig, {"num_classes": 2})
+
+
 def test_valid_config_and_unknown_fields():
     assert config_from_dict(Shape, {"vocab_size": 5, "d_ff": None, "labels": ["a"]}).vocab_size == 5
     with pytest.raises(AttnlabError, match=r"unknown field\(s\) \['colour'\]"):
