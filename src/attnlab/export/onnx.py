@@ -44,7 +44,7 @@ FORMAT_VERSION = 1
 DEFAULT_OPSET = 18
 MANIFEST = "export.json"
 # what is not copied from the checkpoint into the export folder
-_SKIPPED = ("*.safetensors", "*.pt", "*.pth", "*.bin", "*.ckpt", "*.onnx", "*.onnx.data", MANIFEST)
+_SKIPPED = ("*.safetensors", "*.pt", "*.pth", "*.bin", "*.ckpt", "*.onnx", "*.onnx.data", "trainer_state.json", MANIFEST)
 _SKIPPED_DIRS = ("checkpoints", "checkpoint", "optimizer", "logs", "runs", "__pycache__", "viz", "explore")
 DYNAMIC = torch.export.Dim.DYNAMIC
 
