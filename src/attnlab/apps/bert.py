@@ -17,6 +17,7 @@ prose (comment or docstring) in that source.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -237,6 +238,9 @@ def finetune(settings: ClassifySettings) -> TrainedBERT:
         train, test = code_or_prose(settings.max_examples, settings.seed)
     labels = sorted({label for _, label in train + test})
     torch.manual_seed(settings.seed)  # the fresh head is part of the run
+    if settings.dropout is not None:  # --dropout: every dropout of the fine-tuned model, the head's too
+        pretrained.config = dataclasses.replace(pretrained.config, dropout=settings.dropout,
+                                                attention_dropout=settings.dropout, classifier_dropout=settings.dropout)
     model = pretrained.with_head("classifier", labels)
     limit = min(settings.max_len, model.config.max_positions) - 2
 
