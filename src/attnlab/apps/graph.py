@@ -78,6 +78,7 @@ class GraphResult:
     model: GAT | HAN
     data: graphs.GraphData
     interrupted: bool = False
+    exit_code: int = 0  # 130 after Ctrl-C, 143 after SIGTERM
 
 
 class GraphBatches:
@@ -168,7 +169,7 @@ class BestModel:
             self.score = tuple(read_json(folder / BEST_STATE)["score"])
 
 
-def train_seed(settings: GraphSettings, data: graphs.GraphData, seed: int) -> tuple[GAT | HAN, dict, bool]:
+def train_seed(settings: GraphSettings, data: graphs.GraphData, seed: int) -> tuple[GAT | HAN, dict, int]:
     """One run of ``settings.steps`` full-batch updates in ``out/seeds/<seed>``."""
     folder = Path(settings.out) / "seeds" / str(seed)
     torch.manual_seed(seed)  # the initial weights are part of the run
@@ -192,7 +193,7 @@ def train_seed(settings: GraphSettings, data: graphs.GraphData, seed: int) -> tu
         logits = run_model(model, batches.batch(0)).logits
     accs = [accuracy(logits, data.y, m) for m in (data.train_mask, data.val_mask, data.test_mask)]
     metrics = {"seed": seed, "train_acc": accs[0], "val_acc": accs[1], "test_acc": accs[2], "steps": result.step}
-    return model, metrics, result.interrupted
+    return model, metrics, result.exit_code  # non-zero: interrupted
 
 
 def train(settings: GraphSettings, echo=print) -> GraphResult:
@@ -201,7 +202,7 @@ def train(settings: GraphSettings, echo=print) -> GraphResult:
     apply_threads(settings.threads)
     data = load_data(settings)
     echo(data.summary() + (f"; meta-paths: {', '.join(data.metapaths)}" if settings.model == "han" else ""))
-    runs, best_model, best_val, interrupted = [], None, -1.0, False
+    runs, best_model, best_val, interrupted = [], None, -1.0, 0
     for seed in range(settings.seed, settings.seed + settings.seeds):
         model, metrics, interrupted = train_seed(settings, data, seed)
         echo(f"seed {seed}: test accuracy {metrics['test_acc']:.4f} (val {metrics['val_acc']:.4f})")
@@ -228,7 +229,7 @@ def train(settings: GraphSettings, echo=print) -> GraphResult:
         draw_explained(attentions(best_model, data), out / "attention.png")
     echo(f"{data.name}: test accuracy {metrics['test_acc_mean']:.4f} ± {metrics['test_acc_std']:.4f} over "
          f"{len(accs)} seed(s); saved to {out}")
-    return GraphResult(metrics, best_model, data, interrupted)
+    return GraphResult(metrics, best_model, data, bool(interrupted), interrupted)
 
 
 def _source(settings: GraphSettings) -> dict:

@@ -43,4 +43,4 @@ def _common(p) -> None:
 
 def run(args) -> int:
     result = graph.train(settings(graph.GraphSettings, args))
-    return 130 if result.interrupted else 0
+    return result.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
