@@ -75,12 +75,21 @@ def config_from_hf(hf: dict[str, Any]) -> dict[str, Any]:
         "dropout": hf.get("resid_pdrop", 0.1),
         "attention_dropout": hf.get("attn_pdrop", 0.1),
         "norm_eps": hf.get("layer_norm_epsilon", 1e-5),
-        "eos_token_id": hf.get("eos_token_id"),
+        "eos_token_id": _eos(hf),
         "activation": activation_from_hf(hf.get("activation_function", "gelu_new"), "activation_function"),
         "scale_attn_weights": bool(hf.get("scale_attn_weights", True)),
         "scale_attn_by_inverse_layer_idx": bool(hf.get("scale_attn_by_inverse_layer_idx", False)),
         "reorder_and_upcast_attn": bool(hf.get("reorder_and_upcast_attn", False)),
     }
+
+
+def _eos(hf: dict[str, Any]) -> int | None:
+    """The EOS id, or None when HF's config names one outside the vocabulary (GPT2Config's
+    default 50256 with a small vocabulary: HF itself only warns)."""
+    eos, vocab = hf.get("eos_token_id"), hf.get("vocab_size")
+    if isinstance(eos, int) and isinstance(vocab, int) and not 0 <= eos < vocab:
+        return None
+    return eos
 
 
 def config_to_hf(config: dict[str, Any]) -> dict[str, Any]:
