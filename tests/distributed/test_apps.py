@@ -1,5 +1,5 @@
 """Every train command under torchrun (2 ranks, gloo), in one process group: the lm and
-translate trainers give one process's losses, resume 1 -> 2 and 2 -> 1 on the same
+translate trainers give one process's losses (translate with --shard too), resume 1 -> 2 and 2 -> 1 on the same
 sequence, and the 2-rank GPT checkpoint loads in one process and in transformers; seq2seq,
 mlm, classify, vit and gat train a few steps with --dropout 0 (gat replicates its full
 graph on every rank)."""
@@ -53,6 +53,7 @@ def runs(tmp_path_factory):
         jobs += [{"name": f"{task}2", "argv": [*argv, *COMMON, "--out", out(f"{task}2")]},
                  {"name": f"{task}2_partial", "argv": [*argv, *COMMON, "--out", out(f"{task}2_partial")], "stop_at": 6},
                  {"name": f"{task}_1to2", "argv": [*argv, *COMMON, "--out", out(f"{task}_1to2"), "--resume"]}]
+    jobs.append({"name": "tr2_shard", "argv": [*TRANSLATE, *COMMON, "--shard", "--out", out("tr2_shard")]})
     jobs.append({"name": "classify_base", "argv": [*SMOKE["mlm"], *SMOKE_ARGS, "--out", out("mlm_base")]})
     jobs.append({"name": "classify", "argv": ["train", "classify", "--ckpt", out("mlm_base"), "--batch-size", "8",
                                               "--max-examples", "64", *SMOKE_ARGS, "--out", out("classify")]})
@@ -114,3 +115,12 @@ def test_only_rank_0_prints(runs):
     _, out, stdout = runs
     for task in ("lm2", "tr2"):  # each command's closing line, from one of the two ranks
         assert stdout.count(f"checkpoint: {out(task)}\n") == 1, stdout[-2000:]
+
+
+def test_the_translator_sharded_with_fsdp2_equals_one_process(runs):
+    """--shard: FSDP2 with tied embedding/output weights (written once in the shards), the
+    command's test decoding after training, the full model folder at the end."""
+    rcs, out, _ = runs
+    assert rcs["tr2_shard"] == 0
+    assert losses(out("tr2_shard")) == pytest.approx(losses(out("tr1")), rel=REL)
+    assert (Path(out("tr2_shard")) / "shards").is_dir() and (Path(out("tr2_shard")) / "model.safetensors").is_file()

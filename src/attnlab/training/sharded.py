@@ -50,12 +50,38 @@ def _states(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[st
     return tensors, rest
 
 
+def _ties(model: nn.Module) -> dict[str, str]:
+    """Tied parameters (one tensor under two names: the translator's embedding and output
+    projection): ``{other name: first name}``, the same on every rank."""
+    first: dict[int, str] = {}
+    ties = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        if id(parameter) in first:
+            ties[name] = first[id(parameter)]
+        else:
+            first[id(parameter)] = name
+    return ties
+
+
+def _tied_key(key: str, ties: dict[str, str]) -> str | None:
+    """The key holding the same tensor as ``key`` under the first name, if ``key`` is tied."""
+    for name, kept in ties.items():
+        if key == MODEL + name:
+            return MODEL + kept
+        if key.startswith(f"{OPTIM}state.{name}."):
+            return f"{OPTIM}state.{kept}." + key[len(f"{OPTIM}state.{name}.") :]
+    return None
+
+
 def save_shards(model: nn.Module, optimizer: torch.optim.Optimizer, folder: Path) -> dict[str, object]:
-    """Every rank writes its shards into ``folder/shards``; returns the non-tensor optimizer state."""
+    """Every rank writes its shards into ``folder/shards``; returns the non-tensor optimizer
+    state. A tied tensor is written once (safetensors refuses two names for one memory)."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint import HuggingFaceStorageWriter
 
     tensors, rest = _states(model, optimizer)
+    ties = _ties(model)
+    tensors = {k: v for k, v in tensors.items() if _tied_key(k, ties) is None}
     dcp.save(tensors, storage_writer=HuggingFaceStorageWriter(str(folder / SHARDS), save_distributed=True))
     return rest
 
@@ -72,7 +98,13 @@ def load_shards(model: nn.Module, optimizer: torch.optim.Optimizer, folder: Path
     if not (folder / SHARDS).is_dir():
         raise AttnlabError(f"{folder}: no {SHARDS}/ folder; it was not saved by a sharded (--shard) run")
     tensors, _ = _states(model, optimizer)  # templates DCP loads into (the optimizer's moments included)
-    dcp.load(tensors, storage_reader=HuggingFaceStorageReader(str(folder / SHARDS)))
+    ties = _ties(model)
+    dcp.load({k: v for k, v in tensors.items() if _tied_key(k, ties) is None},
+             storage_reader=HuggingFaceStorageReader(str(folder / SHARDS)))
+    for key in tensors:  # a tied name gets what its first name got
+        kept = _tied_key(key, ties)
+        if kept is not None and kept in tensors and tensors[key] is not tensors[kept]:
+            tensors[key] = tensors[kept]
     set_model_state_dict(model, {k[len(MODEL):]: v for k, v in tensors.items() if k.startswith(MODEL)})
     optim = {k[len(OPTIM):]: v for k, v in tensors.items() if k.startswith(OPTIM)}
     set_optimizer_state_dict(model, optimizer, {**optim, **rest}, options=_options(flatten_optimizer_state_dict=True))

@@ -211,6 +211,11 @@ class Trainer:
                 progress.close()
             elapsed = self.clock() - started
             self._save(elapsed, final=True)
+        if self.sharded:
+            # the parameters outside the blocks stay gathered, so that what a command does with
+            # the model next (its test evaluation, decoding) runs -- on every rank together, as
+            # each block still gathers its own shards when called
+            self.forward_model.unshard()
         self._report(progress, interrupted, stopped_by_time)
         self._close_log()
         return TrainResult(
