@@ -34,3 +34,24 @@ def run_jobs(nproc: int, jobs: list[dict], folder: Path, timeout: float = 300) -
                           capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return {job["name"]: json.loads(Path(job["result"]).read_text()) for job in jobs}
+
+
+def computed_once(tmp_path_factory, name: str, compute):
+    """``compute(folder) -> JSON value``, run once per test session: a module's torchrun
+    fixture is shared by the pytest-xdist workers its tests are spread over (``make test``
+    runs ``-n 2``), under a file lock, instead of being run by each."""
+    import shutil
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the folder all workers share
+    folder, done = base / name, base / f"{name}.json"
+    with FileLock(str(base / f"{name}.lock")):
+        if not done.is_file():
+            if folder.exists():  # a worker that failed before
+                shutil.rmtree(folder)
+            folder.mkdir()
+            done.write_text(json.dumps(compute(folder)))
+        return json.loads(done.read_text())

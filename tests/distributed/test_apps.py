@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from cli_worker import run
-from launch import HERE, torch_env, torchrun_args
+from launch import HERE, computed_once, torch_env, torchrun_args
 
 from attnlab.io import read_json
 
@@ -41,7 +41,11 @@ def losses(out: str | Path) -> list[float]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("apps")
+    shared = computed_once(tmp_path_factory, "apps", run_all)
+    return shared["rcs"], lambda name: str(Path(shared["root"]) / name), shared["stdout"]
+
+
+def run_all(root):
     out = lambda name: str(root / name)  # noqa: E731
     rcs = {}
     for task, argv in (("lm", LM), ("tr", TRANSLATE)):  # one process, in this one
@@ -67,7 +71,7 @@ def runs(tmp_path_factory):
     for task, argv in (("lm", LM), ("tr", TRANSLATE)):
         shutil.copytree(out(f"{task}2_partial"), out(f"{task}_2to1"))
         rcs[f"{task}_2to1"] = run([*argv, *COMMON, "--out", out(f"{task}_2to1"), "--resume"])
-    return rcs, out, done.stdout
+    return {"rcs": rcs, "root": str(root), "stdout": done.stdout}
 
 
 @pytest.mark.parametrize("task", ["lm", "tr"])

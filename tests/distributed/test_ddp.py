@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import toy
-from launch import run_jobs
+from launch import computed_once, run_jobs
 
 from attnlab.errors import AttnlabError
 from attnlab.io import read_json
@@ -29,14 +29,22 @@ REL = 1e-5  # fp32 reduction-order noise, per step
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ddp")
+    shared = computed_once(tmp_path_factory, "ddp", run_all)
+    return shared["results"], shared["out"]
+
+
+def summary(result) -> dict:
+    return {"losses": result.losses, "metrics": result.metrics, "step": result.step}
+
+
+def run_all(root):
     out = {name: str(root / name) for name in
            ["one", "one_partial", "two", "one_to_two", "two_partial", "two_to_one", "two_to_three",
             "drop", "drop_partial", "fail", "logs", "fsdp", "fsdp_partial", "fsdp_two_to_three", "one_row", "two_one_row"]}
     previous = signal.getsignal(signal.SIGTERM)
-    results = {"one": toy.train(out["one"])}
-    results["one_partial"] = toy.train(out["one_partial"], signal_at=9)
-    results["one_row"] = toy.train(out["one_row"], batch_size=1, steps=6)
+    results = {"one": summary(toy.train(out["one"]))}
+    results["one_partial"] = summary(toy.train(out["one_partial"], signal_at=9))
+    results["one_row"] = summary(toy.train(out["one_row"], batch_size=1, steps=6))
     signal.signal(signal.SIGTERM, previous)
     shutil.copytree(out["one_partial"], out["one_to_two"])
     results.update(run_jobs(2, [
@@ -59,12 +67,12 @@ def runs(tmp_path_factory):
         {"name": "fsdp_two_to_three", "out": out["fsdp_two_to_three"], "resume": True, "shard": True},
     ], root))
     shutil.copytree(out["two_partial"], out["two_to_one"])
-    results["two_to_one"] = toy.train(out["two_to_one"], resume=True)
-    return results, out
+    results["two_to_one"] = summary(toy.train(out["two_to_one"], resume=True))
+    return {"results": results, "out": out}
 
 
 def losses(result) -> list[float]:
-    return result["losses"] if isinstance(result, dict) else result.losses
+    return result["losses"]
 
 
 def test_two_ranks_equal_one_process(runs):
@@ -134,7 +142,7 @@ def test_fsdp_equals_one_process_and_ends_with_a_model_folder(runs):
 
 def test_evaluation_sees_the_whole_model_on_every_rank(runs):
     results, _ = runs
-    one = results["one"].metrics
+    one = results["one"]["metrics"]
     for run in ("two", "fsdp"):
         for rank in results[run]["ranks"]:
             assert rank["metrics"] == pytest.approx(one, rel=1e-4), run
