@@ -24,6 +24,9 @@ def write_data(folder: Path) -> None:
     (folder / "cls.tsv").write_text("".join(f"{sentence(6)}\t{rng.choice(['pos', 'neg'])}\n" for _ in range(80)))
     pairs = [sentence(5) for _ in range(80)]
     (folder / "par.tsv").write_text("".join(f"{s}\t{' '.join(reversed(s.split()))}\n" for s in pairs))
+    (folder / "src.txt").write_text("".join(f"{s}\n" for s in pairs))  # --data + --tgt-data: line-aligned files
+    (folder / "tgt.txt").write_text("".join(f"{' '.join(reversed(s.split()))}\n" for s in pairs))
+    (folder / "par.align").write_text("".join(" ".join(f"{i}-{4 - i}" for i in range(5)) + "\n" for _ in pairs))
     n = 30
     labels = ["a" if i < n // 2 else "b" for i in range(n)]
     splits = ["train" if i % 3 == 0 else "val" if i % 3 == 1 else "test" for i in range(n)]

@@ -388,6 +388,24 @@ TSV_DATA: dict[str, Mutation] = {
     "missing": _remove,
 }
 
+PARALLEL_FILES: dict[str, Mutation] = {
+    "an executable (/bin/ls)": lambda p: shutil.copyfile("/bin/ls", p),
+    "non-UTF-8 bytes": _bytes(lambda d: d.replace(b"a", b"\xe9", 2)),
+    "one line fewer": lambda p: p.write_text("".join(p.read_text().splitlines(True)[:-1])),
+    "empty file": _write(b""),
+    "a folder": _make_dir,
+    "missing": _remove,
+}
+ALIGNMENTS: dict[str, Mutation] = {
+    "intact": lambda p: None,
+    "not Pharaoh pairs": _replace_first("0-4", "x-y"),
+    "a link past the sentence": _replace_first("0-4", "0-99"),
+    "one line fewer": lambda p: p.write_text("".join(p.read_text().splitlines(True)[:-1])),
+    "an executable (/bin/ls)": lambda p: shutil.copyfile("/bin/ls", p),
+    "non-UTF-8 bytes": _bytes(lambda d: b"\xff" + d),
+    "empty file": _write(b""),
+}
+
 EDGES_CSV: dict[str, Mutation] = {
     "non-UTF-8 bytes": _bytes(lambda d: d + b"\xff\xfe,\xe9\n"),
     "header only": lambda p: p.write_text(p.read_text().splitlines()[0] + "\n"),
@@ -477,6 +495,12 @@ COMMANDS: dict[str, Callable[[Path], list[str]]] = {
                                  "--batch-size", "4", "--out", str(d / "out"), "--steps", "2", "--quiet"],
     "train translate": lambda d: ["train", "translate", "--data", str(d / "data" / "par.tsv"), "--preset", "tiny",
                                   "--batch-size", "8", "--out", str(d / "out"), "--steps", "2", "--quiet"],
+    "train translate files": lambda d: ["train", "translate", "--data", str(d / "data" / "src.txt"), "--tgt-data",
+                                        str(d / "data" / "tgt.txt"), "--preset", "tiny", "--batch-size", "8",
+                                        "--out", str(d / "out"), "--steps", "2", "--quiet"],
+    "train translate align": lambda d: ["train", "translate", "--data", str(d / "data" / "par.tsv"), "--align",
+                                        str(d / "data" / "par.align"), "--guided-alignment", "1", "--preset", "tiny",
+                                        "--batch-size", "8", "--out", str(d / "out"), "--steps", "2", "--quiet"],
     "train gat": lambda d: ["train", "gat", "--edges", str(d / "data" / "edges.csv"), "--nodes", str(d / "data" / "nodes.csv"),
                             "--seeds", "1", "--out", str(d / "out"), "--steps", "2", "--quiet"],
     "train vit": lambda d: ["train", "vit", "--data", str(d / "data" / "images"), "--image-size", "8", "--channels", "1",
@@ -524,6 +548,13 @@ def all_cases() -> list[Case]:
     for name, m in TSV_DATA.items():
         cases.append(Case("TSV text<TAB>label (train classify --data)", name, "mlm", "data/cls.tsv", "train classify", m))
         cases.append(Case("TSV source<TAB>target (train translate --data)", name, None, "data/par.tsv", "train translate", m))
+    kind = "parallel text (train translate --data/--tgt-data, --align)"
+    for name, m in PARALLEL_FILES.items():
+        cases.append(Case(kind, f"--tgt-data: {name}", None, "data/tgt.txt", "train translate files", m))
+        cases.append(Case(kind, f"--data: {name}", None, "data/src.txt", "train translate files", m))
+    for name, m in ALIGNMENTS.items():
+        cases.append(Case(kind, f"--align: {name}", None, "data/par.align", "train translate align", m,
+                          valid=name == "intact"))
     for name, m in EDGES_CSV.items():
         cases.append(Case("CSV graph (train gat --edges/--nodes, viz)", f"edges: {name}", None, "data/edges.csv", "train gat", m))
     for name, m in NODES_CSV.items():
