@@ -80,7 +80,7 @@ class Locale:
         return next((s for s, members in _SCRIPTS.items() if self.territory in members), None)
 
     def match(self, found: Locale) -> int:
-        """How well a catalog folder ``found`` serves this request: 0 (not at all) to 40."""
+        """How well a catalog folder ``found`` serves this request: 0 (not at all) to 32 (exact, UTF-8)."""
         if found.language != self.language or found.modifier != self.modifier:
             return 0
         wanted = self.territory or ("CN" if self.language == "zh" else None)
