@@ -230,8 +230,11 @@ def test_ctrl_c_stops_serve_cleanly(tmp_path):
         "serve(lambda r: None, items=[], title='t', input_kind='text', ready=lambda url: print(url, flush=True))\n"
         "print('stopped', flush=True)\n"
     )
+    # a test runner's worker may run with SIGINT ignored, and an ignored signal is inherited:
+    # the child starts with the default disposition, as a user's terminal gives it
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
