@@ -20,6 +20,7 @@ Notation: B batch, N rows (B x beam), L new tokens, P cached tokens, S source le
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -97,17 +98,11 @@ class GPTRuntime(_Runtime):
     like ``GPT``, ``generate`` like ``GPT.generate``; ``tokenizer`` is the export's. The LM
     app's ``complete(rt, rt.tokenizer, prompt, ...)`` takes it as it takes a GPT."""
 
-    def __init__(self, directory: Path, manifest: dict, threads: int | None):
-        super().__init__(directory, manifest, threads)
-        self._tokenizer = None
-
-    @property
+    @cached_property
     def tokenizer(self):
-        if self._tokenizer is None:
-            from attnlab.interop.hf_gpt2 import tokenizer_from_hf_folder
+        from attnlab.interop.hf_gpt2 import tokenizer_from_hf_folder
 
-            self._tokenizer = tokenizer_from_hf_folder(self.directory)
-        return self._tokenizer
+        return tokenizer_from_hf_folder(self.directory)
 
     def make_caches(self, capacity: int = 64) -> list[OrtCache]:
         return [OrtCache()]
@@ -250,15 +245,9 @@ class BERTRuntime(_Runtime):
     """BERT in ONNX Runtime: ``rt(input_ids, token_type_ids=None, attention_mask=None)``
     gives the head's outputs as tensors; ``fill_mask`` and ``classify`` on text."""
 
-    def __init__(self, directory: Path, manifest: dict, threads: int | None):
-        super().__init__(directory, manifest, threads)
-        self._tokenizer = None
-
-    @property
+    @cached_property
     def tokenizer(self):
-        if self._tokenizer is None:
-            self._tokenizer = _bert_tokenizer(self.directory)
-        return self._tokenizer
+        return _bert_tokenizer(self.directory)
 
     def __call__(self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None):
         token_type_ids = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
