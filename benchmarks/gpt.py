@@ -107,7 +107,8 @@ def weight_bytes(model: GPT) -> int:
     """Bytes a batch-1 decoding step must read: every block tensor and the output layer."""
     layers = model._decoding.layers(model)
     head = model.lm_head_weight
-    return sum(t.numel() * t.element_size() for w in layers for t in w) + head.numel() * head.element_size()
+    tensors = [t for w in layers for t in w if isinstance(t, torch.Tensor)]  # a layer may hold a None scale
+    return sum(t.numel() * t.element_size() for t in tensors) + head.numel() * head.element_size()
 
 
 @contextlib.contextmanager
