@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from attnlab.data.synthetic import synthetic_corpus
-from attnlab.errors import AttnlabError
 from attnlab.apps.translate import (
     TranslatorSetup,
     alignment_scores,
@@ -14,6 +12,8 @@ from attnlab.apps.translate import (
     rnn_train_config,
     train_translator,
 )
+from attnlab.data.synthetic import synthetic_corpus
+from attnlab.errors import AttnlabError
 
 
 @pytest.fixture(scope="module")
