@@ -18,8 +18,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from attnlab.io import atomic_write, read_json  # noqa: E402
 from attnlab.apps.lm import FINAL_EVAL_FILE  # noqa: E402
+from attnlab.io import atomic_write, read_json  # noqa: E402
 
 TARGET_BPC = 1.6
 

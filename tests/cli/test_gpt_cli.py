@@ -10,9 +10,9 @@ import pytest
 import torch
 import transformers
 
+from attnlab.apps.lm import complete, load
 from attnlab.cli.main import main
 from attnlab.io import read_json
-from attnlab.apps.lm import complete, load
 
 TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n\n" for i in range(400))
 

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from attnlab.cli.main import main
 from attnlab.apps.compare import CompareSettings, VariantResult, bleu_by_length, format_table
+from attnlab.apps.translate import Translator
+from attnlab.cli.main import main
 from attnlab.data.corpus import ParallelCorpus
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.metrics import bleu
 from attnlab.io import read_json
-from attnlab.apps.translate import Translator
 
 TINY = ["--corpus", "tiny", "--preset", "tiny", "--quiet"]
 

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
+from attnlab.apps.translate import Translator, TranslatorSetup, paper_train_config, train_translator
 from attnlab.cli.main import main
 from attnlab.io import read_json
-from attnlab.apps.translate import Translator, TranslatorSetup, paper_train_config, train_translator
 
 TINY = ["--corpus", "tiny", "--preset", "tiny", "--quiet"]
 

@@ -24,8 +24,8 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from attnlab.data.tokenizer import SpecialTokens, Tokenizer, _check_texts
 from attnlab.errors import AttnlabError
-from attnlab.validation import read_text
 from attnlab.io import write_text
+from attnlab.validation import read_text
 
 VOCAB_FILE = "vocab.txt"
 BERT_SPECIALS = SpecialTokens(

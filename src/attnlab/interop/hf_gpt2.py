@@ -40,6 +40,7 @@ from attnlab.data.tokenizer import CONFIG_FILE as TOKENIZER_CONFIG
 from attnlab.errors import AttnlabError
 from attnlab.interop.hf_common import ACTIVATIONS_TO_HF, activation_from_hf
 from attnlab.io import read_json
+
 # HF buffers of old checkpoints that hold no weights (the causal mask): h.i.attn.bias, ...
 _BUFFERS = re.compile(r"h\.\d+\.attn\.(masked_)?bias")
 
