@@ -256,3 +256,18 @@ def test_python_packages_locale_folders_are_searched(tmp_path: Path, monkeypatch
     monkeypatch.setattr("site.getsitepackages", lambda: [str(site_packages)])
     chosen = {c.domain: c.path for c in find_catalogs("fr") if str(c.path).startswith(str(tmp_path))}
     assert set(chosen) == {"mypkg", "django"}
+
+
+def test_catalogs_the_user_names_are_never_skipped_silently(tmp_path: Path, zh_root: Path):
+    """A machine's broken catalog may be skipped (and reported); one given with --catalogs is an error."""
+    garbage = tmp_path / "zh_CN" / "LC_MESSAGES" / "broken.mo"
+    garbage.parent.mkdir(parents=True)
+    garbage.write_bytes(b"\x00not a catalog" * 40)
+    with pytest.raises(AttnlabError, match=r"--catalogs: .*broken.mo .*not a readable"):
+        load_gettext("zh_CN", [garbage], roots=[zh_root])
+    with pytest.raises(AttnlabError, match=r"--catalogs: .*broken.mo"):
+        load_gettext("zh_CN", [tmp_path], roots=[zh_root])
+    other = tmp_path / "other"
+    write_catalog(other, "de", "only", filler("only"))
+    with pytest.raises(AttnlabError, match=r"--catalogs .*other: no .po/.mo catalog for 'zh_CN'"):
+        find_catalogs("zh_CN", [other], roots=[])

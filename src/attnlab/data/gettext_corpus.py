@@ -172,7 +172,11 @@ def find_catalogs(language: str | Locale, catalogs: Iterable[str | Path] | None 
     for root in standard_roots() if roots is None else [Path(r) for r in roots]:
         candidates += [(c, False) for c in _root_catalogs(root)]
     for path in catalogs or ():
-        candidates += [(c, Path(path).is_file()) for c in _user_catalogs(Path(path))]
+        mine = [(c, Path(path).is_file()) for c in _user_catalogs(Path(path))]
+        if not any(explicit or _serves(want, c) for c, explicit in mine):
+            raise AttnlabError(f"--catalogs {path}: no .po/.mo catalog for {want.name!r} in it "
+                               f"({len(mine)} catalog file(s) of other or unknown languages)")
+        candidates += mine
     best: dict[tuple[Path, str], tuple[tuple[int, bool], Catalog]] = {}
     for catalog, explicit in candidates:
         found = Locale.parse(catalog.locale)
@@ -183,6 +187,11 @@ def find_catalogs(language: str | Locale, catalogs: Iterable[str | Path] | None 
         if score and rank > best.get(key, ((0, False), None))[0]:
             best[key] = (rank, catalog)
     return sorted((c for _, c in best.values()), key=lambda c: (str(c.path.parent), c.domain))
+
+
+def _serves(want: Locale, catalog: Catalog) -> bool:
+    found = Locale.parse(catalog.locale) if catalog.locale else None
+    return bool(found and want.match(found))
 
 
 def available_languages(roots: Iterable[str | Path] | None = None) -> Counter[str]:
@@ -476,6 +485,11 @@ def load_gettext(
         )
     report = CleaningReport(language=want.name, catalogs=len(found))
     raw = [pair for catalog in found for pair in read_catalog(catalog, report)]
+    given = [Path(c).resolve() for c in catalogs or ()]
+    for broken in report.unreadable:  # a catalog of the machine may be skipped; one the user named may not
+        path = Path(broken.split(" (", 1)[0]).resolve()
+        if any(path == g or g in path.parents for g in given):
+            raise AttnlabError(f"--catalogs: {broken}: not a readable .po/.mo catalog")
     pairs = clean_pairs(raw, report, max_chars)
     split_of = assign_groups(group_catalogs(pairs), Counter(p.catalog for p in pairs), valid_fraction, test_fraction, seed)
     by_split = {name: deduplicate([p for p in pairs if split_of[p.catalog] == name]) for name in ("train", "valid", "test")}
