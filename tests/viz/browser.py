@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,21 @@ class Opened:
     def set(self, state: dict) -> None:
         self.page.evaluate("(s) => attnlab.setState(s)", state)
 
+    def wait(self, js: str, timeout: float = 20.0) -> None:
+        wait_until(self.page, js, timeout)
+
+
+def wait_until(page, js: str, timeout: float = 20.0) -> None:
+    """Poll ``js`` (an expression or an arrow function) with ``page.evaluate`` until it is true. Playwright's own
+    ``wait_for_function`` may compile its predicate inside the page, which the page's
+    Content-Security-Policy (no 'unsafe-eval') refuses — now and then, not always."""
+    deadline = time.monotonic() + timeout
+    expression = js if js.lstrip().startswith("()") else f"() => ({js})"
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:g} s for {js}")
+        page.wait_for_timeout(50)
+
 
 def open_page(browser, url: str, *, allow_prefix: str = "file:") -> Opened:
     """Open ``url`` with every request not starting with ``allow_prefix`` blocked and counted."""
@@ -76,7 +92,7 @@ def open_page(browser, url: str, *, allow_prefix: str = "file:") -> Opened:
     page.route("**/*", route)
     page.goto(url)
     try:
-        page.wait_for_function("document.body.dataset.ready === '1'", timeout=20000)
+        wait_until(page, "document.body.dataset.ready === '1'")
     except Exception as err:
         raise AssertionError(f"{url}: the page never became ready ({str(err).splitlines()[0]}); "
                              f"errors {opened.errors}, blocked {opened.blocked}") from None

@@ -112,11 +112,11 @@ def test_matrix_zoom_and_scroll_keep_hover_values_right(opened, pages):
     o.set({"v": "matrix", "e": 0, "m": 0, "h": [1], "zoom": 1, "px": 0, "py": 0})
     for _ in range(3):
         o.page.click("#zoom-in")
-    o.page.wait_for_function("() => attnlab.state.zoom > 3")
+    o.wait("() => attnlab.state.zoom > 3")
     g = o.eval("attnlab.geometry()")
     _move(o, g["panels"][0]["x0"] + 5, g["panels"][0]["y0"] + 5)
     o.page.mouse.wheel(0, 3 * g["cell"])  # three rows down
-    o.page.wait_for_function("() => attnlab.state.py >= 2.9")
+    o.wait("() => attnlab.state.py >= 2.9")
     g = o.eval("attnlab.geometry()")
     i, j = 3 + 2, 1  # the third visible row after scrolling three rows
     tip = _move(o, g["panels"][0]["x0"] + (j - g["px"] + 0.5) * g["cell"], g["panels"][0]["y0"] + (i - g["py"] + 0.5) * g["cell"])
@@ -124,7 +124,7 @@ def test_matrix_zoom_and_scroll_keep_hover_values_right(opened, pages):
     assert f"query {i} " in tip and f"key   {j} " in tip
     assert float(re.search(r"weight: ([-\d.e]+)", tip).group(1)) == pytest.approx(row[j].item(), abs=row.max().item() / 510 + 1e-4)
     o.page.click("#zoom-fit")
-    o.page.wait_for_function("() => attnlab.state.zoom === 1 && attnlab.state.py === 0")
+    o.wait("() => attnlab.state.zoom === 1 && attnlab.state.py === 0")
 
 
 def test_head_view_hover_lists_the_query_row(opened, pages):
@@ -160,7 +160,7 @@ def test_vit_overlay_hover_and_patch_click(opened, pages):
     assert float(tip.splitlines()[1].split()[1]) == pytest.approx(expected, abs=0.01)
     o.page.mouse.down()
     o.page.mouse.up()
-    o.page.wait_for_function("attnlab.state.q === 7")
+    o.wait("attnlab.state.q === 7")
 
 
 def test_align_view_steps_and_shows_aer(opened):
@@ -169,7 +169,7 @@ def test_align_view_steps_and_shows_aer(opened):
     assert o.eval("attnlab.meta.sets[0].examples[0].maps[attnlab.state.m].kind") == "cross"
     before = o.pixels()
     o.page.fill("#step", "3")
-    o.page.wait_for_function("attnlab.state.q === 3")
+    o.wait("attnlab.state.q === 3")
     assert o.pixels() != before and "q=3" in o.eval("location.hash")
     assert "AER per head" in o.eval("attnlab.exportSVG()")
 
@@ -180,7 +180,7 @@ def test_stats_sort_by_clicking_a_header(opened):
     before = o.pixels()
     box = o.page.locator("#view").bounding_box()
     o.page.mouse.click(box["x"] + 215, box["y"] + 15)  # the "entropy" header
-    o.page.wait_for_function("attnlab.state.sort === 'entropy'")
+    o.wait("attnlab.state.sort === 'entropy'")
     assert o.pixels() != before
 
 
@@ -190,7 +190,7 @@ def test_model_view_click_opens_the_matrix(opened):
     t = o.eval("attnlab.geometry()")["t"]
     box = o.page.locator("#view").bounding_box()
     o.page.mouse.click(box["x"] + 150 + 2 * (t + 6) + t / 2, box["y"] + 50 + 1 * (t + 6) + t / 2)
-    o.page.wait_for_function("attnlab.state.v === 'matrix'")
+    o.wait("attnlab.state.v === 'matrix'")
     assert o.eval("[attnlab.state.m, attnlab.state.h]") == [1, [2]]
 
 

@@ -163,10 +163,10 @@ def test_the_page_explains_typed_input_in_the_browser(server):
         o = open_page(browser, server.url, allow_prefix=server.url)
         o.page.fill("#serve-input", "")
         o.page.click("#serve-go")
-        o.page.wait_for_function("() => document.getElementById('error').textContent.includes('non-empty')")
+        o.wait("() => document.getElementById('error').textContent.includes('non-empty')")
         o.page.fill("#serve-input", "the cat sat")
         o.page.click("#serve-go")
-        o.page.wait_for_function("() => attnlab.meta.sets[0].examples.length === 2 && attnlab.state.e === 1")
+        o.wait("() => attnlab.meta.sets[0].examples.length === 2 && attnlab.state.e === 1")
         expected = server.infer_obj({"text": "the cat sat"}).attentions[1][0, 1]
         for i, j in [(0, 0), (10, 3), (6, 6)]:
             got = o.eval(f"attnlab.value(0, 1, 1, 1, {i}, {j})")
@@ -179,7 +179,7 @@ def test_the_page_explains_typed_input_in_the_browser(server):
             e = open_page(browser, empty.url, allow_prefix=empty.url)
             e.page.fill("#serve-input", "first")
             e.page.click("#serve-go")
-            e.page.wait_for_function("() => attnlab.meta.sets[0].examples.length === 1 && document.querySelector('#map').options.length === 2")
+            e.wait("() => attnlab.meta.sets[0].examples.length === 1 && document.querySelector('#map').options.length === 2")
             assert e.errors == [] and e.blocked == []
         finally:
             empty.shutdown()
@@ -192,7 +192,7 @@ def test_the_page_explains_typed_input_in_the_browser(server):
             png = _png_bytes()
             v.page.set_input_files("#serve-input", files=[{"name": "cat.png", "mimeType": "image/png", "buffer": png}])
             v.page.click("#serve-go")
-            v.page.wait_for_function("() => attnlab.state.v === 'image' && document.body.dataset.ready === '1'")
+            v.wait("() => attnlab.state.v === 'image' && document.body.dataset.ready === '1'")
             assert seen == [png] and v.errors == [] and v.blocked == []
         finally:
             images.shutdown()
