@@ -126,3 +126,12 @@ def test_a_checkpoint_never_names_files_for_the_tool_to_read(checkpoints, tmp_pa
     assert main(["viz", "--ckpt", str(ckpt), "--out", str(tmp_path / "v.png")]) == 2
     err = capsys.readouterr().err
     assert "passwd" not in err and "edges and nodes CSV" in err
+
+
+def test_viz_draws_element_0_without_the_batchs_padding(checkpoints):
+    from attnlab.viz.figures import layer_grid
+
+    explained = explain(checkpoints["transformer"], ["a dog .", "the small cat sees a dog that sleeps ."])
+    figure = layer_grid(explained)
+    keys = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert keys and "<pad>" not in keys and len(keys) == explained.extras["src_lengths"][0]

@@ -36,6 +36,15 @@ def token_maps(explained: Explained) -> list[tuple[str, Tensor, tuple[str, str]]
     return [(e.name, e.value, e.axes) for e in (cross or entries)]
 
 
+LENGTHS = {"source": "src_lengths", "target": "tgt_lengths", "tokens": "lengths"}  # extras of padded batches
+
+
+def _length(explained: Explained, axis: str) -> int:
+    """Element 0's real length along ``axis`` (a padded batch's padding is not drawn)."""
+    lengths = explained.extras.get(LENGTHS.get(axis, ""))
+    return int(lengths[0]) if lengths else len(explained.labels[axis][0])
+
+
 def layer_grid(explained: Explained, title: str = "") -> plt.Figure:
     """A row per map, a column per head; batch element 0."""
     maps = token_maps(explained)
@@ -43,8 +52,8 @@ def layer_grid(explained: Explained, title: str = "") -> plt.Figure:
         raise AttnlabError(f"{explained.model_type}: no token attention to draw")
     heads = max(w.shape[1] for _, w, _ in maps)
     q_axis, k_axis = maps[0][2]
-    queries = explained.labels[q_axis][0][:MAX_LABELS]
-    keys = explained.labels[k_axis][0][:MAX_LABELS]
+    queries = explained.labels[q_axis][0][: min(MAX_LABELS, _length(explained, q_axis))]
+    keys = explained.labels[k_axis][0][: min(MAX_LABELS, _length(explained, k_axis))]
     width = max(2.4, 1.2 + CELL_INCHES * len(keys))
     height = max(2.2, 1.0 + CELL_INCHES * len(queries))
     fig, axes = plt.subplots(len(maps), heads, figsize=(heads * width, len(maps) * height), squeeze=False)
