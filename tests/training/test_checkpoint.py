@@ -127,6 +127,16 @@ Trainer(toy_model(), ToyData(), config).fit()
 """
 
 
+def _step_on_disk(out: Path) -> int:
+    """The step of the latest complete checkpoint, read while the writer keeps renaming
+    folders under us (a folder found complete may be renamed before we read it: try again)."""
+    try:
+        found = find_checkpoint(out)
+        return -1 if found is None else read_json(found / ckpt.STATE_FILE)["step"]
+    except AttnlabError:
+        return -1
+
+
 def test_sigkill_while_saving_every_step_never_corrupts(make_model, make_data, tmp_path):
     """A real training process that saves after every step, killed -9 mid-run."""
     out = tmp_path / "run"
@@ -134,7 +144,7 @@ def test_sigkill_while_saving_every_step_never_corrupts(make_model, make_data, t
     script.write_text(SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
     process = subprocess.Popen([sys.executable, str(script)])
     deadline = time.monotonic() + 120
-    while find_checkpoint(out) is None or read_json(find_checkpoint(out) / ckpt.STATE_FILE)["step"] < 3:
+    while _step_on_disk(out) < 3:
         assert process.poll() is None and time.monotonic() < deadline, "training process died"
         time.sleep(0.01)
     time.sleep(0.05)
