@@ -5,6 +5,9 @@ one process, same inputs and weights, timings interleaved (ratio > 1: attnlab fa
 Shapes: N rows (batch x length) by in -> out, the projections of the GPT benchmark's
 4 x 256 model (q/k/v packed, output, fc1, fc2 at B=8, T=128) and of a BERT-base layer.
 
+attnlab takes oneDNN on the CPU vendors where it measured faster (``ONEDNN_VENDORS``);
+this benchmark measures oneDNN's path on any CPU, to decide that list.
+
 Run: python -m benchmarks.linear [--quick] [--threads N]
 """
 
@@ -15,7 +18,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from attnlab.kernels.linear import linear, onednn_applies
+import attnlab.kernels.linear as linear_module
+from attnlab.kernels.linear import cpu_vendor, linear, onednn_applies
 from benchmarks.common import compare, machine_line, print_table
 
 SHAPES = [  # (rows, in, out)
@@ -62,7 +66,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     shapes, repeats = (SHAPES[:4], 7) if args.quick else (SHAPES, args.repeats)
-    print(f"machine: {machine_line()}\n")
+    vendor = cpu_vendor() or "unknown"
+    default = "oneDNN" if vendor in linear_module.ONEDNN_VENDORS else "F.linear (sgemm)"
+    print(f"machine: {machine_line()}, CPU vendor {vendor}: attnlab's default here is {default}; "
+          "oneDNN is measured on this CPU whatever the default\n")
+    linear_module.ONEDNN_VENDORS = (cpu_vendor(),)
     print_table(
         "fp32 linear map, ms (medians of interleaved runs)",
         ["N x in -> out", "F.linear forward", "attnlab forward", "speed-up",
