@@ -42,8 +42,18 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from attnlab.data.corpus import CorpusSplits, ParallelCorpus
-from attnlab.data.gettext_corpus.cleaning import clean_pairs, strip_accelerators, strip_pair_accelerators, unescape
-from attnlab.data.gettext_corpus.finding import Catalog, available_languages, find_catalogs, standard_roots
+from attnlab.data.gettext_corpus.cleaning import (
+    clean_pairs,
+    strip_accelerators,
+    strip_pair_accelerators,
+    unescape,
+)
+from attnlab.data.gettext_corpus.finding import (
+    Catalog,
+    available_languages,
+    find_catalogs,
+    standard_roots,
+)
 from attnlab.data.gettext_corpus.locales import PREFIX, Locale, is_gettext_spec, parse_spec
 from attnlab.data.gettext_corpus.reading import RawPair, plural_indices, read_catalog
 from attnlab.data.gettext_corpus.report import CleaningReport
