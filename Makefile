@@ -20,6 +20,8 @@ $(DEV): $(RUNTIME)
 	$(PY) -m pip install -q -e '.[dev]'
 	@# the explorer's browser tests drive Debian's chromium (they fail saying what to install without it)
 	test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } || echo "chromium not installed: apt-get install -y chromium"
+	@# a CJK font, so that attnlab viz draws Chinese labels (its test skips without one)
+	test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || ! command -v apt-get >/dev/null || { apt-get update -qq && apt-get install -y -qq fonts-wqy-microhei; } || echo "fonts-wqy-microhei not installed: apt-get install -y fonts-wqy-microhei"
 	touch $(DEV)
 
 demo: $(RUNTIME)

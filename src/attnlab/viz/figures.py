@@ -22,6 +22,7 @@ from torch import Tensor  # noqa: E402
 
 from attnlab.attention.maps import Explained, GraphAttention  # noqa: E402
 from attnlab.errors import AttnlabError  # noqa: E402
+from attnlab.viz.fonts import fonts_for  # noqa: E402
 from attnlab.viz.graph import draw_graph_attention  # noqa: E402
 from attnlab.viz.heatmap import CELL_INCHES, draw_heatmap  # noqa: E402
 from attnlab.viz.rollout import attention_figure, write_png  # noqa: E402
@@ -73,11 +74,23 @@ def layer_grid(explained: Explained, title: str = "") -> plt.Figure:
 
 def draw_explained(explained: Explained, out: str | Path) -> Path:
     """Write the picture of ``explained`` to ``out`` (a ``.png`` file, or a folder for
-    ``<model_type>_attention.png``); returns the file written."""
+    ``<model_type>_attention.png``); returns the file written. Labels in scripts the
+    default font lacks (Chinese, ...) are drawn in an installed font that has them."""
     out = Path(out)
     path = out if out.suffix.lower() == ".png" else out / f"{explained.model_type}_attention.png"
     prediction = explained.extras.get("predictions", [None])[0]
     title = "" if prediction is None or isinstance(prediction, list) else f"predicted: {prediction}"
+    with fonts_for(_texts(explained, title)):
+        return _draw(explained, path, title)
+
+
+def _texts(explained: Explained, title: str) -> list[str]:
+    """Every text the picture of ``explained`` may show."""
+    labels = [label for rows in explained.labels.values() for row in rows for label in row]
+    return [*labels, title, *map(str, explained.extras.get("class_names") or ())]
+
+
+def _draw(explained: Explained, path: Path, title: str) -> Path:
     graph_maps = [e for e in explained.attentions.entries() if isinstance(e.value, GraphAttention)]
     if graph_maps:
         first = graph_maps[0]
