@@ -13,7 +13,7 @@ import sys
 import pytest
 from safetensors.torch import load_file
 
-import attnlab.training.trainer as trainer_module
+import attnlab.training.trainer_checkpoints as trainer_module
 from attnlab.cli.main import main
 from attnlab.data.synthetic import synthetic_corpus
 from attnlab.io import read_json

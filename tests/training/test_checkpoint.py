@@ -64,7 +64,7 @@ def kill_on_second_save(monkeypatch, stage):
             raise Killed
         real_rmtree(path, *args, **kwargs)
 
-    monkeypatch.setattr("attnlab.training.trainer.save_checkpoint", save)
+    monkeypatch.setattr("attnlab.training.trainer_checkpoints.save_checkpoint", save)
     monkeypatch.setattr(ckpt, "write_json", write_json_)
     monkeypatch.setattr(ckpt.os, "replace", replace)
     monkeypatch.setattr(ckpt.shutil, "rmtree", rmtree)

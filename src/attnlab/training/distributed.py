@@ -266,7 +266,17 @@ def wrap_fsdp(model: nn.Module) -> nn.Module:
     return model
 
 
-def barrier_with(message: str | None, world: World) -> str | None:
-    """Rank 0's ``message`` (an error, or None for success) on every rank: the one
-    barrier the other ranks wait at while rank 0 writes a checkpoint."""
-    return broadcast(message, world)
+def agree(work: Callable[[], object], world: World) -> None:
+    """Run ``work`` on rank 0 and raise its error, as one line, on every rank: the one
+    barrier the other ranks wait at (while rank 0 checks a folder or writes a checkpoint)."""
+    error = None
+    if world.main:
+        try:
+            work()
+        except Exception as e:  # every rank must hear of it, or the others wait forever
+            if not world.distributed:
+                raise
+            error = str(e) if isinstance(e, AttnlabError) else f"{type(e).__name__}: {e}"
+    error = broadcast(error, world)
+    if error is not None:
+        raise AttnlabError(error)

@@ -18,7 +18,8 @@ time-budgeted run re-sizes its schedule from its measured update rate
 run keeps it. Evaluation runs in eval mode under ``no_grad`` with the RNG states saved
 and restored around it, so evaluating (or not) never changes the training losses.
 Every time the loop asks (budget, re-fit, periodic saves) comes from ``clock``
-(``time.monotonic`` unless a test injects one).
+(``time.monotonic`` unless a test injects one). Saving and resuming live in
+``trainer_checkpoints.py``.
 
 Under torchrun (:mod:`attnlab.training.distributed`) the same loop runs on every rank:
 ``batch(s - 1)`` is the global batch and each rank keeps its rows; the loss is the global
@@ -43,21 +44,10 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from attnlab.config import config_to_dict
 from attnlab.errors import AttnlabError
-from attnlab.io import read_json
-from attnlab.training import distributed, sharded
+from attnlab.training import distributed
 from attnlab.training.batches import BatchSource
-from attnlab.training.checkpoint import (
-    OPTIMIZER_FILE,
-    STATE_FILE,
-    check_optimizer_state,
-    check_out_dir,
-    find_checkpoint,
-    load_checkpoint,
-    prepare_checkpoint,
-    save_checkpoint,
-)
+from attnlab.training.checkpoint import check_out_dir
 from attnlab.training.config import TrainConfig, TrainResult, resolve_device
 from attnlab.training.interrupts import StopSignals
 from attnlab.training.losses import LossTerms, Terms, batch_rows
@@ -66,6 +56,7 @@ from attnlab.training.progress import Progress, Tee, format_duration
 from attnlab.training.rng import capture_rng, rank_seed, restore_rng, set_seed
 from attnlab.training.schedule_refit import ScheduleRefit
 from attnlab.training.schedules import make_schedule
+from attnlab.training.trainer_checkpoints import TrainerCheckpoints
 
 LossFn = Callable[[nn.Module, dict], "torch.Tensor | LossTerms"]
 
@@ -85,7 +76,7 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-class Trainer:
+class Trainer(TrainerCheckpoints):
     """Train ``model`` on ``data`` as ``config`` says; see the module docstring.
 
     ``loss_fn(model, batch)`` returns a scalar mean over ``loss_units(batch)`` units (default:
@@ -155,7 +146,7 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainResult:
         """Train up to ``config.steps`` updates; see the module docstring."""
-        self._agree(lambda: check_out_dir(self.out_dir))
+        distributed.agree(lambda: check_out_dir(self.out_dir), self.world)
         if resume:
             self._resume()
         else:
@@ -342,105 +333,3 @@ class Trainer:
                                 f"{where}; continue with --resume")
         elif not interrupted:
             self._say(progress, f"done: {where}")
-
-    # --- agreement between ranks -----------------------------------------------------
-    def _agree(self, work: Callable[[], object]) -> None:
-        """Run ``work`` on rank 0 and raise its error, as one line, on every rank."""
-        error = None
-        if self.world.main:
-            try:
-                work()
-            except Exception as e:  # every rank must hear of it, or the others wait forever
-                if not self.world.distributed:
-                    raise
-                error = str(e) if isinstance(e, AttnlabError) else f"{type(e).__name__}: {e}"
-        error = distributed.broadcast(error, self.world)  # the one barrier
-        if error is not None:
-            raise AttnlabError(error)
-
-    # --- checkpoints ---------------------------------------------------------------
-    def _warn_if_replacing(self) -> None:
-        previous = find_checkpoint(self.out_dir)
-        if previous is not None and self.config.progress and self.world.main:
-            step = read_json(previous / STATE_FILE).get("step")
-            print(f"note: {self.out_dir} holds a checkpoint at step {step}; starting afresh replaces it "
-                  "at the first save (use --resume / fit(resume=True) to continue it)", file=sys.stderr)
-
-    def _save(self, session_elapsed: float, final: bool = False) -> None:
-        """Every rank enters; rank 0 writes the folder, the others wait for its outcome."""
-        state = {
-            "format_version": 1,
-            "step": self.step,
-            "losses": self.losses,
-            "metrics": self.metrics,
-            "eval_history": self.eval_history,
-            "elapsed_s": self.elapsed_before + session_elapsed,
-            "world_size": self.world.size,
-            "config": config_to_dict(self.config),
-        }
-        with self._stop.deferred():
-            rngs = distributed.gather(self._rng, self.world)
-            model: nn.Module | None = self.model
-            optimizer_state: dict[str, Any] = {"scheduler": self.scheduler.state_dict()}
-            if self.sharded:
-                model, optimizer_state["sharded"] = self._save_shards(final)
-            else:
-                optimizer_state["optimizer"] = self.optimizer.state_dict() if self.world.main else None
-
-            def write() -> None:
-                try:
-                    save_checkpoint(self.out_dir, model, optimizer_state, state, rngs, self.save_extra,
-                                    prepared=self.sharded)
-                except OSError as e:
-                    raise AttnlabError(f"cannot write the checkpoint in {self.out_dir}: {e}") from None
-
-            self._agree(write)
-
-    def _save_shards(self, final: bool) -> tuple[nn.Module | None, dict[str, Any]]:
-        """Every rank writes its shards into the new folder; at the end of a run rank 0 gets
-        the full model too (written as the usual model folder). Collective."""
-        self._agree(lambda: prepare_checkpoint(self.out_dir))
-        new = self.out_dir.parent / f".{self.out_dir.name}.new"
-        try:
-            rest = sharded.save_shards(self.model, self.optimizer, new)
-        except Exception as e:  # DCP raises on every rank when one fails
-            raise AttnlabError(f"cannot write the sharded checkpoint in {self.out_dir}: {str(e).splitlines()[0]}") from None
-        if not final:
-            return None, rest
-        weights = sharded.full_weights(self.model)
-        return (sharded.unsharded_copy(self.model, weights) if self.world.main else None), rest
-
-    def _resume(self) -> None:
-        folder = find_checkpoint(self.out_dir)
-        if folder is None:
-            raise AttnlabError(f"--resume: no complete checkpoint in {self.out_dir} (no readable {STATE_FILE}); "
-                               "train without --resume first")
-        state, optimizer_state, rngs = load_checkpoint(folder, None if self.sharded else self.model)
-        if self.sharded != ("sharded" in optimizer_state):
-            saved = "a sharded (--shard)" if "sharded" in optimizer_state else "an unsharded"
-            raise AttnlabError(f"resume: {folder} holds {saved} run; resume it the same way "
-                               f"(--shard {'on' if 'sharded' in optimizer_state else 'off'}, with several processes)")
-        if self.sharded:
-            sharded.load_shards(self.model, self.optimizer, folder, optimizer_state["sharded"])
-        else:
-            check_optimizer_state(optimizer_state["optimizer"], self.optimizer, folder / OPTIMIZER_FILE)
-            try:
-                self.optimizer.load_state_dict(optimizer_state["optimizer"])
-            except (ValueError, KeyError, TypeError) as e:
-                raise AttnlabError(f"{folder / OPTIMIZER_FILE}: optimizer state does not fit this optimizer ({e})") from None
-        try:
-            self.scheduler.load_state_dict(optimizer_state["scheduler"])
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise AttnlabError(f"{folder / OPTIMIZER_FILE}: scheduler state does not fit ({e})") from None
-        recorded_steps = state["config"]["steps"]
-        if self.config.refit_up_to is not None and recorded_steps != self.config.steps:
-            self._resize_schedule(recorded_steps)  # the length the first session re-fitted
-        self.step = state["step"]
-        self.losses = list(state["losses"])
-        self.metrics = dict(state["metrics"])
-        self.eval_history = list(state["eval_history"])
-        self.elapsed_before = state["elapsed_s"]
-        if self.world.rank < len(rngs):
-            restore_rng(rngs[self.world.rank])
-        else:  # a rank the saved run did not have
-            set_seed(rank_seed(self.config.seed, self.world.rank, self.step))
