@@ -69,12 +69,14 @@ def open_empty_rows(mask: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
     Returns ``(mask, has_keys)``; ``has_keys`` ``(..., Lq, 1)`` is None when every row has
     an allowed key. Weights of the opened rows are zeroed afterwards, so they get a zero
     output and zero (finite) gradients: the NaN of softmax over nothing never appears.
+    A traced graph (``torch.compile``, ``torch.export``) cannot branch on that, so it
+    always opens: the same numbers, since opening no row changes nothing.
     """
     if mask is None:
         return None, None
     allowed = mask if mask.dtype == torch.bool else mask > float("-inf")
     has_keys = allowed.any(dim=-1, keepdim=True)
-    if bool(has_keys.all()):
+    if not torch.compiler.is_compiling() and bool(has_keys.all()):
         return mask, None
     if mask.dtype == torch.bool:
         return mask | ~has_keys, has_keys

@@ -66,10 +66,12 @@ class LocalAttention(nn.Module):
     def precompute_keys(self, keys: Tensor) -> Tensor:
         return self.scorer.precompute_keys(keys)
 
-    def position(self, query: Tensor, lengths: Tensor, step: int) -> Tensor:
-        """The window centre p_i ``(B,)``: the step (local-m, at most S - 1) or S sigmoid(...) (local-p)."""
+    def position(self, query: Tensor, lengths: Tensor, step: int | Tensor) -> Tensor:
+        """The window centre p_i ``(B,)``: the step (local-m, at most S - 1) or S sigmoid(...) (local-p).
+
+        ``step`` may be a 0-d integer tensor (an exported graph's input)."""
         if self.mode == "monotonic":
-            return torch.minimum(torch.full_like(lengths, step), lengths - 1).to(query.dtype)
+            return (lengths - 1).clamp(max=step).to(query.dtype)
         return lengths.to(query.dtype) * torch.sigmoid(self.position_v(torch.tanh(self.position_proj(query)))[:, 0])
 
     def forward(
@@ -78,7 +80,7 @@ class LocalAttention(nn.Module):
         keys: Tensor,
         values: Tensor,
         *,
-        step: int,
+        step: int | Tensor,
         mask: Tensor | None = None,
         projected_keys: Tensor | None = None,
     ) -> AttentionOutput:

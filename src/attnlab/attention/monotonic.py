@@ -62,8 +62,9 @@ def monotonic_attention(p_choose: Tensor, previous_attention: Tensor, mode: str 
 
     ``mode`` is ``"recursive"`` (the exact recurrence, a loop over Lk), ``"parallel"`` (the
     same recurrence as a prefix scan in ceil(log2 Lk) passes; equal within rounding) or ``"hard"``
-    (``p_choose`` must be 0/1: a one-hot row at the first chosen j at or after the previous
-    attention, or zeros). ``previous_attention`` of the first output step is one-hot at 0.
+    (``p_choose`` 0/1 and ``previous_attention`` one-hot or zeros, as hard mode gives: a
+    one-hot row at the first chosen j at or after the previous position, or zeros).
+    ``previous_attention`` of the first output step is one-hot at 0.
     """
     if mode not in MODES:
         raise AttnlabError(f"mode must be one of {MODES}, got {mode!r}")
@@ -90,9 +91,11 @@ def monotonic_attention(p_choose: Tensor, previous_attention: Tensor, mode: str 
     if mode == "parallel":
         one_minus_shifted = F.pad(1 - p_choose[:, :-1], (1, 0), value=1.0)  # (B, Lk): 1 - p_{j-1}
         return p_choose * linear_recurrence(one_minus_shifted, previous_attention)
-    # hard: drop the chances before the previous position, keep only the first chosen one
+    # hard: drop the chances before the previous position, keep only the first chosen one (on 0/1
+    # values TFA's exclusive cumprod of 1 - p; a count of earlier choices, which ONNX can export)
     p_choose = p_choose * torch.cumsum(previous_attention, dim=1)
-    return p_choose * torch.cumprod(torch.cat([torch.ones_like(p_choose[:, :1]), 1 - p_choose[:, :-1]], 1), 1)
+    chosen_before = torch.cumsum(p_choose, dim=1) - p_choose  # (B, Lk)
+    return p_choose * (chosen_before == 0).to(p_choose.dtype)
 
 
 def initial_alignment(batch: int, length: int, *, dtype=torch.float32, device=None) -> Tensor:

@@ -59,8 +59,8 @@ def sparsemax(scores: Tensor) -> Tensor:
 
 def hardmax(scores: Tensor) -> Tensor:
     """One-hot weights at the best allowed key (no gradient); all-zero for fully blocked rows."""
-    index = scores.argmax(dim=-1)
-    one_hot = F.one_hot(index, scores.shape[-1]).to(scores.dtype)
+    index = scores.argmax(dim=-1, keepdim=True)  # (..., 1)
+    one_hot = torch.zeros_like(scores).scatter(-1, index, 1.0)  # not F.one_hot: its class count would fix Lk in a traced graph
     return one_hot * torch.isfinite(scores).any(dim=-1, keepdim=True)
 
 

@@ -201,7 +201,7 @@ class Seq2Seq(PretrainedModel):
     def start(self, src_ids: Tensor) -> Seq2SeqState:
         """Encode the source once and set up the first decoder step."""
         memory, mask, rnn_state = self.encode(src_ids)
-        feed = memory.new_zeros(len(memory), self.feed_dim)
+        feed = memory.new_zeros(memory.shape[0], self.feed_dim)  # shape, not len(): a traced graph keeps B dynamic
         return Seq2SeqState(rnn_state, self.attention.init_state(memory, mask), feed)
 
     def _decode_step(self, tokens: Tensor, state: Seq2SeqState):
