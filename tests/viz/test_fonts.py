@@ -95,3 +95,27 @@ def test_latin_labels_never_look_for_a_font(tmp_path: Path, capsys, monkeypatch)
     assert path.read_bytes()[:4] == b"\x89PNG" and capsys.readouterr().err == ""
     with fonts.fonts_for(ENGLISH):
         assert matplotlib.rcParams["font.family"] == before
+
+
+@pytest.mark.parametrize("figure", ["attention_heatmap", "head_grid", "axes made before"])
+def test_heatmaps_of_reports_draw_chinese_too(figure, fresh_lookup):
+    """The translator's HTML report and `attnlab compare` draw with viz.heatmap: labels set
+    on an axes made before (its tick labels and title were made with it) get the font too."""
+    from attnlab.viz.heatmap import attention_heatmap, draw_heatmap, figure_png, head_grid, plt
+
+    family = cjk_font()
+    weights = torch.rand(2, 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if figure == "attention_heatmap":
+            fig = attention_heatmap(weights, ENGLISH[:3], CHINESE[:2], title="打开文件")
+        elif figure == "head_grid":
+            fig = head_grid(weights[None].expand(2, 2, 3), ENGLISH[:3], CHINESE[:2])
+        else:
+            fig, ax = plt.subplots()
+            draw_heatmap(ax, weights, ENGLISH[:3], CHINESE[:2], title="打开文件")
+        labels = [t for ax in fig.axes for t in ax.get_yticklabels() if t.get_text() in CHINESE]
+        assert labels and all(family in t.get_fontfamily() for t in labels)
+        png = figure_png(fig)
+    assert png[:4] == b"\x89PNG"
+    assert glyph_warnings(caught) == []

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 
 import matplotlib
 from matplotlib import font_manager, ft2font
+from matplotlib.text import Text
 
 INSTALL = "apt-get install fonts-noto-cjk (or fonts-wqy-microhei); other scripts: fonts-noto"
 LAST_RESORT = "Last Resort"  # Matplotlib's font of placeholder boxes: it "has" every character
@@ -110,3 +111,13 @@ def fonts_for(texts: Iterable[str]) -> Iterator[None]:
         if lacking:  # said once above, not once a glyph
             warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
         yield
+
+
+def fit_fonts(artists: Iterable[Text]) -> None:
+    """Give texts already made (an existing axes' title and tick labels, made when the axes
+    was) the fonts :func:`fonts_for` would have given them: they keep them when drawn."""
+    artists = list(artists)
+    with fonts_for(artist.get_text() for artist in artists):
+        families = list(matplotlib.rcParams["font.family"])
+    for artist in artists:
+        artist.set_fontfamily(families)

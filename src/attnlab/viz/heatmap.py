@@ -21,9 +21,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from attnlab.errors import AttnlabError  # noqa: E402
+from attnlab.viz.fonts import fit_fonts, fonts_for  # noqa: E402
 
 CELL_INCHES = 0.32
 
@@ -58,6 +60,7 @@ def draw_heatmap(
     ax.imshow(weights.detach().float().cpu().numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(lk), labels=list(key_labels), rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(lq), labels=list(query_labels), fontsize=8)
+    fit_fonts([ax.title, *ax.get_xticklabels(), *ax.get_yticklabels()])  # Chinese labels: a font that has them
     for key, query in gold:
         ax.add_patch(Rectangle((key - 0.5, query - 0.5), 1, 1, fill=False, edgecolor="crimson", linewidth=1.2))
 
@@ -104,10 +107,12 @@ def head_grid(
 
 
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes; the figure is closed (its memory freed)."""
+    """The figure as PNG bytes; the figure is closed (its memory freed). Texts in scripts
+    the default font lacks (Chinese, ...) are drawn in an installed font that has them."""
     buffer = io.BytesIO()
     try:
-        fig.savefig(buffer, format="png", dpi=dpi)
+        with fonts_for(text.get_text() for text in fig.findobj(Text)):
+            fig.savefig(buffer, format="png", dpi=dpi)
     finally:
         plt.close(fig)
     return buffer.getvalue()
