@@ -43,7 +43,7 @@ def fresh_lookup(monkeypatch):
 def cjk_font() -> str:
     family, lacking = fonts.font_covering("打开文件")
     if lacking:
-        pytest.skip(f"no installed font has 打开文件 (make dev installs fonts-wqy-microhei; or {fonts.INSTALL})")
+        pytest.skip(f"no installed font has 打开文件 (make test's set-up installs fonts-wqy-microhei; or {fonts.INSTALL})")
     return family
 
 
