@@ -43,7 +43,8 @@ def test_translate_with_onnx_runtime_prints_the_same(tmp_path, capsys, kind):
     if kind == "transformer":
         model = Transformer(dataclasses.replace(TRANSFORMER_PRESETS["tiny"], **sizes))
     else:
-        model = Seq2Seq(dataclasses.replace(SEQ2SEQ_PRESETS["tiny"], **sizes, bos_id=tgt_tok.bos_id, eos_id=tgt_tok.eos_id))
+        model = Seq2Seq(dataclasses.replace(SEQ2SEQ_PRESETS["tiny"], **sizes, bos_id=tgt_tok.bos_id, eos_id=tgt_tok.eos_id,
+                                            cell="lstm", attention="location"))  # (h, c) and attention state
     ckpt = tmp_path / "mt"
     with torch.no_grad():  # peaked distributions: no near-ties for 1e-6 differences to flip
         model.output_proj.weight.mul_(8)

@@ -214,16 +214,6 @@ def test_seq2seq_search_gives_the_same_tokens(seq2seq, beam_size):
     assert (got.scores - expected.scores).abs().max() < ATOL
 
 
-@pytest.mark.parametrize("attention, words", [("location", "not exported to ONNX yet"), ("coverage", "not exported")])
-def test_seq2seq_mechanisms_not_exported_say_why(tmp_path, attention, words):
-    config = dataclasses.replace(SEQ2SEQ_PRESETS["tiny"], src_vocab_size=20, tgt_vocab_size=20, attention=attention)
-    Seq2Seq(config).save_pretrained(tmp_path / "ckpt")
-    with pytest.raises(AttnlabError, match=words) as error:
-        export_onnx(tmp_path / "ckpt", tmp_path / "out")
-    assert "\n" not in str(error.value)
-    assert not (tmp_path / "out").exists()  # nothing half-written
-
-
 def test_sampled_hard_attention_is_refused_with_the_reason():
     from attnlab.export.seq2seq import seq2seq_graphs
 
