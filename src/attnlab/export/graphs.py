@@ -155,6 +155,19 @@ def causal_allowed(length: int, past: int, keys: Tensor | None, device: torch.de
 
 
 # --- GPT ------------------------------------------------------------------------------
+def tied_lookup(table: Tensor, ids: Tensor) -> Tensor:
+    """Embedding rows read from the transposed table ``(D, V)``: ``ids (B, L) -> (B, L, D)``.
+
+    GPT ties its output map to the token embedding. Written as ``embedding(ids, W)`` and
+    ``h @ W^T``, the graph would need ``W`` in two layouts, and ONNX Runtime would build
+    the transposed one in every session (a second copy of the largest tensor). Reading
+    columns of ``W^T`` instead leaves one constant, folded once at export time and shared
+    by every graph and session."""
+    b, length = ids.shape
+    columns = table.index_select(1, ids.reshape(-1))  # (D, B*L)
+    return columns.reshape(-1, b, length).permute(1, 2, 0)  # (B, L, D)
+
+
 class GPTGraph(nn.Module):
     """GPT with its KV cache as tensors. ``prefill`` runs a (left-padded) prompt; ``decode``
     appends ``L`` new tokens (one while generating) to a cache of ``P`` tokens."""
@@ -167,7 +180,8 @@ class GPTGraph(nn.Module):
         m = self.model
         b, length = input_ids.shape
         p = past[0].shape[2] if past else 0
-        h = F.embedding(input_ids, m.token_embedding.weight) + F.embedding(position_ids, m.positions.embedding.weight)
+        table = m.lm_head_weight.t()  # (D, V): the tied table in the one layout both uses read (see tied_lookup)
+        h = tied_lookup(table, input_ids) + F.embedding(position_ids, m.positions.embedding.weight)
         allowed = causal_allowed(length, p, keys, input_ids.device)
         present = []
         for i, block in enumerate(m.blocks):
@@ -176,7 +190,7 @@ class GPTGraph(nn.Module):
             h, k, v = cached_self_block(block, h, pk, pv, allowed, residuals=(block.attn_residual,))
             h = residual(block.ffn_residual, h, lambda x, f=block.ffn: feed_forward(f, x))
             present.extend((k, v))
-        logits = F.linear(m.final_norm(h), m.lm_head_weight)  # (B, L, V)
+        logits = m.final_norm(h) @ table  # (B, L, V)
         return (logits, *present)
 
     def prefill(self, input_ids: Tensor, attention_mask: Tensor):

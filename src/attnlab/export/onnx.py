@@ -4,7 +4,9 @@
       export.json          format version, attnlab version, model type, opset, exporter,
                            every graph's inputs/outputs (name, dtype, shape with named
                            dynamic axes), and how to run the generation loop
-      *.onnx               one file per graph (see below)
+      *.onnx               one file per graph (see below), small: no weights inside
+      weights.data         every graph's weights, each distinct tensor once
+                           (``attnlab.export.weights``; the graphs point into it)
       tokenizer files      copied from the checkpoint (config.json too)
 
 Graphs per model (``attnlab.export.graphs`` builds them from the model's weights):
@@ -38,13 +40,14 @@ from torch import Tensor, nn
 import attnlab
 from attnlab.errors import AttnlabError
 from attnlab.export.spec import Exported, Graph
+from attnlab.export.weights import WEIGHTS_FILE, share_weights
 from attnlab.io import read_json, write_json
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one weights.data shared by the graphs (1: weights inside each .onnx)
 DEFAULT_OPSET = 18
 MANIFEST = "export.json"
 # what is not copied from the checkpoint into the export folder
-_SKIPPED = ("*.safetensors", "*.pt", "*.pth", "*.bin", "*.ckpt", "*.onnx", "*.onnx.data", "trainer_state.json", MANIFEST)
+_SKIPPED = ("*.safetensors", "*.pt", "*.pth", "*.bin", "*.ckpt", "*.onnx", "*.onnx.data", WEIGHTS_FILE, "trainer_state.json", MANIFEST)
 _SKIPPED_DIRS = ("checkpoints", "checkpoint", "optimizer", "logs", "runs", "__pycache__", "viz", "explore")
 DYNAMIC = torch.export.Dim.DYNAMIC
 
@@ -75,6 +78,7 @@ def export_onnx(ckpt_dir: str | Path, out_dir: str | Path, *, opset: int | None 
         graphs = {}
         for graph in exported.graphs:
             graphs[graph.name] = _export_graph(graph, work / f"{graph.name}.onnx", opset)
+        weights = share_weights(work, [g["file"] for g in graphs.values()])
         _copy_tokenizer(ckpt_dir, work)
         manifest = {
             "format": "attnlab-onnx",
@@ -84,6 +88,7 @@ def export_onnx(ckpt_dir: str | Path, out_dir: str | Path, *, opset: int | None 
             "model_type": model_type,
             "opset": opset,
             "graphs": graphs,
+            "weights": weights,
             **exported.info,
         }
         write_json(work / MANIFEST, manifest)
@@ -128,9 +133,9 @@ def _export_graph(graph: Graph, path: Path, opset: int) -> dict:
                 raise _Skip
             program = torch.onnx.export(
                 graph.module, graph.example, input_names=graph.inputs, output_names=graph.outputs,
-                opset_version=opset, dynamo=True, dynamic_shapes=dynamic_shapes, external_data=False, verbose=False,
+                opset_version=opset, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False,
             )
-            program.save(str(path), external_data=False)
+            program.save(str(path), external_data=True)  # no 2 GB limit; share_weights gathers the data
         except Exception as error:  # noqa: BLE001 - every exporter failure takes the fallback, stated
             if not isinstance(error, _Skip):
                 exporter, reason = "torchscript", f"the dynamo exporter failed: {_root_cause(error)}"
@@ -222,7 +227,7 @@ def _gpt(model: nn.Module) -> Exported:
     new = 1 + 1  # the example decodes two tokens so the length axis stays dynamic
     decode = Graph(
         "decode", method(graph, "decode"),
-        (ids[:, :new], torch.full((b, new), past) + torch.arange(new), torch.ones(b, past + new, dtype=torch.long), *kv),
+        (ids[:, :new].contiguous(), torch.full((b, new), past) + torch.arange(new), torch.ones(b, past + new, dtype=torch.long), *kv),
         ["input_ids", "position_ids", "attention_mask", *past_names], ["logits", *present],
         {"input_ids": {0: "batch", 1: "length"}, "position_ids": {0: "batch", 1: "length"},
          "attention_mask": {0: "batch", 1: "past + length"}, "logits": {0: "batch", 1: "length"},

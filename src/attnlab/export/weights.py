@@ -1,0 +1,110 @@
+"""One weights file shared by every graph of an export folder.
+
+The exporter writes each graph with its own copy of the weights (GPT's ``prefill`` and
+``decode`` both hold the model). :func:`share_weights` moves every initializer of at
+least ``MIN_BYTES`` into one file, ``weights.data``, once per distinct content: tensors
+are matched by their bytes and element type, not their names (two graphs name the same
+parameter differently, e.g. a transposed weight folded by the exporter as ``val_86`` in
+one and ``val_89`` in the other). Each graph's initializer then points into the file
+with ONNX's external-data fields (``location``, ``offset``, ``length``), so any ONNX
+reader loads it; ONNX Runtime resolves ``location`` relative to the ``.onnx`` file.
+
+    file layout: tensor 0 | pad | tensor 1 | pad | ...   offsets aligned to ALIGN bytes
+                 (MAP_ALIGN for tensors of MAP_BYTES or more, as ``onnx``'s own external-data
+                 writer aligns them: ONNX Runtime memory-maps external data at offsets
+                 aligned to the allocation granularity instead of reading it)
+
+Memory-mapped, the file's pages are one copy however many sessions (or processes) load
+the graphs, as long as each session uses the weights as stored: every constant transpose
+is folded at export time (see ``graphs.tied_lookup``), and the runtime turns off ONNX
+Runtime's per-session repacking of MatMul weights when a folder has several graphs
+(``attnlab.export.runtime.Session``). :func:`check_weights` verifies the file against
+the manifest's size and SHA-256 before a runtime loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from attnlab.errors import AttnlabError
+
+WEIGHTS_FILE = "weights.data"
+MIN_BYTES = 1024  # smaller tensors (shapes, scalars, norms of tiny models) stay in the graph
+ALIGN, MAP_ALIGN, MAP_BYTES = 64, 1 << 16, 1 << 20
+
+
+def share_weights(folder: Path, graph_files: list[str]) -> dict:
+    """Rewrite ``graph_files`` in ``folder`` so that their large initializers live once in
+    ``folder / WEIGHTS_FILE``; the manifest entry ``{"file", "bytes", "sha256", "tensors"}``.
+    Graphs may arrive with their own external data (``<graph>.onnx.data``): it is read and
+    removed."""
+    import onnx
+
+    offsets: dict[tuple[int, bytes], int] = {}  # (element type, content digest) -> offset
+    digest = hashlib.sha256()
+    with open(folder / WEIGHTS_FILE, "wb") as out:
+        for name in graph_files:
+            path = folder / name
+            model = onnx.load(str(path), load_external_data=True)
+            for tensor in model.graph.initializer:
+                data = _tensor_bytes(tensor)
+                if len(data) < MIN_BYTES:
+                    continue
+                key = (tensor.data_type, hashlib.sha256(data).digest())
+                if key not in offsets:
+                    offsets[key] = _pad_to(out, digest, MAP_ALIGN if len(data) >= MAP_BYTES else ALIGN)
+                    out.write(data)
+                    digest.update(data)
+                _point_to_file(tensor, offsets[key], len(data))
+            for leftover in folder.glob(f"{name}*.data"):  # the exporter's per-graph file
+                leftover.unlink()
+            onnx.save_model(model, str(path))
+        size = out.tell()
+    return {"file": WEIGHTS_FILE, "bytes": size, "sha256": digest.hexdigest(), "tensors": len(offsets)}
+
+
+def _tensor_bytes(tensor) -> bytes:
+    from onnx import numpy_helper
+
+    if tensor.HasField("raw_data"):
+        return tensor.raw_data
+    return numpy_helper.to_array(tensor).tobytes()
+
+
+def _pad_to(out, digest, align: int) -> int:
+    """Zero-pad ``out`` to a multiple of ``align``; the new offset."""
+    pad = -out.tell() % align
+    out.write(b"\0" * pad)
+    digest.update(b"\0" * pad)
+    return out.tell()
+
+
+def _point_to_file(tensor, offset: int, length: int) -> None:
+    from onnx import TensorProto
+
+    for field in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data"):
+        tensor.ClearField(field)
+    del tensor.external_data[:]
+    for key, value in (("location", WEIGHTS_FILE), ("offset", str(offset)), ("length", str(length))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    tensor.data_location = TensorProto.EXTERNAL
+
+
+def check_weights(folder: Path, entry: dict) -> Path:
+    """``folder / entry["file"]``, checked against the manifest's size and SHA-256: a
+    missing, truncated or altered file is one line naming it."""
+    path = folder / entry["file"]
+    if not path.is_file():
+        raise AttnlabError(f"{path}: the export's weights file is missing (export the checkpoint again)")
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        raise AttnlabError(f"{path}: {size} bytes, the export wrote {entry['bytes']} (truncated or replaced; export again)")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    if digest.hexdigest() != entry["sha256"]:
+        raise AttnlabError(f"{path}: contents differ from what the export wrote (SHA-256 mismatch; export again)")
+    return path
