@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow  # fourteen exports
 from test_onnx import ATOL, _close, _export, _sources  # noqa: E402
 
 from attnlab.evaluation.decoding import decode  # noqa: E402
-from attnlab.export.seq2seq import _tensors  # noqa: E402
+from attnlab.export.seq2seq import state_tensors  # noqa: E402
 from attnlab.models import Seq2Seq  # noqa: E402
 from attnlab.models.seq2seq import SEQ2SEQ_PRESETS  # noqa: E402
 from attnlab.models.seq2seq_attention import ATTENTION_NAMES  # noqa: E402
@@ -68,7 +68,7 @@ def test_encoder_state_equals_pytorch_at_unseen_lengths(seq2seq, batch, length):
     src = _sources(batch, length, SRC_VOCAB)
     out = rt.sessions["encoder"].run(src_ids=src)
     with torch.no_grad():
-        expected = _tensors(model.start(src), list(out))
+        expected = state_tensors(model.start(src), list(out))
     for name, value in zip(out, expected):
         _close(out[name], value)
 
@@ -89,7 +89,7 @@ def test_every_step_equals_pytorch(seq2seq, batch, src_len, tgt_len):
         with torch.no_grad():
             _, state = model.step(tgt[:, t], state)
         _close(log_probs, expected[:, t])
-        for name, value in zip(names, _tensors(state, names)):
+        for name, value in zip(names, state_tensors(state, names)):
             _close(onnx_state.arrays[name], value)
 
 

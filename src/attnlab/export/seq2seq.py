@@ -48,7 +48,7 @@ def rnn_names(model: nn.Module) -> list[str]:
     return ["h", "c"] if model.config.cell == "lstm" else ["h"]
 
 
-def _tensors(state: Seq2SeqState, names: list[str]) -> tuple[Tensor, ...]:
+def state_tensors(state: Seq2SeqState, names: list[str]) -> tuple[Tensor, ...]:
     """``state`` as the tensors called ``names`` (see the module docstring)."""
     a = state.attention
     rnn = state.rnn if isinstance(state.rnn, tuple) else (state.rnn,)
@@ -66,7 +66,7 @@ class Seq2SeqEncoderGraph(nn.Module):
         self.model, self.names = model, names
 
     def forward(self, src_ids: Tensor) -> tuple[Tensor, ...]:
-        return _tensors(self.model.start(src_ids), self.names)
+        return state_tensors(self.model.start(src_ids), self.names)
 
 
 class Seq2SeqDecoderGraph(nn.Module):
@@ -86,7 +86,7 @@ class Seq2SeqDecoderGraph(nn.Module):
         )
         state = Seq2SeqState(rnn if len(rnn) == 2 else rnn[0], attention, s["feed"])
         log_probs, state = m.step(input_ids[:, 0], state)  # (N, V)
-        return log_probs[:, None], *_tensors(state, [*rnn_names(m), *UPDATED])
+        return log_probs[:, None], *state_tensors(state, [*rnn_names(m), *UPDATED])
 
 
 def seq2seq_graphs(model: nn.Module) -> Exported:
@@ -123,7 +123,7 @@ def seq2seq_graphs(model: nn.Module) -> Exported:
     state_names = [*rnn, *UPDATED, "memory", "src_mask", *extra]
     # distinct tensors: torch.export traces inputs that share storage (previous and cumulative
     # start as one zeros tensor) as one input
-    example = {n: t.clone() for n, t in zip(enc_outputs, _tensors(state0, enc_outputs))}
+    example = {n: t.clone() for n, t in zip(enc_outputs, state_tensors(state0, enc_outputs))}
     example.update(feed=torch.randn(b, model.feed_dim), src_mask=(src != c.pad_id).long())
     dec_outputs = ["log_probs", *(f"next.{n}" for n in [*rnn, *UPDATED])]
     dec_axes = {"input_ids": {0: "batch"}, **{n: axes[n] for n in enc_outputs if n != "memory"}, "memory": bs,
