@@ -327,13 +327,12 @@ def test_existing_output_folder_is_not_replaced(gpt, tmp_path):
 
 
 def test_model_types_without_export_say_so(tmp_path):
-    from attnlab.models.gat import HAN, HANConfig
-
-    HAN(HANConfig(in_dim=4, hidden_dim=4, heads=2, num_classes=2, num_metapaths=2)).save_pretrained(tmp_path / "han")
-    with pytest.raises(AttnlabError, match="'han' model cannot be exported to ONNX"):
-        export_onnx(tmp_path / "han", tmp_path / "out")
+    (tmp_path / "other").mkdir()
+    write_json(tmp_path / "other" / "config.json", {"model_type": "mamba"})
+    with pytest.raises(AttnlabError, match="'mamba' model cannot be exported to ONNX"):
+        export_onnx(tmp_path / "other", tmp_path / "out")
     with pytest.raises(AttnlabError, match="opset"):
-        export_onnx(tmp_path / "han", tmp_path / "out", opset=9)
+        export_onnx(tmp_path / "other", tmp_path / "out", opset=9)
 
 
 def test_onnx_files_are_plain_onnx(gpt):

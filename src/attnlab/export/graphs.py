@@ -12,7 +12,7 @@ tensor operations, with the state passed in and returned:
     Transformer  encoder(src)                             -> memory, cross K/V per layer
                  decoder(ids, src_mask, past K/V, cross K/V) -> log-probs, present K/V
     BERT, ViT    one graph, every output the head has
-    GAT          one graph on (x, edge_index), attention dense over (N, N)
+    GAT, HAN     :mod:`attnlab.export.gnn` (attention dense over (N, N))
 
 Masks follow attnlab's convention (True = may attend) and are applied with ``where``
 (a large negative score, not ``-inf``: a row with no allowed key then averages instead
@@ -355,49 +355,3 @@ def vit_outputs(model: nn.Module) -> list[str]:
     return ["last_hidden_state"] + (["pooler_output"] if model.pooler is not None else []) + (
         ["logits"] if model.classifier is not None else []
     )
-
-
-# --- GAT ------------------------------------------------------------------------------
-class GATGraph(nn.Module):
-    """GAT node classification, attention dense over an ``(N, N)`` adjacency built in the
-    graph from ``edge_index (2, E)`` (self-loops added, duplicate edges counted once):
-    ``x (N, F)`` -> ``logits (N, C)``. Memory grows as ``H N^2``: fine for graphs of a
-    few thousand nodes, not for large ones."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        for conv in model.convs:
-            if conv.lin_edge is not None or conv.res is not None or not isinstance(conv.in_dim, int):
-                raise AttnlabError("ONNX export of GAT: edge features, residual and bipartite layers are not exported")
-
-    def forward(self, x: Tensor, edge_index: Tensor):
-        n = x.shape[0]
-        adjacency = torch.zeros(n, n, dtype=torch.bool, device=x.device)
-        adjacency = adjacency.index_put((edge_index[1], edge_index[0]), torch.ones_like(edge_index[0], dtype=torch.bool))
-        nodes = torch.arange(n, device=x.device)
-        with_loops = adjacency | (nodes[:, None] == nodes[None, :])  # (N_dst, N_src), self-loops
-        convs = self.model.convs
-        for i, conv in enumerate(convs):
-            x = self._conv(conv, x, with_loops if conv.add_self_loops else adjacency)
-            if i < len(convs) - 1:
-                x = F.elu(x)
-        return x
-
-    @staticmethod
-    def _conv(conv: nn.Module, x: Tensor, adjacency: Tensor) -> Tensor:
-        heads, c = conv.heads, conv.out_dim
-        h_src = _linear(x, conv.lin_src).view(-1, heads, c)  # (N, H, C)
-        h_dst = _linear(x, conv.lin_dst).view(-1, heads, c)
-        if conv.v2:
-            hidden = h_dst.transpose(0, 1)[:, :, None] + h_src.transpose(0, 1)[:, None]  # (H, N_dst, N_src, C)
-            scores = (F.leaky_relu(hidden, conv.negative_slope) * conv.att[:, None, None]).sum(-1)
-        else:
-            s_src = (h_src * conv.att_src).sum(-1).t()  # (H, N)
-            s_dst = (h_dst * conv.att_dst).sum(-1).t()
-            scores = F.leaky_relu(s_dst[:, :, None] + s_src[:, None, :], conv.negative_slope)  # (H, N_dst, N_src)
-        scores = scores.masked_fill(~adjacency, torch.finfo(scores.dtype).min)
-        out = scores.softmax(-1) @ h_src.transpose(0, 1)  # (H, N, C)
-        out = out.transpose(0, 1)  # (N, H, C)
-        out = out.reshape(-1, heads * c) if conv.concat else out.mean(dim=1)
-        return out if conv.bias is None else out + conv.bias

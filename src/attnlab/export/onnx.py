@@ -17,6 +17,7 @@ Graphs per model (``attnlab.export.graphs`` builds them from the model's weights
     bert         model.onnx                     (every output its head has)
     vit          model.onnx                     (fixed image size, dynamic batch)
     gat          model.onnx                     (dense attention over N nodes)
+    han          model.onnx                     (one edge_index.p per meta-path; dense, as GAT)
 
 The exporter is PyTorch's recommended one, ``torch.onnx.export(..., dynamo=True)``; a
 graph it cannot export falls back to the TorchScript exporter and ``export.json`` says
@@ -123,8 +124,9 @@ def read_manifest(export_dir: str | Path) -> dict:
 def _export_graph(graph: Graph, path: Path, opset: int) -> dict:
     """Export with the dynamo exporter (TorchScript's as the stated fallback); the manifest entry."""
     dynamic_shapes = tuple({d: DYNAMIC for d in graph.axes.get(name, {})} or None for name in graph.inputs)
-    if _takes_varargs(graph.module):  # forward(*args): one entry, the tuple of arguments
-        dynamic_shapes = (dynamic_shapes,)
+    fixed = _fixed_arguments(graph.module)
+    if fixed is not None:  # forward(a, b, *args): one entry per named argument, then the tuple of the rest
+        dynamic_shapes = (*dynamic_shapes[:fixed], dynamic_shapes[fixed:])
     exporter, reason = graph.exporter, graph.reason
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -168,9 +170,11 @@ def _root_cause(error: BaseException) -> str:
     return f"{type(error).__name__}: {(lines[0] if lines else '')[:400]}"
 
 
-def _takes_varargs(module: nn.Module) -> bool:
-    parameters = inspect.signature(module.forward).parameters.values()
-    return any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+def _fixed_arguments(module: nn.Module) -> int | None:
+    """How many named arguments ``module.forward`` takes before ``*args``; None without ``*args``."""
+    parameters = list(inspect.signature(module.forward).parameters.values())
+    kinds = [p.kind for p in parameters]
+    return kinds.index(inspect.Parameter.VAR_POSITIONAL) if inspect.Parameter.VAR_POSITIONAL in kinds else None
 
 
 def _describe(name: str, t: Tensor, axes: dict[int, str]) -> dict:
@@ -327,17 +331,33 @@ def _vit(model: nn.Module) -> Exported:
     return Exported([graph], info)
 
 
+_DENSE_NOTE = ("attention is dense over the nodes (an (H, N, N) score matrix): any graph size runs, "
+               "memory grows as N^2 (a few thousand nodes); duplicate edges count once")
+_EDGES = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 2], [1, 2, 3, 4, 5, 6, 0, 5]])  # an example graph of 7 nodes
+
+
 def _gat(model: nn.Module) -> Exported:
-    from attnlab.export.graphs import GATGraph
+    from attnlab.export.gnn import GATGraph
 
     c = model.config
-    x = torch.randn(7, c.in_dim)
-    edges = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 2], [1, 2, 3, 4, 5, 6, 0, 5]])
     axes = {"x": {0: "nodes"}, "edge_index": {1: "edges"}, "logits": {0: "nodes"}}
-    graph = Graph("model", GATGraph(model).eval(), (x, edges), ["x", "edge_index"], ["logits"], axes)
+    graph = Graph("model", GATGraph(model).eval(), (torch.randn(7, c.in_dim), _EDGES), ["x", "edge_index"], ["logits"], axes)
     info = {"config": {"in_dim": c.in_dim, "num_classes": c.num_classes},
-            "note": "attention is dense over the nodes (an (H, N, N) score matrix): any graph size runs, "
-                    "memory grows as N^2 (a few thousand nodes); duplicate edges count once"}
+            "note": _DENSE_NOTE}
+    return Exported([graph], info)
+
+
+def _han(model: nn.Module) -> Exported:
+    from attnlab.export.gnn import HANGraph
+
+    c = model.config
+    names = [f"edge_index.{p}" for p in range(c.num_metapaths)]
+    edges = tuple(_EDGES[:, : 8 - p % 7].contiguous() for p in range(c.num_metapaths))  # unequal edge counts
+    axes = {"x": {0: "nodes"}, "logits": {0: "nodes"}, **{name: {1: f"edges.{p}"} for p, name in enumerate(names)}}
+    graph = Graph("model", HANGraph(model).eval(), (torch.randn(7, c.in_dim), *edges), ["x", *names],
+                  ["logits", "semantic_weights"], axes)
+    info = {"config": {"in_dim": c.in_dim, "num_classes": c.num_classes, "num_metapaths": c.num_metapaths},
+            "note": _DENSE_NOTE}
     return Exported([graph], info)
 
 
@@ -363,4 +383,5 @@ EXPORTERS: dict[str, tuple[Callable[[Path], nn.Module], Callable[[nn.Module], Ex
     "bert": (_loader("BERT"), _bert),
     "vit": (_loader("ViT"), _vit),
     "gat": (_loader("GAT"), _gat),
+    "han": (_loader("HAN"), _han),
 }

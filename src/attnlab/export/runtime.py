@@ -6,6 +6,7 @@
     rt.fill_mask("the [MASK] sat")     # BERT with an MLM head; rt.classify(texts) with a classifier
     rt.classify(pixel_values)          # ViT
     rt(x, edge_index).logits           # GAT
+    rt(x, [edge_index_p, ...]).logits  # HAN (and .semantic_weights)
 
 The ONNX graphs compute the model; the loops around them are attnlab's own: each
 runtime implements the small protocol a PyTorch model offers to the decoding code
@@ -359,9 +360,21 @@ class GATRuntime(_Runtime):
         return SimpleNamespace(logits=torch.from_numpy(out["logits"]))
 
 
+class HANRuntime(_Runtime):
+    """HAN in ONNX Runtime: ``rt(x (N, F), [edge_index_p (2, E_p), ...])`` -> ``logits (N, C)``,
+    ``semantic_weights (P,)``."""
+
+    def __call__(self, x: Tensor, metapath_edges: list[Tensor]):
+        if len(metapath_edges) != self.config.num_metapaths:
+            raise AttnlabError(f"expected {self.config.num_metapaths} meta-path graphs, got {len(metapath_edges)}")
+        edges = {f"edge_index.{p}": e.long() for p, e in enumerate(metapath_edges)}
+        out = self.sessions["model"].run(x=x.float(), **edges)
+        return SimpleNamespace(**{name: torch.from_numpy(value) for name, value in out.items()})
+
+
 RUNTIMES = {
     "gpt2": GPTRuntime, "transformer": TranslatorRuntime, "seq2seq": TranslatorRuntime,
-    "bert": BERTRuntime, "vit": ViTRuntime, "gat": GATRuntime,
+    "bert": BERTRuntime, "vit": ViTRuntime, "gat": GATRuntime, "han": HANRuntime,
 }
 
 
