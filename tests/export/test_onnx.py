@@ -223,12 +223,15 @@ def test_sampled_hard_attention_is_refused_with_the_reason():
 
 
 # --- BERT -------------------------------------------------------------------------------
-@pytest.fixture(scope="module", params=["pretraining", "classifier"])
+@pytest.fixture(scope="module", params=[("pretraining", "absolute"), ("classifier", "absolute"),
+                                        ("mlm", "relative_key"), ("classifier", "relative_key_query")])
 def bert(request, tmp_path_factory):
     torch.manual_seed(0)
-    labels = ["a", "b", "c"] if request.param == "classifier" else []
-    config = bert_config("tiny", vocab_size=97, head=request.param, labels=labels, dropout=0.0, attention_dropout=0.0)
-    return _export(BERT(config), tmp_path_factory, f"bert_{request.param}")
+    head, positions = request.param
+    labels = ["a", "b", "c"] if head == "classifier" else []
+    config = bert_config("tiny", vocab_size=97, head=head, labels=labels, dropout=0.0, attention_dropout=0.0,
+                         position_embedding_type=positions)
+    return _export(BERT(config), tmp_path_factory, f"bert_{head}_{positions}")
 
 
 @pytest.mark.parametrize("batch, length", [(1, 4), (3, 13)])

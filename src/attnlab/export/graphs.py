@@ -67,14 +67,32 @@ def _merge_heads(x: Tensor) -> Tensor:
     return x.transpose(1, 2).reshape(b, length, h * dh)  # (B, L, D)
 
 
-def attend(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, scale: float | None = None) -> Tensor:
-    """softmax(q k^T * scale, masked) v (scale = 1/sqrt(Dh) by default): ``q (B, H, Lq, Dh)``,
-    ``k, v (B, H, Lk, Dh)``, ``allowed`` bool broadcastable to ``(B, H, Lq, Lk)`` -> ``(B, H, Lq, Dh)``."""
+def attend(
+    q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, scale: float | None = None, bias: Tensor | None = None
+) -> Tensor:
+    """softmax(q k^T * scale + bias, masked) v (scale = 1/sqrt(Dh) by default): ``q (B, H, Lq, Dh)``,
+    ``k, v (B, H, Lk, Dh)``, ``allowed`` bool and ``bias`` float broadcastable to ``(B, H, Lq, Lk)``
+    -> ``(B, H, Lq, Dh)``."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     scores = (q * scale) @ k.transpose(-2, -1)  # (B, H, Lq, Lk)
+    if bias is not None:
+        scores = scores + bias
     if allowed is not None:
         scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
     return scores.softmax(dim=-1) @ v
+
+
+def relative_bias(attn: nn.Module, q: Tensor, k: Tensor) -> Tensor | None:
+    """BERT's relative-position scores (``RelativePositionAttention``), None for other
+    attention: ``(q_i · r_{i-j} [+ k_j · r_{i-j}]) / sqrt(Dh)``, ``(B, H, L, L)``."""
+    if not hasattr(attn, "distance"):
+        return None
+    position = torch.arange(q.shape[2], device=q.device)
+    table = F.embedding(position[:, None] - position[None, :] + attn.max_positions - 1, attn.distance.weight)  # (L, L, Dh)
+    bias = torch.einsum("bhld,lrd->bhlr", q, table)
+    if attn.key_query:
+        bias = bias + torch.einsum("bhrd,lrd->bhlr", k, table)
+    return bias * q.shape[-1] ** -0.5
 
 
 def project_kv(attn: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -101,7 +119,7 @@ def attention(
     """``attn``'s output for queries ``x (B, Lq, D)`` on per-head ``k, v (B, H, Lk, Dh)``."""
     q = _split_heads(_linear(x, attn.q_proj), attn.num_heads)  # (B, H, Lq, Dh)
     scale = getattr(attn, "scale", None)
-    return _linear(_merge_heads(attend(q, k, v, allowed, scale)), attn.out_proj)  # (B, Lq, D)
+    return _linear(_merge_heads(attend(q, k, v, allowed, scale, relative_bias(attn, q, k))), attn.out_proj)  # (B, Lq, D)
 
 
 def residual(res: nn.Module, x: Tensor, sublayer) -> Tensor:
@@ -293,9 +311,10 @@ class BERTGraph(nn.Module):
     def forward(self, input_ids: Tensor, token_type_ids: Tensor, attention_mask: Tensor):
         m = self.model
         e = m.embeddings
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        x = F.embedding(input_ids, e.word.weight) + F.embedding(token_type_ids, e.token_type.weight) \
-            + F.embedding(positions, e.position.weight)[None]
+        x = F.embedding(input_ids, e.word.weight) + F.embedding(token_type_ids, e.token_type.weight)
+        if e.absolute:  # relative positions enter the scores instead (relative_bias)
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+            x = x + F.embedding(positions, e.position.weight)[None]
         x = e.norm(x)
         allowed = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, L)
         for block in m.layers:
