@@ -71,6 +71,22 @@ def test_hard_mode_equals_soft_modes_on_binary_p():
     assert ((hard == 0) | (hard == 1)).all() and (hard.sum(-1) <= 1).all()
 
 
+@pytest.mark.parametrize("case", ["soft p", "soft previous", "two-hot previous"])
+def test_hard_mode_refuses_probabilities(case):
+    """Hard mode is defined on 0/1 choices (TF Addons: "p_choose_i ... all either 0 or 1");
+    what it computes on probabilities is not an alignment: a clear error, not a number."""
+    p, previous = torch.tensor([[0.0, 1.0, 1.0]]), torch.tensor([[1.0, 0.0, 0.0]])
+    if case == "soft p":
+        p = torch.tensor([[0.2, 0.7, 1.0]])
+    elif case == "soft previous":
+        previous = torch.tensor([[0.5, 0.5, 0.0]])
+    else:
+        previous = torch.tensor([[1.0, 1.0, 0.0]])
+    with pytest.raises(AttnlabError, match="mode='hard'"):
+        monotonic_attention(p, previous, "hard")
+    monotonic_attention(p.round(), torch.tensor([[1.0, 0.0, 0.0]]), "hard")  # 0/1: fine
+
+
 def test_finite_gradients_at_saturated_p():
     p = torch.tensor([[0.0, 1.0, 1e-12, 1 - 1e-7, 0.5, 1.0, 0.0]], dtype=torch.float32, requires_grad=True)
     previous = torch.tensor([[0.2, 0.3, 0.0, 0.0, 0.5, 0.0, 0.0]])

@@ -63,7 +63,8 @@ def monotonic_attention(p_choose: Tensor, previous_attention: Tensor, mode: str 
     ``mode`` is ``"recursive"`` (the exact recurrence, a loop over Lk), ``"parallel"`` (the
     same recurrence as a prefix scan in ceil(log2 Lk) passes; equal within rounding) or ``"hard"``
     (``p_choose`` 0/1 and ``previous_attention`` one-hot or zeros, as hard mode gives: a
-    one-hot row at the first chosen j at or after the previous position, or zeros).
+    one-hot row at the first chosen j at or after the previous position, or zeros; other
+    inputs are an error).
     ``previous_attention`` of the first output step is one-hot at 0.
     """
     if mode not in MODES:
@@ -77,6 +78,11 @@ def monotonic_attention(p_choose: Tensor, previous_attention: Tensor, mode: str 
         raise AttnlabError(
             f"p_choose and previous_attention must both be (B, Lk), got {tuple(p_choose.shape)} "
             f"and {tuple(previous_attention.shape)}"
+        )
+    if mode == "hard" and not torch.compiler.is_compiling() and not _hard_inputs(p_choose, previous_attention):
+        raise AttnlabError(
+            "monotonic_attention(mode='hard'): p_choose must be 0 or 1 and previous_attention rows one-hot or "
+            "zero (what hard mode gives); for probabilities use mode='parallel' or 'recursive'"
         )
     if p_choose.shape[1] == 0:  # no memory: nothing to attend to
         return p_choose * previous_attention
@@ -96,6 +102,14 @@ def monotonic_attention(p_choose: Tensor, previous_attention: Tensor, mode: str 
     p_choose = p_choose * torch.cumsum(previous_attention, dim=1)
     chosen_before = torch.cumsum(p_choose, dim=1) - p_choose  # (B, Lk)
     return p_choose * (chosen_before == 0).to(p_choose.dtype)
+
+
+def _hard_inputs(p_choose: Tensor, previous_attention: Tensor) -> bool:
+    """``p_choose`` all 0/1 and each row of ``previous_attention`` one-hot or zeros."""
+    def binary(t: Tensor) -> bool:
+        return bool(((t == 0) | (t == 1)).all())
+
+    return binary(p_choose) and binary(previous_attention) and bool((previous_attention.sum(dim=1) <= 1).all())
 
 
 def initial_alignment(batch: int, length: int, *, dtype=torch.float32, device=None) -> Tensor:
