@@ -8,6 +8,8 @@ scored with :func:`attnlab.evaluation.real_language.score_translations`.
 
     python -m benchmarks.real_language                                   # zh_CN fr de, Transformer, 8 min each
     python -m benchmarks.real_language --languages zh_CN --models transformer seq2seq --minutes 8
+    python -m benchmarks.real_language --languages fr de --models seq2seq --steps 2000
+    python -m benchmarks.real_language --languages fr --models seq2seq --rnn-attention location --steps 2000
     python -m benchmarks.real_language --reuse        # score the checkpoints already in --out
 
 Checkpoints go to ``--out/<lang>-<model>`` (the same folders ``attnlab train translate
@@ -62,12 +64,15 @@ def attended(translator: translate.Translator, source: str) -> str:
 def train_or_load(lang: str, model: str, args: argparse.Namespace) -> tuple[translate.Translator, list[str] | None, dict]:
     """The translator in ``--out/<lang>-<model>`` (trained now unless ``--reuse``), its test
     translations when it was trained now (the app decodes the test split), and its run facts."""
-    out = Path(args.out) / f"{lang}-{model}"
+    out = Path(args.out) / (f"{lang}-{model}" if model == "transformer" or args.rnn_attention == "bahdanau"
+                            else f"{lang}-{model}-{args.rnn_attention}")
     hypotheses = None
     if not (args.reuse and find_checkpoint(out)):
         started = time.monotonic()
         run = translate.train(translate.TranslateSettings(
-            model=model, data=f"gettext:{lang}", max_minutes=args.minutes, threads=args.threads, out=str(out),
+            model=model, data=f"gettext:{lang}", threads=args.threads, out=str(out),
+            **({"steps": args.steps} if args.steps else {"max_minutes": args.minutes}),
+            **({"attention": args.rnn_attention} if model == "seq2seq" else {}),
             overwrite=True, progress=False, lr=1e-3 if model == "transformer" else 3e-3,
             warmup=200 if model == "transformer" else 100,
         ))
@@ -87,6 +92,8 @@ def main() -> None:
     p.add_argument("--languages", nargs="+", default=["zh_CN", "fr", "de"])
     p.add_argument("--models", nargs="+", default=["transformer"], choices=["transformer", "seq2seq"])
     p.add_argument("--minutes", type=float, default=8.0, help="training budget per model")
+    p.add_argument("--rnn-attention", default="bahdanau", help="the RNN's attention (seq2seq's --attention)")
+    p.add_argument("--steps", type=int, help="a budget in updates instead of --minutes (the same on any machine)")
     p.add_argument("--threads", type=int, default=1, help="1: on a shared machine more threads spin and slow down")
     p.add_argument("--out", default="runs/real_language")
     p.add_argument("--reuse", action="store_true", help="score the checkpoints in --out instead of training")
@@ -109,7 +116,7 @@ def main() -> None:
                    "nearest training message": nearest_neighbour(splits.train.src, splits.train.tgt, test.src)}
         for model in args.models:
             translator, hypotheses, facts = train_or_load(lang, model, args)
-            name = f"{model} (small)" if model == "transformer" else f"{model} (compact, bahdanau)"
+            name = f"{model} (small)" if model == "transformer" else f"{model} (compact, {args.rnn_attention})"
             systems[name] = translator.translate(test.src) if hypotheses is None else hypotheses
             result[f"{model}_run"] = facts
             result[f"{model}_examples"] = dict(zip(EXAMPLES, translator.translate(EXAMPLES)))
