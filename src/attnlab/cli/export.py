@@ -12,7 +12,7 @@ EXPORT_EXAMPLES = """  attnlab export --ckpt runs/lm --format onnx --out runs/lm
 
 def register(commands) -> None:
     p = add_command(commands, "export", "export a trained model to ONNX (run it with --runtime onnx)", EXPORT_EXAMPLES)
-    p.add_argument("--ckpt", required=True, help="checkpoint folder (translator, seq2seq, GPT, BERT, ViT or GAT)")
+    p.add_argument("--ckpt", required=True, help="checkpoint folder (translator, seq2seq, GPT, BERT, ViT, GAT or HAN)")
     p.add_argument("--format", default="onnx", choices=["onnx"], help="export format")
     p.add_argument("--out", required=True, help="export folder (written whole or not at all)")
     p.add_argument("--opset", type=int, help="ONNX opset, 18..23 (default 18)")
@@ -29,6 +29,8 @@ def run_export(args) -> int:
         inputs = ", ".join(i["name"] for i in graph["inputs"][:4]) + (", ..." if len(graph["inputs"]) > 4 else "")
         how = graph["exporter"] + (f" ({graph['fallback_reason']})" if "fallback_reason" in graph else "")
         print(f"{out / graph['file']}: {name}({inputs}), opset {manifest['opset']}, {how}")
+    weights = manifest["weights"]
+    print(f"{out / weights['file']}: the weights of every graph, {weights['bytes'] / 2**20:.1f} MiB, each tensor once")
     print(f"{out / 'export.json'}: inputs, outputs and the generation loop ({manifest['model_type']})")
     return 0
 
