@@ -109,3 +109,16 @@ def test_sessions_of_a_several_graph_folder_do_not_repack_the_weights(gpt):
     rt = load_runtime(gpt[1])
     for session in rt.sessions.values():
         assert session.session.get_session_options().get_session_config_entry("session.disable_prepacking") == "1"
+
+
+def test_folder_of_format_1_is_refused_with_the_versions(gpt, tmp_path):
+    from attnlab.export.onnx import FORMAT_VERSION, MANIFEST
+    from attnlab.io import read_json, write_json
+
+    copy = shutil.copytree(gpt[1], tmp_path / "v1")
+    manifest = read_json(copy / MANIFEST)
+    manifest["format_version"] = 1  # weights inside each .onnx, no "weights" entry
+    del manifest["weights"]
+    write_json(copy / MANIFEST, manifest)
+    with pytest.raises(AttnlabError, match=f"export format version 1 .* reads version {FORMAT_VERSION}: export"):
+        load_runtime(copy)
