@@ -2,6 +2,6 @@
 
 import sys
 
-from attnlab.cli.main import main
+from attnlab.cli.main import run
 
-sys.exit(main())
+sys.exit(run())

@@ -48,7 +48,4 @@ if __name__ == "__main__":
         if os.environ.get("RANK", "0") == "0":
             Path(f"{spec}.{job['name']}.rc").write_text(str(rc))
     sys.stdout.flush()
-    if distributed.current().distributed:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
+    distributed.shutdown()

@@ -44,6 +44,7 @@ def main() -> None:
             toy.write_result(result_file, name=name, world=world.size, ranks=gathered, **gathered[0])
         if exit_after:
             sys.exit(values.get("exit_code", 1))
+    distributed.shutdown()  # no rank exits while its peer still talks to it
 
 
 if __name__ == "__main__":

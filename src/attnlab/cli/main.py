@@ -79,5 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     return int(result or 0)
 
 
+def run() -> int:
+    """The ``attnlab`` command: :func:`main`, then, under torchrun, every rank leaves the
+    process group together (after a success; alone after an error), so that no rank exits
+    while a peer still talks to it."""
+    code = main()
+    distributed.shutdown(wait=code == 0)
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

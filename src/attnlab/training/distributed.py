@@ -144,6 +144,19 @@ def setup(device: str = "auto", threads: int | None = None, timeout_s: float | N
     return current()
 
 
+def shutdown(wait: bool = True) -> None:
+    """Leave the process group, if this process joined one. ``wait``: first a barrier, so no
+    rank exits while a peer still talks to it (gloo's threads abort a process whose peer
+    went away under them); without it (after an error) only this rank's side is closed."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if wait:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
 def from_rank0(make: Callable[[], T]) -> T:
     """``make()`` run on rank 0 only and its result on every rank; just ``make()`` without
     a launcher. For preparation that differs between processes: HF ``tokenizers`` trainers
