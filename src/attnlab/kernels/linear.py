@@ -30,8 +30,8 @@ never on how often a shape was seen before: the same input gives the same bits o
 call, so a resumed training run repeats the uninterrupted one exactly.
 
 :func:`linear` takes this path for fp32 CPU tensors on an x86-64 CPU of a vendor in
-:data:`ONEDNN_VENDORS` with AVX2 or better, outside autocast and ``torch.compile`` (there the compiler chooses), unless
-``ATTNLAB_NATIVE=0``; everything else calls ``F.linear``. :class:`Linear` is
+:data:`ONEDNN_VENDORS` with AVX2 or better, outside autocast and ``torch.compile`` (there
+the compiler chooses), unless ``ATTNLAB_NATIVE=0``; everything else calls ``F.linear``. :class:`Linear` is
 ``nn.Linear`` with that forward: same parameters, same state dict.
 """
 

@@ -107,8 +107,9 @@ def head_grid(
 
 
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes; the figure is closed (its memory freed). Texts in scripts
-    the default font lacks (Chinese, ...) are drawn in an installed font that has them."""
+    """The figure as PNG bytes; the figure is closed (its memory freed). The texts keep the
+    fonts they were made with (:func:`draw_heatmap` gives Chinese labels a font that has
+    them); characters no installed font has are reported once, not once a glyph."""
     buffer = io.BytesIO()
     try:
         with fonts_for(text.get_text() for text in fig.findobj(Text)):
