@@ -30,7 +30,6 @@ from torch import Tensor
 
 from attnlab.apps.common import (
     TrainSettings,
-    apply_threads,
     at_least,
     check_out,
     fitted_steps,
@@ -149,7 +148,7 @@ def mlm_nsp_terms(model: BERT, batch: dict[str, torch.Tensor]) -> dict[str, tupl
 def pretrain(settings: MLMSettings) -> TrainedBERT:
     """Pre-train a BERT (MLM + NSP) on ``settings.data`` with the shared Trainer."""
     check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
-    apply_threads(settings.threads)
+    settings.apply_threads()
     train_docs, valid_docs = mlm_documents(settings.data, settings.max_files)
     if settings.resume:
         tokenizer = Tokenizer.load(settings.out)
@@ -230,7 +229,7 @@ class TextBatches:
 def finetune(settings: ClassifySettings) -> TrainedBERT:
     """Fine-tune the pre-trained BERT in ``settings.ckpt`` with a fresh classifier head."""
     check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
-    apply_threads(settings.threads)
+    settings.apply_threads()
     pretrained, tokenizer = load(settings.ckpt)
     if settings.data:
         train, test = split_tsv(settings.data, settings.seed)

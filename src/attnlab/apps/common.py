@@ -24,7 +24,7 @@ import torch
 from attnlab.errors import AttnlabError
 from attnlab.training import TrainConfig, distributed
 from attnlab.training.budget import steps_within_budget
-from attnlab.training.checkpoint import STATE_FILE, read_trainer_state
+from attnlab.training.checkpoint import STATE_FILE, find_checkpoint, read_trainer_state
 from attnlab.training.threads import choose_threads
 
 
@@ -59,7 +59,7 @@ class TrainSettings:
     def __post_init__(self) -> None:
         at_least(1, batch_size=self.batch_size, steps=self.steps)
         at_least(0, warmup=self.warmup, save_every=self.save_every)
-        at_least(1, threads=self.threads)
+        at_least(0, threads=self.threads)
         if not self.lr > 0:
             raise AttnlabError(f"--lr: expected a number > 0, got {self.lr}")
         if not self.weight_decay >= 0:
@@ -70,6 +70,10 @@ class TrainSettings:
             raise AttnlabError(f"--max-minutes: expected a number > 0, got {self.max_minutes}")
         if self.resume and self.overwrite:
             raise AttnlabError("--resume and --overwrite contradict each other: continue the run or replace it")
+
+    def apply_threads(self) -> int:
+        """Set this run's threads (:func:`run_threads`) and return the count."""
+        return run_threads(self.threads, self.out, resume=self.resume, budgeted=self.max_minutes is not None)
 
     @property
     def max_time_s(self) -> float | None:
@@ -84,14 +88,48 @@ def at_least(low: int, **values: int | None) -> None:
 
 
 def apply_threads(threads: int | None) -> int:
-    """Set torch's CPU threads: ``threads``, or the cores other work leaves free (under
-    torchrun: this machine's cores shared among its ranks, see training/distributed.py)."""
-    if distributed.launched():
-        n = threads or distributed.threads_per_rank()
-    else:
-        n = threads if threads else choose_threads()
-    torch.set_num_threads(max(n, 1))
+    """Set torch's CPU threads and return the count: ``threads``; 0 for the cores other work
+    leaves free now (faster on a busy machine, but a count that depends on the load); None
+    for torch's own count (``OMP_NUM_THREADS``, else the physical cores: fixed for the
+    machine) — under torchrun this machine's cores shared among its ranks.
+
+    The thread count is part of what a run computes: PyTorch's CPU reductions split their
+    sums by thread, so 1 and 2 threads differ in the last bits. attnlab never picks it from
+    the load unless asked (``threads=0``), so the same seed gives the same run.
+    """
+    if distributed.launched() and not threads:  # a share of the cores, not the load
+        threads = distributed.threads_per_rank()
+    elif threads == 0:
+        threads = choose_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+def run_threads(threads: int | None, out: str | Path, *, resume: bool, budgeted: bool) -> int:
+    """The threads of a training run (see :func:`apply_threads`): on ``resume`` without
+    ``threads``, the count the run recorded, so it continues bit for bit; with a time budget
+    (``budgeted``: ``max_minutes``) and no ``threads``, the cores other work leaves free — such a run
+    sizes its schedule to the machine's speed now, so it is not repeatable bit for bit
+    anyway, and oversubscribed threads on a busy machine run many times slower."""
+    if threads is None and resume:
+        threads = recorded_threads(out)
+    if threads is None and budgeted:
+        threads = 0
+    return apply_threads(threads)
+
+
+def recorded_threads(out: str | Path) -> int | None:
+    """The thread count the run in ``out`` recorded (None: none recorded; a multi-seed
+    graph run: its first seed's)."""
+    out = Path(out)
+    candidates = [out] + sorted(p for p in (out / "seeds").glob("*") if p.is_dir())
+    for folder in candidates:
+        found = find_checkpoint(folder)
+        if found is not None:
+            threads = read_trainer_state(found).get("threads")
+            return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else None
+    return None
 
 
 def check_out(out: str | Path, *, resume: bool, overwrite: bool) -> Path:

@@ -23,7 +23,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from attnlab.apps.common import apply_threads, check_out
+from attnlab.apps.common import check_out, run_threads
 from attnlab.apps.translate.app import attentions
 from attnlab.apps.translate.evaluation import TranslationScores, evaluate_translator
 from attnlab.apps.translate.explain import alignment_lines, pair_section
@@ -117,7 +117,7 @@ def run_demo(settings: DemoSettings | None = None, echo: Callable[[str], None] =
     settings = settings or DemoSettings()
     started = time.monotonic()
     out = check_out(settings.out_dir, resume=settings.resume, overwrite=settings.overwrite)
-    apply_threads(settings.threads)
+    run_threads(settings.threads, settings.out_dir, resume=settings.resume, budgeted=settings.max_minutes is not None)
     echo(f"generating the synthetic corpus ({settings.corpus}) ...")
     splits = synthetic_corpus(settings.corpus, seed=settings.seed)
     splits.save(out / "data")

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from attnlab.apps.common import TrainSettings, apply_threads, at_least, check_out, train_config
+from attnlab.apps.common import TrainSettings, at_least, check_out, train_config
 from attnlab.attention.maps import Explained
 from attnlab.data import graphs
 from attnlab.errors import AttnlabError
@@ -199,7 +199,7 @@ def train_seed(settings: GraphSettings, data: graphs.GraphData, seed: int) -> tu
 def train(settings: GraphSettings, echo=print) -> GraphResult:
     """Train ``settings.seeds`` models; save the best-validation one and the metrics in ``out``."""
     out = check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
-    apply_threads(settings.threads)
+    settings.apply_threads()
     data = load_data(settings)
     echo(data.summary() + (f"; meta-paths: {', '.join(data.metapaths)}" if settings.model == "han" else ""))
     runs, best_model, best_val, interrupted = [], None, -1.0, 0

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import torch
 
-from attnlab.apps.common import TrainSettings, apply_threads, at_least, check_out, train_config
+from attnlab.apps.common import TrainSettings, at_least, check_out, train_config
 from attnlab.attention.maps import Explained
 from attnlab.data.char_tokenizer import CharTokenizer
 from attnlab.data.lm_batches import LMBatches, evaluate_lm
@@ -216,7 +216,7 @@ def final_evaluation(model: GPT, data: LMData, context: int, progress: bool = Fa
 def train(settings: LMSettings) -> TrainedLM:
     """Train a GPT as ``settings`` say (the run folder is ``settings.out``)."""
     check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
-    apply_threads(settings.threads)
+    settings.apply_threads()
     final_eval = settings.final_eval or ("quick" if settings.max_minutes is not None else "full")
     setup = LMSetup(
         data=settings.data, tokenizer=settings.tokenizer, vocab_size=settings.vocab_size, preset=settings.preset,

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from attnlab.apps.common import (
     TrainSettings,
-    apply_threads,
     at_least,
     check_out,
     fitted_steps,
@@ -106,7 +105,7 @@ def accuracy(model: ViT, data: ImageDataset) -> float:
 def train(settings: ViTSettings) -> TrainedViT:
     """Train on the digits or the folder; the test accuracy in the summary."""
     check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
-    apply_threads(settings.threads)
+    settings.apply_threads()
     data, model_config = load_data(settings)
     train_split, test = data.split(settings.test_fraction, seed=settings.seed)
     torch.manual_seed(settings.seed)  # the initial weights are part of the run

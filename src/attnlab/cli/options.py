@@ -81,7 +81,24 @@ def add_run_options(parser, *, seed: int = 0) -> None:
     """``--device --seed --threads``: every command that runs a model has them."""
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--seed", type=int, default=seed, help="random seed (same seed, same run)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: the cores other work leaves free)")
+    parser.add_argument("--threads", type=threads_flag, metavar="N|auto",
+                        help="torch CPU threads (default: torch's own, OMP_NUM_THREADS or the physical cores, so the "
+                             "same seed gives the same run; auto: the cores other work leaves free now, faster on a "
+                             "busy machine but the last bits then depend on the load; a --max-minutes run takes auto, "
+                             "--resume the run's own count)")
+
+
+def threads_flag(text: str) -> int:
+    """``--threads``: an integer >= 1, or ``auto`` (0: the cores other work leaves free)."""
+    if text == "auto":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'auto', got {text!r}")
+    return value
 
 
 def settings(cls, args: argparse.Namespace):
@@ -92,5 +109,8 @@ def settings(cls, args: argparse.Namespace):
 
 
 def runtime(args: argparse.Namespace) -> None:
-    """Threads for commands that run a model (training apps set their own)."""
-    apply_threads(getattr(args, "threads", None))
+    """Threads for commands that run a model (training apps set their own); ``auto`` becomes
+    the count it chose, which ONNX Runtime then uses too."""
+    threads = apply_threads(getattr(args, "threads", None))
+    if getattr(args, "threads", None) == 0:
+        args.threads = threads

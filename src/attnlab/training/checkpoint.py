@@ -190,6 +190,8 @@ def read_trainer_state(folder: str | Path) -> dict[str, Any]:
         raise bad("elapsed_s", "a number of seconds")
     if not is_int(state.get("world_size", 1), 1):
         raise bad("world_size", "an integer >= 1")
+    if not is_int(state.get("threads", 1), 1):
+        raise bad("threads", "an integer >= 1 (the run's CPU threads)")
     ranks = state.get("rng_ranks", [])
     for i, rng in enumerate([state.get("rng"), *(ranks if isinstance(ranks, list) else [None])]):
         field = "rng" if i == 0 else f"rng_ranks.{i - 1}"

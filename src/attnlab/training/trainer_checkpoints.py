@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import torch
 from torch import nn
 
 from attnlab.config import config_to_dict
@@ -60,6 +61,7 @@ class TrainerCheckpoints:
             "eval_history": self.eval_history,
             "elapsed_s": self.elapsed_before + session_elapsed,
             "world_size": self.world.size,
+            "threads": torch.get_num_threads(),  # part of what the run computes (see apps.common.apply_threads)
             "config": config_to_dict(self.config),
         }
         with self._stop.deferred():
@@ -124,6 +126,10 @@ class TrainerCheckpoints:
         self.metrics = dict(state["metrics"])
         self.eval_history = list(state["eval_history"])
         self.elapsed_before = state["elapsed_s"]
+        threads = state.get("threads")
+        if threads is not None and threads != torch.get_num_threads() and self.config.progress and self.world.main:
+            print(f"note: the run used {threads} CPU thread(s), this session {torch.get_num_threads()}: it continues, "
+                  f"but not bit for bit (resume with --threads {threads} for that)", file=sys.stderr)
         if self.world.rank < len(rngs):
             restore_rng(rngs[self.world.rank])
         else:  # a rank the saved run did not have

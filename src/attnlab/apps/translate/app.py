@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from attnlab.apps.common import TrainSettings, apply_threads, check_out, train_config
+from attnlab.apps.common import TrainSettings, check_out, train_config
 from attnlab.apps.translate.evaluation import TranslationScores, evaluate_translator
 from attnlab.apps.translate.training import (
     TrainedTranslator,
@@ -94,7 +94,7 @@ def train(settings: TranslateSettings) -> TranslationRun:
     """Train (or resume) a translator and score it on the test split."""
     setup = settings.setup()  # validated before anything is written
     check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
-    apply_threads(settings.threads)
+    settings.apply_threads()
     steps = settings.steps or (2000 if settings.model == "transformer" else 1000)
     make = paper_train_config if settings.model == "transformer" else rnn_train_config
     base = make()
