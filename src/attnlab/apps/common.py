@@ -25,7 +25,7 @@ from attnlab.errors import AttnlabError
 from attnlab.training import TrainConfig, distributed
 from attnlab.training.budget import steps_within_budget
 from attnlab.training.checkpoint import STATE_FILE, find_checkpoint, read_trainer_state
-from attnlab.training.threads import choose_threads
+from attnlab.training.threads import choose_threads, warm_up_vml
 
 
 @dataclass
@@ -97,6 +97,7 @@ def apply_threads(threads: int | None) -> int:
     sums by thread, so 1 and 2 threads differ in the last bits. attnlab never picks it from
     the load unless asked (``threads=0``), so the same seed gives the same run.
     """
+    warm_up_vml()
     if distributed.launched() and not threads:  # a share of the cores, not the load
         threads = distributed.threads_per_rank()
     elif threads == 0:

@@ -1,10 +1,15 @@
-"""How many CPU threads torch should use for a run: the cores other work leaves free."""
+"""How many CPU threads torch should use for a run (the cores other work leaves free, when
+asked), and the one-thread warm-up of PyTorch's vector math library that makes a
+multi-threaded run repeat bit for bit."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
+
+import torch
 
 PROC_STAT = Path("/proc/stat")
 
@@ -42,3 +47,26 @@ def choose_threads() -> int:
     2-core machine at load 12)."""
     cores = os.cpu_count() or 1
     return max(1, min(cores, round(cores - busy_cores())))
+
+
+# PyTorch's CPU sqrt, exp, log, tanh, erf, ... call Intel MKL's vector math library (VML)
+# from inside its threads; the library sets itself up on its first call. Measured on a
+# 2-core Xeon (2026-12-02, docs/training.md "Threads"): in 7 of 78 two-thread training
+# processes, the main thread's half of the first AdamW square root came out as
+# x * rsqrt(x) with AVX's 12-bit approximate reciprocal square root (bit for bit), not
+# VML's accurate kernel — a process-to-process difference no seed can repeat. With one
+# first call on the calling thread before any parallel one: 0 of 30 (against 3 of 30
+# interleaved without).
+VML_OPS = (torch.sqrt, torch.rsqrt, torch.exp, torch.expm1, torch.log, torch.log1p, torch.log2, torch.log10,
+           torch.tanh, torch.erf, torch.erfc, torch.erfinv, torch.sin, torch.cos, torch.tan, torch.asin,
+           torch.acos, torch.atan, torch.sinh, torch.cosh, torch.lgamma)
+
+
+@functools.cache
+def warm_up_vml() -> None:
+    """Make each VML function's first call of this process on this thread alone: the
+    tensors are far below PyTorch's parallel grain, so no worker thread takes part."""
+    for dtype in (torch.float32, torch.float64):
+        x = torch.linspace(0.25, 0.75, 16, dtype=dtype)
+        for op in VML_OPS:
+            op(x)

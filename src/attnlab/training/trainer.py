@@ -56,6 +56,7 @@ from attnlab.training.progress import Progress, Tee, format_duration
 from attnlab.training.rng import capture_rng, rank_seed, restore_rng, set_seed
 from attnlab.training.schedule_refit import ScheduleRefit
 from attnlab.training.schedules import make_schedule
+from attnlab.training.threads import warm_up_vml
 from attnlab.training.trainer_checkpoints import TrainerCheckpoints
 
 LossFn = Callable[[nn.Module, dict], "torch.Tensor | LossTerms"]
@@ -147,6 +148,7 @@ class Trainer(TrainerCheckpoints):
     def fit(self, resume: bool = False) -> TrainResult:
         """Train up to ``config.steps`` updates; see the module docstring."""
         distributed.agree(lambda: check_out_dir(self.out_dir), self.world)
+        warm_up_vml()  # before any multi-threaded math: see training/threads.py
         if resume:
             self._resume()
         else:
