@@ -1,6 +1,6 @@
 """How many CPU threads torch should use for a run (the cores other work leaves free, when
-asked), and the one-thread warm-up of PyTorch's vector math library that makes a
-multi-threaded run repeat bit for bit."""
+asked), and the one-thread warm-up of PyTorch's vector math library that avoids the one
+process-to-process difference found in multi-threaded runs."""
 
 from __future__ import annotations
 
