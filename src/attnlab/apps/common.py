@@ -122,14 +122,13 @@ def run_threads(threads: int | None, out: str | Path, *, resume: bool, budgeted:
 
 def recorded_threads(out: str | Path) -> int | None:
     """The thread count the run in ``out`` recorded (None: none recorded; a multi-seed
-    graph run: its first seed's)."""
+    graph run: its first seed's). :func:`read_trainer_state` checks the field."""
     out = Path(out)
     candidates = [out] + sorted(p for p in (out / "seeds").glob("*") if p.is_dir())
     for folder in candidates:
         found = find_checkpoint(folder)
         if found is not None:
-            threads = read_trainer_state(found).get("threads")
-            return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else None
+            return read_trainer_state(found).get("threads")
     return None
 
 

@@ -117,7 +117,7 @@ def run_demo(settings: DemoSettings | None = None, echo: Callable[[str], None] =
     settings = settings or DemoSettings()
     started = time.monotonic()
     out = check_out(settings.out_dir, resume=settings.resume, overwrite=settings.overwrite)
-    run_threads(settings.threads, settings.out_dir, resume=settings.resume, budgeted=settings.max_minutes is not None)
+    run_threads(settings.threads, settings.out_dir, resume=settings.resume, budgeted=True)  # always time-budgeted
     echo(f"generating the synthetic corpus ({settings.corpus}) ...")
     splits = synthetic_corpus(settings.corpus, seed=settings.seed)
     splits.save(out / "data")

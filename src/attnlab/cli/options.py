@@ -111,6 +111,7 @@ def settings(cls, args: argparse.Namespace):
 def runtime(args: argparse.Namespace) -> None:
     """Threads for commands that run a model (training apps set their own); ``auto`` becomes
     the count it chose, which ONNX Runtime then uses too."""
-    threads = apply_threads(getattr(args, "threads", None))
-    if getattr(args, "threads", None) == 0:
+    requested = getattr(args, "threads", None)
+    threads = apply_threads(requested)
+    if requested == 0:
         args.threads = threads
