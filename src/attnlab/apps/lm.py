@@ -245,7 +245,11 @@ def attentions(loaded: LoadedLM, inputs: list[str]) -> Explained:
     """Every layer's causal self-attention on each prompt of ``inputs`` (default: one example)."""
     model, tokenizer = loaded
     texts = inputs or [DEFAULT_PROMPT]
-    rows = [tokenizer.encode(t)[: model.config.context_length] for t in texts]
+    rows = [tokenizer.encode(t) for t in texts]
+    limit = model.config.context_length
+    for n, row in enumerate(rows):  # refused, not cropped: the map would silently show less than was given
+        if len(row) > limit:
+            raise AttnlabError(f"input {n + 1} has {len(row)} tokens; this model reads at most context_length={limit}")
     if not all(rows):
         raise AttnlabError("inputs: expected some text, got an empty prompt")
     width = max(map(len, rows))
