@@ -24,6 +24,7 @@ from attnlab.io import read_json
 from attnlab.training import TrainConfig, Trainer, find_checkpoint, resolve_device, set_seed
 from attnlab.training.interrupts import deferred_interrupt
 from attnlab.training.optim import no_decay_names
+from attnlab.training.trainer_checkpoints import TrainerCheckpoints
 
 
 def fit(make_model, data, config, **kwargs):
@@ -236,7 +237,7 @@ def test_time_budget_stops_cleanly_and_resumes(make_model, make_data, config, cl
 
 def test_periodic_saves_by_updates_and_by_training_time(make_model, make_data, config, clock, ticking, monkeypatch):
     saved = []
-    monkeypatch.setattr(Trainer, "_save", lambda self, elapsed, final=False: saved.append(self.step))
+    monkeypatch.setattr(TrainerCheckpoints, "save", lambda self, elapsed, final=False: saved.append(self.trainer.step))
     fit(make_model, make_data(), dataclasses.replace(config, save_every=5))
     assert saved == [5, 10, 12]  # the last one is the final save
     saved.clear()

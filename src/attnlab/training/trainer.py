@@ -19,7 +19,7 @@ run keeps it. Evaluation runs in eval mode under ``no_grad`` with the RNG states
 and restored around it, so evaluating (or not) never changes the training losses.
 Every time the loop asks (budget, re-fit, periodic saves) comes from ``clock``
 (``time.monotonic`` unless a test injects one). Saving and resuming live in
-``trainer_checkpoints.py``.
+``trainer_checkpoints.py`` (``self.checkpoints``, composed).
 
 Under torchrun (:mod:`attnlab.training.distributed`) the same loop runs on every rank:
 ``batch(s - 1)`` is the global batch and each rank keeps its rows; the loss is the global
@@ -77,7 +77,7 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-class Trainer(TrainerCheckpoints):
+class Trainer:
     """Train ``model`` on ``data`` as ``config`` says; see the module docstring.
 
     ``loss_fn(model, batch)`` returns a scalar mean over ``loss_units(batch)`` units (default:
@@ -138,6 +138,7 @@ class Trainer(TrainerCheckpoints):
         self._rng = capture_rng()  # RNG states right after the last completed update
         self._stop = StopSignals(immediate=not self.world.distributed)
         self._log = None  # this rank's log file (config.rank_logs)
+        self.checkpoints = TrainerCheckpoints(self)  # saving and resuming (trainer_checkpoints.py)
 
     @property
     def speaks(self) -> bool:
@@ -150,9 +151,9 @@ class Trainer(TrainerCheckpoints):
         distributed.agree(lambda: check_out_dir(self.out_dir), self.world)
         warm_up_vml()  # before any multi-threaded math: see training/threads.py
         if resume:
-            self._resume()
+            self.checkpoints.resume()
         else:
-            self._warn_if_replacing()
+            self.checkpoints.warn_if_replacing()
             set_seed(rank_seed(self.config.seed, self.world.rank))
         config = self.config
         refit = None
@@ -179,7 +180,7 @@ class Trainer(TrainerCheckpoints):
                         break
                     fitted = refit.observe(self.step, elapsed) if refit is not None else None
                     if fitted is not None and fitted != self.config.steps:
-                        self._resize_schedule(fitted)
+                        self.resize_schedule(fitted)
                         progress.total = fitted
                         self._say(progress, f"schedule re-fitted to the measured rate: {fitted} updates in the budget")
                     if self.step >= self.config.steps:
@@ -191,7 +192,7 @@ class Trainer(TrainerCheckpoints):
                         self._run_evaluation(progress)
                     interval = config.save_interval_s is not None and elapsed - last_save >= config.save_interval_s
                     if self._due(config.save_every) or interval:
-                        self._save(elapsed)
+                        self.checkpoints.save(elapsed)
                         last_save = elapsed
                 if self.step > first and not interrupted:
                     self._run_evaluation(progress)
@@ -203,7 +204,7 @@ class Trainer(TrainerCheckpoints):
                 self._stop.hold()  # a second Ctrl-C cannot cut the final save short
                 progress.close()
             elapsed = self.clock() - started
-            self._save(elapsed, final=True)
+            self.checkpoints.save(elapsed, final=True)
         if self.sharded:
             # the parameters outside the blocks stay gathered, so that what a command does with
             # the model next (its test evaluation, decoding) runs -- on every rank together, as
@@ -237,7 +238,7 @@ class Trainer(TrainerCheckpoints):
         if self.speaks:
             progress.message(text)
 
-    def _resize_schedule(self, steps: int) -> None:
+    def resize_schedule(self, steps: int) -> None:
         """Give the schedule a new length ``steps`` from the next update on (``config.steps`` too)."""
         self.config = dataclasses.replace(self.config, steps=steps)
         schedule = make_schedule(self.config.schedule, steps, self.config.warmup_steps)
