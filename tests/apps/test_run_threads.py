@@ -101,3 +101,31 @@ def test_a_bad_recorded_count_is_one_clear_line(torch_threads, load_never_read, 
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith("threads: expected an integer >= 1 (the run's CPU threads), got \"many\"")
 
+
+
+def test_an_explicit_count_survives_the_process_group_start(torch_threads, monkeypatch, tmp_path):
+    """Under torchrun the process group starts in the Trainer; an explicit ``--threads``
+    (3) is kept there, not replaced by this machine's share (16 cores / 2 ranks = 8)."""
+    from torch import nn
+
+    from attnlab.training import TrainConfig, Trainer, distributed
+
+    started = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(distributed.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: bool(started))
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(distributed, "current", lambda: distributed.World())  # one rank seen: no DDP
+
+    class Rows:
+        def batch(self, step):
+            return {"x": torch.randn(2, 3)}
+
+    assert distributed.threads_per_rank() == 8
+    assert common.apply_threads(3) == 3
+    Trainer(nn.Linear(3, 1), Rows(), TrainConfig(out_dir=str(tmp_path / "run"), steps=1, progress=False))
+    assert started and torch.get_num_threads() == 3
+    common.apply_threads(None)  # nothing explicit: this machine's share
+    Trainer(nn.Linear(3, 1), Rows(), TrainConfig(out_dir=str(tmp_path / "run"), steps=1, progress=False))
+    assert torch.get_num_threads() == 8

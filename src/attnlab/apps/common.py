@@ -25,7 +25,7 @@ from attnlab.errors import AttnlabError
 from attnlab.training import TrainConfig, distributed
 from attnlab.training.budget import steps_within_budget
 from attnlab.training.checkpoint import STATE_FILE, find_checkpoint, read_trainer_state
-from attnlab.training.threads import choose_threads, warm_up_vml
+from attnlab.training.threads import choose_threads, decide, warm_up_vml
 
 
 @dataclass
@@ -95,16 +95,16 @@ def apply_threads(threads: int | None) -> int:
 
     The thread count is part of what a run computes: PyTorch's CPU reductions split their
     sums by thread, so 1 and 2 threads differ in the last bits. attnlab never picks it from
-    the load unless asked (``threads=0``), so the same seed gives the same run.
+    the load unless asked (``threads=0``), so the same seed gives the same run. This is the
+    one place the count is decided (``training.threads.decide``); the Trainer passes it on
+    to ``distributed.setup``, so an explicit count wins under torchrun too.
     """
     warm_up_vml()
     if distributed.launched() and not threads:  # a share of the cores, not the load
         threads = distributed.threads_per_rank()
     elif threads == 0:
         threads = choose_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
+    return decide(threads if threads is not None else torch.get_num_threads())
 
 
 def run_threads(threads: int | None, out: str | Path, *, resume: bool, budgeted: bool) -> int:

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from attnlab.errors import AttnlabError
-from attnlab.training import distributed
+from attnlab.training import distributed, threads
 from attnlab.training.batches import BatchSource
 from attnlab.training.config import TrainConfig, resolve_device
 from attnlab.training.losses import Terms
@@ -51,7 +51,7 @@ def steps_within_budget(
         raise AttnlabError("steps_within_budget: config.max_time_s is not set")
     if probes < 2:
         raise AttnlabError(f"probes must be >= 2 (the first update is not timed), got {probes}")
-    world = distributed.setup(config.device)
+    world = distributed.setup(config.device, threads=threads.decided())
     device = distributed.rank_device(resolve_device(config.device), world)
     probe = copy.deepcopy(model).to(device).train()
     optimizer = default_optimizer(probe, dataclasses.replace(config, lr=1e-6))

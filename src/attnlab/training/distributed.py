@@ -10,9 +10,11 @@ rank and sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``,
     timeout   ``ATTNLAB_DIST_TIMEOUT_S`` seconds (default 300) for any one collective:
               a rank that hangs (not one that dies -- torchrun stops the job then, and
               gloo/nccl see the closed connection) ends the job after that long
-    threads   on CPU, the machine's cores divided among the ranks on this machine
+    threads   on CPU, the count the process decided (``threads``: the Trainer passes
+              ``training.threads.decided()``, so an explicit ``--threads`` wins), else the
+              machine's cores divided among the ranks on this machine
               (``cores // LOCAL_WORLD_SIZE``, at least 1), in place of torchrun's
-              ``OMP_NUM_THREADS=1``; an explicit ``threads`` (``--threads``) wins
+              ``OMP_NUM_THREADS=1``
 
 The Trainer shards the data itself (:func:`shard_batch`): every rank builds the same
 global batch of the step (``--batch-size`` is the global batch; length grouping stays
@@ -120,7 +122,8 @@ def threads_per_rank(cores: int | None = None, local_size: int | None = None) ->
 
 
 def setup(device: str = "auto", threads: int | None = None, timeout_s: float | None = None) -> World:
-    """Join torchrun's process group (once) and set this rank's device and threads.
+    """Join torchrun's process group (once) and set this rank's device and threads
+    (``threads``: the count decided for this process; None: this machine's share).
 
     Without a launcher (``WORLD_SIZE`` unset or 1) nothing happens and the world has size 1.
     """

@@ -1,6 +1,12 @@
 """How many CPU threads torch should use for a run (the cores other work leaves free, when
-asked), and the one-thread warm-up of PyTorch's vector math library that avoids the one
-process-to-process difference found in multi-threaded runs."""
+asked), the count this process decided (:func:`decide`, :func:`decided`), and the
+one-thread warm-up of PyTorch's vector math library that avoids the one
+process-to-process difference found in multi-threaded runs.
+
+The count is decided once per process, by ``attnlab.apps.common.apply_threads``; the
+Trainer hands :func:`decided` to ``distributed.setup``, which sets torchrun's share of
+the cores only when nothing was decided, so an explicit ``--threads`` survives ``--nproc``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,19 @@ from pathlib import Path
 import torch
 
 PROC_STAT = Path("/proc/stat")
+_decided: list[int] = []  # the count this process decided (at most one entry)
+
+
+def decide(threads: int) -> int:
+    """Set torch's CPU threads to ``threads`` and remember it as this process's decision."""
+    torch.set_num_threads(threads)
+    _decided[:] = [threads]
+    return threads
+
+
+def decided() -> int | None:
+    """The count :func:`decide` set in this process (None: nothing decided yet)."""
+    return _decided[0] if _decided else None
 
 
 def _cpu_times() -> tuple[int, int] | None:

@@ -45,7 +45,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from attnlab.errors import AttnlabError
-from attnlab.training import distributed
+from attnlab.training import distributed, threads
 from attnlab.training.batches import BatchSource
 from attnlab.training.checkpoint import check_out_dir
 from attnlab.training.config import TrainConfig, TrainResult, resolve_device
@@ -104,7 +104,7 @@ class Trainer:
         if not callable(getattr(data, "batch", None)):
             raise AttnlabError(f"data: expected a BatchSource with .batch(step), got {type(data).__name__}")
         self.config = config
-        self.world = distributed.setup(config.device)
+        self.world = distributed.setup(config.device, threads=threads.decided())
         self.device = distributed.rank_device(resolve_device(config.device), self.world)
         self.model = model.to(self.device)
         self.sharded = config.shard and self.world.distributed
