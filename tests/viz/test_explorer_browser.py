@@ -276,3 +276,25 @@ def test_no_console_errors_anywhere(opened):
     for name in CASES:
         o = opened(name)
         assert o.errors == [] and o.blocked == [], name
+
+
+def test_hostile_labels_titles_and_paths_stay_data(browser, tmp_path):
+    """``<!--<script`` in a label or title once put the data script into the parser's double-escaped
+    state (a blank page, no error); ``</script>`` could close it. Both are shown as text now."""
+    from attnlab.attention.maps import Explained
+
+    ex = gpt_case()
+    hostile = ["<!--<script", "</script><script>window.owned=1</script>", "a & b"]
+    labels = [hostile + row[len(hostile):] for row in ex.labels["tokens"]]
+    ex = Explained(ex.model_type, ex.attentions, {"tokens": labels})
+    path = write_page([ex], tmp_path / "hostile.html", title="runs/<!--<script", compare=[ex],
+                      compare_title="runs/</script><!--<script")
+    o = open_page(browser, file_url(path))
+    try:
+        assert o.eval("attnlab.meta.sets[0].examples[0].labels.tokens.slice(0, 3)") == hostile
+        assert o.eval("[attnlab.meta.title, attnlab.meta.sets[1].title, window.owned === undefined]") == \
+            ["runs/<!--<script", "runs/</script><!--<script", True]
+        o.set({"v": "matrix"})
+        assert o.ink() > 1000 and o.errors == [] and o.blocked == []
+    finally:
+        o.page.close()

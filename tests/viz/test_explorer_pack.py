@@ -8,6 +8,7 @@ import math
 import re
 import sys
 import zlib
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -127,12 +128,42 @@ def test_every_model_type_packs_into_one_offline_file(tmp_path, name):
         assert len(examples[0]["layout"]) == 2 * 34
 
 
-def test_labels_cannot_close_the_script_element(tmp_path):
+HOSTILE = ["</script><script>alert(1)</script>", "<!--<script", "a & b > c", "line\u2028sep\u2029"]
+
+
+class _Scripts(HTMLParser):
+    """The text of every <script> element, as an HTML parser splits the file."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.scripts: list[tuple[dict, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "script":
+            self.scripts.append((dict(attrs), ""))
+
+    def handle_data(self, data):
+        if self.scripts and self.lasttag == "script":
+            attrs, text = self.scripts[-1]
+            self.scripts[-1] = (attrs, text + data)
+
+
+def test_labels_titles_and_paths_cannot_escape_the_data_script(tmp_path):
+    """A label, title or compare path holding ``</script>`` or ``<!--<script`` (which would put the
+    parser into its double-escaped state and blank the page) stays data: the embedded JSON holds no
+    ``<``, ``>`` or ``&`` at all, and reads back as given (the browser test opens such a page)."""
     a = Attentions()
-    a.add("layers.0.self", torch.ones(1, 1, 2, 2) / 2, kind="self", axes=("tokens", "tokens"))
-    ex = Explained("bert", a, {"tokens": [["</script><script>alert(1)</script>", "ok"]]})
-    meta, _ = _meta(write_page([ex], tmp_path / "x.html", title="t"))
-    assert meta["sets"][0]["examples"][0]["labels"]["tokens"][0] == "</script><script>alert(1)</script>"
+    a.add("layers.0.self", torch.ones(1, 1, 4, 4) / 4, kind="self", axes=("tokens", "tokens"))
+    ex = Explained("bert", a, {"tokens": [HOSTILE]})
+    path = write_page([ex], tmp_path / "x.html", title="runs/<!--<script", compare=[ex], compare_title="</script>")
+    parser = _Scripts()
+    parser.feed(path.read_text(encoding="utf-8"))
+    data = [text for attrs, text in parser.scripts if attrs.get("id") == "attnlab-meta"]
+    assert len(data) == 1 and not set("<>&\u2028\u2029") & set(data[0])
+    meta = json.loads(data[0])
+    assert meta["title"] == "runs/<!--<script" and meta["sets"][1]["title"] == "</script>"
+    assert [s["examples"][0]["labels"]["tokens"] for s in meta["sets"]] == [HOSTILE, HOSTILE]
+    assert [attrs.get("id", "") for attrs, _ in parser.scripts][-1] == ""  # the page's code is still its own element
 
 
 def test_compare_adds_a_second_set(tmp_path):

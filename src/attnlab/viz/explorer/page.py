@@ -32,9 +32,18 @@ def _script() -> str:
     return "(function () {\n  'use strict';\n" + "\n".join(_static(name) for name in parts) + "})();\n"
 
 
-def _script_json(obj: Any) -> str:
-    """JSON safe inside a <script> element (no "</" can close it)."""
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+# every character that means something to the HTML parser inside a <script> element, and the two
+# line separators older JavaScript parsers end a string at, as JSON escapes (the data is unchanged)
+_SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                                 "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def script_json(obj: Any) -> str:
+    """``obj`` as JSON that is inert inside an HTML ``<script>`` element: the one helper for every
+    JSON written into HTML. ``</script>`` cannot close the element and ``<!--`` / ``<script``
+    cannot put the parser into its (double-)escaped state, because no ``<`` is left; ``json.loads``
+    and ``JSON.parse`` read the same value back."""
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).translate(_SCRIPT_ESCAPES)
 
 
 def build_meta(
@@ -66,7 +75,7 @@ def _example_title(e: dict[str, Any], k: int) -> str:
 def render_html(meta: dict[str, Any], blobs: Blobs) -> str:
     """The page as one string."""
     blob_tags = "\n".join(f'<script type="application/octet-stream" id="attnlab-{k}">{v}</script>' for k, v in blobs.items.items())
-    parts = {"__CSS__": _static("explorer.css"), "__META__": _script_json(meta), "__BLOBS__": blob_tags,
+    parts = {"__CSS__": _static("explorer.css"), "__META__": script_json(meta), "__BLOBS__": blob_tags,
              "__JS__": _script(), "__TITLE__": html.escape(meta["title"])}
     # one pass over the template: inserted text is never searched for placeholders
     return re.sub(r"__(?:TITLE|CSS|JS|META|BLOBS)__", lambda m: parts[m.group(0)], _static("template.html"))
