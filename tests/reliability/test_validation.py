@@ -37,7 +37,10 @@ class Shape:
     ("num_layers", 10**9, r"n_layer: expected an integer in \[1, 1024\], got 1000000000"),  # the file's name
     ("dropout", 1.5, r"dropout: expected a probability in \[0, 1\], got 1.5"),
     ("dropout", float("nan"), r"dropout: expected a finite number"),
-    ("norm_eps", -1.0, r"norm_eps: expected a small positive number"),
+    ("norm_eps", -1.0, r"norm_eps: expected a positive number, got -1.0"),
+    ("norm_eps", 0.0, r"norm_eps: expected a positive number, got 0.0"),
+    ("norm_eps", float("inf"), r"norm_eps: expected a finite number"),
+    ("norm_eps", "1e-5", r"norm_eps: expected a finite number, got '1e-5'"),
     ("pad_id", 10, r"pad_id: expected a token id below the vocabulary size 10, got 10"),
     ("d_ff", "x", r"d_ff: expected an integer or null, got 'x'"),
     ("labels", [1], r"labels: expected a list of str values or null"),
@@ -106,3 +109,93 @@ def test_json_files_hold_objects(tmp_path):
     assert read_json(path, kind=None) == [1, 2]
     with pytest.raises(AttnlabError, match=r"tmp.*: is a folder, expected a file"):
         read_json(tmp_path)
+
+
+SMALL = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+
+
+def _hf_folder(kind: str, path, **overrides):
+    """A tiny random HF model of ``kind`` saved in ``path``, and an input for it."""
+    import transformers as T
+
+    if kind == "gpt2":
+        hf = T.GPT2LMHeadModel(T.GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2, **overrides))
+        inputs = {"input_ids": torch.randint(0, 50, (2, 7))}
+    elif kind == "bert":
+        hf = T.BertModel(T.BertConfig(**SMALL, **overrides))
+        inputs = {"input_ids": torch.randint(0, 50, (2, 7))}
+    else:
+        config = {k: v for k, v in SMALL.items() if k != "vocab_size"}
+        hf = T.ViTModel(T.ViTConfig(**config, image_size=8, patch_size=4, num_channels=1, **overrides))
+        inputs = {"pixel_values": torch.randn(2, 1, 8, 8)}
+    hf.eval().save_pretrained(path)
+    return hf, inputs
+
+
+@pytest.mark.parametrize("kind, field", [("gpt2", "layer_norm_epsilon"), ("bert", "layer_norm_eps"), ("vit", "layer_norm_eps")])
+def test_legal_but_unusual_eps_is_accepted_and_matches_hf(tmp_path, kind, field):
+    """eps = 1.0 is legal (HF's own batching-equivalence tests use it): loaded, same outputs
+    as transformers (fp32, atol 1e-5); what is wrong (<= 0, NaN, infinite) is refused."""
+    from attnlab.models import BERT, ViT
+
+    torch.manual_seed(0)
+    hf, inputs = _hf_folder(kind, tmp_path, **{field: 1.0})
+    model = {"gpt2": GPT, "bert": BERT, "vit": ViT}[kind].from_pretrained(tmp_path)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(m.eps == 1.0 for m in norms)
+    with torch.no_grad():
+        theirs = hf(**inputs)
+        ours = model(**inputs)
+    if kind == "gpt2":
+        torch.testing.assert_close(ours.logits, theirs.logits, atol=1e-5, rtol=0)
+    else:
+        torch.testing.assert_close(ours.last_hidden_state, theirs.last_hidden_state, atol=1e-5, rtol=0)
+    config = read_json(tmp_path / "config.json")
+    for wrong in (0.0, -1e-5):
+        (tmp_path / "config.json").write_text(__import__("json").dumps({**config, field: wrong}))
+        with pytest.raises(AttnlabError, match=rf"{field}: expected a positive number, got {wrong}"):
+            type(model).from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("kind, field", [("gpt2", "n_embd"), ("bert", "hidden_size"), ("vit", "hidden_size"),
+                                         ("transformer", "d_model")])
+def test_a_size_no_tensor_can_have_is_named_before_any_model_is_built(tmp_path, kind, field):
+    """``n_embd: 10**9``: torch's storage size overflows even on the meta device; the
+    config is named with the weights' real sizes, not a raw RuntimeError."""
+    import json
+
+    from attnlab.models import BERT, Transformer, ViT
+    from attnlab.models.transformer import TransformerConfig
+
+    if kind == "transformer":
+        model = Transformer(TransformerConfig(src_vocab_size=20, tgt_vocab_size=20, d_model=16, num_heads=2,
+                                              num_encoder_layers=1, num_decoder_layers=1, d_ff=32))
+        model.save_pretrained(tmp_path)
+    else:
+        _hf_folder(kind, tmp_path)
+        model = {"gpt2": GPT, "bert": BERT, "vit": ViT}[kind]
+    config = read_json(tmp_path / "config.json")
+    heads = "n_head" if kind == "gpt2" else "num_heads" if kind == "transformer" else "num_attention_heads"
+    (tmp_path / "config.json").write_text(json.dumps({**config, field: 2 * 10**9, heads: 2}))
+    with pytest.raises(AttnlabError, match=r"config.json: a \w+ model of these sizes cannot be built .*"
+                                           r"model.safetensors are at most \d+ wide"):
+        type(model).from_pretrained(tmp_path) if kind == "transformer" else model.from_pretrained(tmp_path)
+
+
+def test_constructors_accept_the_legal_extremes_and_refuse_nan():
+    """What torch accepts is legal (label smoothing 1, dropout 1, a constant baseline);
+    NaN is never a weight of a loss."""
+    from attnlab.attention import GATConv
+    from attnlab.attention.hard import ReinforceBaseline
+    from attnlab.models.seq2seq import Seq2SeqConfig
+    from attnlab.models.transformer import TransformerConfig
+
+    assert TransformerConfig(label_smoothing=1.0).label_smoothing == 1.0
+    assert GATConv(4, 2, dropout=1.0).dropout == 1.0
+    assert ReinforceBaseline(1.0).decay == 1.0
+    with pytest.raises(AttnlabError, match=r"alignment_weight = nan: expected >= 0"):
+        TransformerConfig(alignment_weight=float("nan"))
+    with pytest.raises(AttnlabError, match=r"alignment_weight: expected >= 0 .* got nan"):
+        Seq2SeqConfig(alignment_weight=float("nan"))
+    with pytest.raises(AttnlabError, match=r"label_smoothing = 1.5: expected a value in \[0, 1\]"):
+        TransformerConfig(label_smoothing=1.5)

@@ -118,8 +118,8 @@ class GATConv(nn.Module):
     ):
         super().__init__()
         _check_positive(out_dim=out_dim, heads=heads)
-        if not 0.0 <= dropout < 1.0:
-            raise AttnlabError(f"dropout must be in [0, 1), got {dropout}")
+        if not 0.0 <= dropout <= 1.0:  # what torch's dropout (and PyG's GATConv) accepts
+            raise AttnlabError(f"dropout must be in [0, 1], got {dropout}")
         if isinstance(fill_value, str) and fill_value not in _FILL_REDUCE:
             raise AttnlabError(f"fill_value must be a number or one of {sorted(_FILL_REDUCE)}, got {fill_value!r}")
         in_src, in_dst = (in_dim, in_dim) if isinstance(in_dim, int) else tuple(in_dim)

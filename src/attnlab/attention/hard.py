@@ -40,8 +40,8 @@ class ReinforceBaseline(nn.Module):
 
     def __init__(self, decay: float = 0.9):
         super().__init__()
-        if not 0.0 <= decay < 1.0:
-            raise AttnlabError(f"decay must be in [0, 1), got {decay}")
+        if not 0.0 <= decay <= 1.0:  # 1: a baseline that stays at its first value (legal)
+            raise AttnlabError(f"decay must be in [0, 1], got {decay}")
         self.decay = decay
         self.register_buffer("value", torch.zeros(()))
         self.register_buffer("started", torch.zeros((), dtype=torch.bool))

@@ -153,6 +153,22 @@ class PretrainedModel(nn.Module):
         write_json(directory / CONFIG_FILE, config)
 
     @classmethod
+    def _sketch(cls, config: dict[str, Any], tensors: dict[str, Tensor], config_path: Path, weights_path: Path):
+        """The model of ``config`` on the meta device (no memory), its weights' names and
+        shapes checked against ``tensors`` (the file's header). A size too large for any
+        tensor (``n_embd: 10**9``: torch's storage size overflows even on meta) is named here,
+        with the file's sizes, instead of torch's raw ``RuntimeError``."""
+        try:
+            with torch.device("meta"):
+                return cls._import_checkpoint(config, tensors)
+        except RuntimeError as e:  # on meta nothing is computed: only a size can fail
+            widest = max((max(t.shape, default=1) for t in tensors.values()), default=0)
+            raise AttnlabError(
+                f"{config_path}: a {cls.model_type} model of these sizes cannot be built ({str(e).splitlines()[0]}); "
+                f"the tensors of {weights_path.name} are at most {widest} wide: is a size in the config wrong?"
+            ) from None
+
+    @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu"):
         """Read a checkpoint folder. Every check runs before the model is allocated: the
         config (types and ranges), the weights' names, shapes, dtypes and values, and the
@@ -167,8 +183,7 @@ class PretrainedModel(nn.Module):
         check_tensors(tensors, weights_path)  # NaN/Inf, named as the file names them
         tokens = _WEIGHTS_SOURCE.set(str(weights_path)), _CONFIG_SOURCE.set(str(config_path))
         try:
-            with torch.device("meta"):
-                sketch = cls._import_checkpoint(config, tensors)
+            sketch = cls._sketch(config, tensors, config_path, weights_path)
             check_memory(module_bytes(sketch), config_path, f"a {cls.model_type} model of this config")
             model = cls._import_checkpoint(config, tensors)
         except AttnlabError as e:

@@ -83,7 +83,7 @@ class Seq2SeqConfig:
             raise AttnlabError(f"Seq2SeqConfig.attention_style: expected 'luong' or 'bahdanau', got {self.attention_style!r}")
         if self.hidden_dim % 2:
             raise AttnlabError(f"Seq2SeqConfig.hidden_dim must be even (two encoder directions), got {self.hidden_dim}")
-        if self.alignment_weight < 0 or (self.alignment_weight and self.attention == "none"):
+        if not self.alignment_weight >= 0 or (self.alignment_weight and self.attention == "none"):
             raise AttnlabError(
                 f"Seq2SeqConfig.alignment_weight: expected >= 0 (and 0 with attention='none', which has no "
                 f"weights to guide), got {self.alignment_weight}"

@@ -93,10 +93,10 @@ class TransformerConfig:
         for name in ("pad_id", "bos_id", "eos_id"):
             if not 0 <= getattr(self, name) < min(self.src_vocab_size, self.tgt_vocab_size):
                 raise AttnlabError(f"TransformerConfig.{name} = {getattr(self, name)}: expected an id below the vocabulary sizes")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise AttnlabError(f"TransformerConfig.label_smoothing = {self.label_smoothing}: expected a value in [0, 1)")
+        if not 0.0 <= self.label_smoothing <= 1.0:  # what torch's cross_entropy accepts (False for NaN)
+            raise AttnlabError(f"TransformerConfig.label_smoothing = {self.label_smoothing}: expected a value in [0, 1]")
         layers = self.num_decoder_layers
-        if self.alignment_weight < 0:
+        if not self.alignment_weight >= 0:  # NaN too
             raise AttnlabError(f"TransformerConfig.alignment_weight = {self.alignment_weight}: expected >= 0")
         if self.alignment_layer is not None and not -layers <= self.alignment_layer < layers:
             raise AttnlabError(
