@@ -158,3 +158,18 @@ def test_sigkill_while_saving_every_step_never_corrupts(make_model, make_data, t
     config = TrainConfig(out_dir=str(out), steps=state["step"] + 2, schedule="constant", progress=False)
     resumed = Trainer(make_model(), make_data(), config).fit(resume=True)
     assert resumed.losses[: state["step"]] == state["losses"] and resumed.step == state["step"] + 2
+
+
+@pytest.mark.parametrize("version", [999, 0, "1", None])
+def test_a_trainer_state_of_an_unknown_format_is_refused_naming_both(version, make_model, make_data, config):
+    Trainer(make_model(), make_data(), dataclasses.replace(config, steps=2)).fit()
+    path = Path(config.out_dir) / ckpt.STATE_FILE
+    state = read_json(path)
+    assert state["format_version"] == ckpt.STATE_FORMAT == 1
+    write_json(path, {**state, "format_version": version})
+    shown = {"1": r'"1"', None: "null"}.get(version, version)
+    with pytest.raises(AttnlabError, match=rf"trainer_state.json: format_version {shown}; this attnlab reads format 1"):
+        Trainer(make_model(), make_data(), config).fit(resume=True)
+    del state["format_version"]  # written before the field existed: format 1
+    write_json(path, state)
+    assert Trainer(make_model(), make_data(), dataclasses.replace(config, steps=2)).fit(resume=True).step == 2

@@ -52,6 +52,7 @@ from attnlab.validation import check_tensors
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng_state.safetensors"
+STATE_FORMAT = 1  # trainer_state.json's "format_version" this code writes and reads
 
 
 def _sibling(out_dir: Path, suffix: str) -> Path:
@@ -167,6 +168,10 @@ def read_trainer_state(folder: str | Path) -> dict[str, Any]:
     def is_number(v: Any) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
+    version = state.get("format_version", STATE_FORMAT)  # absent: written before the field existed
+    if version != STATE_FORMAT or isinstance(version, bool):
+        raise AttnlabError(f"{path}: format_version {json.dumps(version)[:40]}; this attnlab reads format {STATE_FORMAT} "
+                           "(a newer attnlab wrote it? resume with that version)")
     config = state.get("config")
     if not isinstance(config, dict):
         raise bad("config", "an object (the run's training config)")

@@ -29,6 +29,7 @@ from attnlab.training import distributed, sharded
 from attnlab.training.checkpoint import (
     OPTIMIZER_FILE,
     STATE_FILE,
+    STATE_FORMAT,
     check_optimizer_state,
     find_checkpoint,
     load_checkpoint,
@@ -66,7 +67,7 @@ class TrainerCheckpoints:
         """Every rank enters; rank 0 writes the folder, the others wait for its outcome."""
         t = self.trainer
         state = {
-            "format_version": 1,
+            "format_version": STATE_FORMAT,
             "step": t.step,
             "losses": t.losses,
             "metrics": t.metrics,
