@@ -41,10 +41,10 @@ from torch import Tensor, nn
 import attnlab
 from attnlab.errors import AttnlabError
 from attnlab.export.spec import Exported, Graph
-from attnlab.export.weights import WEIGHTS_FILE, share_weights
+from attnlab.export.weights import WEIGHTS_FILE, file_digest, share_weights
 from attnlab.io import read_json, write_json
 
-FORMAT_VERSION = 2  # 2: one weights.data shared by the graphs (1: weights inside each .onnx)
+FORMAT_VERSION = 3  # 3: every graph's size and SHA-256 too (2: one weights.data shared by the graphs; 1: weights inside each .onnx)
 DEFAULT_OPSET = 18
 MANIFEST = "export.json"
 # what is not copied from the checkpoint into the export folder
@@ -80,6 +80,8 @@ def export_onnx(ckpt_dir: str | Path, out_dir: str | Path, *, opset: int | None 
         for graph in exported.graphs:
             graphs[graph.name] = _export_graph(graph, work / f"{graph.name}.onnx", opset)
         weights = share_weights(work, [g["file"] for g in graphs.values()])
+        for g in graphs.values():  # as share_weights left them: what the runtime checks before loading
+            g.update(file_digest(work / g["file"]))
         _copy_tokenizer(ckpt_dir, work)
         manifest = {
             "format": "attnlab-onnx",

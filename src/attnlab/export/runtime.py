@@ -32,7 +32,7 @@ from torch import Tensor
 
 from attnlab.errors import AttnlabError
 from attnlab.export.onnx import read_manifest
-from attnlab.export.weights import check_weights
+from attnlab.export.weights import check_file
 
 
 def _ort():
@@ -82,10 +82,11 @@ class _Runtime:
 
     def __init__(self, directory: Path, manifest: dict, threads: int | None):
         self.directory, self.manifest = directory, manifest
-        check_weights(directory, manifest["weights"])
+        check_file(directory, manifest["weights"], "weights.file", "weights file")
         graphs = manifest["graphs"]
+        paths = {name: check_file(directory, g, f"graphs.{name}.file", "graph file") for name, g in graphs.items()}
         prepack = len(graphs) == 1  # several graphs share the weights: repacked, each session would hold a copy
-        self.sessions = {name: Session(directory / g["file"], threads, prepack=prepack) for name, g in graphs.items()}
+        self.sessions = {name: Session(path, threads, prepack=prepack) for name, path in paths.items()}
         self.config = SimpleNamespace(**manifest.get("config", {}))
 
     def parameters(self):

@@ -18,8 +18,8 @@ Memory-mapped, the file's pages are one copy however many sessions (or processes
 the graphs, as long as each session uses the weights as stored: every constant transpose
 is folded at export time (see ``graphs.tied_lookup``), and the runtime turns off ONNX
 Runtime's per-session repacking of MatMul weights when a folder has several graphs
-(``attnlab.export.runtime.Session``). :func:`check_weights` verifies the file against
-the manifest's size and SHA-256 before a runtime loads it.
+(``attnlab.export.runtime.Session``). :func:`check_file` verifies it, and every graph
+file, against the manifest's size and SHA-256 before a runtime loads them.
 """
 
 from __future__ import annotations
@@ -92,19 +92,42 @@ def _point_to_file(tensor, offset: int, length: int) -> None:
     tensor.data_location = TensorProto.EXTERNAL
 
 
-def check_weights(folder: Path, entry: dict) -> Path:
-    """``folder / entry["file"]``, checked against the manifest's size and SHA-256: a
-    missing, truncated or altered file is one line naming it."""
-    path = folder / entry["file"]
-    if not path.is_file():
-        raise AttnlabError(f"{path}: the export's weights file is missing (export the checkpoint again)")
-    size = path.stat().st_size
-    if size != entry["bytes"]:
-        raise AttnlabError(f"{path}: {size} bytes, the export wrote {entry['bytes']} (truncated or replaced; export again)")
+def file_digest(path: Path) -> dict:
+    """``{"bytes", "sha256"}`` of a file, read in 16 MiB chunks (what ``export.json`` records
+    for every file it lists)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 24):
             digest.update(chunk)
-    if digest.hexdigest() != entry["sha256"]:
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def inside(folder: Path, name: str, field: str) -> Path:
+    """``folder / name`` for the ``file`` field ``field`` of ``export.json``, refused unless it
+    resolves inside the folder. ``name`` is a plain file name (the manifest's schema checks
+    that: no ``/``, no ``..``); this refuses a link that leads out. Only the link is read,
+    never its target, and the message says nothing about what is outside."""
+    path = folder / name
+    try:
+        resolved, root = path.resolve(), folder.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        resolved, root = None, None
+    if resolved is None or resolved.parent != root:
+        raise AttnlabError(f"{path}: {field} must name a file inside the export folder; this one is a link that "
+                           "leads out of it (refused, nothing read)")
+    return path
+
+
+def check_file(folder: Path, entry: dict, field: str, what: str) -> Path:
+    """``folder / entry["file"]``, confined to the folder (:func:`inside`) and checked against
+    the manifest's ``bytes`` and ``sha256`` before anything reads it for use: a missing,
+    truncated or altered file is one line naming it."""
+    path = inside(folder, entry["file"], field)
+    if not path.is_file():
+        raise AttnlabError(f"{path}: the export's {what} is missing (export the checkpoint again)")
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        raise AttnlabError(f"{path}: {size} bytes, the export wrote {entry['bytes']} (truncated or replaced; export again)")
+    if file_digest(path)["sha256"] != entry["sha256"]:
         raise AttnlabError(f"{path}: contents differ from what the export wrote (SHA-256 mismatch; export again)")
     return path
