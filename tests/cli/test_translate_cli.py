@@ -52,8 +52,8 @@ def test_translate_arguments_and_stdin_with_empty_lines(ckpt, capsys, monkeypatc
     assert code == 0 and len(out.splitlines()) == 1
     code, out, err = run(["translate", "--ckpt", str(ckpt), "--beam", "3"], capsys,
                          stdin="the cat sleeps .\n\nzzunknownword sleeps .\n", monkeypatch=monkeypatch)
-    assert code == 0 and len(out.splitlines()) == 2  # the unknown word maps to <unk>, no error
-    assert "skipped 1 empty line" in err
+    assert code == 0 and len(out.splitlines()) == 3  # one line out per line in; <unk> for the unknown word
+    assert out.splitlines()[1] == "" and "1 empty line(s) left empty" in err
 
 
 def test_translate_bad_input(ckpt, tmp_path, capsys):

@@ -30,6 +30,8 @@ SEQ2SEQ_EXAMPLES = """  attnlab train seq2seq                                   
 TRANSLATE_EXAMPLES = """  attnlab translate --ckpt runs/demo/model "the small cat sees a dog ."
   attnlab translate --ckpt runs/demo/model --beam 4 < sentences.txt
   attnlab translate --ckpt runs/zh "Open file" "Could not open %s"
+  cut -f1 messages.tsv | attnlab translate --ckpt runs/fr > french.txt   # one translation per line
+  attnlab translate --ckpt runs/fr --po po/myapp.pot --out po/fr.po      # fill a catalog (entries marked fuzzy)
 """
 
 
@@ -76,9 +78,14 @@ def register(commands) -> None:
     p = add_command(commands, "translate", "translate sentences with a trained translator", TRANSLATE_EXAMPLES)
     p.add_argument("sentences", nargs="*", help="sentences to translate (default: lines on stdin)")
     p.add_argument("--ckpt", required=True, help="translator checkpoint folder")
-    p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    p.add_argument("--beam", type=int, default=4, help="beam size (1: greedy)")
     p.add_argument("--alpha", type=float, default=0.6, help="length penalty exponent of beam search")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--po", metavar="IN.po|IN.pot",
+                   help="fill the untranslated entries of this gettext catalog (marked fuzzy) into --out")
+    p.add_argument("--out", metavar="OUT.po", help="with --po: the filled catalog (written atomically)")
+    p.add_argument("--language", help="with --po: the target language of a template without Plural-Forms "
+                   "(default: the checkpoint's gettext:LANG)")
     add_run_options(p)
     add_runtime_option(p)
     p.set_defaults(func=run_translate)
@@ -102,15 +109,37 @@ def run_translate(args) -> int:
     runtime(args)
     if args.beam < 1:
         raise AttnlabError(f"--beam: expected an integer >= 1, got {args.beam}")
+    if (args.po is None) != (args.out is None):
+        raise AttnlabError("--po and --out go together: the catalog to fill and where to write it")
+    if args.po is not None and args.sentences:
+        raise AttnlabError("--po: translates the catalog's messages; give no sentences with it")
     if args.runtime == "onnx":  # an `attnlab export` folder in ONNX Runtime: same search, same output
         translator = load_onnx(args, ("transformer", "seq2seq"), "a translator")
     else:
         translator = translate.load(args.ckpt, device=str(resolve_device(args.device)))
-    lines = args.sentences if args.sentences else sys.stdin.read().splitlines()
-    sentences = [" ".join(line.split()) for line in lines if line.strip()]
-    skipped = len(lines) - len(sentences)
-    if skipped:
-        print(f"attnlab: skipped {skipped} empty line(s)", file=sys.stderr)
-    for line in translator.translate(sentences, beam_size=args.beam, alpha=args.alpha, batch_size=args.batch_size):
-        print(line)
+    search = {"beam_size": args.beam, "alpha": args.alpha, "batch_size": args.batch_size}
+    if args.po is not None:
+        report = translate.fill_po(translator, args.po, args.out,
+                                   language=args.language or translate.checkpoint_language(args.ckpt), **search)
+        for message in report.refused_messages[:10]:
+            print(f"attnlab: refused (placeholders not kept): {message!r}", file=sys.stderr)
+        if report.charset_changed:
+            print(f"attnlab: {args.out}: charset {report.charset}: a translation did not fit the old one",
+                  file=sys.stderr)
+        print(report.line())
+        return 0
+    empty = refused = 0
+    for lines in ([args.sentences] if args.sentences else translate.line_batches(sys.stdin, args.batch_size)):
+        sentences = [" ".join(line.split()) for line in lines]
+        asked = [s for s in sentences if s]
+        answers = iter(translate.translate_checked(translator, asked, **search))
+        for sentence in sentences:  # one output line per input line: an empty or refused one stays empty
+            answer = next(answers) if sentence else ""
+            empty += not sentence
+            refused += answer is None
+            print(answer or "", flush=True)
+    if empty:
+        print(f"attnlab: {empty} empty line(s) left empty", file=sys.stderr)
+    if refused:
+        print(f"attnlab: {refused} line(s) left empty: their placeholders could not be kept", file=sys.stderr)
     return 0

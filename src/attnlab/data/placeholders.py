@@ -39,7 +39,7 @@ PLACEHOLDER = re.compile(
     r"|\{[A-Za-z_0-9]{0,40}(?:[.\[][A-Za-z_0-9\]]+)*(?:![rsa])?(?::[^{}\s]{0,20})?\}"  # {0} {name} {:.2f}
     r"|\$\{[A-Za-z_][A-Za-z_0-9]*\}|\$[A-Za-z_][A-Za-z_0-9]*"  # ${VAR} $VAR
 )
-_ARG_NUMBER = re.compile(r"^%\d+\$")
+ARG_NUMBER = re.compile(r"^%\d+\$")  # printf's argument number N$
 
 
 def find_placeholders(text: str) -> list[str]:
@@ -49,7 +49,7 @@ def find_placeholders(text: str) -> list[str]:
 
 def placeholder_signature(text: str) -> Counter[str]:
     """The multiset that a translation must keep: placeholders without printf's ``N$``."""
-    return Counter(_ARG_NUMBER.sub("%", p) for p in find_placeholders(text))
+    return Counter(ARG_NUMBER.sub("%", p) for p in find_placeholders(text))
 
 
 def placeholders_match(source: str, target: str) -> bool:

@@ -5,11 +5,23 @@
     run.translator.translate(["the small cat sees a dog ."])
     translate.evaluate(run.translator, run.trained.splits.test).summary()
     translate.attentions(run.translator, ["the small cat sees a dog ."])
+    translate.fill_po(run.translator, "po/fr.po", "po/fr.filled.po").line()   # filled N, kept M, refused K
 
 See docs/translate.md.
 """
 
-from attnlab.apps.translate.app import TranslateSettings, TranslationRun, attentions, load, train
+from attnlab.apps.translate.app import (
+    TranslateSettings,
+    TranslationRun,
+    attentions,
+    checkpoint_language,
+    fill_po,
+    line_batches,
+    load,
+    train,
+    translate_checked,
+)
+from attnlab.apps.translate.catalog import FillReport, fill_catalog
 from attnlab.apps.translate.evaluation import (
     AlignmentScores,
     TranslationScores,
@@ -29,6 +41,7 @@ evaluate = evaluate_translator
 
 __all__ = [
     "AlignmentScores",
+    "FillReport",
     "PairAttention",
     "TrainedTranslator",
     "TranslateSettings",
@@ -38,11 +51,16 @@ __all__ = [
     "TranslatorSetup",
     "alignment_scores",
     "attentions",
+    "checkpoint_language",
     "evaluate",
     "evaluate_translator",
+    "fill_catalog",
+    "fill_po",
+    "line_batches",
     "load",
     "paper_train_config",
     "rnn_train_config",
     "train",
     "train_translator",
+    "translate_checked",
 ]

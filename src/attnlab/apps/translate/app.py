@@ -14,14 +14,18 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import torch
 
 from attnlab.apps.common import TrainSettings, check_out, train_config
+from attnlab.apps.translate.catalog import FillReport, fill_catalog
 from attnlab.apps.translate.evaluation import TranslationScores, evaluate_translator
 from attnlab.apps.translate.training import (
+    SETUP_FILE,
     TrainedTranslator,
     TranslatorSetup,
     paper_train_config,
@@ -32,8 +36,10 @@ from attnlab.apps.translate.translator import Translator
 from attnlab.attention.maps import Explained
 from attnlab.data.bpe import display_tokens
 from attnlab.data.gettext_corpus import is_gettext_spec, parse_spec
+from attnlab.data.placeholders_repair import repair_placeholders
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.real_language import RealLanguageScores, score_translations
+from attnlab.io import read_json
 
 EXAMPLE_SOURCES = [
     "the small cat sees a dog .",
@@ -117,6 +123,46 @@ def train(settings: TranslateSettings) -> TranslationRun:
 
 def load(ckpt: str | Path, device: str = "cpu") -> Translator:
     return Translator.load(ckpt, device=device)
+
+
+def checkpoint_language(ckpt: str | Path) -> str | None:
+    """The target language a translator folder was trained for (``gettext:fr`` -> ``fr``), if known."""
+    setup = Path(ckpt) / SETUP_FILE
+    data = read_json(setup).get("data") if setup.is_file() else None
+    return parse_spec(data).language if is_gettext_spec(data) else None
+
+
+def translate_checked(translator, sentences: list[str], *, beam_size: int = 4, alpha: float = 0.6,
+                      batch_size: int = 64) -> list[str | None]:
+    """``translator.translate`` (a :class:`Translator` or an ONNX one), each output verified to
+    keep its source's placeholders and tags (:func:`~attnlab.data.placeholders_repair.repair_placeholders`:
+    repaired where that is certain, else ``None``: refused), never one that silently lost one."""
+    hypotheses = translator.translate(sentences, beam_size=beam_size, alpha=alpha, batch_size=batch_size)
+    return [repair_placeholders(s, h) for s, h in zip(sentences, hypotheses)]
+
+
+def line_batches(stream: IO[str], size: int) -> Iterator[list[str]]:
+    """The lines of ``stream`` (newline removed) in lists of ``size``; one by one when it is a
+    terminal, so a person typing sees each translation at once."""
+    interactive = stream.isatty()
+    batch: list[str] = []
+    for line in stream:
+        batch.append(line.rstrip("\r\n"))
+        if interactive or len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def fill_po(translator: Translator, po: str | Path, out: str | Path, *, language: str | None = None,
+            beam_size: int = 4, alpha: float = 0.6, batch_size: int = 64) -> FillReport:
+    """Fill the untranslated entries of the catalog ``po`` into ``out``
+    (:func:`attnlab.apps.translate.catalog.fill_catalog`), placeholders verified."""
+    def translate(texts):
+        return translate_checked(translator, list(texts), beam_size=beam_size, alpha=alpha, batch_size=batch_size)
+
+    return fill_catalog(po, out, translate, language=language)
 
 
 @torch.no_grad()
