@@ -22,6 +22,8 @@ $(DEV): $(RUNTIME)
 	test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } || echo "chromium not installed: apt-get install -y chromium"
 	@# a CJK font, so that attnlab viz draws Chinese labels (its test skips without one)
 	test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || ! command -v apt-get >/dev/null || { apt-get update -qq && apt-get install -y -qq fonts-wqy-microhei; } || echo "fonts-wqy-microhei not installed: apt-get install -y fonts-wqy-microhei"
+	@# msgfmt, so that the .po filler's tests check their catalogs with msgfmt --check (they skip that check without it)
+	command -v msgfmt >/dev/null || ! command -v apt-get >/dev/null || { apt-get update -qq && apt-get install -y -qq gettext; } || echo "gettext not installed: apt-get install -y gettext"
 	touch $(DEV)
 
 demo: $(RUNTIME)
