@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 import attnlab
 from attnlab.errors import AttnlabError
+from attnlab.export.manifest import check_manifest
 from attnlab.export.spec import Exported, Graph
 from attnlab.export.weights import WEIGHTS_FILE, file_digest, share_weights
 from attnlab.io import read_json, write_json
@@ -105,7 +106,8 @@ def export_onnx(ckpt_dir: str | Path, out_dir: str | Path, *, opset: int | None 
 
 
 def read_manifest(export_dir: str | Path) -> dict:
-    """``export.json`` of an export folder, checked: an attnlab ONNX folder of this format version."""
+    """``export.json`` of an export folder, checked: an attnlab ONNX folder of this format version,
+    every field of its type and range (:func:`attnlab.export.manifest.check_manifest`)."""
     export_dir = Path(export_dir)
     path = export_dir / MANIFEST
     if not path.is_file():
@@ -119,7 +121,7 @@ def read_manifest(export_dir: str | Path) -> dict:
             f"{export_dir}: export format version {version} (attnlab {manifest.get('attnlab_version')}); this attnlab "
             f"({attnlab.__version__}) reads version {FORMAT_VERSION}: export the checkpoint again with this version"
         )
-    return manifest
+    return check_manifest(path, manifest)
 
 
 # --- one graph ------------------------------------------------------------------------
