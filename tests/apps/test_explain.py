@@ -1,4 +1,4 @@
-"""The seam every picture reads: ``attnlab.apps.explain(ckpt, inputs)`` on a checkpoint of
+"""The seam every picture reads: ``attnlab.apps.attentions_for(ckpt, inputs)`` on a checkpoint of
 each model type gives one ``Explained`` whose maps are the model's own weights, labelled
 on every axis, and ``attnlab viz`` draws a PNG of each (GPT included)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab.apps import explain
+from attnlab.apps import attentions_for
 from attnlab.attention.maps import GraphAttention
 from attnlab.cli.main import main
 
@@ -65,7 +65,7 @@ def _check_token_maps(explained, expected_kinds: set[str]) -> None:
     ],
 )
 def test_token_models(checkpoints, name, inputs, kinds):
-    explained = explain(checkpoints[name], inputs)
+    explained = attentions_for(checkpoints[name], inputs)
     assert explained.model_type == name
     _check_token_maps(explained, kinds)
     assert len(next(iter(explained.labels.values()))) == len(inputs)
@@ -85,7 +85,7 @@ def test_gpt_maps_are_causal_and_equal_the_models_own(checkpoints):
 
 
 def test_vit_image_and_patches(checkpoints):
-    explained = explain(checkpoints["vit"], [])
+    explained = attentions_for(checkpoints["vit"], [])
     _check_token_maps(explained, {"self"})
     rows, cols = explained.extras["grid"]
     assert len(explained.labels["patches"][0]) == 1 + rows * cols
@@ -94,7 +94,7 @@ def test_vit_image_and_patches(checkpoints):
 
 @pytest.mark.parametrize("name", ["gat", "han"])
 def test_graph_models(checkpoints, name):
-    explained = explain(checkpoints[name], [])
+    explained = attentions_for(checkpoints[name], [])
     nodes = explained.labels["nodes"][0]
     for e in explained.attentions.entries():
         assert isinstance(e.value, GraphAttention) and e.kind == ("metapath" if name == "han" else "graph")
@@ -131,7 +131,7 @@ def test_a_checkpoint_never_names_files_for_the_tool_to_read(checkpoints, tmp_pa
 def test_viz_draws_element_0_without_the_batchs_padding(checkpoints):
     from attnlab.viz.figures import layer_grid
 
-    explained = explain(checkpoints["transformer"], ["a dog .", "the small cat sees a dog that sleeps ."])
+    explained = attentions_for(checkpoints["transformer"], ["a dog .", "the small cat sees a dog that sleeps ."])
     figure = layer_grid(explained)
     keys = [t.get_text() for t in figure.axes[0].get_xticklabels()]
     assert keys and "<pad>" not in keys and len(keys) == explained.extras["src_lengths"][0]

@@ -10,8 +10,9 @@
     showcase    every mechanism on one toy query
 
 Every app's ``attentions(loaded, inputs)`` returns an :class:`~attnlab.attention.maps.Explained`;
-:func:`explain` finds the app of a checkpoint folder by its ``model_type`` and runs it —
-the seam ``attnlab viz`` and ``attnlab explore`` read.
+:func:`attentions_for` finds the app of a checkpoint folder by its ``model_type`` and runs it —
+the seam ``attnlab viz`` and ``attnlab explore`` read. ``apps.explain`` (``attnlab explain``)
+measures which explanation of a prediction is faithful.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def app_for(ckpt: str | Path):
     return importlib.import_module(f"attnlab.apps.{APPS[model_type(ckpt)]}")
 
 
-def explain(ckpt: str | Path, inputs: list[str], device: str = "cpu") -> Explained:
+def attentions_for(ckpt: str | Path, inputs: list[str], device: str = "cpu") -> Explained:
     """Load the checkpoint with its app and return the attention on ``inputs`` (the
     app's default example when empty)."""
     app = app_for(ckpt)

@@ -30,14 +30,14 @@ def register(commands) -> None:
 
 
 def run(args) -> int:
-    from attnlab.apps import app_for, explain, model_type
+    from attnlab.apps import app_for, attentions_for, model_type
     from attnlab.errors import AttnlabError
     from attnlab.training.config import resolve_device
     from attnlab.viz.explorer import serve, write_page
 
     runtime(args)
     device = str(resolve_device(args.device))
-    items = [explain(args.ckpt, args.inputs, device=device)]
+    items = [attentions_for(args.ckpt, args.inputs, device=device)]
     title = f"attnlab explorer: {args.ckpt}"
     if not args.serve:
         compare = None
@@ -46,7 +46,7 @@ def run(args) -> int:
                     - {"transformer", "seq2seq"}:
                 raise AttnlabError(f"--compare {args.compare}: holds a {model_type(args.compare)!r} model, "
                                    f"--ckpt a {model_type(args.ckpt)!r}: compare two checkpoints of the same task")
-            compare = [explain(args.compare, args.inputs, device=device)]
+            compare = [attentions_for(args.compare, args.inputs, device=device)]
         path = write_page(items, Path(args.out), title=title, compare=compare, compare_title=args.compare)
         print(f"wrote {path} (open it in a browser; it needs no network)")
         return 0

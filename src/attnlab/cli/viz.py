@@ -23,11 +23,11 @@ def register(commands) -> None:
 
 
 def run(args) -> int:
-    from attnlab.apps import explain
+    from attnlab.apps import attentions_for
     from attnlab.training.config import resolve_device
     from attnlab.viz.figures import draw_explained
 
     runtime(args)
-    explained = explain(args.ckpt, args.inputs, device=str(resolve_device(args.device)))
+    explained = attentions_for(args.ckpt, args.inputs, device=str(resolve_device(args.device)))
     print(f"wrote {draw_explained(explained, args.out)}")
     return 0
