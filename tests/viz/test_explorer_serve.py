@@ -78,9 +78,10 @@ def server():
     srv.server_close()
 
 
-def _post(url: str, body: bytes, content_type: str = "application/json", headers: dict | None = None):
-    req = urllib.request.Request(url + "api/explain", data=body, method="POST",
-                                 headers={"Content-Type": content_type, **(headers or {})})
+def _post(srv, body: bytes, content_type: str = "application/json", headers: dict | None = None):
+    """POST ``body`` to ``srv``'s API as the page does (its token in the header)."""
+    req = urllib.request.Request(srv.base_url + "api/explain", data=body, method="POST",
+                                 headers={"Content-Type": content_type, "X-Attnlab-Token": srv.token, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())
@@ -108,7 +109,7 @@ def _weights(answer: dict, m: int, h: int) -> torch.Tensor:
 
 
 def test_typed_text_gets_the_attention_of_the_python_api(server):
-    status, answer = _post(server.url, json.dumps({"text": "attention!"}).encode())
+    status, answer = _post(server, json.dumps({"text": "attention!"}).encode())
     assert status == 200 and answer["examples"][0]["labels"]["tokens"] == list("attention!")
     expected = server.infer_obj({"text": "attention!"}).attentions
     for m in range(2):
@@ -128,27 +129,27 @@ def test_typed_text_gets_the_attention_of_the_python_api(server):
     (b"\xff\xfe", "application/json", 400, "malformed JSON"),
 ])
 def test_bad_input_gets_a_clear_error_and_the_server_keeps_running(server, body, content_type, status, message):
-    got, answer = _post(server.url, body, content_type)
+    got, answer = _post(server, body, content_type)
     assert got == status and message in answer["error"]
-    assert _post(server.url, b'{"text": "still here"}')[0] == 200
+    assert _post(server, b'{"text": "still here"}')[0] == 200
 
 
 def test_oversized_requests_and_unknown_paths(server):
-    status, answer = _post(server.url, b"{}", headers={"Content-Length": str(10**9)})
+    status, answer = _post(server, b"{}", headers={"Content-Length": str(10**9)})
     assert status == 413 and "too large" in answer["error"]
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(server.url + "etc/passwd", timeout=10)
+        urllib.request.urlopen(server.url.replace("/?", "/etc/passwd?"), timeout=10)
     assert err.value.code == 404
-    req = urllib.request.Request(server.url + "api/other", data=b"{}", method="POST")
+    req = urllib.request.Request(server.base_url + "api/other", data=b"{}", method="POST")
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 404
-    assert _post(server.url, b'{"text": "fine"}')[0] == 200
+    assert _post(server, b'{"text": "fine"}')[0] == 200
 
 
 def test_concurrent_requests_share_one_model_one_at_a_time(server):
     results = []
-    threads = [threading.Thread(target=lambda k=k: results.append(_post(server.url, json.dumps({"text": f"req {k}"}).encode())[0]))
+    threads = [threading.Thread(target=lambda k=k: results.append(_post(server, json.dumps({"text": f"req {k}"}).encode())[0]))
                for k in range(6)]
     for t in threads:
         t.start()
@@ -160,7 +161,7 @@ def test_concurrent_requests_share_one_model_one_at_a_time(server):
 def test_the_page_explains_typed_input_in_the_browser(server):
     pw, browser = launch()
     try:
-        o = open_page(browser, server.url, allow_prefix=server.url)
+        o = open_page(browser, server.url, allow_prefix=server.base_url)
         o.page.fill("#serve-input", "")
         o.page.click("#serve-go")
         o.wait("() => document.getElementById('error').textContent.includes('non-empty')")
@@ -176,7 +177,7 @@ def test_the_page_explains_typed_input_in_the_browser(server):
         empty = make_server(server.infer_obj, items=[], title="empty", input_kind="text")  # no startup example
         threading.Thread(target=empty.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         try:
-            e = open_page(browser, empty.url, allow_prefix=empty.url)
+            e = open_page(browser, empty.url, allow_prefix=empty.base_url)
             e.page.fill("#serve-input", "first")
             e.page.click("#serve-go")
             e.wait("() => attnlab.meta.sets[0].examples.length === 1 && document.querySelector('#map').options.length === 2")
@@ -188,7 +189,7 @@ def test_the_page_explains_typed_input_in_the_browser(server):
         images = make_server(lambda r: seen.append(r["image_bytes"]) or vit_case(), items=[], title="vit", input_kind="image")
         threading.Thread(target=images.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         try:
-            v = open_page(browser, images.url, allow_prefix=images.url)
+            v = open_page(browser, images.url, allow_prefix=images.base_url)
             png = _png_bytes()
             v.page.set_input_files("#serve-input", files=[{"name": "cat.png", "mimeType": "image/png", "buffer": png}])
             v.page.click("#serve-go")
@@ -208,10 +209,10 @@ def test_image_servers_check_the_bytes():
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        assert _post(srv.url, b"plain text, not an image", "image/png")[1]["error"].startswith("not an image")
-        assert _post(srv.url, b"\x89PNG\r\n\x1a\n" + b"0" * 2000, "image/png")[0] == 413
-        assert "not JSON" in _post(srv.url, b"{}", "application/json")[1]["error"]
-        assert _post(srv.url, b"\x89PNG\r\n\x1a\n0000", "image/png") == (400, {"error": "unused"})
+        assert _post(srv, b"plain text, not an image", "image/png")[1]["error"].startswith("not an image")
+        assert _post(srv, b"\x89PNG\r\n\x1a\n" + b"0" * 2000, "image/png")[0] == 413
+        assert "not JSON" in _post(srv, b"{}", "application/json")[1]["error"]
+        assert _post(srv, b"\x89PNG\r\n\x1a\n0000", "image/png") == (400, {"error": "unused"})
     finally:
         srv.shutdown()
         srv.server_close()

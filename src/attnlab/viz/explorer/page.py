@@ -8,6 +8,8 @@ small JSON description of every example (``<script id="attnlab-meta">``) and one
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import re
@@ -72,13 +74,24 @@ def _example_title(e: dict[str, Any], k: int) -> str:
     return f"{e['model_type']} {k}"
 
 
+def content_security_policy(script: str | None = None) -> str:
+    """The page's policy: nothing from the network; only the page's own script runs (by its SHA-256,
+    so a script element smuggled in through data would not); inline styles, data:/blob: images and
+    the live server's API (``connect-src 'self'``). The page declares it in a meta tag; the live
+    server also sends it as a header, with ``frame-ancestors 'none'`` (which a meta tag cannot carry)."""
+    digest = base64.b64encode(hashlib.sha256((script or _script()).encode("utf-8")).digest()).decode("ascii")
+    return (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data: blob:; "
+            "connect-src 'self'")
+
+
 def render_html(meta: dict[str, Any], blobs: Blobs) -> str:
     """The page as one string."""
     blob_tags = "\n".join(f'<script type="application/octet-stream" id="attnlab-{k}">{v}</script>' for k, v in blobs.items.items())
+    script = _script()
     parts = {"__CSS__": _static("explorer.css"), "__META__": script_json(meta), "__BLOBS__": blob_tags,
-             "__JS__": _script(), "__TITLE__": html.escape(meta["title"])}
+             "__JS__": script, "__TITLE__": html.escape(meta["title"]), "__CSP__": content_security_policy(script)}
     # one pass over the template: inserted text is never searched for placeholders
-    return re.sub(r"__(?:TITLE|CSS|JS|META|BLOBS)__", lambda m: parts[m.group(0)], _static("template.html"))
+    return re.sub(r"__(?:TITLE|CSS|JS|META|BLOBS|CSP)__", lambda m: parts[m.group(0)], _static("template.html"))
 
 
 def write_page(

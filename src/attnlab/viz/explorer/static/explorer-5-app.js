@@ -193,7 +193,9 @@
       }
       go.disabled = true;
       try {
-        const r = await fetch('api/explain', { method: 'POST', headers: { 'Content-Type': type }, body });
+        // the run's token, from the URL the command printed (the server refuses the API without it)
+        const token = new URLSearchParams(location.search).get('token') || '';
+        const r = await fetch('api/explain', { method: 'POST', headers: { 'Content-Type': type, 'X-Attnlab-Token': token }, body });
         const js = await r.json();
         if (!r.ok) { $('error').textContent = js.error || `error ${r.status}`; return; }
         Object.assign(BLOBS, js.blobs);
