@@ -4,18 +4,27 @@ Every file attnlab writes for later reading (checkpoints, configs, reports) goes
 through these helpers: the bytes go to a temporary file in the same folder, are
 flushed to disk, and the temporary file is renamed over the target (``os.replace``
 is atomic on POSIX and Windows).
+
+A write that fails for any reason -- disk full (``ENOSPC``), the file size limit of
+``ulimit -f`` (``EFBIG``), a read-only file system (``EROFS``), no permission -- is one
+:class:`WriteError` naming the file and the reason, whatever raised it (an ``OSError``, or
+safetensors' ``SafetensorError``, which is not one); the temporary file is removed and the
+previous file, if any, is untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from attnlab.errors import AttnlabError
@@ -30,22 +39,49 @@ def _umask() -> int:
     return mask
 
 
+class WriteError(AttnlabError):
+    """A file could not be written; the message names it and why (``reason``: the OS's
+    words). Nothing was replaced."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
+
+
+def write_failure(path: str | os.PathLike, error: BaseException) -> WriteError:
+    """The one-line :class:`WriteError` of a failed write of ``path``: the OS's reason
+    (``No space left on device``), also out of a ``SafetensorError``'s text."""
+    if isinstance(error, OSError):
+        reason = error.strerror or str(error)
+    else:  # safetensors: "Error while serializing: I/O error: File too large (os error 27)"
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        found = re.search(r"I/O error: (.*?)(?: \(os error \d+\))?$", text)
+        reason = found.group(1) if found else text
+    kept = "the previous file is unchanged" if Path(path).exists() else "nothing was written"
+    return WriteError(f"{path}: cannot write ({reason}); {kept}", reason)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` then rename ``tmp_path`` onto ``path``."""
+    """Call ``write(tmp_path)`` then rename ``tmp_path`` onto ``path``; a failure is a
+    :class:`WriteError` and leaves ``path`` as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        tmp = None
+    except (OSError, SafetensorError) as e:
+        raise write_failure(path, e) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         print("attnlab: interrupted", file=sys.stderr)
         return 128 + getattr(e, "signum", 2)  # 130 after Ctrl-C, 143 after SIGTERM
-    except (AttnlabError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
+    except (AttnlabError, OSError) as e:  # OSError: a disk full, read-only or missing file is one line too
         print(f"attnlab: error: {e}", file=sys.stderr)
         return 2
     return int(result or 0)

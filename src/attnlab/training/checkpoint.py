@@ -40,11 +40,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from attnlab.errors import AttnlabError
-from attnlab.io import WEIGHTS_FILE, read_json, read_safetensors, write_json, write_safetensors
+from attnlab.io import (
+    WEIGHTS_FILE,
+    WriteError,
+    read_json,
+    read_safetensors,
+    write_failure,
+    write_json,
+    write_safetensors,
+)
 from attnlab.training.config import TrainConfig
 from attnlab.training.rng import RngState
 from attnlab.validation import check_tensors
@@ -86,6 +94,8 @@ def check_out_dir(out_dir: str | Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise AttnlabError(f"--out {out_dir}: {existing} is a file, not a folder")
+    if hasattr(os, "statvfs") and os.statvfs(existing).f_flag & os.ST_RDONLY:
+        raise AttnlabError(f"--out {out_dir}: cannot write in {existing} (read-only file system); choose another --out")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise AttnlabError(f"--out {out_dir}: cannot write in {existing} (permission denied); choose another --out")
 
@@ -290,18 +300,33 @@ def save_checkpoint(
     ``rng``: the RNG state of each rank, rank 0 first (one state for one process).
     ``model`` None: no weights (a sharded save whose ranks wrote theirs into the folder of
     :func:`prepare_checkpoint` already: ``prepared=True``).
+
+    A write that fails (disk full, ``ulimit -f``, a read-only file system: an ``OSError``,
+    safetensors' ``SafetensorError`` or :class:`~attnlab.io.WriteError`) is one
+    :class:`~attnlab.io.WriteError` saying whether the previous checkpoint is intact (it
+    always is: nothing replaces it before the new one is complete).
     """
     out_dir = Path(out_dir)
     new, old = _sibling(out_dir, "new"), _sibling(out_dir, "old")
-    if not prepared:
-        prepare_checkpoint(out_dir)
     try:
+        if not prepared:
+            prepare_checkpoint(out_dir)
         _write_and_swap(out_dir, new, old, model, optimizer_state, trainer_state, rng, save_extra)
-    except BaseException:
+    except BaseException as e:
         if new.exists() and not _is_complete(new):  # a half-written folder helps no one
             shutil.rmtree(new, ignore_errors=True)
+        if isinstance(e, (OSError, SafetensorError, WriteError)):
+            raise _checkpoint_write_failure(out_dir, e) from None
         raise
     return out_dir
+
+
+def _checkpoint_write_failure(out_dir: Path, error: BaseException) -> WriteError:
+    reason = error.reason if isinstance(error, WriteError) else write_failure(out_dir, error).reason
+    previous = find_checkpoint(out_dir)
+    kept = (f"the last checkpoint (step {read_json(previous / STATE_FILE).get('step')}) in {previous} is intact"
+            if previous is not None else "no checkpoint was there before")
+    return WriteError(f"cannot write the checkpoint in {out_dir} ({reason}); {kept}", reason)
 
 
 def _write_and_swap(
