@@ -13,7 +13,13 @@ An epoch ``e`` is planned from ``numpy.random.default_rng([seed, e])``:
    ``max_tokens`` padded tokens (``rows * longest row``);
 4. shuffle the order of the batches.
 
-Steps run through epoch 0's batches, then epoch 1's, and so on. With ``batch_size``
+Steps run through epoch 0's batches, then epoch 1's, and so on.
+
+``token_dropout`` p (Sennrich & Zhang 2019's word dropout, on subword tokens): each source
+token of a training batch is replaced by ``unk_id`` with probability p, drawn from
+``numpy.random.default_rng([seed, step, 1])``, so the model learns to translate around
+what it cannot read and leans less on any one token; ``collate``/``in_order``
+(evaluation) never drop. With ``batch_size``
 alone every epoch has the same number of batches; with ``max_tokens`` the count can
 differ a little between epochs, and the step -> epoch map is accumulated as needed.
 
@@ -84,12 +90,17 @@ class TranslationBatches:
         pool_batches: int = 50,
         seed: int = 0,
         alignments: bool = False,
+        token_dropout: float = 0.0,
+        unk_id: int | None = None,
     ):
         if batch_size is None and max_tokens is None:
             raise AttnlabError("TranslationBatches: give batch_size, max_tokens or both")
         for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens), ("max_len", max_len)):
             if value is not None and value < 1:
                 raise AttnlabError(f"TranslationBatches: {name} must be >= 1, got {value}")
+        if not 0 <= token_dropout < 1 or (token_dropout and unk_id is None):
+            raise AttnlabError(f"TranslationBatches: token_dropout must be in [0, 1) with an unk_id, got {token_dropout}")
+        self.token_dropout, self.unk_id = token_dropout, unk_id
         if pool_batches < 1:
             raise AttnlabError(f"TranslationBatches: pool_batches must be >= 1, got {pool_batches}")
         self.src_pad, self.tgt_pad = src_tokenizer.pad_id, tgt_tokenizer.pad_id
@@ -169,7 +180,12 @@ class TranslationBatches:
 
     def batch(self, step: int) -> Batch:
         epoch, index = self.locate(step)
-        return self.collate(torch.from_numpy(self._plan(epoch)[index]))
+        batch = self.collate(torch.from_numpy(self._plan(epoch)[index]))
+        if self.token_dropout:
+            src = batch["src_ids"]  # (B, Ls)
+            drop = np.random.default_rng([self.seed, step, 1]).random(tuple(src.shape)) < self.token_dropout
+            batch["src_ids"] = torch.where(torch.from_numpy(drop) & (src != self.src_pad), self.unk_id, src)
+        return batch
 
     def collate(self, rows: torch.Tensor) -> Batch:
         """The padded tensors of positions ``rows`` (of the kept pairs)."""

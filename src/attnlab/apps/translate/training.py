@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from attnlab.apps.translate.averaging import LastSaves
 from attnlab.apps.translate.translator import SRC_TOKENIZER, TGT_TOKENIZER, Translator
 from attnlab.config import config_from_dict, config_to_dict, preset
 from attnlab.data.batching import TranslationBatches
@@ -55,6 +56,7 @@ from attnlab.training import (
 from attnlab.training.budget import steps_within_budget
 
 SETUP_FILE = "translator.json"
+AVERAGED_FILE = "averaged.json"  # which saves the folder's weights average (setup.average_last > 1)
 TOKENIZERS = ("word", "bpe", "byte_bpe")
 # setup.model -> (model class, its presets)
 ARCHITECTURES: dict[str, tuple[type[PretrainedModel], dict[str, Any]]] = {
@@ -92,6 +94,9 @@ class TranslatorSetup:
     guided_alignment: float = 0.0
     batch_size: int = 64
     max_tokens: int | None = None
+    shared_vocab: bool = False
+    token_dropout: float = 0.0
+    average_last: int = 1
     eval_sentences: int = 200
     seed: int = 0
 
@@ -117,6 +122,12 @@ class TranslatorSetup:
             raise AttnlabError("align_data (--align): give the data it aligns (--data) too; the synthetic corpus has its own")
         if self.guided_alignment < 0:
             raise AttnlabError(f"guided_alignment: expected a weight >= 0, got {self.guided_alignment}")
+        if not 0 <= self.token_dropout < 1:
+            raise AttnlabError(f"token_dropout: expected a probability in [0, 1), got {self.token_dropout}")
+        if self.average_last < 1:
+            raise AttnlabError(f"average_last: expected a number of saves >= 1, got {self.average_last}")
+        if self.shared_vocab and self.model != "transformer":
+            raise AttnlabError("shared_vocab: only the Transformer ties its embeddings; the RNN keeps one per side")
 
 
 @dataclass
@@ -148,21 +159,31 @@ def train_tokenizer(kind: str, texts: list[str], vocab_size: int) -> Tokenizer:
 
 
 def translation_tokenizers(
-    kind: str, vocab_size: int, splits: CorpusSplits, tokenizers_from: Path | None = None
+    kind: str, vocab_size: int, splits: CorpusSplits, tokenizers_from: Path | None = None, shared: bool = False
 ) -> tuple[Tokenizer, Tokenizer]:
-    """Source and target tokenizers: read from a translator folder, or trained on ``splits.train``."""
+    """Source and target tokenizers: read from a translator folder, or trained on ``splits.train``
+    (``shared``: one joint vocabulary learnt from both sides, the same object twice)."""
     if tokenizers_from is not None:
         return Tokenizer.load(tokenizers_from / SRC_TOKENIZER), Tokenizer.load(tokenizers_from / TGT_TOKENIZER)
+
+    def train() -> tuple[Tokenizer, Tokenizer]:
+        if shared:
+            joint = train_tokenizer(kind, splits.train.src + splits.train.tgt, vocab_size)
+            return joint, joint
+        return train_tokenizer(kind, splits.train.src, vocab_size), train_tokenizer(kind, splits.train.tgt, vocab_size)
+
     # rank 0's on every rank under torchrun: training a BPE is not deterministic across processes
-    return distributed.from_rank0(
-        lambda: (train_tokenizer(kind, splits.train.src, vocab_size), train_tokenizer(kind, splits.train.tgt, vocab_size)))
+    return distributed.from_rank0(train)
 
 
 def build_translator(setup: TranslatorSetup, splits: CorpusSplits, tokenizers_from: Path | None = None) -> Translator:
     """A fresh model for the data; tokenizers trained on ``splits.train`` or read from a folder."""
-    src_tok, tgt_tok = translation_tokenizers(setup.tokenizer, setup.vocab_size, splits, tokenizers_from)
+    src_tok, tgt_tok = translation_tokenizers(setup.tokenizer, setup.vocab_size, splits, tokenizers_from,
+                                              shared=setup.shared_vocab)
     model_class, presets = ARCHITECTURES[setup.model]
     overrides = {"attention": setup.attention} if setup.model == "seq2seq" else {}
+    if setup.shared_vocab:
+        overrides["share_embeddings"] = True  # source, target and output embeddings: one matrix
     if setup.guided_alignment:
         overrides["alignment_weight"] = setup.guided_alignment
     config = preset(
@@ -242,6 +263,7 @@ def train_translator(
     batches = TranslationBatches(
         splits.train, translator.src_tokenizer, translator.tgt_tokenizer, batch_size=setup.batch_size,
         max_tokens=setup.max_tokens, max_len=model.config.max_len, seed=setup.seed, alignments=guided,
+        token_dropout=setup.token_dropout, unk_id=translator.src_tokenizer.unk_id,
     )
     valid = TranslationBatches(
         splits.valid, translator.src_tokenizer, translator.tgt_tokenizer, batch_size=128,
@@ -254,9 +276,12 @@ def train_translator(
             model.to(resolve_device(config.device))
             config = dataclasses.replace(config, steps=steps_within_budget(model, batches, config, loss_fn=translation_loss))
 
+    last_saves = LastSaves(setup.average_last)
+
     def save_extra(folder: Path) -> None:
         translator.save_tokenizers(folder)
         write_json(folder / SETUP_FILE, config_to_dict(setup))
+        last_saves.record(model, trainer.step)
 
     trainer = Trainer(
         model, batches, config, loss_fn=translation_loss, count_tokens=batches.count_tokens,
@@ -265,6 +290,11 @@ def train_translator(
         save_extra=save_extra,
     )
     result = trainer.fit(resume=resume)
+    if setup.average_last > 1 and not result.interrupted and distributed.current().main:
+        averaged = last_saves.average_into(model)
+        if len(averaged) > 1:  # the folder's weights become the average (its optimizer state stays the last's)
+            model.save_pretrained(out_dir)
+            write_json(out_dir / AVERAGED_FILE, {"steps": averaged})
     model.eval()
     return TrainedTranslator(translator, result, splits)
 

@@ -1,0 +1,84 @@
+"""The small-data recipe's parts: token dropout in the batches, one joint vocabulary with
+tied embeddings, and the average of the last saves."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from attnlab.apps.translate.averaging import LastSaves
+from attnlab.apps.translate.training import TranslatorSetup, build_translator
+from attnlab.data import WordTokenizer, synthetic_corpus
+from attnlab.data.batching import TranslationBatches
+from attnlab.errors import AttnlabError
+
+
+@pytest.fixture(scope="module")
+def data():
+    splits = synthetic_corpus("tiny", seed=0)
+    src = WordTokenizer.train(splits.train.src)
+    tgt = WordTokenizer.train(splits.train.tgt)
+    return splits, src, tgt
+
+
+def test_token_dropout_replaces_source_tokens_at_rate_p_deterministically(data):
+    splits, src, tgt = data
+    plain = TranslationBatches(splits.train, src, tgt, batch_size=32, seed=3)
+    dropped = TranslationBatches(splits.train, src, tgt, batch_size=32, seed=3, token_dropout=0.25, unk_id=src.unk_id)
+    changed = kept = 0
+    for step in range(40):
+        a, b = plain.batch(step), dropped.batch(step)
+        assert torch.equal(a["tgt_in"], b["tgt_in"]) and torch.equal(a["tgt_out"], b["tgt_out"])
+        real = a["src_ids"] != src.pad_id
+        assert torch.equal(b["src_ids"][~real], a["src_ids"][~real])  # padding is never dropped
+        differs = b["src_ids"] != a["src_ids"]
+        assert bool((b["src_ids"][differs] == src.unk_id).all())
+        changed += int((differs | ((a["src_ids"] == src.unk_id) & real)).sum())
+        kept += int(real.sum())
+        assert torch.equal(b["src_ids"], dropped.batch(step)["src_ids"])  # a pure function of (seed, step)
+    assert abs(changed / kept - 0.25) < 0.03  # binomial: ~8,000 tokens, sd 0.005
+    first = next(dropped.in_order())[1]["src_ids"]
+    assert torch.equal(first, next(plain.in_order())[1]["src_ids"])  # evaluation never drops
+    with pytest.raises(AttnlabError, match="token_dropout"):
+        TranslationBatches(splits.train, src, tgt, batch_size=32, token_dropout=0.1)  # no unk_id
+
+
+def test_shared_vocabulary_ties_all_three_embeddings(data):
+    splits = data[0]
+    setup = TranslatorSetup(corpus="tiny", preset="tiny", tokenizer="byte_bpe", vocab_size=300, shared_vocab=True)
+    translator = build_translator(setup, splits)
+    assert translator.src_tokenizer is translator.tgt_tokenizer
+    model = translator.model
+    assert model.config.share_embeddings and model.config.src_vocab_size == model.config.tgt_vocab_size
+    params = {id(p) for p in model.parameters()}
+    separate = build_translator(TranslatorSetup(corpus="tiny", preset="tiny", tokenizer="byte_bpe", vocab_size=300),
+                                splits).model
+    width = model.config.d_model
+    # one (V, D) matrix instead of two: the model is smaller by one source embedding
+    assert sum(p.numel() for p in separate.parameters()) - sum(p.numel() for p in model.parameters()) == (
+        separate.config.src_vocab_size * width)
+    assert len(params) == len(list(model.parameters()))
+    with pytest.raises(AttnlabError, match="shared_vocab"):
+        TranslatorSetup(model="seq2seq", preset="compact", shared_vocab=True)
+
+
+def test_last_saves_average_is_the_mean_of_the_last_n():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    saves = LastSaves(3)
+    states = []
+    for step in (10, 20, 30, 40, 40):  # the final save repeats step 40: counted once
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        model[1].num_batches_tracked += 1
+        saves.record(model, step)
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+    assert saves.average_into(model) == [20, 30, 40]
+    expected = [states[1], states[2], states[4]]
+    for name, value in model.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, sum(s[name].double() for s in expected).float() / 3, rtol=1e-6, atol=1e-6)
+        else:
+            assert torch.equal(value, states[4][name])
