@@ -97,10 +97,20 @@ def test_damaged_weights_file_is_one_line_naming_it(gpt, tmp_path, damage, words
 
 
 def test_unreadable_graph_file_is_one_line_naming_it(gpt, tmp_path):
+    from attnlab.export.onnx import MANIFEST
+    from attnlab.export.weights import file_digest
+    from attnlab.io import read_json, write_json
+
     _, out = gpt
     copy = shutil.copytree(out, tmp_path / "copy")
     (copy / "decode.onnx").write_bytes(b"not a graph")
-    with pytest.raises(AttnlabError, match="decode.onnx: ONNX Runtime cannot load it") as error:
+    with pytest.raises(AttnlabError, match="decode.onnx: 11 bytes, the export wrote") as error:
+        load_runtime(copy)
+    assert "\n" not in str(error.value)
+    manifest = read_json(copy / MANIFEST)  # the manifest made to agree: the parser refuses it
+    manifest["graphs"]["decode"].update(file_digest(copy / "decode.onnx"))
+    write_json(copy / MANIFEST, manifest)
+    with pytest.raises(AttnlabError, match="decode.onnx: not a readable ONNX graph") as error:
         load_runtime(copy)
     assert "\n" not in str(error.value)
 

@@ -31,8 +31,8 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
+from attnlab.export.folder import open_folder
 from attnlab.export.onnx import read_manifest
-from attnlab.export.weights import check_file
 
 
 def _ort():
@@ -61,14 +61,23 @@ class Session:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # noqa: BLE001 - ONNX Runtime raises its own types; one line names the file
-            lines = str(error).strip().splitlines() or [type(error).__name__]
-            raise AttnlabError(f"{path}: ONNX Runtime cannot load it: {lines[0][:300]}") from None
+            raise AttnlabError(f"{path}: ONNX Runtime cannot load it: {_first_line(error)}") from None
+        self.path = path
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, **inputs: Any) -> dict[str, np.ndarray]:
         feeds = {name: _numpy(inputs[name]) for name in self.input_names}
-        return dict(zip(self.output_names, self.session.run(None, feeds)))
+        try:
+            outputs = self.session.run(None, feeds)
+        except Exception as error:  # noqa: BLE001 - e.g. a position past the graph's table: one line
+            raise AttnlabError(f"{self.path}: ONNX Runtime failed to run it: {_first_line(error)}") from None
+        return dict(zip(self.output_names, outputs))
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return lines[0][:300]
 
 
 def _numpy(x: Any) -> np.ndarray:
@@ -82,10 +91,8 @@ class _Runtime:
 
     def __init__(self, directory: Path, manifest: dict, threads: int | None):
         self.directory, self.manifest = directory, manifest
-        check_file(directory, manifest["weights"], "weights.file", "weights file")
-        graphs = manifest["graphs"]
-        paths = {name: check_file(directory, g, f"graphs.{name}.file", "graph file") for name, g in graphs.items()}
-        prepack = len(graphs) == 1  # several graphs share the weights: repacked, each session would hold a copy
+        paths = open_folder(directory, manifest)  # files confined and verified, config checked against the graphs
+        prepack = len(paths) == 1  # several graphs share the weights: repacked, each session would hold a copy
         self.sessions = {name: Session(path, threads, prepack=prepack) for name, path in paths.items()}
         self.config = SimpleNamespace(**manifest.get("config", {}))
 
