@@ -339,4 +339,4 @@ def test_against_hf_relative_position_embeddings(kind, tmp_path):
                                    got.last_hidden_state, atol=0, rtol=0)
     ours.train()
     ours(ids, types, mask).last_hidden_state.sum().backward()  # the tables train
-    assert ours.layers[0].self_attn.distance.weight.grad.abs().sum() > 0
+    assert ours.layers[0].self_attn.score_bias.distance.weight.grad.abs().sum() > 0

@@ -1,8 +1,18 @@
-"""An explicit key/value cache for incremental decoding.
+"""The key/value cache for incremental decoding: functional (:class:`PastKV`) and stateful
+(:class:`KVCache`).
 
 When a decoder generates token t, the keys and values of tokens < t do not change, so
-each attention layer keeps them: ``K_{1..t} = concat(K_{1..t-1}, k_t)``. One
-``KVCache`` belongs to one attention layer. Two kinds:
+each attention layer keeps them: ``K_{1..t} = concat(K_{1..t-1}, k_t)``.
+
+The functional form is a pair of tensors: :class:`PastKV` (past keys/values in) whose
+:meth:`PastKV.update` returns the present ones (``concat(past, new)``), and
+:class:`~attnlab.attention.multi_head.MultiHeadAttention` returns them as ``present``
+(what torchtune and x-transformers pass around; what a traced graph, e.g. an ONNX
+export, takes and returns). ``PastKV(k, v, static=True)`` holds cross-attention keys
+projected once: the layer uses them as they are.
+
+:class:`KVCache` is the same protocol (``length``, ``static``, ``is_filled``, ``update``)
+with state: one belongs to one attention layer and keeps what ``update`` appended. Two kinds:
 
 - *growing* (self-attention): :meth:`update` appends the new keys/values and returns all
   of them. Storage is preallocated and doubled when full, so a step costs a copy of the
@@ -15,13 +25,49 @@ Shapes: per-head keys/values ``(B, Hkv, L, Dh)``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
 
 
+class PastKV(NamedTuple):
+    """Past keys/values ``(B, Hkv, P, Dh)`` of one attention layer: the functional cache.
+
+    ``update(k, v)`` returns the present ``(concat(key, k), concat(value, v))`` and changes
+    nothing; ``static``: cross-attention keys/values, used as they are (never updated)."""
+
+    key: Tensor
+    value: Tensor
+    static: bool = False
+
+    @property
+    def length(self) -> int:
+        return self.key.shape[2]
+
+    @property
+    def is_filled(self) -> bool:
+        return self.static
+
+    def update(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        return torch.cat([self.key, key], dim=2), torch.cat([self.value, value], dim=2)  # (B, Hkv, P + L, Dh)
+
+    def advance(self, present: tuple[Tensor, Tensor]) -> PastKV:
+        """The cache of the next call: the layer's ``present`` keys/values."""
+        return PastKV(*present, static=self.static)
+
+    @staticmethod
+    def empty(batch: int, heads: int, head_dim: int, like: Tensor) -> PastKV:
+        """No past yet: ``(B, Hkv, 0, Dh)`` of ``like``'s dtype and device."""
+        none = like.new_zeros(batch, heads, 0, head_dim)
+        return PastKV(none, none)
+
+
 class KVCache:
-    """Keys/values of the tokens seen so far, for one attention layer."""
+    """Keys/values of the tokens seen so far, for one attention layer: :class:`PastKV`'s
+    update kept in place (``update`` returns what ``PastKV(key, value).update`` would)."""
 
     def __init__(self, static: bool = False, capacity: int = 64):
         self.static = static
@@ -66,6 +112,10 @@ class KVCache:
         self._value[:, :, self.length : self.length + new] = value
         self.length += new
         return self.key, self.value
+
+    def advance(self, present: tuple[Tensor, Tensor]) -> KVCache:
+        """The cache of the next call: this one (``update`` kept the present keys/values)."""
+        return self
 
     def claim(self, new: int) -> tuple[Tensor, Tensor]:
         """Extend by ``new`` tokens whose keys/values the caller writes in place, at rows

@@ -1,7 +1,22 @@
-"""Multi-head attention (Vaswani et al. 2017), with grouped/multi-query heads and a KV cache.
+"""Multi-head attention (Vaswani et al. 2017), with grouped/multi-query heads, a score bias
+and a KV cache.
 
-    head_h = Attention(Q W^Q_h, K W^K_h, V W^V_h)          h = 1..H
+    head_h = softmax(Q W^Q_h (K W^K_h)^T * scale + B_h + M) V W^V_h      h = 1..H
     MHA(Q, K, V) = concat(head_1, ..., head_H) W^O
+
+The layer takes its parts instead of being subclassed (as torchtune and x-transformers):
+
+- a **score bias** B ``(B, H, Lq, Lk)``: relative positions (Shaw et al. 2018, BERT's
+  ``relative_key``), ALiBi (Press et al. 2022), ... — a constructor part ``score_bias``
+  (a module or function ``(q, k) -> B`` of the per-head queries/keys, e.g.
+  :class:`~attnlab.attention.positional.RelativePositionBias`) and/or a per-call
+  ``score_bias`` (a float tensor or such a function). It joins the mask through the one
+  mask convention (:func:`~attnlab.attention.masks.combine_masks`: a float mask, which
+  the fused kernel takes as its ``attn_mask``); without one the path is unchanged;
+- **rotary positions** (``rotary``), applied to per-head queries and keys;
+- a **KV cache** ``cache``: the functional :class:`~attnlab.attention.kv_cache.PastKV`
+  (past keys/values in; the output's ``present`` out) or the stateful
+  :class:`~attnlab.attention.kv_cache.KVCache` (the same protocol, kept in place).
 
 Grouped-query attention (Ainslie et al. 2023) shares each key/value head among
 H / Hkv query heads; Hkv = 1 is multi-query attention (Shazeer 2019).
@@ -16,15 +31,32 @@ Dh = E / H head width.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from attnlab.attention.core import AttentionOutput, scaled_dot_product_attention
-from attnlab.attention.kv_cache import KVCache
+from attnlab.attention.kv_cache import KVCache, PastKV
 from attnlab.attention.masks import causal_mask, check_mask, combine_masks
 from attnlab.attention.positional import RotaryEmbedding
 from attnlab.errors import AttnlabError
 from attnlab.kernels.linear import Linear, linear
+
+# a float tensor broadcastable to (B, H, Lq, Lk), or a function of the per-head queries
+# q (B, H, Lq, Dh) and keys k (B, Hkv, Lk, Dh) (cache included) returning one
+ScoreBias = Tensor | Callable[[Tensor, Tensor], Tensor]
+Cache = KVCache | PastKV
+
+
+@dataclass
+class MultiHeadOutput(AttentionOutput):
+    """:class:`AttentionOutput` plus ``present``: the keys and values ``(B, Hkv, Lk, Dh)``
+    attended to, past ones included (after rotary, before the extra keys of
+    ``add_bias_kv``/``add_zero_attn``): the next call's ``cache=PastKV(*present)``."""
+
+    present: tuple[Tensor, Tensor] | None = None
 
 
 class MultiHeadAttention(nn.Module):
@@ -39,6 +71,8 @@ class MultiHeadAttention(nn.Module):
         num_kv_heads: Hkv for grouped/multi-query attention (default H).
         rotary: a :class:`RotaryEmbedding` applied to per-head queries and keys.
         scale: the factor of the scores (default ``Dh ** -0.5``).
+        score_bias: a module or function ``(q, k) -> (B, H, Lq, Lk)`` added to every call's
+            scores (relative positions: :class:`~attnlab.attention.positional.RelativePositionBias`).
         add_bias_kv: append a learned key and value (``bias_k``, ``bias_v`` ``(1, 1, Hkv*Dh)``).
         add_zero_attn: append a zero key and value (after the learned ones).
 
@@ -62,6 +96,7 @@ class MultiHeadAttention(nn.Module):
         scale: float | None = None,
         add_bias_kv: bool = False,
         add_zero_attn: bool = False,
+        score_bias: Callable[[Tensor, Tensor], Tensor] | None = None,
     ):
         super().__init__()
         if not 0.0 <= dropout <= 1.0:
@@ -86,6 +121,7 @@ class MultiHeadAttention(nn.Module):
         self.bias_k = nn.Parameter(nn.init.xavier_normal_(torch.empty(1, 1, kv_width))) if add_bias_kv else None
         self.bias_v = nn.Parameter(nn.init.xavier_normal_(torch.empty(1, 1, kv_width))) if add_bias_kv else None
         self.add_zero_attn = add_zero_attn
+        self.score_bias = score_bias  # a module is registered (its weights are the layer's)
 
     def _split_heads(self, x: Tensor, heads: int) -> Tensor:
         b, length, _ = x.shape
@@ -105,12 +141,14 @@ class MultiHeadAttention(nn.Module):
                 f"{tuple(key.shape)}, {tuple(value.shape)}"
             )
 
-    def _project(self, query: Tensor, key: Tensor | None, value: Tensor | None, cache: KVCache | None):
+    def _project(self, query: Tensor, key: Tensor | None, value: Tensor | None, cache: Cache | None):
         """Per-head ``q (B, H, Lq, Dh)``, ``k, v (B, Hkv, Lk, Dh)`` before rotary and cache.
 
         Self-attention packs the three projections into one matrix product (1.5x faster
         than three on the CPU); a filled static cache skips the key/value projections.
         """
+        if cache is not None and cache.static and cache.is_filled:
+            return self._split_heads(self.q_proj(query), self.num_heads), None, None
         if key is None and value is None:
             weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
             bias = None if self.q_proj.bias is None else torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
@@ -118,14 +156,20 @@ class MultiHeadAttention(nn.Module):
             q, k, v = linear(query, weight, bias).split([self.embed_dim, kv_width, kv_width], dim=-1)
             return self._split_heads(q, self.num_heads), self._split_heads(k, self.num_kv_heads), self._split_heads(v, self.num_kv_heads)
         q = self._split_heads(self.q_proj(query), self.num_heads)
-        if cache is not None and cache.static and cache.is_filled:
-            return q, None, None
-        key = query if key is None else key
-        value = key if value is None else value
-        return q, self._split_heads(self.k_proj(key), self.num_kv_heads), self._split_heads(self.v_proj(value), self.num_kv_heads)
+        kv = self.keys_values(query if key is None else key, value)
+        return q, kv.key, kv.value
 
-    def _position_and_cache(self, q: Tensor, k: Tensor | None, v: Tensor | None, cache: KVCache | None):
-        """Apply rotary positions (offset by the cached length) and append to the cache."""
+    def keys_values(self, key: Tensor, value: Tensor | None = None) -> PastKV:
+        """The per-head keys and values ``(B, Hkv, Lk, Dh)`` of ``key``/``value`` ``(B, Lk, .)``
+        (``value`` defaults to ``key``), as a static cache: cross-attention keys projected
+        once (no rotary) for every later call with ``cache=`` them."""
+        value = key if value is None else value
+        k, v = self.k_proj(key), self.v_proj(value)
+        return PastKV(self._split_heads(k, self.num_kv_heads), self._split_heads(v, self.num_kv_heads), static=True)
+
+    def _position_and_cache(self, q: Tensor, k: Tensor | None, v: Tensor | None, cache: Cache | None):
+        """Apply rotary positions (offset by the cached length) and append to the cache
+        (a :class:`PastKV` returns the present keys/values; a :class:`KVCache` keeps them too)."""
         if k is None:  # a filled static cache
             return q, cache.key, cache.value
         offset = cache.length if cache is not None and not cache.static else 0
@@ -146,19 +190,28 @@ class MultiHeadAttention(nn.Module):
         causal: bool = False,
         need_weights: bool = False,
         average_weights: bool = True,
-        cache: KVCache | None = None,
-    ) -> AttentionOutput:
+        cache: Cache | None = None,
+        score_bias: ScoreBias | None = None,
+    ) -> MultiHeadOutput:
         """Attend from ``query`` to ``key``/``value`` (self-attention when key is None).
 
         ``mask`` broadcasts to ``(B, H, Lq, Lk)`` where Lk counts cached keys too; with a
         growing ``cache``, ``causal`` aligns the mask bottom-right (the new tokens come last).
+        ``score_bias`` (a float tensor or a function ``(q, k) -> bias``) is added to the
+        scores, after the layer's own ``score_bias`` part.
         """
         keys_in = query if key is None else key
         self._check_inputs(query, keys_in, keys_in if value is None else value)
         b, lq, _ = query.shape
         q, k, v = self._position_and_cache(*self._project(query, key, value, cache), cache)  # (B, H(kv), L, Dh)
+        present = (k, v)
         if mask is not None:
             check_mask(mask, (b, self.num_heads, lq, k.shape[2]))
+        for bias in (self.score_bias, score_bias):
+            if bias is not None:
+                bias = bias(q, k) if callable(bias) else bias
+                check_mask(bias, (b, self.num_heads, lq, k.shape[2]), "score_bias")
+                mask = combine_masks(mask, bias.to(q.dtype))  # a float mask: the bias, -inf where blocked
         if self.bias_k is not None or self.add_zero_attn:
             k, v, mask, causal = self._append_extra_keys(k, v, mask, causal, lq)
         if self.num_kv_heads != self.num_heads:  # share each kv head among H / Hkv query heads
@@ -172,7 +225,7 @@ class MultiHeadAttention(nn.Module):
         weights = attn.weights
         if weights is not None and average_weights:
             weights = weights.mean(dim=1)  # (B, Lq, Lk)
-        return AttentionOutput(out, weights)
+        return MultiHeadOutput(out, weights, present=present)
 
     def _append_extra_keys(self, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool, lq: int):
         """Append (b_k, b_v) and/or a zero pair to ``k, v (B, Hkv, Lk, Dh)``; every query may

@@ -7,6 +7,12 @@
   pos * theta_i, theta_i = base^(-2i/Dh), so q_m . k_n depends only on m - n.
 - ALiBi (Press et al. 2022): add -slope_h * (i - j) to the scores of head h; slopes are a
   geometric sequence 2^(-8/H), 2^(-16/H), ...
+- Learned relative positions (Shaw et al. 2018; Huang et al. 2020, method 4; BERT's
+  ``relative_key`` / ``relative_key_query``): a vector r_d per distance d = i - j meets the
+  query (and the key) in the scores: B_ij = (q_i . r_{i-j} [+ k_j . r_{i-j}]) / sqrt(Dh).
+
+Rotary is a part of :class:`~attnlab.attention.multi_head.MultiHeadAttention`
+(``rotary``); ALiBi and relative positions are score biases (``score_bias``).
 
 Notation: L positions, D model width, Dh head width, H heads.
 """
@@ -72,6 +78,31 @@ class RotaryEmbedding(nn.Module):
         x_even, x_odd = x[..., 0::2], x[..., 1::2]  # (B, H, L, Dh/2) each
         rotated = torch.stack((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1)
         return rotated.flatten(-2)  # interleave back to (B, H, L, Dh)
+
+
+class RelativePositionBias(nn.Module):
+    """Learned relative-position scores, a score bias of multi-head attention:
+    ``(q (B, H, Lq, Dh), k (B, H, Lk, Dh)) -> B (B, H, Lq, Lk)`` with
+
+        B_ij = (q_i . r_{i-j} [+ k_j . r_{i-j}]) / sqrt(Dh)      (``key_query`` adds the k term)
+
+    ``distance`` holds r_d for d = -(P-1) .. P-1, P = ``max_positions``; query i sits at
+    position Lk - Lq + i (bottom-right, as with a cache of earlier keys)."""
+
+    def __init__(self, max_positions: int, head_dim: int, *, key_query: bool = False):
+        super().__init__()
+        self.max_positions, self.key_query = max_positions, key_query
+        self.distance = nn.Embedding(2 * max_positions - 1, head_dim)
+
+    def forward(self, q: Tensor, k: Tensor) -> Tensor:
+        lq, lk = q.shape[2], k.shape[2]
+        query_pos = torch.arange(lk - lq, lk, device=q.device)[:, None]  # (Lq, 1)
+        key_pos = torch.arange(lk, device=q.device)[None, :]  # (1, Lk)
+        table = self.distance(query_pos - key_pos + self.max_positions - 1).to(q.dtype)  # (Lq, Lk, Dh)
+        bias = torch.einsum("bhld,lrd->bhlr", q, table)  # q_i . r_{i-j}
+        if self.key_query:
+            bias = bias + torch.einsum("bhrd,lrd->bhlr", k, table)  # + k_j . r_{i-j}
+        return bias * q.shape[-1] ** -0.5
 
 
 def alibi_slopes(num_heads: int) -> Tensor:

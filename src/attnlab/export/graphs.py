@@ -83,16 +83,9 @@ def attend(
 
 
 def relative_bias(attn: nn.Module, q: Tensor, k: Tensor) -> Tensor | None:
-    """BERT's relative-position scores (``RelativePositionAttention``), None for other
-    attention: ``(q_i · r_{i-j} [+ k_j · r_{i-j}]) / sqrt(Dh)``, ``(B, H, L, L)``."""
-    if not hasattr(attn, "distance"):
-        return None
-    position = torch.arange(q.shape[2], device=q.device)
-    table = F.embedding(position[:, None] - position[None, :] + attn.max_positions - 1, attn.distance.weight)  # (L, L, Dh)
-    bias = torch.einsum("bhld,lrd->bhlr", q, table)
-    if attn.key_query:
-        bias = bias + torch.einsum("bhrd,lrd->bhlr", k, table)
-    return bias * q.shape[-1] ** -0.5
+    """The layer's own score bias (BERT's relative positions), None without one."""
+    bias = getattr(attn, "score_bias", None)
+    return None if bias is None else bias(q, k)
 
 
 def project_kv(attn: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -37,13 +37,21 @@ BERT_RULES = [
     ("layers.{i}.self_attn.q_proj.", "encoder.layer.{i}.attention.self.query."),
     ("layers.{i}.self_attn.k_proj.", "encoder.layer.{i}.attention.self.key."),
     ("layers.{i}.self_attn.v_proj.", "encoder.layer.{i}.attention.self.value."),
-    ("layers.{i}.self_attn.distance.", "encoder.layer.{i}.attention.self.distance_embedding."),
+    ("layers.{i}.self_attn.score_bias.distance.", "encoder.layer.{i}.attention.self.distance_embedding."),
     ("layers.{i}.self_attn.out_proj.", "encoder.layer.{i}.attention.output.dense."),
     ("layers.{i}.attn_residual.norm.", "encoder.layer.{i}.attention.output.LayerNorm."),
     ("layers.{i}.ffn.linear1.", "encoder.layer.{i}.intermediate.dense."),
     ("layers.{i}.ffn.linear2.", "encoder.layer.{i}.output.dense."),
     ("layers.{i}.ffn_residual.norm.", "encoder.layer.{i}.output.LayerNorm."),
     ("pooler.", "pooler.dense."),
+]
+# a decoder with cross-attention (add_cross_attention): its blocks name the first residual differently
+CROSS_RULES = [
+    ("layers.{i}.self_residual.norm.", "encoder.layer.{i}.attention.output.LayerNorm."),
+    *((f"layers.{{i}}.cross_attn.{ours}.", f"encoder.layer.{{i}}.crossattention.self.{hf}.")
+      for ours, hf in (("q_proj", "query"), ("k_proj", "key"), ("v_proj", "value"))),
+    ("layers.{i}.cross_attn.out_proj.", "encoder.layer.{i}.crossattention.output.dense."),
+    ("layers.{i}.cross_residual.norm.", "encoder.layer.{i}.crossattention.output.LayerNorm."),
 ]
 HEAD_RULES = [  # outside the "bert." prefix in HF's task models
     ("mlm_dense.", "cls.predictions.transform.dense."),
@@ -76,6 +84,7 @@ def config_to_hf(config: dict[str, Any]) -> dict[str, Any]:
         "pad_token_id": config["pad_token_id"],
         "position_embedding_type": config["position_embedding_type"],
         "is_decoder": config["is_decoder"],
+        "add_cross_attention": config["add_cross_attention"],
         "tie_word_embeddings": True,
     }
 
@@ -94,6 +103,7 @@ def config_from_hf(hf: dict[str, Any], has_pooler: bool) -> dict[str, Any]:
             type_vocab_size=hf.get("type_vocab_size", 2), classifier_dropout=hf.get("classifier_dropout"),
             pad_token_id=hf.get("pad_token_id") or 0, head=head, add_pooler=has_pooler,
             is_decoder=bool(hf.get("is_decoder", False)), position_embedding_type=position_type,
+            add_cross_attention=bool(hf.get("add_cross_attention", False)),
         )
     except KeyError as e:
         raise AttnlabError(f"config.json: missing field {e.args[0]!r}") from None
@@ -105,7 +115,7 @@ def weights_to_hf(state: dict[str, Tensor], head: str) -> dict[str, Tensor]:
     out = {}
     for name, tensor in state.items():
         head_name = rename_one(name, HEAD_RULES)
-        out[head_name if head_name is not None else prefix + (rename_one(name, BERT_RULES) or name)] = tensor
+        out[head_name if head_name is not None else prefix + (rename_one(name, CROSS_RULES + BERT_RULES) or name)] = tensor
     return out
 
 
@@ -114,9 +124,11 @@ def strip_prefix(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k.removeprefix("bert."): v for k, v in tensors.items() if not REDUNDANT.match(k)}
 
 
-def weights_from_hf(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-    """An attnlab BERT state dict from HF tensors (any of the architectures)."""
-    return rename(rename(strip_prefix(tensors), HEAD_RULES, reverse=True), BERT_RULES, reverse=True)
+def weights_from_hf(tensors: dict[str, Tensor], cross_attention: bool = False) -> dict[str, Tensor]:
+    """An attnlab BERT state dict from HF tensors (any of the architectures; ``cross_attention``:
+    a decoder with cross-attention layers)."""
+    rules = CROSS_RULES + BERT_RULES if cross_attention else BERT_RULES
+    return rename(rename(strip_prefix(tensors), HEAD_RULES, reverse=True), rules, reverse=True)
 
 
 def has_pooler(tensors: dict[str, Tensor]) -> bool:

@@ -7,18 +7,21 @@ connection and a LayerNorm.
     pre-LN  (GPT-2, ViT; Xiong et al. 2020):  x = x + Dropout(Sublayer(LN(x)))
 
 Blocks are built from parts: pass your own ``attention`` module (anything with MultiHeadAttention's call
-signature) to swap the mechanism.
+signature) to swap the mechanism. A block passes its ``cache`` (a :class:`KVCache`, or the
+functional :class:`PastKV`) to its self-attention and returns the layer's ``present``
+keys/values.
 
 Notation: B batch, L (Lq) target length, S source (memory) length, D d_model, H heads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from torch import Tensor, nn
 
-from attnlab.attention.kv_cache import KVCache
+from attnlab.attention.kv_cache import KVCache, PastKV
 from attnlab.attention.multi_head import MultiHeadAttention
 from attnlab.errors import AttnlabError
 from attnlab.layers.feed_forward import FeedForward, get_activation
@@ -26,11 +29,13 @@ from attnlab.layers.feed_forward import FeedForward, get_activation
 
 @dataclass
 class BlockOutput:
-    """``hidden (B, L, D)``; weights ``(B, H, L, Lk)`` when asked for, else None."""
+    """``hidden (B, L, D)``; weights ``(B, H, L, Lk)`` when asked for, else None;
+    ``present``: the self-attention's keys/values ``(B, Hkv, Lk, Dh)`` (past included)."""
 
     hidden: Tensor
     self_weights: Tensor | None = None
     cross_weights: Tensor | None = None
+    present: tuple[Tensor, Tensor] | None = None
 
 
 class Residual(nn.Module):
@@ -82,15 +87,15 @@ class TransformerBlock(nn.Module):
         mask: Tensor | None = None,
         causal: bool = False,
         need_weights: bool = False,
-        cache: KVCache | None = None,
+        cache: KVCache | PastKV | None = None,
     ) -> BlockOutput:
         def attend(h):
             out = self.self_attn(h, mask=mask, causal=causal, need_weights=need_weights, average_weights=False, cache=cache)
-            return out.output, out.weights
+            return out.output, out
 
-        x, weights = self.attn_residual(x, attend)
+        x, attn = self.attn_residual(x, attend)
         x, _ = self.ffn_residual(x, lambda h: (self.ffn(h), None))
-        return BlockOutput(x, self_weights=weights)
+        return BlockOutput(x, self_weights=attn.weights, present=getattr(attn, "present", None))
 
     def forward_first(self, x: Tensor, n: int, *, mask: Tensor | None = None) -> Tensor:
         """``forward(x).hidden[:, :n]`` at a fraction of the cost: only the first ``n``
@@ -130,17 +135,25 @@ class EncoderConfig:
         get_activation(self.activation)
 
 
-def encoder_stack(config: EncoderConfig, *, norm_first: bool) -> nn.ModuleList:
+def encoder_stack(
+    config: EncoderConfig, *, norm_first: bool, attention: Callable[[], nn.Module] | None = None,
+    cross_attention: bool = False,
+) -> nn.ModuleList:
     """``config.num_layers`` blocks, without dropout inside the feed-forward network
-    (as BERT and ViT)."""
-    return nn.ModuleList(
-        TransformerBlock(
-            config.hidden_size, config.num_heads, config.intermediate_size, dropout=config.dropout,
-            attention_dropout=config.attention_dropout, ffn_dropout=0.0, activation=config.activation,
-            norm_first=norm_first, norm_eps=config.norm_eps,
-        )
-        for _ in range(config.num_layers)
-    )
+    (as BERT and ViT); ``attention()`` builds each block's self-attention (default: a
+    :class:`MultiHeadAttention`); ``cross_attention``: :class:`DecoderBlock` s (BERT as
+    the decoder of an encoder-decoder)."""
+    c = config
+    parts = dict(dropout=c.dropout, attention_dropout=c.attention_dropout, ffn_dropout=0.0, activation=c.activation,
+                 norm_first=norm_first, norm_eps=c.norm_eps)
+
+    def block() -> nn.Module:
+        own = attention() if attention is not None else None
+        if cross_attention:
+            return DecoderBlock(c.hidden_size, c.num_heads, c.intermediate_size, **parts, self_attention=own)
+        return TransformerBlock(c.hidden_size, c.num_heads, c.intermediate_size, **parts, attention=own)
+
+    return nn.ModuleList(block() for _ in range(c.num_layers))
 
 
 def run_encoder(
@@ -191,20 +204,22 @@ class DecoderBlock(nn.Module):
     def forward(
         self,
         x: Tensor,
-        memory: Tensor,
+        memory: Tensor | None,
         *,
         self_mask: Tensor | None = None,
         memory_mask: Tensor | None = None,
         causal: bool = True,
         need_weights: bool = False,
-        self_cache: KVCache | None = None,
-        cross_cache: KVCache | None = None,
+        self_cache: KVCache | PastKV | None = None,
+        cross_cache: KVCache | PastKV | None = None,
     ) -> BlockOutput:
+        """``memory (B, S, D)``; None: the keys of a filled ``cross_cache``, and without one
+        no cross-attention at all (HF's BERT decoder called without encoder states)."""
         def self_attend(h):
             out = self.self_attn(
                 h, mask=self_mask, causal=causal, need_weights=need_weights, average_weights=False, cache=self_cache
             )
-            return out.output, out.weights
+            return out.output, out
 
         def cross_attend(h):
             out = self.cross_attn(
@@ -212,7 +227,9 @@ class DecoderBlock(nn.Module):
             )
             return out.output, out.weights
 
-        x, self_weights = self.self_residual(x, self_attend)
-        x, cross_weights = self.cross_residual(x, cross_attend)
+        x, attn = self.self_residual(x, self_attend)
+        cross_weights = None
+        if memory is not None or cross_cache is not None:
+            x, cross_weights = self.cross_residual(x, cross_attend)
         x, _ = self.ffn_residual(x, lambda h: (self.ffn(h), None))
-        return BlockOutput(x, self_weights=self_weights, cross_weights=cross_weights)
+        return BlockOutput(x, self_weights=attn.weights, cross_weights=cross_weights, present=getattr(attn, "present", None))

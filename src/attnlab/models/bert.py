@@ -11,17 +11,25 @@ Heads (``BERTConfig.head``): ``"base"`` (BertModel), ``"pretraining"`` (MLM + NS
 BertForPreTraining), ``"mlm"`` (BertForMaskedLM, no pooler), ``"lm"`` (BertLMHeadModel:
 the MLM head predicting the next token), ``"nsp"`` (BertForNextSentencePrediction),
 ``"classifier"`` (BertForSequenceClassification). ``is_decoder=True`` makes the
-self-attention causal (token i sees tokens <= i), as HF does.
+self-attention causal (token i sees tokens <= i), as HF does; ``add_cross_attention``
+adds a cross-attention sub-layer after it (the decoder of an encoder-decoder, HF's
+``BertLMHeadModel`` in an ``EncoderDecoderModel``), attending to ``encoder_hidden_states``:
+
+    h = LN(h + SelfAttn(h, causal));  h = LN(h + CrossAttn(h, enc));  h = LN(h + FFN(h))
 
 ``position_embedding_type`` ``"relative_key"`` (Shaw et al. 2018) or
 ``"relative_key_query"`` (Huang et al. 2020, method 4) replaces the absolute positions
-by a learned vector per distance, r_{i-j} (one table per layer), in the scores:
+by a learned vector per distance, r_{i-j} (one table per layer), in the scores — a score
+bias of the layer's multi-head attention
+(:class:`~attnlab.attention.positional.RelativePositionBias`):
 
-    e_ij = (q_i . k_j + q_i . r_{i-j} [+ k_j . r_{i-j}]) / sqrt(Dh) Checkpoints are
-HuggingFace folders (:mod:`attnlab.interop.hf_bert`), so ``transformers`` reads what
-attnlab writes.
+    e_ij = (q_i . k_j + q_i . r_{i-j} [+ k_j . r_{i-j}]) / sqrt(Dh)
 
-Notation: B batch, L sequence length, D hidden_size, H heads, V vocab_size, C labels.
+Checkpoints are HuggingFace folders (:mod:`attnlab.interop.hf_bert`), so
+``transformers`` reads what attnlab writes.
+
+Notation: B batch, L sequence length, S encoder length, D hidden_size, H heads, V vocab_size,
+C labels.
 """
 
 from __future__ import annotations
@@ -33,15 +41,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.attention.core import AttentionOutput, scaled_dot_product_attention
 from attnlab.attention.maps import Attentions
 from attnlab.attention.masks import causal_mask
 from attnlab.attention.multi_head import MultiHeadAttention
+from attnlab.attention.positional import RelativePositionBias
 from attnlab.config import config_from_dict, config_to_dict, preset
 from attnlab.errors import AttnlabError
 from attnlab.interop import hf_bert
 from attnlab.kernels.linear import Linear, linear
-from attnlab.layers.blocks import EncoderConfig, encoder_stack, run_encoder
+from attnlab.layers.blocks import EncoderConfig, encoder_stack
 from attnlab.layers.feed_forward import get_activation
 from attnlab.models.base import IGNORE_INDEX, PretrainedModel, check_ids, check_labels
 from attnlab.models.gpt import causal_lm_loss
@@ -61,6 +69,7 @@ class BERTConfig(EncoderConfig):
     head: str = "base"
     add_pooler: bool = True
     is_decoder: bool = False  # causal self-attention (HF's BertLMHeadModel)
+    add_cross_attention: bool = False  # a decoder attending to encoder_hidden_states
     position_embedding_type: str = "absolute"
 
     def __post_init__(self) -> None:
@@ -72,6 +81,8 @@ class BERTConfig(EncoderConfig):
             raise AttnlabError(
                 f"BERTConfig.position_embedding_type = {self.position_embedding_type!r}; expected one of {POSITION_TYPES}"
             )
+        if self.add_cross_attention and not self.is_decoder:
+            raise AttnlabError("BERTConfig.add_cross_attention needs is_decoder=True (cross-attention follows causal self-attention)")
         if self.head in ("pretraining", "nsp", "classifier") and not self.add_pooler:
             raise AttnlabError(f"BERTConfig.add_pooler: the {self.head!r} head needs the pooler")
         self.check_sizes("vocab_size", "max_positions")
@@ -97,7 +108,7 @@ class BERTOutput:
     (``(M, V)`` for the M labeled positions when ``mlm_labels`` are given; the next-token
     logits of the ``lm`` head); ``nsp_logits (B, 2)``; ``logits (B, C)``; ``attentions``
     with ``need_weights=True``: ``layers.{l}.self (B, H, L, L)`` (kind "causal" when
-    ``is_decoder``)."""
+    ``is_decoder``) and ``layers.{l}.cross (B, H, L, S)`` with encoder states."""
 
     last_hidden_state: Tensor
     pooler_output: Tensor | None = None
@@ -127,43 +138,6 @@ class BERTEmbeddings(nn.Module):
         return self.dropout(self.norm(x))
 
 
-class RelativePositionAttention(MultiHeadAttention):
-    """Self-attention with learned relative-position scores (the module docstring's e_ij):
-    ``distance`` holds r_d for d = -(P-1) .. P-1, P = ``max_positions``; with
-    ``key_query`` the keys meet r too. Self-attention only, no cache (BERT's encoder)."""
-
-    def __init__(self, embed_dim: int, num_heads: int, max_positions: int, *, key_query: bool, dropout: float = 0.0):
-        super().__init__(embed_dim, num_heads, dropout=dropout)
-        self.max_positions, self.key_query = max_positions, key_query
-        self.distance = nn.Embedding(2 * max_positions - 1, self.head_dim)
-
-    def forward(
-        self, query: Tensor, key: Tensor | None = None, value: Tensor | None = None, *, mask: Tensor | None = None,
-        causal: bool = False, need_weights: bool = False, average_weights: bool = True, cache=None,
-    ) -> AttentionOutput:
-        if key is not None or value is not None or cache is not None:
-            raise AttnlabError("relative position attention is self-attention without a cache")
-        self._check_inputs(query, query, query)
-        b, length, _ = query.shape
-        q, k, v = self._project(query, None, None, None)  # (B, H, L, Dh)
-        position = torch.arange(length, device=query.device)
-        table = self.distance(position[:, None] - position[None, :] + self.max_positions - 1).to(q.dtype)  # (L, L, Dh)
-        bias = torch.einsum("bhld,lrd->bhlr", q, table)  # q_i . r_{i-j}: (B, H, L, L)
-        if self.key_query:
-            bias = bias + torch.einsum("bhrd,lrd->bhlr", k, table)  # + k_j . r_{i-j}
-        bias = bias * self.head_dim**-0.5
-        if mask is not None:  # the float mask carries the relative scores; a bool mask becomes -inf
-            bias = bias.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else bias + mask
-        attn = scaled_dot_product_attention(
-            q, k, v, mask=bias, causal=causal, need_weights=need_weights, dropout_p=self.dropout if self.training else 0.0,
-        )
-        out = self.out_proj(attn.output.transpose(1, 2).reshape(b, length, self.embed_dim))  # (B, L, E)
-        weights = attn.weights
-        if weights is not None and average_weights:
-            weights = weights.mean(dim=1)
-        return AttentionOutput(out, weights)
-
-
 class BERT(PretrainedModel):
     """BERT encoder with the head named by ``config.head``; see the module docstring."""
 
@@ -175,13 +149,8 @@ class BERT(PretrainedModel):
         self.config = config
         d = config.hidden_size
         self.embeddings = BERTEmbeddings(config)
-        self.layers = encoder_stack(config, norm_first=False)
-        if config.position_embedding_type != "absolute":
-            for block in self.layers:  # the same projections, plus the distance table
-                block.self_attn = RelativePositionAttention(
-                    d, config.num_heads, config.max_positions, key_query=config.position_embedding_type == "relative_key_query",
-                    dropout=config.attention_dropout,
-                )
+        self.layers = encoder_stack(config, norm_first=False, attention=self._self_attention,
+                                    cross_attention=config.add_cross_attention)
         self.pooler = Linear(d, d) if config.add_pooler else None
         if config.head in MLM_HEADS:
             self.mlm_dense = Linear(d, d)
@@ -194,6 +163,15 @@ class BERT(PretrainedModel):
             self.classifier_dropout = nn.Dropout(p)
             self.classifier = Linear(d, config.num_labels)
         self.apply(self._init_weights)
+
+    def _self_attention(self) -> MultiHeadAttention:
+        """A layer's self-attention; relative positions enter as its score bias."""
+        c = self.config
+        bias = None
+        if c.position_embedding_type != "absolute":
+            bias = RelativePositionBias(c.max_positions, c.hidden_size // c.num_heads,
+                                        key_query=c.position_embedding_type == "relative_key_query")
+        return MultiHeadAttention(c.hidden_size, c.num_heads, dropout=c.attention_dropout, score_bias=bias)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -235,22 +213,59 @@ class BERT(PretrainedModel):
         token_type_ids: Tensor | None = None,
         attention_mask: Tensor | None = None,
         need_weights: bool = False,
+        *,
+        encoder_hidden_states: Tensor | None = None,
+        encoder_attention_mask: Tensor | None = None,
     ) -> BERTOutput:
-        """Embeddings, encoder and pooler (no task head)."""
+        """Embeddings, encoder and pooler (no task head); a decoder (``add_cross_attention``)
+        attends to ``encoder_hidden_states (B, S, D)`` where ``encoder_attention_mask (B, S)``
+        is 1 (HF's arguments; without encoder states the cross-attention is skipped, as HF does)."""
         c = self.config
         check_ids(input_ids, "input_ids", c.vocab_size, max_len=c.max_positions, length_name="max_positions")
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         check_ids(token_type_ids, "token_type_ids", c.type_vocab_size, what="type_vocab_size", shape=input_ids.shape)
         mask = self._attention_mask(input_ids, attention_mask)
+        memory_mask = self._encoder_mask(input_ids, encoder_hidden_states, encoder_attention_mask)
         x = self.embeddings(input_ids, token_type_ids)
-        x, weights = run_encoder(self.layers, x, mask=mask, causal=c.is_decoder and mask is None, need_weights=need_weights)
+        causal = c.is_decoder and mask is None
+        self_weights, cross_weights = [], []
+        for block in self.layers:
+            if c.add_cross_attention:
+                out = block(x, encoder_hidden_states, self_mask=mask, memory_mask=memory_mask, causal=causal,
+                            need_weights=need_weights)
+            else:
+                out = block(x, mask=mask, causal=causal, need_weights=need_weights)
+            x = out.hidden
+            self_weights.append(out.self_weights)
+            cross_weights.append(out.cross_weights)
         pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None
         attentions = None
         if need_weights:
             kind = "causal" if c.is_decoder else "self"
-            attentions = Attentions().add_layers("layers.{i}.self", weights, kind=kind, axes=("tokens", "tokens"))
+            attentions = Attentions().add_layers("layers.{i}.self", self_weights, kind=kind, axes=("tokens", "tokens"))
+            if encoder_hidden_states is not None:
+                attentions.add_layers("layers.{i}.cross", cross_weights, kind="cross", axes=("tokens", "source"))
         return BERTOutput(last_hidden_state=x, pooler_output=pooled, attentions=attentions)
+
+    def _encoder_mask(self, input_ids: Tensor, states: Tensor | None, mask: Tensor | None) -> Tensor | None:
+        """``encoder_attention_mask (B, S)`` checked -> ``(B, 1, 1, S)`` True on real keys, or None."""
+        if states is None:
+            if mask is not None:
+                raise AttnlabError("encoder_attention_mask given without encoder_hidden_states")
+            return None
+        if not self.config.add_cross_attention:
+            raise AttnlabError("encoder_hidden_states: this BERT has no cross-attention (add_cross_attention=False)")
+        d = self.config.hidden_size
+        if states.dim() != 3 or states.shape[0] != input_ids.shape[0] or states.shape[2] != d:
+            raise AttnlabError(f"encoder_hidden_states must have shape (B, S, {d}) with B = {input_ids.shape[0]}, "
+                               f"got {tuple(states.shape)}")
+        if mask is None:
+            return None
+        if mask.shape != states.shape[:2]:
+            raise AttnlabError(f"encoder_attention_mask must have shape (B, S) = {tuple(states.shape[:2])} "
+                               f"(1 = real token, 0 = padding), got {tuple(mask.shape)}")
+        return mask.bool()[:, None, None, :]  # (B, 1, 1, S)
 
     def forward(
         self,
@@ -262,15 +277,19 @@ class BERT(PretrainedModel):
         mlm_labels: Tensor | None = None,
         next_sentence_label: Tensor | None = None,
         labels: Tensor | None = None,
+        encoder_hidden_states: Tensor | None = None,
+        encoder_attention_mask: Tensor | None = None,
     ) -> BERTOutput:
         """Encode and apply the head; a loss is returned when its labels are given.
 
         ``mlm_labels (B, L)`` hold the original id at masked positions and -100 elsewhere;
         when given, ``mlm_logits`` is ``(M, V)``: the M labeled positions in row-major order;
         ``next_sentence_label (B,)`` is 0 for IsNext, 1 for NotNext; ``labels (B,)`` classes
-        (the ``lm`` head: ``labels (B, L)`` token ids, shifted inside as HF does).
+        (the ``lm`` head: ``labels (B, L)`` token ids, shifted inside as HF does);
+        ``encoder_hidden_states``/``encoder_attention_mask``: see :meth:`encode`.
         """
-        out = self.encode(input_ids, token_type_ids, attention_mask, need_weights)
+        out = self.encode(input_ids, token_type_ids, attention_mask, need_weights,
+                          encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask)
         c, b, length = self.config, input_ids.shape[0], input_ids.shape[1]
         losses = []
         if c.head in ("pretraining", "mlm") and mlm_labels is not None:
@@ -325,7 +344,7 @@ class BERT(PretrainedModel):
     def _import_checkpoint(cls, config: dict, tensors: dict[str, Tensor]) -> BERT:
         fields = hf_bert.config_from_hf(config, hf_bert.has_pooler(tensors))
         model = cls(config_from_dict(BERTConfig, fields, hf_bert.ENCODER_NAMES))
-        return model._load_weights(hf_bert.weights_from_hf(tensors), "BERT checkpoint")
+        return model._load_weights(hf_bert.weights_from_hf(tensors, model.config.add_cross_attention), "BERT checkpoint")
 
 
 @torch.no_grad()
