@@ -1,0 +1,67 @@
+"""Every method on every prediction, their faithfulness averaged: the ranked table.
+
+    evaluate(explainables, methods) -> Evaluation
+        .attributions[name][n]  (L_n,) attribution of prediction n (None: skipped)
+        .table[name]            the measures of :mod:`attnlab.explain.faithfulness`, averaged
+                                over the predictions the method ran on
+        .skipped[name]          why a method did not run on some predictions
+        .ranked()               method names, most faithful first (AOPC, then insertion AUC)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from attnlab.explain.explainable import Explainable
+from attnlab.explain.faithfulness import faithfulness
+from attnlab.explain.flow import TooLarge
+
+MEASURES = ("aopc", "deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency")
+
+
+@dataclass
+class Evaluation:
+    attributions: dict[str, list[Tensor | None]] = field(default_factory=dict)
+    curves: dict[str, list[dict | None]] = field(default_factory=dict)
+    table: dict[str, dict[str, float]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def ranked(self) -> list[str]:
+        return sorted(self.table, key=lambda m: (-self.table[m]["aopc"], -self.table[m]["insertion_auc"]))
+
+    def format_table(self) -> str:
+        """The table as text, most faithful first (↑ higher is better, ↓ lower)."""
+        heads = ("method", "AOPC↑", "del AUC↓", "ins AUC↑", "compr↑", "suff↓", "n")
+        lines = ["{:<22}{:>9}{:>10}{:>10}{:>9}{:>9}{:>5}".format(*heads)]
+        for name in self.ranked():
+            row = self.table[name]
+            lines.append(f"{name:<22}" + "".join(f"{row[m]:>{w}.4f}" for m, w in zip(MEASURES, (9, 10, 10, 9, 9)))
+                         + f"{int(row['n']):>5}")
+        lines += [f"{name:<22}skipped: {why}" for name, why in self.skipped.items() if name not in self.table]
+        return "\n".join(lines)
+
+
+def evaluate(explainables: list[Explainable], methods: dict[str, Callable[[Explainable], Tensor]]) -> Evaluation:
+    """Run each method on each prediction and measure its faithfulness."""
+    result = Evaluation()
+    for name, method in methods.items():
+        attributions, curves = [], []
+        for x in explainables:
+            try:
+                attribution = method(x).detach().double().cpu()
+            except TooLarge as e:
+                result.skipped[name] = str(e)
+                attributions.append(None)
+                curves.append(None)
+                continue
+            attributions.append(attribution)
+            curves.append(faithfulness(x, attribution))
+        result.attributions[name], result.curves[name] = attributions, curves
+        measured = [c for c in curves if c is not None]
+        if measured:
+            result.table[name] = {m: sum(c[m] for c in measured) / len(measured) for m in MEASURES}
+            result.table[name]["n"] = len(measured)
+    return result

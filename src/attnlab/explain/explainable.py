@@ -1,0 +1,121 @@
+"""The one seam every explanation method reads: :class:`Explainable`, one prediction.
+
+An adapter (one per model kind, in ``attnlab.apps.explain``) turns a model and an input
+into an ``Explainable``: the differentiable input units, a forward from them, and the
+attention graph over them. Every method is a function ``Explainable -> (L,)``.
+
+    inputs   (L, D)   one row per input unit: token embeddings, patch embeddings, node features
+    baseline (L, D)   what a removed unit becomes: the model's pad / [MASK] embedding or the mean
+    run(e (S, L, D), need_weights) -> (score (S,), raw)
+             score: log p(target) of the prediction with the units ``e``, S copies at once;
+             raw: the model's own attention tensors (in the autograd graph)
+    layout(raw) -> per layer (S, H, M, M), rows = queries, over the M nodes of the attention
+             graph (the units plus, for a translator, the decoder's query node), first layer
+             first; a linear placement of ``raw`` (plus constant rows), so it places gradients too
+    query    the node whose prediction is explained; ``units (L,)`` the node of each unit
+    residual per layer: True where the block adds its input back (rollout adds 0.5 I there)
+
+The model's own forward runs on the embeddings through :func:`replace_output` (a forward
+hook on the embedding module), so no model math is copied here.
+
+Notation: L units, D width, S copies of one input (steps, perturbations), H heads, M nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from attnlab.errors import AttnlabError
+
+Run = Callable[[Tensor, bool], tuple[Tensor, list[Tensor]]]
+
+
+@dataclass
+class Explainable:
+    """One prediction of one model on one input (see the module docstring)."""
+
+    inputs: Tensor  # (L, D)
+    baseline: Tensor  # (L, D)
+    run: Run
+    labels: list[str]
+    target: str
+    query: int
+    units: Tensor  # (L,) long: node of each unit in the attention graph
+    residual: list[bool]
+    replacement: str  # how a removed unit is replaced, in words ("pad embedding", ...)
+    module: nn.Module | None = None  # the model (head importance hooks its attention)
+    extras: dict = field(default_factory=dict)
+    layout: Callable[[list[Tensor]], list[Tensor]] = list
+
+    def __post_init__(self) -> None:
+        if self.inputs.dim() != 2 or self.baseline.shape != self.inputs.shape:
+            raise AttnlabError(f"inputs (L, D) and baseline must match, got {tuple(self.inputs.shape)} "
+                               f"and {tuple(self.baseline.shape)}")
+        if len(self.labels) != self.inputs.shape[0] or self.units.shape != (self.inputs.shape[0],):
+            raise AttnlabError(f"labels and units: expected {self.inputs.shape[0]} (one per unit)")
+
+    @property
+    def num_units(self) -> int:
+        return self.inputs.shape[0]
+
+    def score(self, e: Tensor, chunk: int = 64) -> Tensor:
+        """log p(target) of ``e (S, L, D)`` -> ``(S,)``, without gradients, ``chunk`` copies a pass."""
+        with torch.no_grad():
+            return torch.cat([self.run(part, False)[0] for part in e.split(chunk)])
+
+    def gradient(self, e: Tensor) -> tuple[Tensor, Tensor]:
+        """``(score (S,), d score / d e (S, L, D))`` at ``e (S, L, D)``."""
+        e = e.detach().requires_grad_(True)
+        with torch.enable_grad():
+            score, _ = self.run(e, False)
+            (grad,) = torch.autograd.grad(score.sum(), e)
+        return score.detach(), grad
+
+    def maps(self) -> list[Tensor]:
+        """The attention graph's layers ``(H, M, M)`` on the unperturbed input."""
+        with torch.no_grad():
+            _, raw = self.run(self.inputs[None], True)
+        return [m[0].float() for m in self._layout(raw)]
+
+    def map_gradients(self) -> tuple[list[Tensor], list[Tensor]]:
+        """The layers ``(H, M, M)`` and d score / d each, through the model's own weights."""
+        with torch.enable_grad():
+            score, raw = self.run(self.inputs[None].detach(), True)
+            grads = torch.autograd.grad(score.sum(), raw, allow_unused=True)
+        grads = [torch.zeros_like(r) if g is None else g for r, g in zip(raw, grads)]
+        maps = [m[0].detach().float() for m in self._layout(raw)]
+        return maps, [g[0].float() for g in self.layout(grads)]
+
+    def _layout(self, raw: list[Tensor]) -> list[Tensor]:
+        if not raw:
+            raise AttnlabError(f"{self.target}: this model returned no attention weights")
+        return self.layout(raw)
+
+
+def head_mean(maps: list[Tensor]) -> list[Tensor]:
+    """Heads averaged: ``(H, M, M)`` -> ``(M, M)`` per layer."""
+    return [m.mean(dim=0) for m in maps]
+
+
+@contextmanager
+def replace_output(module: nn.Module, key: Tensor, value: Tensor) -> Iterator[None]:
+    """While open, ``module(key)`` returns ``value`` (any other call runs as usual).
+
+    The call is recognised by its input being the very tensor ``key`` (``is``), so a
+    shared embedding (source and target of a translator) is replaced for ``key`` only.
+    """
+    def hook(_module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
+        if args and args[0] is key:
+            return value.to(output.dtype)
+        return None
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -1,0 +1,58 @@
+"""Attention flow (Abnar & Zuidema 2020): the maximum flow from each input unit to the
+prediction through the layered attention graph.
+
+Nodes are (layer l, position i) for l = 0..N; an edge (l, j) -> (l + 1, i) has the
+capacity Â_l[i, j] of attention rollout's mixed layers (heads averaged, 0.5 I on residual
+layers). The attribution of unit j is the value of a maximum flow from (0, u_j) to (N, q):
+
+    a_j = maxflow_{Â}((0, u_j) -> (N, q))
+
+Solved with networkx's ``maximum_flow_value`` (preflow-push) on capacities scaled to
+integers (1e6 = 1), after dropping the nodes that cannot reach (N, q). Cost: L flows,
+each O(V^2 sqrt(E)) with V = (N + 1) M nodes and E <= N M^2 edges — seconds for tens
+of tokens, hours for 512; :data:`MAX_EDGES` bounds it (:class:`TooLarge` above).
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import torch
+from torch import Tensor
+
+from attnlab.errors import AttnlabError
+from attnlab.explain.explainable import Explainable
+from attnlab.explain.rollout import mixed_layers
+
+SCALE = 10**6
+MAX_EDGES = 60_000  # edges that reach the prediction; above, flow is skipped
+
+
+class TooLarge(AttnlabError):
+    """The input is too large for this method (it says which bound)."""
+
+
+def layer_graph(layers: list[Tensor], query: int) -> nx.DiGraph:
+    """The edges that reach (N, q), capacities scaled to integers."""
+    graph, alive = nx.DiGraph(), {query}
+    for level in range(len(layers), 0, -1):  # from the top down: who feeds the live nodes
+        a = layers[level - 1]
+        below = set()
+        for i in alive:
+            for j in torch.nonzero(a[i] > 0).flatten().tolist():
+                graph.add_edge((level - 1, j), (level, i), capacity=int(round(float(a[i, j]) * SCALE)))
+                below.add(j)
+        alive = below
+        if graph.number_of_edges() > MAX_EDGES:
+            raise TooLarge(f"attention flow: more than {MAX_EDGES} edges reach the prediction; give a shorter input")
+    return graph
+
+
+def flow(x: Explainable) -> Tensor:
+    """``(L,)``: the maximum flow from each unit to the query (0 where none reaches it)."""
+    layers = mixed_layers(x)
+    graph, sink = layer_graph(layers, x.query), (len(layers), x.query)
+    values = []
+    for j in x.units.tolist():
+        source = (0, j)
+        values.append(nx.maximum_flow_value(graph, source, sink) / SCALE if source in graph else 0.0)
+    return torch.tensor(values, dtype=torch.float64)

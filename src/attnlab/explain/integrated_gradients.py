@@ -1,0 +1,32 @@
+"""Integrated gradients (Sundararajan, Taly & Yan 2017, "Axiomatic Attribution for Deep Networks").
+
+    a_j = sum_d (e_jd - b_jd) ∫_0^1 d f(b + α (e - b)) / d e_jd dα
+        ≈ sum_d (e_jd - b_jd) (1/m) sum_{k=0}^{m-1} d f(b + α_k (e - b)) / d e_jd,   α_k = (k + 1/2) / m
+
+Completeness: sum_j a_j = f(e) - f(b) (up to the midpoint rule's error). The m points of
+the path run through the model in batches of ``batch`` copies. f = log p(target); b the
+baseline of the :class:`Explainable`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from attnlab.explain.explainable import Explainable
+
+STEPS = 32
+
+
+def integrated_gradients(x: Explainable, steps: int = STEPS, batch: int = 32) -> Tensor:
+    """``(L,)``: the path integral of the gradient from the baseline to the input, per unit."""
+    if steps < 1:
+        raise ValueError(f"steps: expected >= 1, got {steps}")
+    delta = x.inputs - x.baseline  # (L, D)
+    alphas = (torch.arange(steps, dtype=x.inputs.dtype, device=x.inputs.device) + 0.5) / steps  # (m,)
+    total = torch.zeros_like(delta)
+    for part in alphas.split(batch):
+        path = x.baseline[None] + part[:, None, None] * delta[None]  # (m', L, D)
+        _, grad = x.gradient(path)
+        total += grad.sum(dim=0)
+    return (delta * total / steps).sum(dim=-1)
