@@ -84,3 +84,37 @@ def test_claim_extends_in_place_and_grows():
     torch.testing.assert_close(cache.key[:, :, :2], key, rtol=0, atol=0)
     assert torch.equal(cache.key[0, 0, 2:, 0], torch.arange(4.0))
     assert torch.equal(cache.value[0, 1, 2:, 3], -torch.arange(4.0))
+
+
+@pytest.mark.parametrize("num_kv_heads", [4, 1])
+@pytest.mark.parametrize("rotary", [False, True])
+def test_functional_cache_equals_the_stateful_one_and_uncached(num_kv_heads, rotary):
+    """PastKV in, present out: chunk by chunk equals the uncached call and KVCache, and the
+    present holds every key so far (the next call's past)."""
+    from attnlab.attention.kv_cache import PastKV
+
+    mha = MultiHeadAttention(E, H, num_kv_heads=num_kv_heads, rotary=RotaryEmbedding(E // H) if rotary else None).eval()
+    x = torch.randn(B, L, E)
+    full = mha(x, causal=True)
+    past, cache, outs, stateful, start = PastKV.empty(B, num_kv_heads, E // H, x), KVCache(capacity=2), [], [], 0
+    for n in (3, 1, 4, 1):
+        out = mha(x[:, start : start + n], causal=True, cache=past)
+        past = past.advance(out.present)
+        outs.append(out.output)
+        stateful.append(mha(x[:, start : start + n], causal=True, cache=cache).output)
+        start += n
+    torch.testing.assert_close(torch.cat(outs, 1), full.output, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.cat(stateful, 1), torch.cat(outs, 1), atol=0, rtol=0)
+    assert past.length == L and not past.static
+    torch.testing.assert_close(past.key, full.present[0], atol=1e-6, rtol=0)  # rotated keys of all L tokens
+    torch.testing.assert_close(past.value, cache.value, atol=0, rtol=0)
+
+
+def test_static_functional_cache_is_used_as_given():
+    mha = MultiHeadAttention(E, H).eval()
+    memory, queries = torch.randn(B, 7, E), torch.randn(B, 3, E)
+    kv = mha.keys_values(memory)
+    assert kv.static and kv.key.shape == (B, H, 7, E // H)
+    out = mha(queries, cache=kv)  # no memory needed: the keys are the cache's
+    torch.testing.assert_close(out.output, mha(queries, memory).output, atol=1e-6, rtol=0)
+    assert out.present[0] is kv.key and kv.advance(out.present) == kv

@@ -209,3 +209,40 @@ def test_integer_and_mixed_dtype_inputs_are_clear_errors():
     for args in ((x.long(),), (x, x.double(), x.double()), (x.double(),)):
         with pytest.raises(AttnlabError, match="dtype"):
             mha(*args)
+
+
+def _reference_with_bias(mha, x, bias, allowed):
+    """softmax(q k^T / sqrt(Dh) + bias, blocked = -inf) v W_o, written out."""
+    b, length, _ = x.shape
+    q, k, v = (proj(x).view(b, length, H, E // H).transpose(1, 2) for proj in (mha.q_proj, mha.k_proj, mha.v_proj))
+    scores = q @ k.transpose(-1, -2) * (E // H) ** -0.5 + bias
+    weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+    return mha.out_proj((weights @ v).transpose(1, 2).reshape(b, length, E)), weights
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+@pytest.mark.parametrize("given", ["tensor", "function", "part"])
+def test_score_bias_is_added_to_the_scores(need_weights, given):
+    """A score bias (ALiBi here) as a tensor, a function of q/k, or the layer's own part
+    equals the written-out formula, with a padding mask, on the fused and weights paths."""
+    from attnlab.attention.positional import alibi_bias
+
+    def alibi(q, k):
+        return alibi_bias(H, q.shape[2], k.shape[2])  # (H, Lq, Lk)
+
+    mha = MultiHeadAttention(E, H, score_bias=alibi if given == "part" else None).eval()
+    x = torch.randn(B, LK, E)
+    allowed = torch.ones(B, 1, 1, LK, dtype=torch.bool)
+    allowed[0, ..., -2:] = False
+    per_call = {"tensor": alibi_bias(H, LK), "function": alibi, "part": None}[given]
+    out = mha(x, mask=allowed, score_bias=per_call, need_weights=need_weights, average_weights=False)
+    expected, weights = _reference_with_bias(mha, x, alibi_bias(H, LK), allowed)
+    torch.testing.assert_close(out.output, expected, **TOL)
+    if need_weights:
+        torch.testing.assert_close(out.weights, weights, **TOL)
+
+
+def test_score_bias_of_the_wrong_shape_is_a_clear_error():
+    mha = MultiHeadAttention(E, H)
+    with pytest.raises(AttnlabError, match="score_bias has shape"):
+        mha(torch.randn(B, LQ, E), score_bias=torch.zeros(H + 1, LQ, LQ))
