@@ -251,6 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own refusals (bad request line, long URI, too many headers) as JSON too."""
         self.close_connection = True
+        self.request_version = self.protocol_version  # headers even for a request line http.server took for HTTP/0.9
         self._refuse(int(code), message or self.responses.get(code, ("error",))[0])
 
     def _path(self) -> tuple[str, str]:
