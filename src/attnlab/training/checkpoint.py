@@ -53,6 +53,7 @@ from attnlab.io import (
     write_json,
     write_safetensors,
 )
+from attnlab.training import out_lock
 from attnlab.training.config import TrainConfig
 from attnlab.training.rng import RngState
 from attnlab.validation import check_tensors
@@ -84,8 +85,9 @@ def find_checkpoint(out_dir: str | Path) -> Path | None:
 
 def check_out_dir(out_dir: str | Path) -> None:
     """Fail before training, not at the first save, when ``out_dir`` cannot become a
-    checkpoint folder: a file in its place or above it, or a parent this user cannot
-    write. Nothing is created."""
+    checkpoint folder: a file in its place or above it, a parent this user cannot write, or
+    another live run owning it (:mod:`~attnlab.training.out_lock`). Then this process owns
+    it: only its parent and the lock file beside it are created."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise AttnlabError(f"--out {out_dir}: exists and is not a folder; give a folder path")
@@ -98,6 +100,7 @@ def check_out_dir(out_dir: str | Path) -> None:
         raise AttnlabError(f"--out {out_dir}: cannot write in {existing} (read-only file system); choose another --out")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise AttnlabError(f"--out {out_dir}: cannot write in {existing} (permission denied); choose another --out")
+    out_lock.claim(out_dir)
 
 
 # --- nested state dicts <-> (JSON, flat tensor dict) -------------------------------
@@ -276,9 +279,12 @@ def _finish_interrupted_swap(out_dir: Path) -> None:
 
 
 def prepare_checkpoint(out_dir: str | Path) -> Path:
-    """Finish an interrupted swap and create the empty ``.NAME.new`` a save writes into."""
+    """Finish an interrupted swap and create the empty ``.NAME.new`` a save writes into.
+    Only the run that owns ``out_dir`` does (:func:`~attnlab.training.out_lock.claim`):
+    another live run's ``.NAME.new`` is its save in progress, not debris."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    out_lock.claim(out_dir)
     _finish_interrupted_swap(out_dir)
     new = _sibling(out_dir, "new")
     new.mkdir()
