@@ -1,4 +1,4 @@
-"""causal_kernel: attnlab's C causal self-attention (fp32, CPU) against an fp64 reference,
+"""causal_kernel: attnlab's C self-attention (fp32, CPU; causal or unmasked) against an fp64 reference,
 PyTorch's flash kernel and the general path; when it is chosen; the GPT step through it.
 
 Tolerance: fp32 rounding, atol 1e-5 on unit-variance inputs (observed <= 3e-6)."""
@@ -25,20 +25,23 @@ def _packed_heads(b: int, h: int, t: int, d: int, generator: torch.Generator) ->
     return tuple(x.view(b, t, h, d).transpose(1, 2) for x in packed.split(h * d, dim=-1))
 
 
-def _reference(q, k, v, scale):
-    """fp64 softmax(scale q k^T, future masked) v and the log-sum-exp of each row."""
+def _reference(q, k, v, scale, causal=True):
+    """fp64 softmax(scale q k^T, future masked when causal) v and the log-sum-exp of each row."""
     t = q.shape[-2]
-    scores = (scale * q @ k.transpose(-2, -1)).masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+    scores = scale * q @ k.transpose(-2, -1)
+    if causal:
+        scores = scores.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
     return scores.softmax(-1) @ v, scores.logsumexp(-1)
 
 
+@pytest.mark.parametrize("causal", [True, False], ids=["causal", "unmasked"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize(
     "shape",
     [(2, 3, 37, 32), (1, 2, 5, 16), (2, 4, 128, 64), (2, 2, 200, 48), (1, 1, 1, 16)],
     ids=["T37", "T5-shorter-than-a-vector", "T128-probabilities-kept", "T200-recomputed", "T1"],
 )
-def test_forward_and_backward_match_fp64(shape, threads):
+def test_forward_and_backward_match_fp64(shape, threads, causal):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     q, k, v = _packed_heads(*shape, generator=g)
@@ -47,13 +50,13 @@ def test_forward_and_backward_match_fp64(shape, threads):
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        out, lse, probabilities = native.forward(q, k, v, scale, for_backward=True)
-        grads = native.backward(q, k, v, out, lse, probabilities, grad, scale)
+        out, lse, probabilities = native.forward(q, k, v, scale, for_backward=True, causal=causal)
+        grads = native.backward(q, k, v, out, lse, probabilities, grad, scale, causal=causal)
     finally:
         torch.set_num_threads(previous)
     assert (probabilities is not None) == (native._padded_length(shape[2]) <= 2 * shape[3])
     ref_inputs = [x.double().requires_grad_() for x in (q, k, v)]
-    ref, ref_lse = _reference(*ref_inputs, scale)
+    ref, ref_lse = _reference(*ref_inputs, scale, causal)
     ref.backward(grad.double())
     torch.testing.assert_close(out.double(), ref, **TOL)
     torch.testing.assert_close(lse.double(), ref_lse, **TOL)
@@ -105,6 +108,31 @@ def test_chosen_for_fp32_causal_self_attention_only(monkeypatch):
     assert choose_path(q, k, v, need_weights=False, dropout_p=0.0, causal_only=True) == "fused"
 
 
+def test_chosen_for_unmasked_self_attention_in_fp32_and_bf16_training():
+    q, k, v = _packed_heads(2, 4, 65, 32, torch.Generator().manual_seed(3))
+    assert choose_path(q, k, v, need_weights=False, dropout_p=0.0, unmasked=True) == "self_kernel"
+    assert choose_path(q, k, v, need_weights=True, dropout_p=0.0, unmasked=True) == "fused_weights"
+    assert choose_path(q, k, v, need_weights=False, dropout_p=0.1, unmasked=True) == "fused"
+    bf16 = [x.bfloat16().requires_grad_() for x in (q, k, v)]
+    assert choose_path(*bf16, need_weights=False, dropout_p=0.0, unmasked=True) == "self_bmm"
+    with torch.no_grad():
+        assert choose_path(*bf16, need_weights=False, dropout_p=0.0, unmasked=True) == "fused"
+
+
+def test_scaled_dot_product_attention_routes_unmasked_self_attention_through_it(monkeypatch):
+    """No mask, q, k, v of one shape: the kernel; a mask or keys of another length: not."""
+    q, k, v = _packed_heads(1, 2, 40, 32, torch.Generator().manual_seed(4))
+    calls = []
+    real = native.forward
+    monkeypatch.setattr(native, "forward", lambda *a, **kw: calls.append(kw["causal"]) or real(*a, **kw))
+    out = scaled_dot_product_attention(q, k, v).output
+    assert calls == [False]
+    torch.testing.assert_close(out, _reference(q.double(), k.double(), v.double(), 32**-0.5, causal=False)[0].float(), **TOL)
+    scaled_dot_product_attention(q, k, v, mask=torch.ones(40, 40, dtype=torch.bool))
+    scaled_dot_product_attention(q, k[:, :, :30], v[:, :, :30])
+    assert calls == [False]
+
+
 def test_scaled_dot_product_attention_routes_causal_calls_through_it(monkeypatch):
     q, k, v = (x.clone().requires_grad_() for x in _packed_heads(1, 2, 40, 32, torch.Generator().manual_seed(4)))
     calls = []
@@ -115,27 +143,50 @@ def test_scaled_dot_product_attention_routes_causal_calls_through_it(monkeypatch
     torch.testing.assert_close(out, _reference(q.double(), k.double(), v.double(), 32**-0.5)[0].float(), **TOL)
 
 
-def test_gpt_training_step_through_the_kernel_equals_the_flash_path(monkeypatch):
-    """The same fp32 GPT, loss and every gradient, with the kernel and with PyTorch's flash kernel."""
+def _gpt():
     from attnlab.models.gpt import GPT, gpt_config
 
-    torch.manual_seed(5)
     model = GPT(gpt_config("tiny", d_model=64, num_heads=2, dropout=0.0, attention_dropout=0.0))
     ids = torch.randint(0, model.config.vocab_size, (3, 24))
+    return model, lambda: model(ids, labels=ids).loss
+
+
+def _bert():
+    from attnlab.models.bert import BERT, bert_config
+
+    model = BERT(bert_config("tiny", hidden_size=64, num_heads=2, head="mlm", dropout=0.0, attention_dropout=0.0))
+    ids = torch.randint(5, model.config.vocab_size, (3, 24))
+    return model, lambda: model(ids, mlm_labels=ids).loss
+
+
+def _vit():
+    from attnlab.models.vit import ViT, vit_config
+
+    model = ViT(vit_config("digits", hidden_size=64, num_heads=2, dropout=0.0))
+    pixels, labels = torch.randn(3, 1, 8, 8), torch.tensor([0, 3, 9])
+    return model, lambda: model(pixels, labels=labels).loss
+
+
+@pytest.mark.parametrize("make", [_gpt, _bert, _vit], ids=["GPT causal", "BERT unmasked", "ViT unmasked"])
+def test_training_step_through_the_kernel_equals_the_flash_path(monkeypatch, make):
+    """The same fp32 model, loss and every gradient, with the kernel and with PyTorch's flash kernel."""
+    torch.manual_seed(5)
+    model, loss_of = make()
 
     def loss_and_grads():
         model.zero_grad(set_to_none=True)
-        loss = model(ids, labels=ids).loss
+        loss = loss_of()
         loss.backward()
-        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     calls = []
     real = native.backward
-    monkeypatch.setattr(native, "backward", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(native, "backward", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     kernel_loss, kernel_grads = loss_and_grads()
-    assert len(calls) == model.config.num_layers
+    assert len(calls) == len(model.layers if hasattr(model, "layers") else model.blocks)
     monkeypatch.setattr(native, "applies", lambda *a: False)
     flash_loss, flash_grads = loss_and_grads()
     torch.testing.assert_close(kernel_loss, flash_loss, **TOL)
+    assert kernel_grads.keys() == flash_grads.keys()
     for name, grad in flash_grads.items():
         torch.testing.assert_close(kernel_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)

@@ -1,8 +1,9 @@
 """Every path of ``scaled_dot_product_attention`` against the fp64 formula, as a property.
 
 Paths: ``fused`` (PyTorch's kernel), ``fused_weights`` (flash + weights from its
-log-sum-exp), ``plain`` (scores -> mask -> softmax -> sum), ``causal_kernel`` (attnlab's C
-kernel), ``causal_bmm`` (batched products with their own backward), and ``auto`` (whatever
+log-sum-exp), ``plain`` (scores -> mask -> softmax -> sum), ``causal_kernel`` and
+``self_kernel`` (attnlab's C kernel, causal and unmasked), ``causal_bmm`` and ``self_bmm``
+(batched products with their own backward), and ``auto`` (whatever
 :func:`attnlab.kernels.backend.choose_path` picks). Each path is forced (the choice is
 patched) wherever it computes the inputs' case, over:
 
@@ -32,7 +33,13 @@ import attnlab.attention.core as core
 from attnlab.attention import scaled_dot_product_attention
 from attnlab.kernels.native import causal_attention as native
 
-PATHS = ("auto", "fused", "fused_weights", "plain", "causal_kernel", "causal_bmm")
+PATHS = ("auto", "fused", "fused_weights", "plain", "causal_kernel", "causal_bmm", "self_kernel", "self_bmm")
+SELF_PATHS = ("causal_kernel", "causal_bmm", "self_kernel", "self_bmm")  # q, k, v of one shape, no weights
+
+
+def _self_mask(path: str) -> str:
+    """The one mask a self-attention path computes."""
+    return "causal" if path.startswith("causal") else "none"
 LAYOUTS = {
     "contiguous": lambda x: x.contiguous(),
     "last dim strided": lambda x: x.transpose(-1, -2).contiguous().transpose(-1, -2),
@@ -61,10 +68,10 @@ def reference(q, k, v, mask, causal, scale):
     return w @ v, w
 
 
-def _applies(path: str, dtype, causal_only: bool, d: int, need_weights: bool) -> bool:
-    if path in ("causal_kernel", "causal_bmm") and (not causal_only or need_weights):
+def _applies(path: str, dtype, causal_only: bool, d: int, need_weights: bool, unmasked: bool = False) -> bool:
+    if path in SELF_PATHS and (need_weights or not (causal_only if path.startswith("causal") else unmasked)):
         return False
-    if path == "causal_kernel":
+    if path.endswith("_kernel"):
         width = _vector_width()
         return dtype == torch.float32 and width > 0 and d % width == 0
     if path in ("fused", "fused_weights"):
@@ -75,18 +82,18 @@ def _applies(path: str, dtype, causal_only: bool, d: int, need_weights: bool) ->
 @st.composite
 def cases(draw):
     path = draw(st.sampled_from(PATHS))
-    dtypes = [torch.float32] if path == "causal_kernel" else [torch.float64, torch.float32, torch.bfloat16]
+    dtypes = [torch.float32] if path.endswith("_kernel") else [torch.float64, torch.float32, torch.bfloat16]
     dtype = draw(st.sampled_from(dtypes))
     need_weights = {"auto": None, "plain": None, "fused_weights": True}.get(path, False)
     need_weights = draw(st.booleans()) if need_weights is None else need_weights
-    mask_kind = "causal" if path in ("causal_kernel", "causal_bmm") else draw(st.sampled_from(MASKS))
+    mask_kind = _self_mask(path) if path in SELF_PATHS else draw(st.sampled_from(MASKS))
     b, h = draw(st.integers(0, 2)), draw(st.integers(0, 2))
     lq = draw(st.sampled_from([0, 1, 3, 7]))
-    lk = lq if path in ("causal_kernel", "causal_bmm") else draw(st.sampled_from([0, 1, 3, 7]))
+    lk = lq if path in SELF_PATHS else draw(st.sampled_from([0, 1, 3, 7]))
     if mask_kind == "causal" and lq > lk:
         lq, lk = lk, lq
-    d = draw(st.sampled_from([16, 32])) if path == "causal_kernel" else draw(st.sampled_from([1, 5, 16]))
-    dv = d if path in ("causal_kernel", "causal_bmm", "fused_weights") else draw(st.sampled_from([d, 3]))
+    d = draw(st.sampled_from([16, 32])) if path.endswith("_kernel") else draw(st.sampled_from([1, 5, 16]))
+    dv = d if path in SELF_PATHS + ("fused_weights",) else draw(st.sampled_from([d, 3]))
     layouts = [draw(st.sampled_from(list(LAYOUTS))) for _ in range(3)]
     grads = draw(st.booleans())
     seed = draw(st.integers(0, 2**16))
@@ -127,7 +134,7 @@ Tensor = torch.Tensor
 
 def run_case(path, dtype, need_weights, mask_kind, sizes, layouts, grads, seed):
     b, h, lq, lk, d, dv = sizes
-    if not _applies(path, dtype, mask_kind == "causal" and lq == lk, d, need_weights):
+    if not _applies(path, dtype, mask_kind == "causal" and lq == lk, d, need_weights, mask_kind == "none" and lq == lk and d == dv):
         return False
     gen = torch.Generator().manual_seed(seed)
     bases = [torch.randn(b, h, n, w, generator=gen, dtype=torch.float64) for n, w in ((lq, d), (lk, d), (lk, dv))]
@@ -178,33 +185,33 @@ def test_zero_sizes_give_empty_or_zero_results(path, zero, dtype):
     sizes = {"B": 2, "H": 2, "Lq": 3, "Lk": 3}
     for name in zero.split(" and "):
         sizes[name] = 0
-    causal_path = path in ("causal_kernel", "causal_bmm")
-    if causal_path and sizes["Lq"] != sizes["Lk"]:
-        pytest.skip("causal self-attention has Lq = Lk")
+    self_path = path in SELF_PATHS
+    if self_path and sizes["Lq"] != sizes["Lk"]:
+        pytest.skip("self-attention has Lq = Lk")
     d = 16
     ran = 0
     for need_weights in (False, True):
-        for mask_kind in ("causal",) if causal_path else ("none", "causal", "key padding", "float"):
+        for mask_kind in (_self_mask(path),) if self_path else ("none", "causal", "key padding", "float"):
             if mask_kind == "causal" and sizes["Lq"] > sizes["Lk"]:
                 continue
             ran += bool(run_case(path, dtype, need_weights, mask_kind,
                                  (sizes["B"], sizes["H"], sizes["Lq"], sizes["Lk"], d, d), ["contiguous"] * 3, True, 0))
-    assert ran or (path == "causal_kernel" and dtype != torch.float32)
+    assert ran or (path.endswith("_kernel") and dtype != torch.float32)
 
 
-@pytest.mark.parametrize("path", ["fused", "fused_weights", "plain", "causal_kernel", "causal_bmm"])
+@pytest.mark.parametrize("path", PATHS[1:])
 def test_last_dim_strided_inputs(path):
     """The case that read the wrong memory (max error 3.3; 1e36 with all three strided)."""
     for layouts in (["contiguous", "last dim strided", "contiguous"], ["last dim strided"] * 3):
-        run_case(path, torch.float32, path in ("fused_weights", "plain"), "causal" if "causal" in path else "none",
+        run_case(path, torch.float32, path in ("fused_weights", "plain"), "causal" if path.startswith("causal") else "none",
                  (2, 3, 16, 16, 16, 16), layouts, True, 1)
 
 
 @pytest.mark.parametrize(
     "dtype,causal,need_weights,grads",
     [(torch.float32, True, False, True), (torch.float32, False, True, True), (torch.float32, False, False, True),
-     (torch.bfloat16, True, False, True), (torch.bfloat16, False, True, False)],
-    ids=["C kernel", "flash + lse", "fused", "causal_bmm", "bf16 weights"],
+     (torch.bfloat16, True, False, True), (torch.bfloat16, False, True, False), (torch.bfloat16, False, False, True)],
+    ids=["C kernel", "flash + lse", "C kernel unmasked", "causal_bmm", "bf16 weights", "self_bmm"],
 )
 def test_same_input_gives_identical_bits_on_every_call(dtype, causal, need_weights, grads):
     """The path is a function of the inputs only: calls 1..5 of one input agree bit for bit

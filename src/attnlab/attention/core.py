@@ -26,9 +26,7 @@ from torch import Tensor
 from attnlab.attention.masks import causal_mask, combine_masks, prepare_mask, to_float_mask
 from attnlab.attention.normalizers import get_normalizer, sample
 from attnlab.errors import AttnlabError
-from attnlab.kernels.backend import choose_path
-from attnlab.kernels.causal_bmm import causal_attention_bmm
-from attnlab.kernels.causal_kernel import causal_attention_kernel
+from attnlab.kernels.backend import SELF_ATTENTION_PATHS, choose_path, self_attention
 from attnlab.kernels.empty import empty_attention, is_empty
 from attnlab.kernels.fused_weights import fused_attention_with_weights
 
@@ -187,7 +185,7 @@ def scaled_dot_product_attention(
         need_weights: also return the weights ``(..., Lq, Lk)``.
 
     The path is chosen once, in :func:`attnlab.kernels.backend.choose_path`: without
-    weights PyTorch's fused kernel (or, for causal self-attention on the CPU, attnlab's C
+    weights PyTorch's fused kernel (or, for causal or unmasked self-attention on the CPU, attnlab's C
     kernel of :mod:`attnlab.kernels.causal_kernel` in fp32 and
     :mod:`attnlab.kernels.causal_bmm` for short bf16 training); with weights (fp32, CPU,
     no dropout) the flash kernel for the output and its log-sum-exp for the weights; otherwise the plain path of
@@ -211,10 +209,10 @@ def scaled_dot_product_attention(
     if causal and not use_is_causal:
         mask = combine_masks(mask, causal_mask(lq, lk, device=query.device))
     same_shape = query.shape[:-1] == key.shape[:-1] == value.shape[:-1]
-    path = choose_path(query, key, value, need_weights, dropout_p, causal_only=use_is_causal and same_shape)
-    if path in ("causal_kernel", "causal_bmm"):
-        causal_attention = causal_attention_kernel if path == "causal_kernel" else causal_attention_bmm
-        return AttentionOutput(causal_attention(query, key, value, query.shape[-1] ** -0.5 if scale is None else scale))
+    path = choose_path(query, key, value, need_weights, dropout_p, causal_only=use_is_causal and same_shape,
+                       unmasked=same_shape and mask is None and not causal)
+    if path in SELF_ATTENTION_PATHS:
+        return AttentionOutput(self_attention(path, query, key, value, query.shape[-1] ** -0.5 if scale is None else scale))
     if path == "fused":
         out = F.scaled_dot_product_attention(
             query, key, value, attn_mask=mask, dropout_p=dropout_p, is_causal=use_is_causal, scale=scale

@@ -3,8 +3,8 @@
 - :mod:`.backend` — which path computes scaled dot-product attention (chosen in one place,
   from the inputs' shapes, dtypes and flags only).
 - :mod:`.fused_weights` — attention weights from the flash kernel's log-sum-exp.
-- :mod:`.causal_kernel` — causal self-attention in C (fp32, CPU), forward and backward.
-- :mod:`.causal_bmm` — causal self-attention as batched products with its own backward (bf16).
+- :mod:`.causal_kernel` — self-attention in C (fp32, CPU; causal or unmasked), forward and backward.
+- :mod:`.causal_bmm` — self-attention (causal or unmasked) as batched products with its own backward (bf16).
 - :mod:`.linear` — ``nn.Linear`` with oneDNN's fp32 products on the CPU.
 - :mod:`.gelu_tanh` — GPT-2's tanh-GELU in one pass each way.
 - :mod:`.native` — the C sources, their build and their cache (and GPT's C decoding step).

@@ -11,9 +11,13 @@ figures are in ``docs/benchmarks.md``, "Attention core" and "GPT").
   (:mod:`attnlab.kernels.causal_kernel`) — fp32 on the CPU, causal and no other mask, no
   dropout, no weights, T <= 512, the head width a multiple of the build's vector width
   (16 with AVX-512): the fp32 GPT training step and causal inference.
+- ``"self_kernel"``: the same C kernel for unmasked self-attention (q, k, v of one shape,
+  no mask, not causal; otherwise the conditions above): BERT's and ViT's fp32 steps on
+  unpadded batches.
 - ``"causal_bmm"``: plain causal self-attention with its own backward
   (:mod:`attnlab.kernels.causal_bmm`) — short bf16 sequences on the CPU with gradients,
   causal and no other mask, no dropout, no weights: the bf16 GPT training step.
+- ``"self_bmm"``: the same for unmasked self-attention: BERT's and ViT's bf16 steps.
 - ``"plain"``: scores, softmax and a weighted sum (:func:`attnlab.attention.core.attend`)
   — weights asked for in any other case (so the weights returned are the ones the output
   used, dropout included), and other short bf16 sequences on the CPU with gradients, where
@@ -25,18 +29,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from attnlab.kernels.causal_bmm import causal_attention_bmm
+from attnlab.kernels.causal_kernel import causal_attention_kernel
 from attnlab.kernels.fused_weights import flash_available
 from attnlab.kernels.native import causal_attention
 
 PLAIN_BF16_MAX_SCORES = 256 * 256  # Lq * Lk up to which bf16 training takes the plain path
+SELF_ATTENTION_PATHS = ("causal_kernel", "self_kernel", "causal_bmm", "self_bmm")  # run by self_attention()
 
 
 def choose_path(
-    query: Tensor, key: Tensor, value: Tensor, need_weights: bool, dropout_p: float, causal_only: bool = False
+    query: Tensor, key: Tensor, value: Tensor, need_weights: bool, dropout_p: float, causal_only: bool = False,
+    unmasked: bool = False,
 ) -> str:
-    """``"fused"``, ``"fused_weights"``, ``"causal_kernel"``, ``"causal_bmm"`` or ``"plain"``
-    for these inputs (see the module docstring); ``causal_only``: causal self-attention with
-    no other mask."""
+    """``"fused"``, ``"fused_weights"``, ``"causal_kernel"``, ``"self_kernel"``,
+    ``"causal_bmm"``, ``"self_bmm"`` or ``"plain"`` for these inputs (see the module
+    docstring); ``causal_only``: causal self-attention with no other mask; ``unmasked``:
+    self-attention (q, k, v of one shape) with no mask at all."""
     on_cpu = query.device.type == "cpu"
     num_keys = key.shape[-2]
     bf16_training = (
@@ -44,10 +53,11 @@ def choose_path(
         and query.shape[-2] * num_keys <= PLAIN_BF16_MAX_SCORES
     )
     if not need_weights:
-        if causal_only and dropout_p == 0 and causal_attention.applies(query, key, value):
-            return "causal_kernel"
-        if bf16_training and causal_only and dropout_p == 0 and query.dim() == 4:
-            return "causal_bmm"
+        kind = "causal" if causal_only else "self" if unmasked else None
+        if kind and dropout_p == 0 and causal_attention.applies(query, key, value):
+            return f"{kind}_kernel"
+        if bf16_training and kind and dropout_p == 0 and query.dim() == 4:
+            return f"{kind}_bmm"
         return "plain" if bf16_training else "fused"
     if (
         dropout_p == 0 and on_cpu and flash_available() and query.dim() == 4
@@ -55,3 +65,9 @@ def choose_path(
     ):
         return "fused_weights"
     return "plain"
+
+
+def self_attention(path: str, query: Tensor, key: Tensor, value: Tensor, scale: float) -> Tensor:
+    """Run one of :data:`SELF_ATTENTION_PATHS` on ``(B, H, T, D)`` inputs: ``(B, H, T, D)``."""
+    attention = causal_attention_kernel if path.endswith("_kernel") else causal_attention_bmm
+    return attention(query, key, value, scale, causal=path.startswith("causal"))

@@ -1,18 +1,19 @@
-"""Causal self-attention in fp32 on the CPU with attnlab's C kernel (forward and backward).
+"""Self-attention in fp32 on the CPU with attnlab's C kernel (forward and backward),
+causal or unmasked (every query sees every key: BERT's and ViT's unpadded batches).
 
-    S = scale * Q K^T + M        M_ij = -inf for j > i
+    S = scale * Q K^T + M        M_ij = -inf for j > i when causal, M = 0 otherwise
     O = softmax(S) V             P = softmax(S) or the log-sum-exp of S's rows kept for the backward
     backward:  (P = exp(S - lse)), dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),
                dQ = scale * dS K,  dK = scale * dS^T Q,  dV = P^T dO
 
 :mod:`attnlab.kernels.native.causal_attention` runs each (batch, head) pair's products out of a
-per-thread workspace in cache and skips the masked half; it reads the per-head views of
+per-thread workspace in cache and skips the masked half when causal; it reads the per-head views of
 the packed q/k/v projection in place and writes the output heads already merged. Its
 speed against PyTorch's flash kernel is the kernel table of ``benchmarks/attention.py``
 (``docs/benchmarks.md``, "Attention core").
 
 Used by :func:`attnlab.attention.core.scaled_dot_product_attention` when
-:func:`attnlab.kernels.backend.choose_path` says ``"causal_kernel"``.
+:func:`attnlab.kernels.backend.choose_path` says ``"causal_kernel"`` or ``"self_kernel"``.
 Shapes: q, k, v ``(B, H, T, D)``, output ``(B, H, T, D)``.
 """
 
@@ -27,25 +28,27 @@ from attnlab.kernels.native import causal_attention as native
 
 class _CausalKernelAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, query: Tensor, key: Tensor, value: Tensor, scale: float) -> Tensor:
+    def forward(ctx, query: Tensor, key: Tensor, value: Tensor, scale: float, causal: bool) -> Tensor:
         needs_grad = any(ctx.needs_input_grad[:3])
-        out, lse, probabilities = native.forward(query, key, value, scale, for_backward=needs_grad)  # (B, H, T, D), (B, H, T)
+        out, lse, probabilities = native.forward(
+            query, key, value, scale, for_backward=needs_grad, causal=causal
+        )  # (B, H, T, D), (B, H, T)
         if needs_grad:
             ctx.save_for_backward(query, key, value, out, lse, probabilities)
-        ctx.scale = scale
+        ctx.scale, ctx.causal = scale, causal
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        grads = native.backward(*ctx.saved_tensors, grad_out, ctx.scale)
-        return *grads, None
+        grads = native.backward(*ctx.saved_tensors, grad_out, ctx.scale, causal=ctx.causal)
+        return *grads, None, None
 
 
-def causal_attention_kernel(query: Tensor, key: Tensor, value: Tensor, scale: float) -> Tensor:
-    """``softmax(scale q k^T + causal) v`` for ``(B, H, T, D)`` inputs that
+def causal_attention_kernel(query: Tensor, key: Tensor, value: Tensor, scale: float, causal: bool = True) -> Tensor:
+    """``softmax(scale q k^T + M) v`` (M causal, or 0 with ``causal=False``) for ``(B, H, T, D)`` inputs that
     :func:`attnlab.kernels.native.causal_attention.applies` accepts (rows of any layout: a
     tensor whose last dimension is strided is copied first; empty sizes skip the kernel)."""
     if is_empty(query, key):
         return empty_attention(query, key, value)[0]
     query, key, value = (t if t.stride(-1) == 1 else t.contiguous() for t in (query, key, value))
-    return _CausalKernelAttention.apply(query, key, value, scale)
+    return _CausalKernelAttention.apply(query, key, value, scale, causal)

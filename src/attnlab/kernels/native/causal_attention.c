@@ -1,8 +1,9 @@
-/* Causal self-attention, forward and backward, in fp32 on the CPU (see
+/* Self-attention, causal or unmasked, forward and backward, in fp32 on the CPU (see
  * attnlab/kernels/causal_kernel.py). For one (batch, head) pair, T positions, head
  * width d, s = the softmax scale:
  *
- *     S = s Q K^T,  P = softmax(S) over keys j <= i,  O = P V,  lse_i = log sum_j exp(S_ij)
+ *     S = s Q K^T,  P = softmax(S) over keys j <= i (causal) or all j,  O = P V,
+ *     lse_i = log sum_j exp(S_ij)
  *     backward (FlashAttention-2's; Dao 2023), P kept by the forward or recomputed from lse:
  *     dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),
  *     dQ = s dS K,  dK = s dS^T Q,  dV = P^T dO
@@ -81,9 +82,13 @@ static void any_tile(int mr, int nv, int64_t k0, int64_t k1, const float *a, int
 /* Which part of C = A B the causal mask leaves, per block of rows [i0, i0 + MR):
  * CAUSAL_COLUMNS: columns j < i0 + MR (scores, S and dP; k over the head width);
  * KEYS_UP_TO_ROW: k < i0 + MR (P V and dS K: row i weighs keys j <= i);
- * QUERIES_FROM_ROW: k >= i0 (dS^T Q and P^T dO: key j gets from queries i >= j).
+ * QUERIES_FROM_ROW: k >= i0 (dS^T Q and P^T dO: key j gets from queries i >= j);
+ * WHOLE: all of it (every product of unmasked attention).
  * A's entries outside the mask must be zero within a block (the rows of P and dS are). */
-enum part { CAUSAL_COLUMNS, KEYS_UP_TO_ROW, QUERIES_FROM_ROW };
+enum part { CAUSAL_COLUMNS, KEYS_UP_TO_ROW, QUERIES_FROM_ROW, WHOLE };
+
+/* The part of a product that attention with this mask needs. */
+static enum part masked(int causal, enum part part) { return causal ? part : WHOLE; }
 
 /* C (m x n) = alpha A (m x k) B (k x n) over `part`; n a multiple of VW, B and C rows contiguous. */
 static void product(enum part part, int64_t m, int64_t n, int64_t k, const float *a, int64_t a_row, int64_t a_col,
@@ -117,12 +122,13 @@ static inline vf vector_max(vf a, vf b) {
     return (vf)(((vi)a & a_larger) | ((vi)b & ~a_larger));
 }
 
-/* Row i of the scores -> its softmax over j <= i, zeros after; returns log sum_j exp(S_ij).
- * It runs over whole vectors (to j < round_up(i + 1, VW): scores are computed there),
- * the keys after i set to -inf so that their exp is 0. */
-static float softmax_row(float *row, int64_t i, int64_t tp) {
-    const int64_t width = round_up(i + 1, VW);
-    for (int64_t j = i + 1; j < width; j++) row[j] = -INFINITY;
+/* A row of the scores -> its softmax over keys j <= last, zeros after; returns
+ * log sum_j exp(S_ij). It runs over whole vectors (to j < round_up(last + 1, VW): scores
+ * are computed there), the keys after `last` set to -inf so that their exp is 0.
+ * `last`: the row's own position when causal, T - 1 otherwise. */
+static float softmax_row(float *row, int64_t last, int64_t tp) {
+    const int64_t width = round_up(last + 1, VW);
+    for (int64_t j = last + 1; j < width; j++) row[j] = -INFINITY;
     vf top_lanes = load(row);
     for (int64_t j = VW; j < width; j += VW) top_lanes = vector_max(top_lanes, load(row + j));
     float top = top_lanes[0], sum = 0.0f;
@@ -175,10 +181,11 @@ static float *workspace(int64_t t, int64_t d) {
 }
 
 /* Returns 0, or 1 when a workspace could not be allocated (nothing is then valid).
- * `probabilities` (B, H, t, tp), or NULL: where to keep P for the backward. */
+ * `probabilities` (B, H, t, tp), or NULL: where to keep P for the backward; `causal`:
+ * 1 for causal attention, 0 for unmasked attention (every query sees every key). */
 int attnlab_causal_attention_forward(float *q, float *k, float *v, float *o, float *lse, float *probabilities,
                                      int64_t batch, int64_t heads, int64_t t, int64_t d, const int64_t *strides,
-                                     float scale, int threads) {
+                                     float scale, int threads, int causal) {
     const view vq = view_of(q, strides), vk = view_of(k, strides + 3), vv = view_of(v, strides + 6),
                vo = view_of(o, strides + 9);
     const int64_t tp = round_up(t, VW);
@@ -196,9 +203,9 @@ int attnlab_causal_attention_forward(float *q, float *k, float *v, float *o, flo
             prefetch_pair(inputs, 3, pair + 1, batch * heads, heads, t, d);
             float *pp = probabilities == NULL ? p : probabilities + pair * t * tp;
             transpose(kp, t, d, vk.row, kt, tp);
-            product(CAUSAL_COLUMNS, t, tp, d, qp, vq.row, 1, kt, tp, pp, tp, scale);  /* S */
-            for (int64_t i = 0; i < t; i++) lse[pair * t + i] = softmax_row(pp + i * tp, i, tp);
-            product(KEYS_UP_TO_ROW, t, d, t, pp, tp, 1, pair_rows(vv, pair, heads), vv.row,
+            product(masked(causal, CAUSAL_COLUMNS), t, tp, d, qp, vq.row, 1, kt, tp, pp, tp, scale);  /* S */
+            for (int64_t i = 0; i < t; i++) lse[pair * t + i] = softmax_row(pp + i * tp, causal ? i : t - 1, tp);
+            product(masked(causal, KEYS_UP_TO_ROW), t, d, t, pp, tp, 1, pair_rows(vv, pair, heads), vv.row,
                     pair_rows(vo, pair, heads), vo.row, 1.0f);  /* O = P V */
         }
         free(kt);
@@ -210,7 +217,8 @@ int attnlab_causal_attention_forward(float *q, float *k, float *v, float *o, flo
 int attnlab_causal_attention_backward(float *q, float *k, float *v, float *o, float *lse, float *probabilities,
                                       float *grad_o,
                                       float *grad_q, float *grad_k, float *grad_v, int64_t batch, int64_t heads,
-                                      int64_t t, int64_t d, const int64_t *strides, float scale, int threads) {
+                                      int64_t t, int64_t d, const int64_t *strides, float scale, int threads,
+                                      int causal) {
     const view vq = view_of(q, strides), vk = view_of(k, strides + 3), vv = view_of(v, strides + 6),
                vo = view_of(o, strides + 9), vdo = view_of(grad_o, strides + 12), vdq = view_of(grad_q, strides + 15),
                vdk = view_of(grad_k, strides + 18), vdv = view_of(grad_v, strides + 21);
@@ -234,18 +242,19 @@ int attnlab_causal_attention_backward(float *q, float *k, float *v, float *o, fl
             transpose(pair_rows(vv, pair, heads), t, d, vv.row, vt, tp);
             if (recompute) {
                 transpose(kp, t, d, vk.row, kt, tp);
-                product(CAUSAL_COLUMNS, t, tp, d, qp, vq.row, 1, kt, tp, p, tp, scale);  /* S */
+                product(masked(causal, CAUSAL_COLUMNS), t, tp, d, qp, vq.row, 1, kt, tp, p, tp, scale);  /* S */
             }
-            product(CAUSAL_COLUMNS, t, tp, d, dop, vdo.row, 1, vt, tp, ds, tp, 1.0f);  /* dP */
+            product(masked(causal, CAUSAL_COLUMNS), t, tp, d, dop, vdo.row, 1, vt, tp, ds, tp, 1.0f);  /* dP */
             for (int64_t i = 0; i < t; i++) {
                 float *pi = pp + i * tp, *dsi = ds + i * tp;
                 const float *oi = op + i * vo.row, *doi = dop + i * vdo.row;
                 float delta = 0.0f;
 #pragma omp simd reduction(+ : delta)
                 for (int64_t c = 0; c < d; c++) delta += oi[c] * doi[c];
-                const int64_t width = round_up(i + 1, VW);  /* whole vectors, as in softmax_row */
+                const int64_t last = causal ? i : t - 1;
+                const int64_t width = round_up(last + 1, VW);  /* whole vectors, as in softmax_row */
                 if (recompute) {
-                    for (int64_t j = i + 1; j < width; j++) pi[j] = -INFINITY;
+                    for (int64_t j = last + 1; j < width; j++) pi[j] = -INFINITY;
                     for (int64_t j = 0; j < width; j += VW) {
                         float *x = pi + j;
 #pragma omp simd
@@ -261,9 +270,12 @@ int attnlab_causal_attention_backward(float *q, float *k, float *v, float *o, fl
                 }
                 for (int64_t j = width; j < tp; j++) dsi[j] = 0.0f;
             }
-            product(KEYS_UP_TO_ROW, t, d, t, ds, tp, 1, kp, vk.row, pair_rows(vdq, pair, heads), vdq.row, scale);
-            product(QUERIES_FROM_ROW, t, d, t, ds, 1, tp, qp, vq.row, pair_rows(vdk, pair, heads), vdk.row, scale);
-            product(QUERIES_FROM_ROW, t, d, t, pp, 1, tp, dop, vdo.row, pair_rows(vdv, pair, heads), vdv.row, 1.0f);
+            product(masked(causal, KEYS_UP_TO_ROW), t, d, t, ds, tp, 1, kp, vk.row, pair_rows(vdq, pair, heads), vdq.row,
+                    scale);
+            product(masked(causal, QUERIES_FROM_ROW), t, d, t, ds, 1, tp, qp, vq.row, pair_rows(vdk, pair, heads),
+                    vdk.row, scale);
+            product(masked(causal, QUERIES_FROM_ROW), t, d, t, pp, 1, tp, dop, vdo.row, pair_rows(vdv, pair, heads),
+                    vdv.row, 1.0f);
         }
         free(kt);
     }

@@ -1,5 +1,5 @@
-"""The ctypes binding of ``causal_attention.c``: causal self-attention forward and
-backward for fp32 CPU tensors (used by :mod:`attnlab.kernels.causal_kernel`).
+"""The ctypes binding of ``causal_attention.c``: self-attention forward and backward,
+causal or unmasked, for fp32 CPU tensors (used by :mod:`attnlab.kernels.causal_kernel`).
 
 Tensors are ``(B, H, T, D)`` views in any layout whose rows are contiguous (the
 per-head views of a packed q/k/v projection are read in place); the outputs are
@@ -24,10 +24,12 @@ _INT64_ARRAY = ctypes.POINTER(ctypes.c_int64)
 _SIGNATURES = {
     "attnlab_causal_attention_vector_width": (ctypes.c_int, []),
     "attnlab_causal_attention_forward": (
-        ctypes.c_int, [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 4 + [_INT64_ARRAY, ctypes.c_float, ctypes.c_int]
+        ctypes.c_int,
+        [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 4 + [_INT64_ARRAY, ctypes.c_float, ctypes.c_int, ctypes.c_int],
     ),
     "attnlab_causal_attention_backward": (
-        ctypes.c_int, [ctypes.c_void_p] * 10 + [ctypes.c_int64] * 4 + [_INT64_ARRAY, ctypes.c_float, ctypes.c_int]
+        ctypes.c_int,
+        [ctypes.c_void_p] * 10 + [ctypes.c_int64] * 4 + [_INT64_ARRAY, ctypes.c_float, ctypes.c_int, ctypes.c_int],
     ),
 }
 
@@ -73,11 +75,11 @@ def _padded_length(length: int) -> int:
 
 
 def forward(
-    query: Tensor, key: Tensor, value: Tensor, scale: float, for_backward: bool = False
+    query: Tensor, key: Tensor, value: Tensor, scale: float, for_backward: bool = False, causal: bool = True
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(output (B, H, T, D), log-sum-exp of the scaled scores (B, H, T), probabilities)``;
     the probabilities ``(B, H, T, T padded)`` only ``for_backward`` where they are kept
-    (see the module docstring), else None."""
+    (see the module docstring), else None. ``causal=False``: every query sees every key."""
     b, h, t, d = query.shape
     out = _heads_view_like(query)
     lse = query.new_empty(b, h, t)
@@ -86,7 +88,7 @@ def forward(
     failed = _library().attnlab_causal_attention_forward(
         query.data_ptr(), key.data_ptr(), value.data_ptr(), out.data_ptr(), lse.data_ptr(),
         None if probabilities is None else probabilities.data_ptr(),
-        b, h, t, d, _strides(query, key, value, out), scale, torch.get_num_threads(),
+        b, h, t, d, _strides(query, key, value, out), scale, torch.get_num_threads(), int(causal),
     )
     _check(failed)
     return out, lse, probabilities
@@ -94,7 +96,7 @@ def forward(
 
 def backward(
     query: Tensor, key: Tensor, value: Tensor, out: Tensor, lse: Tensor, probabilities: Tensor | None,
-    grad_out: Tensor, scale: float,
+    grad_out: Tensor, scale: float, causal: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients with respect to query, key and value, given ``grad_out (B, H, T, D)``
     and what :func:`forward` returned."""
@@ -106,7 +108,7 @@ def backward(
         query.data_ptr(), key.data_ptr(), value.data_ptr(), out.data_ptr(), lse.data_ptr(),
         None if probabilities is None else probabilities.data_ptr(), grad_out.data_ptr(),
         *(g.data_ptr() for g in grads), b, h, t, d, _strides(query, key, value, out, grad_out, *grads), scale,
-        torch.get_num_threads(),
+        torch.get_num_threads(), int(causal),
     )
     _check(failed)
     return grads[0], grads[1], grads[2]
