@@ -39,7 +39,7 @@ from attnlab.data.graphs import GraphData
 from attnlab.data.images import load_digits
 from attnlab.errors import AttnlabError
 from attnlab.explain.evaluate import evaluate
-from attnlab.explain.explainable import Explainable, replace_output
+from attnlab.explain.explainable import Explainable, replace_output, widened
 from attnlab.explain.heads import attention_modules, head_importance, pruning_curve
 from attnlab.explain.layouts import (
     dense_graph,
@@ -59,7 +59,11 @@ GRAPH_EXAMPLES = 8  # test nodes explained by default
 
 
 def _log_prob(logits: Tensor, target: int) -> Tensor:
-    return F.log_softmax(logits.float(), dim=-1)[..., target]
+    return F.log_softmax(widened(logits), dim=-1)[..., target]
+
+
+def _token(tokenizer, i: int) -> str:
+    return tokenizer.decode([i]) if i < tokenizer.vocab_size else f"<id {i}>"
 
 
 def gpt_predictions(loaded: LoadedLM, texts: list[str]) -> list[Explainable]:
@@ -82,7 +86,7 @@ def gpt_predictions(loaded: LoadedLM, texts: list[str]) -> list[Explainable]:
         length = ids.shape[1]
         out.append(Explainable(
             emb(ids[0]).detach(), emb.weight.mean(0).detach().expand(length, -1), run,
-            [tokenizer.decode([i]) for i in ids[0].tolist()], tokenizer.decode([target]), length - 1,
+            [tokenizer.decode([i]) for i in ids[0].tolist()], _token(tokenizer, target), length - 1,
             torch.arange(length), [True] * model.config.num_layers, "the mean token embedding", model,
         ))
     return out

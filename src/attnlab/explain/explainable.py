@@ -80,7 +80,7 @@ class Explainable:
         """The attention graph's layers ``(H, M, M)`` on the unperturbed input."""
         with torch.no_grad():
             _, raw = self.run(self.inputs[None], True)
-        return [m[0].float() for m in self._layout(raw)]
+        return [widened(m[0]) for m in self._layout(raw)]
 
     def map_gradients(self) -> tuple[list[Tensor], list[Tensor]]:
         """The layers ``(H, M, M)`` and d score / d each, through the model's own weights."""
@@ -88,8 +88,8 @@ class Explainable:
             score, raw = self.run(self.inputs[None].detach(), True)
             grads = torch.autograd.grad(score.sum(), raw, allow_unused=True)
         grads = [torch.zeros_like(r) if g is None else g for r, g in zip(raw, grads)]
-        maps = [m[0].detach().float() for m in self._layout(raw)]
-        return maps, [g[0].float() for g in self.layout(grads)]
+        maps = [widened(m[0].detach()) for m in self._layout(raw)]
+        return maps, [widened(g[0]) for g in self.layout(grads)]
 
     def _layout(self, raw: list[Tensor]) -> list[Tensor]:
         if not raw:
@@ -97,9 +97,9 @@ class Explainable:
         return self.layout(raw)
 
 
-def head_mean(maps: list[Tensor]) -> list[Tensor]:
-    """Heads averaged: ``(H, M, M)`` -> ``(M, M)`` per layer."""
-    return [m.mean(dim=0) for m in maps]
+def widened(t: Tensor) -> Tensor:
+    """``t`` in fp32 at least (fp64 stays fp64)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
 @contextmanager
