@@ -175,3 +175,76 @@ def test_transformer_cached_beam_search_equals_uncached(beam_size, alpha):
     uncached = beam_search(Uncached(model), src, **kwargs)
     assert cached.tokens == uncached.tokens
     torch.testing.assert_close(cached.scores, uncached.scores, atol=1e-5, rtol=0)
+
+
+# Placeholder constraint: tokens 2 ("%s") and 3 ("%d") are placeholders of two groups, 4 is a word.
+PH_V, PH_GROUP = 5, torch.tensor([-1, -1, 0, 1, -1])
+
+
+def allowed(seq: tuple[int, ...], need: list[int]) -> bool:
+    """The constraint's rule, token by token: no placeholder beyond ``need``, no </s> while
+    one is owed, only placeholders when what is owed fills the steps left but one."""
+    used = [0, 0]
+    for t, token in enumerate(seq):
+        owed = sum(n - u for n, u in zip(need, used))
+        group = int(PH_GROUP[token])
+        if group >= 0 and used[group] >= need[group]:
+            return False
+        if group < 0 and owed > 0 and (token == EOS or owed >= MAX_LEN - t - 1):
+            return False
+        if group >= 0:
+            used[group] += 1
+    return True
+
+
+def constrained_brute_force(table: torch.Tensor, need: list[int], alpha: float) -> list[int]:
+    """The best sequence among those the constraint allows (every one keeps ``need`` exactly)."""
+    best, best_score = None, -float("inf")
+    for n in range(1, MAX_LEN + 1):
+        for seq in itertools.product(range(PH_V), repeat=n):
+            finished = seq[-1] == EOS
+            if EOS in seq[:-1] or (n < MAX_LEN and not finished) or BOS in seq:
+                continue
+            body = [t for t in seq if t != EOS]
+            if not allowed(seq, need):
+                continue
+            assert [body.count(2), body.count(3)] == need
+            logp = sum(float(table[a, b]) for a, b in zip((BOS, *seq), seq))
+            score = logp / float(length_penalty(torch.tensor(n), alpha))
+            if score > best_score:
+                best, best_score = body, score
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_constrained_wide_beam_finds_the_best_sequence_that_keeps_the_placeholders(seed):
+    from attnlab.evaluation.decoding_constraints import PlaceholderConstraint
+
+    g = torch.Generator().manual_seed(seed)
+    table = torch.log_softmax(2 * torch.randn(3, PH_V, PH_V, generator=g), dim=-1)
+    table[:, :, BOS] = -1e9  # never emit <s>
+    needs = [[1, 0], [0, 2], [1, 1]]
+    constraint = PlaceholderConstraint(PH_GROUP, torch.tensor(needs), EOS, MAX_LEN)
+    hyps = beam_search(MarkovDecoder(table), torch.zeros(3, 1, dtype=torch.long), bos_id=BOS, eos_id=EOS,
+                       max_len=MAX_LEN, beam_size=PH_V**MAX_LEN, alpha=0.6, constraint=constraint)
+    for b in range(3):
+        assert hyps.tokens[b] == constrained_brute_force(table[b], needs[b], 0.6)
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_a_model_that_prefers_the_wrong_placeholder_is_corrected(beam_size):
+    """log p strongly favours "%d" then </s>; the source holds "%s": the output holds "%s", no "%d"."""
+    from attnlab.evaluation.decoding_constraints import PlaceholderConstraint
+
+    table = torch.full((1, PH_V, PH_V), -8.0)
+    table[0, BOS, 3] = -0.01  # <s> -> %d (wrong)
+    table[0, BOS, 4] = -5.0
+    table[0, 3, EOS] = table[0, 2, EOS] = table[0, 4, 2] = -0.01
+    table[0, BOS, 2] = -6.0  # the right placeholder, unlikely to the model
+    src = torch.zeros(1, 1, dtype=torch.long)
+    free = decode(MarkovDecoder(table), src, bos_id=BOS, eos_id=EOS, max_len=MAX_LEN, beam_size=beam_size)
+    assert free.tokens == [[3]]  # unconstrained: silently wrong
+    constraint = PlaceholderConstraint(PH_GROUP, torch.tensor([[1, 0]]), EOS, MAX_LEN)
+    fixed = decode(MarkovDecoder(table), src, bos_id=BOS, eos_id=EOS, max_len=MAX_LEN, beam_size=beam_size,
+                   constraint=constraint)
+    assert fixed.tokens[0].count(2) == 1 and 3 not in fixed.tokens[0]

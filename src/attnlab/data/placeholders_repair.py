@@ -61,8 +61,12 @@ def required(text: str) -> Counter[str]:
 
 
 def keeps_placeholders(source: str, target: str) -> bool:
-    """Same placeholders and tags as ``source``, order-sensitive placeholders in order."""
-    return required(source) == required(target) and ordered(source) == ordered(target)
+    """Same placeholders and tags as ``source``, order-sensitive placeholders in order (or
+    the target numbers every printf argument: ``%s of %s`` -> ``%2$s de %1$s``)."""
+    if required(source) != required(target):
+        return False
+    want, have = ordered(source), ordered(target)
+    return want == have or (not have and all(p.startswith("%") for p in want))
 
 
 def repair_placeholders(source: str, target: str) -> str | None:

@@ -19,6 +19,10 @@ winner maximizes the GNMT length-normalized score (Wu et al. 2016)::
 
 (``alpha = 0``: plain log-probability; larger ``alpha`` favours longer outputs).
 
+Both take an optional ``constraint``
+(:class:`~attnlab.evaluation.decoding_constraints.PlaceholderConstraint`): it masks the
+log-probabilities of each step before the choice and counts what was chosen.
+
 Notation: B sentences, K beam size, N = B * K rows, V vocabulary, T tokens generated.
 """
 
@@ -31,6 +35,7 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
+from attnlab.evaluation.decoding_constraints import PlaceholderConstraint
 
 
 class StepDecoder(Protocol):
@@ -71,7 +76,8 @@ def _strip(rows: Tensor, eos_id: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def greedy_search(model: StepDecoder, src_ids: Tensor, *, bos_id: int, eos_id: int, max_len: int) -> Hypotheses:
+def greedy_search(model: StepDecoder, src_ids: Tensor, *, bos_id: int, eos_id: int, max_len: int,
+                  constraint: PlaceholderConstraint | None = None) -> Hypotheses:
     """The most probable next token at every step, for a batch ``src_ids (B, S)``."""
     _check(max_len)
     state = model.start(src_ids)
@@ -82,8 +88,12 @@ def greedy_search(model: StepDecoder, src_ids: Tensor, *, bos_id: int, eos_id: i
     out = []
     for _ in range(max_len):
         log_probs, state = model.step(tokens, state)  # (B, V)
+        if constraint is not None:
+            log_probs = constraint.mask(log_probs)
         best, tokens = log_probs.max(dim=-1)  # (B,), (B,)
         tokens = tokens.masked_fill(finished, eos_id)
+        if constraint is not None:
+            constraint.advance(tokens)
         scores += best.masked_fill(finished, 0.0)
         out.append(tokens)
         finished |= tokens == eos_id
@@ -102,12 +112,16 @@ def beam_search(
     max_len: int,
     beam_size: int = 4,
     alpha: float = 0.6,
+    constraint: PlaceholderConstraint | None = None,
 ) -> Hypotheses:
     """The K-best search of the module docstring for a batch ``src_ids (B, S)``."""
     _check(max_len, beam_size)
     b, k, device = src_ids.shape[0], beam_size, src_ids.device
     state = model.start(src_ids)
-    state = model.reorder(state, torch.arange(b, device=device).repeat_interleave(k))  # rows b*K .. b*K+K-1
+    expand = torch.arange(b, device=device).repeat_interleave(k)  # rows b*K .. b*K+K-1
+    state = model.reorder(state, expand)
+    if constraint is not None:
+        constraint.reorder(expand)
     scores = torch.full((b, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start equal: keep one so the first step gives K distinct ones
     history = torch.empty(b, k, 0, dtype=torch.long, device=device)
@@ -116,6 +130,8 @@ def beam_search(
     tokens = torch.full((b * k,), bos_id, dtype=torch.long, device=device)
     for _ in range(max_len):
         log_probs, state = model.step(tokens, state)  # (N, V)
+        if constraint is not None:
+            log_probs = constraint.mask(log_probs)
         v = log_probs.shape[-1]
         log_probs = log_probs.view(b, k, v)
         frozen = torch.full_like(log_probs[0, 0], float("-inf"))
@@ -126,6 +142,9 @@ def beam_search(
         beam, tokens = flat // v, flat % v  # (B, K) which parent, which token
         rows = (beam + torch.arange(b, device=device)[:, None] * k).view(-1)  # (N,)
         state = model.reorder(state, rows)
+        if constraint is not None:
+            constraint.reorder(rows)
+            constraint.advance(tokens.view(-1))
         history = torch.cat([history.gather(1, beam[..., None].expand_as(history)), tokens[..., None]], dim=-1)
         was_finished = finished.gather(1, beam)
         lengths = lengths.gather(1, beam) + (~was_finished).long()
@@ -140,11 +159,13 @@ def beam_search(
 
 
 def decode(
-    model: StepDecoder, src_ids: Tensor, *, bos_id: int, eos_id: int, max_len: int, beam_size: int = 1, alpha: float = 0.6
+    model: StepDecoder, src_ids: Tensor, *, bos_id: int, eos_id: int, max_len: int, beam_size: int = 1,
+    alpha: float = 0.6, constraint: PlaceholderConstraint | None = None,
 ) -> Hypotheses:
     """Greedy when ``beam_size == 1``, else beam search."""
     if beam_size == 1:
-        return greedy_search(model, src_ids, bos_id=bos_id, eos_id=eos_id, max_len=max_len)
+        return greedy_search(model, src_ids, bos_id=bos_id, eos_id=eos_id, max_len=max_len, constraint=constraint)
     return beam_search(
-        model, src_ids, bos_id=bos_id, eos_id=eos_id, max_len=max_len, beam_size=beam_size, alpha=alpha
+        model, src_ids, bos_id=bos_id, eos_id=eos_id, max_len=max_len, beam_size=beam_size, alpha=alpha,
+        constraint=constraint,
     )

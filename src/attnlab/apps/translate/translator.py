@@ -6,7 +6,8 @@
       translator.json                    how the data was set up (TranslatorSetup)
 
 :meth:`Translator.translate` turns sentences into sentences (batched greedy or beam
-search); :meth:`Translator.cross_attention` gives the cross-attention of a sentence pair
+search; by default constrained to emit exactly the source's placeholders, where the target
+vocabulary holds them as tokens: :mod:`attnlab.evaluation.decoding_constraints`); :meth:`Translator.cross_attention` gives the cross-attention of a sentence pair
 per layer and head, on tokens, with the word each token belongs to.
 
 Notation: L decoder layers, H heads, T target tokens, S source tokens.
@@ -20,9 +21,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from attnlab.data.placeholders import ARG_NUMBER, find_placeholders, placeholder_signature
 from attnlab.data.tokenizer import Tokenizer
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.decoding import decode
+from attnlab.evaluation.decoding_constraints import PlaceholderConstraint
 from attnlab.io import CONFIG_FILE, read_json
 from attnlab.models.base import PretrainedModel
 from attnlab.models.seq2seq import Seq2Seq
@@ -100,11 +103,41 @@ class Translator:
             batch[n, : len(row)] = torch.tensor(row, dtype=torch.long)
         return batch.to(self.device)
 
+    def placeholder_groups(self) -> dict[str, list[int]]:
+        """Target token ids of the placeholders, grouped by what a translation must keep
+        (``%s``, ``%1$s``, ``%2$s`` -> ``"%s"``)."""
+        if not hasattr(self, "_groups"):
+            groups: dict[str, list[int]] = {}
+            added = getattr(self.tgt_tokenizer.backend, "get_added_tokens_decoder", dict)()
+            for token_id, token in sorted(added.items()):
+                if find_placeholders(token.content) == [token.content]:
+                    groups.setdefault(ARG_NUMBER.sub("%", token.content), []).append(token_id)
+            self._groups = groups
+        return self._groups
+
+    def placeholder_constraint(self, sentences: list[str], max_len: int) -> PlaceholderConstraint | None:
+        """The constraint of :mod:`~attnlab.evaluation.decoding_constraints` for ``sentences``
+        (None when no sentence has a placeholder the vocabulary holds whole)."""
+        groups = self.placeholder_groups()
+        needed = [placeholder_signature(s) for s in sentences]
+        if not any(key in groups for need in needed for key in need):
+            return None
+        keys = sorted(groups)
+        token_group = torch.full((self.model.config.tgt_vocab_size,), -1, dtype=torch.long)
+        for g, key in enumerate(keys):
+            token_group[groups[key]] = g
+        required = torch.tensor([[need.get(key, 0) for key in keys] for need in needed], dtype=torch.long)
+        return PlaceholderConstraint(token_group.to(self.device), required.to(self.device), self.model.config.eos_id,
+                                     max_len)
+
     @torch.no_grad()
     def translate(
-        self, sentences: list[str], *, beam_size: int = 1, alpha: float = 0.6, batch_size: int = 64
+        self, sentences: list[str], *, beam_size: int = 1, alpha: float = 0.6, batch_size: int = 64,
+        constrain: bool = True,
     ) -> list[str]:
-        """Translate whitespace-separated ``sentences`` (batched, sorted by length inside)."""
+        """Translate whitespace-separated ``sentences`` (batched, sorted by length inside);
+        ``constrain``: each output holds exactly its source's placeholders wherever the
+        vocabulary allows (:meth:`placeholder_constraint`)."""
         self.model.eval()
         order = sorted(range(len(sentences)), key=lambda n: len(sentences[n].split()))
         out: list[str] = [""] * len(sentences)
@@ -113,8 +146,9 @@ class Translator:
             rows = order[start : start + batch_size]
             src = self.encode_sources([sentences[n] for n in rows])
             max_len = min(c.max_len, 2 * src.shape[1] + 10)
+            constraint = self.placeholder_constraint([sentences[n] for n in rows], max_len) if constrain else None
             hyps = decode(self.model, src, bos_id=c.bos_id, eos_id=c.eos_id, max_len=max_len,
-                          beam_size=beam_size, alpha=alpha)
+                          beam_size=beam_size, alpha=alpha, constraint=constraint)
             for n, tokens in zip(rows, hyps.tokens):
                 out[n] = self.tgt_tokenizer.decode(tokens)
         return out
