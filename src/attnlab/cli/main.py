@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "attnlab.cli.translate",
     "attnlab.cli.viz",
     "attnlab.cli.explore",
+    "attnlab.cli.explain",
     "attnlab.cli.gpt",
     "attnlab.cli.bert",
     "attnlab.cli.vit",
