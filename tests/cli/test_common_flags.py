@@ -104,3 +104,19 @@ def test_bench_outside_a_source_checkout_says_what_it_needs(tmp_path, monkeypatc
     assert main(["bench", "--quick"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "source checkout" in err[0] and "pip install -e" in err[0]
+
+
+@pytest.mark.parametrize("command", ["demo", "compare"])
+def test_minutes_is_a_deprecated_alias_of_max_minutes(command, capsys):
+    from attnlab.apps.compare import CompareSettings
+    from attnlab.apps.demo import DemoSettings
+    from attnlab.cli.main import build_parser
+    from attnlab.cli.options import settings
+
+    cls = {"demo": DemoSettings, "compare": CompareSettings}[command]
+    args = build_parser().parse_args([command, "--minutes", "2"])
+    assert settings(cls, args).max_minutes == 2
+    assert "--minutes is deprecated" in capsys.readouterr().err
+    args = build_parser().parse_args([command, "--max-minutes", "3"])
+    assert settings(cls, args).max_minutes == 3
+    assert "deprecated" not in capsys.readouterr().err

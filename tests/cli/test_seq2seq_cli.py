@@ -95,9 +95,11 @@ def test_bleu_by_length_matches_bleu_of_each_bucket():
 def test_settings_are_checked():
     with pytest.raises(AttnlabError, match="variants"):
         CompareSettings(variants=["bahdanau", "self"])
-    with pytest.raises(AttnlabError, match="minutes"):
-        CompareSettings(minutes=0)
-    assert CompareSettings(variants=["none", "hard"], minutes=1).time_per_variant() == pytest.approx(30.0)
+    with pytest.raises(AttnlabError, match="--max-minutes"):
+        CompareSettings(max_minutes=0)
+    assert CompareSettings(variants=["none", "hard"], max_minutes=1).time_per_variant() == pytest.approx(30.0)
+    with pytest.raises(AttnlabError, match="--threads"):
+        CompareSettings(threads=-1)
 
 
 def test_guided_alignment_on_user_files_and_the_error_without_alignments(tmp_path, capsys):
@@ -123,7 +125,8 @@ def test_guided_variant_is_opt_in_and_trains_on_the_gold_alignments(monkeypatch,
 
     assert "bahdanau-guided" not in CompareSettings().variants
     seen = {}
-    monkeypatch.setattr(compare_module, "train_translator", lambda setup, config: seen.setdefault("setup", setup))
-    settings = CompareSettings(variants=["bahdanau-guided"], out_dir=str(tmp_path))
+    monkeypatch.setattr(compare_module, "train_translator",
+                        lambda setup, config, fit_budget: seen.setdefault("setup", setup))
+    settings = CompareSettings(variants=["bahdanau-guided"], out=str(tmp_path))
     compare_module.train_variant("bahdanau-guided", settings)
     assert seen["setup"].attention == "bahdanau" and seen["setup"].guided_alignment > 0

@@ -32,8 +32,7 @@ from attnlab.apps.common import (
     TrainSettings,
     at_least,
     check_out,
-    fitted_steps,
-    train_config,
+    run_config,
 )
 from attnlab.attention.maps import Explained
 from attnlab.data.mlm import MLMBatches, pad_batch, read_documents, source_documents, source_lines
@@ -175,8 +174,7 @@ def pretrain(settings: MLMSettings) -> TrainedBERT:
             nsp_total += len(batch["next_sentence_label"])
         return {"mlm_accuracy": hits / total, "nsp_accuracy": nsp_hits / nsp_total}
 
-    steps = fitted_steps(settings, model, data, None, DEFAULT_MLM_STEPS)
-    config = train_config(settings, steps=steps, eval_every=max(steps // 5, 1))
+    config = run_config(settings, model, data, default_steps=DEFAULT_MLM_STEPS, evaluations=5)
     result = Trainer(model, data, config, loss_fn=mlm_nsp_terms, evaluate=evaluate,
                      save_extra=tokenizer.save).fit(resume=settings.resume)
     m = result.metrics
@@ -257,8 +255,7 @@ def finetune(settings: ClassifySettings) -> TrainedBERT:
             hits += (m(**_to(batch, m)).logits.argmax(-1).cpu() == batch["labels"]).sum().item()
         return {"test_accuracy": hits / len(test_rows)}
 
-    steps = fitted_steps(settings, model, data, None, DEFAULT_CLASSIFY_STEPS)
-    config = train_config(settings, steps=steps, eval_every=max(steps // 4, 1))
+    config = run_config(settings, model, data, default_steps=DEFAULT_CLASSIFY_STEPS, evaluations=4)
     result = Trainer(model, data, config, evaluate=evaluate, save_extra=tokenizer.save).fit(resume=settings.resume)
     majority = Counter(label for _, label in test).most_common(1)[0][1] / len(test)
     summary = (f"test accuracy {result.metrics.get('test_accuracy', 0):.3f} on {len(test)} examples "

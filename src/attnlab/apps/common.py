@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import torch
 from attnlab.errors import AttnlabError
 from attnlab.training import TrainConfig, distributed
 from attnlab.training.budget import steps_within_budget
-from attnlab.training.checkpoint import STATE_FILE, find_checkpoint, read_trainer_state
+from attnlab.training.checkpoint import find_checkpoint, read_trainer_state
 from attnlab.training.threads import choose_threads, decide, warm_up_vml
 
 
@@ -57,6 +59,7 @@ class TrainSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        self.started = time.monotonic()  # the time budget counts from here (not a field: never saved)
         at_least(1, batch_size=self.batch_size, steps=self.steps)
         at_least(0, warmup=self.warmup, save_every=self.save_every)
         at_least(0, threads=self.threads)
@@ -85,6 +88,14 @@ def at_least(low: int, **values: int | None) -> None:
     for name, value in values.items():
         if value is not None and value < low:
             raise AttnlabError(f"--{name.replace('_', '-')}: expected an integer >= {low}, got {value}")
+
+
+def at_most(high: int, **values: int | None) -> None:
+    """Each ``name=value`` (None: unset) is at most ``high``: a size flag is bounded before any
+    work starts, so a typo cannot hang the command; the error names the flag and the limit."""
+    for name, value in values.items():
+        if value is not None and value > high:
+            raise AttnlabError(f"--{name.replace('_', '-')}: at most {high:,}, got {value:,}")
 
 
 def apply_threads(threads: int | None) -> int:
@@ -175,16 +186,56 @@ def settings_from(cls, values: dict):
     return cls(**{k: v for k, v in values.items() if k in names and v is not None})
 
 
-def fitted_steps(settings: TrainSettings, model, batches, loss_fn, default: int) -> int:
-    """``--steps``, else the default, lowered to what fits in ``--max-minutes`` here (a
-    resumed run keeps the length its checkpoint recorded)."""
-    steps = settings.steps or default
-    if settings.steps is None and settings.max_minutes is not None and not settings.resume:
-        probe = train_config(settings, steps=steps)
-        extra = {} if loss_fn is None else {"loss_fn": loss_fn}
-        steps = min(steps, steps_within_budget(model, batches, probe, **extra))
-    elif settings.resume and settings.steps is None:
-        state = Path(settings.out) / STATE_FILE
-        if state.is_file():
-            steps = read_trainer_state(Path(settings.out))["config"]["steps"]
-    return steps
+UNCAPPED = 10**9  # a time budget without --steps: the budget alone sets the schedule's length
+EVAL_SHARE = 0.15  # of a time budget, kept for the evaluation after training
+
+
+def run_config(settings: TrainSettings, model, batches, *, default_steps: int, loss_fn=None,
+               evaluations: int = 0, **overrides) -> TrainConfig:
+    """:func:`train_config` for ``settings`` under the budget policy (:func:`budgeted`):
+    ``--steps``, else ``default_steps``, else (with ``--max-minutes``) what the budget fits;
+    ``evaluations`` > 0: that many evaluations over the run."""
+    config = train_config(settings, steps=settings.steps or default_steps, **overrides)
+    config = budgeted(config, model, batches, loss_fn=loss_fn, fit=settings.steps is None,
+                      resume=settings.resume, started=settings.started)
+    if evaluations:
+        config = dataclasses.replace(config, eval_every=max(config.steps // evaluations, 1))
+    return config
+
+
+def budgeted(config: TrainConfig, model, batches, *, loss_fn=None, fit: bool, resume: bool,
+             started: float | None = None) -> TrainConfig:
+    """The one time-budget policy of every train app: ``config`` with its step count and
+    training time decided from the budget ``T = config.max_time_s``.
+
+    The budget covers the whole command, counted from ``started`` (``time.monotonic()`` when
+    the app began: data and model building count) and the final evaluation::
+
+        training time   T_train = (1 - EVAL_SHARE) * T - (now - started)
+        fit, new run    steps = floor(0.95 * T_train / t_update)   (budget.steps_within_budget,
+                        timed probe updates; no cap, so the budget sizes the schedule up as well
+                        as down), re-fitted to the run's own rate at 10% and 50% of T_train
+        resumed run     the steps (and re-fit) its checkpoint recorded: the same learning rates
+        otherwise       config.steps; the budget only stops the run
+
+    ``fit``: no ``--steps`` was given (``config.steps`` is the app's default).
+    """
+    previous = find_checkpoint(config.out_dir) if resume and fit else None
+    if previous is not None:
+        recorded = read_trainer_state(previous)["config"]
+        config = dataclasses.replace(config, steps=recorded["steps"], refit_up_to=recorded.get("refit_up_to"))
+    if config.max_time_s is None:
+        return config
+    spent = 0.0 if started is None else time.monotonic() - started
+    train_s = (1 - EVAL_SHARE) * config.max_time_s - spent
+    if train_s <= 0:
+        raise AttnlabError(f"--max-minutes {config.max_time_s / 60:g}: the start-up took {spent:.0f} s, "
+                           "no time is left for training; give a larger budget")
+    total, config = config.max_time_s, dataclasses.replace(config, max_time_s=train_s)
+    if fit and not resume:
+        probe = dataclasses.replace(config, steps=UNCAPPED)
+        steps = steps_within_budget(model, batches, probe, fraction=0.95, **({} if loss_fn is None else {"loss_fn": loss_fn}))
+        config = dataclasses.replace(config, steps=steps, refit_up_to=UNCAPPED)
+        if config.progress and distributed.current().main:
+            print(f"{steps} updates fit in {train_s / 60:.2g} of the {total / 60:g} minutes here (the rest: start-up and the final evaluation): the schedule's length", file=sys.stderr)
+    return config

@@ -2,8 +2,8 @@
 
 Every variant (the RNN translator with each attention of
 :data:`attnlab.models.seq2seq_attention.ATTENTION_NAMES`, and the Transformer) is trained on
-the same corpus, tokenizers, batches and budget (``steps`` updates, optionally capped by
-``minutes`` of wall time shared equally), each in a fresh process so that its peak memory
+the same corpus, tokenizers, batches and budget (``steps`` updates, or ``max_minutes`` of wall
+time shared equally), each in a fresh process so that its peak memory
 is its own, and then measured on the same test sentences:
 
     BLEU, chrF           greedy decoding of the test split (sacrebleu)
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from attnlab.apps.common import check_out
+from attnlab.apps.common import TrainSettings, at_least, check_out
 from attnlab.apps.translate.evaluation import evaluate_translator
 from attnlab.apps.translate.training import (
     TrainedTranslator,
@@ -54,38 +54,33 @@ DEFAULT_VARIANTS = (*ATTENTION_NAMES, "transformer")
 VARIANTS = (*DEFAULT_VARIANTS, *GUIDED_VARIANTS)
 LENGTH_BUCKETS = ((1, 9), (10, 14), (15, 19), (20, 99))  # source words, inclusive
 RESULT_FILE = "result.json"
+DEFAULT_STEPS = 800  # per variant, when --steps is not given and no budget sizes it
 
 
 @dataclass
-class CompareSettings:
-    """What to compare and with which budget (the same for every variant)."""
+class CompareSettings(TrainSettings):
+    """What to compare and with which budget (the same for every variant): the shared run
+    settings (``steps`` per variant, default 800; ``max_minutes`` for all variants together,
+    shared equally, each variant's schedule sized to its share when ``steps`` is not given)."""
 
     variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
     corpus: str = "default"
-    steps: int = 800
-    minutes: float | None = None  # total wall-time cap, shared equally by the variants
     batch_size: int = 64
     lr: float = 3e-3
     seq2seq_preset: str = "compact"
     transformer_preset: str = "small"
     test_sentences: int = 500
-    threads: int = 1
-    seed: int = 0
-    device: str = "cpu"
-    out_dir: str = "runs/compare"
-    overwrite: bool = False
+    out: str = "runs/compare"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
             raise AttnlabError(f"variants: expected some of {list(VARIANTS)}, got {self.variants}")
-        if self.steps < 1 or self.test_sentences < 1 or self.threads < 1:
-            raise AttnlabError("steps, test_sentences and threads must be >= 1")
-        if self.minutes is not None and self.minutes <= 0:
-            raise AttnlabError(f"minutes: expected > 0, got {self.minutes}")
+        at_least(1, test_sentences=self.test_sentences)
 
     def time_per_variant(self) -> float | None:
-        return None if self.minutes is None else self.minutes * 60 / len(self.variants)
+        return None if self.max_time_s is None else self.max_time_s / len(self.variants)
 
 
 @dataclass
@@ -109,17 +104,19 @@ class VariantResult:
 
 def train_variant(name: str, settings: CompareSettings) -> TrainedTranslator:
     """Train one variant with the shared budget; its checkpoint goes to ``out_dir/name``."""
-    common = dict(out_dir=str(Path(settings.out_dir) / name), steps=settings.steps, seed=settings.seed,
-                  max_time_s=settings.time_per_variant(), log_every=50, device=settings.device)
+    common = dict(out_dir=str(Path(settings.out) / name), steps=settings.steps or DEFAULT_STEPS, seed=settings.seed,
+                  max_time_s=settings.time_per_variant(), log_every=50, device=settings.device,
+                  progress=settings.progress)
+    fit = settings.steps is None and settings.max_minutes is not None  # the share sizes the schedule
     if name == "transformer":
         setup = TranslatorSetup(corpus=settings.corpus, preset=settings.transformer_preset,
                                 batch_size=settings.batch_size, eval_sentences=50, seed=settings.seed)
-        return train_translator(setup, paper_train_config(**common, bf16=False))
+        return train_translator(setup, paper_train_config(**common, bf16=False), fit_budget=fit)
     attention, guided = GUIDED_VARIANTS.get(name, (name, 0.0))
     setup = TranslatorSetup(corpus=settings.corpus, model="seq2seq", preset=settings.seq2seq_preset,
                             attention=attention, guided_alignment=guided, batch_size=settings.batch_size,
                             eval_sentences=50, seed=settings.seed)
-    return train_translator(setup, rnn_train_config(**common, lr=settings.lr))
+    return train_translator(setup, rnn_train_config(**common, lr=settings.lr), fit_budget=fit)
 
 
 def bleu_by_length(test: ParallelCorpus, hypotheses: list[str]) -> dict[str, float]:
@@ -139,7 +136,7 @@ def example_index(test: ParallelCorpus) -> int:
 
 def measure_variant(name: str, settings: CompareSettings) -> VariantResult:
     """Train and measure one variant in this process (see :func:`run_variant` for isolation)."""
-    torch.set_num_threads(settings.threads)
+    settings.apply_threads()
     trained = train_variant(name, settings)
     test = trained.splits.test.subset(list(range(min(settings.test_sentences, len(trained.splits.test)))))
     translator = trained.translator
@@ -169,7 +166,7 @@ def _mean_target_tokens(corpus: ParallelCorpus) -> float:
 
 def _child(name: str, settings: dict) -> None:
     result = measure_variant(name, config_from_dict(CompareSettings, settings))
-    write_json(Path(settings["out_dir"]) / name / RESULT_FILE, dataclasses.asdict(result))
+    write_json(Path(settings["out"]) / name / RESULT_FILE, dataclasses.asdict(result))
 
 
 def run_variant(name: str, settings: CompareSettings) -> VariantResult:
@@ -183,13 +180,13 @@ def run_variant(name: str, settings: CompareSettings) -> VariantResult:
         raise
     if process.exitcode != 0:
         raise AttnlabError(f"compare: variant {name!r} failed (exit code {process.exitcode}); see the messages above")
-    data = read_json(Path(settings.out_dir) / name / RESULT_FILE)
+    data = read_json(Path(settings.out) / name / RESULT_FILE)
     return VariantResult(**{**data, "heatmap_tokens": tuple(data["heatmap_tokens"] or ()) or None})
 
 
 def compare(settings: CompareSettings, echo: Callable[[str], None] = print) -> list[VariantResult]:
     """Train and measure every variant of ``settings``, one after the other."""
-    check_out(settings.out_dir, resume=False, overwrite=settings.overwrite)
+    check_out(settings.out, resume=False, overwrite=settings.overwrite)
     results = []
     for n, name in enumerate(settings.variants, start=1):
         echo(f"[{n}/{len(settings.variants)}] {name}")
@@ -219,7 +216,7 @@ def format_table(results: list[VariantResult]) -> str:
 
 def write_report(results: list[VariantResult], settings: CompareSettings) -> Path:
     """``results.json``, ``table.md`` and ``report.html`` (bar chart + heatmaps) in ``out_dir``."""
-    out = Path(settings.out_dir)
+    out = Path(settings.out)
     write_json(out / "results.json", {"settings": config_to_dict(settings),
                                       "results": [dataclasses.asdict(r) for r in results]})
     write_text(out / "table.md", format_table(results))
@@ -235,7 +232,9 @@ def build_report(results: list[VariantResult], settings: CompareSettings):
     report = Report("attnlab compare: attention variants on one task")
     table = format_table(results).splitlines()
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in table if not line.startswith("|---")]
-    budget = f"{settings.steps} steps" + (f", at most {settings.minutes} min in all" if settings.minutes else "")
+    length = f"{settings.steps} steps" if settings.steps else ("as many steps as fit" if settings.max_minutes else
+                                                               f"{DEFAULT_STEPS} steps")
+    budget = length + (f", at most {settings.max_minutes:g} min in all" if settings.max_minutes else "")
     report.add(Section("Results", text=f"Corpus {settings.corpus!r}, budget {budget} per variant.", table=rows))
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
     names = [r.name for r in results]

@@ -23,7 +23,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from attnlab.apps.common import check_out, run_threads
+from attnlab.apps.common import TrainSettings, at_least, at_most, check_out, train_config
 from attnlab.apps.translate.app import attentions
 from attnlab.apps.translate.evaluation import TranslationScores, evaluate_translator
 from attnlab.apps.translate.explain import alignment_lines, pair_section
@@ -34,35 +34,39 @@ from attnlab.apps.translate.training import (
     train_translator,
 )
 from attnlab.data.synthetic import synthetic_corpus
+from attnlab.errors import AttnlabError
 from attnlab.training import TrainResult
 from attnlab.viz.explorer import write_page
 from attnlab.viz.heatmap import figure_png
 from attnlab.viz.report import Report, Section
 
+DEFAULT_STEPS = 3000  # the schedule's length when --steps is not given and no budget sizes it
+MAX_BEAM = 64
+
 
 @dataclass
-class DemoSettings:
-    """The demo's knobs; the defaults are ``attnlab demo``'s."""
+class DemoSettings(TrainSettings):
+    """The demo's knobs (the shared run settings, the demo's own defaults); the defaults are
+    ``attnlab demo``'s. ``steps`` None: as many as fit in ``max_minutes`` (the demo is
+    always time-budgeted)."""
 
-    out_dir: str = "runs/demo"
-    corpus: str = "default"
-    preset: str = "small"
-    steps: int = 3000
-    max_minutes: float = 5.0
+    out: str = "runs/demo"
+    max_minutes: float | None = 5.0
     batch_size: int = 32  # more updates per token: BLEU 90.5 after 2000 x 32 pairs, 85.5 after 1000 x 64
     lr: float = 2e-3
-    warmup_steps: int = 100
-    dropout: float = 0.0  # the synthetic corpus is large and noise-free: dropout only slows learning
-    bf16: bool = False
-    beam_size: int = 1
+    dropout: float | None = 0.0  # the synthetic corpus is large and noise-free: dropout only slows learning
+    save_every: int | None = 500
+    corpus: str = "default"
+    preset: str = "small"
+    beam: int = 1
     examples: int = 3
-    seed: int = 0
-    progress: bool = True
-    device: str = "cpu"
-    threads: int | None = None
-    save_every: int = 500
-    resume: bool = False
-    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_minutes is None:
+            raise AttnlabError("demo: --max-minutes is required (the demo is time-budgeted)")
+        at_least(1, beam=self.beam, examples=self.examples)
+        at_most(MAX_BEAM, beam=self.beam)
 
 
 @dataclass
@@ -115,30 +119,30 @@ def build_report(trained: TrainedTranslator, scores: TranslationScores, summary:
 def run_demo(settings: DemoSettings | None = None, echo: Callable[[str], None] = print) -> DemoResult:
     """The whole demo; ``echo`` receives the lines to show the user."""
     settings = settings or DemoSettings()
-    started = time.monotonic()
-    out = check_out(settings.out_dir, resume=settings.resume, overwrite=settings.overwrite)
-    run_threads(settings.threads, settings.out_dir, resume=settings.resume, budgeted=True)  # always time-budgeted
+    started = settings.started
+    out = check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
+    settings.apply_threads()
     echo(f"generating the synthetic corpus ({settings.corpus}) ...")
     splits = synthetic_corpus(settings.corpus, seed=settings.seed)
     splits.save(out / "data")
     echo(f"  {splits.describe()}")
-    echo(f"training the {settings.preset} Transformer: {settings.steps} steps or as many as fit in "
-         f"{settings.max_minutes:g} minutes on {torch.get_num_threads()} thread(s) ...")
+    length = f"{settings.steps} updates, stopped" if settings.steps else "as many updates as fit"
+    echo(f"training the {settings.preset} Transformer: {length} within {settings.max_minutes:g} minutes in all "
+         f"on {torch.get_num_threads()} thread(s) ...")
     setup = TranslatorSetup(
         corpus=settings.corpus, preset=settings.preset, batch_size=settings.batch_size, seed=settings.seed,
         model_overrides={"dropout": settings.dropout},
     )
-    config = paper_train_config(
-        out_dir=str(out / "model"), steps=settings.steps, lr=settings.lr, warmup_steps=settings.warmup_steps,
-        bf16=settings.bf16, seed=settings.seed, max_time_s=settings.max_minutes * 60, progress=settings.progress,
-        log_every=50, device=settings.device, save_every=settings.save_every,
-    )
-    trained = train_translator(setup, config, splits=splits, fit_budget=True, resume=settings.resume)
+    base = paper_train_config()
+    config = train_config(settings, steps=settings.steps or DEFAULT_STEPS, out_dir=str(out / "model"),
+                          betas=base.betas, eps=base.eps, log_every=50)
+    trained = train_translator(setup, config, splits=splits, fit_budget=settings.steps is None,
+                               resume=settings.resume, started=started)
     if trained.result.interrupted:  # the Trainer has said where the checkpoint is
         raise KeyboardInterrupt
     echo(f"  trained {trained.result.step} steps in {trained.result.elapsed_s / 60:.1f} min")
     echo(f"evaluating on {len(splits.test)} test sentences ...")
-    scores = evaluate_translator(trained.translator, splits.test, beam_size=settings.beam_size)
+    scores = evaluate_translator(trained.translator, splits.test, beam_size=settings.beam)
     picked = example_indices([len(s.split()) for s in splits.test.src], settings.examples)
     best = scores.alignment.best if scores.alignment is not None else None
     for n in picked:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import torch
 
-from attnlab.apps.common import TrainSettings, at_least, check_out, train_config
+from attnlab.apps.common import TrainSettings, at_least, budgeted, check_out, train_config
 from attnlab.attention.maps import Explained
 from attnlab.data.char_tokenizer import CharTokenizer
 from attnlab.data.lm_batches import LMBatches, evaluate_lm
@@ -43,14 +43,11 @@ from attnlab.training import (
     find_checkpoint,
     set_seed,
 )
-from attnlab.training.budget import steps_within_budget
-from attnlab.training.checkpoint import read_trainer_state
 
 TOKENIZERS = ("char", "bpe")
 BPE_SAMPLE_CHARS = 5_000_000  # BPE merges are learned on this much training text
 DEFAULT_NEW_TOKENS = 200
 DEFAULT_STEPS = 2000
-UNCAPPED = 10**9  # max_minutes without steps: the budget alone sets the schedule's length
 FINAL_EVAL_FILE = "final_eval.json"  # written into the run folder after training
 FINAL_EVALS = ("full", "quick", "none")
 
@@ -153,15 +150,14 @@ def prepare_lm_data(setup: LMSetup, tokenizer: Tokenizer | None = None) -> LMDat
     return LMData(corpus, tokenizer, _encode(tokenizer, corpus.train), _encode(tokenizer, corpus.validation))
 
 
-def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False, fit_budget: bool = False) -> TrainedLM:
+def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False, fit_budget: bool = False,
+             started: float | None = None) -> TrainedLM:
     """Train a GPT of ``setup.preset`` shape on ``setup.data`` with the shared Trainer.
 
-    ``fit_budget``: a new run lowers ``config.steps`` to the updates that fit in
-    ``config.max_time_s`` here (:func:`attnlab.training.budget.steps_within_budget`), so
-    the cosine schedule ends inside the budget, and the run re-fits that length to its own
-    measured rate at 10% and 50% of the budget (``TrainConfig.refit_up_to``); a resumed
-    run keeps the schedule length its checkpoint recorded, so it continues with the same
-    learning rates.
+    ``fit_budget`` (no ``--steps``): ``config.steps`` is decided by the time budget
+    ``config.max_time_s``, counted from ``started``, as every app does
+    (:func:`attnlab.apps.common.budgeted`); a resumed run keeps the schedule length its
+    checkpoint recorded, so it continues with the same learning rates.
     """
     previous = find_checkpoint(config.out_dir) if resume else None
     tokenizer = Tokenizer.load(previous) if previous is not None else None
@@ -175,14 +171,7 @@ def train_lm(setup: LMSetup, config: TrainConfig, resume: bool = False, fit_budg
     set_seed(config.seed)  # the initial weights are part of the run
     model = GPT(dataclasses.replace(base, vocab_size=data.tokenizer.vocab_size, eos_token_id=data.tokenizer.eos_id))
     batches = LMBatches(data.train_ids, setup.batch_size, context, setup.seed)
-    if fit_budget and previous is not None:
-        recorded = read_trainer_state(previous)["config"]
-        config = dataclasses.replace(config, steps=recorded["steps"], refit_up_to=recorded.get("refit_up_to"))
-    elif fit_budget and config.max_time_s is not None:
-        steps = steps_within_budget(model, batches, config, fraction=0.95, probes=10)
-        config = dataclasses.replace(config, steps=steps, refit_up_to=config.steps)
-        if config.progress:
-            print(f"{config.steps} updates fit in {config.max_time_s / 60:g} minutes here: the schedule's length")
+    config = budgeted(config, model, batches, fit=fit_budget, resume=resume, started=started)
     trainer = Trainer(
         model, batches, config,
         evaluate=lambda m: evaluate_lm(
@@ -223,10 +212,10 @@ def train(settings: LMSettings) -> TrainedLM:
         context=settings.context, batch_size=settings.batch_size, max_chars=settings.max_chars, seed=settings.seed,
         final_eval=final_eval, dropout=settings.dropout,
     )
-    steps = settings.steps or (UNCAPPED if settings.max_minutes else DEFAULT_STEPS)
+    steps = settings.steps or DEFAULT_STEPS
     config = train_config(settings, steps=steps, eval_every=settings.eval_every, betas=(0.9, 0.99),
                           warmup_steps=settings.warmup)
-    return train_lm(setup, config, resume=settings.resume, fit_budget=settings.steps is None)
+    return train_lm(setup, config, resume=settings.resume, fit_budget=settings.steps is None, started=settings.started)
 
 
 def load(directory: str | Path, device: str = "cpu") -> LoadedLM:

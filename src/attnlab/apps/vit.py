@@ -21,8 +21,7 @@ from attnlab.apps.common import (
     TrainSettings,
     at_least,
     check_out,
-    fitted_steps,
-    train_config,
+    run_config,
 )
 from attnlab.attention.maps import Explained
 from attnlab.data.images import (
@@ -116,8 +115,7 @@ def train(settings: ViTSettings) -> TrainedViT:
         logits = m.class_logits(batch["pixel_values"])
         return F.cross_entropy(logits, batch["labels"], label_smoothing=settings.label_smoothing)
 
-    steps = fitted_steps(settings, model, batches, loss_fn, DEFAULT_STEPS)
-    config = train_config(settings, steps=steps, eval_every=max(steps // EVALUATIONS, 1))
+    config = run_config(settings, model, batches, default_steps=DEFAULT_STEPS, loss_fn=loss_fn, evaluations=EVALUATIONS)
     result = Trainer(model, batches, config, loss_fn=loss_fn,
                      evaluate=lambda m: {"test_accuracy": accuracy(m, test)}).fit(resume=settings.resume)
     acc = result.metrics.get("test_accuracy", 0.0)

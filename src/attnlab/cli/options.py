@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 from attnlab.apps.common import apply_threads, settings_from
 
@@ -44,12 +45,14 @@ TRAIN_HELP = {
     "warmup": "warm-up updates",
     "weight_decay": "weight decay",
     "dropout": "dropout probability (default: the preset's)",
-    "max_minutes": "time budget: sizes the schedule and bounds the final evaluation",
+    "max_minutes": "time budget of the whole command (start-up, training, final evaluation); without --steps it "
+                   "sizes the schedule",
     "save_every": "checkpoint every N updates (0: only at the end, on Ctrl-C/SIGTERM and at the budget)",
     "bf16": "bf16 autocast (fast on CPUs with AMX)",
     "shard": "several processes: shard the model with FSDP2 (sharded checkpoints) instead of replicating it (DDP)",
     "rank_logs": "several processes: every rank's progress in --out/logs/rank<r>.log",
 }
+PROCESS_FLAGS = ("shard", "rank_logs")
 
 
 def _default(cls, name: str):
@@ -57,11 +60,14 @@ def _default(cls, name: str):
     return field.default
 
 
-def add_train_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = ()) -> None:
-    """The shared training flags, with the defaults of ``cls`` (an app's settings dataclass)."""
+def add_train_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = (),
+                      processes: bool = True, out: str | None = None) -> None:
+    """The shared training flags, with the defaults of ``cls`` (an app's settings dataclass);
+    ``processes``: also ``--nproc --shard --rank-logs`` (commands that train over processes);
+    ``out``: the command's own help for ``--out`` (what the folder holds)."""
     group = parser.add_argument_group("run")
     for name, help in TRAIN_HELP.items():
-        if name in skip:
+        if name in skip or (not processes and name in PROCESS_FLAGS):
             continue
         flag = "--" + name.replace("_", "-")
         default = _default(cls, name)
@@ -69,11 +75,16 @@ def add_train_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, 
             group.add_argument(flag, action="store_true", help=help)
         else:
             kind = {"steps": int, "batch_size": int, "warmup": int, "save_every": int}.get(name, float)
+            help = out if name == "out" and out else help
             group.add_argument(flag, type=str if name == "out" else kind, default=default, help=help)
     group.add_argument("--quiet", action="store_true", help="no progress bar")
-    group.add_argument("--nproc", type=int, metavar="N",
-                       help="train over N processes on this machine: runs this command under torchrun's own "
-                            "launcher (torch.distributed.run --standalone --nproc-per-node N); see docs/distributed.md")
+    if "max_minutes" not in skip:
+        group.add_argument("--minutes", type=float, metavar="MAX_MINUTES",
+                           help="deprecated alias of --max-minutes (removed in the next release)")
+    if processes:
+        group.add_argument("--nproc", type=int, metavar="N",
+                           help="train over N processes on this machine: runs this command under torchrun's own "
+                                "launcher (torch.distributed.run --standalone --nproc-per-node N); see docs/distributed.md")
     add_run_options(group, seed=_default(cls, "seed"))
 
 
@@ -102,9 +113,15 @@ def threads_flag(text: str) -> int:
 
 
 def settings(cls, args: argparse.Namespace):
-    """The settings dataclass ``cls`` from the parsed flags (``--quiet`` -> ``progress``)."""
+    """The settings dataclass ``cls`` from the parsed flags (``--quiet`` -> ``progress``;
+    the deprecated ``--minutes`` -> ``max_minutes``, with a warning)."""
     values = dict(vars(args))
     values["progress"] = not values.pop("quiet", False)
+    minutes = values.pop("minutes", None)
+    if minutes is not None:
+        print("attnlab: warning: --minutes is deprecated and will be removed in the next release; "
+              "use --max-minutes", file=sys.stderr)
+        values["max_minutes"] = minutes
     return settings_from(cls, values)
 
 

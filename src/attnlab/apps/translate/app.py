@@ -108,7 +108,7 @@ def train(settings: TranslateSettings) -> TranslationRun:
                           weight_decay=base.weight_decay, warmup_steps=settings.warmup if settings.model == "transformer"
                           else min(settings.warmup, 100))
     trained = train_translator(setup, config, resume=settings.resume,
-                               fit_budget=settings.steps is None and settings.max_minutes is not None)
+                               fit_budget=settings.steps is None, started=settings.started)
     if trained.result.interrupted:
         return TranslationRun(trained, None)
     test = trained.splits.test

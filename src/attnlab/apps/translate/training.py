@@ -19,13 +19,13 @@ The checkpoint folder is a :class:`~attnlab.apps.translate.translator.Translator
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from attnlab.apps.common import budgeted
 from attnlab.apps.translate.averaging import LastSaves
 from attnlab.apps.translate.translator import SRC_TOKENIZER, TGT_TOKENIZER, Translator
 from attnlab.config import config_from_dict, config_to_dict, preset
@@ -53,7 +53,6 @@ from attnlab.training import (
     resolve_device,
     set_seed,
 )
-from attnlab.training.budget import steps_within_budget
 
 SETUP_FILE = "translator.json"
 AVERAGED_FILE = "averaged.json"  # which saves the folder's weights average (setup.average_last > 1)
@@ -234,14 +233,14 @@ def train_translator(
     resume: bool = False,
     splits: CorpusSplits | None = None,
     fit_budget: bool = False,
+    started: float | None = None,
 ) -> TrainedTranslator:
     """Build (or resume) and train a translator; the checkpoint folder is ``config.out_dir``.
 
-    ``splits`` (already loaded data) replaces ``load_splits(setup)``. ``fit_budget`` lowers
-    ``config.steps`` to what fits in ``config.max_time_s`` on this machine right now
-    (:func:`attnlab.training.budget.steps_within_budget`), so the learning-rate schedule ends inside the budget
-    instead of being cut off at a high learning rate; the run then re-fits that length to its
-    own measured rate (``TrainConfig.refit_up_to``).
+    ``splits`` (already loaded data) replaces ``load_splits(setup)``. The time budget
+    ``config.max_time_s`` (counted from ``started``) follows the one policy of every app
+    (:func:`attnlab.apps.common.budgeted`); ``fit_budget`` (no ``--steps``): the budget
+    sizes ``config.steps``, up or down, so the learning-rate schedule ends inside it.
     """
     out_dir = Path(config.out_dir)
     previous = find_checkpoint(out_dir) if resume else None
@@ -269,12 +268,8 @@ def train_translator(
         splits.valid, translator.src_tokenizer, translator.tgt_tokenizer, batch_size=128,
         max_len=model.config.max_len, seed=setup.seed,
     )
-    if fit_budget and config.max_time_s is not None:
-        # re-fitted from the run's own rate as it goes; a resumed run keeps the recorded length
-        config = dataclasses.replace(config, refit_up_to=config.steps)
-        if not resume:
-            model.to(resolve_device(config.device))
-            config = dataclasses.replace(config, steps=steps_within_budget(model, batches, config, loss_fn=translation_loss))
+    model.to(resolve_device(config.device))  # the budget's probe updates run where the run will
+    config = budgeted(config, model, batches, loss_fn=translation_loss, fit=fit_budget, resume=resume, started=started)
 
     last_saves = LastSaves(setup.average_last)
 
