@@ -205,7 +205,7 @@ def scaled_dot_product_attention(
             causal_mask(lq, lk)  # the same error as with keys
         out, weights = empty_attention(query, key, value)
         return AttentionOutput(out, weights if need_weights else None)
-    use_is_causal = causal and mask is None and lq == lk
+    use_is_causal = causal and mask is None and bool(lq == lk)  # bool: a traced (symbolic) length decides here
     if causal and not use_is_causal:
         mask = combine_masks(mask, causal_mask(lq, lk, device=query.device))
     same_shape = query.shape[:-1] == key.shape[:-1] == value.shape[:-1]
