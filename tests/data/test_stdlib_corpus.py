@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from attnlab.data.char_tokenizer import CharTokenizer
-from attnlab.data.lm_batches import LMBatches, evaluate_lm
+from attnlab.data.lm_batches import LMBatches
 from attnlab.data.stdlib_corpus import (
     is_validation,
     stdlib_corpus,
@@ -17,6 +17,7 @@ from attnlab.data.stdlib_corpus import (
 )
 from attnlab.data.tokenizer import ByteLevelBPETokenizer, Tokenizer
 from attnlab.errors import AttnlabError
+from attnlab.evaluation.lm import evaluate_lm
 from attnlab.models import GPT
 from attnlab.models.gpt import gpt_config
 

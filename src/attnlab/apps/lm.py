@@ -28,10 +28,11 @@ import torch
 from attnlab.apps.common import TrainSettings, at_least, budgeted, check_out, train_config
 from attnlab.attention.maps import Explained
 from attnlab.data.char_tokenizer import CharTokenizer
-from attnlab.data.lm_batches import LMBatches, evaluate_lm
+from attnlab.data.lm_batches import LMBatches
 from attnlab.data.stdlib_corpus import TextCorpus, load_corpus
 from attnlab.data.tokenizer import ByteLevelBPETokenizer, Tokenizer
 from attnlab.errors import AttnlabError
+from attnlab.evaluation.lm import evaluate_lm
 from attnlab.interop.hf_gpt2 import tokenizer_from_hf_folder
 from attnlab.io import write_json
 from attnlab.models.gpt import GPT, gpt_config

@@ -9,7 +9,7 @@ from attnlab.data.corpus import (
     parse_pharaoh,
     read_tsv,
 )
-from attnlab.data.lm_batches import LMBatches, evaluate_lm
+from attnlab.data.lm_batches import LMBatches
 from attnlab.data.parallel import load_parallel, read_parallel_files, split_corpus
 from attnlab.data.stdlib_corpus import TextCorpus, load_corpus, stdlib_corpus
 from attnlab.data.synthetic import SYNTHETIC_PRESETS, SyntheticConfig, synthetic_corpus
@@ -37,7 +37,6 @@ __all__ = [
     "TranslationBatches",
     "WordPieceTokenizer",
     "WordTokenizer",
-    "evaluate_lm",
     "load_corpus",
     "stdlib_corpus",
     "format_pharaoh",

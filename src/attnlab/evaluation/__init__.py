@@ -1,5 +1,6 @@
 """attnlab.evaluation: decoding and metrics (BLEU, chrF, AER, bits per character, accuracy)."""
 
+from attnlab.evaluation.lm import evaluate_lm
 from attnlab.evaluation.metrics import (
     accuracy,
     alignment_error_rate,
@@ -17,5 +18,6 @@ __all__ = [
     "bits_per_character",
     "bleu",
     "chrf",
+    "evaluate_lm",
     "perplexity",
 ]

@@ -17,7 +17,7 @@ rest.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,9 +38,6 @@ from attnlab.training.checkpoint import (
 )
 from attnlab.training.rng import rank_seed, restore_rng, set_seed
 
-if TYPE_CHECKING:
-    from attnlab.training.trainer import Trainer
-
 
 class TrainerCheckpoints:
     """Saving and resuming one :class:`~attnlab.training.trainer.Trainer`'s run.
@@ -52,7 +49,7 @@ class TrainerCheckpoints:
     and calls ``resize_schedule`` when the first session re-fitted the schedule.
     """
 
-    def __init__(self, trainer: Trainer):
+    def __init__(self, trainer: Any):  # the Trainer (not imported: it imports this module)
         self.trainer = trainer
 
     def warn_if_replacing(self) -> None:
