@@ -302,7 +302,7 @@ def explore(ckpt_or_model, inputs: list[str] | str | None = None, device: str = 
 def _explained(loaded: Loaded, inputs: list[str]):
     from attnlab.apps import bert, graph, lm, translate, vit
 
-    if isinstance(loaded, tuple):
+    if isinstance(loaded, tuple) and len(loaded) == 2 and isinstance(loaded[1], GraphData):
         return graph.attentions(*loaded)
     app: Callable = {LoadedLM: lm.attentions, LoadedBERT: bert.attentions, ViT: vit.attentions,
                      Translator: translate.attentions}.get(type(loaded))
