@@ -82,11 +82,39 @@ def imports(path: Path, known: set[str]) -> set[str]:
     return found
 
 
+def reexports(path: Path, known: set[str]) -> dict[str, str]:
+    """A package's ``__init__``: name -> the module it re-exports the name from
+    (``from attnlab.training.config import resolve_device`` in ``training/__init__.py``)."""
+    found = {}
+    _, package = module_name(path)
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:
+                target = f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
+                if target in known:
+                    found[alias.asname or alias.name] = target
+    return found
+
+
+def indirect(path: Path, known: set[str], exported: dict[str, dict[str, str]]) -> set[str]:
+    """The modules ``path`` reaches through a package's re-exports (``from attnlab.training
+    import resolve_device`` reaches ``attnlab.training.config``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module in exported:
+            found |= {exported[node.module][a.name] for a in node.names if a.name in exported[node.module]}
+    return found
+
+
 @pytest.fixture(scope="module")
 def graph() -> dict[str, set[str]]:
     files = {module_name(p)[0]: p for p in (SRC / "attnlab").rglob("*.py")}
     known = set(files)
-    return {name: imports(path, known) - {name} for name, path in files.items()}
+    exported = {name: reexports(path, known) for name, path in files.items() if path.name == "__init__.py"}
+    return {name: (imports(path, known) | indirect(path, known, exported)) - {name} for name, path in files.items()}
 
 
 def package(module: str) -> str:
@@ -100,7 +128,7 @@ def test_the_graph_sees_every_kind_of_import(graph):
     assert any(m.startswith("attnlab.apps") for m in graph["attnlab.cli.viz"])  # inside a function
 
 
-def test_no_import_cycles(graph):
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     cycles, state = [], {}
 
     def visit(node: str, stack: list[str]) -> None:
@@ -115,7 +143,31 @@ def test_no_import_cycles(graph):
     for node in sorted(graph):
         if node not in state:
             visit(node, [node])
+    return cycles
+
+
+def test_no_import_cycles(graph):
+    cycles = find_cycles(graph)
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_package_cycles(graph):
+    """Between packages too: ``data -> evaluation -> data`` is a cycle even when no two
+    modules import each other."""
+    packages: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        packages.setdefault(package(module), set()).update(
+            package(t) for t in targets if package(t) != package(module) and (module, t) not in PYTHON_API)
+    cycles = find_cycles(packages)
+    assert not cycles, "package cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_checks_see_cycles_and_re_exports():
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+    assert find_cycles({"a": {"b"}, "b": set()}) == []
+    init = SRC / "attnlab" / "training" / "__init__.py"
+    known = {module_name(p)[0] for p in (SRC / "attnlab").rglob("*.py")}
+    assert reexports(init, known)["resolve_device"] == "attnlab.training.config"
 
 
 def test_layers_only_import_downwards(graph):
@@ -125,6 +177,15 @@ def test_layers_only_import_downwards(graph):
         for target in targets
         if package(target) in FORBIDDEN.get(package(module), set())
     ]
+    assert not broken, "\n".join(sorted(broken))
+
+
+CLI_MAY_IMPORT = {"cli", "apps", "errors"}  # the CLI parses flags and calls apps: nothing below them
+
+
+def test_cli_imports_nothing_but_apps_and_errors(graph):
+    broken = [f"{module} imports {target}" for module, targets in graph.items() if package(module) == "cli"
+              for target in targets if package(target) not in CLI_MAY_IMPORT and target != "attnlab"]
     assert not broken, "\n".join(sorted(broken))
 
 

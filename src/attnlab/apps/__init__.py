@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from attnlab.attention.maps import Explained
 from attnlab.errors import AttnlabError
-from attnlab.io import CONFIG_FILE, read_json
+
+if TYPE_CHECKING:
+    from attnlab.attention.maps import Explained
 
 # model_type in config.json -> the app that loads and explains it
 APPS: dict[str, str] = {
@@ -38,6 +40,8 @@ APPS: dict[str, str] = {
 
 def model_type(ckpt: str | Path) -> str:
     """The ``model_type`` of a checkpoint folder (one clear error when it is not one)."""
+    from attnlab.io import CONFIG_FILE, read_json  # torch: only when a checkpoint is read
+
     ckpt = Path(ckpt)
     if not ckpt.is_dir():
         raise AttnlabError(f"--ckpt {ckpt}: checkpoint folder not found")
@@ -57,9 +61,10 @@ def app_for(ckpt: str | Path):
 
 def attentions_for(ckpt: str | Path, inputs: list[str], device: str = "cpu") -> Explained:
     """Load the checkpoint with its app and return the attention on ``inputs`` (the
-    app's default example when empty)."""
+    app's default example when empty). An app whose inputs are part of what it loads (a
+    graph: the user's CSV files are the graph) says so with ``attentions_of_checkpoint``."""
     app = app_for(ckpt)
-    if app.__name__.endswith(".graph"):
-        model, data = app.load(ckpt, inputs, device=device)
-        return app.attentions(model, data)
+    whole = getattr(app, "attentions_of_checkpoint", None)
+    if whole is not None:
+        return whole(ckpt, list(inputs), device=device)
     return app.attentions(app.load(ckpt, device=device), list(inputs))

@@ -278,6 +278,25 @@ def load(ckpt: str | Path, device: str = "cpu") -> LoadedBERT:
     raise AttnlabError(f"--ckpt {ckpt}: no tokenizer in the folder (attnlab's files or a vocab.txt)")
 
 
+@torch.no_grad()
+def classify(loaded: LoadedBERT, texts: list[str], top_k: int = 3) -> list[list[tuple[str, float]]]:
+    """For each text, the fine-tuned classifier's ``top_k`` labels and their probabilities
+    (texts longer than the model's positions are cut, as in training)."""
+    model, tokenizer = loaded
+    if model.config.head != "classifier":
+        raise AttnlabError(f"--ckpt: this BERT has a {model.config.head!r} head, not a classifier "
+                           "(attnlab train classify makes one; fill-mask uses an MLM head)")
+    if not texts or not all(t.strip() for t in texts):
+        raise AttnlabError("classify: expected some text, got an empty one")
+    limit = model.config.max_positions - 2
+    rows = [([tokenizer.cls_id, *ids[:limit], tokenizer.sep_id], 0) for ids in tokenizer.encode_batch(texts)]
+    batch = TextBatches(rows, 1, tokenizer.pad_id).collate(rows)
+    probs = model(**_to({k: v for k, v in batch.items() if k != "labels"}, model)).logits.float().softmax(-1)
+    labels = model.config.labels
+    top_p, top_i = probs.topk(min(top_k, len(labels)), dim=-1)
+    return [[(labels[i], p) for i, p in zip(ids, ps)] for ps, ids in zip(top_p.tolist(), top_i.tolist())]
+
+
 def fill_mask(model: BERT, tokenizer: Tokenizer, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
     """For each ``[MASK]`` in ``text``, the ``top_k`` most likely tokens and probabilities."""
     with torch.no_grad():

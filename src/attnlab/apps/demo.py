@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from attnlab.apps.common import TrainSettings, at_least, at_most, check_out, train_config
-from attnlab.apps.translate.app import attentions
+from attnlab.apps.translate.app import MAX_BEAM, attentions
 from attnlab.apps.translate.evaluation import TranslationScores, evaluate_translator
 from attnlab.apps.translate.explain import alignment_lines, pair_section
 from attnlab.apps.translate.training import (
@@ -41,7 +41,6 @@ from attnlab.viz.heatmap import figure_png
 from attnlab.viz.report import Report, Section
 
 DEFAULT_STEPS = 3000  # the schedule's length when --steps is not given and no budget sizes it
-MAX_BEAM = 64
 
 
 @dataclass

@@ -36,6 +36,7 @@ from attnlab.models.gat import GAT, HAN, GATConfig, HANConfig
 from attnlab.training import Trainer
 
 EMBEDDED = ("karate", "sbm")
+INPUT_KIND = "graph"  # what a live explorer page takes: nothing (the page shows the trained graph)
 BEST_FILE, BEST_STATE = "best.safetensors", "best.json"
 
 
@@ -57,7 +58,7 @@ class GraphSettings(TrainSettings):
     lr: float = 0.005
     warmup: int = 0
     weight_decay: float = 5e-4
-    batch_size: int = 1  # the whole graph
+    batch_size: int = 1  # the whole graph: no --batch-size flag
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -181,8 +182,8 @@ def train_seed(settings: GraphSettings, data: graphs.GraphData, seed: int) -> tu
     if resume:
         best.restore(folder)
     config = train_config(settings, steps=steps, eval_every=1, seed=seed, out_dir=str(folder), schedule="constant",
-                          warmup_steps=0, grad_clip=None, save_every=settings.save_every or 0,
-                          log_every=max(1, steps // 10), bf16=False)
+                          warmup_steps=min(settings.warmup, steps), grad_clip=None, save_every=settings.save_every or 0,
+                          log_every=max(1, steps // 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     result = Trainer(model, batches, config, loss_fn=node_loss, evaluate=best, optimizer=optimizer,
                      save_extra=best.save).fit(resume=resume)
@@ -264,6 +265,22 @@ def load(ckpt: str | Path, inputs: list[str] | None = None, device: str = "cpu")
             raise AttnlabError(f"{ckpt / 'metrics.json'}: source.homophily must be a number in [0, 1]")
         return model.eval(), graphs.stochastic_block_model(homophily=float(homophily))
     return model.eval(), graphs.karate_club()
+
+
+def attentions_of_checkpoint(ckpt: str | Path, inputs: list[str], device: str = "cpu") -> Explained:
+    """``attnlab viz`` / ``explore``: the checkpoint's attention on its graph (``inputs``: the
+    user's edges and nodes CSV files, else the embedded graph it was trained on)."""
+    return attentions(*load(ckpt, inputs, device=device))
+
+
+@torch.no_grad()
+def predict(model: GAT | HAN, data: graphs.GraphData) -> list[tuple[str, str, float]]:
+    """Every node's predicted class and its probability: ``(node name, class, p)``."""
+    model.eval()
+    probs = run_model(model, GraphBatches(data, han=isinstance(model, HAN)).batch(0)).logits.float().softmax(-1)
+    p, k = probs.max(-1)
+    names = data.node_names or [str(i) for i in range(data.num_nodes)]
+    return [(name, data.class_names[int(c)], float(q)) for name, c, q in zip(names, k, p)]
 
 
 @torch.no_grad()

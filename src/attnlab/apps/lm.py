@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import torch
 
-from attnlab.apps.common import TrainSettings, at_least, budgeted, check_out, train_config
+from attnlab.apps.common import TrainSettings, at_least, at_most, budgeted, check_out, train_config
 from attnlab.attention.maps import Explained
 from attnlab.data.char_tokenizer import CharTokenizer
 from attnlab.data.lm_batches import LMBatches
@@ -48,6 +48,7 @@ from attnlab.training import (
 TOKENIZERS = ("char", "bpe")
 BPE_SAMPLE_CHARS = 5_000_000  # BPE merges are learned on this much training text
 DEFAULT_NEW_TOKENS = 200
+MAX_NEW_TOKENS = 100_000  # a bound checked before any work: a typo cannot run for hours
 DEFAULT_STEPS = 2000
 FINAL_EVAL_FILE = "final_eval.json"  # written into the run folder after training
 FINAL_EVALS = ("full", "quick", "none")
@@ -282,15 +283,22 @@ def complete(
     max_new_tokens: int | None = None,
     *,
     on_text: Callable[[str], None] | None = None,
+    echo: bool = False,
     **sampling,
 ) -> str:
-    """The continuation of ``prompt`` (text), streamed to ``on_text`` piece by piece.
+    """The continuation of ``prompt`` (text), streamed to ``on_text`` piece by piece
+    (``echo``: the prompt first, once the request is checked).
 
-    ``max_new_tokens=None`` means 200, or fewer if the context would overflow.
+    ``max_new_tokens=None`` means 200, or fewer if the context would overflow; at most
+    :data:`MAX_NEW_TOKENS`.
     """
+    at_least(1, max_new_tokens=max_new_tokens)
+    at_most(MAX_NEW_TOKENS, max_new_tokens=max_new_tokens)
     ids = tokenizer.encode(prompt)
     if not ids:
         raise AttnlabError("prompt: expected some text, got an empty prompt")
+    if echo and on_text is not None:
+        on_text(prompt)
     if max_new_tokens is None:
         max_new_tokens = max(min(DEFAULT_NEW_TOKENS, model.config.context_length - len(ids)), 0)
     device = next(model.parameters()).device
@@ -300,6 +308,11 @@ def complete(
         torch.tensor([ids], device=device), max_new_tokens, eos_token_id=eos, on_tokens=stream, **sampling
     )
     return tokenizer.decode(stream.ids)
+
+
+def generator(device: str, seed: int) -> torch.Generator:
+    """The random numbers of sampling on ``device``, from ``seed`` (same seed, same text)."""
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def print_stream(text: str) -> None:

@@ -36,6 +36,7 @@ from attnlab.models.vit import ViT, vit_config
 from attnlab.training import Trainer, TrainResult
 
 DEFAULT_STEPS = 2400
+INPUT_KIND = "image"  # what a live explorer page takes
 EVALUATIONS = 5
 
 

@@ -38,8 +38,11 @@ def check_peers() -> None:
         raise AttnlabError(f"attnlab bench compares against {', '.join(missing)}: pip install -e '.[dev]' first")
 
 
+COMMANDS = {"bench": "speed and memory against the peers (PyTorch, HuggingFace, PyG)"}
+
+
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "bench", "speed and memory against the peers (PyTorch, HuggingFace, PyG)", EXAMPLES)
+    parser = add_command(subparsers, "bench", COMMANDS["bench"], EXAMPLES)
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     parser.set_defaults(func=run)

@@ -10,13 +10,14 @@ EXAMPLES = """  attnlab compare                                          # every
   attnlab compare --variants bahdanau bahdanau-guided      # + attention trained on the gold alignments
   attnlab compare --corpus tiny --steps 50 --out runs/quick-compare
 """
+COMMANDS = {"compare": "train attention variants on one task and compare them in one table"}
 UNUSED = ("resume", "warmup", "weight_decay", "dropout", "save_every", "bf16")  # each variant uses its own
 
 
 def register(commands) -> None:
     from attnlab.apps.compare import DEFAULT_VARIANTS, GUIDED_VARIANTS, VARIANTS, CompareSettings
 
-    p = add_command(commands, "compare", "train attention variants on one task and compare them in one table", EXAMPLES)
+    p = add_command(commands, "compare", COMMANDS["compare"], EXAMPLES)
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=VARIANTS, metavar="NAME",
                    help=f"variants to compare (default: all but the supervised {' '.join(GUIDED_VARIANTS)}): "
                         f"{' '.join(VARIANTS)}")

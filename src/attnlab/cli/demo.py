@@ -11,14 +11,14 @@ EXAMPLES = """  attnlab demo                                   # what `make demo
 """
 
 
+COMMANDS = {"demo": "train a Transformer translator on the synthetic corpus, report BLEU/chrF/AER and draw "
+                    "its attention"}
+
+
 def register(commands) -> None:
     from attnlab.apps.demo import DemoSettings
 
-    p = add_command(
-        commands, "demo",
-        "train a Transformer translator on the synthetic corpus, report BLEU/chrF/AER and draw its attention",
-        EXAMPLES,
-    )
+    p = add_command(commands, "demo", COMMANDS["demo"], EXAMPLES)
     p.add_argument("--corpus", default="default", help="synthetic corpus preset (tiny, default, hard)")
     p.add_argument("--preset", default="small", help="model preset")
     p.add_argument("--beam", type=int, default=1, help="beam size for the test split (1: greedy)")

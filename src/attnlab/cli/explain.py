@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from attnlab.cli.options import add_command, add_run_options, runtime
+from attnlab.cli.options import add_command, add_run_options, device, runtime
 
 EXAMPLES = """  attnlab explain --ckpt runs/lm "def fib(n):"                 # GPT: the next token
   attnlab explain --ckpt runs/bert "the list [MASK] sorts"       # BERT: the masked token
@@ -34,14 +34,13 @@ def run(args) -> int:
 
     from attnlab.apps.explain import explain
     from attnlab.errors import AttnlabError
-    from attnlab.training.config import resolve_device
 
     for flag, value, suffix in (("--json", args.json, ".json"), ("--out", args.out, ".html")):
         if value and not value.lower().endswith(suffix):
             raise AttnlabError(f"{flag} {value}: expected a file name ending in {suffix}")
     runtime(args)
     report = explain(args.ckpt, args.inputs, methods=args.methods, heads=not args.no_heads,
-                     device=str(resolve_device(args.device)))
+                     device=device(args))
     print(report.format())
     if args.json:
         print(f"wrote {report.write_json(Path(args.json))}")

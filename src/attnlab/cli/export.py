@@ -1,8 +1,8 @@
-"""``attnlab export``: flags -> :func:`attnlab.export.export_onnx`."""
+"""``attnlab export``: flags -> :func:`attnlab.apps.commands.export_onnx`."""
 
 from __future__ import annotations
 
-from attnlab.cli.options import add_command
+from attnlab.cli.options import add_command, add_run_options, runtime
 
 EXPORT_EXAMPLES = """  attnlab export --ckpt runs/lm --format onnx --out runs/lm-onnx
   attnlab generate --runtime onnx --ckpt runs/lm-onnx --prompt "def "
@@ -10,21 +10,28 @@ EXPORT_EXAMPLES = """  attnlab export --ckpt runs/lm --format onnx --out runs/lm
 """
 
 
+COMMANDS = {"export": "export a trained model to ONNX (run it with --runtime onnx)"}
+
+
 def register(commands) -> None:
-    p = add_command(commands, "export", "export a trained model to ONNX (run it with --runtime onnx)", EXPORT_EXAMPLES)
+    p = add_command(commands, "export", COMMANDS["export"], EXPORT_EXAMPLES)
     p.add_argument("--ckpt", required=True, help="checkpoint folder (translator, seq2seq, GPT, BERT, ViT, GAT or HAN)")
     p.add_argument("--format", default="onnx", choices=["onnx"], help="export format")
     p.add_argument("--out", required=True, help="export folder (written whole or not at all)")
     p.add_argument("--opset", type=int, help="ONNX opset, 18..23 (default 18)")
     p.add_argument("--overwrite", action="store_true", help="replace the folder in --out")
+    add_run_options(p)
     p.set_defaults(func=run_export)
 
 
 def run_export(args) -> int:
-    from attnlab.export import export_onnx, read_manifest
+    from attnlab.apps.commands import export_onnx
+    from attnlab.errors import AttnlabError
 
-    out = export_onnx(args.ckpt, args.out, opset=args.opset, overwrite=args.overwrite)
-    manifest = read_manifest(out)
+    runtime(args)
+    if args.device not in ("cpu", "auto"):
+        raise AttnlabError(f"--device {args.device}: export traces the model on the CPU (use cpu or auto)")
+    out, manifest = export_onnx(args.ckpt, args.out, opset=args.opset, overwrite=args.overwrite, seed=args.seed)
     for name, graph in manifest["graphs"].items():
         inputs = ", ".join(i["name"] for i in graph["inputs"][:4]) + (", ..." if len(graph["inputs"]) > 4 else "")
         how = graph["exporter"] + (f" ({graph['fallback_reason']})" if "fallback_reason" in graph else "")
@@ -45,12 +52,7 @@ def add_runtime_option(parser) -> None:
 
 def load_onnx(args, model_types: tuple[str, ...], what: str):
     """The ONNX Runtime object of ``--ckpt`` (an export folder holding one of ``model_types``)."""
-    from attnlab.errors import AttnlabError
-    from attnlab.export.runtime import load_runtime
+    from attnlab.apps.commands import load_onnx as load
 
-    if getattr(args, "device", "cpu") not in ("cpu", "auto"):
-        raise AttnlabError(f"--device {args.device}: --runtime onnx runs on the CPU (ONNX Runtime's CPU provider)")
-    rt = load_runtime(args.ckpt, threads=getattr(args, "threads", None))
-    if rt.manifest["model_type"] not in model_types:
-        raise AttnlabError(f"--ckpt {args.ckpt}: an ONNX export of a {rt.manifest['model_type']!r} model, not {what}")
-    return rt
+    return load(args.ckpt, model_types, what, device=getattr(args, "device", "cpu"),
+                threads=getattr(args, "threads", None))

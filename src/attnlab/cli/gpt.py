@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
-from attnlab.apps import lm
 from attnlab.cli.export import add_runtime_option, load_onnx
-from attnlab.cli.options import add_command, add_run_options, add_train_options, runtime, settings
+from attnlab.cli.options import (
+    add_command,
+    add_run_options,
+    add_train_options,
+    device,
+    runtime,
+    settings,
+)
 
 TRAIN_EXAMPLES = """  attnlab train lm                                   # Python stdlib source, char-level GPT
   attnlab train lm --max-minutes 10 --bf16 --out runs/lm
   attnlab train lm --data my_texts/ --tokenizer bpe --vocab-size 8000 --out runs/mine
   attnlab train lm --out runs/lm --resume              # continue a run
 """
-GENERATE_EXAMPLES = """  attnlab generate --ckpt runs/lm --prompt "def fib(n):"
+GENERATE_EXAMPLES = """  attnlab generate --ckpt runs/lm "def fib(n):"
+  attnlab generate --ckpt runs/lm --prompt "def fib(n):"                   # the same
   attnlab generate --ckpt runs/lm --prompt "import " --temperature 0.8 --top-k 20 --max-new-tokens 150
   attnlab generate --ckpt path/to/hf-gpt2-folder --prompt "Hello" --top-p 0.9
 """
+TASKS = {"lm": "train a GPT language model (the Python standard library's source, or your text)"}
+COMMANDS = {"generate": "continue a prompt with a trained GPT, streaming tokens"}
 
 
 def register_train(tasks) -> None:
-    p = add_command(tasks, "lm", "train a GPT language model (the Python standard library's source, or your text)",
-                    TRAIN_EXAMPLES)
+    from attnlab.apps import lm
+
+    p = add_command(tasks, "lm", TASKS["lm"], TRAIN_EXAMPLES)
     p.add_argument("--data", help="a text file or a folder of text files (default: the Python standard library)")
     p.add_argument("--tokenizer", default="char", choices=["char", "bpe"], help="characters or byte-level BPE")
     p.add_argument("--vocab-size", type=int, default=4096, help="byte-level BPE vocabulary size")
@@ -35,10 +45,14 @@ def register_train(tasks) -> None:
 
 
 def register(commands) -> None:
-    p = add_command(commands, "generate", "continue a prompt with a trained GPT, streaming tokens", GENERATE_EXAMPLES)
+    from attnlab.apps.lm import MAX_NEW_TOKENS
+
+    p = add_command(commands, "generate", COMMANDS["generate"], GENERATE_EXAMPLES)
+    p.add_argument("text", nargs="?", help="the text to continue (or --prompt)")
+    p.add_argument("--prompt", help="the text to continue (the same as the positional text)")
     p.add_argument("--ckpt", required=True, help="checkpoint folder (attnlab train lm, or a HuggingFace GPT-2 folder)")
-    p.add_argument("--prompt", required=True, help="the text to continue")
-    p.add_argument("--max-new-tokens", type=int, help="how many tokens to add (default: 200, or what fits the context)")
+    p.add_argument("--max-new-tokens", type=int, metavar="N",
+                   help=f"how many tokens to add, 1..{MAX_NEW_TOKENS:,} (default: 200, or what fits the context)")
     p.add_argument("--temperature", type=float, help="sample at this temperature (default: greedy unless --top-k/--top-p)")
     p.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
     p.add_argument("--top-p", type=float, help="sample from the smallest set of tokens with this much probability")
@@ -48,6 +62,8 @@ def register(commands) -> None:
 
 
 def run_train(args) -> int:
+    from attnlab.apps import lm
+
     trained = lm.train(settings(lm.LMSettings, args))
     if trained.result.interrupted:
         return trained.result.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
@@ -68,24 +84,24 @@ def run_train(args) -> int:
 
 
 def run_generate(args) -> int:
-    import torch
+    from attnlab.apps import lm
+    from attnlab.errors import AttnlabError
 
-    from attnlab.training.config import resolve_device
-
+    if (args.text is None) == (args.prompt is None):
+        raise AttnlabError("generate: give the text to continue once: as an argument or as --prompt")
+    prompt = args.text if args.text is not None else args.prompt
     runtime(args)
     if args.runtime == "onnx":  # an `attnlab export` folder in ONNX Runtime: same loop, same output
         model = load_onnx(args, ("gpt2",), "a GPT")
-        model, tokenizer, device = model, model.tokenizer, "cpu"
+        model, tokenizer, where = model, model.tokenizer, "cpu"
     else:
-        device = str(resolve_device(args.device))
-        model, tokenizer = lm.load(args.ckpt, device=device)
+        where = device(args)
+        model, tokenizer = lm.load(args.ckpt, device=where)
     do_sample = args.temperature is not None or args.top_k is not None or args.top_p is not None
-    generator = torch.Generator(device=device).manual_seed(args.seed)
-    lm.print_stream(args.prompt)
     lm.complete(
-        model, tokenizer, args.prompt, args.max_new_tokens, on_text=lm.print_stream, do_sample=do_sample,
+        model, tokenizer, prompt, args.max_new_tokens, on_text=lm.print_stream, echo=True, do_sample=do_sample,
         temperature=args.temperature if args.temperature is not None else 1.0, top_k=args.top_k, top_p=args.top_p,
-        generator=generator,
+        generator=lm.generator(where, args.seed),
     )
     print()
     return 0

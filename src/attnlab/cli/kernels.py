@@ -12,25 +12,27 @@ EXAMPLES = """  attnlab kernels build
 """
 
 
+COMMANDS = {"kernels": "the C kernels: compile them ahead of first use (into $ATTNLAB_CACHE)"}
+
+
 def register(subparsers) -> None:
-    parser = add_command(
-        subparsers, "kernels", "the C kernels: compile them ahead of first use (into $ATTNLAB_CACHE)", EXAMPLES
-    )
+    parser = add_command(subparsers, "kernels", COMMANDS["kernels"], EXAMPLES)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = actions.add_parser("build", help="compile every C kernel for this machine and cache it")
     build.set_defaults(func=run_build)
 
 
 def run_build(args) -> int:
-    from attnlab.kernels.native import build
+    from attnlab.apps.commands import build_kernels
 
+    results, count, cache = build_kernels()
     failed = 0
-    for name, result in build.build_all().items():
+    for name, result in results.items():
         if isinstance(result, str):
             failed += 1
             print(f"attnlab kernels: {name}: {result}", file=sys.stderr)
         else:
             print(f"{name}: {result}")
     if not failed:
-        print(f"all {len(build.KERNELS)} kernels are built and cached in {build.cache_dir()}")
+        print(f"all {count} kernels are built and cached in {cache}")
     return 1 if failed else 0

@@ -15,8 +15,6 @@ import argparse
 import dataclasses
 import sys
 
-from attnlab.apps.common import apply_threads, settings_from
-
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Examples kept as written; a flag's default shown once, when it has one."""
@@ -122,13 +120,24 @@ def settings(cls, args: argparse.Namespace):
         print("attnlab: warning: --minutes is deprecated and will be removed in the next release; "
               "use --max-minutes", file=sys.stderr)
         values["max_minutes"] = minutes
+    from attnlab.apps.common import settings_from
+
     return settings_from(cls, values)
 
 
 def runtime(args: argparse.Namespace) -> None:
     """Threads for commands that run a model (training apps set their own); ``auto`` becomes
     the count it chose, which ONNX Runtime then uses too."""
+    from attnlab.apps.commands import threads as apply_threads
+
     requested = getattr(args, "threads", None)
     threads = apply_threads(requested)
     if requested == 0:
         args.threads = threads
+
+
+def device(args: argparse.Namespace) -> str:
+    """``--device`` resolved (``auto`` -> ``cuda`` or ``cpu``), after :func:`runtime`."""
+    from attnlab.apps.commands import device as resolve
+
+    return resolve(args.device)

@@ -9,8 +9,11 @@ EXAMPLES = """  attnlab showcase
 """
 
 
+COMMANDS = {"showcase": "every attention mechanism on one toy query, weights printed and drawn"}
+
+
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "showcase", "every attention mechanism on one toy query, weights printed and drawn", EXAMPLES)
+    parser = add_command(subparsers, "showcase", COMMANDS["showcase"], EXAMPLES)
     parser.add_argument("--out", default="runs/showcase", help="folder for showcase.png")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the toy queries and keys")
     parser.set_defaults(func=run)

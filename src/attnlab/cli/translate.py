@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-from attnlab.apps import translate
 from attnlab.cli.export import add_runtime_option, load_onnx
-from attnlab.cli.options import add_command, add_run_options, add_train_options, runtime, settings
-from attnlab.models.seq2seq_attention import ATTENTION_NAMES
+from attnlab.cli.options import (
+    add_command,
+    add_run_options,
+    add_train_options,
+    device,
+    runtime,
+    settings,
+)
 
 TRAIN_EXAMPLES = """  attnlab train translate                                  # synthetic corpus, small preset
   attnlab train translate --steps 200 --out runs/quick
@@ -52,22 +58,28 @@ def _data_options(p) -> None:
                    help="train the attention towards the gold alignments with weight W (0: off)")
 
 
+TASKS = {"translate": "train a Transformer translator (synthetic corpus or your parallel text)",
+         "seq2seq": "train an RNN encoder-decoder translator with a chosen attention"}
+COMMANDS = {"translate": "translate sentences with a trained translator"}
+
+
 def register_train(tasks) -> None:
-    p = add_command(tasks, "translate", "train a Transformer translator (synthetic corpus or your parallel text)",
-                    TRAIN_EXAMPLES)
+    from attnlab.apps import translate
+    from attnlab.apps.commands import seq2seq_attentions
+
+    p = add_command(tasks, "translate", TASKS["translate"], TRAIN_EXAMPLES)
     _data_options(p)
     p.add_argument("--preset", default="small", help="model preset (tiny, small, base, big)")
     add_train_options(p, translate.TranslateSettings)
     p.set_defaults(func=run_train, model="transformer", lr=1e-3, steps=None)
 
-    p = add_command(tasks, "seq2seq", "train an RNN encoder-decoder translator with a chosen attention",
-                    SEQ2SEQ_EXAMPLES)
-    p.add_argument("--attention", default="bahdanau", choices=ATTENTION_NAMES, help="the decoder's attention")
+    p = add_command(tasks, "seq2seq", TASKS["seq2seq"], SEQ2SEQ_EXAMPLES)
+    p.add_argument("--attention", default="bahdanau", choices=seq2seq_attentions(), help="the decoder's attention")
     p.add_argument("--style", default="luong", choices=["luong", "bahdanau"],
                    help="attention after the RNN step with input feeding (luong) or before it (bahdanau)")
-    p.add_argument("--no-input-feeding", dest="input_feeding", action="store_false",
-                   help="luong style: do not feed a_{t-1} to the next step")
-    p.add_argument("--cell", default="gru", choices=["gru", "lstm"])
+    p.add_argument("--no-input-feeding", dest="input_feeding", action="store_false", default=argparse.SUPPRESS,
+                   help="luong style: do not feed a_{t-1} to the next step (default: fed)")
+    p.add_argument("--cell", default="gru", choices=["gru", "lstm"], help="the recurrent cell of encoder and decoder")
     p.add_argument("--preset", default="compact", help="model size (tiny, compact, small, base)")
     _data_options(p)
     add_train_options(p, translate.TranslateSettings)
@@ -75,12 +87,15 @@ def register_train(tasks) -> None:
 
 
 def register(commands) -> None:
-    p = add_command(commands, "translate", "translate sentences with a trained translator", TRANSLATE_EXAMPLES)
+    from attnlab.apps.translate import MAX_BATCH, MAX_BEAM
+
+    p = add_command(commands, "translate", COMMANDS["translate"], TRANSLATE_EXAMPLES)
     p.add_argument("sentences", nargs="*", help="sentences to translate (default: lines on stdin)")
     p.add_argument("--ckpt", required=True, help="translator checkpoint folder")
-    p.add_argument("--beam", type=int, default=4, help="beam size (1: greedy)")
+    p.add_argument("--beam", type=int, default=4, metavar="N", help=f"beam size, 1..{MAX_BEAM} (1: greedy)")
     p.add_argument("--alpha", type=float, default=0.6, help="length penalty exponent of beam search")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, metavar="N",
+                   help=f"sentences decoded together, 1..{MAX_BATCH}")
     p.add_argument("--po", metavar="IN.po|IN.pot",
                    help="fill the untranslated entries of this gettext catalog (marked fuzzy) into --out")
     p.add_argument("--out", metavar="OUT.po", help="with --po: the filled catalog (written atomically)")
@@ -92,6 +107,8 @@ def register(commands) -> None:
 
 
 def run_train(args) -> int:
+    from attnlab.apps import translate
+
     run = translate.train(settings(translate.TranslateSettings, args))
     if run.scores is None:
         return run.trained.result.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
@@ -103,12 +120,11 @@ def run_train(args) -> int:
 
 
 def run_translate(args) -> int:
+    from attnlab.apps import translate
     from attnlab.errors import AttnlabError
-    from attnlab.training.config import resolve_device
 
+    translate.check_search(beam=args.beam, batch_size=args.batch_size)  # before any work: a typo cannot hang
     runtime(args)
-    if args.beam < 1:
-        raise AttnlabError(f"--beam: expected an integer >= 1, got {args.beam}")
     if (args.po is None) != (args.out is None):
         raise AttnlabError("--po and --out go together: the catalog to fill and where to write it")
     if args.po is not None and args.sentences:
@@ -116,7 +132,7 @@ def run_translate(args) -> int:
     if args.runtime == "onnx":  # an `attnlab export` folder in ONNX Runtime: same search, same output
         translator = load_onnx(args, ("transformer", "seq2seq"), "a translator")
     else:
-        translator = translate.load(args.ckpt, device=str(resolve_device(args.device)))
+        translator = translate.load(args.ckpt, device=device(args))
     search = {"beam_size": args.beam, "alpha": args.alpha, "batch_size": args.batch_size}
     if args.po is not None:
         report = translate.fill_po(translator, args.po, args.out,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from attnlab.cli.options import add_command, add_run_options, runtime
+from attnlab.cli.options import add_command, add_run_options, device, runtime
 
 EXAMPLES = """  attnlab viz --ckpt runs/demo/model                      # a translator's cross-attention
   attnlab viz --ckpt runs/demo/model "the big dog sleeps ." --out runs/viz/dog.png
@@ -12,22 +12,22 @@ EXAMPLES = """  attnlab viz --ckpt runs/demo/model                      # a tran
 """
 
 
+COMMANDS = {"viz": "draw what a trained model attends to (PNG)"}
+
+
 def register(commands) -> None:
-    p = add_command(commands, "viz", "draw what a trained model attends to (PNG)", EXAMPLES)
+    p = add_command(commands, "viz", COMMANDS["viz"], EXAMPLES)
     p.add_argument("inputs", nargs="*", help="sentences, prompts or image files (default: a built-in example); "
                    "GAT: an edges CSV and a nodes CSV")
     p.add_argument("--ckpt", required=True, help="checkpoint folder of any attnlab model")
-    p.add_argument("--out", default="runs/viz", help="output .png file or folder")
+    p.add_argument("--out", default="runs/viz", help="a .png file, or a folder for <model_type>_attention.png")
     add_run_options(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from attnlab.apps import attentions_for
-    from attnlab.training.config import resolve_device
-    from attnlab.viz.figures import draw_explained
+    from attnlab.apps.commands import draw
 
     runtime(args)
-    explained = attentions_for(args.ckpt, args.inputs, device=str(resolve_device(args.device)))
-    print(f"wrote {draw_explained(explained, args.out)}")
+    print(f"wrote {draw(args.ckpt, args.inputs, args.out, device=device(args))}")
     return 0

@@ -11,9 +11,12 @@ See docs/translate.md.
 """
 
 from attnlab.apps.translate.app import (
+    MAX_BATCH,
+    MAX_BEAM,
     TranslateSettings,
     TranslationRun,
     attentions,
+    check_search,
     checkpoint_language,
     fill_po,
     line_batches,
@@ -40,6 +43,8 @@ from attnlab.apps.translate.translator import PairAttention, Translator
 evaluate = evaluate_translator
 
 __all__ = [
+    "MAX_BATCH",
+    "MAX_BEAM",
     "AlignmentScores",
     "FillReport",
     "PairAttention",
@@ -51,6 +56,7 @@ __all__ = [
     "TranslatorSetup",
     "alignment_scores",
     "attentions",
+    "check_search",
     "checkpoint_language",
     "evaluate",
     "evaluate_translator",

@@ -21,7 +21,7 @@ from typing import IO
 
 import torch
 
-from attnlab.apps.common import TrainSettings, check_out, train_config
+from attnlab.apps.common import TrainSettings, at_least, at_most, check_out, train_config
 from attnlab.apps.translate.catalog import FillReport, fill_catalog
 from attnlab.apps.translate.evaluation import TranslationScores, evaluate_translator
 from attnlab.apps.translate.training import (
@@ -119,6 +119,17 @@ def train(settings: TranslateSettings) -> TranslationRun:
     if is_gettext_spec(settings.data):
         real = score_translations(test.src, scores.hypotheses, test.tgt, parse_spec(settings.data).language)
     return TranslationRun(trained, scores, real)
+
+
+MAX_BEAM, MAX_BATCH = 64, 4096  # search sizes: larger ones only run out of time or memory
+
+
+def check_search(beam: int, batch_size: int) -> None:
+    """``--beam`` and ``--batch-size`` bounded before any work, the limit in the message
+    (``--beam 100000`` would otherwise decode for many minutes before failing)."""
+    at_least(1, beam=beam, batch_size=batch_size)
+    at_most(MAX_BEAM, beam=beam)
+    at_most(MAX_BATCH, batch_size=batch_size)
 
 
 def load(ckpt: str | Path, device: str = "cpu") -> Translator:

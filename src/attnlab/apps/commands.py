@@ -1,0 +1,114 @@
+"""The library doors of the command line that are no one app's: device, threads, processes,
+the ONNX export and its runtime, the C kernels' build, the PNG of any checkpoint.
+
+``attnlab.cli`` imports nothing but ``attnlab.apps`` and ``attnlab.errors`` (the
+architecture test checks it): what a command needs from below the apps it reaches here.
+Every import is inside the function that needs it, so a command imports only what it runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from attnlab.errors import AttnlabError
+
+
+def device(name: str) -> str:
+    """``--device``: ``auto`` -> ``cuda`` when available, else ``cpu``; a clear error when
+    the device is not there."""
+    from attnlab.training.config import resolve_device
+
+    return str(resolve_device(name))
+
+
+def threads(requested: int | None) -> int:
+    """``--threads`` of a command that runs a model (0: ``auto``): the count it set."""
+    from attnlab.apps.common import apply_threads
+
+    return apply_threads(requested)
+
+
+def launch(nproc: int | None, argv: list[str]) -> None:
+    """``--nproc N`` (N > 1, not yet under torchrun): replace this process by torchrun's
+    launcher running the same command on N ranks. Under torchrun, ranks other than 0 print
+    nothing on stdout."""
+    if (nproc or 1) > 1 or _launched():
+        from attnlab.training import distributed
+
+        if (nproc or 1) > 1 and not distributed.launched():
+            distributed.exec_torchrun(nproc, argv)
+        distributed.quiet_other_ranks()
+
+
+def leave(wait: bool) -> None:
+    """Under torchrun, leave the process group (``wait``: together with the other ranks)."""
+    if _launched():
+        from attnlab.training import distributed
+
+        distributed.shutdown(wait=wait)
+
+
+def _launched() -> bool:
+    import os
+
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        return False
+
+
+def seq2seq_attentions() -> tuple[str, ...]:
+    """The attention names ``attnlab train seq2seq --attention`` takes."""
+    from attnlab.models.seq2seq_attention import ATTENTION_NAMES
+
+    return tuple(ATTENTION_NAMES)
+
+
+def export_onnx(ckpt: str | Path, out: str | Path, *, opset: int | None, overwrite: bool,
+                seed: int = 0) -> tuple[Path, dict]:
+    """Export the checkpoint to ONNX in ``out``; the folder and its manifest. The example
+    inputs of the trace are drawn from ``seed``; torch's warnings about torchvision (which
+    the export never uses) are not shown."""
+    import warnings
+
+    import torch
+
+    from attnlab.export import export_onnx as export
+    from attnlab.export import read_manifest
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torchvision.*")
+        folder = export(ckpt, out, opset=opset, overwrite=overwrite)
+    return folder, read_manifest(folder)
+
+
+def load_onnx(ckpt: str | Path, model_types: tuple[str, ...], what: str, *, device: str = "cpu",
+              threads: int | None = None) -> Any:
+    """The ONNX Runtime object of an export folder holding one of ``model_types``."""
+    from attnlab.export.runtime import load_runtime
+
+    if device not in ("cpu", "auto"):
+        raise AttnlabError(f"--device {device}: --runtime onnx runs on the CPU (ONNX Runtime's CPU provider)")
+    rt = load_runtime(ckpt, threads=threads)
+    if rt.manifest["model_type"] not in model_types:
+        raise AttnlabError(f"--ckpt {ckpt}: an ONNX export of a {rt.manifest['model_type']!r} model, not {what}")
+    return rt
+
+
+def build_kernels() -> tuple[dict[str, Any], int, Path]:
+    """Compile every C kernel for this machine: {name: path or error text}, how many there
+    are, and the cache folder."""
+    from attnlab.kernels.native import build
+
+    return build.build_all(), len(build.KERNELS), build.cache_dir()
+
+
+def draw(ckpt: str | Path, inputs: list[str], out: str | Path, *, device: str = "cpu") -> Path:
+    """``attnlab viz``: the PNG of what the checkpoint attends to on ``inputs``, written to
+    ``out`` (a ``.png`` file, or a folder for ``<model_type>_attention.png``)."""
+    from attnlab.apps import attentions_for
+    from attnlab.viz.figures import draw_explained
+
+    return draw_explained(attentions_for(ckpt, inputs, device=device), out)
