@@ -9,6 +9,9 @@
 3. Causal self-attention forward+backward at long lengths (fp32 and bf16): time and
    peak extra memory of attnlab's scaled_dot_product_attention, with the plain
    (materialised-weights) computation as the reference where it fits.
+4. Causal self-attention forward+backward at T = 1024..4096 (B=2, H=4, D=64), attnlab's
+   ``scaled_dot_product_attention(causal=True)`` against PyTorch's CPU flash kernel
+   (:func:`long_causal`).
 
 Run: python -m benchmarks.attention [--quick] [--threads N]
 """
@@ -16,37 +19,67 @@ Run: python -m benchmarks.attention [--quick] [--threads N]
 from __future__ import annotations
 
 import argparse
-import contextlib
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from attnlab.attention import MultiHeadAttention, scaled_dot_product_attention
-from benchmarks.common import compare, machine_line, median_time, peak_extra_memory_mib, print_table
+from benchmarks.common import (
+    Comparison,
+    autocast,
+    compare,
+    machine_line,
+    median_time,
+    peak_extra_memory_mib,
+    print_table,
+)
 
 
-def mha_rows(batch: int, length: int, dim: int, heads: int, repeats: int) -> list[list[object]]:
+def mha_comparison(bf16: bool, need_weights: bool, repeats: int, batch: int = 8, length: int = 512, dim: int = 256,
+                   heads: int = 8) -> Comparison:
+    """MultiHeadAttention vs nn.MultiheadAttention (same weights), forward + backward."""
     torch.manual_seed(0)
     peer = nn.MultiheadAttention(dim, heads, batch_first=True)
     ours = MultiHeadAttention.from_torch(peer)
     x = torch.randn(batch, length, dim, requires_grad=True)
+
+    def run_peer():
+        with autocast(bf16):
+            out, _ = peer(x, x, x, need_weights=need_weights)
+        out.float().sum().backward()
+
+    def run_ours():
+        with autocast(bf16):
+            out = ours(x, need_weights=need_weights).output
+        out.float().sum().backward()
+
+    weights = " with weights" if need_weights else ""
+    return compare(f"MHA fwd+bwd {'bf16' if bf16 else 'fp32'}{weights}", run_peer, run_ours, repeats=repeats)
+
+
+def long_causal(length: int, bf16: bool, repeats: int, batch: int = 2, heads: int = 4, dim: int = 64) -> Comparison:
+    """Causal self-attention forward + backward: PyTorch's flash kernel vs attnlab's path."""
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(batch, heads, length, dim, generator=g).to(dtype).requires_grad_() for _ in range(3))
+    grad = torch.randn(batch, heads, length, dim, generator=g).to(dtype)
+
+    def flash():
+        F.scaled_dot_product_attention(q, k, v, is_causal=True).backward(grad)
+
+    def ours():
+        scaled_dot_product_attention(q, k, v, causal=True).output.backward(grad)
+
+    return compare(f"causal attention fwd+bwd T={length} {'bf16' if bf16 else 'fp32'}", flash, ours,
+                   repeats=repeats, warmup=1)
+
+
+def mha_rows(batch: int, length: int, dim: int, heads: int, repeats: int) -> list[list[object]]:
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == torch.bfloat16 else contextlib.nullcontext()
         for need_weights in (False, True):
-
-            def run_peer():
-                with autocast:
-                    out, _ = peer(x, x, x, need_weights=need_weights)
-                out.float().sum().backward()
-
-            def run_ours():
-                with autocast:
-                    out = ours(x, need_weights=need_weights).output
-                out.float().sum().backward()
-
-            result = compare("mha", run_peer, run_ours, repeats=repeats)
+            result = mha_comparison(dtype == torch.bfloat16, need_weights, repeats, batch, length, dim, heads)
             rows.append([
                 str(dtype).replace("torch.", ""), "yes" if need_weights else "no",
                 result.peer_s * 1e3, result.ours_s * 1e3, f"{result.ratio:.2f}x",
@@ -128,6 +161,13 @@ def main() -> None:
         ["B x H x T x D", "flash fwd+bwd", "attnlab fwd+bwd", "speed-up", "flash fwd", "attnlab fwd", "speed-up"],
         kernel_rows(shapes, repeats=5 if args.quick else 15),
     )
+    rows = []
+    for length in (1024, 2048, 4096):
+        for bf16 in (False, True):
+            c = long_causal(length, bf16, repeats=3 if args.quick else 5)
+            rows.append([c.name, c.peer_s * 1e3, c.ours_s * 1e3, f"{c.ratio:.2f}x"])
+    print_table("Causal self-attention at long T, B=2 H=4 D=64 (median ms)",
+                ["case", "PyTorch flash", "attnlab", "speed-up"], rows)
     lengths = [2048, 4096] if args.quick else [8192, 16384, 32768]
     print_table(
         "Causal self-attention forward+backward, B=1 H=4 Dh=64",

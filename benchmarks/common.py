@@ -8,6 +8,8 @@ noisy machine slows both alike; the reported ratio is median(peer) / median(ours
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import gc
 import os
 import platform
@@ -79,11 +81,50 @@ def peak_extra_memory_mib(fn: Callable[[], object]) -> float:
     return max(peak - before, 0) / 1024
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (the machine's name where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> float:
+    """The 1-minute load average: how busy the host is while a table is measured."""
+    return os.getloadavg()[0]
+
+
 def machine_line() -> str:
     return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
+        f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"{datetime.datetime.now():%Y-%m-%d %H:%M}, load average {load_average():.1f}"
     )
+
+
+def autocast(bf16: bool, device: str = "cpu"):
+    """bf16 autocast when asked, else nothing."""
+    return torch.autocast(device, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+def train_step(model: torch.nn.Module, loss_of: Callable[[], torch.Tensor], optimizer, bf16: bool = False,
+               sync: Callable[[], None] = lambda: None) -> Callable[[], None]:
+    """One training update: zero the gradients, ``loss_of()`` (under bf16 autocast when
+    asked; the loss itself in fp32), backward, ``optimizer.step()``."""
+    device = next(model.parameters()).device.type
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(bf16, device):
+            loss = loss_of()
+        loss.float().backward()
+        optimizer.step()
+        sync()
+
+    return step
 
 
 def print_table(title: str, header: list[str], rows: list[list[object]]) -> str:

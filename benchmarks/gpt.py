@@ -10,7 +10,9 @@ same weights, in one process, timings interleaved (medians; ratio > 1: attnlab f
    with attnlab's C decoding step (the default on the CPU) and with its PyTorch path
    (``ATTNLAB_NATIVE=0``), and the rate at which attnlab reads the weights (every block
    tensor and the output layer once per token: the memory traffic that bounds any
-   batch-1 decoder).
+   batch-1 decoder). Then greedy decoding at batch 8 and beam search with 4 beams
+   (HF ``generate(num_beams=4)`` vs attnlab's ``beam_search`` over ``GPT.decode_step``);
+   the end token is suppressed on both sides (``min_new_tokens``) so both make every token.
 
 Run (CPU, the 4 x 256 char-level shape):  python -m benchmarks.gpt
      (GPU, the 124M shape):  python -m benchmarks.gpt --device cuda --preset gpt2-124m --batch-size 16 \
@@ -29,9 +31,11 @@ import torch
 import transformers
 
 from attnlab.config import config_to_dict
+from attnlab.evaluation.decoding import beam_search
 from attnlab.interop.hf_gpt2 import config_to_hf
 from attnlab.models.gpt import GPT, gpt_config
-from benchmarks.common import compare, machine_line, print_table
+from attnlab.training.optim import adamw
+from benchmarks.common import Comparison, compare, machine_line, print_table, train_step
 
 transformers.logging.set_verbosity_error()
 
@@ -71,31 +75,29 @@ def make_pair(preset: str, vocab_size: int | None, device: str) -> tuple[transfo
     return hf, GPT.from_hf(hf)
 
 
-def train_step(model, ids: torch.Tensor, bf16: bool):
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+def train_comparison(hf, ours, ids: torch.Tensor, bf16: bool, repeats: int, compiled: bool = False) -> Comparison:
+    """Forward, loss, backward, AdamW (fused on both sides: HF Trainer's default and attnlab's)."""
     device = ids.device.type
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
-            loss = model(ids, labels=ids).loss
-        loss.backward()
-        optimizer.step()
-        sync(device)
-
-    return step
+    hf_fast = torch.compile(hf) if compiled else hf
+    ours_fast = torch.compile(ours) if compiled else ours
+    return compare(
+        f"GPT train step {'bf16' if bf16 else 'fp32'}",
+        train_step(hf, lambda: hf_fast(ids, labels=ids).loss, torch.optim.AdamW(hf.parameters(), lr=1e-4, fused=True),
+                   bf16, sync=lambda: sync(device)),
+        train_step(ours, lambda: ours_fast(ids, labels=ids).loss, adamw(ours.parameters(), lr=1e-4), bf16,
+                   sync=lambda: sync(device)),
+        repeats=repeats,
+    )
 
 
 def training_rows(args, hf, ours) -> list[list[object]]:
     ids = torch.randint(0, ours.config.vocab_size, (args.batch_size, args.seq_len), device=args.device)
     flops = step_flops(ours, args.batch_size, args.seq_len)
-    hf_fast = torch.compile(hf) if args.compile else hf
-    ours_fast = torch.compile(ours) if args.compile else ours
     rows = []
     for bf16 in (False, True) if args.device == "cpu" else (True,):
         dtype = torch.bfloat16 if bf16 else torch.float32
         peak = matmul_peak(dtype, args.device, args.peak_size)
-        r = compare("train", train_step(hf_fast, ids, bf16), train_step(ours_fast, ids, bf16), repeats=args.repeats)
+        r = train_comparison(hf, ours, ids, bf16, args.repeats, args.compile)
         rows.append([
             "bf16 autocast" if bf16 else "fp32", r.peer_s * 1e3, r.ours_s * 1e3, f"{r.ratio:.2f}x",
             f"{flops / r.peer_s / peak:.1%}", f"{flops / r.ours_s / peak:.1%}", f"{peak / 1e12:.3g}",
@@ -125,30 +127,81 @@ def native_step(enabled: bool):
             os.environ["ATTNLAB_NATIVE"] = previous
 
 
-def decoding_rows(args, hf, ours) -> list[list[object]]:
+END = 0  # the end-of-text id both sides are given (and told not to emit before the last token)
+
+
+class BeamSteps:
+    """``GPT.decode_step`` as the step decoder of :func:`attnlab.evaluation.decoding.beam_search`:
+    the prompt but its last token fills the caches, the last token is the first one fed,
+    and the end id is suppressed (as HF's ``min_new_tokens`` does)."""
+
+    def __init__(self, model: GPT, new_tokens: int):
+        self.model, self.new_tokens = model, new_tokens
+
+    def start(self, prompt: torch.Tensor):
+        caches = self.model.make_caches(capacity=prompt.shape[1] + self.new_tokens)
+        self.model(prompt[:, :-1], caches=caches, last_only=True)
+        return caches
+
+    def step(self, tokens: torch.Tensor, caches):
+        logits = self.model.decode_step(tokens[:, None], caches).logits[:, 0].float()  # (N, V)
+        logits[:, END] = float("-inf")
+        return logits.log_softmax(-1), caches
+
+    def reorder(self, caches, index: torch.Tensor):
+        for cache in caches:
+            cache.reorder(index)
+        return caches
+
+
+def decode_comparisons(hf, ours, device: str, new_tokens: int, repeats: int, pytorch_path: bool = True):
+    """``[(mode, batch rows, Comparison)]``: greedy batch 1 (C step, and the PyTorch path when
+    asked), greedy batch 8, beam 4 at batch 1; the same tokens checked first where greedy."""
     hf.eval(), ours.eval()
-    prompt = torch.randint(0, ours.config.vocab_size, (1, 8), device=args.device)
-    n = args.new_tokens
-    traffic = weight_bytes(ours)
-    # HF infers padding from pad_token_id when no mask is given: a prompt holding id 0 would be cut
-    hf_options = dict(attention_mask=torch.ones_like(prompt), do_sample=False, pad_token_id=0)
+    n = new_tokens
+    g = torch.Generator().manual_seed(2)
+    results = []
+    for mode, batch, beams, native in (
+        ("greedy, batch 1, C step", 1, 1, True), ("greedy, batch 1, PyTorch path", 1, 1, False),
+        ("greedy, batch 8", 8, 1, True), ("beam 4, batch 1", 1, 4, True),
+    ):
+        if (not native and not pytorch_path) or (native and batch == 1 and beams == 1 and device != "cpu"):
+            continue
+        prompt = torch.randint(1, ours.config.vocab_size, (batch, 8), generator=g).to(device)
+        # HF infers padding from pad_token_id when no mask is given: give the mask
+        hf_options = dict(attention_mask=torch.ones_like(prompt), do_sample=False, pad_token_id=END,
+                          eos_token_id=END, num_beams=beams)
 
-    def peer():
-        hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, **hf_options)
-        sync(args.device)
+        def peer():
+            hf.generate(prompt, max_new_tokens=n, min_new_tokens=n, **hf_options)
+            sync(device)
 
-    rows = []
-    for native in (True, False) if args.device == "cpu" else (False,):
-        def mine():
+        if beams == 1:
+            def mine():
+                with native_step(native):
+                    ours.generate(prompt, n)
+                sync(device)
+
             with native_step(native):
-                ours.generate(prompt, n)
-            sync(args.device)
+                assert torch.equal(hf.generate(prompt, max_new_tokens=20, **{**hf_options, "eos_token_id": None}),
+                                   ours.generate(prompt, 20))
+        else:
+            steps = BeamSteps(ours, n)
 
-        with native_step(native):
-            assert torch.equal(hf.generate(prompt, max_new_tokens=20, **hf_options), ours.generate(prompt, 20))
-        r = compare("decode", peer, mine, repeats=args.decode_repeats, warmup=1)
-        mode = "greedy, batch 1, " + ("C step" if native else "PyTorch path")
-        rows.append([mode, n, n / r.peer_s, n / r.ours_s, f"{r.ratio:.2f}x", traffic * n / r.ours_s / 1e9])
+            def mine():
+                beam_search(steps, prompt, bos_id=int(prompt[0, -1]), eos_id=END, max_len=n, beam_size=beams)
+                sync(device)
+
+        results.append((mode, batch * beams, compare(f"GPT decode {mode}", peer, mine, repeats=repeats, warmup=1)))
+    return results
+
+
+def decoding_rows(args, hf, ours) -> list[list[object]]:
+    n, traffic = args.new_tokens, weight_bytes(ours)
+    rows = []
+    for mode, rows_, r in decode_comparisons(hf, ours, args.device, n, args.decode_repeats):
+        reads = f"{traffic * n / r.ours_s / 1e9:.3g}" if rows_ == 1 else ""
+        rows.append([mode, n, rows_ * n / r.peer_s, rows_ * n / r.ours_s, f"{r.ratio:.2f}x", reads])
     return rows
 
 
@@ -187,7 +240,7 @@ def main() -> None:
     if not args.skip_decode:
         print_table(
             "Greedy decoding, tokens/s",
-            ["mode", "new tokens", "HF generate()", "attnlab generate", "speed-up", "attnlab weight reads, GB/s"],
+            ["mode", "new tokens", "HF tokens/s (all rows)", "attnlab tokens/s", "speed-up", "attnlab weight reads, GB/s"],
             decoding_rows(args, hf, ours),
         )
 

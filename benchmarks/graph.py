@@ -27,7 +27,7 @@ from attnlab.attention import GATConv
 from attnlab.data.graphs import karate_club, stochastic_block_model
 from attnlab.models.gat import GAT, FitConfig, GATConfig, NodeClassifierOutput, fit_node_classifier
 from attnlab.training.rng import set_seed
-from benchmarks.common import compare, machine_line, peak_extra_memory_mib, print_table
+from benchmarks.common import Comparison, compare, machine_line, peak_extra_memory_mib, print_table
 
 
 def random_graph(num_nodes: int, num_edges: int, features: int = 128):
@@ -58,6 +58,14 @@ def layer_pairs(large: bool):
         torch.manual_seed(0)
         pyg = peer_cls(128, 16, heads=8)
         yield label, pyg, GATConv.from_pyg(pyg)
+
+
+def gat_comparison(repeats: int, num_nodes: int = 20_000, num_edges: int = 200_000) -> Comparison:
+    """GATConv 128 -> 8 heads x 16 forward + backward: PyG vs attnlab (same weights)."""
+    x, edge_index = random_graph(num_nodes, num_edges)
+    _, pyg, ours = next(layer_pairs(large=True))  # GAT only
+    return compare(f"GATConv fwd+bwd N={num_nodes:,} E={num_edges:,}", forward_backward(pyg, x, edge_index),
+                   forward_backward(ours, x, edge_index), repeats=repeats, warmup=1)
 
 
 def speed_rows(num_nodes: int, num_edges: int, repeats: int, large: bool = False) -> list[list[object]]:

@@ -1,6 +1,9 @@
-"""Run every side-by-side benchmark script in this folder, one subprocess each.
+"""Run the side-by-side benchmark scripts in this folder, one subprocess each.
 
-    python -m benchmarks.run_all [NAME ...] [--quick]
+    python -m benchmarks.run_all --quick     the goals table: every ratio of the performance
+                                             goals, one process (benchmarks/goals.py --quick)
+    python -m benchmarks.run_all [NAME ...]  every script (or the named ones) in full
+    python -m benchmarks.run_all NAME --quick   the named scripts' quick modes
 
 Each script prints Markdown tables; copy the latest into docs/benchmarks.md.
 """
@@ -13,7 +16,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-NOT_BENCHMARKS = {"__init__", "common", "run_all", "gpt_curve"}  # gpt_curve draws a plot
+NOT_BENCHMARKS = {"__init__", "common", "run_all", "gpt_curve", "bf16_curve"}  # curves: training runs, not timings
 
 
 def available() -> list[str]:
@@ -30,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown benchmark(s) {unknown}; choose from {available()}", file=sys.stderr)
         return 2
     failed = []
-    for name in args.names or available():
+    names = args.names or (["goals"] if args.quick else available())
+    for name in names:
         print(f"\n## {name}\n", flush=True)
         command = [sys.executable, "-m", f"benchmarks.{name}"] + (["--quick"] if args.quick else [])
         if subprocess.call(command, cwd=HERE.parent) != 0:

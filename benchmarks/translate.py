@@ -1,9 +1,12 @@
 """Transformer translator speed, side by side in one process on the same weights and batches.
 
-Training (one optimizer update on the same batch):
+Training (one optimizer update on the same batch, fused AdamW on both sides):
   peer  = token embeddings + sinusoidal positions + ``torch.nn.Transformer`` + output layer
+          tied to the target embedding
   ours  = ``attnlab.models.Transformer`` with the peer's encoder-decoder weights loaded,
   in fp32 and under bf16 autocast; reported as target tokens per second and ratios.
+  :func:`translator_train` is the issue's shape: d 256, 4 heads, 3 + 3 layers, FFN 1024,
+  vocabularies of 1000, B=64 pairs padded to S = T = 24 (lengths 12-24 drawn at random).
 Decoding (the test sentences of the synthetic corpus):
   peer  = greedy decoding that re-runs ``nn.Transformer`` on the whole prefix every step
           (what a model without a KV cache does)
@@ -26,8 +29,10 @@ from attnlab.data.batching import TranslationBatches
 from attnlab.data.synthetic import synthetic_corpus
 from attnlab.data.tokenizer import WordTokenizer
 from attnlab.evaluation.decoding import beam_search, greedy_search
-from attnlab.models.transformer import TRANSFORMER_PRESETS, Transformer
-from benchmarks.common import compare, machine_line, median_time, print_table
+from attnlab.models.transformer import TRANSFORMER_PRESETS, Transformer, TransformerConfig
+from attnlab.training.optim import adamw
+from benchmarks.common import Comparison, compare, machine_line, median_time, print_table
+from benchmarks.common import train_step as update
 
 
 class TorchTranslator(nn.Module):
@@ -83,15 +88,44 @@ class TorchTranslator(nn.Module):
 
 
 def train_step(model, optimizer, batch, bf16: bool):
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(batch["src_ids"], batch["tgt_in"], batch["tgt_out"])
-        loss = out if isinstance(out, torch.Tensor) else out.loss
-        loss.backward()
-        optimizer.step()
+    def loss():
+        out = model(batch["src_ids"], batch["tgt_in"], batch["tgt_out"])
+        return out if isinstance(out, torch.Tensor) else out.loss
 
-    return step
+    return update(model, loss, optimizer, bf16)
+
+
+def padded_batch(config: TransformerConfig, batch: int, length: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """``src_ids``, ``tgt_in``, ``tgt_out`` ``(B, length)``: random ids, each row's real length
+    drawn from [length / 2, length], padding after it (``tgt_in`` starts with BOS)."""
+    g = torch.Generator().manual_seed(seed)
+    first = max(config.bos_id, config.eos_id, config.pad_id) + 1
+
+    def rows(vocab):
+        ids = torch.randint(first, vocab, (batch, length), generator=g)
+        lengths = torch.randint(length // 2, length + 1, (batch, 1), generator=g)
+        return ids.masked_fill(torch.arange(length) >= lengths, config.pad_id), lengths
+
+    src, _ = rows(config.src_vocab_size)
+    tgt, lengths = rows(config.tgt_vocab_size)
+    tgt_in = torch.cat([torch.full((batch, 1), config.bos_id), tgt[:, :-1]], 1).masked_fill(
+        torch.arange(length) > lengths, config.pad_id)
+    return {"src_ids": src, "tgt_in": tgt_in, "tgt_out": tgt}
+
+
+def translator_train(bf16: bool, repeats: int) -> Comparison:
+    """The issue's translator training step: nn.Transformer + embeddings + tied output vs attnlab."""
+    torch.manual_seed(0)
+    config = TransformerConfig(d_model=256, num_heads=4, num_encoder_layers=3, num_decoder_layers=3, d_ff=1024,
+                               dropout=0.0, final_norm=True)
+    ours = Transformer(config)
+    peer = TorchTranslator(ours)
+    batch = padded_batch(config, 64, 24)
+    return compare(
+        f"translator train step {'bf16' if bf16 else 'fp32'}",
+        train_step(peer, torch.optim.AdamW(peer.parameters(), fused=True), batch, bf16),
+        train_step(ours, adamw(ours.parameters()), batch, bf16), repeats=repeats,
+    )
 
 
 def main() -> None:
@@ -121,8 +155,8 @@ def main() -> None:
     for bf16 in (False, True):
         r = compare(
             f"train step {'bf16' if bf16 else 'fp32'}",
-            train_step(peer, torch.optim.Adam(peer.parameters()), batch, bf16),
-            train_step(ours, torch.optim.Adam(ours.parameters()), batch, bf16), repeats=args.repeats,
+            train_step(peer, torch.optim.AdamW(peer.parameters(), fused=True), batch, bf16),
+            train_step(ours, adamw(ours.parameters()), batch, bf16), repeats=args.repeats,
         )
         rows.append([r.name, f"{tokens / r.peer_s:.0f} tok/s", f"{tokens / r.ours_s:.0f} tok/s", r.ratio])
     print_table("Training (target tokens/s)", ["case", "nn.Transformer", "attnlab", "speed-up"], rows)
