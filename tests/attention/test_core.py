@@ -268,3 +268,71 @@ def test_path_choice():
 def test_attend_clear_errors(scores, value, kwargs, match):
     with pytest.raises(AttnlabError, match=match):
         attend(scores, value, **kwargs)
+
+
+# --- one decoder step and the inputs' dtype: what the RNN decoder's mechanisms share -----
+def test_attend_step_is_attend_with_one_query():
+    from attnlab.attention.core import attend_step
+
+    scores, values = torch.randn(3, 6, dtype=torch.float64), torch.randn(3, 6, 4, dtype=torch.float64)
+    mask = torch.rand(3, 6) > 0.3
+    mask[1] = False  # a row with nothing to attend to: zeros
+    out = attend_step(scores, values, mask)
+    want = torch.softmax(scores.masked_fill(~mask, float("-inf")), -1).nan_to_num(0.0)
+    torch.testing.assert_close(out.weights, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out.output, torch.einsum("bj,bjd->bd", want, values), rtol=1e-12, atol=1e-12)
+    assert out.output.shape == (3, 4) and out.log_prob is None
+
+
+def test_weighted_sum_of_one_step():
+    from attnlab.attention.core import weighted_sum
+
+    weights, values = torch.rand(3, 6, dtype=torch.float64), torch.randn(3, 6, 4, dtype=torch.float64)
+    torch.testing.assert_close(weighted_sum(weights, values), torch.einsum("bj,bjd->bd", weights, values))
+
+
+def _mechanisms():
+    from attnlab.attention import (
+        AdditiveAttention,
+        CoverageAttention,
+        LocationSensitiveAttention,
+        LuongAttention,
+    )
+    from attnlab.attention.hard import HardAttention
+    from attnlab.attention.local import LocalAttention
+    from attnlab.attention.monotonic import MonotonicAttention
+
+    step = {"previous": torch.rand(2, 5), "cumulative": torch.rand(2, 5)}
+    return {
+        "additive": (AdditiveAttention(4, 4, 8), {}),
+        "additive-normalized": (AdditiveAttention(4, 4, 8, normalize=True), {}),
+        "luong-general": (LuongAttention(4, 4, score="general"), {}),
+        "luong-concat": (LuongAttention(4, 4, score="concat"), {}),
+        "luong-dot-scaled": (LuongAttention(4, 4, score="dot", scale=True), {}),
+        "location": (LocationSensitiveAttention(4, 4, 8, n_filters=2, kernel_size=3), step),
+        "coverage": (CoverageAttention(4, 4, 8), {"coverage": step["cumulative"]}),
+        "monotonic": (MonotonicAttention(4, 4, 8), {"previous": step["previous"]}),
+        "hard": (HardAttention(AdditiveAttention(4, 4, 8)).eval(), {}),
+        "local-p": (LocalAttention(4, 4, window=1), {"step": 1}),
+    }
+
+
+@pytest.mark.parametrize("name", list(_mechanisms()))
+def test_inputs_of_another_dtype_than_the_parameters_are_a_clear_error_as_in_mha(name):
+    """fp64 inputs on fp32 parameters: the ValueError MultiHeadAttention gives, not torch's raw
+    RuntimeError from a matmul."""
+    from attnlab.attention import MultiHeadAttention
+
+    module, extra = _mechanisms()[name]
+    query, keys = torch.randn(2, 4, dtype=torch.float64), torch.randn(2, 5, 4, dtype=torch.float64)
+    with pytest.raises(AttnlabError) as error:
+        module(query, keys, keys, **extra)
+    with pytest.raises(AttnlabError) as mha_error:
+        MultiHeadAttention(4, 2)(query[:, None], keys, keys)
+    assert isinstance(error.value, ValueError)
+    assert str(error.value) == str(mha_error.value) == (
+        "query must be a floating-point tensor of the module's dtype torch.float32, got torch.float64"
+    )
+    module(query.float(), keys.float(), keys.float(), **extra)  # the module's own dtype runs
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts the inputs: allowed
+        module(query.float(), keys.float(), keys.float(), **extra)

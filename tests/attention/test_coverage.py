@@ -22,11 +22,11 @@ def test_matches_fp64_reference():
     out = m(query, keys, values, coverage=coverage, mask=mask)
     d = lambda t: t.double()  # noqa: E731
     hidden = torch.tanh(
-        torch.einsum("aq,bq->ba", d(m.query_layer.weight), d(query))[:, None]
-        + torch.einsum("ak,bjk->bja", d(m.memory_layer.weight), d(keys)) + d(m.memory_layer.bias)
+        torch.einsum("aq,bq->ba", d(m.additive.query_proj.weight), d(query))[:, None]
+        + torch.einsum("ak,bjk->bja", d(m.additive.key_proj.weight), d(keys)) + d(m.additive.key_proj.bias)
         + d(coverage)[..., None] * d(m.coverage_weight)
     )
-    scores = torch.einsum("bja,a->bj", hidden, d(m.v)).masked_fill(~mask, float("-inf"))
+    scores = torch.einsum("bja,a->bj", hidden, d(m.additive.v)).masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores, -1)
     torch.testing.assert_close(out.weights.double(), weights, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out.output.double(), torch.einsum("bj,bjd->bd", weights, d(values)), atol=1e-5, rtol=1e-5)

@@ -16,11 +16,11 @@ def reference(m, query, keys, values, previous, cumulative, mask):
     windows = stacked.unfold(2, k, 1)  # (B, 2, Lk, K)
     features = torch.einsum("cik,bijk->bjc", conv, windows)  # (B, Lk, C)
     hidden = torch.tanh(
-        torch.einsum("aq,bq->ba", m.query_layer.weight.double(), query.double())[:, None]
-        + torch.einsum("ak,bjk->bja", m.memory_layer.weight.double(), keys.double())
+        torch.einsum("aq,bq->ba", m.additive.query_proj.weight.double(), query.double())[:, None]
+        + torch.einsum("ak,bjk->bja", m.additive.key_proj.weight.double(), keys.double())
         + torch.einsum("ac,bjc->bja", m.location_dense.weight.double(), features)
     )
-    scores = torch.einsum("bja,a->bj", hidden, m.v.double()).masked_fill(~mask, float("-inf"))
+    scores = torch.einsum("bja,a->bj", hidden, m.additive.v.double()).masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores, -1)
     return torch.einsum("bj,bjd->bd", weights, values.double()), weights
 

@@ -5,6 +5,13 @@ Learning to Align and Translate").
     e_ij = (g v / ||v||)^T tanh(W_q q_i + W_k k_j + b)     (normalize=True)
     a_ij = softmax_j(e_ij),   c_i = sum_j a_ij v_j
 
+The mechanisms that extend Bahdanau's score are built on this one: ``score(..., extra=x_ij)``
+adds a key-side term inside the tanh, e_ij = v^T tanh(W_q q_i + W_k k_j + x_ij): the location
+features of :class:`~attnlab.attention.location.LocationSensitiveAttention` (U f_ij) and the
+coverage term of :class:`~attnlab.attention.coverage.CoverageAttention` (u C_ij, with
+``key_bias``: W_k k_j + b_k); :class:`~attnlab.attention.monotonic.MonotonicAttention` and
+:class:`~attnlab.attention.hard.HardAttention` take its scores as they are.
+
 The normalized form is TensorFlow Addons' ``BahdanauAttention(normalize=True)``, a weight
 normalization of v (Salimans & Kingma 2016): a learned scalar g initialised to
 sqrt(1 / H) and a bias b (initialised to 0) inside the tanh. As in TFA, W_q and W_k have no
@@ -37,10 +44,12 @@ class AdditiveAttention(MemoryAttention):
     Args:
         query_dim: Dq.  key_dim: Dk.  hidden_dim: H, width of the tanh layer.
         normalize: TFA's weight-normalized form (scalar g, bias b); see the module docstring.
+        key_bias: a bias on the key side, W_k k + b_k (``key_proj.bias``; coverage attention's).
         memory_budget: bytes one ``(B, chunk, Lk, H)`` block of the score may take (default 4 MiB).
 
     Parameters: ``query_proj.weight`` W_q ``(H, Dq)``, ``key_proj.weight`` W_k ``(H, Dk)``,
-    ``v`` ``(H,)``, and with ``normalize``: ``g`` ``()``, ``bias`` b ``(H,)``.
+    ``v`` ``(H,)``, with ``normalize``: ``g`` ``()``, ``bias`` b ``(H,)``, with ``key_bias``:
+    ``key_proj.bias`` ``(H,)``.
     ``forward`` is :meth:`MemoryAttention.forward`.
     """
 
@@ -51,6 +60,7 @@ class AdditiveAttention(MemoryAttention):
         hidden_dim: int,
         *,
         normalize: bool = False,
+        key_bias: bool = False,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ):
         super().__init__()
@@ -60,7 +70,7 @@ class AdditiveAttention(MemoryAttention):
         self.query_dim, self.key_dim, self.hidden_dim = query_dim, key_dim, hidden_dim
         self.normalize, self.memory_budget = normalize, memory_budget
         self.query_proj = nn.Linear(query_dim, hidden_dim, bias=False)
-        self.key_proj = nn.Linear(key_dim, hidden_dim, bias=False)
+        self.key_proj = nn.Linear(key_dim, hidden_dim, bias=key_bias)
         limit = math.sqrt(3.0 / hidden_dim)
         self.v = nn.Parameter(torch.empty(hidden_dim).uniform_(-limit, limit))
         if normalize:
@@ -72,15 +82,15 @@ class AdditiveAttention(MemoryAttention):
         return self.g * self.v / self.v.norm() if self.normalize else self.v
 
     def precompute_keys(self, keys: Tensor) -> Tensor:
-        """W_k k: ``(B, Lk, Dk) -> (B, Lk, H)``."""
+        """W_k k (+ b_k): ``(B, Lk, Dk) -> (B, Lk, H)``."""
         return self.key_proj(keys)
 
-    def score(self, query: Tensor, projected_keys: Tensor) -> Tensor:
-        """e_ij: ``(B, Lq, Dq), (B, Lk, H) -> (B, Lq, Lk)``."""
+    def score(self, query: Tensor, projected_keys: Tensor, extra: Tensor | None = None) -> Tensor:
+        """e_ij: ``(B, Lq, Dq), (B, Lk, H) -> (B, Lq, Lk)``; ``extra`` ``(B, Lk, H)``, a term
+        added to the key side inside the tanh (see the module docstring)."""
         bias = self.bias if self.normalize else None
-        return additive_score(
-            self.query_proj(query), projected_keys, self.effective_v(), bias, memory_budget=self.memory_budget
-        )
+        keys = projected_keys if extra is None else projected_keys + extra  # (B, Lk, H)
+        return additive_score(self.query_proj(query), keys, self.effective_v(), bias, memory_budget=self.memory_budget)
 
     def extra_repr(self) -> str:
         return f"query_dim={self.query_dim}, key_dim={self.key_dim}, hidden_dim={self.hidden_dim}, normalize={self.normalize}"

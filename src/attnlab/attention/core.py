@@ -119,6 +119,42 @@ def attend(
     return AttentionOutput(output, weights, log_prob)
 
 
+def attend_step(
+    scores: Tensor,
+    values: Tensor,
+    mask: Tensor | None,
+    normalizer: str = "softmax",
+    generator: torch.Generator | None = None,
+) -> AttentionOutput:
+    """:func:`attend` for one decoder step (one query per batch element), as the RNN
+    decoder's mechanisms take it: ``scores (B, Lk)``, ``values (B, Lk, Dv)``, ``mask (B, Lk)``
+    -> output ``(B, Dv)``, weights ``(B, Lk)`` (``log_prob (B,)`` when sampling)."""
+    query_mask = None if mask is None else mask[:, None, :]  # (B, 1, Lk)
+    out = attend(scores[:, None, :], values, mask=query_mask, normalizer=normalizer, generator=generator)
+    log_prob = None if out.log_prob is None else out.log_prob[:, 0]
+    return AttentionOutput(out.output[:, 0], out.weights[:, 0], log_prob)
+
+
+def weighted_sum(weights: Tensor, values: Tensor) -> Tensor:
+    """``c = sum_j a_j v_j`` for one step's weights ``(B, Lk)`` that did not come from
+    :func:`attend_step` (monotonic, local-p, straight-through hard attention): ``(B, Dv)``."""
+    return (weights[:, None, :].to(values.dtype) @ values)[:, 0]  # (B, 1, Lk) @ (B, Lk, Dv) -> (B, Dv)
+
+
+def check_module_dtype(module: torch.nn.Module, **inputs: Tensor | None) -> None:
+    """Each input must be a floating-point tensor of ``module``'s parameter dtype (any
+    floating dtype under autocast, which casts them, or for a module without parameters):
+    one clear error instead of torch's raw matmul error. ``None`` inputs are skipped."""
+    dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
+    for name, t in inputs.items():
+        if t is None:
+            continue
+        if not t.is_floating_point() or (
+            dtype is not None and t.dtype != dtype and not torch.is_autocast_enabled(t.device.type)
+        ):
+            raise AttnlabError(f"{name} must be a floating-point tensor of the module's dtype {dtype}, got {t.dtype}")
+
+
 def check_qkv(query: Tensor, key: Tensor, value: Tensor) -> None:
     """Clear errors for mismatched shapes, dtypes and devices of q, k, v."""
     for name, t in (("query", query), ("key", key), ("value", value)):

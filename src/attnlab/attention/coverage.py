@@ -5,7 +5,7 @@ A translator that forgets what it already translated repeats or drops words. Cov
 keeps a vector C_i with how much attention each source word has received so far and
 lets the scores see it:
 
-    e_ij = v^T tanh(W s_i + V h_j + u C_{i-1,j} + b)
+    e_ij = v^T tanh(W s_i + V h_j + u C_{i-1,j} + b)      (the additive score, extra term u C_{i-1,j})
     a_i  = softmax_j(e_ij)          (masked, through the shared core ``attend``)
     C_ij = C_{i-1,j} + a_ij / Phi_j                       (linguistic coverage)
 
@@ -23,14 +23,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from attnlab.attention.core import AttentionOutput
-from attnlab.attention.location import attend_step
-from attnlab.attention.scores import additive_score
+from attnlab.attention.additive import AdditiveAttention
+from attnlab.attention.core import AttentionOutput, attend_step, check_module_dtype
 from attnlab.errors import AttnlabError
 
 
 class CoverageAttention(nn.Module):
-    """Additive attention with a coverage vector in the score.
+    """Additive attention with a coverage vector in the score: the additive score
+    (:class:`AdditiveAttention` with a key bias: W = ``additive.query_proj``, V and b =
+    ``additive.key_proj``, v = ``additive.v``) with u C as its extra term.
 
     ``precompute_keys(keys)`` projects the memory once per sentence; pass it back as
     ``projected_keys=``. ``fertility(keys)`` gives ``Phi (B, Lk)`` to divide the coverage update by.
@@ -40,17 +41,14 @@ class CoverageAttention(nn.Module):
         super().__init__()
         if fertility < 0:
             raise AttnlabError(f"fertility must be >= 0 (0 = off), got {fertility}")
-        self.query_layer = nn.Linear(query_dim, attention_dim, bias=False)
-        self.memory_layer = nn.Linear(key_dim, attention_dim, bias=True)
-        self.coverage_weight = nn.Parameter(torch.randn(attention_dim) * attention_dim**-0.5)
-        limit = (3.0 / attention_dim) ** 0.5
-        self.v = nn.Parameter(torch.empty(attention_dim).uniform_(-limit, limit))
+        self.additive = AdditiveAttention(query_dim, key_dim, attention_dim, key_bias=True)
+        self.coverage_weight = nn.Parameter(torch.randn(attention_dim) * attention_dim**-0.5)  # u
         self.fertility_max = fertility
         self.fertility_layer = nn.Linear(key_dim, 1) if fertility else None
 
     def precompute_keys(self, keys: Tensor) -> Tensor:
         """``keys (B, Lk, Dk)`` -> ``V h + b`` ``(B, Lk, A)``, once per source sentence."""
-        return self.memory_layer(keys)
+        return self.additive.precompute_keys(keys)
 
     def fertility(self, keys: Tensor) -> Tensor:
         """``Phi_j`` ``(B, Lk)``: ones without a fertility model."""
@@ -73,11 +71,11 @@ class CoverageAttention(nn.Module):
         projected_keys: Tensor | None = None,
     ) -> AttentionOutput:
         """One decoder step: context ``(B, Dv)`` and weights ``(B, Lk)``; ``coverage`` is C_{i-1}."""
+        check_module_dtype(self, query=query, keys=keys, values=values)
         projected_keys = self.precompute_keys(keys) if projected_keys is None else projected_keys
         dtype = projected_keys.dtype
         coverage_term = coverage.to(dtype)[..., None] * self.coverage_weight.to(dtype)  # (B, Lk, A)
-        query = self.query_layer(query)[:, None, :]  # (B, 1, A)
-        scores = additive_score(query, projected_keys + coverage_term, self.v.to(dtype))[:, 0]  # (B, Lk)
+        scores = self.additive.score(query[:, None, :], projected_keys, extra=coverage_term)[:, 0]  # (B, Lk)
         return attend_step(scores, values, mask)
 
 

@@ -27,8 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.attention.core import AttentionOutput
-from attnlab.attention.location import attend_step, weighted_sum
+from attnlab.attention.core import AttentionOutput, attend_step, check_module_dtype, weighted_sum
 from attnlab.attention.memory_attention import MemoryAttention
 from attnlab.errors import AttnlabError
 
@@ -98,6 +97,7 @@ class HardAttention(nn.Module):
         """One decoder step: one-hot ``weights (B, Lk)``, ``output (B, Dv)`` and, when sampling
         (REINFORCE in training), ``log_prob (B,)`` of the sampled entry.
         """
+        check_module_dtype(self, query=query, keys=keys, values=values)
         projected_keys = self.precompute_keys(keys) if projected_keys is None else projected_keys
         scores = self.scorer.score(query[:, None, :], projected_keys)[:, 0]  # (B, Lk)
         if not self.training:

@@ -23,8 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from attnlab.attention.core import AttentionOutput
-from attnlab.attention.location import attend_step, weighted_sum
+from attnlab.attention.core import AttentionOutput, attend_step, check_module_dtype, weighted_sum
 from attnlab.attention.luong import LuongAttention
 from attnlab.errors import AttnlabError
 
@@ -85,6 +84,7 @@ class LocalAttention(nn.Module):
         projected_keys: Tensor | None = None,
     ) -> AttentionOutput:
         """Decoder step ``step`` (0-based): context ``(B, Dv)``, weights ``(B, Lk)`` zero outside the window."""
+        check_module_dtype(self, query=query, keys=keys, values=values)
         projected_keys = self.precompute_keys(keys) if projected_keys is None else projected_keys
         batch, length = keys.shape[:2]
         if mask is None:

@@ -5,7 +5,7 @@ The scores see *where* the decoder attended before, through a convolution over t
 previous and the cumulative attention weights:
 
     f_i  = F * [a_{i-1}; sum_{k<i} a_k]                    (2 channels -> n_filters, kernel K)
-    e_ij = v^T tanh(W s_i + V h_j + U f_ij)               (``scores.additive_score``)
+    e_ij = v^T tanh(W s_i + V h_j + U f_ij)               (the additive score, extra term U f_ij)
     a_i  = softmax_j(e_ij)     (masked, through the shared core ``attend``)
 
 Defaults follow Tacotron 2: 32 filters, kernel 31, attention dim 128; W, V, U and F have
@@ -21,32 +21,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from attnlab.attention.core import AttentionOutput, attend
-from attnlab.attention.scores import additive_score
+from attnlab.attention.additive import AdditiveAttention
+from attnlab.attention.core import AttentionOutput, attend_step, check_module_dtype
 from attnlab.errors import AttnlabError
 
 
-def attend_step(
-    scores: Tensor,
-    values: Tensor,
-    mask: Tensor | None,
-    normalizer: str = "softmax",
-    generator: torch.Generator | None = None,
-) -> AttentionOutput:
-    """The shared core for one decoder step: ``scores (B, Lk)`` -> output ``(B, Dv)``, weights ``(B, Lk)``."""
-    query_mask = None if mask is None else mask[:, None, :]  # (B, 1, Lk)
-    out = attend(scores[:, None, :], values, mask=query_mask, normalizer=normalizer, generator=generator)
-    log_prob = None if out.log_prob is None else out.log_prob[:, 0]
-    return AttentionOutput(out.output[:, 0], out.weights[:, 0], log_prob)
-
-
-def weighted_sum(weights: Tensor, values: Tensor) -> Tensor:
-    """``sum_j a_j v_j`` for weights ``(B, Lk)`` that did not come from :func:`attend_step`."""
-    return (weights[:, None, :].to(values.dtype) @ values)[:, 0]  # (B, 1, Lk) @ (B, Lk, Dv) -> (B, Dv)
-
-
 class LocationSensitiveAttention(nn.Module):
-    """Additive attention whose scores also see a convolution of past alignments.
+    """Additive attention whose scores also see a convolution of past alignments: the
+    additive score (:class:`AdditiveAttention`, W = ``additive.query_proj``, V =
+    ``additive.key_proj``, v = ``additive.v``) with the location features as its extra term.
 
     ``precompute_keys(keys)`` projects the memory once per sentence (``V h_j``); pass it
     back as ``projected_keys=`` at every step. ``forward`` returns the context ``(B, Dv)`` and weights ``(B, Lk)``.
@@ -58,16 +41,13 @@ class LocationSensitiveAttention(nn.Module):
         super().__init__()
         if kernel_size % 2 == 0:
             raise AttnlabError(f"kernel_size must be odd (a centred window), got {kernel_size}")
-        self.query_layer = nn.Linear(query_dim, attention_dim, bias=False)
-        self.memory_layer = nn.Linear(key_dim, attention_dim, bias=False)
+        self.additive = AdditiveAttention(query_dim, key_dim, attention_dim)
         self.location_conv = nn.Conv1d(2, n_filters, kernel_size, padding=kernel_size // 2, bias=False)
         self.location_dense = nn.Linear(n_filters, attention_dim, bias=False)
-        limit = (3.0 / attention_dim) ** 0.5
-        self.v = nn.Parameter(torch.empty(attention_dim).uniform_(-limit, limit))
 
     def precompute_keys(self, keys: Tensor) -> Tensor:
         """``keys (B, Lk, Dk)`` -> ``V h`` ``(B, Lk, A)``, computed once per source sentence."""
-        return self.memory_layer(keys)
+        return self.additive.precompute_keys(keys)
 
     def location_features(self, previous: Tensor, cumulative: Tensor) -> Tensor:
         """``U (F * [a_{i-1}; cumulative])`` ``(B, Lk, A)``."""
@@ -87,9 +67,9 @@ class LocationSensitiveAttention(nn.Module):
         projected_keys: Tensor | None = None,
     ) -> AttentionOutput:
         """One decoder step; see the module docstring for shapes."""
+        check_module_dtype(self, query=query, keys=keys, values=values)
         projected_keys = self.precompute_keys(keys) if projected_keys is None else projected_keys
         dtype = projected_keys.dtype
         location = self.location_features(previous.to(dtype), cumulative.to(dtype))  # (B, Lk, A)
-        query = self.query_layer(query)[:, None, :]  # (B, 1, A)
-        scores = additive_score(query, projected_keys + location, self.v.to(dtype))[:, 0]  # (B, Lk)
+        scores = self.additive.score(query[:, None, :], projected_keys, extra=location)[:, 0]  # (B, Lk)
         return attend_step(scores, values, mask)

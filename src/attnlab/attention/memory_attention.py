@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from attnlab.attention.core import AttentionOutput, attend
+from attnlab.attention.core import AttentionOutput, attend, check_module_dtype
 from attnlab.errors import AttnlabError
 
 
@@ -96,6 +96,7 @@ class MemoryAttention(nn.Module):
         _check_shape("values", values, (query.shape[0], keys.shape[1], "Dv"))
         if not (query.dtype == keys.dtype == values.dtype):
             raise AttnlabError(f"query, keys, values must share a dtype, got {query.dtype}, {keys.dtype}, {values.dtype}")
+        check_module_dtype(self, query=query, keys=keys, values=values)
         if projected_keys is None:
             projected_keys = self.precompute_keys(keys)
         _check_shape("projected_keys", projected_keys, (query.shape[0], keys.shape[1], "P"))

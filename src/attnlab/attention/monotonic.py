@@ -32,8 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.attention.additive import AdditiveAttention
-from attnlab.attention.core import AttentionOutput
-from attnlab.attention.location import weighted_sum
+from attnlab.attention.core import AttentionOutput, check_module_dtype, weighted_sum
 from attnlab.attention.luong import LuongAttention
 from attnlab.errors import AttnlabError
 
@@ -188,6 +187,7 @@ class MonotonicAttention(nn.Module):
         ``previous`` alignment ``(B, Lk)`` (:func:`initial_alignment` at the first step),
         ``mask (B, Lk)`` True on real memory. Returns output ``(B, Dv)``, weights ``(B, Lk)``.
         """
+        check_module_dtype(self, query=query, keys=keys, values=values)
         projected_keys = self.precompute_keys(keys) if projected_keys is None else projected_keys
         p = self.p_choose(query, projected_keys, mask)
         weights = monotonic_attention(p, previous.to(p.dtype), self.mode if self.training else "hard")
