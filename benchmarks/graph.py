@@ -25,7 +25,6 @@ from torch_geometric.nn import GATv2Conv as PygGATv2Conv
 
 from attnlab.attention import GATConv
 from attnlab.data.graphs import karate_club, stochastic_block_model
-from attnlab.models.gat import GAT, FitConfig, GATConfig, NodeClassifierOutput, fit_node_classifier
 from attnlab.training.rng import set_seed
 from benchmarks.common import Comparison, compare, machine_line, peak_extra_memory_mib, print_table
 
@@ -95,7 +94,7 @@ def memory_rows(num_nodes: int, num_edges: int, large: bool = False) -> list[lis
 class PygGAT(nn.Module):
     """The paper's GAT from PyG layers, mirroring attnlab's GAT (same init scheme, glorot)."""
 
-    def __init__(self, config: GATConfig):
+    def __init__(self, config):
         super().__init__()
         self.dropout = config.dropout
         self.conv1 = PygGATConv(config.in_dim, config.hidden_dim, config.heads, dropout=config.dropout)
@@ -103,11 +102,17 @@ class PygGAT(nn.Module):
 
     def forward(self, x, edge_index):
         x = F.elu(self.conv1(F.dropout(x, self.dropout, self.training), edge_index))
+        from attnlab.models.gat import NodeClassifierOutput
+
         return NodeClassifierOutput(self.conv2(F.dropout(x, self.dropout, self.training), edge_index))
 
 
-def train_seeds(cls, config: GATConfig, data, seeds: int, epochs: int) -> tuple[list[float], float]:
-    """Test accuracies over seeds and seconds per run."""
+def train_seeds(cls, config, data, seeds: int, epochs: int) -> tuple[list[float], float]:
+    """Test accuracies over seeds and seconds per run. (The accuracy table needs the
+    node-classifier fit of the models before the move of GAT onto the one Trainer:
+    imported here, so that the speed tables run without it.)"""
+    from attnlab.models.gat import FitConfig, fit_node_classifier
+
     accs, start = [], time.perf_counter()
     for seed in range(seeds):
         set_seed(seed)
@@ -118,6 +123,8 @@ def train_seeds(cls, config: GATConfig, data, seeds: int, epochs: int) -> tuple[
 
 
 def accuracy_rows(seeds: int, epochs: int) -> list[list[object]]:
+    from attnlab.models.gat import GAT, GATConfig
+
     rows = []
     for data in (karate_club(), stochastic_block_model(homophily=0.8), stochastic_block_model(homophily=0.2)):
         config = GATConfig(data.x.size(1), data.num_classes)
