@@ -58,11 +58,13 @@ def faithfulness(x: Explainable, attribution: Tensor) -> dict[str, object]:
     n = x.num_units
     ks = curve_ks(n)
     bins = [min(n, max(1, math.ceil(b * n))) for b in ERASER_BINS]
-    probs = x.score(torch.cat([perturbed(x, order, ks + bins, keep=False),
-                               perturbed(x, order, ks + bins, keep=True)])).double().exp().cpu()
-    deletion, del_bins = probs[: len(ks)], probs[len(ks): len(ks) + len(bins)]
-    rest = probs[len(ks) + len(bins):]
-    insertion, ins_bins = rest[: len(ks)], rest[len(ks):]
+    points = sorted(set(ks) | set(bins))  # the ERASER bins mostly fall on the curve's points
+    at = {k: n for n, k in enumerate(points)}
+    probs = x.score(torch.cat([perturbed(x, order, points, keep=False),
+                               perturbed(x, order, points, keep=True)])).double().exp().cpu()
+    removed, kept = probs[: len(points)], probs[len(points):]
+    deletion, del_bins = removed[[at[k] for k in ks]], removed[[at[k] for k in bins]]
+    insertion, ins_bins = kept[[at[k] for k in ks]], kept[[at[k] for k in bins]]
     full = float(deletion[0])
     fractions = torch.tensor(ks, dtype=torch.float64) / n
     return {

@@ -1,0 +1,81 @@
+"""How long ``attnlab explain`` takes on a long input: every method and both faithfulness
+curves for one next-token prediction of a GPT-2-shaped model (random init).
+
+Default: 512 tokens, 12 layers x 12 heads x 768, vocabulary 50,257 (GPT-2 small);
+integrated gradients at 32 steps in batches of ``--batch``; the curves at 21 points each
+(plus ERASER's 1 % bin). Attention flow is skipped above its edge bound (it says so):
+an exact max-flow per token is O(V^2 sqrt(E)) on V = 13 x 512 nodes.
+
+Run: python -m benchmarks.explain [--tokens 512 --layers 12 --d-model 768 --heads 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from attnlab.apps.explain import gpt_predictions
+from attnlab.apps.lm import LoadedLM
+from attnlab.explain.faithfulness import faithfulness
+from attnlab.explain.flow import TooLarge
+from attnlab.explain.methods import METHODS
+from attnlab.models.gpt import GPT, GPTConfig
+from benchmarks.common import machine_line
+
+
+class IdTokenizer:
+    """Token ids written as text: ``"5 17 3"`` (the model is random; the text is irrelevant)."""
+
+    def __init__(self, vocab_size: int):
+        self.vocab_size = vocab_size
+
+    def encode(self, text: str) -> list[int]:
+        return [int(t) for t in text.split()]
+
+    def decode(self, ids: list[int]) -> str:
+        return " ".join(map(str, ids))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--heads", type=int, default=12)
+    parser.add_argument("--d-model", type=int, default=768)
+    parser.add_argument("--vocab", type=int, default=50257)
+    parser.add_argument("--steps", type=int, default=32, help="integrated gradients' steps")
+    parser.add_argument("--batch", type=int, default=8, help="copies per forward (IG steps, curve points)")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=args.vocab, context_length=max(1024, args.tokens), num_layers=args.layers,
+                       num_heads=args.heads, d_model=args.d_model, dropout=0.0, attention_dropout=0.0)
+    model = GPT(config).eval()
+    text = " ".join(str(int(i)) for i in torch.randint(0, args.vocab, (args.tokens,)))
+    (x,) = gpt_predictions(LoadedLM(model, IdTokenizer(args.vocab)), [text])
+    print(machine_line())
+    print(f"GPT {args.layers} x {args.heads} heads x {args.d_model}, {args.tokens} tokens, "
+          f"IG {args.steps} steps, batches of {args.batch}, torch threads {torch.get_num_threads()}")
+    score = x.score
+    x.score = lambda e, chunk=args.batch: score(e, chunk)  # curve points batched like IG's steps
+    total = time.perf_counter()
+    print(f"{'method':<22}{'attribution s':>15}{'curves s':>10}{'AOPC':>8}")
+    for name, method in METHODS.items():
+        start = time.perf_counter()
+        try:
+            attribution = method(x, steps=args.steps, batch=args.batch) if name == "integrated_gradients" else method(x)
+        except TooLarge as e:
+            print(f"{name:<22}skipped: {e}")
+            continue
+        middle = time.perf_counter()
+        measured = faithfulness(x, attribution)
+        print(f"{name:<22}{middle - start:>15.2f}{time.perf_counter() - middle:>10.2f}{measured['aopc']:>8.4f}")
+    print(f"all methods and curves: {time.perf_counter() - total:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
