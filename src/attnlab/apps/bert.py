@@ -146,7 +146,7 @@ def mlm_nsp_terms(model: BERT, batch: dict[str, torch.Tensor]) -> dict[str, tupl
 
 def pretrain(settings: MLMSettings) -> TrainedBERT:
     """Pre-train a BERT (MLM + NSP) on ``settings.data`` with the shared Trainer."""
-    check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
+    check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite, wait=settings.wait, kinds=("bert",))
     settings.apply_threads()
     train_docs, valid_docs = mlm_documents(settings.data, settings.max_files)
     if settings.resume:
@@ -226,7 +226,7 @@ class TextBatches:
 
 def finetune(settings: ClassifySettings) -> TrainedBERT:
     """Fine-tune the pre-trained BERT in ``settings.ckpt`` with a fresh classifier head."""
-    check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
+    check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite, wait=settings.wait, kinds=("bert",))
     settings.apply_threads()
     pretrained, tokenizer = load(settings.ckpt)
     if settings.data:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from pathlib import Path
 import torch
 
 from attnlab.errors import AttnlabError
-from attnlab.training import TrainConfig, distributed
+from attnlab.io import CONFIG_FILE, read_json
+from attnlab.training import TrainConfig, distributed, out_lock
 from attnlab.training.budget import steps_within_budget
 from attnlab.training.checkpoint import find_checkpoint, read_trainer_state
 from attnlab.training.threads import choose_threads, decide, warm_up_vml
@@ -56,6 +58,7 @@ class TrainSettings:
     rank_logs: bool = False  # several processes: every rank's log in out/logs/rank<r>.log
     resume: bool = False
     overwrite: bool = False
+    wait: bool = False  # --out in use by a live run: wait for it to end instead of refusing
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -143,29 +146,74 @@ def recorded_threads(out: str | Path) -> int | None:
     return None
 
 
-def check_out(out: str | Path, *, resume: bool, overwrite: bool) -> Path:
-    """The output folder of a run, checked before any work starts.
+def check_out(out: str | Path, *, resume: bool, overwrite: bool, wait: bool = False,
+              kinds: tuple[str, ...] = ()) -> Path:
+    """The output folder of a run, checked before any work starts, and owned from then on.
 
-    A new run refuses a folder that already holds files (``overwrite=True`` replaces the
-    run when its first checkpoint is written); ``resume=True`` needs the folder. The parent
-    must be writable.
+    * The folder is claimed for this process (:mod:`attnlab.training.out_lock`): another
+      live run in it is refused naming its PID, or awaited with ``wait=True``.
+    * A new run needs a new or empty folder. A folder that holds a run (a checkpoint or a
+      model's ``config.json``) is replaced only with ``overwrite=True``, and is then emptied
+      first: the new run starts clean, nothing of the old one (a translator's
+      ``translator.json`` and tokenizers) is carried into it. A folder holding other files
+      only (``notes.txt``) is not a run and attnlab never empties it: refused, with or
+      without ``overwrite``.
+    * ``resume=True`` needs the folder, holding a model of one of ``kinds`` (the
+      ``model_type`` values this command trains) when given.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise AttnlabError(f"--out {out}: is a file, expected a folder for the run")
-    if resume:
-        if not out.is_dir():
-            raise AttnlabError(f"--resume: no run in --out {out}; train without --resume first")
-        return out
-    # under torchrun rank 0 judges alone: the others could see what it has just written
-    if out.is_dir() and any(out.iterdir()) and not overwrite and os.environ.get("RANK", "0") == "0":
-        raise AttnlabError(
-            f"--out {out}: already holds a run; pass --resume to continue it or --overwrite to replace it"
-        )
     parent = next((p for p in (out, *out.parents) if p.exists()), Path("."))
     if not os.access(parent, os.W_OK | os.X_OK):
         raise AttnlabError(f"--out {out}: {parent} is not writable")
+    main = os.environ.get("RANK", "0") == "0"  # under torchrun rank 0 owns and judges alone
+    if main:
+        out_lock.claim(out, wait=wait)
+    if resume:
+        if not out.is_dir():
+            raise AttnlabError(f"--resume: no run in --out {out}; train without --resume first")
+        _check_kind(out, kinds)
+        return out
+    if main and out.is_dir() and any(out.iterdir()):
+        if not _is_run(out):
+            names = sorted(p.name for p in out.iterdir())
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            raise AttnlabError(f"--out {out}: not empty ({shown}) and not an attnlab run; choose a new or empty "
+                               "folder (--overwrite replaces a run, never other files)")
+        if not overwrite:
+            raise AttnlabError(f"--out {out}: already holds a run; pass --resume to continue it or --overwrite to replace it")
+        _empty(out)
     return out
+
+
+def _is_run(folder: Path) -> bool:
+    """A checkpoint (or an interrupted save of one) or a model folder, in ``folder`` or one
+    level down (compare's variants) or in ``seeds/*`` (graph runs)."""
+    inner = [p for p in folder.iterdir() if p.is_dir()] + [p for p in (folder / "seeds").glob("*") if p.is_dir()]
+    return any(find_checkpoint(f) is not None or (f / CONFIG_FILE).is_file() for f in [folder, *inner])
+
+
+def _empty(folder: Path) -> None:
+    """Remove what the run in ``folder`` left (and its interrupted saves beside it)."""
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    for leftover in (folder.parent / f".{folder.name}.new", folder.parent / f".{folder.name}.old"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _check_kind(out: Path, kinds: tuple[str, ...]) -> None:
+    config = out / CONFIG_FILE
+    if not kinds or not config.is_file():
+        return
+    found = read_json(config).get("model_type")
+    if found not in kinds:
+        raise AttnlabError(f"--resume: --out {out} holds a {found!r} model; this command trains "
+                           f"{' or '.join(map(repr, kinds))}: resume it with the command that trained it, "
+                           "or train this one into another --out")
 
 
 def train_config(settings: TrainSettings, *, steps: int, eval_every: int = 0, **overrides) -> TrainConfig:

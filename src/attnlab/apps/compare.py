@@ -186,7 +186,7 @@ def run_variant(name: str, settings: CompareSettings) -> VariantResult:
 
 def compare(settings: CompareSettings, echo: Callable[[str], None] = print) -> list[VariantResult]:
     """Train and measure every variant of ``settings``, one after the other."""
-    check_out(settings.out, resume=False, overwrite=settings.overwrite)
+    check_out(settings.out, resume=False, overwrite=settings.overwrite, wait=settings.wait)
     results = []
     for n, name in enumerate(settings.variants, start=1):
         echo(f"[{n}/{len(settings.variants)}] {name}")

@@ -119,7 +119,7 @@ def run_demo(settings: DemoSettings | None = None, echo: Callable[[str], None] =
     """The whole demo; ``echo`` receives the lines to show the user."""
     settings = settings or DemoSettings()
     started = settings.started
-    out = check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
+    out = check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite, wait=settings.wait, kinds=("transformer", "seq2seq"))
     settings.apply_threads()
     echo(f"generating the synthetic corpus ({settings.corpus}) ...")
     splits = synthetic_corpus(settings.corpus, seed=settings.seed)

@@ -199,7 +199,7 @@ def train_seed(settings: GraphSettings, data: graphs.GraphData, seed: int) -> tu
 
 def train(settings: GraphSettings, echo=print) -> GraphResult:
     """Train ``settings.seeds`` models; save the best-validation one and the metrics in ``out``."""
-    out = check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
+    out = check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite, wait=settings.wait, kinds=("gat", "han"))
     settings.apply_threads()
     data = load_data(settings)
     echo(data.summary() + (f"; meta-paths: {', '.join(data.metapaths)}" if settings.model == "han" else ""))

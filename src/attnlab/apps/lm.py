@@ -206,7 +206,7 @@ def final_evaluation(model: GPT, data: LMData, context: int, progress: bool = Fa
 
 def train(settings: LMSettings) -> TrainedLM:
     """Train a GPT as ``settings`` say (the run folder is ``settings.out``)."""
-    check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
+    check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite, wait=settings.wait, kinds=("gpt2",))
     settings.apply_threads()
     final_eval = settings.final_eval or ("quick" if settings.max_minutes is not None else "full")
     setup = LMSetup(

@@ -104,7 +104,7 @@ def accuracy(model: ViT, data: ImageDataset) -> float:
 
 def train(settings: ViTSettings) -> TrainedViT:
     """Train on the digits or the folder; the test accuracy in the summary."""
-    check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
+    check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite, wait=settings.wait, kinds=("vit",))
     settings.apply_threads()
     data, model_config = load_data(settings)
     train_split, test = data.split(settings.test_fraction, seed=settings.seed)

@@ -37,6 +37,7 @@ TRAIN_HELP = {
     "out": "run folder (an existing run is never replaced without --overwrite)",
     "overwrite": "replace the run in --out",
     "resume": "continue the run in --out",
+    "wait": "--out in use by a live run: wait for it to end (default: refuse, naming its PID)",
     "steps": "optimizer updates (default: the task's, or as many as fit in --max-minutes)",
     "batch_size": "global batch size (the same whatever the number of processes)",
     "lr": "peak learning rate",

@@ -99,7 +99,7 @@ class TranslationRun:
 def train(settings: TranslateSettings) -> TranslationRun:
     """Train (or resume) a translator and score it on the test split."""
     setup = settings.setup()  # validated before anything is written
-    check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite)
+    check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite, wait=settings.wait, kinds=("transformer", "seq2seq"))
     settings.apply_threads()
     steps = settings.steps or (2000 if settings.model == "transformer" else 1000)
     make = paper_train_config if settings.model == "transformer" else rnn_train_config
