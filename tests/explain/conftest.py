@@ -14,6 +14,7 @@ RUNS = {
     "bert": ["mlm", "--preset", "tiny", "--vocab-size", "80", "--batch-size", "4", "--max-len", "16"],
     "vit": ["vit", "--batch-size", "8"],
     "gat": ["gat", "--seeds", "1"],
+    "han": ["han", "--seeds", "1"],
 }
 
 

@@ -12,7 +12,7 @@ from attnlab.apps.explain import explain
 from attnlab.explain.methods import METHODS
 
 INPUTS = {"transformer": ["a dog ."], "seq2seq": ["a dog ."], "gpt2": ["def f(x):"],
-          "bert": ["the list [MASK] sorts"], "vit": [], "gat": []}
+          "bert": ["the list [MASK] sorts"], "vit": [], "gat": [], "han": []}
 
 
 @pytest.mark.parametrize("kind", sorted(INPUTS))
@@ -29,7 +29,7 @@ def test_every_method_on_every_kind(tiny_checkpoints, kind, tmp_path):
     data = json.loads(report.write_json(tmp_path / "x.json").read_text())
     assert set(data["methods"][next(iter(METHODS))]) >= {"aopc", "insertion_auc", "comprehensiveness", "sufficiency"}
     assert all({"layer", "head", "importance"} <= set(h) for h in data["heads"])
-    assert bool(data["heads"]) == (kind not in ("gat", "seq2seq"))  # multi-head models: every head
+    assert bool(data["heads"]) == (kind not in ("gat", "han", "seq2seq"))  # multi-head models: every head
     assert len(data["examples"]) == len(report.predictions)
     if kind == "gpt2":
         assert len(data["lens"][0]["layers"]) == report.predictions[0].module.config.num_layers

@@ -12,8 +12,10 @@ forward hook on its embedding module:
     vit          the class                                 patches          the image's mean patch embedding
     transformer  each target token (teacher forcing on     source tokens    the pad embedding
     seq2seq      the greedy translation)
-    gat          a node's class (test nodes)               nodes within     the mean node feature
+    gat, han     a node's class (test nodes)               nodes within     the mean node feature
                                                            num_layers hops
+                                                           (HAN: 1 per
+                                                           meta-path)
 
 :func:`run` (``attnlab explain``) measures every method's faithfulness and every head's
 importance; :func:`explain` and :func:`explore` are the Python API (``attnlab.explain``).
@@ -195,33 +197,43 @@ def translator_predictions(translator: Translator, sources: list[str]) -> list[E
 
 
 def graph_predictions(model: GAT | HAN, data: GraphData, nodes: list[int] | None = None) -> list[Explainable]:
-    if isinstance(model, HAN):
-        raise AttnlabError("explain: HAN is not supported yet (its meta-path views need their own attention graph)")
+    """GAT: one attention layer per convolution; HAN: one layer, the meta-paths' heads side
+    by side (the semantic weights are not in the attention graph)."""
+    han = isinstance(model, HAN)
+    graphs = list(data.metapaths.values()) if han else [data.edge_index]
+    hops, n = 1 if han else model.config.num_layers, data.num_nodes
     nodes = nodes or torch.nonzero(data.test_mask).flatten()[:GRAPH_EXAMPLES].tolist()
-    names = data.node_names or [str(i) for i in range(data.num_nodes)]
-    device = next(model.parameters()).device
-    mean = data.x.float().mean(0)
+    names = data.node_names or [str(i) for i in range(n)]
+    weight = next(model.parameters())
+    features = data.x.to(weight.device, weight.dtype)
+    mean = features.mean(0)
     out = []
     for node in nodes:
-        field = receptive_field(data.edge_index, node, model.config.num_layers, data.num_nodes)
-        edges, m, query = subgraph(data.edge_index, field, data.num_nodes), len(field), int((field == node).nonzero())
+        field = torch.unique(torch.cat([receptive_field(g, node, hops, n) for g in graphs]))
+        edges, m, query = [subgraph(g, field, n) for g in graphs], len(field), int((field == node).nonzero())
+
+        def call(e: Tensor, need_weights: bool, edges=edges, m=m):
+            copies = [disjoint_copies(g.to(e.device), e.shape[0], m) for g in edges]
+            return model(e.reshape(e.shape[0] * m, -1), copies if han else copies[0], need_weights=need_weights)
+
         with torch.no_grad():
-            o = model(data.x[field].to(device), edges.to(device), need_weights=True)
-        target, graph = int(o.logits[query].argmax()), [a.edge_index for a in o.attentions.values()]
+            o = call(features[field][None], True)
+        target, seen = int(o.logits[query].argmax()), [a.edge_index for a in o.attentions.values()]
 
-        def run(e: Tensor, need_weights: bool, edges=edges, m=m, query=query, target=target):
-            copies = e.shape[0]
-            o = model(e.reshape(copies * m, -1), disjoint_copies(edges.to(e.device), copies, m), need_weights=need_weights)
+        def run(e: Tensor, need_weights: bool, call=call, m=m, query=query, target=target):
+            o = call(e, need_weights)
             maps = [a.alpha for a in o.attentions.values()] if need_weights else []
-            return _log_prob(o.logits.view(copies, m, -1)[:, query], target), maps
+            return _log_prob(o.logits.view(e.shape[0], m, -1)[:, query], target), maps
 
-        def layout(maps: list[Tensor], graph=graph, m=m) -> list[Tensor]:  # one copy: its edges as seen above
-            return [dense_graph(edges, alpha, 1, m) for edges, alpha in zip(graph, maps)]
+        def layout(maps: list[Tensor], seen=seen, m=m) -> list[Tensor]:  # one copy: its edges as seen above
+            dense = [dense_graph(edges, alpha, 1, m) for edges, alpha in zip(seen, maps)]
+            return [torch.cat(dense, dim=1)] if han else dense
 
         out.append(Explainable(
-            data.x[field].float().to(device), mean.to(device).expand(m, -1), run,
+            features[field], mean.expand(m, -1), run,
             [names[i] for i in field.tolist()], data.class_names[target], query, torch.arange(m),
-            [False] * model.config.num_layers, "the mean node feature", model, {"node": names[node]}, layout=layout,
+            [False] * (1 if han else model.config.num_layers), "the mean node feature", model,
+            {"node": names[node], "field": field.tolist()}, layout=layout,
         ))
     return out
 
