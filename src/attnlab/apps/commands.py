@@ -30,15 +30,28 @@ def threads(requested: int | None) -> int:
 
 
 def launch(nproc: int | None, argv: list[str]) -> None:
-    """``--nproc N`` (N > 1, not yet under torchrun): replace this process by torchrun's
-    launcher running the same command on N ranks. Under torchrun, ranks other than 0 print
-    nothing on stdout."""
+    """``--nproc N`` (N > 1, not yet under torchrun): this process becomes torchrun's
+    launcher running the same command on N ranks, and exits with the job's status
+    (:mod:`attnlab.training.launcher`: a rank that dies is one line). Under torchrun, ranks
+    other than 0 print nothing on stdout."""
     if (nproc or 1) > 1 or _launched():
         from attnlab.training import distributed
 
         if (nproc or 1) > 1 and not distributed.launched():
-            distributed.exec_torchrun(nproc, argv)
+            from attnlab.training.launcher import launch as run_ranks
+
+            raise SystemExit(run_ranks(nproc, argv))
         distributed.quiet_other_ranks()
+
+
+def stopped_by_peer(error: BaseException) -> int | None:
+    """Under torchrun, the exit status of a rank whose collective failed because another
+    rank died (it prints nothing: the launcher says which rank died, once); None otherwise."""
+    if not _launched():
+        return None
+    from attnlab.training.launcher import PEER_LOST, lost_peer
+
+    return PEER_LOST if lost_peer(error) else None
 
 
 def leave(wait: bool) -> None:

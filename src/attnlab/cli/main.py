@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from attnlab.apps.commands import launch
 
-        launch(getattr(args, "nproc", None), argv)  # --nproc N: torchrun replaces this process
+        launch(getattr(args, "nproc", None), argv)  # --nproc N: this process becomes torchrun's launcher
         result = args.func(args)
     except KeyboardInterrupt as e:
         print("attnlab: interrupted", file=sys.stderr)
@@ -95,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     except (AttnlabError, OSError) as e:  # OSError: a disk full, read-only or missing file is one line too
         print(f"attnlab: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # under torchrun: another rank died mid-collective, which the launcher reports
+        from attnlab.apps.commands import stopped_by_peer
+
+        status = stopped_by_peer(e)
+        if status is None:
+            raise
+        return status
     return int(result or 0)
 
 

@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -103,15 +103,6 @@ def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
             rest.append(arg)
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
             "-m", "attnlab", *rest]
-
-
-def exec_torchrun(nproc: int, argv: list[str]) -> NoReturn:
-    """Replace this process by torchrun's own launcher running ``attnlab ARGV`` on ``nproc``
-    ranks (signals and the exit status are then torchrun's)."""
-    command = torchrun_command(nproc, argv)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(command[0], command)
 
 
 def threads_per_rank(cores: int | None = None, local_size: int | None = None) -> int:
