@@ -4,6 +4,7 @@ PyTorch checkpoint prints (translate greedy and beam, generate, fill-mask, class
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -115,3 +116,85 @@ def test_wrong_folder_for_the_runtime_is_one_line(tmp_path, capsys):
     assert "not an attnlab ONNX export" in capsys.readouterr().err
     assert main(["export", "--ckpt", str(ckpt), "--out", onnx]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
+
+
+def _damage(folder, how: str, tmp_path) -> None:
+    """Edit an export folder as a hostile or broken one would be."""
+    import json
+
+    manifest = json.loads((folder / "export.json").read_text())
+    if how == "zeroed decoder.onnx":
+        data = bytearray((folder / "decoder.onnx").read_bytes())
+        data[len(data) // 2 : len(data) // 2 + 4] = b"\0\0\0\0"
+        (folder / "decoder.onnx").write_bytes(data)
+    elif how == "weights link out":
+        (tmp_path / "outside.bin").write_bytes(b"x" * 1294)
+        (folder / "weights.data").unlink()
+        (folder / "weights.data").symlink_to(tmp_path / "outside.bin")
+    elif how == "weights ../":
+        manifest["weights"]["file"] = "../../../../etc/passwd"
+    elif how == "graph absolute":
+        manifest["graphs"]["decoder"]["file"] = str(tmp_path / "elsewhere.onnx")
+    else:  # "config.FIELD=VALUE"
+        field, value = how.removeprefix("config.").split("=")
+        manifest["config"][field] = json.loads(value)
+    (folder / "export.json").write_text(json.dumps(manifest))
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """A Transformer translator's and a GPT's export folders (copied by each case)."""
+    from attnlab.export import export_onnx
+
+    torch.manual_seed(0)
+    tokenizer = WordTokenizer.train([WORDS])
+    mt, lm = tmp_path_factory.mktemp("mt"), tmp_path_factory.mktemp("lm")
+    sizes = dict(src_vocab_size=tokenizer.vocab_size, tgt_vocab_size=tokenizer.vocab_size)
+    Transformer(dataclasses.replace(TRANSFORMER_PRESETS["tiny"], **sizes)).save_pretrained(mt)
+    tokenizer.save(mt / "src_tokenizer")
+    tokenizer.save(mt / "tgt_tokenizer")
+    GPT(gpt_config("tiny", vocab_size=tokenizer.vocab_size)).save_pretrained(lm)
+    tokenizer.save(lm)
+    return {"translate": export_onnx(mt, mt / "onnx"), "generate": export_onnx(lm, lm / "onnx")}
+
+
+@pytest.mark.parametrize("command, how, words", [
+    ("translate", "zeroed decoder.onnx", "decoder.onnx: contents differ from what the export wrote"),
+    ("translate", "weights link out", "weights.data: weights.file must name a file inside the export folder"),
+    ("translate", "weights ../", "weights.file: expected a file name inside the export folder"),
+    ("translate", "graph absolute", "graphs.decoder.file: expected a file name inside the export folder"),
+    ("translate", "config.bos_id=-5", r"config.bos_id: expected an integer in \[0, 2147483646\], got -5"),
+    ("translate", "config.num_heads=4", r"config.num_heads: expected 2 \(axis 1 of past.0.key"),
+    ("translate", "config.max_len=1e18", r"config.max_len: expected an integer in \[1, 1048576\], got 1e\+18"),
+    ("generate", "config.num_layers=1000000000000", r"config.num_layers: expected an integer in \[1, 2147483647\]"),
+    ("generate", "config.num_layers=3", r"config.num_layers: expected 2 \(the decode graph's past.i.key inputs\), got 3"),
+    ("generate", "config.eos_token_id=1000000000000.0", "config.eos_token_id: expected an integer"),
+])
+def test_a_damaged_export_folder_is_one_line_before_onnx_runtime_opens_a_file(
+    exports, tmp_path, capsys, monkeypatch, command, how, words
+):
+    import shutil
+
+    import onnxruntime
+
+    folder = shutil.copytree(exports[command], tmp_path / "onnx")
+    if how == "graph absolute":
+        shutil.copy(folder / "decoder.onnx", tmp_path / "elsewhere.onnx")
+    _damage(folder, how, tmp_path)
+    opened = []
+    monkeypatch.setattr(onnxruntime, "InferenceSession", lambda path, *a, **k: opened.append(path))
+    argv = ["translate", "a small house"] if command == "translate" else ["generate", "--prompt", "the big"]
+    assert main([*argv, "--ckpt", str(folder), "--runtime", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert re.search(words, err), err
+    assert "1294" not in err  # nothing about a file outside the folder
+    assert opened == []  # ONNX Runtime got no file
+
+
+def test_the_undamaged_copies_run(exports, tmp_path, capsys):
+    import shutil
+
+    for command, argv in (("translate", ["translate", "a small house"]), ("generate", ["generate", "--prompt", "the big"])):
+        folder = shutil.copytree(exports[command], tmp_path / command)
+        assert main([*argv, "--ckpt", str(folder), "--runtime", "onnx", "--max-new-tokens" if command == "generate" else "--beam", "2"]) == 0
