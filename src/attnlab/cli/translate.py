@@ -56,6 +56,14 @@ def _data_options(p) -> None:
                    help="Pharaoh word alignments of --data ('0-0 2-1 ...' per pair), for --guided-alignment")
     p.add_argument("--guided-alignment", type=float, default=0.0, metavar="W",
                    help="train the attention towards the gold alignments with weight W (0: off)")
+    p.add_argument("--beam", type=int, default=4, help="beam size of the final test decoding (1: greedy)")
+    p.add_argument("--shared-vocab", action=argparse.BooleanOptionalAction, default=None,
+                   help="one joint vocabulary, tied embeddings (default: on for gettext data in a Latin script)")
+    p.add_argument("--max-tokens", type=int, metavar="N",
+                   help="batches of up to N padded tokens instead of --batch-size pairs (default: 1024 for gettext "
+                        "data; 0: off)")
+    p.add_argument("--token-dropout", type=float, metavar="P", help="replace source tokens by <unk> with probability P")
+    p.add_argument("--average-last", type=int, metavar="N", help="final weights: the mean of the last N saves")
 
 
 TASKS = {"translate": "train a Transformer translator (synthetic corpus or your parallel text)",

@@ -82,3 +82,36 @@ def test_last_saves_average_is_the_mean_of_the_last_n():
             torch.testing.assert_close(value, sum(s[name].double() for s in expected).float() / 3, rtol=1e-6, atol=1e-6)
         else:
             assert torch.equal(value, states[4][name])
+
+
+def test_recipe_applies_to_gettext_transformers_and_flags_override_it():
+    from attnlab.apps.translate import TranslateSettings
+    from attnlab.apps.translate.app import RECIPE
+
+    fr = TranslateSettings(data="gettext:fr").setup()
+    assert fr.shared_vocab and fr.max_tokens == RECIPE["max_tokens"] and fr.batch_size is None
+    zh = TranslateSettings(data="gettext:zh_CN").setup()
+    assert not zh.shared_vocab and zh.max_tokens == RECIPE["max_tokens"]
+    plain = TranslateSettings().setup()  # the synthetic corpus keeps its setup
+    assert (plain.shared_vocab, plain.max_tokens, plain.batch_size, plain.token_dropout) == (False, None, 64, 0.0)
+    rnn = TranslateSettings(model="seq2seq", data="gettext:fr").setup()
+    assert not rnn.shared_vocab and rnn.max_tokens is None
+    mine = TranslateSettings(data="gettext:fr", shared_vocab=False, max_tokens=0, token_dropout=0.1,
+                             average_last=3).setup()
+    assert (mine.shared_vocab, mine.max_tokens, mine.batch_size, mine.token_dropout, mine.average_last) == (
+        False, None, 64, 0.1, 3)
+
+
+def test_fitted_beam_falls_back_to_greedy_when_the_budget_is_spent(data, capsys):
+    from attnlab.apps.translate import TranslateSettings
+    from attnlab.apps.translate.app import fitted_beam
+
+    splits = data[0]
+    translator = build_translator(TranslatorSetup(corpus="tiny", preset="tiny"), splits)
+    sources = splits.test.src[:40]
+    assert fitted_beam(translator, sources, TranslateSettings(beam=4)) == 4  # no budget: the beam
+    roomy = TranslateSettings(beam=4, max_minutes=60)
+    assert fitted_beam(translator, sources, roomy) == 4
+    spent = TranslateSettings(beam=4, max_minutes=0.001)  # started just now, budget already over
+    assert fitted_beam(translator, sources, spent) == 1
+    assert "decoded greedily" in capsys.readouterr().err

@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,8 @@ from attnlab.errors import AttnlabError
 from attnlab.evaluation.real_language import RealLanguageScores, score_translations
 from attnlab.io import read_json
 
+NON_LATIN = {"zh", "ja", "ko", "ru", "uk", "el", "ar", "he", "fa", "hi", "th", "bg", "sr", "ka", "hy"}
+RECIPE = {"max_tokens": 1024, "token_dropout": 0.0, "average_last": 1}  # docs/real_language.md: measured
 EXAMPLE_SOURCES = [
     "the small cat sees a dog .",
     "two big dogs will chase the cat that sleeps in the house .",
@@ -70,18 +74,37 @@ class TranslateSettings(TrainSettings):
     out: str = "runs/translate"
     batch_size: int = 64
     warmup: int = 200
+    beam: int = 4  # the final evaluation's beam (1: greedy), GNMT length normalisation alpha 0.6
+    shared_vocab: bool | None = None  # None: the recipe's (gettext, Latin-script target, Transformer)
+    max_tokens: int | None = None  # None: the recipe's for gettext data; 0: batches of batch_size pairs
+    token_dropout: float | None = None  # None: the recipe's
+    average_last: int | None = None  # None: the recipe's
+
+    def recipe(self) -> dict:
+        """The small-data recipe for ``gettext:`` data (docs/real_language.md: each choice with
+        its valid-split measurement); the synthetic corpus and user files keep the plain setup."""
+        gettext = is_gettext_spec(self.data) and self.model == "transformer"
+        latin = gettext and parse_spec(self.data).language.split("_")[0] not in NON_LATIN
+        return {
+            "shared_vocab": latin if self.shared_vocab is None else self.shared_vocab,
+            "max_tokens": (RECIPE["max_tokens"] if gettext else None) if self.max_tokens is None else (self.max_tokens or None),
+            "token_dropout": (RECIPE["token_dropout"] if gettext else 0.0) if self.token_dropout is None else self.token_dropout,
+            "average_last": (RECIPE["average_last"] if gettext else 1) if self.average_last is None else self.average_last,
+        }
 
     def setup(self) -> TranslatorSetup:
         rnn = self.model == "seq2seq"
         overrides = {"attention_style": self.style, "cell": self.cell, "input_feeding": self.input_feeding} if rnn else {}
         if self.dropout is not None:
             overrides["dropout"] = self.dropout
+        recipe = self.recipe()
         return TranslatorSetup(
             model=self.model, data=self.data, tgt_data=self.tgt_data, catalogs=list(self.catalogs or []),
             corpus=self.corpus, tokenizer=self.tokenizer or ("byte_bpe" if is_gettext_spec(self.data) else "word"),
             vocab_size=self.vocab_size, preset=self.preset or ("compact" if rnn else "small"),
-            attention=self.attention, batch_size=self.batch_size, model_overrides=overrides, align_data=self.align,
-            guided_alignment=self.guided_alignment, seed=self.seed,
+            attention=self.attention, batch_size=None if recipe["max_tokens"] else self.batch_size,
+            model_overrides=overrides, align_data=self.align, guided_alignment=self.guided_alignment, seed=self.seed,
+            **recipe,
         )
 
 
@@ -114,11 +137,29 @@ def train(settings: TranslateSettings) -> TranslationRun:
     test = trained.splits.test
     if settings.attention == "none" and settings.model == "seq2seq" and test.alignments is not None:
         test = dataclasses.replace(test, alignments=None)  # no attention: nothing to align
-    scores = evaluate_translator(trained.translator, test)
+    scores = evaluate_translator(trained.translator, test,
+                                 beam_size=fitted_beam(trained.translator, test.src, settings))
     real = None
     if is_gettext_spec(settings.data):
         real = score_translations(test.src, scores.hypotheses, test.tgt, parse_spec(settings.data).language)
     return TranslationRun(trained, scores, real)
+
+
+def fitted_beam(translator: Translator, sources: list[str], settings: TranslateSettings, sample: int = 32) -> int:
+    """``settings.beam``, or greedy when the beam search of ``sources`` would not end inside the
+    time budget (``--max-minutes``, counted from the start): timed on ``sample`` of them."""
+    if settings.beam == 1 or settings.max_time_s is None or len(sources) <= sample:
+        return settings.beam
+    left = settings.started + settings.max_time_s - time.monotonic()
+    probe = sources[:: max(1, len(sources) // sample)][:sample]
+    started = time.monotonic()
+    translator.translate(probe, beam_size=settings.beam)
+    needed = (time.monotonic() - started) * len(sources) / len(probe)
+    if needed <= left:
+        return settings.beam
+    print(f"attnlab: beam {settings.beam} would take ~{needed / 60:.1f} min, {max(left, 0) / 60:.1f} left in "
+          "--max-minutes: the test split is decoded greedily", file=sys.stderr)
+    return 1
 
 
 MAX_BEAM, MAX_BATCH = 64, 4096  # search sizes: larger ones only run out of time or memory

@@ -91,7 +91,7 @@ class TranslatorSetup:
     model_overrides: dict[str, Any] = field(default_factory=dict)
     align_data: str | None = None
     guided_alignment: float = 0.0
-    batch_size: int = 64
+    batch_size: int | None = 64  # None: max_tokens alone sizes the batches
     max_tokens: int | None = None
     shared_vocab: bool = False
     token_dropout: float = 0.0
