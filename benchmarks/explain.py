@@ -7,12 +7,18 @@ integrated gradients at 32 steps in batches of ``--batch``; the curves at 21 poi
 an exact max-flow per token is O(V^2 sqrt(E)) on V = 13 x 512 nodes.
 
 Run: python -m benchmarks.explain [--tokens 512 --layers 12 --d-model 768 --heads 12]
+
+``--tables A.json B.json ...`` (files of ``attnlab explain --json``) instead prints the
+faithfulness table of each as Markdown and draws each one's mean deletion and insertion
+curves per method to ``--images DIR/explain_<kind>.png`` (docs/explain.md's tables).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -38,8 +44,58 @@ class IdTokenizer:
         return " ".join(map(str, ids))
 
 
+def markdown_table(data: dict) -> str:
+    rows = ["| method | AOPC ↑ | deletion AUC ↓ | insertion AUC ↑ | comprehensiveness ↑ | sufficiency ↓ |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for name in data["ranked"]:
+        m = data["methods"][name]
+        rows.append(f"| {name} | {m['aopc']:.4f} | {m['deletion_auc']:.4f} | {m['insertion_auc']:.4f} | "
+                    f"{m['comprehensiveness']:.4f} | {m['sufficiency']:.4f} |")
+    return "\n".join(rows)
+
+
+def draw_curves(data: dict, path: Path) -> Path:
+    """Mean deletion and insertion curves per method (each example's curve on a common grid)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    grid = np.linspace(0, 1, 21)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name in data["ranked"]:
+        for ax, key in zip(axes, ("deletion", "insertion")):
+            curves = [np.interp(grid, e["curves"][name]["fractions"], e["curves"][name][key])
+                      for e in data["examples"] if e["curves"].get(name)]
+            ax.plot(grid, np.mean(curves, axis=0), label=name, lw=2.5 if name == "random" else 1.5,
+                    ls="--" if name == "random" else "-")
+    for ax, key in zip(axes, ("deletion: p(prediction) as units are removed", "insertion: as units are added back")):
+        ax.set_xlabel("fraction of the input units")
+        ax.set_ylabel("mean p(explained prediction)")
+        ax.set_title(key, fontsize=10)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"{data['kind']}: {len(data['examples'])} predictions, removed units become "
+                 f"{data['examples'][0]['replacement']}", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def tables(files: list[str], images: Path) -> None:
+    for file in files:
+        data = json.loads(Path(file).read_text())
+        print(f"\n### {data['kind']}\n\n{markdown_table(data)}\n")
+        kind = data["kind"]
+        print(f"![{kind}]({draw_curves(data, images / f'explain_{kind}.png')})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", nargs="+", metavar="JSON", help="print these explain --json files' tables")
+    parser.add_argument("--images", type=Path, default=Path("docs/images"))
     parser.add_argument("--tokens", type=int, default=512)
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--heads", type=int, default=12)
@@ -49,6 +105,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="copies per forward (IG steps, curve points)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
+    if args.tables:
+        return tables(args.tables, args.images)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -156,3 +156,17 @@ def test_a_head_the_model_never_uses_scores_zero(models):
             attention.out_proj.weight.copy_(saved)
     assert abs(float(importance.masked[1, 1])) < 1e-12 and abs(float(importance.gradient[1, 1])) < 1e-12
     assert float(importance.masked.abs().sum()) > 1e-3 and float(importance.gradient.abs().sum()) > 1e-3
+
+
+def test_attention_gradient_of_an_fp32_model(models):
+    """fp32 attention returns weights beside the flash kernel's output; the method still sees
+    how the output uses them (computed in fp64), and the model is left in fp32."""
+    _, x, _, _ = models
+    expected = METHODS["attention_gradient"](x)
+    model32 = GPT.from_hf(models[0]).float().eval()
+    tokenizer = CharTokenizer.train(["abcd efg"])
+    (x32,) = gpt_predictions(LoadedLM(model32, tokenizer), [TEXT])
+    ours = METHODS["attention_gradient"](x32)
+    assert float(expected.abs().max()) > 1e-3
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-6)
+    assert all(p.dtype == torch.float32 for p in model32.parameters())

@@ -83,9 +83,16 @@ class Explainable:
         return [widened(m[0]) for m in self._layout(raw)]
 
     def map_gradients(self) -> tuple[list[Tensor], list[Tensor]]:
-        """The layers ``(H, M, M)`` and d score / d each, through the model's own weights."""
-        with torch.enable_grad():
-            score, raw = self.run(self.inputs[None].detach(), True)
+        """The layers ``(H, M, M)`` and d score / d each, through the model's own weights.
+
+        attnlab's fp32 CPU attention returns weights computed beside the flash kernel's
+        output (``attnlab.kernels.fused_weights``), not on its path; in fp64 the plain path
+        runs, whose output is the weights times the values. So the gradient is taken in fp64:
+        the model is converted in place for the call and back (fp32 -> fp64 -> fp32 is exact).
+        """
+        with torch.enable_grad(), fp64(self.module):
+            inputs = self.inputs[None].detach()
+            score, raw = self.run(inputs.double() if self.module is not None else inputs, True)
             grads = torch.autograd.grad(score.sum(), raw, allow_unused=True)
         grads = [torch.zeros_like(r) if g is None else g for r, g in zip(raw, grads)]
         maps = [widened(m[0].detach()) for m in self._layout(raw)]
@@ -100,6 +107,20 @@ class Explainable:
 def widened(t: Tensor) -> Tensor:
     """``t`` in fp32 at least (fp64 stays fp64)."""
     return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+@contextmanager
+def fp64(module: nn.Module | None) -> Iterator[None]:
+    """While open, ``module``'s floating-point parameters and buffers are fp64 (restored after)."""
+    dtype = next((p.dtype for p in module.parameters()), None) if module is not None else None
+    if dtype is None or dtype == torch.float64:
+        yield
+        return
+    module.double()
+    try:
+        yield
+    finally:
+        module.to(dtype)
 
 
 @contextmanager
