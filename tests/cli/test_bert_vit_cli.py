@@ -6,6 +6,7 @@ import torch
 import transformers as T
 from PIL import Image
 
+from attnlab.apps import bert as bert_app
 from attnlab.cli.main import main
 from attnlab.data import Tokenizer
 from attnlab.models import BERT, ViT
@@ -63,6 +64,20 @@ def test_train_classify_from_the_pretrained_encoder(mlm_ckpt, tmp_path, capsys):
     with torch.no_grad():
         torch.testing.assert_close(ours(ids).logits, hf(input_ids=ids).logits, atol=1e-5, rtol=0)
     assert not torch.equal(ours.layers[0].ffn.linear1.weight, pretrained.layers[0].ffn.linear1.weight)  # fine-tuned
+    # the classifier a user trained is usable: `attnlab classify` takes its texts
+    assert main(["classify", "--ckpt", str(tmp_path / "cls"), "--top-k", "2", "alpha number 3 reads", "beta"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("alpha number 3 reads: greek")
+    loaded = bert_app.load(tmp_path / "cls")
+    text = "alpha number 3 reads"
+    ids = [loaded.tokenizer.cls_id, *loaded.tokenizer.encode(text), loaded.tokenizer.sep_id]
+    with torch.no_grad():
+        reference = hf(input_ids=torch.tensor([ids])).logits.softmax(-1)[0]  # HF on the same ids, fp32
+    both = bert_app.classify(loaded, [text, "beta"], top_k=2)  # "beta" padded in the batch
+    assert {label: pytest.approx(float(reference[n]), abs=1e-5) for n, label in enumerate(ours.config.labels)} == \
+        dict(both[0])
+    alone = dict(bert_app.classify(loaded, ["beta"], top_k=2)[0])
+    assert {k: pytest.approx(v, abs=1e-5) for k, v in alone.items()} == dict(both[1])
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +112,7 @@ def test_bad_input_is_one_line_and_exit_2(mlm_ckpt, image_folder, tmp_path, caps
     cases = [
         (["fill-mask", "--ckpt", str(mlm_ckpt), "no mask here"], "no [MASK] token"),
         (["fill-mask", "--ckpt", str(tmp_path / "missing"), "a [MASK]"], "checkpoint folder not found"),
-        (["classify", "--ckpt", str(mlm_ckpt), str(tmp_path / "x.png")], "holds a 'bert' model"),
+        (["classify", "--ckpt", str(mlm_ckpt), str(tmp_path / "x.png")], "not a classifier"),
         (["train", "vit", "--data", str(image_folder), "--image-size", "9", "--out", str(tmp_path / "v"), *TINY],
          "multiple of patch_size"),
         (["train", "mlm", "--out", str(tmp_path / "none"), "--resume", *TINY], "--resume: no run in --out"),

@@ -32,3 +32,35 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("attnlab: error:") for line in err)
     assert not (tmp_path / "o").exists()
+
+
+def test_gat_is_quiet_on_one_thread_and_predict_uses_the_checkpoint(tmp_path, capsys):
+    """Evaluated every update (best-validation weights) but one line per tenth of the run; the
+    34-node graph trains on one thread; `attnlab predict` gives the model's own argmax."""
+    import torch
+
+    from attnlab.apps import graph
+    from attnlab.data.graphs import karate_club
+    from attnlab.io import read_json
+
+    assert main(["train", "gat", "--steps", "40", "--seeds", "1", "--out", str(tmp_path / "g")]) == 0
+    err = capsys.readouterr().err
+    assert 1 <= err.count("eval step") <= 11, err
+    assert read_json(tmp_path / "g" / "seeds" / "0" / "trainer_state.json")["threads"] == 1
+    assert main(["predict", "--ckpt", str(tmp_path / "g")]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
+    data = karate_club()
+    model = GAT.from_pretrained(tmp_path / "g").eval()
+    with torch.no_grad():
+        probs = graph.run_model(model, graph.GraphBatches(data, han=False).batch(0)).logits.softmax(-1)
+    assert [r[1] for r in rows] == [data.class_names[int(k)] for k in probs.argmax(-1)]
+    assert [float(r[2]) for r in rows] == [round(float(p), 3) for p in probs.max(-1).values]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # --bf16: sparse steps in fp32
+        fast = graph.run_model(model, graph.GraphBatches(data, han=False).batch(0)).logits.float().softmax(-1)
+    torch.testing.assert_close(fast, probs, atol=2e-2, rtol=0)  # bf16's ~3 significant digits
+    assert main(["train", "han", "--steps", "2", "--seeds", "1", "--quiet", "--bf16", "--out", str(tmp_path / "h")]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--ckpt", str(tmp_path / "h")]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == graph.load(tmp_path / "h")[1].num_nodes
+    assert main(["classify", "--ckpt", str(tmp_path / "g"), "x.png"]) == 2
+    assert "use `attnlab predict`" in capsys.readouterr().err

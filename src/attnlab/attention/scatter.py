@@ -141,23 +141,31 @@ def block_diagonal(ptr: Tensor, cols: Tensor, num_cols: int, heads: int) -> tupl
 
 
 def _head_major(x: Tensor) -> Tensor:
-    """(N, H, C) -> (H*N, C): the rows of head h are contiguous, as the block-diagonal matrix wants."""
+    """(N, H, C) -> (H*N, C): the rows of head h are contiguous, as the block-diagonal matrix
+    wants; bf16/fp16 as fp32 (PyTorch's sparse CSR products have no reduced-precision CPU
+    kernel: under bf16 autocast the sparse steps compute, and return, fp32)."""
+    if x.dtype in (torch.bfloat16, torch.float16):
+        x = x.float()
     return x.transpose(0, 1).reshape(-1, x.size(2))
 
 
 def _spmm(block: tuple[Tensor, Tensor], weights: Tensor, dense: Tensor, num_rows: int) -> Tensor:
     """Per head h: ``out[:, h] = A_h @ dense[:, h]``; weights (E, H), dense (N_cols, H, C) -> (num_rows, H, C)."""
     heads = dense.size(1)
-    matrix = _csr(*block, weights.t().reshape(-1), (heads * num_rows, heads * dense.size(0)))
-    out = matrix @ _head_major(dense)  # (H*num_rows, C)
+    dense = _head_major(dense)  # (H*N_cols, C)
+    matrix = _csr(*block, weights.t().reshape(-1).to(dense.dtype), (heads * num_rows, dense.size(0)))
+    with torch.autocast(dense.device.type, enabled=False):  # autocast would cast the product back to bf16
+        out = matrix @ dense  # (H*num_rows, C)
     return out.view(heads, num_rows, -1).transpose(0, 1)
 
 
 def _sddmm(block: tuple[Tensor, Tensor], left: Tensor, right: Tensor) -> Tensor:
     """Per edge (j -> i) and head h: ``<left[i, h], right[j, h]>``; -> (E, H)."""
     heads, nnz = left.size(1), block[1].numel()
-    pattern = _csr(*block, left.new_zeros(nnz), (heads * left.size(0), heads * right.size(0)))
-    product = torch.sparse.sampled_addmm(pattern, _head_major(left), _head_major(right).t(), beta=0.0)
+    left, right = _head_major(left), _head_major(right)  # (H*N, C), (H*M, C)
+    pattern = _csr(*block, left.new_zeros(nnz), (left.size(0), right.size(0)))
+    with torch.autocast(left.device.type, enabled=False):
+        product = torch.sparse.sampled_addmm(pattern, left, right.t(), beta=0.0)
     return product.values().view(heads, -1).t()
 
 

@@ -102,8 +102,7 @@ def register(commands) -> None:
     p.add_argument("--ckpt", required=True, help="translator checkpoint folder")
     p.add_argument("--beam", type=int, default=4, metavar="N", help=f"beam size, 1..{MAX_BEAM} (1: greedy)")
     p.add_argument("--alpha", type=float, default=0.6, help="length penalty exponent of beam search")
-    p.add_argument("--batch-size", type=int, default=64, metavar="N",
-                   help=f"sentences decoded together, 1..{MAX_BATCH}")
+    p.add_argument("--batch-size", type=int, default=64, help=f"sentences decoded together, 1..{MAX_BATCH}")
     p.add_argument("--po", metavar="IN.po|IN.pot",
                    help="fill the untranslated entries of this gettext catalog (marked fuzzy) into --out")
     p.add_argument("--out", metavar="OUT.po", help="with --po: the filled catalog (written atomically)")

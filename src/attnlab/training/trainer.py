@@ -195,7 +195,7 @@ class Trainer:
                         self.checkpoints.save(elapsed)
                         last_save = elapsed
                 if self.step > first and not interrupted:
-                    self._run_evaluation(progress)
+                    self._run_evaluation(progress, final=True)
             except KeyboardInterrupt as e:
                 if self.world.distributed:
                     raise  # raised by code on one rank: the others are mid-step, no save can agree
@@ -301,8 +301,10 @@ class Trainer:
     def _due(self, every: int) -> bool:
         return every > 0 and self.step % every == 0
 
-    def _run_evaluation(self, progress: Progress) -> None:
-        """Every rank evaluates the same model (FSDP needs all of them for a forward)."""
+    def _run_evaluation(self, progress: Progress, final: bool = False) -> None:
+        """Every rank evaluates the same model (FSDP needs all of them for a forward). Its
+        line is shown every ``log_every`` updates and at the end, so that evaluating every
+        update (a graph's best-validation weights) does not print one line per update."""
         if self.evaluate is None:
             return
         rng = capture_rng()
@@ -322,8 +324,9 @@ class Trainer:
         except (AttributeError, TypeError, ValueError):
             raise AttnlabError(f"evaluate must return {{name: number}}, got {metrics!r}") from None
         self.eval_history.append({"step": self.step, **self.metrics})
-        shown = " | ".join(f"{k} {v:.4g}" for k, v in self.metrics.items())
-        self._say(progress, f"eval step {self.step}/{self.config.steps}: {shown}")
+        if final or self._due(max(self.config.log_every, self.config.eval_every)):
+            shown = " | ".join(f"{k} {v:.4g}" for k, v in self.metrics.items())
+            self._say(progress, f"eval step {self.step}/{self.config.steps}: {shown}")
 
     def _report(self, progress: Progress, interrupted: bool, stopped_by_time: bool) -> None:
         where = f"checkpoint at step {self.step} in {self.out_dir}"
