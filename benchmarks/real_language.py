@@ -11,6 +11,7 @@ scored with :func:`attnlab.evaluation.real_language.score_translations`.
     python -m benchmarks.real_language --languages fr de --models seq2seq --steps 2000
     python -m benchmarks.real_language --languages fr --models seq2seq --rnn-attention location --steps 2000
     python -m benchmarks.real_language --reuse        # score the checkpoints already in --out
+    nice -n 5 python -m benchmarks.real_language --languages fr --minutes 15 --no-tokenizers   # the 15-minute row
 
 Checkpoints go to ``--out/<lang>-<model>`` (the same folders ``attnlab train translate
 --data gettext:<lang> --out ...`` writes); ``--reuse`` scores those instead of training.
@@ -30,7 +31,7 @@ from attnlab.data.gettext_corpus import GettextSplits, load_gettext
 from attnlab.data.tokenizer import BPETokenizer, WordTokenizer
 from attnlab.evaluation.real_language import copy_source, nearest_neighbour, score_translations
 from attnlab.training import find_checkpoint
-from benchmarks.common import machine_line
+from benchmarks.common import load_average, machine_line
 
 EXAMPLES = ["Open file", "Save changes before closing?", "Could not open %s", "Delete %d files?",
             "Print the document", "Connection refused", "Show hidden files", "%s: No such file or directory"]
@@ -67,8 +68,9 @@ def train_or_load(lang: str, model: str, args: argparse.Namespace) -> tuple[tran
     out = Path(args.out) / (f"{lang}-{model}" if model == "transformer" or args.rnn_attention == "bahdanau"
                             else f"{lang}-{model}-{args.rnn_attention}")
     hypotheses = None
+    facts = {}
     if not (args.reuse and find_checkpoint(out)):
-        started = time.monotonic()
+        started, load_before = time.monotonic(), load_average()
         run = translate.train(translate.TranslateSettings(
             model=model, data=f"gettext:{lang}", threads=args.threads, out=str(out),
             **({"steps": args.steps} if args.steps else {"max_minutes": args.minutes}),
@@ -77,13 +79,17 @@ def train_or_load(lang: str, model: str, args: argparse.Namespace) -> tuple[tran
             warmup=200 if model == "transformer" else 100,
         ))
         hypotheses = run.scores.hypotheses
-        print(f"  trained {lang} {model} in {(time.monotonic() - started) / 60:.1f} min (training + test decoding)")
+        minutes = (time.monotonic() - started) / 60
+        facts = {"minutes_with_decoding": round(minutes, 1), "load_before": round(load_before, 1),
+                 "load_after": round(load_average(), 1), "test_line": f"test: {run.real_scores.summary()}"}
+        print(f"  trained {lang} {model} in {minutes:.1f} min (training + test decoding), load average "
+              f"{load_before:.1f} before, {load_average():.1f} after")
+        print(f"  {facts['test_line']}")
     state = find_checkpoint(out)
-    facts = {}
     for name in ("trainer_state.json", "state.json"):
         if (state / name).is_file():
             data = json.loads((state / name).read_text())
-            facts = {k: data[k] for k in ("step", "elapsed_s") if k in data}
+            facts.update({k: data[k] for k in ("step", "elapsed_s") if k in data})
     return translate.Translator.load(state), hypotheses, facts
 
 
@@ -119,6 +125,7 @@ def main() -> None:
             name = f"{model} (small)" if model == "transformer" else f"{model} (compact, {args.rnn_attention})"
             systems[name] = translator.translate(test.src) if hypotheses is None else hypotheses
             result[f"{model}_run"] = facts
+            print(f"  {name}: {facts.get('step')} updates, {facts.get('elapsed_s', 0) / 60:.1f} min of training")
             result[f"{model}_examples"] = dict(zip(EXAMPLES, translator.translate(EXAMPLES)))
             print("\n".join(f"  {s!r} -> {t!r}" for s, t in result[f"{model}_examples"].items()))
             result[f"{model}_attention"] = {s: attended(translator, s) for s in EXAMPLES[:3]}
