@@ -50,15 +50,17 @@ def vit_pair() -> tuple[T.ViTForImageClassification, ViT]:
 
 
 def bert_steps(bf16: bool, batch: int = 16, length: int = 128):
-    """(HF step, attnlab step): every position's MLM logits, loss, backward, AdamW."""
+    """((HF model, its step), (attnlab model, its step)): every position's MLM logits,
+    loss, backward, AdamW."""
     hf, ours = bert_pair()
     ids = torch.randint(5, BERT_SHAPE["vocab_size"], (batch, length), generator=torch.Generator().manual_seed(1))
-    return (train_step(hf, lambda: hf(input_ids=ids, labels=ids).loss, torch.optim.AdamW(hf.parameters(), fused=True), bf16),
-            train_step(ours, lambda: ours(ids, mlm_labels=ids).loss, adamw(ours.parameters()), bf16))
+    return ((hf, train_step(hf, lambda: hf(input_ids=ids, labels=ids).loss, torch.optim.AdamW(hf.parameters(), fused=True),
+                            bf16)),
+            (ours, train_step(ours, lambda: ours(ids, mlm_labels=ids).loss, adamw(ours.parameters()), bf16)))
 
 
 def vit_steps(bf16: bool, batch: int = 32, less_work: bool = False):
-    """(HF step, attnlab step): classification loss, backward, AdamW; ``less_work``:
+    """((HF model, its step), (attnlab model, its step)): classification loss, backward, AdamW; ``less_work``:
     attnlab's ``class_logits`` (the last block for the class token only)."""
     hf, ours = vit_pair()
     g = torch.Generator().manual_seed(1)
@@ -66,18 +68,20 @@ def vit_steps(bf16: bool, batch: int = 32, less_work: bool = False):
     labels = torch.randint(0, VIT_SHAPE["num_labels"], (batch,), generator=g)
     ours_loss = (lambda: F.cross_entropy(ours.class_logits(pixels), labels)) if less_work \
         else (lambda: ours(pixels, labels=labels).loss)
-    return (train_step(hf, lambda: hf(pixel_values=pixels, labels=labels).loss,
-                       torch.optim.AdamW(hf.parameters(), fused=True), bf16),
-            train_step(ours, ours_loss, adamw(ours.parameters()), bf16))
+    return ((hf, train_step(hf, lambda: hf(pixel_values=pixels, labels=labels).loss,
+                            torch.optim.AdamW(hf.parameters(), fused=True), bf16)),
+            (ours, train_step(ours, ours_loss, adamw(ours.parameters()), bf16)))
 
 
 def bert_train(bf16: bool, repeats: int) -> Comparison:
-    return compare(f"BERT train step {'bf16' if bf16 else 'fp32'}", *bert_steps(bf16), repeats=repeats)
+    (_, peer), (_, mine) = bert_steps(bf16)
+    return compare(f"BERT train step {'bf16' if bf16 else 'fp32'}", peer, mine, repeats=repeats)
 
 
 def vit_train(bf16: bool, repeats: int, less_work: bool = False) -> Comparison:
     name = f"ViT train step {'bf16' if bf16 else 'fp32'}" + (" (attnlab: class_logits, less work)" if less_work else "")
-    return compare(name, *vit_steps(bf16, less_work=less_work), repeats=repeats)
+    (_, peer), (_, mine) = vit_steps(bf16, less_work=less_work)
+    return compare(name, peer, mine, repeats=repeats)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -99,7 +99,7 @@ def run(names: set[str], repeats: int, decode_repeats: int, new_tokens: int, tab
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (5; decoding 3)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (3; decoding 2)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--only", help="comma-separated workloads (default: all)")
     parser.add_argument("--beside", action="store_true", help="run a second, busy process beside the table")
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         header = ["workload", "peer", "precision", "peer (ms)", "attnlab (ms)", "ratio", "goal", "verdict", "load", "notes"]
         print("| " + " | ".join(header) + " |\n|" + "---|" * len(header), flush=True)
         table = Table()
-        run(names, 5 if args.quick else 11, 3 if args.quick else 5, 200, table)
+        run(names, 3 if args.quick else 11, 2 if args.quick else 5, 200, table)
     finally:
         if beside is not None:
             beside.kill()

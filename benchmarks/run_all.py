@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-NOT_BENCHMARKS = {"__init__", "common", "run_all", "gpt_curve", "bf16_curve"}  # curves: training runs, not timings
+NOT_BENCHMARKS = {"__init__", "common", "run_all", "gpt_curve", "bf16_curve", "profile_steps"}  # training curves, profiles
 
 
 def available() -> list[str]:
