@@ -295,19 +295,24 @@ def explain(model_or_ckpt, inputs: list[str] | str | None = None, methods: list[
     return run(_loaded(model_or_ckpt, inputs, device), inputs, methods, heads)
 
 
-def explore(ckpt_or_model, inputs: list[str] | str | None = None, device: str = "cpu") -> InlinePage:
-    """``attnlab.explore``: the attention explorer page of ``inputs``, inline in a notebook."""
-    from attnlab.apps import attentions_for
+def explore(ckpt_or_model, inputs: list[str] | str | None = None, device: str = "cpu", explain: bool = False,
+            methods: list[str] | None = None) -> InlinePage:
+    """``attnlab.explore``: the attention explorer page of ``inputs``, inline in a notebook;
+    ``explain``: with the attribution view (faithfulness table, inputs coloured by each
+    method, head importance: click a head to see its attention)."""
     from attnlab.viz.explorer.pack import Blobs
     from attnlab.viz.explorer.page import build_meta, render_html
 
     inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
-    if isinstance(ckpt_or_model, (str, Path)):
-        explained = attentions_for(ckpt_or_model, inputs, device=device)
-    else:
-        explained = _explained(ckpt_or_model, inputs)
+    loaded = _loaded(ckpt_or_model, inputs, device)
+    explained = _explained(loaded, inputs)
     title, blobs = f"attnlab explore: {explained.model_type}", Blobs()
     meta = build_meta([explained], blobs, title=title, compare=None, compare_title=None, max_mb=25.0)
+    if explain:
+        data = run(loaded, inputs, methods).to_json()
+        meta["attribution"] = {"methods": data["methods"], "ranked": data["ranked"], "heads": data["heads"],
+                               "examples": [{"target": e["target"], "units": e["units"], "attributions": e["attributions"]}
+                                            for e in data["examples"]]}
     return InlinePage(render_html(meta, blobs), title)
 
 
