@@ -64,6 +64,29 @@ def test_generate_streams_the_library_output(ckpt, capsys):
     model, tokenizer = load(ckpt)
     assert out == "def f" + complete(model, tokenizer, "def f", 20) + "\n"
     assert main(["generate", "--ckpt", str(ckpt), "--prompt", "def f", "--top-k", "3", "--temperature", "0.8"]) == 0
+    capsys.readouterr()
+    assert main(["generate", "--ckpt", str(ckpt), "def f", "--max-new-tokens", "20"]) == 0  # positional text
+    assert capsys.readouterr().out == "def f" + complete(model, tokenizer, "def f", 20) + "\n"
+
+
+def test_size_flags_are_refused_before_any_output(ckpt, tmp_path, capsys):
+    for value, limit in (("-5", ">= 1"), ("100001", "at most 100,000")):
+        code = main(["generate", "--ckpt", str(ckpt), "def f", "--max-new-tokens", value])
+        captured = capsys.readouterr()
+        assert captured.out == ""  # the prompt is not echoed before the error
+        assert_one_line_error(code, captured.err, f"--max-new-tokens: .*{limit}")
+    code = main(["generate", "--ckpt", str(ckpt), "def f", "--prompt", "def g"])
+    assert_one_line_error(code, capsys.readouterr().err, "once")
+    code = main(["translate", "--ckpt", str(tmp_path / "none"), "--beam", "100000", "the cat ."])
+    assert_one_line_error(code, capsys.readouterr().err, "--beam: at most 64, got 100,000")
+    code = main(["generate", "--ckpt", str(ckpt / "model.safetensors"), "def f"])
+    assert_one_line_error(code, capsys.readouterr().err, "is a file; give the folder that holds it")
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "export.json").write_text("{}")
+    for command in (["translate", "the cat ."], ["generate", "def"], ["fill-mask", "[MASK]"], ["classify", "x"]):
+        code = main([command[0], "--ckpt", str(export), *command[1:]])
+        assert_one_line_error(code, capsys.readouterr().err, "this is an ONNX export: add --runtime onnx")
 
 
 def assert_one_line_error(code: int, err: str, pattern: str) -> None:

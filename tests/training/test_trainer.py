@@ -84,7 +84,7 @@ def test_ctrl_c_saves_and_resume_is_bit_exact(make_model, make_data, config, cap
 
     stopped = fit(make_model, make_data(interrupt_at=7), config)
     assert stopped.interrupted and stopped.step == 7 and len(stopped.losses) == 7 and stopped.exit_code == 130
-    assert "continue with --resume" in capsys.readouterr().err
+    assert "continue with: Trainer.fit(resume=True)" in capsys.readouterr().err
     assert find_checkpoint(config.out_dir) is not None
 
     resumed = Trainer(make_model(), make_data(), config).fit(resume=True)
@@ -165,7 +165,7 @@ def test_sigterm_is_handled_like_ctrl_c(make_model, make_data, config, capsys):
     before = signal.getsignal(signal.SIGTERM)
     stopped = fit(make_model, SignalData(make_data(), 4, signal.SIGTERM), config)
     assert stopped.interrupted and stopped.signal == signal.SIGTERM and stopped.exit_code == 143
-    assert stopped.losses == straight.losses[:4] and "continue with --resume" in capsys.readouterr().err
+    assert stopped.losses == straight.losses[:4] and "continue with: " in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is before  # the handler is the run's only
     resumed = Trainer(make_model(), make_data(), config).fit(resume=True)
     assert resumed.losses == straight.losses
@@ -358,3 +358,13 @@ def test_a_plain_module_trains_and_resumes_too(make_data, config):
     Trainer(make(), make_data(), dataclasses.replace(config, steps=5), loss_fn=loss_fn).fit()
     resumed = Trainer(make(), make_data(), config, loss_fn=loss_fn).fit(resume=True)
     assert resumed.losses == straight.losses
+
+
+def test_the_interrupt_line_gives_the_shell_command_that_continues():
+    from attnlab.training.trainer import continue_command
+
+    run = ["/venv/bin/attnlab", "train", "lm", "--out", "runs/my lm", "--overwrite", "--max-minutes", "5"]
+    assert continue_command(1, run) == "attnlab train lm --out 'runs/my lm' --max-minutes 5 --resume"
+    module = ["/src/attnlab/__main__.py", "demo", "--resume", "--nproc=4"]
+    assert continue_command(2, module) == "attnlab demo --nproc 2 --resume"
+    assert continue_command(1, ["/usr/bin/pytest", "-x"]) == "Trainer.fit(resume=True)"

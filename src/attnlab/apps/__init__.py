@@ -40,11 +40,10 @@ APPS: dict[str, str] = {
 
 def model_type(ckpt: str | Path) -> str:
     """The ``model_type`` of a checkpoint folder (one clear error when it is not one)."""
+    from attnlab.apps.common import check_ckpt
     from attnlab.io import CONFIG_FILE, read_json  # torch: only when a checkpoint is read
 
-    ckpt = Path(ckpt)
-    if not ckpt.is_dir():
-        raise AttnlabError(f"--ckpt {ckpt}: checkpoint folder not found")
+    ckpt = check_ckpt(ckpt)
     if not (ckpt / CONFIG_FILE).is_file():
         raise AttnlabError(f"--ckpt {ckpt}: no {CONFIG_FILE}: not a checkpoint folder")
     config = read_json(ckpt / CONFIG_FILE)

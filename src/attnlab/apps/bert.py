@@ -31,6 +31,7 @@ from torch import Tensor
 from attnlab.apps.common import (
     TrainSettings,
     at_least,
+    check_ckpt,
     check_out,
     run_config,
 )
@@ -265,9 +266,7 @@ def finetune(settings: ClassifySettings) -> TrainedBERT:
 
 def load(ckpt: str | Path, device: str = "cpu") -> LoadedBERT:
     """A BERT checkpoint folder and the tokenizer saved with it (attnlab's or HF's vocab.txt)."""
-    ckpt = Path(ckpt)
-    if not ckpt.is_dir():
-        raise AttnlabError(f"--ckpt {ckpt}: checkpoint folder not found")
+    ckpt = check_ckpt(ckpt)
     model = BERT.from_pretrained(ckpt, map_location=device).eval()
     config = read_json(ckpt / "tokenizer_config.json") if (ckpt / "tokenizer_config.json").exists() else {}
     if "kind" in config:

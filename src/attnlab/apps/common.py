@@ -146,6 +146,22 @@ def recorded_threads(out: str | Path) -> int | None:
     return None
 
 
+EXPORT_MANIFEST = "export.json"  # what `attnlab export` writes into its folder
+
+
+def check_ckpt(ckpt: str | Path) -> Path:
+    """``--ckpt``: a checkpoint folder, with the message a shell user needs when it is not one
+    (a file inside it: give the folder; an ONNX export: add ``--runtime onnx``)."""
+    ckpt = Path(ckpt)
+    if ckpt.is_file():
+        raise AttnlabError(f"--ckpt {ckpt}: is a file; give the folder that holds it ({ckpt.parent})")
+    if not ckpt.is_dir():
+        raise AttnlabError(f"--ckpt {ckpt}: checkpoint folder not found")
+    if (ckpt / EXPORT_MANIFEST).is_file() and not (ckpt / "config.json").is_file():
+        raise AttnlabError(f"--ckpt {ckpt}: this is an ONNX export: add --runtime onnx")
+    return ckpt
+
+
 def check_out(out: str | Path, *, resume: bool, overwrite: bool, wait: bool = False,
               kinds: tuple[str, ...] = ()) -> Path:
     """The output folder of a run, checked before any work starts, and owned from then on.

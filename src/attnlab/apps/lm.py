@@ -25,7 +25,15 @@ from typing import NamedTuple
 
 import torch
 
-from attnlab.apps.common import TrainSettings, at_least, at_most, budgeted, check_out, train_config
+from attnlab.apps.common import (
+    TrainSettings,
+    at_least,
+    at_most,
+    budgeted,
+    check_ckpt,
+    check_out,
+    train_config,
+)
 from attnlab.attention.maps import Explained
 from attnlab.data.char_tokenizer import CharTokenizer
 from attnlab.data.lm_batches import LMBatches
@@ -222,8 +230,7 @@ def train(settings: LMSettings) -> TrainedLM:
 
 def load(directory: str | Path, device: str = "cpu") -> LoadedLM:
     """A trained GPT and its tokenizer (an attnlab run folder or a HuggingFace GPT-2 folder)."""
-    if not Path(directory).is_dir():
-        raise AttnlabError(f"--ckpt {directory}: checkpoint folder not found")
+    check_ckpt(directory)
     model = GPT.from_pretrained(directory, map_location=device).eval()
     tokenizer = tokenizer_from_hf_folder(directory)
     if tokenizer.vocab_size > model.config.vocab_size:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from attnlab.apps.common import (
     TrainSettings,
     at_least,
+    check_ckpt,
     check_out,
     run_config,
 )
@@ -125,8 +126,7 @@ def train(settings: ViTSettings) -> TrainedViT:
 
 
 def load(ckpt: str | Path, device: str = "cpu") -> ViT:
-    if not Path(ckpt).is_dir():
-        raise AttnlabError(f"--ckpt {ckpt}: checkpoint folder not found")
+    check_ckpt(ckpt)
     return ViT.from_pretrained(ckpt, map_location=device).eval()
 
 

@@ -32,6 +32,7 @@ checkpoint while the others wait; only rank 0 prints.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import signal
 import sys
 import time
@@ -71,6 +72,26 @@ def model_loss(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
             f"(batch keys: {sorted(batch)}) or pass loss_fn= to the Trainer"
         )
     return loss
+
+
+def continue_command(world_size: int = 1, argv: list[str] | None = None) -> str:
+    """What continues an interrupted run, as its user would type it: the ``attnlab``
+    command line that started it with ``--resume`` (and without ``--overwrite``, which would
+    start afresh; with ``--nproc N`` under torchrun), else the Python call."""
+    argv = sys.argv if argv is None else argv
+    program = Path(argv[0]).name if argv else ""
+    if program not in ("attnlab", "__main__.py") or (program == "__main__.py" and Path(argv[0]).parent.name != "attnlab"):
+        return "Trainer.fit(resume=True)"
+    words, skip = [], False
+    for arg in argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif arg not in ("--overwrite", "--resume") and not arg.startswith("--nproc="):
+            words.append(arg)
+    processes = ["--nproc", str(world_size)] if world_size > 1 else []
+    return shlex.join(["attnlab", *words, *processes, "--resume"])
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -332,10 +353,10 @@ class Trainer:
         where = f"checkpoint at step {self.step} in {self.out_dir}"
         if interrupted and (self.world.main or self.config.rank_logs):
             # printed even without progress: the user needs to know how to go on
-            text = f"interrupted: {where}; continue with --resume (Trainer.fit(resume=True))"
+            text = f"interrupted: {where}; continue with: {continue_command(self.world.size)}"
             (progress.stream if self.config.rank_logs else sys.stderr).write(text + "\n")
         elif stopped_by_time:
             self._say(progress, f"time budget of {format_duration(self.config.max_time_s or 0.0)} spent: "
-                                f"{where}; continue with --resume")
+                                f"{where}; continue with: {continue_command(self.world.size)}")
         elif not interrupted:
             self._say(progress, f"done: {where}")

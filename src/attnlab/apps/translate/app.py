@@ -23,7 +23,14 @@ from typing import IO
 
 import torch
 
-from attnlab.apps.common import TrainSettings, at_least, at_most, check_out, train_config
+from attnlab.apps.common import (
+    TrainSettings,
+    at_least,
+    at_most,
+    check_ckpt,
+    check_out,
+    train_config,
+)
 from attnlab.apps.translate.catalog import FillReport, fill_catalog
 from attnlab.apps.translate.evaluation import TranslationScores, evaluate_translator
 from attnlab.apps.translate.training import (
@@ -174,7 +181,7 @@ def check_search(beam: int, batch_size: int) -> None:
 
 
 def load(ckpt: str | Path, device: str = "cpu") -> Translator:
-    return Translator.load(ckpt, device=device)
+    return Translator.load(check_ckpt(ckpt), device=device)
 
 
 def checkpoint_language(ckpt: str | Path) -> str | None:
