@@ -82,3 +82,11 @@ def test_deletion_curve_by_hand():
     assert abs(result["deletion"][0] - full) < 1e-12 and abs(result["deletion"][1] - without_k) < 1e-12
     assert abs(result["aopc"] - (full - (full + L * without_k) / (L + 1))) < 1e-12
     assert abs(result["insertion"][1] - full) < 1e-12  # K alone restores the prediction
+
+
+def test_a_model_without_weights_skips_the_attention_methods():
+    x = planted()
+    run = x.run
+    x.run = lambda e, need_weights: (run(e, False)[0], [])  # a model that returns no attention
+    evaluation = evaluate([x], {n: METHODS[n] for n in ("raw_attention", "saliency")})
+    assert list(evaluation.table) == ["saliency"] and "no attention weights" in evaluation.skipped["raw_attention"]

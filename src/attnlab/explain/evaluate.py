@@ -4,7 +4,8 @@
         .attributions[name][n]  (L_n,) attribution of prediction n (None: skipped)
         .table[name]            the measures of :mod:`attnlab.explain.faithfulness`, averaged
                                 over the predictions the method ran on
-        .skipped[name]          why a method did not run on some predictions
+        .skipped[name]          why a method did not run on some predictions (flow above its
+                                size bound; attention methods on a model without weights)
         .ranked()               method names, most faithful first (AOPC, then insertion AUC)
 """
 
@@ -15,9 +16,9 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from attnlab.errors import AttnlabError
 from attnlab.explain.explainable import Explainable
 from attnlab.explain.faithfulness import faithfulness
-from attnlab.explain.flow import TooLarge
 
 MEASURES = ("aopc", "deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency")
 
@@ -52,7 +53,7 @@ def evaluate(explainables: list[Explainable], methods: dict[str, Callable[[Expla
         for x in explainables:
             try:
                 attribution = method(x).detach().double().cpu()
-            except TooLarge as e:
+            except AttnlabError as e:  # too large (flow), or no attention weights to read
                 result.skipped[name] = str(e)
                 attributions.append(None)
                 curves.append(None)
