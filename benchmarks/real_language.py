@@ -28,6 +28,7 @@ from pathlib import Path
 from attnlab.apps import translate
 from attnlab.data.bpe import tokenizer_stats, train_translation_bpe
 from attnlab.data.gettext_corpus import GettextSplits, load_gettext
+from attnlab.data.gettext_corpus.near_copies import count_near_copies
 from attnlab.data.tokenizer import BPETokenizer, WordTokenizer
 from attnlab.evaluation.real_language import copy_source, nearest_neighbour, score_translations
 from attnlab.training import find_checkpoint
@@ -109,9 +110,11 @@ def main() -> None:
     results: dict[str, dict] = {}
     for lang in args.languages:
         splits = load_gettext(lang)
+        result_near = count_near_copies(splits, splits.report)
         print(f"\n## en -> {lang}\n```\n" + "\n".join(splits.report.lines()) + "\n```")
         print(f"test catalogs: {', '.join(splits.catalogs['test'])}")
-        result = results.setdefault(lang, {"kept": splits.report.kept, "test_catalogs": splits.catalogs["test"]})
+        result = results.setdefault(lang, {"kept": splits.report.kept, "test_catalogs": splits.catalogs["test"],
+                                           "near_copies": result_near})
         if args.tokenizers:
             rows = tokenizer_rows(splits, "tgt")
             print("\n| target tokenizer | vocab | tokens / message | unknown % | exact round trip % |\n|---|---|---|---|---|")

@@ -17,6 +17,7 @@ class CleaningReport:
     changed: dict[str, int] = dataclasses.field(default_factory=dict)
     kept: dict[str, int] = dataclasses.field(default_factory=dict)
     unreadable: list[str] = dataclasses.field(default_factory=list)
+    near_copies: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)  # split -> (near, of)
 
     def remove(self, step: str, n: int = 1) -> None:
         self.removed[step] = self.removed.get(step, 0) + n
@@ -35,5 +36,7 @@ class CleaningReport:
         rows += [(f"  ~ {step} (kept)", f"{n}") for step, n in self.changed.items()]
         rows += [(f"  = {split}", f"{n}") for split, n in self.kept.items()]
         rows += [(f"  ! unreadable: {u}", "") for u in self.unreadable]
+        rows += [(f"  {split} messages with a near-copy in train (char 2-4-gram cosine >= 0.9)", f"{n} of {total}")
+                 for split, (n, total) in self.near_copies.items()]
         width = max(len(r[0]) for r in rows)
         return [f"{label:<{width}}  {count:>7}".rstrip() for label, count in rows]

@@ -1,7 +1,8 @@
 """Splitting the pairs by catalog group, then deduplicating them.
 
-Catalogs of one family (``gtk20``/``gtk30``, ``iso_639*``) or sharing many messages form
-one group; whole groups go to valid or test, so a test program was never seen in
+Catalogs of one family (``gtk20``/``gtk30``, ``iso_639*``), sharing many messages, or
+sharing many rare phrases (one source package under unrelated names, binutils' ``ld``/``gold``:
+:mod:`~attnlab.data.gettext_corpus.near_copies`) form one group; whole groups go to valid or test, so a test program was never seen in
 training. Then one pair per English message in each split (the most common translation),
 and no held-out message that is also in train (or valid in test).
 """
@@ -13,6 +14,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
+from attnlab.data.gettext_corpus.near_copies import shared_ngram_links
 from attnlab.data.gettext_corpus.reading import RawPair
 from attnlab.data.gettext_corpus.report import CleaningReport
 from attnlab.errors import AttnlabError
@@ -26,8 +28,9 @@ def catalog_family(domain: str) -> str:
     return re.sub(r"(?:_?\d+(?:\.\d+)*)+$", "", re.sub(r"(?:_\d+(?:\.\d+)*)+(?=_|$)", "", name)) or name
 
 
-def group_catalogs(pairs: list[RawPair], overlap: float = 0.2) -> list[list[str]]:
-    """Catalogs of one family, or sharing >= ``overlap`` of the smaller one's messages, grouped."""
+def group_catalogs(pairs: list[RawPair], overlap: float = 0.2, phrases: bool = True) -> list[list[str]]:
+    """Catalogs of one family, sharing >= ``overlap`` of the smaller one's messages, or (``phrases``)
+    linked by shared rare n-grams (:func:`~attnlab.data.gettext_corpus.near_copies.shared_ngram_links`), grouped."""
     sources: dict[str, set[str]] = defaultdict(set)
     for p in pairs:
         sources[p.catalog].add(p.source)
@@ -52,6 +55,8 @@ def group_catalogs(pairs: list[RawPair], overlap: float = 0.2) -> list[list[str]
     for (a, b), n in shared.items():
         if n >= overlap * min(len(sources[a]), len(sources[b])):
             parent[root(a)] = root(b)
+    for a, b, _ in shared_ngram_links(pairs) if phrases else ():
+        parent[root(a)] = root(b)
     groups: dict[str, list[str]] = defaultdict(list)
     for c in sorted(sources):
         groups[root(c)].append(c)
@@ -102,9 +107,10 @@ def deduplicate(pairs: list[RawPair]) -> list[RawPair]:
 
 
 def split_pairs(pairs: list[RawPair], report: CleaningReport, valid_fraction: float, test_fraction: float,
-                seed: int) -> tuple[dict[str, list[RawPair]], dict[str, str]]:
+                seed: int, phrases: bool = True) -> tuple[dict[str, list[RawPair]], dict[str, str]]:
     """Split name -> its deduplicated pairs, and catalog -> split name; removals counted."""
-    split_of = assign_groups(group_catalogs(pairs), Counter(p.catalog for p in pairs), valid_fraction, test_fraction, seed)
+    groups = group_catalogs(pairs, phrases=phrases)
+    split_of = assign_groups(groups, Counter(p.catalog for p in pairs), valid_fraction, test_fraction, seed)
     by_split = {name: deduplicate([p for p in pairs if split_of[p.catalog] == name]) for name in SPLITS}
     report.remove("duplicate messages", len(pairs) - sum(len(v) for v in by_split.values()))
     seen = {p.source for p in by_split["train"]}
