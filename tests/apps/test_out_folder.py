@@ -97,3 +97,23 @@ def test_a_folder_a_live_run_owns_is_refused_naming_its_pid(tmp_path, capsys):
         owner.wait(timeout=60)
     assert check_out(out, resume=False, overwrite=False, wait=True) == out  # the owner is gone: no wait
     out_lock.release(out)
+
+
+def test_wait_starts_when_the_owner_ends(tmp_path):
+    """``--wait`` (a shared train flag) reaches the claim: the command says whom it waits
+    for, then trains once the owner is gone."""
+    out = tmp_path / "queued"
+    owner = subprocess.Popen([sys.executable, "-c", "import sys; from attnlab.training import out_lock; "
+                              f"out_lock.claim({str(out)!r}); print('ok', flush=True); sys.stdin.read()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert owner.stdout.readline() == "ok\n"
+    waiter = subprocess.Popen([sys.executable, "-m", "attnlab", *TRANSLATOR, "--out", str(out), "--wait"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    note = waiter.stderr.readline()
+    assert note == f"note: --out {out} is in use by a live run (PID {owner.pid}); waiting for it to end\n"
+    assert not out.exists()  # nothing done while waiting
+    owner.stdin.close()
+    owner.wait(timeout=60)
+    _, err = waiter.communicate(timeout=300)
+    assert waiter.returncode == 0, err[-2000:]
+    assert (out / "translator.json").is_file()
