@@ -1,12 +1,15 @@
 """Does bf16 autocast train as well as fp32? Loss after N updates, fp32 and bf16, over seeds.
 
-For GPT, BERT, ViT and the Transformer translator at the shapes of ``benchmarks/goals.py``,
-each seed builds one initial model and one stream of batches; that model is trained N
+For GPT, BERT, ViT and the Transformer translator with the models of ``benchmarks/goals.py``
+(GPT at its batch, the others at half theirs, to keep the runs short), each seed builds
+one initial model and one stream of batches; that model is trained N
 updates in fp32 and, from the same start on the same batches, under bf16 autocast
 (fp32 master weights and AdamW state, the loss in fp32: the recipe of attnlab's Trainer).
 The score is the fp32 loss on held-out batches after training. bf16 "trains as well"
 when its mean over seeds is within the run-to-run spread of fp32 (two standard
-deviations of the fp32 seeds). Also printed: the median step time of each precision.
+deviations of the fp32 seeds). Also printed: the median step time of each precision
+(at these batches; ``benchmarks/goals.py`` times both precisions at the goals' shapes).
+Each model's row is printed when it is done.
 
 Data (embedded, no download): GPT and BERT read bytes of the Python standard library's
 source (GPT: next byte; BERT: 15% of the positions masked); ViT: scikit-learn's 8x8
@@ -83,11 +86,11 @@ def bert_task() -> Task:
 
     def batch(seed, step):
         g = torch.Generator().manual_seed(seed * 100_003 + step)
-        return _masked(_windows(train, 16, 128, g), g)
+        return _masked(_windows(train, 8, 128, g), g)
 
     g = torch.Generator().manual_seed(7)
     return Task(lambda: BERT(config), batch, lambda m, b: m(b["ids"], mlm_labels=b["labels"]).loss,
-                [_masked(_windows(valid, 16, 128, g), g) for _ in range(4)])
+                [_masked(_windows(valid, 8, 128, g), g) for _ in range(4)])
 
 
 def vit_task() -> Task:
@@ -98,7 +101,7 @@ def vit_task() -> Task:
                         num_heads=4, intermediate_size=1024, dropout=0.0)
 
     def batch(seed, step):
-        rows = torch.randint(0, cut, (32,), generator=torch.Generator().manual_seed(seed * 100_003 + step))
+        rows = torch.randint(0, cut, (16,), generator=torch.Generator().manual_seed(seed * 100_003 + step))
         return {"pixels": images[rows], "labels": digits.labels[rows]}
 
     valid = [{"pixels": images[cut + i : cut + i + 64], "labels": digits.labels[cut + i : cut + i + 64]}
@@ -116,7 +119,7 @@ def translator_task() -> Task:
 
     def batch(seed, step):
         if seed not in streams:
-            streams[seed] = TranslationBatches(splits.train, src, tgt, batch_size=64, seed=seed)
+            streams[seed] = TranslationBatches(splits.train, src, tgt, batch_size=32, seed=seed)
         return streams[seed].batch(step)
 
     return Task(lambda: Transformer(config), batch, lambda m, b: m(b["src_ids"], b["tgt_in"], b["tgt_out"]).loss,
@@ -144,8 +147,8 @@ def train(task: Task, seed: int, bf16: bool, steps: int) -> tuple[float, float]:
     return loss, statistics.median(times)
 
 
-def rows(names: list[str], steps: int, seeds: int) -> list[list[object]]:
-    out = []
+def rows(names: list[str], steps: int, seeds: int):
+    """One table row per model, yielded when its runs are done."""
     for name in names:
         task = TASKS[name]()
         losses: dict[bool, list[float]] = {False: [], True: []}
@@ -159,12 +162,11 @@ def rows(names: list[str], steps: int, seeds: int) -> list[list[object]]:
         bf16_mean = statistics.fmean(losses[True])
         gap = abs(bf16_mean - fp32_mean)
         fp32_s, bf16_s = statistics.median(seconds[False]), statistics.median(seconds[True])
-        out.append([
+        yield [
             name, steps, ", ".join(f"{x:.4f}" for x in losses[False]), f"{fp32_mean:.4f} ± {fp32_std:.4f}",
             ", ".join(f"{x:.4f}" for x in losses[True]), f"{bf16_mean:.4f}", f"{gap:.4f}",
             "yes" if gap <= 2 * fp32_std else "no", f"{fp32_s * 1e3:.0f}", f"{bf16_s * 1e3:.0f}", f"{fp32_s / bf16_s:.2f}x",
-        ])
-    return out
+        ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -181,11 +183,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"machine: {machine_line()}\n")
+    done = []
+    for row in rows(names, args.steps, args.seeds):
+        done.append(row)
+        print("| " + " | ".join(str(x) for x in row) + f" |  ({machine_line()})", flush=True)
     print_table(
         f"bf16 autocast vs fp32: held-out loss after {args.steps} updates ({args.seeds} seeds, same starts and batches)",
         ["model", "updates", "fp32 losses", "fp32 mean ± std", "bf16 losses", "bf16 mean", "|bf16 - fp32|",
          "within 2 std", "fp32 ms/step", "bf16 ms/step", "bf16 speed-up"],
-        rows(names, args.steps, args.seeds),
+        done,
     )
     print(f"after: {machine_line()}")
 

@@ -2,9 +2,9 @@
 
 The BERT and ViT training steps of ``benchmarks/encoders.py`` (same weights, same work,
 fused AdamW), profiled for a few steps after a warm-up. Per op: the operators with the
-most self time. Per layer: the forward and backward of each named part (embeddings,
-each encoder layer's attention and feed-forward, the head, the optimizer), timed by
-``record_function`` ranges that module hooks open and close.
+most self time (backward ops included). Per part: the forward of each named part
+(embeddings, attention, feed-forward, norms, head: ``record_function`` ranges that
+forward hooks open and close), the whole backward, and the optimizer step.
 
     python -m benchmarks.profile_steps [--model bert|vit] [--bf16] [--steps 3] [--top 12]
 """
@@ -45,7 +45,7 @@ def _part(name: str, module: torch.nn.Module) -> str | None:
 
 @contextlib.contextmanager
 def layer_ranges(model: torch.nn.Module):
-    """Open a ``record_function`` range named ``part:forward``/``part:backward`` around each
+    """Open a ``record_function`` range named ``part:forward`` around the forward of each
     top-most module of a part."""
     handles, seen = [], set()
     for name, module in model.named_modules():
@@ -53,20 +53,16 @@ def layer_ranges(model: torch.nn.Module):
         if part is None or any(name.startswith(s + ".") for s in seen):
             continue
         seen.add(name)
-        for phase, pre, post in (("forward", module.register_forward_pre_hook, module.register_forward_hook),
-                                 ("backward", module.register_full_backward_pre_hook,
-                                  module.register_full_backward_hook)):
-            stack = []
-            label = f"{part}:{phase}"
+        stack = []
 
-            def enter(*_, label=label, stack=stack):
-                stack.append(record_function(label).__enter__())
+        def enter(*_, label=f"{part}:forward", stack=stack):
+            stack.append(record_function(label).__enter__())
 
-            def leave(*_, stack=stack):
-                if stack:
-                    stack.pop().__exit__(None, None, None)
+        def leave(*_, stack=stack):
+            if stack:
+                stack.pop().__exit__(None, None, None)
 
-            handles += [pre(enter), post(leave)]
+        handles += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
     try:
         yield
     finally:
@@ -83,17 +79,25 @@ def profile_step(step, model, steps: int):
     return prof.key_averages()
 
 
+def _is_range(key: str) -> bool:
+    return key.partition(":")[0] in PARTS and key.partition(":")[2] == "forward"
+
+
 def tables(averages, steps: int, top: int) -> tuple[list[tuple[str, float]], dict[str, float]]:
-    ops = sorted(((e.key, e.self_cpu_time_total / steps / 1e3) for e in averages if ":" not in e.key
-                  and not e.key.startswith("autograd::") and e.key != "Optimizer.step#AdamW.step"),
+    """(top ops by self time, ms per step; inclusive ms per step of each part's forward,
+    of the backward and of the optimizer step)."""
+    ops = sorted(((e.key, e.self_cpu_time_total / steps / 1e3) for e in averages
+                  if not _is_range(e.key) and not e.key.startswith(("Optimizer.", "ProfilerStep"))),
                  key=lambda x: -x[1])[:top]
-    layers: dict[str, float] = defaultdict(float)
+    parts: dict[str, float] = defaultdict(float)
     for e in averages:
-        if ":" in e.key and e.key.split(":")[0] in PARTS:
-            layers[e.key] += e.cpu_time_total / steps / 1e3
-        if e.key.startswith("Optimizer.step"):
-            layers["optimizer:step"] += e.cpu_time_total / steps / 1e3
-    return ops, layers
+        if _is_range(e.key):
+            parts[e.key] += e.cpu_time_total / steps / 1e3
+        elif e.key.startswith("Optimizer.step"):
+            parts["optimizer step"] += e.cpu_time_total / steps / 1e3
+        elif e.key == "autograd::engine::evaluate_function: AccumulateGrad" or e.key.startswith("autograd::engine"):
+            parts["backward (all autograd functions)"] += e.cpu_time_total / steps / 1e3
+    return ops, parts
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"### {side}: top ops by self time (ms per step)\n\n| op | ms |\n|---|---|")
         print("\n".join(f"| `{k}` | {v:.1f} |" for k, v in ops) + "\n")
     keys = sorted(set(results["HF"][1]) | set(results["attnlab"][1]))
-    print("### per part, forward and backward (ms per step, inclusive)\n\n| part | HF | attnlab |\n|---|---|---|")
+    print("### per part (ms per step, inclusive)\n\n| part | HF | attnlab |\n|---|---|---|")
     print("\n".join(f"| {k} | {results['HF'][1].get(k, 0):.1f} | {results['attnlab'][1].get(k, 0):.1f} |" for k in keys))
     print(f"\nafter: {machine_line()}")
 
