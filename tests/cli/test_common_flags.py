@@ -120,3 +120,21 @@ def test_minutes_is_a_deprecated_alias_of_max_minutes(command, capsys):
     args = build_parser().parse_args([command, "--max-minutes", "3"])
     assert settings(cls, args).max_minutes == 3
     assert "deprecated" not in capsys.readouterr().err
+
+
+def test_an_unknown_gettext_language_names_the_closest_in_one_short_line(tmp_path, capsys):
+    from collections import Counter
+
+    from attnlab.data.gettext_corpus import closest_languages
+
+    languages = Counter({"pt": 5, "pt_BR": 9, "xh": 2, "de": 30})
+    assert closest_languages("pt_PT", languages) == ["pt_BR", "pt"]
+    assert closest_languages("xx", languages) == ["xh"]
+    assert closest_languages("qqq", languages) == []
+    code = main(["train", "translate", "--data", "gettext:xx", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and len(err) < 300, err
+    assert "python -m attnlab.data.gettext_corpus --list" in err
+    listing = subprocess.run([sys.executable, "-m", "attnlab.data.gettext_corpus", "--list"], capture_output=True,
+                             text=True, timeout=300)
+    assert listing.returncode == 0 and listing.stdout.strip().splitlines()[-1].endswith("--data gettext:LANG")

@@ -38,6 +38,7 @@ Every step counts what it did in one :class:`CleaningReport` (:mod:`.report`);
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -87,6 +88,17 @@ class GettextSplits(CorpusSplits):
         return f"{super().describe()}; test catalogs: {held_out}"
 
 
+def closest_languages(name: str, languages: Counter[str], count: int = 3) -> list[str]:
+    """Up to ``count`` language names of ``languages`` nearest ``name``: the same language
+    first (``pt`` for ``pt_XX``), then the most similar spellings, most catalogs first."""
+    import difflib
+
+    base = name.split("_")[0]
+    same = sorted((n for n in languages if n.split("_")[0] == base), key=lambda n: -languages[n])
+    similar = difflib.get_close_matches(name, list(languages), n=count, cutoff=0.5)
+    return list(dict.fromkeys([*same, *similar]))[:count]
+
+
 def load_gettext(
     spec: str,
     catalogs: Iterable[str | Path] | None = None,
@@ -106,10 +118,11 @@ def load_gettext(
     found = find_catalogs(want, catalogs, roots)
     if not found:
         languages = available_languages(roots)
-        listing = " ".join(f"{name}({n})" for name, n in sorted(languages.items())) or "none"
+        close = closest_languages(want.name, languages)
+        hint = f"closest here: {', '.join(f'{name} ({languages[name]} catalogs)' for name in close)}; " if close else ""
         raise AttnlabError(
-            f"--data {PREFIX}{want.name}: no gettext catalogs for {want.name!r} on this machine; "
-            f"languages available (catalogs): {listing}; or add --catalogs PATH"
+            f"--data {PREFIX}{want.name}: no gettext catalogs for {want.name!r} on this machine ({hint}all "
+            f"{len(languages)}: python -m attnlab.data.gettext_corpus --list); or add --catalogs PATH"
         )
     report = CleaningReport(language=want.name, catalogs=len(found))
     raw = [pair for catalog in found for pair in read_catalog(catalog, report)]
