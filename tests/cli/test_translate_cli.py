@@ -87,7 +87,9 @@ def test_viz_writes_a_png_and_names_supported_types(ckpt, tmp_path, capsys):
 def test_demo_ends_with_the_summary_line(tmp_path, capsys):
     code, out, _ = run(["demo", *TINY, "--steps", "8", "--out", str(tmp_path / "demo")], capsys)
     assert code == 0
-    assert re.fullmatch(r"BLEU \d+\.\d \| chrF \d+\.\d \| AER \d\.\d{3} \| \d+\.\d min", out.strip().splitlines()[-1])
+    assert re.fullmatch(r"BLEU \d+\.\d \| chrF \d+\.\d \| AER \d\.\d{3} \((head-averaged map|layer \d+ head \d+)\) "
+                        r"\| \d+\.\d min", out.strip().splitlines()[-1])
+    assert "best single head: layer" in out and "head-averaged map (every head of every decoder layer)" in out
     assert "data:image/png;base64," in (tmp_path / "demo" / "report.html").read_text()
     assert '"gold":[[' in (tmp_path / "demo" / "explorer.html").read_text()  # the examples' gold links
     assert (tmp_path / "demo" / "data" / "test.align").is_file()
@@ -117,3 +119,15 @@ def test_train_translate_with_guided_alignment(tmp_path, capsys):
     assert read_json(out / "config.json")["alignment_weight"] == 1.0
     code, _, err = run(["train", "translate", *TINY, "--align", str(tmp_path / "x.align"), "--out", str(out)], capsys)
     assert_one_line_error(code, err, "--align")
+
+
+def test_empty_translations_say_the_model_is_undertrained(ckpt, capsys, monkeypatch):
+    from attnlab.apps import translate
+
+    assert translate.undertrained_note(1, 3, 40) is None  # a few empty lines: not the model's state
+    assert "undertrained after 40 updates" in translate.undertrained_note(3, 4, 40)
+    monkeypatch.setattr(translate, "translate_checked", lambda translator, sentences, **search: [""] * len(sentences))
+    code, out, err = run(["translate", "--ckpt", str(ckpt), "a dog .", "the cat ."], capsys)
+    steps = translate.checkpoint_steps(ckpt)
+    assert code == 0 and out == "\n\n" and steps is not None
+    assert f"2 of 2 translations are empty: the model is undertrained after {steps:,} updates" in err

@@ -101,7 +101,7 @@ def build_report(trained: TrainedTranslator, scores: TranslationScores, summary:
         per_head = scores.alignment.per_head
         table = [["decoder layer", *[f"head {h}" for h in range(per_head.shape[1])]]]
         table += [[str(layer), *[f"{v:.3f}" for v in per_head[layer].tolist()]] for layer in range(per_head.shape[0])]
-        table.append(["average of all heads", f"{scores.alignment.average:.3f}"])
+        table.append(["head-averaged map (all heads, all layers)", f"{scores.alignment.average:.3f}"])
         text = ("Alignment error rate (lower is better) of each cross-attention head against the gold word "
                 "alignments of the test split.")
         report.add(Section("Alignment error rate per head", text=text, table=table))
@@ -149,8 +149,9 @@ def run_demo(settings: DemoSettings | None = None, echo: Callable[[str], None] =
         pair = trained.translator.cross_attention(splits.test.src[n], scores.hypotheses[n])
         echo("\n".join(alignment_lines(pair, splits.test.src[n], scores.hypotheses[n], best[:2] if best else None)))
     if best is not None:
-        echo(f"\nbest aligning head: layer {best[0]} head {best[1]} (AER {best[2]:.3f}); "
-             f"average of all heads: AER {scores.alignment.average:.3f}")
+        echo(f"\nalignment error rate (AER, lower is better) against the gold word links:\n"
+             f"  best single head: layer {best[0]} head {best[1]}, AER {best[2]:.3f}\n"
+             f"  head-averaged map (every head of every decoder layer): AER {scores.alignment.average:.3f}")
     summary = scores.summary(time.monotonic() - started)
     report_path = out / "report.html"
     build_report(trained, scores, summary, picked).write(report_path)

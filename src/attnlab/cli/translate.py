@@ -121,6 +121,9 @@ def run_train(args) -> int:
         return run.trained.result.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
     print(f"data: {run.trained.splits.describe()}")
     print(f"test: {run.scores.summary(run.trained.result.elapsed_s)}   checkpoint: {args.out}")
+    note = run.undertrained_note()
+    if note:
+        print(f"attnlab: {note}", file=sys.stderr)
     if run.real_scores is not None:
         print(f"test: {run.real_scores.summary()}")
     return 0
@@ -151,7 +154,7 @@ def run_translate(args) -> int:
                   file=sys.stderr)
         print(report.line())
         return 0
-    empty = refused = 0
+    empty = refused = answered = blank = 0
     for lines in ([args.sentences] if args.sentences else translate.line_batches(sys.stdin, args.batch_size)):
         sentences = [" ".join(line.split()) for line in lines]
         asked = [s for s in sentences if s]
@@ -160,9 +163,14 @@ def run_translate(args) -> int:
             answer = next(answers) if sentence else ""
             empty += not sentence
             refused += answer is None
+            answered += bool(sentence) and answer is not None
+            blank += bool(sentence) and answer is not None and not answer.strip()
             print(answer or "", flush=True)
     if empty:
         print(f"attnlab: {empty} empty line(s) left empty", file=sys.stderr)
     if refused:
         print(f"attnlab: {refused} line(s) left empty: their placeholders could not be kept", file=sys.stderr)
+    note = translate.undertrained_note(blank, answered, translate.checkpoint_steps(args.ckpt))
+    if note:
+        print(f"attnlab: {note}", file=sys.stderr)
     return 0

@@ -18,11 +18,13 @@ from attnlab.apps.translate.app import (
     attentions,
     check_search,
     checkpoint_language,
+    checkpoint_steps,
     fill_po,
     line_batches,
     load,
     train,
     translate_checked,
+    undertrained_note,
 )
 from attnlab.apps.translate.catalog import FillReport, fill_catalog
 from attnlab.apps.translate.evaluation import (
@@ -58,6 +60,7 @@ __all__ = [
     "attentions",
     "check_search",
     "checkpoint_language",
+    "checkpoint_steps",
     "evaluate",
     "evaluate_translator",
     "fill_catalog",
@@ -69,4 +72,5 @@ __all__ = [
     "train",
     "train_translator",
     "translate_checked",
+    "undertrained_note",
 ]

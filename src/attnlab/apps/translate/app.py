@@ -125,6 +125,31 @@ class TranslationRun:
     def translator(self) -> Translator:
         return self.trained.translator
 
+    def undertrained_note(self) -> str | None:
+        """A warning line when most test translations came out empty (see :func:`undertrained_note`)."""
+        if self.scores is None:
+            return None
+        empty = sum(not h.strip() for h in self.scores.hypotheses)
+        return undertrained_note(empty, len(self.scores.hypotheses), self.trained.result.step)
+
+
+def undertrained_note(empty: int, total: int, steps: int | None) -> str | None:
+    """``empty`` of ``total`` translations of non-empty sentences are empty: for most of them,
+    a model that has not yet learned to emit words (it predicts end-of-sentence first); the
+    line says so and how many updates it had."""
+    if total == 0 or empty * 2 <= total:
+        return None
+    trained = f"after {steps:,} updates" if steps is not None else "so far"
+    return (f"note: {empty} of {total} translations are empty: the model is undertrained {trained}; "
+            "train longer (--steps, --max-minutes) or --resume it")
+
+
+def checkpoint_steps(ckpt: str | Path) -> int | None:
+    """The updates the checkpoint in ``ckpt`` was trained for (None: not recorded)."""
+    state = Path(ckpt) / "trainer_state.json"
+    step = read_json(state).get("step") if state.is_file() else None
+    return step if isinstance(step, int) else None
+
 
 def train(settings: TranslateSettings) -> TranslationRun:
     """Train (or resume) a translator and score it on the test split."""

@@ -59,9 +59,13 @@ class TranslationScores:
     decode_seconds: float
 
     def summary(self, elapsed_s: float | None = None) -> str:
-        """``BLEU <x> | chrF <y> | AER <z> | <time>``; AER: the best single head or the
-        all-head average, whichever aligns better."""
-        aer = "n/a" if self.alignment is None else f"{min(self.alignment.best[2], self.alignment.average):.3f}"
+        """``BLEU <x> | chrF <y> | AER <z> (<whose>) | <time>``; AER: the best single head or the
+        head-averaged map, whichever aligns better, and which one it is."""
+        aer = "n/a"
+        if self.alignment is not None:
+            layer, head, best = self.alignment.best
+            aer = (f"{self.alignment.average:.3f} (head-averaged map)" if self.alignment.average <= best
+                   else f"{best:.3f} (layer {layer} head {head})")
         parts = [f"BLEU {self.bleu:.1f}", f"chrF {self.chrf:.1f}", f"AER {aer}"]
         if elapsed_s is not None:
             parts.append(f"{elapsed_s / 60:.1f} min")
