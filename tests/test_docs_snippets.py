@@ -32,6 +32,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LANGUAGES = {"python", "bash", "console", "text", "json", "toml", "yaml", "c", "diff"}
 TIME_LIMIT_S = 300  # per block; the slowest (a tiny training run) takes a few seconds alone
 FENCE = re.compile(r"^(\s*)```(.*)$")
+SHELL_OPERATORS = {"&", "&&", "||", "|", ";"}
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,8 @@ def attnlab_commands(code: str) -> list[list[str]]:
     commands = []
     for line in code.replace("\\\n", " ").split("\n"):
         words = shlex.split(line, comments=True)
+        ends = [k for k, w in enumerate(words) if w in SHELL_OPERATORS or w.startswith((">", "2>"))]
+        words = words[: ends[0]] if ends else words  # the command, not what the shell does with it
         if words[:1] == ["attnlab"]:
             commands.append(words[1:])
         elif "-m" in words and words[words.index("-m") + 1:][:1] == ["attnlab"]:  # python -m, torchrun ... -m
@@ -117,3 +120,4 @@ def test_the_collector_sees_the_docs():
     assert len(PYTHON) >= 20 and len(BASH) >= 5
     assert attnlab_commands("attnlab train lm \\\n  --steps 5   # tiny\nmake demo\n") == [["train", "lm", "--steps", "5"]]
     assert attnlab_commands("torchrun --nproc-per-node=2 -m attnlab demo\npython -m attnlab.data.x fr\n") == [["demo"]]
+    assert attnlab_commands("attnlab demo --out d > log.txt &\n") == [["demo", "--out", "d"]]
