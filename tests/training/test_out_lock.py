@@ -101,18 +101,24 @@ def test_a_killed_owner_frees_the_folder_and_a_waiter_starts_then(owner, make_mo
     assert waiter.returncode == 0
     assert not out_lock.lock_path(out).exists()  # released (and removed) when the waiter exited
 
-    # the folder the killed owner left (maybe mid-save) is recovered by the next run
-    result = Trainer(make_model(), make_data(), TrainConfig(out_dir=str(out), steps=2, progress=False)).fit()
+    # the folder the killed owner left (maybe mid-save) is recovered by the next run, which
+    # owns it until its final save
+    trainer = Trainer(make_model(), make_data(), TrainConfig(out_dir=str(out), steps=2, progress=False))
+    owned = []
+    real_save = trainer.checkpoints.save
+    trainer.checkpoints.save = lambda *a, **k: owned.append(out_lock.holds(out)) or real_save(*a, **k)
+    result = trainer.fit()
     assert result.step == 2 and find_checkpoint(out) == out
-    assert out_lock.owner(out) is None  # this process owns it now: not "another"
-    out_lock.release(out)
+    assert owned and all(owned) and not out_lock.holds(out)  # released with the run's end
     assert sorted(p.name for p in out.parent.iterdir() if p.name != "owner.py") == ["run"]
 
 
-def test_claim_is_per_process_and_release_removes_the_lock_file(tmp_path):
+def test_claims_are_counted_per_process_and_the_last_release_removes_the_lock_file(tmp_path):
     out = tmp_path / "a" / "run"
     out_lock.claim(out)
-    out_lock.claim(out)  # idempotent
+    out_lock.claim(out)  # a second reference (a command, then its Trainer)
+    out_lock.release(out)
+    assert out_lock.holds(out)
     assert out_lock.lock_path(out) == tmp_path / "a" / ".run.lock"
     assert out_lock.lock_path(out).read_text() == f"{os.getpid()}\n"
     child = subprocess.run([sys.executable, "-c", f"from attnlab.training import out_lock; out_lock.claim({str(out)!r})"],

@@ -44,6 +44,13 @@ def launch(nproc: int | None, argv: list[str]) -> None:
         distributed.quiet_other_ranks()
 
 
+def release_folders() -> None:
+    """The command is over: the output folders it owned are free for the next one."""
+    from attnlab.training import out_lock
+
+    out_lock.release_all()
+
+
 def stopped_by_peer(error: BaseException) -> int | None:
     """Under torchrun, the exit status of a rank whose collective failed because another
     rank died (it prints nothing: the launcher says which rank died, once); None otherwise."""

@@ -102,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         if status is None:
             raise
         return status
+    finally:
+        from attnlab.apps.commands import release_folders
+
+        release_folders()
     return int(result or 0)
 
 

@@ -87,7 +87,8 @@ def check_out_dir(out_dir: str | Path) -> None:
     """Fail before training, not at the first save, when ``out_dir`` cannot become a
     checkpoint folder: a file in its place or above it, a parent this user cannot write, or
     another live run owning it (:mod:`~attnlab.training.out_lock`). Then this process owns
-    it: only its parent and the lock file beside it are created."""
+    it (one reference, which the run's final save drops): only its parent and the lock
+    file beside it are created."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise AttnlabError(f"--out {out_dir}: exists and is not a folder; give a folder path")
@@ -284,7 +285,8 @@ def prepare_checkpoint(out_dir: str | Path) -> Path:
     another live run's ``.NAME.new`` is its save in progress, not debris."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    out_lock.claim(out_dir)
+    if not out_lock.holds(out_dir):
+        out_lock.claim(out_dir)
     _finish_interrupted_swap(out_dir)
     new = _sibling(out_dir, "new")
     new.mkdir()

@@ -7,12 +7,19 @@ because every save replaces ``NAME`` by rename (``checkpoint.py``): a lock file 
 would leave with the old folder, and the next job would find the new one unlocked. The
 file holds the owner's PID, so that a second job is refused naming it.
 
-    claim(out)              take the lock (idempotent in one process); held until the
-                            process ends or release(out); a kill -9 frees it too (the
-                            kernel drops flock locks with the process)
+    claim(out)              take the lock, or one more reference to it in this process;
+                            a kill -9 frees it too (the kernel drops flock locks with the
+                            process)
     claim(out, wait=True)   block until the owner ends instead of refusing
+    release(out)            drop one reference; the last one gives the folder up (the lock
+                            file is removed)
+    release_all()           give every folder up (the end of a command, of the process)
     owner(out)              the PID of another live process that owns ``out``, else None
-    release(out)            give the folder up (the lock file is removed)
+
+Who holds a reference: a train command from its start to its end (``apps.common.check_out``;
+the CLI releases all when the command returns), ``Trainer.fit`` from its start to its
+final save, and a bare :func:`~attnlab.training.checkpoint.save_checkpoint` (until the
+process ends). So a folder is owned exactly while a run in it is live.
 
 Removing the file on release is safe against a waiter holding the old file open: after
 taking the lock, a claimer checks that the path still names the file it locked, and
@@ -34,7 +41,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks
     fcntl = None
 
-_held: dict[Path, int] = {}  # lock file -> the open descriptor holding its lock
+_held: dict[Path, list[int]] = {}  # lock file -> [the open descriptor holding its lock, references]
 
 
 def lock_path(out: str | os.PathLike) -> Path:
@@ -64,7 +71,10 @@ def claim(out: str | os.PathLike, *, wait: bool = False) -> None:
     a note on stderr and a wait until it ends.
     """
     path = lock_path(out)
-    if fcntl is None or path in _held:
+    if fcntl is None:
+        return
+    if path in _held:
+        _held[path][1] += 1
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     noted = False
@@ -88,7 +98,12 @@ def claim(out: str | os.PathLike, *, wait: bool = False) -> None:
         os.close(fd)
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    _held[path] = fd
+    _held[path] = [fd, 1]
+
+
+def holds(out: str | os.PathLike) -> bool:
+    """Whether this process owns ``out``."""
+    return lock_path(out) in _held
 
 
 def owner(out: str | os.PathLike) -> int | None:
@@ -111,11 +126,18 @@ def owner(out: str | os.PathLike) -> int | None:
 
 
 def release(out: str | os.PathLike) -> None:
-    """Give ``out`` up (nothing if this process does not own it)."""
+    """Drop one reference to ``out``; the last gives it up (nothing if this process does
+    not own it)."""
     path = lock_path(out)
-    fd = _held.pop(path, None)
-    if fd is None:
+    if path not in _held:
         return
+    _held[path][1] -= 1
+    if _held[path][1] <= 0:
+        _unlock(path)
+
+
+def _unlock(path: Path) -> None:
+    fd, _ = _held.pop(path)
     with contextlib.suppress(OSError):
         if _same_file(path, fd):
             os.unlink(path)
@@ -123,6 +145,7 @@ def release(out: str | os.PathLike) -> None:
 
 
 @atexit.register
-def _release_all() -> None:
+def release_all() -> None:
+    """Give up every folder this process owns."""
     for path in list(_held):
-        release(path.parent / path.name[1:-len(".lock")])
+        _unlock(path)

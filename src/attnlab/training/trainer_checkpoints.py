@@ -25,7 +25,7 @@ from torch import nn
 from attnlab.config import config_to_dict
 from attnlab.errors import AttnlabError
 from attnlab.io import read_json
-from attnlab.training import distributed, sharded
+from attnlab.training import distributed, out_lock, sharded
 from attnlab.training.checkpoint import (
     OPTIMIZER_FILE,
     STATE_FILE,
@@ -91,6 +91,8 @@ class TrainerCheckpoints:
                     raise AttnlabError(f"cannot write the checkpoint in {t.out_dir}: {e}") from None
 
             distributed.agree(write, t.world)
+        if final and t.world.main:
+            out_lock.release(t.out_dir)  # the reference fit's check_out_dir took: the run is over
 
     def _save_shards(self, final: bool) -> tuple[nn.Module | None, dict[str, Any]]:
         """Every rank writes its shards into the new folder; at the end of a run rank 0 gets
