@@ -32,3 +32,8 @@ def test_a_prompt_that_fills_the_context_is_explained_whole(loaded):
 def test_a_longer_prompt_is_refused_naming_the_limit(loaded):
     with pytest.raises(AttnlabError, match=rf"input 2 has {CONTEXT + 1} tokens; .*at most context_length={CONTEXT}$"):
         lm.attentions(loaded, ["abc", "a" * (CONTEXT + 1)])
+
+
+def test_the_built_in_example_fits_a_small_context(loaded):
+    explained = lm.attentions(loaded, [])
+    assert len(explained.labels["tokens"][0]) == min(CONTEXT, len(loaded.tokenizer.encode(lm.DEFAULT_PROMPT)))

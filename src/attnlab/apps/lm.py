@@ -242,10 +242,11 @@ def load(directory: str | Path, device: str = "cpu") -> LoadedLM:
 def attentions(loaded: LoadedLM, inputs: list[str]) -> Explained:
     """Every layer's causal self-attention on each prompt of ``inputs`` (default: one example)."""
     model, tokenizer = loaded
-    texts = inputs or [DEFAULT_PROMPT]
-    rows = [tokenizer.encode(t) for t in texts]
     limit = model.config.context_length
-    for n, row in enumerate(rows):  # refused, not cropped: the map would silently show less than was given
+    # the user's text is refused, not cropped (the map would silently show less than was given);
+    # the built-in example is cropped to a small model's context
+    rows = [tokenizer.encode(t) for t in inputs] if inputs else [tokenizer.encode(DEFAULT_PROMPT)[:limit]]
+    for n, row in enumerate(rows):
         if len(row) > limit:
             raise AttnlabError(f"input {n + 1} has {len(row)} tokens; this model reads at most context_length={limit}")
     if not all(rows):
