@@ -92,14 +92,14 @@ def test_model_folder_without_classifier(tmp_path):
 
 def test_bad_input_gives_clear_errors():
     ours = ViT(vit_config("digits", num_layers=1))
-    with pytest.raises(AttnlabError, match="not a multiple of the patch size 2"):
-        ours(torch.randn(1, 1, 7, 8))
+    with pytest.raises(AttnlabError, match=r"image size 1x8 is smaller than one patch \(2x2\)"):
+        ours(torch.randn(1, 1, 1, 8))
     with pytest.raises(AttnlabError, match=r"shape \(B, 1, H, W\)"):
         ours(torch.randn(1, 3, 8, 8))
     with pytest.raises(AttnlabError, match="floating point"):
         ours(torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
-    with pytest.raises(AttnlabError, match="multiple of patch_size"):
-        ViTConfig(image_size=10, patch_size=4)
+    with pytest.raises(AttnlabError, match=r"patch_size \(12\) must not exceed image_size \(10\)"):
+        ViTConfig(image_size=10, patch_size=12)
 
 
 def test_class_logits_equal_logits_and_hf_gradients():
@@ -160,3 +160,20 @@ def test_labels_and_empty_batches_are_clear_errors():
         ours(torch.randn(2, 1, 8, 8), labels=torch.tensor([1]))
     with pytest.raises(AttnlabError, match="empty"):
         ours(torch.randn(0, 1, 8, 8))
+
+
+def test_against_hf_image_size_not_a_multiple_of_the_patch(tmp_path):
+    """HF's ViT takes image_size 30 with 4x4 patches (a 7x7 grid, the last 2 rows and
+    columns left out by the stride-4 conv): legal, loaded, equal (fp32, atol 1e-5), also
+    at another size (interpolated positions) that is not a multiple either."""
+    torch.manual_seed(0)
+    config = T.ViTConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                         image_size=30, patch_size=4, num_channels=1)
+    hf = T.ViTModel(config).eval()
+    hf.save_pretrained(tmp_path)
+    ours = ViT.from_pretrained(tmp_path)
+    for size, interpolate in ((30, False), (21, True)):
+        x = torch.randn(2, 1, size, size)
+        with torch.no_grad():
+            expected = hf(pixel_values=x, interpolate_pos_encoding=interpolate).last_hidden_state
+            torch.testing.assert_close(ours(x).last_hidden_state, expected, atol=ATOL, rtol=0)

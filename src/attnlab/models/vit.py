@@ -10,8 +10,9 @@ resized by bicubic interpolation (as DINO and HuggingFace's ``interpolate_pos_en
 the class token's position kept. Checkpoints are HuggingFace folders
 (:mod:`attnlab.interop.hf_vit`).
 
-Notation: B batch, C channels, Hi x Wi image size, P patch size, h x w = Hi/P x Wi/P
-patch grid, N = h w patches, D hidden_size, K labels.
+Notation: B batch, C channels, Hi x Wi image size, P patch size, h x w = floor(Hi/P) x
+floor(Wi/P) patch grid (the stride-P conv leaves the last Hi mod P rows and Wi mod P
+columns out, as HuggingFace's does), N = h w patches, D hidden_size, K labels.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ class ViTConfig(EncoderConfig):
 
     def __post_init__(self) -> None:
         self.check_sizes("image_size", "patch_size", "num_channels")
-        if self.image_size % self.patch_size:
+        if self.patch_size > self.image_size:  # not a multiple is legal: HF's conv leaves the rest out
             raise AttnlabError(
-                f"ViTConfig.image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})"
+                f"ViTConfig.patch_size ({self.patch_size}) must not exceed image_size ({self.image_size})"
             )
 
     @property
@@ -152,14 +153,11 @@ class ViT(PretrainedModel):
         if not pixel_values.is_floating_point():
             raise AttnlabError(f"pixel_values must be floating point, got {pixel_values.dtype}")
         height, width = pixel_values.shape[-2:]
-        if height % p or width % p:
-            raise AttnlabError(
-                f"pixel_values: image size {height}x{width} is not a multiple of the patch size {p}; "
-                f"resize or crop to a multiple of {p}"
-            )
+        if height < p or width < p:
+            raise AttnlabError(f"pixel_values: image size {height}x{width} is smaller than one patch ({p}x{p})")
 
     def forward(self, pixel_values: Tensor, *, need_weights: bool = False, labels: Tensor | None = None) -> ViTOutput:
-        """``pixel_values (B, C, Hi, Wi)``, Hi and Wi multiples of the patch size; ``labels (B,)``."""
+        """``pixel_values (B, C, Hi, Wi)``, Hi and Wi at least the patch size; ``labels (B,)``."""
         self._check_pixels(pixel_values)
         x = self.embeddings(pixel_values.to(self.embeddings.patch.weight.dtype))
         x, weights = run_encoder(self.layers, x, need_weights=need_weights)
