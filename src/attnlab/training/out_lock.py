@@ -65,7 +65,7 @@ def _same_file(path: Path, fd: int) -> bool:
 
 
 def claim(out: str | os.PathLike, *, wait: bool = False) -> None:
-    """Own the output folder ``out`` for the rest of this process (see the module docstring).
+    """Own the output folder ``out`` (one more reference, which :func:`release` drops).
 
     Another live run owns it: an :class:`AttnlabError` naming its PID, or with ``wait``
     a note on stderr and a wait until it ends.
