@@ -77,5 +77,7 @@ def test_describe_names_the_rank_that_failed_in_its_own_right(tmp_path):
     line, _ = describe({0: (10, PEER_LOST, 0.1), 1: (11, 1, 0.9)}, 2, argv)
     assert "rank 1 of 2 (pid 11) exited with status 1" in line
     assert describe({0: (10, 2, 0.1), 1: (11, 2, 0.2)}, 2, argv) == (None, 2)  # each rank said it in one line
+    line, status = describe({0: (10, 143, 0.1), 1: (11, 143, 0.2)}, 2, argv)  # SIGTERM to one rank: all stop
+    assert status == 143 and line.startswith("attnlab: rank 0 of 2 was stopped by SIGTERM; every rank saved. ")
     assert lost_peer(RuntimeError("[gloo/transport/tcp/pair.cc:537] Read error: Connection reset by peer"))
     assert not lost_peer(RuntimeError("Socket Timeout")) and not lost_peer(ValueError("Connection reset by peer"))

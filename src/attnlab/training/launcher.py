@@ -86,6 +86,9 @@ def describe(failures: dict[int, tuple[int, int, float]], world: int, argv: list
     rank, (pid, code, _) = min(failures.items(), key=order)
     if code == USER_ERROR:
         return None, USER_ERROR
+    if code - 128 in (signal.SIGINT, signal.SIGTERM):  # a stop every rank agreed on, after saving
+        name = signal.Signals(code - 128).name
+        return f"attnlab: rank {rank} of {world} was stopped by {name}; every rank saved. {resume_hint(argv)}", code
     how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
     return f"attnlab: error: rank {rank} of {world} (pid {pid}) {how}; the job stopped. {resume_hint(argv)}", 1
 
