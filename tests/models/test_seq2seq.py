@@ -193,6 +193,28 @@ def test_checkpoints_written_before_the_output_proj_rename_load(tmp_path):
     torch.testing.assert_close(Seq2Seq.from_pretrained(tmp_path)(src, tgt_in).logits, model(src, tgt_in).logits)
 
 
+@pytest.mark.parametrize("attention", ["location", "coverage", "bahdanau"])
+def test_checkpoints_written_before_location_and_coverage_shared_the_additive_score_load(tmp_path, attention):
+    """Location and coverage attention held ``query_layer``/``memory_layer``/``v`` themselves
+    before they were built on AdditiveAttention; such checkpoints load to the same model.
+    Bahdanau's own ``v`` is never renamed."""
+    from attnlab.io import read_safetensors, write_safetensors
+
+    model = make(attention).eval()
+    model.save_pretrained(tmp_path)
+    tensors = read_safetensors(tmp_path / "model.safetensors")
+    if attention != "bahdanau":
+        renames = {"additive.query_proj.": "query_layer.", "additive.key_proj.": "memory_layer.", "additive.v": "v"}
+        for new_name, old_name in renames.items():
+            tensors = {k.replace("attention.mechanism." + new_name, "attention.mechanism." + old_name): v
+                       for k, v in tensors.items()}
+        assert "attention.mechanism.v" in tensors and not any("additive" in k for k in tensors)
+    write_safetensors(tmp_path / "model.safetensors", tensors, metadata={"format": "pt"})
+    src, tgt_in, _ = batch()
+    torch.testing.assert_close(Seq2Seq.from_pretrained(tmp_path)(src, tgt_in).logits, model(src, tgt_in).logits,
+                               rtol=0, atol=0)
+
+
 def test_weights_of_the_wrong_shape_are_named(tmp_path):
     from attnlab.io import read_safetensors, write_safetensors
 

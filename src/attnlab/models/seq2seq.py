@@ -141,7 +141,19 @@ class Seq2Seq(PretrainedModel):
 
     config_class = Seq2SeqConfig
     model_type = "seq2seq"
-    renamed_weights = {"generator.": "output_proj."}  # checkpoints written before the rename
+
+    @property
+    def renamed_weights(self) -> dict[str, str]:
+        """Older weight names, read when a checkpoint still has them: the output map was
+        ``generator``; location and coverage attention held their additive score's weights
+        themselves before they were built on :class:`AdditiveAttention` (only for those two:
+        Bahdanau's own ``v`` keeps its name)."""
+        renames = {"generator.": "output_proj."}
+        if self.config.attention in ("location", "coverage"):
+            old = "attention.mechanism."
+            renames.update({old + a: old + "additive." + b for a, b in
+                            (("query_layer.", "query_proj."), ("memory_layer.", "key_proj."), ("v", "v"))})
+        return renames
 
     def __init__(self, config: Seq2SeqConfig, attention: nn.Module | None = None):
         super().__init__()
