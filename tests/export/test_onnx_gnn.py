@@ -10,7 +10,7 @@ import torch
 
 from attnlab.attention.graph import GATConv
 from attnlab.errors import AttnlabError
-from attnlab.export.gnn import GATGraph, adjacency, dense_gat_conv
+from attnlab.export.gnn import adjacency, dense_gat_conv, gat_graphs
 from attnlab.models import GAT, HAN
 from attnlab.models.gat import GATConfig, HANConfig
 
@@ -46,7 +46,7 @@ def test_edge_features_are_refused_with_the_reason():
     model = GAT(GATConfig(in_dim=4, num_classes=2, hidden_dim=2, heads=2))
     model.convs[0] = GATConv(4, 2, heads=2, edge_dim=3)
     with pytest.raises(AttnlabError, match="edge features or bipartite inputs are not exported"):
-        GATGraph(model)
+        gat_graphs(model)
 
 
 pytest.importorskip("onnxruntime")

@@ -11,8 +11,9 @@ that are not edges, from a boolean adjacency built in the graph from ``edge_inde
              = a · LeakyReLU(W_dst x_i + W_src x_j)                 (GATv2)
     alpha_ij = softmax_j over A_ij = 1,  x'_i = ||_h sum_j alpha^h_ij W^h x_j (+ W_res x_i) + b
 
-HAN runs one such layer per meta-path and weighs the views by semantic attention:
-``w_p = mean_i q · tanh(W z^p_i + b)``, ``beta = softmax_p(w)``, ``Z = sum_p beta_p Z_p``.
+The export traces the models' own forward (activations, HAN's semantic attention over the
+meta-path views, the classifier) on a shallow copy whose GATConv layers are
+:class:`DenseGATConv` s sharing their weights (:func:`dense`).
 
 Any graph size runs (nodes and edges are dynamic axes); the score matrix is ``(H, N, N)``,
 so memory grows as N^2 (a few thousand nodes). Duplicate edges count once (the sparse
@@ -29,6 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
+from attnlab.export.graphs import Traced
+from attnlab.export.spec import Exported, Graph
 
 
 def adjacency(edge_index: Tensor, n: int) -> tuple[Tensor, Tensor]:
@@ -70,42 +73,52 @@ def dense_gat_conv(conv: nn.Module, x: Tensor, edges: tuple[Tensor, Tensor]) -> 
     return out if conv.bias is None else out + conv.bias
 
 
-class GATGraph(nn.Module):
-    """GAT node classification: ``x (N, F)``, ``edge_index (2, E)`` -> ``logits (N, K)``."""
+class DenseGATConv(nn.Module):
+    """A :class:`GATConv`'s weights attending densely (:func:`dense_gat_conv`): the layer an
+    exported GAT or HAN calls in place of the sparse one, with the same call signature."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, conv: nn.Module, model: str):
         super().__init__()
-        self.model = model
-        for conv in model.convs:
-            check_conv(conv, "GAT")
+        check_conv(conv, model)
+        self.conv = conv
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        edges = adjacency(edge_index, x.shape[0])
-        convs = self.model.convs
-        for i, conv in enumerate(convs):
-            x = dense_gat_conv(conv, x, edges)
-            if i < len(convs) - 1:
-                x = F.elu(x)
-        return x
+    def forward(self, x: Tensor, edge_index: Tensor, return_attention_weights: bool = False) -> Tensor:
+        return dense_gat_conv(self.conv, x, adjacency(edge_index, x.shape[0]))
 
 
-class HANGraph(nn.Module):
-    """HAN node classification: ``x (N, F)`` and one ``edge_index (2, E_p)`` per meta-path
-    -> ``logits (N, K)``, ``semantic_weights (P,)`` (beta, summing to 1)."""
+def dense(model: nn.Module, layers: str) -> nn.Module:
+    """A shallow copy of ``model`` (weights shared) whose GATConv list ``layers`` attends
+    densely: its own forward -- activations, HAN's semantic attention, the classifier -- is
+    what the export traces."""
+    copy = object.__new__(type(model))
+    copy.__dict__ = {**model.__dict__, "_modules": dict(model._modules)}
+    setattr(copy, layers, nn.ModuleList(DenseGATConv(conv, type(model).__name__) for conv in getattr(model, layers)))
+    return copy.eval()
 
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        for conv in model.node_level:
-            check_conv(conv, "HAN")
 
-    def forward(self, x: Tensor, *metapath_edges: Tensor) -> tuple[Tensor, Tensor]:
-        m = self.model
-        views = [F.elu(dense_gat_conv(conv, x, adjacency(edge_index, x.shape[0])))
-                 for conv, edge_index in zip(m.node_level, metapath_edges)]
-        z = torch.stack(views, dim=1)  # (N, P, H*C)
-        semantic = m.semantic
-        w = (torch.tanh(F.linear(z, semantic.project.weight, semantic.project.bias)) @ semantic.query).mean(dim=0)  # (P,)
-        beta = w.softmax(dim=0)
-        z = (beta[None, :, None] * z).sum(dim=1)  # (N, H*C)
-        return F.linear(z, m.classifier.weight, m.classifier.bias), beta
+_DENSE_NOTE = ("attention is dense over the nodes (an (H, N, N) score matrix): any graph size runs, "
+               "memory grows as N^2 (a few thousand nodes); duplicate edges count once")
+_EDGES = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 2], [1, 2, 3, 4, 5, 6, 0, 5]])  # an example graph of 7 nodes
+
+
+def gat_graphs(model: nn.Module) -> Exported:
+    c = model.config
+    axes = {"x": {0: "nodes"}, "edge_index": {1: "edges"}, "logits": {0: "nodes"}}
+    graph = Graph("model", Traced(dense(model, "convs"), lambda m, x, edge_index: m(x, edge_index).logits),
+                  (torch.randn(7, c.in_dim), _EDGES), ["x", "edge_index"], ["logits"], axes)
+    return Exported([graph], {"config": {"in_dim": c.in_dim, "num_classes": c.num_classes}, "note": _DENSE_NOTE})
+
+
+def han_graphs(model: nn.Module) -> Exported:
+    c = model.config
+    names = [f"edge_index.{p}" for p in range(c.num_metapaths)]
+    edges = tuple(_EDGES[:, : 8 - p % 7].contiguous() for p in range(c.num_metapaths))  # unequal edge counts
+    axes = {"x": {0: "nodes"}, "logits": {0: "nodes"}, **{name: {1: f"edges.{p}"} for p, name in enumerate(names)}}
+    def run(m: nn.Module, x: Tensor, *metapath_edges: Tensor) -> tuple[Tensor, Tensor]:
+        out = m(x, list(metapath_edges))
+        return out.logits, out.semantic_weights
+
+    graph = Graph("model", Traced(dense(model, "node_level"), run), (torch.randn(7, c.in_dim), *edges), ["x", *names],
+                  ["logits", "semantic_weights"], axes)
+    info = {"config": {"in_dim": c.in_dim, "num_classes": c.num_classes, "num_metapaths": c.num_metapaths}, "note": _DENSE_NOTE}
+    return Exported([graph], info)

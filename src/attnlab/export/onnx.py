@@ -9,7 +9,7 @@
                            (``attnlab.export.weights``; the graphs point into it)
       tokenizer files      copied from the checkpoint (config.json too)
 
-Graphs per model (``attnlab.export.graphs`` builds them from the model's weights):
+Graphs per model (``attnlab.export.graphs``, ``seq2seq``, ``gnn``: the models' own forward/step traced):
 
     gpt2         prefill.onnx, decode.onnx      (KV cache as past.i.key/value tensors)
     transformer  encoder.onnx, decoder.onnx     (self-attention cache + static cross K/V)
@@ -28,6 +28,7 @@ written against 18 (no version conversion), and ONNX Runtime has run it since 1.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import shutil
 import tempfile
@@ -141,6 +142,8 @@ def _export_graph(graph: Graph, path: Path, opset: int) -> dict:
                 graph.module, graph.example, input_names=graph.inputs, output_names=graph.outputs,
                 opset_version=opset, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False,
             )
+            for node in program.model.graph:  # the exporter's per-node stack traces: most of a file, and local paths
+                node.metadata_props.clear()
             program.save(str(path), external_data=True)  # no 2 GB limit; share_weights gathers the data
         except Exception as error:  # noqa: BLE001 - every exporter failure takes the fallback, stated
             if not isinstance(error, _Skip):
@@ -209,183 +212,26 @@ def _copy_tokenizer(ckpt_dir: Path, out_dir: Path) -> None:
 
 
 # --- per model ------------------------------------------------------------------------
-def _kv_names(prefix: str, layers: int, kind: str = "") -> list[str]:
-    part = f".{kind}" if kind else ""
-    return [f"{prefix}.{i}{part}.{x}" for i in range(layers) for x in ("key", "value")]
+def _graphs(module: str, name: str) -> Callable[[nn.Module], Exported]:
+    def build(model: nn.Module) -> Exported:
+        return getattr(importlib.import_module(module), name)(model)
 
-
-def _gpt(model: nn.Module) -> Exported:
-    from attnlab.export.graphs import GPTGraph, method
-
-    c = model.config
-    graph = GPTGraph(model)
-    n, heads, dh = c.num_layers, c.num_heads, c.d_model // c.num_heads
-    b, length, past = 2, 5, 4
-    ids = torch.randint(0, c.vocab_size, (b, length))
-    mask = torch.ones(b, length, dtype=torch.long)
-    present = _kv_names("present", n)
-    kv_axes = {0: "batch", 2: "past"}
-    prefill = Graph(
-        "prefill", method(graph, "prefill"), (ids, mask), ["input_ids", "attention_mask"], ["logits", *present],
-        {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"},
-         "logits": {0: "batch", 1: "length"}, **{k: {0: "batch", 2: "length"} for k in present}},
-    )
-    past_names = _kv_names("past", n)
-    kv = tuple(torch.randn(b, heads, past, dh) for _ in past_names)
-    new = 1 + 1  # the example decodes two tokens so the length axis stays dynamic
-    decode = Graph(
-        "decode", method(graph, "decode"),
-        (ids[:, :new].contiguous(), torch.full((b, new), past) + torch.arange(new), torch.ones(b, past + new, dtype=torch.long), *kv),
-        ["input_ids", "position_ids", "attention_mask", *past_names], ["logits", *present],
-        {"input_ids": {0: "batch", 1: "length"}, "position_ids": {0: "batch", 1: "length"},
-         "attention_mask": {0: "batch", 1: "past + length"}, "logits": {0: "batch", 1: "length"},
-         **{k: kv_axes for k in past_names}, **{k: {0: "batch", 2: "past + length"} for k in present}},
-    )
-    info = {
-        "config": {"vocab_size": c.vocab_size, "context_length": c.context_length, "num_layers": n,
-                   "num_heads": heads, "head_dim": dh, "eos_token_id": c.eos_token_id},
-        "generation": {
-            "graphs": ["prefill", "decode"],
-            "steps": [
-                "prefill(input_ids, attention_mask): the prompt, left-padded (0 in attention_mask on pads); "
-                "next token = argmax of logits[:, -1]; the cache = present.*",
-                "decode(input_ids (B, 1) = the new token, position_ids (B, 1) = last position + 1 "
-                "(positions count real tokens only), attention_mask (B, P + 1) = the mask so far + a 1 column, "
-                "past.i.key/value = the previous present.i.key/value)",
-                "repeat decode until eos_token_id or context_length tokens",
-            ],
-        },
-    }
-    return Exported([prefill, decode], info)
-
-
-def _transformer(model: nn.Module) -> Exported:
-    from attnlab.export.graphs import TransformerGraph, method
-
-    c = model.config
-    graph = TransformerGraph(model)
-    n, heads, dh = c.num_decoder_layers, c.num_heads, c.d_model // c.num_heads
-    b, s, past = 2, 6, 3
-    src = torch.randint(4, c.src_vocab_size, (b, s))
-    src[1, -2:] = c.pad_id
-    cross = _kv_names("cross", n)
-    encoder = Graph(
-        "encoder", method(graph, "encoder"), (src,), ["src_ids"], ["memory", *cross],
-        {"src_ids": {0: "batch", 1: "src_length"}, "memory": {0: "batch", 1: "src_length"},
-         **{k: {0: "batch", 2: "src_length"} for k in cross}},
-    )
-    past_names, present = _kv_names("past", n), _kv_names("present", n)
-    kv = tuple(torch.randn(b, heads, past, dh) for _ in past_names)
-    ckv = tuple(torch.randn(b, heads, s, dh) for _ in cross)
-    decoder = Graph(
-        "decoder", method(graph, "decoder"),
-        (torch.randint(4, c.tgt_vocab_size, (b, 2)), (src != c.pad_id).long(), *kv, *ckv),
-        ["input_ids", "src_mask", *past_names, *cross], ["log_probs", *present],
-        {"input_ids": {0: "batch", 1: "length"}, "src_mask": {0: "batch", 1: "src_length"},
-         **{k: {0: "batch", 2: "past"} for k in past_names}, **{k: {0: "batch", 2: "src_length"} for k in cross},
-         "log_probs": {0: "batch", 1: "length"}, **{k: {0: "batch", 2: "past + length"} for k in present}},
-    )
-    info = {
-        "config": {"src_vocab_size": c.src_vocab_size, "tgt_vocab_size": c.tgt_vocab_size, "num_layers": n,
-                   "num_heads": heads, "head_dim": dh, "pad_id": c.pad_id, "bos_id": c.bos_id, "eos_id": c.eos_id,
-                   "max_len": c.max_len},
-        "generation": {
-            "graphs": ["encoder", "decoder"],
-            "steps": [
-                "encoder(src_ids (B, S), pad_id on padding) -> memory, cross.i.key/value (static for the sentence)",
-                "decoder(input_ids (B, 1) = bos_id first, src_mask = (src_ids != pad_id), past.i.key/value "
-                "(B, H, 0, Dh) at the first step, then the previous present.i.*, cross.i.* from the encoder)",
-                "next token = argmax of log_probs[:, -1]; stop at eos_id or max_len tokens; "
-                "beam search: reorder every past/cross/src_mask row with the chosen parents",
-            ],
-        },
-    }
-    return Exported([encoder, decoder], info)
-
-
-def _bert(model: nn.Module) -> Exported:
-    from attnlab.export.graphs import BERTGraph, bert_outputs
-
-    c = model.config
-    b, length = 2, 7
-    ids = torch.randint(1, c.vocab_size, (b, length))
-    mask = torch.ones(b, length, dtype=torch.long)
-    mask[1, -2:] = 0
-    outputs = bert_outputs(c)
-    seq = {0: "batch", 1: "length"}
-    axes = {"input_ids": seq, "token_type_ids": seq, "attention_mask": seq}
-    axes.update({name: (seq if name in ("last_hidden_state", "mlm_logits") else {0: "batch"}) for name in outputs})
-    graph = Graph("model", BERTGraph(model).eval(), (ids, torch.zeros_like(ids), mask),
-                  ["input_ids", "token_type_ids", "attention_mask"], outputs, axes)
-    info = {"config": {"head": c.head, "labels": list(c.labels), "vocab_size": c.vocab_size,
-                       "max_positions": c.max_positions, "pad_token_id": c.pad_token_id}}
-    return Exported([graph], info)
-
-
-def _vit(model: nn.Module) -> Exported:
-    from attnlab.export.graphs import ViTGraph, vit_outputs
-
-    c = model.config
-    pixels = torch.randn(2, c.num_channels, c.image_size, c.image_size)
-    outputs = vit_outputs(model)
-    axes = {"pixel_values": {0: "batch"}, **{name: {0: "batch"} for name in outputs}}
-    graph = Graph("model", ViTGraph(model).eval(), (pixels,), ["pixel_values"], outputs, axes)
-    info = {"config": {"image_size": c.image_size, "num_channels": c.num_channels, "labels": list(c.labels)},
-            "note": "the image size is fixed at the configured one; the batch is dynamic"}
-    return Exported([graph], info)
-
-
-_DENSE_NOTE = ("attention is dense over the nodes (an (H, N, N) score matrix): any graph size runs, "
-               "memory grows as N^2 (a few thousand nodes); duplicate edges count once")
-_EDGES = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 2], [1, 2, 3, 4, 5, 6, 0, 5]])  # an example graph of 7 nodes
-
-
-def _gat(model: nn.Module) -> Exported:
-    from attnlab.export.gnn import GATGraph
-
-    c = model.config
-    axes = {"x": {0: "nodes"}, "edge_index": {1: "edges"}, "logits": {0: "nodes"}}
-    graph = Graph("model", GATGraph(model).eval(), (torch.randn(7, c.in_dim), _EDGES), ["x", "edge_index"], ["logits"], axes)
-    info = {"config": {"in_dim": c.in_dim, "num_classes": c.num_classes},
-            "note": _DENSE_NOTE}
-    return Exported([graph], info)
-
-
-def _han(model: nn.Module) -> Exported:
-    from attnlab.export.gnn import HANGraph
-
-    c = model.config
-    names = [f"edge_index.{p}" for p in range(c.num_metapaths)]
-    edges = tuple(_EDGES[:, : 8 - p % 7].contiguous() for p in range(c.num_metapaths))  # unequal edge counts
-    axes = {"x": {0: "nodes"}, "logits": {0: "nodes"}, **{name: {1: f"edges.{p}"} for p, name in enumerate(names)}}
-    graph = Graph("model", HANGraph(model).eval(), (torch.randn(7, c.in_dim), *edges), ["x", *names],
-                  ["logits", "semantic_weights"], axes)
-    info = {"config": {"in_dim": c.in_dim, "num_classes": c.num_classes, "num_metapaths": c.num_metapaths},
-            "note": _DENSE_NOTE}
-    return Exported([graph], info)
+    return build
 
 
 def _loader(name: str) -> Callable[[Path], nn.Module]:
     def load(ckpt: Path) -> nn.Module:
-        import attnlab.models as models
-
-        return getattr(models, name).from_pretrained(ckpt)
+        return getattr(importlib.import_module("attnlab.models"), name).from_pretrained(ckpt)
 
     return load
 
 
-def _seq2seq(model: nn.Module) -> Exported:
-    from attnlab.export.seq2seq import seq2seq_graphs
-
-    return seq2seq_graphs(model)
-
-
 EXPORTERS: dict[str, tuple[Callable[[Path], nn.Module], Callable[[nn.Module], Exported]]] = {
-    "gpt2": (_loader("GPT"), _gpt),
-    "transformer": (_loader("Transformer"), _transformer),
-    "seq2seq": (_loader("Seq2Seq"), _seq2seq),
-    "bert": (_loader("BERT"), _bert),
-    "vit": (_loader("ViT"), _vit),
-    "gat": (_loader("GAT"), _gat),
-    "han": (_loader("HAN"), _han),
+    "gpt2": (_loader("GPT"), _graphs("attnlab.export.graphs", "gpt_graphs")),
+    "transformer": (_loader("Transformer"), _graphs("attnlab.export.graphs", "translator_graphs")),
+    "seq2seq": (_loader("Seq2Seq"), _graphs("attnlab.export.seq2seq", "seq2seq_graphs")),
+    "bert": (_loader("BERT"), _graphs("attnlab.export.graphs", "encoder_graphs")),
+    "vit": (_loader("ViT"), _graphs("attnlab.export.graphs", "encoder_graphs")),
+    "gat": (_loader("GAT"), _graphs("attnlab.export.gnn", "gat_graphs")),
+    "han": (_loader("HAN"), _graphs("attnlab.export.gnn", "han_graphs")),
 }

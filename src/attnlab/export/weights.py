@@ -16,7 +16,8 @@ reader loads it; ONNX Runtime resolves ``location`` relative to the ``.onnx`` fi
 
 Memory-mapped, the file's pages are one copy however many sessions (or processes) load
 the graphs, as long as each session uses the weights as stored: every constant transpose
-is folded at export time (see ``graphs.tied_lookup``), and the runtime turns off ONNX
+is folded at export time (GPT's tied table is read in its stored layout by both the lookup
+and the output map, a 2-D product: one Gemm, see ``GPT.forward``), and the runtime turns off ONNX
 Runtime's per-session repacking of MatMul weights when a folder has several graphs
 (``attnlab.export.runtime.Session``). :func:`check_file` verifies it, and every graph
 file, against the manifest's size and SHA-256 before a runtime loads them.

@@ -199,7 +199,7 @@ class BERT(PretrainedModel):
                 f"(1 = real token, 0 = padding), got {tuple(attention_mask.shape)}"
             )
         keep = attention_mask.bool()
-        if bool(keep.all()):
+        if not torch.compiler.is_compiling() and bool(keep.all()):  # a traced graph keeps the mask
             return None
         mask = keep[:, None, None, :]  # (B, 1, 1, L)
         if self.config.is_decoder:

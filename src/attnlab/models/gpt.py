@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.attention.kv_cache import KVCache
+from attnlab.attention.kv_cache import KVCache, PastKV
 from attnlab.attention.maps import Attentions
 from attnlab.attention.masks import causal_mask
 from attnlab.attention.multi_head import MultiHeadAttention
@@ -130,12 +130,15 @@ def gpt_config(name: str, **overrides) -> GPTConfig:
 @dataclass
 class GPTOutput:
     """``logits (B, L, V)``; ``loss`` (scalar) with labels; ``attentions`` with
-    ``need_weights=True``: ``layers.{l}.causal (B, H, L, Lk)``, every head of every layer."""
+    ``need_weights=True``: ``layers.{l}.causal (B, H, L, Lk)``, every head of every layer;
+    ``caches``: with ``caches`` given, the next call's (functional :class:`PastKV`: the present
+    keys/values ``(B, H, P + L, Dh)``; :class:`KVCache`: the same objects, updated)."""
 
     logits: Tensor
     loss: Tensor | None = None
     attentions: Attentions | None = None
     last_hidden_state: Tensor | None = None
+    caches: list[PastKV | KVCache] | None = None  # with caches: each layer's cache for the next call
 
 
 class GPT(PretrainedModel):
@@ -193,32 +196,38 @@ class GPT(PretrainedModel):
         *,
         labels: Tensor | None = None,
         position_ids: Tensor | None = None,
-        caches: list[KVCache] | None = None,
+        caches: list[KVCache | PastKV] | None = None,
         need_weights: bool = False,
         last_only: bool = False,
     ) -> GPTOutput:
         """Logits of every position (or of the last only: ``last_only``), appending the new
-        keys/values to ``caches`` when given; ``labels (B, L)`` give the loss."""
+        keys/values to ``caches`` when given (a :class:`KVCache` per layer, kept in place, or
+        the functional :class:`PastKV`: the output's ``caches`` hold the present ones);
+        ``labels (B, L)`` give the loss."""
         check_ids(input_ids, "input_ids", self.config.vocab_size)
         b, length = input_ids.shape
         past = caches[0].length if caches else 0
         position_ids = self._positions(position_ids, b, length, past, input_ids.device)
         h = self.dropout(self.token_embedding(input_ids) + self.positions(position_ids))  # (B, L, D)
         mask, causal = self._attention_mask(attention_mask, b, length, past, input_ids.device)
-        weights = []
+        weights, after = [], []
         for i, block in enumerate(self.blocks):
             out = block(h, mask=mask, causal=causal, need_weights=need_weights, cache=caches[i] if caches else None)
             h = out.hidden
             if need_weights:
                 weights.append(out.self_weights)
+            if caches:
+                after.append(caches[i].advance(out.present))
         if last_only:
             h = h[:, -1:]  # (B, 1, D)
         h = self.final_norm(h)
-        logits = linear(h, self.lm_head_weight)  # (B, L, V)
+        # rows (B*L, D): a 2-D product, which an ONNX export writes as one Gemm reading the tied
+        # table in its stored layout (the lookup's), not a second, transposed copy of it
+        logits = linear(h.flatten(0, 1), self.lm_head_weight).view(*h.shape[:2], -1)  # (B, L, V)
         loss = None if labels is None else causal_lm_loss(logits, labels)
         attentions = Attentions().add_layers("layers.{i}.causal", weights, kind="causal", axes=("tokens", "tokens")) \
             if need_weights else None
-        return GPTOutput(logits=logits, loss=loss, attentions=attentions, last_hidden_state=h)
+        return GPTOutput(logits=logits, loss=loss, attentions=attentions, last_hidden_state=h, caches=after or None)
 
     @torch.no_grad()
     def decode_step(

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.attention.guided_alignment import guided_alignment_loss
-from attnlab.attention.kv_cache import KVCache, make_caches
+from attnlab.attention.kv_cache import KVCache, PastKV, make_caches
 from attnlab.attention.maps import Attentions
 from attnlab.attention.masks import mask_from_padding
 from attnlab.attention.multi_head import MultiHeadAttention
@@ -152,10 +152,10 @@ class TransformerOutput:
 class DecoderState:
     """What incremental decoding carries from step to step (one row per hypothesis)."""
 
-    memory: Tensor  # (N, S, D) encoder output
+    memory: Tensor | None  # (N, S, D) encoder output (None: the cross caches hold its keys)
     memory_mask: Tensor  # (N, 1, 1, S) True on real source tokens
-    self_caches: list[KVCache] = field(default_factory=list)
-    cross_caches: list[KVCache] = field(default_factory=list)
+    self_caches: list[KVCache | PastKV] = field(default_factory=list)  # KVCache: kept in place;
+    cross_caches: list[KVCache | PastKV] = field(default_factory=list)  # PastKV: replaced each step
     length: int = 0  # target tokens fed so far
 
 
@@ -195,7 +195,8 @@ class EncoderDecoder(nn.Module):
         state: DecoderState | None = None,
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """``y (B, T, D)`` -> ``(B, T, D)``, self- and cross-attention weights per layer
-        (every layer with ``need_weights``; else only layer ``weights_of_layer``, None elsewhere)."""
+        (every layer with ``need_weights``; else only layer ``weights_of_layer``, None elsewhere);
+        with ``state``, its self-attention caches become the next step's."""
         self_weights, cross_weights = [], []
         for i, layer in enumerate(self.decoder_layers):
             out = layer(
@@ -204,6 +205,8 @@ class EncoderDecoder(nn.Module):
                 cross_cache=state.cross_caches[i] if state else None,
             )
             y = out.hidden
+            if state is not None:
+                state.self_caches[i] = state.self_caches[i].advance(out.present)
             self_weights.append(out.self_weights)
             cross_weights.append(out.cross_weights)
         return self.decoder_norm(y), self_weights, cross_weights
@@ -345,13 +348,18 @@ class Transformer(PretrainedModel):
 
     def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """Feed ``tokens (N,)`` at position ``state.length``; return log-probabilities ``(N, V)``."""
-        ids = tokens[:, None]  # (N, 1)
+        log_probs, state = self.advance(tokens[:, None], state)
+        return log_probs[:, -1], state
+
+    def advance(self, ids: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+        """Feed ``ids (N, L)`` at positions ``state.length ..``; log-probabilities ``(N, L, V)``
+        (:meth:`step` feeds one token; an ONNX export traces this with :class:`PastKV` caches)."""
         check_ids(ids, "tokens", self.config.tgt_vocab_size, what="tgt_vocab_size", max_len=self.config.max_len,
                   offset=state.length)
         y = self.embed(ids, self.tgt_embed, offset=state.length)
         hidden, _, _ = self.stack.decode(y, state.memory, state.memory_mask, state=state)
-        state.length += 1
-        return F.log_softmax(self.output_proj(hidden[:, -1]).float(), dim=-1), state
+        state.length += ids.shape[1]
+        return F.log_softmax(self.output_proj(hidden).float(), dim=-1), state
 
     def reorder(self, state: DecoderState, index: Tensor) -> DecoderState:
         """Keep rows ``index (N_new,)`` of every tensor and cache (beam search)."""
