@@ -131,3 +131,18 @@ def test_empty_translations_say_the_model_is_undertrained(ckpt, capsys, monkeypa
     steps = translate.checkpoint_steps(ckpt)
     assert code == 0 and out == "\n\n" and steps is not None
     assert f"2 of 2 translations are empty: the model is undertrained after {steps:,} updates" in err
+
+
+def test_the_readmes_demo_sentences_use_only_the_synthetic_vocabulary():
+    """A word the demo's corpus lacks becomes <unk> in the README's own example."""
+    from pathlib import Path
+
+    from attnlab.data.synthetic import synthetic_corpus
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    sentences = re.findall(r'--ckpt runs/demo/model[^"\n]*"([^"]+)"', readme)
+    assert sentences, "no demo example in the README"
+    corpus = synthetic_corpus("default").train
+    vocabulary = {w for s in corpus.src for w in s.split()}
+    unknown = {w for s in sentences for w in s.split()} - vocabulary
+    assert not unknown, f"README demo examples use words the synthetic corpus lacks: {sorted(unknown)}"
