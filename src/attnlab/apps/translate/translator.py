@@ -117,11 +117,12 @@ class Translator:
 
     def placeholder_constraint(self, sentences: list[str], max_len: int) -> PlaceholderConstraint | None:
         """The constraint of :mod:`~attnlab.evaluation.decoding_constraints` for ``sentences``
-        (None when no sentence has a placeholder the vocabulary holds whole)."""
+        (a sentence without placeholders may not emit one either; None when the vocabulary
+        holds no placeholder whole)."""
         groups = self.placeholder_groups()
-        needed = [placeholder_signature(s) for s in sentences]
-        if not any(key in groups for need in needed for key in need):
+        if not groups:
             return None
+        needed = [placeholder_signature(s) for s in sentences]
         keys = sorted(groups)
         token_group = torch.full((self.model.config.tgt_vocab_size,), -1, dtype=torch.long)
         for g, key in enumerate(keys):
