@@ -76,8 +76,26 @@ def test_describe_names_the_rank_that_failed_in_its_own_right(tmp_path):
     assert line.endswith(f"No checkpoint was saved in {out} yet: run the command again (without --resume)")
     line, _ = describe({0: (10, PEER_LOST, 0.1), 1: (11, 1, 0.9)}, 2, argv)
     assert "rank 1 of 2 (pid 11) exited with status 1" in line
-    assert describe({0: (10, 2, 0.1), 1: (11, 2, 0.2)}, 2, argv) == (None, 2)  # each rank said it in one line
+    # a user error: every rank hands its line over, the first is printed once
+    assert describe({0: (10, 2, 0.1, "--data x: bad"), 1: (11, 2, 0.2, "--data x: bad")}, 2, argv) == (
+        "attnlab: error: --data x: bad", 2)
+    assert describe({0: (10, -signal.SIGTERM, 0.5, ""), 1: (11, 2, 0.1, "--data y: bad")}, 2, argv) == (
+        "attnlab: error: --data y: bad", 2)
     line, status = describe({0: (10, 143, 0.1), 1: (11, 143, 0.2)}, 2, argv)  # SIGTERM to one rank: all stop
     assert status == 143 and line.startswith("attnlab: rank 0 of 2 was stopped by SIGTERM; every rank saved. ")
     assert lost_peer(RuntimeError("[gloo/transport/tcp/pair.cc:537] Read error: Connection reset by peer"))
     assert not lost_peer(RuntimeError("Socket Timeout")) and not lost_peer(ValueError("Connection reset by peer"))
+
+
+@pytest.mark.slow
+def test_a_user_error_under_nproc_is_one_line_not_one_per_rank(tmp_path):
+    """Both ranks meet the same bad --data: rank 0 prints it, rank 1 hands it over; and
+    torchrun's OMP_NUM_THREADS banner is not printed."""
+    env = torch_env()
+    env.pop("OMP_NUM_THREADS")
+    done = subprocess.run([sys.executable, "-m", "attnlab", "train", "lm", "--nproc", "2", "--data",
+                           str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o"), "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert (done.stdout + done.stderr).strip().splitlines() == [
+        f"attnlab: error: --data {tmp_path / 'missing.txt'}: no such file or folder"]

@@ -51,6 +51,16 @@ def release_folders() -> None:
     out_lock.release_all()
 
 
+def hand_over_error(message: str) -> bool:
+    """Under ``--nproc``, on every rank: the one-line error goes to the launcher,
+    which prints it once (True); else False (print it)."""
+    if not _launched():
+        return False
+    from attnlab.training.launcher import hand_over_error as hand_over
+
+    return hand_over(message)
+
+
 def stopped_by_peer(error: BaseException) -> int | None:
     """Under torchrun, the exit status of a rank whose collective failed because another
     rank died (it prints nothing: the launcher says which rank died, once); None otherwise."""

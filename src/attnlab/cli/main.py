@@ -93,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         print("attnlab: interrupted", file=sys.stderr)
         return 128 + getattr(e, "signum", 2)  # 130 after Ctrl-C, 143 after SIGTERM
     except (AttnlabError, OSError) as e:  # OSError: a disk full, read-only or missing file is one line too
-        print(f"attnlab: error: {e}", file=sys.stderr)
+        from attnlab.apps.commands import hand_over_error
+
+        if not hand_over_error(str(e)):  # under --nproc the launcher prints it, once for all ranks
+            print(f"attnlab: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # under torchrun: another rank died mid-collective, which the launcher reports
         from attnlab.apps.commands import stopped_by_peer

@@ -9,10 +9,12 @@ its ``ChildFailedError`` traceback. Here:
 
 * a rank whose collective failed because another rank died (:func:`lost_peer`) prints
   nothing and exits with :data:`PEER_LOST` (the command's ``main`` asks);
+* a user error (exit status 2) is not printed by the ranks: each hands its line to the
+  launcher in torchrun's error file (:func:`hand_over_error`), which prints the first
+  one -- the same bad ``--data`` is one line, not one per rank;
 * the launcher prints one line naming the rank that failed first, how (its signal, or its
   exit status), and the command that resumes the run from its last checkpoint
-  (:func:`describe`); a rank that ended on a user error (exit status 2) has said so in one
-  line already, and the launcher adds nothing.
+  (:func:`describe`).
 
 torchrun's log lines (``torch.distributed.elastic``) are kept below CRITICAL. Under
 ``torchrun`` itself (no ``--nproc``) nothing of this applies but :func:`lost_peer`.
@@ -20,9 +22,12 @@ torchrun's log lines (``torch.distributed.elastic``) are kept below CRITICAL. Un
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from attnlab.io import read_json
@@ -31,6 +36,7 @@ from attnlab.training.distributed import torchrun_command
 
 PEER_LOST = 3  # exit status of a rank that stopped because another rank died
 USER_ERROR = 2  # exit status of a command that printed a one-line error
+_ONE_LINE_ENV = "ATTNLAB_LAUNCHER"  # set for the ranks this launcher starts
 _PEER_GONE = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "NCCL communicator was aborted")
 
 
@@ -52,25 +58,43 @@ def launch(nproc: int, argv: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     args = torchrun.parse_args(torchrun_command(nproc, argv)[3:])
-    for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")]:
+    for name in ["torch.distributed.run", "torch.distributed.elastic",
+                 *(n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic"))]:
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    os.environ[_ONE_LINE_ENV] = "1"
     try:
         torchrun.run(args)
     except ChildFailedError as e:
-        failures = {rank: (f.pid, f.exitcode, f.timestamp) for rank, f in e.failures.items()}
+        failures = {rank: (f.pid, f.exitcode, f.timestamp, _handed_over(f.error_file_data))
+                    for rank, f in e.failures.items()}
         line, status = describe(failures, nproc, argv)
-        if line:
-            print(line, file=sys.stderr)
+        print(line, file=sys.stderr)
         return status
     except SignalException as e:  # SIGTERM/SIGINT to the launcher: forwarded; the ranks said what they saved
         return 128 + int(e.sigval)
     return 0
 
 
-def describe(failures: dict[int, tuple[int, int, float]], world: int, argv: list[str]) -> tuple[str | None, int]:
-    """The one line (None: the failing rank said it) and the job's exit status, from each
-    failed rank's ``(pid, exitcode, time)`` (torchrun's exitcode: ``-signum`` after a signal).
+def _handed_over(data: object) -> str:
+    message = data.get("message") if isinstance(data, dict) else None
+    return message if isinstance(message, str) else ""
+
+
+def hand_over_error(message: str) -> bool:
+    """On a rank started by :func:`launch`: write the one-line ``message`` into torchrun's
+    error file for the launcher instead of printing it (True); else False."""
+    error_file = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if os.environ.get(_ONE_LINE_ENV) != "1" or not error_file:
+        return False
+    with open(error_file, "w", encoding="utf-8") as f:
+        json.dump({"message": message, "timestamp": int(time.time())}, f)
+    return True
+
+
+def describe(failures: dict[int, tuple], world: int, argv: list[str]) -> tuple[str, int]:
+    """The one line and the job's exit status, from each failed rank's ``(pid, exitcode,
+    time[, message])`` (torchrun's exitcode: ``-signum`` after a signal; the message a rank
+    handed over with :func:`hand_over_error`, or "").
 
     The rank that failed first in its own right: one killed by a signal other than the
     SIGTERM the launcher sends to the rest, else one that exited with an error of its own,
@@ -79,18 +103,19 @@ def describe(failures: dict[int, tuple[int, int, float]], world: int, argv: list
     import signal
 
     def order(item):
-        rank, (_, code, time) = item
+        rank, (_, code, when, *_) = item
         own = (code < 0 and code != -signal.SIGTERM) or (code > 0 and code != PEER_LOST)
-        return (not own, code > 0, time, rank)
+        return (not own, code > 0, when, rank)
 
-    rank, (pid, code, _) = min(failures.items(), key=order)
-    if code == USER_ERROR:
-        return None, USER_ERROR
+    rank, (pid, code, _, *message) = min(failures.items(), key=order)
+    if code == USER_ERROR and message and message[0]:
+        return f"attnlab: error: {message[0]}", USER_ERROR
     if code - 128 in (signal.SIGINT, signal.SIGTERM):  # a stop every rank agreed on, after saving
         name = signal.Signals(code - 128).name
         return f"attnlab: rank {rank} of {world} was stopped by {name}; every rank saved. {resume_hint(argv)}", code
     how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
-    return f"attnlab: error: rank {rank} of {world} (pid {pid}) {how}; the job stopped. {resume_hint(argv)}", 1
+    status = USER_ERROR if code == USER_ERROR else 1
+    return f"attnlab: error: rank {rank} of {world} (pid {pid}) {how}; the job stopped. {resume_hint(argv)}", status
 
 
 def resume_hint(argv: list[str]) -> str:
