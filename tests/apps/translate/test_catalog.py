@@ -168,12 +168,12 @@ def test_header_only_file_and_template(tmp_path):
     report = fill_catalog(src, tmp_path / "out.po", lambda texts: pytest.fail("nothing to translate"))
     assert report.line() == "filled 0, kept 0, refused 0"
     assert polib.pofile(str(tmp_path / "out.po")).metadata == polib.pofile(str(src)).metadata
-    template = HEADER.format(charset="CHARSET").replace('"Plural-Forms: nplurals=2; plural=(n > 1);\\n"\n',
+    template = HEADER.format(charset="CHARSET").replace('"Language: fr\\n"', '"Language: \\n"').replace('"Plural-Forms: nplurals=2; plural=(n > 1);\\n"\n',
                                                         '"Plural-Forms: nplurals=INTEGER; plural=EXPRESSION;\\n"\n')
     pot = write(tmp_path / "demo.pot", template + ENTRIES)
     report = fill_catalog(pot, tmp_path / "fr.po", fake_translate([]), language="fr")
     out = polib.pofile(str(tmp_path / "fr.po"))
-    assert out.metadata["Plural-Forms"] == "nplurals=2; plural=(n > 1);"
+    assert out.metadata["Plural-Forms"] == "nplurals=2; plural=(n > 1);" and out.metadata["Language"] == "fr"
     assert "charset=UTF-8" in out.metadata["Content-Type"]
     assert out.find("%d file").msgstr_plural == {0: "%d fichier", 1: "%d fichiers"}
     msgfmt_check(tmp_path / "fr.po")

@@ -159,7 +159,7 @@ def fill_catalog(po: str | Path, out: str | Path, translate: Translate, language
         if "fuzzy" not in entry.flags:
             entry.flags.append("fuzzy")
         report.filled += 1
-    _complete_header(catalog, po)
+    _complete_header(catalog, language if report.filled else None)
     _write_atomically(catalog, out, crlf=b"\r\n" in raw, report=report)
     return report
 
@@ -168,8 +168,11 @@ def _has_translation(entry: polib.POEntry) -> bool:
     return bool(entry.msgstr) or any(entry.msgstr_plural.values())
 
 
-def _complete_header(catalog: polib.POFile, path: Path) -> None:
-    """A template's placeholder charset becomes UTF-8 (msgfmt refuses ``CHARSET``)."""
+def _complete_header(catalog: polib.POFile, language: str | None) -> None:
+    """A template's placeholder charset becomes UTF-8 (msgfmt refuses ``CHARSET``) and its
+    empty ``Language`` the one translated into."""
+    if language and "Language" in catalog.metadata and not catalog.metadata["Language"].strip():
+        catalog.metadata["Language"] = language
     content_type = catalog.metadata.get("Content-Type", "")
     if "charset=CHARSET" in content_type or not content_type:
         catalog.metadata["Content-Type"] = "text/plain; charset=UTF-8"
