@@ -75,3 +75,32 @@ def test_deferred_interrupt_holds_sigint_until_the_block_ends():
             done.append("finished the critical section")
     assert done == ["finished the critical section"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _wait_for(predicate, limit_s: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + limit_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_phase_with_nothing_to_count_shows_it_is_alive():
+    from attnlab.training.progress import Heartbeat
+
+    log = io.StringIO()  # not a terminal: whole lines
+    with Heartbeat("decoding the test split", stream=log, every_s=0.01, after_s=0.0):
+        _wait_for(lambda: log.getvalue().count("\n") >= 2)
+    lines = log.getvalue().splitlines()
+    assert len(lines) >= 2 and all(line.startswith("decoding the test split ... 0:00:") for line in lines)
+    term = Terminal()  # a terminal: one line redrawn, ended when the phase is
+    with Heartbeat("generating the corpus", stream=term, after_s=0.0):
+        _wait_for(lambda: "\r" in term.getvalue())
+    assert term.getvalue().startswith("\rgenerating the corpus ... ") and term.getvalue().endswith("\n")
+    assert "done in" in term.getvalue()
+    quiet = io.StringIO()
+    with Heartbeat("short", stream=quiet, after_s=60.0):
+        pass
+    with Heartbeat("off", stream=quiet, after_s=0.0, enabled=False):
+        pass
+    assert quiet.getvalue() == ""

@@ -52,6 +52,7 @@ from attnlab.training import (
     find_checkpoint,
     set_seed,
 )
+from attnlab.training.progress import Heartbeat
 
 TOKENIZERS = ("char", "bpe")
 BPE_SAMPLE_CHARS = 5_000_000  # BPE merges are learned on this much training text
@@ -205,10 +206,10 @@ def final_evaluation(model: GPT, data: LMData, context: int, progress: bool = Fa
     if progress:
         print(f"evaluating on all {len(data.val_ids):,} validation tokens (consecutive and sliding windows) ...")
     model.eval()
-    whole = evaluate_lm(model, data.val_ids, context, max_windows=None, chars_per_token=data.chars_per_token)
-    sliding = evaluate_lm(
-        model, data.val_ids, context, max_windows=None, chars_per_token=data.chars_per_token, stride=max(1, context // 2)
-    )
+    with Heartbeat("final evaluation", enabled=progress):
+        whole = evaluate_lm(model, data.val_ids, context, max_windows=None, chars_per_token=data.chars_per_token)
+        sliding = evaluate_lm(model, data.val_ids, context, max_windows=None, chars_per_token=data.chars_per_token,
+                              stride=max(1, context // 2))
     return {**whole, **{f"sliding_{k}": v for k, v in sliding.items()}, "sliding_stride": max(1, context // 2)}
 
 

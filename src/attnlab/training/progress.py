@@ -121,3 +121,50 @@ class Progress:
         if self._on_line:
             self.stream.write("\n")
             self._on_line = False
+
+
+class Heartbeat:
+    """Progress of a phase with nothing to count (generating a corpus, decoding a test split,
+    a final evaluation): a context manager that, once the phase has lasted ``after_s``,
+    shows it is alive — on a terminal one line redrawn with the elapsed time, elsewhere a
+    line every ``every_s``::
+
+        generating the synthetic corpus ... 0:00:20
+
+    A phase shorter than ``after_s`` prints nothing. The lines come from a daemon thread; the
+    phase's own work is untouched.
+    """
+
+    def __init__(self, label: str, *, enabled: bool = True, stream: TextIO | None = None,
+                 every_s: float = 10.0, after_s: float = 3.0):
+        import threading
+
+        self.label, self.enabled, self.every_s, self.after_s = label, enabled, every_s, after_s
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._drawn = False
+
+    def __enter__(self) -> Heartbeat:
+        self.began = time.monotonic()
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self._drawn and self.tty:
+            self.stream.write(f"\r{self.label} ... done in {format_duration(time.monotonic() - self.began)}\n")
+            self.stream.flush()
+
+    def _beat(self) -> None:
+        wait = self.after_s
+        while not self._stop.wait(wait):
+            text = f"{self.label} ... {format_duration(time.monotonic() - self.began)}"
+            self.stream.write(f"\r{text}" if self.tty else text + "\n")
+            self.stream.flush()
+            self._drawn = True
+            wait = 1.0 if self.tty else self.every_s

@@ -49,6 +49,7 @@ from attnlab.data.placeholders_repair import repair_placeholders
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.real_language import RealLanguageScores, score_translations
 from attnlab.io import read_json
+from attnlab.training.progress import Heartbeat
 
 NON_LATIN = {"zh", "ja", "ko", "ru", "uk", "el", "ar", "he", "fa", "hi", "th", "bg", "sr", "ka", "hy"}
 RECIPE = {"max_tokens": 1024, "token_dropout": 0.0, "average_last": 1}  # docs/real_language.md: measured
@@ -169,8 +170,9 @@ def train(settings: TranslateSettings) -> TranslationRun:
     test = trained.splits.test
     if settings.attention == "none" and settings.model == "seq2seq" and test.alignments is not None:
         test = dataclasses.replace(test, alignments=None)  # no attention: nothing to align
-    scores = evaluate_translator(trained.translator, test,
-                                 beam_size=fitted_beam(trained.translator, test.src, settings))
+    with Heartbeat(f"decoding {len(test)} test sentences", enabled=settings.progress):
+        scores = evaluate_translator(trained.translator, test,
+                                     beam_size=fitted_beam(trained.translator, test.src, settings))
     real = None
     if is_gettext_spec(settings.data):
         real = score_translations(test.src, scores.hypotheses, test.tgt, parse_spec(settings.data).language)
