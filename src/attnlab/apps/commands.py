@@ -98,9 +98,10 @@ def seq2seq_attentions() -> tuple[str, ...]:
 def export_onnx(ckpt: str | Path, out: str | Path, *, opset: int | None, overwrite: bool,
                 seed: int = 0) -> tuple[Path, dict]:
     """Export the checkpoint to ONNX in ``out``; the folder and its manifest. The example
-    inputs of the trace are drawn from ``seed``; torch's warnings about torchvision (which
-    the export never uses) are not shown."""
-    import warnings
+    inputs of the trace are drawn from ``seed``. What the exporter's own loggers say that is
+    not the user's business is not shown (QUIET_LOGGERS: torchvision's operators, which no
+    attnlab model uses; onnx_ir's note on an empty attribute list)."""
+    import logging
 
     import torch
 
@@ -108,10 +109,19 @@ def export_onnx(ckpt: str | Path, out: str | Path, *, opset: int | None, overwri
     from attnlab.export import read_manifest
 
     torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torchvision.*")
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
         folder = export(ckpt, out, opset=opset, overwrite=overwrite)
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
     return folder, read_manifest(folder)
+
+
+QUIET_LOGGERS = ("torch.onnx._internal.exporter._registration", "onnx_ir._convenience")
 
 
 def load_onnx(ckpt: str | Path, model_types: tuple[str, ...], what: str, *, device: str = "cpu",
