@@ -64,6 +64,8 @@ def _data_options(p) -> None:
                         "data; 0: off)")
     p.add_argument("--token-dropout", type=float, metavar="P", help="replace source tokens by <unk> with probability P")
     p.add_argument("--average-last", type=int, metavar="N", help="final weights: the mean of the last N saves")
+    p.add_argument("--fp32", action="store_true",
+                   help="train in fp32 where the gettext recipe uses bf16 autocast (the Transformer on gettext:LANG)")
 
 
 TASKS = {"translate": "train a Transformer translator (synthetic corpus or your parallel text)",

@@ -100,6 +100,8 @@ def test_recipe_applies_to_gettext_transformers_and_flags_override_it():
                              average_last=3).setup()
     assert (mine.shared_vocab, mine.max_tokens, mine.batch_size, mine.token_dropout, mine.average_last) == (
         False, None, 64, 0.1, 3)
+    assert TranslateSettings(data="gettext:fr").uses_bf16 and not TranslateSettings(data="gettext:fr", fp32=True).uses_bf16
+    assert not TranslateSettings().uses_bf16 and TranslateSettings(bf16=True).uses_bf16
 
 
 def test_fitted_beam_falls_back_to_greedy_when_the_budget_is_spent(data, capsys):

@@ -52,7 +52,7 @@ from attnlab.io import read_json
 from attnlab.training.progress import Heartbeat
 
 NON_LATIN = {"zh", "ja", "ko", "ru", "uk", "el", "ar", "he", "fa", "hi", "th", "bg", "sr", "ka", "hy"}
-RECIPE = {"max_tokens": 1024, "token_dropout": 0.0, "average_last": 1}  # docs/real_language.md: measured
+RECIPE = {"max_tokens": 1024, "token_dropout": 0.0, "average_last": 1, "bf16": True}  # docs/real_language.md
 EXAMPLE_SOURCES = [
     "the small cat sees a dog .",
     "two big dogs will chase the cat that sleeps in the house .",
@@ -87,6 +87,7 @@ class TranslateSettings(TrainSettings):
     max_tokens: int | None = None  # None: the recipe's for gettext data; 0: batches of batch_size pairs
     token_dropout: float | None = None  # None: the recipe's
     average_last: int | None = None  # None: the recipe's
+    fp32: bool = False  # the recipe trains gettext data under bf16 autocast; this keeps fp32
 
     def recipe(self) -> dict:
         """The small-data recipe for ``gettext:`` data (docs/real_language.md: each choice with
@@ -99,6 +100,12 @@ class TranslateSettings(TrainSettings):
             "token_dropout": (RECIPE["token_dropout"] if gettext else 0.0) if self.token_dropout is None else self.token_dropout,
             "average_last": (RECIPE["average_last"] if gettext else 1) if self.average_last is None else self.average_last,
         }
+
+    @property
+    def uses_bf16(self) -> bool:
+        """``--bf16``, or the recipe's bf16 autocast for gettext data (``--fp32``: off)."""
+        recipe = is_gettext_spec(self.data) and self.model == "transformer" and RECIPE["bf16"]
+        return self.bf16 or (recipe and not self.fp32)
 
     def setup(self) -> TranslatorSetup:
         rnn = self.model == "seq2seq"
@@ -161,6 +168,7 @@ def train(settings: TranslateSettings) -> TranslationRun:
     make = paper_train_config if settings.model == "transformer" else rnn_train_config
     base = make()
     config = train_config(settings, steps=steps, eval_every=settings.eval_every, betas=base.betas, eps=base.eps,
+                          bf16=settings.uses_bf16,
                           weight_decay=base.weight_decay, warmup_steps=settings.warmup if settings.model == "transformer"
                           else min(settings.warmup, 100))
     trained = train_translator(setup, config, resume=settings.resume,
