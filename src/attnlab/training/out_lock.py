@@ -76,10 +76,13 @@ def claim(out: str | os.PathLike, *, wait: bool = False) -> None:
     if path in _held:
         _held[path][1] += 1
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     noted = False
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise AttnlabError(f"--out {out}: cannot create its lock file {path} ({e.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -96,8 +99,9 @@ def claim(out: str | os.PathLike, *, wait: bool = False) -> None:
         if _same_file(path, fd):  # not removed by an owner's release while we waited
             break
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    with contextlib.suppress(OSError):  # the PID is for messages; a full disk does not stop the lock
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _held[path] = [fd, 1]
 
 
