@@ -16,6 +16,7 @@ causal, gat.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -73,6 +74,8 @@ def run(names: set[str], repeats: int, decode_repeats: int, new_tokens: int, tab
             peak = gpt.matmul_peak(torch.bfloat16 if bf16 else torch.float32, "cpu", 2048)
             r = gpt.train_comparison(hf, ours, ids, bf16, repeats)
             mfu = f"MFU {flops / r.ours_s / peak:.0%} of a measured {peak / 1e12:.3g} TFLOP/s (HF {flops / r.peer_s / peak:.0%})"
+            if load_average() > os.cpu_count():  # the peak was measured on a shared core
+                mfu += " (host loaded: MFU not meaningful)"
             table.add("GPT train step", label, r, "4x256, B8 T128; " + mfu)
     if "decode" in names:
         traffic = gpt.weight_bytes(ours)
