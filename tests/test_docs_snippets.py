@@ -5,6 +5,8 @@ Convention (each fence names its language; an unnamed fence fails this test):
 * ```python  -- a complete program: imports and inputs included. Each block runs alone, as
   pasted, in a fresh scratch folder (``python snippet.py``, ``OMP_NUM_THREADS=1``, a time limit),
   and must exit 0. A block that trains uses tiny settings, so the whole set takes seconds.
+  A block right after ``<!-- deploy-snippet -->`` (docs/deploy.md's loop that runs without
+  attnlab) needs an export folder: tests/export/test_deploy_doc.py runs it on a fresh export.
 * ```bash    -- commands a user types. Every ``attnlab ...`` command in it (continuation lines
   joined, comments dropped) must parse with attnlab's own argument parser: the subcommand and
   every flag and value exist (nothing runs: they train for minutes or read the user's files).
@@ -33,6 +35,7 @@ LANGUAGES = {"python", "bash", "console", "text", "json", "toml", "yaml", "c", "
 TIME_LIMIT_S = 300  # per block; the slowest (a tiny training run) takes a few seconds alone
 FENCE = re.compile(r"^(\s*)```(.*)$")
 SHELL_OPERATORS = {"&", "&&", "||", "|", ";"}
+DEPLOY_MARK = "<!-- deploy-snippet -->"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Block:
     line: int  # of the opening fence, 1-based
     language: str
     code: str
+    run_elsewhere: bool = False  # right after <!-- deploy-snippet -->: test_deploy_doc.py runs it
 
     @property
     def where(self) -> str:
@@ -49,24 +53,26 @@ class Block:
 
 def blocks(path: Path) -> list[Block]:
     """The fenced blocks of one Markdown file; an unclosed fence is an error naming its line."""
-    out, opened, body = [], None, []
+    out, opened, body, previous = [], None, [], ""
     for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
         m = FENCE.match(line)
         if opened is None and m:
-            opened, body = (n, m.group(2).strip(), len(m.group(1))), []
+            opened, body = (n, m.group(2).strip(), len(m.group(1)), previous == DEPLOY_MARK), []
         elif opened is not None and m and not m.group(2).strip():
-            start, language, indent = opened
-            out.append(Block(path, start, language, "\n".join(b[indent:] for b in body) + "\n"))
+            start, language, indent, elsewhere = opened
+            out.append(Block(path, start, language, "\n".join(b[indent:] for b in body) + "\n", elsewhere))
             opened = None
         elif opened is not None:
             body.append(line)
+        if opened is None and line.strip():
+            previous = line.strip()
     if opened is not None:
         raise AssertionError(f"{path.relative_to(ROOT)}:{opened[0]}: a code fence that is never closed")
     return out
 
 
 ALL = [b for p in DOCS for b in blocks(p)]
-PYTHON = [b for b in ALL if b.language == "python"]
+PYTHON = [b for b in ALL if b.language == "python" and not b.run_elsewhere]
 BASH = [b for b in ALL if b.language == "bash"]
 
 
