@@ -138,3 +138,12 @@ def test_an_unknown_gettext_language_names_the_closest_in_one_short_line(tmp_pat
     listing = subprocess.run([sys.executable, "-m", "attnlab.data.gettext_corpus", "--list"], capture_output=True,
                              text=True, timeout=300)
     assert listing.returncode == 0 and listing.stdout.strip().splitlines()[-1].endswith("--data gettext:LANG")
+
+
+def test_explore_out_is_a_file_or_a_folder(tmp_path):
+    from attnlab.apps.explorer import page_path
+
+    (tmp_path / "pages").mkdir()
+    assert page_path(tmp_path / "pages") == tmp_path / "pages" / "explorer.html"  # an existing folder
+    assert page_path(tmp_path / "new") == tmp_path / "new" / "explorer.html"  # no suffix: a folder
+    assert page_path(tmp_path / "mine.html") == tmp_path / "mine.html"
