@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from attnlab.attention.core import AttentionOutput, scaled_dot_product_attention
+from attnlab.attention.core import AttentionOutput, check_module_dtype, scaled_dot_product_attention
 from attnlab.attention.kv_cache import KVCache, PastKV
 from attnlab.attention.masks import causal_mask, check_mask, combine_masks
 from attnlab.attention.positional import RotaryEmbedding
@@ -131,10 +131,7 @@ class MultiHeadAttention(nn.Module):
         for name, t, width in (("query", query, self.embed_dim), ("key", key, self.kdim), ("value", value, self.vdim)):
             if t.dim() != 3 or t.shape[-1] != width:
                 raise AttnlabError(f"{name} must have shape (B, L, {width}), got {tuple(t.shape)}")
-        dtype = self.q_proj.weight.dtype
-        for name, t in (("query", query), ("key", key), ("value", value)):
-            if not t.is_floating_point() or (t.dtype != dtype and not torch.is_autocast_enabled(t.device.type)):
-                raise AttnlabError(f"{name} must be a floating-point tensor of the module's dtype {dtype}, got {t.dtype}")
+        check_module_dtype(self, query=query, key=key, value=value)
         if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
             raise AttnlabError(
                 f"query (B, Lq, .), key and value (B, Lk, .) disagree: {tuple(query.shape)}, "
