@@ -8,6 +8,7 @@ Every import is inside the function that needs it, so a command imports only wha
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +74,8 @@ def stopped_by_peer(error: BaseException) -> int | None:
 
 def leave(wait: bool) -> None:
     """Under torchrun, leave the process group (``wait``: together with the other ranks)."""
-    if _launched():
-        from attnlab.training import distributed
-
+    distributed = sys.modules.get("attnlab.training.distributed")  # not loaded: no process group to leave
+    if distributed is not None:
         distributed.shutdown(wait=wait)
 
 
