@@ -147,3 +147,15 @@ def test_explore_out_is_a_file_or_a_folder(tmp_path):
     assert page_path(tmp_path / "pages") == tmp_path / "pages" / "explorer.html"  # an existing folder
     assert page_path(tmp_path / "new") == tmp_path / "new" / "explorer.html"  # no suffix: a folder
     assert page_path(tmp_path / "mine.html") == tmp_path / "mine.html"
+
+
+def test_size_flags_are_bounded_with_the_limit_in_the_message(tmp_path, capsys):
+    cases = [(["train", "lm", "--batch-size", "10000000"], "--batch-size: at most 65,536"),
+             (["train", "mlm", "--max-len", "100000"], "--max-len: at most 512"),
+             (["demo", "--beam", "1000"], "--beam: at most 64"),
+             (["classify", "--ckpt", str(tmp_path), "--top-k", "0", "x"], "--top-k: expected an integer >= 1")]
+    for argv, message in cases:
+        assert main([*argv, "--out", str(tmp_path / "o")] if argv[0] != "classify" else argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "o").exists()  # refused before any work

@@ -31,6 +31,7 @@ from torch import Tensor
 from attnlab.apps.common import (
     TrainSettings,
     at_least,
+    at_most,
     check_ckpt,
     check_out,
     run_config,
@@ -50,6 +51,7 @@ from attnlab.validation import read_text
 
 VALIDATION_FRACTION = 0.1
 EVAL_BATCHES = 4
+MAX_LEN = 512  # tokens per text: BERT's position table (max_positions) is at most this long
 DEFAULT_TEXT = "the function returns a sorted list of the keys"
 
 
@@ -72,6 +74,7 @@ class MLMSettings(TrainSettings):
         super().__post_init__()
         at_least(16, vocab_size=self.vocab_size)
         at_least(8, max_len=self.max_len)
+        at_most(MAX_LEN, max_len=self.max_len)
         at_least(1, max_files=self.max_files)
 
 
@@ -92,6 +95,7 @@ class ClassifySettings(TrainSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         at_least(8, max_len=self.max_len)
+        at_most(MAX_LEN, max_len=self.max_len)
         at_least(10, max_examples=self.max_examples)
 
 

@@ -31,6 +31,8 @@ from attnlab.training.budget import steps_within_budget
 from attnlab.training.checkpoint import find_checkpoint, read_trainer_state
 from attnlab.training.threads import choose_threads, decide, warm_up_vml
 
+MAX_BATCH_SIZE = 65_536  # a global batch larger than this is a typo on the machines attnlab targets
+
 
 @dataclass
 class TrainSettings:
@@ -64,6 +66,7 @@ class TrainSettings:
     def __post_init__(self) -> None:
         self.started = time.monotonic()  # the time budget counts from here (not a field: never saved)
         at_least(1, batch_size=self.batch_size, steps=self.steps)
+        at_most(MAX_BATCH_SIZE, batch_size=self.batch_size)
         at_least(0, warmup=self.warmup, save_every=self.save_every)
         at_least(0, threads=self.threads)
         if not self.lr > 0:

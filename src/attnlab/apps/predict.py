@@ -26,6 +26,9 @@ def _wrong(ckpt: str | Path, kind: str, what: str) -> AttnlabError:
 def classify(ckpt: str | Path, inputs: list[str], top_k: int = 3, device: str = "cpu") -> list[list[tuple[str, float]]]:
     """For each input, the ``top_k`` labels and their probabilities: texts for a BERT
     classifier, image files for a ViT."""
+    from attnlab.apps.common import at_least
+
+    at_least(1, top_k=top_k)
     kind = model_type(ckpt)
     if kind == "vit":
         from attnlab.apps import vit
