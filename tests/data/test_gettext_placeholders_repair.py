@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from attnlab.data.placeholders_repair import keeps_placeholders, repair_placeholders
+from attnlab.data.placeholders_repair import (
+    keeps_placeholders,
+    repair_placeholders,
+    restore_placeholders,
+    stand_in_placeholders,
+)
 
 
 @pytest.mark.parametrize("source, target, kept", [
@@ -39,3 +44,11 @@ def test_repair_is_verified_or_refuses(source, target, repaired):
     result = repair_placeholders(source, target)
     assert result == repaired
     assert result is None or keeps_placeholders(source, result)
+
+
+def test_unknown_printf_placeholders_stand_in_as_plain_ones_and_come_back_in_order():
+    known = {"%s", "%d"}
+    assert stand_in_placeholders("%.250s is %s, %-4d", known) == "%s is %s, %d"
+    assert stand_in_placeholders("%lu and %(n)s and %.2f", known) == "%lu and %(n)s and %.2f"  # no plain stand-in
+    assert restore_placeholders("%.250s is %s, %-4d", "%s est %s, %d") == "%.250s est %s, %-4d"
+    assert restore_placeholders("%.250s is %s", "%s est") == "%s est"  # a count that differs: untouched

@@ -106,3 +106,33 @@ def _reorder(source: str, text: str) -> str:
         out.append(text[last:start] + piece)
         last = end
     return "".join(out) + text[last:]
+
+
+_CONVERSION = re.compile(r"[diouxXeEfFgGaAcspnm]$")
+
+
+def stand_in_placeholders(text: str, known: set[str]) -> str:
+    """``text`` with each unnumbered printf placeholder the vocabulary lacks (``known``: its
+    placeholder keys) replaced by the plain one of its conversion (``%.250s`` -> ``%s``), so
+    the model sees a placeholder it learnt; :func:`restore_placeholders` puts them back."""
+    out, last = [], 0
+    for start, end, piece in pieces(text):
+        plain = "%" + piece[-1] if _ORDERED.match(piece) and _CONVERSION.search(piece) else None
+        if piece.startswith("%") and _key(piece) not in known and plain in known:
+            out.append(text[last:start] + plain)
+            last = end
+    return "".join(out) + text[last:]
+
+
+def restore_placeholders(source: str, translation: str) -> str:
+    """The translation's unnumbered printf placeholders rewritten as the source's, in order,
+    when there are as many (printf takes them in order, so the k-th stands for the k-th)."""
+    want = [p for p in ordered(source) if p.startswith("%")]
+    spans = [(s, e, p) for s, e, p in pieces(translation) if _ORDERED.match(p) and p.startswith("%")]
+    if len(spans) != len(want):
+        return translation
+    out, last = [], 0
+    for (start, end, _), piece in zip(spans, want):
+        out.append(translation[last:start] + piece)
+        last = end
+    return "".join(out) + translation[last:]

@@ -52,5 +52,7 @@ def test_pushed_model_is_corrected_or_refused_never_silently_wrong(pushed, beam_
     for source, text in zip(sources, checked):
         assert text is None or keeps_placeholders(source, text), (source, text)
     assert checked[5] is None  # %i is not in the vocabulary: nothing can force it, refused
+    unseen = pushed.translate(["Open %.250s"], beam_size=beam_size)[0]  # not in the vocabulary: stands in as %s
+    assert find_placeholders(unseen) == ["%.250s"] and keeps_placeholders("Open %.250s", unseen)
     alone = pushed.translate(["Save the file"], beam_size=beam_size)  # a batch without any placeholder
     assert find_placeholders(alone[0]) == []

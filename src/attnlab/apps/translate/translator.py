@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from attnlab.data.placeholders import ARG_NUMBER, find_placeholders, placeholder_signature
+from attnlab.data.placeholders_repair import restore_placeholders, stand_in_placeholders
 from attnlab.data.tokenizer import Tokenizer
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.decoding import decode
@@ -138,7 +139,11 @@ class Translator:
     ) -> list[str]:
         """Translate whitespace-separated ``sentences`` (batched, sorted by length inside);
         ``constrain``: each output holds exactly its source's placeholders wherever the
-        vocabulary allows (:meth:`placeholder_constraint`)."""
+        vocabulary allows (:meth:`placeholder_constraint`); a printf placeholder it lacks
+        (``%.250s``) is translated as the plain one (``%s``) and put back in order."""
+        if constrain:
+            known = set(self.placeholder_groups())
+            given, sentences = sentences, [stand_in_placeholders(s, known) for s in sentences]
         self.model.eval()
         order = sorted(range(len(sentences)), key=lambda n: len(sentences[n].split()))
         out: list[str] = [""] * len(sentences)
@@ -152,6 +157,8 @@ class Translator:
                           beam_size=beam_size, alpha=alpha, constraint=constraint)
             for n, tokens in zip(rows, hyps.tokens):
                 out[n] = self.tgt_tokenizer.decode(tokens)
+        if constrain:
+            out = [restore_placeholders(g, o) if g != s else o for g, s, o in zip(given, sentences, out)]
         return out
 
     @torch.no_grad()
