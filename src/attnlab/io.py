@@ -51,7 +51,9 @@ class WriteError(AttnlabError):
 def write_failure(path: str | os.PathLike, error: BaseException) -> WriteError:
     """The one-line :class:`WriteError` of a failed write of ``path``: the OS's reason
     (``No space left on device``), also out of a ``SafetensorError``'s text."""
-    if isinstance(error, OSError):
+    if isinstance(error, WriteError):  # a file inside ``path`` (a folder being written)
+        reason = error.reason
+    elif isinstance(error, OSError):
         reason = error.strerror or str(error)
     else:  # safetensors: "Error while serializing: I/O error: File too large (os error 27)"
         text = str(error).splitlines()[0] if str(error) else type(error).__name__

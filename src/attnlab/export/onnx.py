@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import Tensor, nn
 
 import attnlab
@@ -44,7 +45,7 @@ from attnlab.errors import AttnlabError
 from attnlab.export.manifest import check_manifest
 from attnlab.export.spec import Exported, Graph
 from attnlab.export.weights import WEIGHTS_FILE, file_digest, share_weights
-from attnlab.io import read_json, write_json
+from attnlab.io import WriteError, read_json, write_failure, write_json
 
 FORMAT_VERSION = 3  # 3: every graph's size and SHA-256 too (2: one weights.data shared by the graphs; 1: weights inside each .onnx)
 DEFAULT_OPSET = 18
@@ -75,8 +76,11 @@ def export_onnx(ckpt_dir: str | Path, out_dir: str | Path, *, opset: int | None 
     load, build = EXPORTERS[model_type]
     model = load(ckpt_dir).eval()
     exported = build(model)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:  # a write that fails (disk full, ulimit -f, read-only) is one line; out_dir stays as it was
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as e:
+        raise write_failure(out_dir, e) from None
     try:
         graphs = {}
         for graph in exported.graphs:
@@ -97,13 +101,25 @@ def export_onnx(ckpt_dir: str | Path, out_dir: str | Path, *, opset: int | None 
             **exported.info,
         }
         write_json(work / MANIFEST, manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        work.rename(out_dir)
+        _swap_in(work, out_dir)
+    except (OSError, SafetensorError, WriteError) as e:
+        raise write_failure(out_dir, e) from None
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
     return out_dir
+
+
+def _swap_in(work: Path, out_dir: Path) -> None:
+    """Rename the finished ``work`` folder onto ``out_dir``; an existing ``out_dir`` is moved
+    aside first and removed only after, so no moment leaves neither."""
+    old = None
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+        out_dir.rename(old / out_dir.name)
+    work.rename(out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def read_manifest(export_dir: str | Path) -> dict:
