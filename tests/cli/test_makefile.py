@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 
 def apt_block(tmp_path: Path, *make_args: str) -> str:
     """The shell of the system-package step, as `make -n test` prints it, with chromium missing."""
-    dry = subprocess.run(["make", "-n", "-B", "test", *make_args], cwd=ROOT, capture_output=True, text=True,
+    dry = subprocess.run(["make", "--no-print-directory", "-n", "-B", "test", *make_args], cwd=ROOT, capture_output=True, text=True,
                          timeout=60).stdout
     lines = dry.splitlines()
     start = next(n for n, line in enumerate(lines) if line.startswith('missing=""'))
@@ -45,5 +45,5 @@ def test_make_test_says_what_apt_installs_and_honours_the_opt_out(tmp_path):
 
 
 def test_make_demo_installs_the_onnx_extra():
-    dry = subprocess.run(["make", "-n", "-B", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    dry = subprocess.run(["make", "--no-print-directory", "-n", "-B", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
     assert "pip install -q -e '.[onnx]'" in dry and dry.strip().endswith("attnlab demo")

@@ -61,4 +61,4 @@ def test_catalogs_without_gettext_data_is_one_line(tmp_path: Path, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1 and "gettext:LANG" in err
     code = main(["train", "translate", "--data", "gettext:qaa", "--steps", "1", "--out", str(tmp_path / "y")])
     err = capsys.readouterr().err
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "languages available" in err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "gettext_corpus --list" in err

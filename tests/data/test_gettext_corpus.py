@@ -174,12 +174,17 @@ def test_msgfmt_compiled_mo_drops_fuzzy(tmp_path: Path):
     assert pairs["%d files"] == "%d Dateien"
 
 
-def test_missing_language_is_one_line_listing_the_available_ones(zh_root: Path):
+def test_missing_language_is_one_short_line_naming_the_closest_ones(zh_root: Path):
     with pytest.raises(AttnlabError) as error:
+        load_gettext("gettext:xh_CN", roots=[zh_root])
+    message = str(error.value)
+    assert "\n" not in message and len(message) < 300
+    assert "'xh_CN'" in message and "zh_CN (4 catalogs)" in message
+    assert "all 2: python -m attnlab.data.gettext_corpus --list" in message
+    with pytest.raises(AttnlabError) as error:  # nothing close: no list, only where to look
         load_gettext("gettext:xx", roots=[zh_root])
     message = str(error.value)
-    assert "\n" not in message
-    assert "'xx'" in message and "zh_CN(4)" in message and "zh_TW(1)" in message
+    assert "'xx'" in message and "closest" not in message and "--list" in message
 
 
 def test_bad_spec_and_too_few_catalogs(tmp_path: Path):
