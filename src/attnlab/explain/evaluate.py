@@ -18,7 +18,7 @@ from torch import Tensor
 
 from attnlab.errors import AttnlabError
 from attnlab.explain.explainable import Explainable
-from attnlab.explain.faithfulness import faithfulness
+from attnlab.explain.faithfulness import faithfulness_many
 
 MEASURES = ("aopc", "deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency")
 
@@ -46,22 +46,24 @@ class Evaluation:
 
 
 def evaluate(explainables: list[Explainable], methods: dict[str, Callable[[Explainable], Tensor]]) -> Evaluation:
-    """Run each method on each prediction and measure its faithfulness."""
+    """Run each method on each prediction and measure its faithfulness (all methods' curves
+    of one prediction in one deduplicated batch: :func:`faithfulness_many`)."""
     result = Evaluation()
-    for name, method in methods.items():
-        attributions, curves = [], []
-        for x in explainables:
+    result.attributions = {name: [] for name in methods}
+    result.curves = {name: [] for name in methods}
+    for x in explainables:
+        ran = {}
+        for name, method in methods.items():
             try:
-                attribution = method(x).detach().double().cpu()
+                ran[name] = method(x).detach().double().cpu()
             except AttnlabError as e:  # too large (flow), or no attention weights to read
                 result.skipped[name] = str(e)
-                attributions.append(None)
-                curves.append(None)
-                continue
-            attributions.append(attribution)
-            curves.append(faithfulness(x, attribution))
-        result.attributions[name], result.curves[name] = attributions, curves
-        measured = [c for c in curves if c is not None]
+        measured = faithfulness_many(x, ran) if ran else {}
+        for name in methods:
+            result.attributions[name].append(ran.get(name))
+            result.curves[name].append(measured.get(name))
+    for name in methods:
+        measured = [c for c in result.curves[name] if c is not None]
         if measured:
             result.table[name] = {m: sum(c[m] for c in measured) / len(measured) for m in MEASURES}
             result.table[name]["n"] = len(measured)

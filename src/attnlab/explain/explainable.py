@@ -51,6 +51,7 @@ class Explainable:
     module: nn.Module | None = None  # the model (head importance hooks its attention)
     extras: dict = field(default_factory=dict)
     layout: Callable[[list[Tensor]], list[Tensor]] = list
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # maps, input gradient: computed once
 
     def __post_init__(self) -> None:
         if self.inputs.dim() != 2 or self.baseline.shape != self.inputs.shape:
@@ -76,11 +77,21 @@ class Explainable:
             (grad,) = torch.autograd.grad(score.sum(), e)
         return score.detach(), grad
 
+    def input_gradient(self) -> Tensor:
+        """d score / d e ``(L, D)`` at the unperturbed input (computed once; saliency and
+        gradient × input share it)."""
+        if "gradient" not in self.cache:
+            self.cache["gradient"] = self.gradient(self.inputs[None])[1][0]
+        return self.cache["gradient"]
+
     def maps(self) -> list[Tensor]:
-        """The attention graph's layers ``(H, M, M)`` on the unperturbed input."""
-        with torch.no_grad():
-            _, raw = self.run(self.inputs[None], True)
-        return [widened(m[0]) for m in self._layout(raw)]
+        """The attention graph's layers ``(H, M, M)`` on the unperturbed input (computed once;
+        raw attention, rollout and flow share them)."""
+        if "maps" not in self.cache:
+            with torch.no_grad():
+                _, raw = self.run(self.inputs[None], True)
+            self.cache["maps"] = [widened(m[0]) for m in self._layout(raw)]
+        return self.cache["maps"]
 
     def map_gradients(self) -> tuple[list[Tensor], list[Tensor]]:
         """The layers ``(H, M, M)`` and d score / d each, through the model's own weights.

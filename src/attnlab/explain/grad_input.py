@@ -15,5 +15,5 @@ from attnlab.explain.explainable import Explainable
 
 def grad_input(x: Explainable) -> Tensor:
     """``(L,)``: gradient · (input − baseline) at each unit."""
-    _, grad = x.gradient(x.inputs[None])
+    grad = x.input_gradient()[None]
     return (grad[0] * (x.inputs - x.baseline)).sum(dim=-1)

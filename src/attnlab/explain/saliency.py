@@ -14,5 +14,5 @@ from attnlab.explain.explainable import Explainable
 
 def saliency(x: Explainable) -> Tensor:
     """``(L,)``: the L2 norm of the gradient of log p(target) at each unit."""
-    _, grad = x.gradient(x.inputs[None])
+    grad = x.input_gradient()[None]
     return grad[0].norm(dim=-1)
