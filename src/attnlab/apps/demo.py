@@ -123,8 +123,8 @@ def run_demo(settings: DemoSettings | None = None, echo: Callable[[str], None] =
     out = check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite, wait=settings.wait, kinds=("transformer", "seq2seq"))
     settings.apply_threads()
     echo(f"generating the synthetic corpus ({settings.corpus}) ...")
-    with Heartbeat("generating the synthetic corpus", enabled=settings.progress):
-        splits = synthetic_corpus(settings.corpus, seed=settings.seed)
+    with Heartbeat("generating the synthetic corpus", enabled=settings.progress) as beat:
+        splits = synthetic_corpus(settings.corpus, seed=settings.seed, on_progress=beat.update)
     splits.save(out / "data")
     echo(f"  {splits.describe()}")
     length = f"{settings.steps} updates, stopped" if settings.steps else "as many updates as fit"
@@ -143,8 +143,8 @@ def run_demo(settings: DemoSettings | None = None, echo: Callable[[str], None] =
         raise KeyboardInterrupt
     echo(f"  trained {trained.result.step} steps in {trained.result.elapsed_s / 60:.1f} min")
     echo(f"evaluating on {len(splits.test)} test sentences ...")
-    with Heartbeat(f"decoding {len(splits.test)} test sentences", enabled=settings.progress):
-        scores = evaluate_translator(trained.translator, splits.test, beam_size=settings.beam)
+    with Heartbeat(f"decoding {len(splits.test)} test sentences", enabled=settings.progress) as beat:
+        scores = evaluate_translator(trained.translator, splits.test, beam_size=settings.beam, on_progress=beat.update)
     picked = example_indices([len(s.split()) for s in splits.test.src], settings.examples)
     best = scores.alignment.best if scores.alignment is not None else None
     for n in picked:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 
 from attnlab.config import preset
 from attnlab.data.corpus import SPLITS, CorpusSplits, ParallelCorpus
@@ -40,6 +41,7 @@ from attnlab.data.lexicon import (
 from attnlab.errors import AttnlabError
 
 TENSES = ("present", "past", "future")
+PROGRESS_EVERY = 500  # distinct pairs between two on_progress calls
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,10 +196,15 @@ def to_pair(piece: Piece) -> tuple[str, str, set[tuple[int, int]]]:
     return " ".join(piece.src), " ".join(w for w, _ in piece.tgt), alignment
 
 
-def synthetic_corpus(config: SyntheticConfig | str = "default", **overrides) -> CorpusSplits:
+def synthetic_corpus(
+    config: SyntheticConfig | str = "default", *, on_progress: Callable[[int, int], None] | None = None,
+    **overrides,
+) -> CorpusSplits:
     """Generate train/valid/test splits of distinct sentence pairs, deterministic in ``config``.
 
     ``synthetic_corpus("tiny", seed=3)`` takes the preset and replaces its fields.
+    ``on_progress(done, total)`` is called every ``PROGRESS_EVERY`` distinct pairs and at the
+    last one (``done == total``, the three splits' sizes summed).
     """
     if isinstance(config, str):
         config = preset(SYNTHETIC_PRESETS, config, **overrides)
@@ -210,7 +217,10 @@ def synthetic_corpus(config: SyntheticConfig | str = "default", **overrides) -> 
         piece = grammar.sentence()
         if config.min_len <= len(piece.src) <= config.max_len:
             src, tgt, alignment = to_pair(piece)
-            pairs.setdefault(src, (tgt, alignment))
+            if src not in pairs:
+                pairs[src] = (tgt, alignment)
+                if on_progress is not None and (len(pairs) % PROGRESS_EVERY == 0 or len(pairs) == wanted):
+                    on_progress(len(pairs), wanted)
             if len(pairs) == wanted:
                 break
     else:

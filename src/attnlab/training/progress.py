@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 BAR_WIDTH = 24
@@ -32,6 +33,12 @@ def format_rate(per_second: float) -> str:
         if per_second >= scale:
             return f"{per_second / scale:.1f}{unit}"
     return f"{per_second:.0f}"
+
+
+def format_bar(fraction: float) -> str:
+    """``[######..................]  25%``: ``BAR_WIDTH`` cells, ``fraction`` in [0, 1] filled."""
+    filled = int(BAR_WIDTH * min(max(fraction, 0.0), 1.0))
+    return f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {100 * fraction:3.0f}%"
 
 
 class Tee:
@@ -100,8 +107,7 @@ class Progress:
         fraction = step / self.total if self.total else 1.0
         parts = [f"step {step}/{self.total}"]
         if bar:
-            filled = int(BAR_WIDTH * fraction)
-            parts.append(f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {100 * fraction:3.0f}%")
+            parts.append(format_bar(fraction))
         parts.append(f"loss {self.loss:.4f}")
         text = " ".join(parts)
         if self.tokens:
@@ -124,31 +130,43 @@ class Progress:
 
 
 class Heartbeat:
-    """Progress of a phase with nothing to count (generating a corpus, decoding a test split,
-    a final evaluation): a context manager that, once the phase has lasted ``after_s``,
-    shows it is alive — on a terminal one line redrawn with the elapsed time, elsewhere a
-    line every ``every_s``::
+    """Progress of a phase outside training (generating a corpus, decoding a test split, a
+    final evaluation): a context manager that, once the phase has lasted ``after_s``, shows
+    it is alive — on a terminal one line redrawn in place, elsewhere a line every ``every_s``.
 
-        generating the synthetic corpus ... 0:00:20
+    A phase that counts its work passes :meth:`update` as its ``on_progress(done, total)``
+    callback; the line then shows the count, a bar (terminal only), the rate and the ETA
+    ``elapsed / done * (total - done)``::
 
-    A phase shorter than ``after_s`` prints nothing. The lines come from a daemon thread; the
-    phase's own work is untouched.
+        generating the synthetic corpus ... 12000/32000 [#########...............]  38% | 1.2k/s | 0:00:10<0:00:17
+
+    and the last line printed shows ``total/total``. A phase with nothing to count shows the
+    elapsed time, drawn by a daemon thread (until the first count arrives)::
+
+        final evaluation ... 0:00:20
+
+    A phase shorter than ``after_s`` prints nothing. ``clock`` (seconds) is injectable.
     """
 
-    def __init__(self, label: str, *, enabled: bool = True, stream: TextIO | None = None,
-                 every_s: float = 10.0, after_s: float = 3.0):
+    def __init__(self, label: str, *, total: int | None = None, enabled: bool = True,
+                 stream: TextIO | None = None, every_s: float = 10.0, after_s: float = 3.0,
+                 clock: Callable[[], float] = time.monotonic):
         import threading
 
         self.label, self.enabled, self.every_s, self.after_s = label, enabled, every_s, after_s
+        self.total, self.done, self.clock = total, 0, clock
         self.stream = stream if stream is not None else sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._beat, daemon=True)
         self._drawn = False
+        self._last_draw = -float("inf")
+        self._drawn_done = -1  # the count the last line showed
 
     def __enter__(self) -> Heartbeat:
-        self.began = time.monotonic()
-        if self.enabled:
+        self.began = self.clock()
+        if self.enabled and self.total is None:
             self._thread.start()
         return self
 
@@ -157,14 +175,53 @@ class Heartbeat:
         if self._thread.is_alive():
             self._thread.join()
         if self._drawn and self.tty:
-            self.stream.write(f"\r{self.label} ... done in {format_duration(time.monotonic() - self.began)}\n")
-            self.stream.flush()
+            self._draw(self.clock(), final=True)
+
+    def update(self, done: int, total: int | None = None) -> None:
+        """``on_progress``: ``done`` of ``total`` items finished (``total`` once, or every call)."""
+        with self._lock:
+            self.done = done
+            self.total = total if total is not None else self.total
+            if not self.enabled:
+                return
+            now = self.clock()
+            finished = self.total is not None and done >= self.total
+            if now - self.began < self.after_s and not self._drawn:
+                return
+            due = now - self._last_draw >= (REDRAW_S if self.tty else self.every_s)
+            if due or not self._drawn or (finished and self._drawn_done != done):
+                self._draw(now)
+
+    def line(self, final: bool = False) -> str:
+        elapsed = self.clock() - self.began
+        text = f"{self.label} ..."
+        if self.total is not None:
+            text += f" {self.done}/{self.total}"
+            if self.tty:
+                text += " " + format_bar(self.done / self.total if self.total else 1.0)
+            text += f" | {format_rate(self.done / max(elapsed, 1e-9))}/s |"
+        if final:
+            return f"{text} done in {format_duration(elapsed)}"
+        eta = elapsed / self.done * (self.total - self.done) if self.total is not None and self.done else None
+        return f"{text} {format_duration(elapsed)}" + (f"<{format_duration(eta)}" if eta is not None else "")
+
+    def _draw(self, now: float, final: bool = False) -> None:
+        """Redraw the terminal line (ended by a newline when ``final``), or print a log line."""
+        self._last_draw, self._drawn_done = now, self.done
+        text = self.line(final)
+        if self.tty:
+            width = shutil.get_terminal_size((100, 20)).columns - 1
+            self.stream.write("\r" + text[:width].ljust(width) + ("\n" if final else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+        self._drawn = True
 
     def _beat(self) -> None:
         wait = self.after_s
         while not self._stop.wait(wait):
-            text = f"{self.label} ... {format_duration(time.monotonic() - self.began)}"
-            self.stream.write(f"\r{text}" if self.tty else text + "\n")
-            self.stream.flush()
-            self._drawn = True
+            with self._lock:
+                if self.total is not None:  # counts arrived: update() draws from now on
+                    return
+                self._draw(self.clock())
             wait = 1.0 if self.tty else self.every_s

@@ -178,8 +178,8 @@ def train(settings: TranslateSettings) -> TranslationRun:
     test = trained.splits.test
     if settings.attention == "none" and settings.model == "seq2seq" and test.alignments is not None:
         test = dataclasses.replace(test, alignments=None)  # no attention: nothing to align
-    with Heartbeat(f"decoding {len(test)} test sentences", enabled=settings.progress):
-        scores = evaluate_translator(trained.translator, test,
+    with Heartbeat(f"decoding {len(test)} test sentences", enabled=settings.progress) as beat:
+        scores = evaluate_translator(trained.translator, test, on_progress=beat.update,
                                      beam_size=fitted_beam(trained.translator, test.src, settings))
     real = None
     if is_gettext_spec(settings.data):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -109,13 +110,16 @@ def alignment_scores(translator: Translator, corpus: ParallelCorpus, batch_size:
 
 
 def evaluate_translator(
-    translator: Translator, corpus: ParallelCorpus, *, beam_size: int = 1, alpha: float = 0.6, batch_size: int = 64
+    translator: Translator, corpus: ParallelCorpus, *, beam_size: int = 1, alpha: float = 0.6, batch_size: int = 64,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> TranslationScores:
-    """Decode ``corpus.src`` and score it; AER too when the corpus has gold alignments."""
+    """Decode ``corpus.src`` and score it; AER too when the corpus has gold alignments.
+    ``on_progress(done, total)``: sentences decoded, after every batch."""
     if len(corpus) == 0:
         raise AttnlabError("corpus: no sentence pairs to evaluate")
     started = time.monotonic()
-    hyps = translator.translate(corpus.src, beam_size=beam_size, alpha=alpha, batch_size=batch_size)
+    hyps = translator.translate(corpus.src, beam_size=beam_size, alpha=alpha, batch_size=batch_size,
+                                on_progress=on_progress)
     seconds = time.monotonic() - started
     aligned = alignment_scores(translator, corpus, batch_size) if corpus.alignments is not None else None
     return TranslationScores(bleu(hyps, corpus.tgt), chrf(hyps, corpus.tgt), aligned, hyps, seconds)

@@ -15,6 +15,7 @@ Notation: L decoder layers, H heads, T target tokens, S source tokens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,12 +136,13 @@ class Translator:
     @torch.no_grad()
     def translate(
         self, sentences: list[str], *, beam_size: int = 1, alpha: float = 0.6, batch_size: int = 64,
-        constrain: bool = True,
+        constrain: bool = True, on_progress: Callable[[int, int], None] | None = None,
     ) -> list[str]:
         """Translate whitespace-separated ``sentences`` (batched, sorted by length inside);
         ``constrain``: each output holds exactly its source's placeholders wherever the
         vocabulary allows (:meth:`placeholder_constraint`); a printf placeholder it lacks
-        (``%.250s``) is translated as the plain one (``%s``) and put back in order."""
+        (``%.250s``) is translated as the plain one (``%s``) and put back in order.
+        ``on_progress(done, total)``: sentences decoded so far, after every batch."""
         if constrain:
             known = set(self.placeholder_groups())
             given, sentences = sentences, [stand_in_placeholders(s, known) for s in sentences]
@@ -157,6 +159,8 @@ class Translator:
                           beam_size=beam_size, alpha=alpha, constraint=constraint)
             for n, tokens in zip(rows, hyps.tokens):
                 out[n] = self.tgt_tokenizer.decode(tokens)
+            if on_progress is not None:
+                on_progress(start + len(rows), len(order))
         if constrain:
             out = [restore_placeholders(g, o) if g != s else o for g, s, o in zip(given, sentences, out)]
         return out
