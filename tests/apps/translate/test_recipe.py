@@ -114,6 +114,7 @@ def test_fitted_beam_falls_back_to_greedy_when_the_budget_is_spent(data, capsys)
     assert fitted_beam(translator, sources, TranslateSettings(beam=4)) == 4  # no budget: the beam
     roomy = TranslateSettings(beam=4, max_minutes=60)
     assert fitted_beam(translator, sources, roomy) == 4
-    spent = TranslateSettings(beam=4, max_minutes=0.001)  # started just now, budget already over
+    spent = TranslateSettings(beam=4, max_minutes=1)
+    spent.started -= 120  # the command started two minutes ago: the budget is over, whatever the load
     assert fitted_beam(translator, sources, spent) == 1
     assert "decoded greedily" in capsys.readouterr().err
