@@ -31,8 +31,21 @@ class TooLarge(AttnlabError):
     """The input is too large for this method (it says which bound)."""
 
 
+def reaching_edges(layers: list[Tensor], query: int) -> int:
+    """How many edges reach (N, q): counted on tensors, before any graph is built."""
+    alive = torch.zeros(layers[-1].shape[-1], dtype=torch.bool, device=layers[-1].device)
+    alive[query], total = True, 0
+    for a in reversed(layers):
+        live = a[alive] > 0  # (alive rows, M): the edges into the live nodes
+        total += int(live.sum())
+        alive = live.any(dim=0)
+    return total
+
+
 def layer_graph(layers: list[Tensor], query: int) -> nx.DiGraph:
     """The edges that reach (N, q), capacities scaled to integers."""
+    if reaching_edges(layers, query) > MAX_EDGES:
+        raise TooLarge(f"attention flow: more than {MAX_EDGES} edges reach the prediction; give a shorter input")
     graph, alive = nx.DiGraph(), {query}
     for level in range(len(layers), 0, -1):  # from the top down: who feeds the live nodes
         a = layers[level - 1]
@@ -42,8 +55,6 @@ def layer_graph(layers: list[Tensor], query: int) -> nx.DiGraph:
                 graph.add_edge((level - 1, j), (level, i), capacity=int(round(float(a[i, j]) * SCALE)))
                 below.add(j)
         alive = below
-        if graph.number_of_edges() > MAX_EDGES:
-            raise TooLarge(f"attention flow: more than {MAX_EDGES} edges reach the prediction; give a shorter input")
     return graph
 
 
