@@ -61,7 +61,8 @@ def test_log_lines_every_interval_with_count_rate_and_eta():
     assert "\r" not in log.getvalue() and "[" not in log.getvalue()
 
 
-def test_a_terminal_redraws_one_line_with_a_bar_and_ends_it_once():
+def test_a_terminal_redraws_one_line_with_a_bar_and_ends_it_once(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the line is cut to the terminal's width: make it wide enough
     clock, term = FakeClock(step=1.0), Terminal()
     with Heartbeat("generating the synthetic corpus", total=4, stream=term, after_s=0.0, clock=clock) as beat:
         for done in range(1, 5):
