@@ -40,7 +40,7 @@ from attnlab.data.lm_batches import LMBatches
 from attnlab.data.stdlib_corpus import TextCorpus, load_corpus
 from attnlab.data.tokenizer import ByteLevelBPETokenizer, Tokenizer
 from attnlab.errors import AttnlabError
-from attnlab.evaluation.lm import evaluate_lm
+from attnlab.evaluation.lm import count_windows, evaluate_lm
 from attnlab.interop.hf_gpt2 import tokenizer_from_hf_folder
 from attnlab.io import write_json
 from attnlab.models.gpt import GPT, gpt_config
@@ -206,11 +206,15 @@ def final_evaluation(model: GPT, data: LMData, context: int, progress: bool = Fa
     if progress:
         print(f"evaluating on all {len(data.val_ids):,} validation tokens (consecutive and sliding windows) ...")
     model.eval()
-    with Heartbeat("final evaluation", enabled=progress):
-        whole = evaluate_lm(model, data.val_ids, context, max_windows=None, chars_per_token=data.chars_per_token)
+    stride = max(1, context // 2)
+    first = count_windows(len(data.val_ids), context)  # windows of the consecutive pass, then the sliding one's
+    total = first + count_windows(len(data.val_ids), context, stride=stride)
+    with Heartbeat("scoring the validation windows", enabled=progress) as beat:
+        whole = evaluate_lm(model, data.val_ids, context, max_windows=None, chars_per_token=data.chars_per_token,
+                            on_progress=lambda done, _: beat.update(done, total))
         sliding = evaluate_lm(model, data.val_ids, context, max_windows=None, chars_per_token=data.chars_per_token,
-                              stride=max(1, context // 2))
-    return {**whole, **{f"sliding_{k}": v for k, v in sliding.items()}, "sliding_stride": max(1, context // 2)}
+                              stride=stride, on_progress=lambda done, _: beat.update(first + done, total))
+    return {**whole, **{f"sliding_{k}": v for k, v in sliding.items()}, "sliding_stride": stride}
 
 
 def train(settings: LMSettings) -> TrainedLM:

@@ -15,6 +15,8 @@ with ``chars_per_token`` the ratio of characters to tokens of the validation tex
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,6 +24,17 @@ from torch import nn
 from attnlab.data.lm_batches import as_stream
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.metrics import bits_per_character, perplexity
+
+
+def count_windows(tokens: int, context: int, *, stride: int | None = None) -> int:
+    """How many windows of ``context`` tokens, one every ``stride`` (``None``: ``context``),
+    fit in a stream of ``tokens``: ``(tokens - context) // stride + 1``, at least one."""
+    step = context if stride is None else stride
+    if not 1 <= step <= context:
+        raise AttnlabError(f"evaluate_lm: stride must be in [1, context={context}], got {stride}")
+    if tokens < context:
+        raise AttnlabError(f"evaluate_lm: the validation text has {tokens} tokens, fewer than one window of {context}")
+    return (tokens - context) // step + 1
 
 
 @torch.no_grad()
@@ -34,6 +47,7 @@ def evaluate_lm(
     max_windows: int | None = 64,
     chars_per_token: float = 1.0,
     stride: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, float]:
     """Validation loss (nats/token), bits per character and perplexity; see the module docstring.
 
@@ -41,14 +55,11 @@ def evaluate_lm(
     the first scores only its last ``stride`` predictions, so every scored token sees at
     least ``context - stride`` tokens before it (the strided evaluation of fixed-context
     models in HF's perplexity guide). ``None``: consecutive windows, every prediction scored.
+    ``on_progress(done, total)``: windows scored so far, after every batch.
     """
     stream = as_stream(ids)
     step = context if stride is None else stride
-    if not 1 <= step <= context:
-        raise AttnlabError(f"evaluate_lm: stride must be in [1, context={context}], got {stride}")
-    available = (len(stream) - context) // step + 1 if len(stream) >= context else 0
-    if available < 1:
-        raise AttnlabError(f"evaluate_lm: the validation text has {len(stream)} tokens, fewer than one window of {context}")
+    available = count_windows(len(stream), context, stride=stride)
     count = available if max_windows is None else min(available, max_windows)
     device = next(model.parameters()).device
     chosen = torch.linspace(0, available - 1, count).round().long()  # (count,) evenly spread
@@ -64,6 +75,8 @@ def evaluate_lm(
         scored = torch.arange(context - 1, device=device) >= first_scored[rows, None].to(device)  # (b, T-1)
         total += float(nll[scored].sum())
         predicted += int(scored.sum())
+        if on_progress is not None:
+            on_progress(min(begin + batch_size, count), count)
     return {
         "val_loss": total / predicted,
         "bits_per_char": bits_per_character(total, round(predicted * chars_per_token)),

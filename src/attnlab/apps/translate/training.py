@@ -53,6 +53,7 @@ from attnlab.training import (
     resolve_device,
     set_seed,
 )
+from attnlab.training.progress import Heartbeat
 
 SETUP_FILE = "translator.json"
 AVERAGED_FILE = "averaged.json"  # which saves the folder's weights average (setup.average_last > 1)
@@ -136,9 +137,12 @@ class TrainedTranslator:
     splits: CorpusSplits
 
 
-def load_splits(setup: TranslatorSetup) -> CorpusSplits:
+def load_splits(setup: TranslatorSetup, progress: bool = False) -> CorpusSplits:
+    """The synthetic corpus (``progress``: counted pairs, a bar on a terminal, periodic lines
+    elsewhere), the user's files or the gettext catalogs of ``setup.data``."""
     if setup.data is None:
-        return synthetic_corpus(setup.corpus, seed=setup.seed)
+        with Heartbeat("generating the synthetic corpus", enabled=progress) as beat:
+            return synthetic_corpus(setup.corpus, seed=setup.seed, on_progress=beat.update)
     if is_gettext_spec(setup.data):
         return load_gettext(setup.data, setup.catalogs, seed=setup.seed)
     return load_parallel(setup.data, setup.tgt_data, alignment_path=setup.align_data, seed=setup.seed)
@@ -249,7 +253,8 @@ def train_translator(
                            "train without --resume first")
     if previous is not None:
         setup = config_from_dict(TranslatorSetup, read_json(previous / SETUP_FILE))
-    splits = load_splits(setup) if splits is None else splits
+    if splits is None:
+        splits = load_splits(setup, progress=config.progress and distributed.current().main)
     set_seed(config.seed)  # the initial weights are part of the run
     translator = build_translator(setup, splits, tokenizers_from=previous)
     model = translator.model
