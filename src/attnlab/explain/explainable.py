@@ -70,9 +70,13 @@ class Explainable:
             return torch.cat([self.run(part, False)[0] for part in e.split(chunk)])
 
     def gradient(self, e: Tensor) -> tuple[Tensor, Tensor]:
-        """``(score (S,), d score / d e (S, L, D))`` at ``e (S, L, D)``."""
+        """``(score (S,), d score / d e (S, L, D))`` at ``e (S, L, D)``.
+
+        The model's parameters are frozen for the call (:func:`frozen`): only ``d/d e`` is
+        wanted, and a linear map written as an autograd Function (attnlab's oneDNN one)
+        would otherwise also compute its weight gradient, as costly as its forward."""
         e = e.detach().requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), frozen(self.module):
             score, _ = self.run(e, False)
             (grad,) = torch.autograd.grad(score.sum(), e)
         return score.detach(), grad
@@ -132,6 +136,20 @@ def fp64(module: nn.Module | None) -> Iterator[None]:
         yield
     finally:
         module.to(dtype)
+
+
+@contextmanager
+def frozen(module: nn.Module | None) -> Iterator[None]:
+    """While open, none of ``module``'s parameters requires a gradient (restored after):
+    a gradient taken with respect to the input computes no weight gradient."""
+    params = [p for p in module.parameters() if p.requires_grad] if module is not None else []
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 @contextmanager
