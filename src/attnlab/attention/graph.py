@@ -13,8 +13,11 @@ depend on the query node):
 
     e_ij = a · LeakyReLU( W_dst x_i + W_src x_j [+ W_e f_ij] )
 
-Both feed the shared neighbour core in :mod:`attnlab.attention.scatter` (edges sorted by
-destination → segment softmax → sparse weighted sum). The layer matches PyTorch
+Both scores are one function of per-node terms, paired per edge or per (i, j) pair; they
+feed the shared neighbour core in :mod:`attnlab.attention.scatter` (edges sorted by
+destination → segment softmax → sparse weighted sum) for an ``edge_index``, or the dense
+core of :mod:`attnlab.attention.graph_dense` for an adjacency matrix (small graphs, traced
+and exported graphs): the input alone chooses, and both give the same numbers. The layer matches PyTorch
 Geometric's ``GATConv`` / ``GATv2Conv`` output and attention weights (``from_pyg``),
 including its self-loop handling: existing self-loops are removed and one loop per node
 is appended after the given edges, so the returned ``alpha`` lines up with PyG's.
@@ -30,10 +33,14 @@ F_in input features, H heads, C channels per head, D edge-feature size, P meta-p
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.attention.graph_dense import DenseGraph, is_adjacency
 from attnlab.attention.scatter import (
     SortedGraph,
     check_edge_index,
@@ -43,6 +50,7 @@ from attnlab.attention.scatter import (
 )
 from attnlab.errors import AttnlabError
 
+Pairing = Callable[[Tensor | None, Tensor], Tensor]  # (dst terms, src terms) -> one row per edge or pair
 _FILL_REDUCE = {"mean": "mean", "add": "sum", "sum": "sum", "max": "amax", "min": "amin", "mul": "prod"}
 
 
@@ -73,6 +81,12 @@ def add_self_loops(
     return edge_index, torch.cat([edge_attr, loop_attr], dim=0)
 
 
+def _pair_edges(graph: SortedGraph, dst_terms: Tensor | None, src_terms: Tensor) -> Tensor:
+    """Per-node terms ``(N, ...)`` -> one row per (sorted) edge j -> i: ``src_j [+ dst_i]``, ``(E', ...)``."""
+    paired = src_terms.index_select(0, graph.src)
+    return paired if dst_terms is None else paired + dst_terms.index_select(0, graph.dst)
+
+
 class GATConv(nn.Module):
     """Graph attention layer, GAT (``v2=False``) or GATv2 (``v2=True``).
 
@@ -92,7 +106,10 @@ class GATConv(nn.Module):
 
     Shapes:
         x: (N, F_in) or a pair ((N_src, F_src), (N_dst, F_dst)); edge_index: (2, E) with
-        row 0 the source j and row 1 the destination i; edge_attr: (E, D) or (E,);
+        row 0 the source j and row 1 the destination i, or an adjacency (N_dst, N_src) --
+        float edge counts or bool, see :func:`~attnlab.attention.graph_dense.dense_adjacency`
+        -- for the dense path (no edge_attr; the weights come back per distinct pair);
+        edge_attr: (E, D) or (E,);
         size: optional ``(N_src, N_dst)`` as in PyG; GAT (not GATv2) also takes
         ``(x_src, None)`` with ``size`` (no destination features: the score has no a_dst
         term, no residual). Output: (N_dst, H*C) if concat else (N_dst, C); with
@@ -172,13 +189,19 @@ class GATConv(nn.Module):
             raise AttnlabError("pass edge features by keyword: conv(x, edge_index, edge_attr=...)")
         x_src, x_dst = self._check_inputs(x)
         num_src, num_dst = self._check_size(size, x_src, x_dst)
-        edge_attr = self._check_edge_attr(edge_attr, edge_index)
-        check_edge_index(edge_index, num_src, num_dst)
-        if self.add_self_loops:  # loops for the nodes that are both sources and destinations
-            edge_index, edge_attr = add_self_loops(edge_index, min(num_src, num_dst), edge_attr, self.fill_value)
-        graph = sort_by_destination(edge_index, num_src, num_dst)
-        if edge_attr is not None:
-            edge_attr = edge_attr.index_select(0, graph.order)  # (E', D), sorted like the graph
+        dense = is_adjacency(edge_index)
+        if dense:  # an adjacency (N_dst, N_src): attnlab.attention.graph_dense
+            if edge_attr is not None:
+                raise AttnlabError("edge_attr needs an edge_index (2, E); an adjacency matrix carries no edge features")
+            graph = DenseGraph(edge_index, num_src, num_dst, self.add_self_loops)
+        else:
+            edge_attr = self._check_edge_attr(edge_attr, edge_index)
+            check_edge_index(edge_index, num_src, num_dst)
+            if self.add_self_loops:  # loops for the nodes that are both sources and destinations
+                edge_index, edge_attr = add_self_loops(edge_index, min(num_src, num_dst), edge_attr, self.fill_value)
+            graph = sort_by_destination(edge_index, num_src, num_dst)
+            if edge_attr is not None:
+                edge_attr = edge_attr.index_select(0, graph.order)  # (E', D), sorted like the graph
         H, C = self.heads, self.out_dim
         h_src = self.lin_src(x_src).view(-1, H, C)  # (N_src, H, C)
         if x_dst is None:
@@ -187,10 +210,13 @@ class GATConv(nn.Module):
             h_dst = h_src
         else:
             h_dst = self.lin_dst(x_dst).view(-1, H, C)  # (N_dst, H, C)
-        scores = self._scores_v2 if self.v2 else self._scores_v1
-        alpha = segment_softmax(scores(h_src, h_dst, edge_attr, graph), graph)  # (E', H)
-        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
-        out = neighbour_sum(alpha, h_src, graph)  # (N_dst, H, C)
+        pair = graph.pair if dense else partial(_pair_edges, graph)
+        scores = (self._scores_v2 if self.v2 else self._scores_v1)(h_src, h_dst, edge_attr, pair)  # (E', H) | (N_dst, N_src, H)
+        if dense:
+            out, alpha = graph.attend(scores, h_src, self.dropout if self.training else 0.0)  # (N_dst, H, C), (H, N_dst, N_src)
+        else:
+            alpha = F.dropout(segment_softmax(scores, graph), p=self.dropout, training=self.training)  # (E', H)
+            out = neighbour_sum(alpha, h_src, graph)  # (N_dst, H, C)
         out = out.reshape(-1, H * C) if self.concat else out.mean(dim=1)
         if self.res is not None and x_dst is not None:
             out = out + self.res(x_dst)
@@ -198,24 +224,24 @@ class GATConv(nn.Module):
             out = out + self.bias
         if not return_attention_weights:
             return out
+        if dense:
+            return out, graph.edges(alpha)
         alpha_in_input_order = torch.empty_like(alpha).index_copy(0, graph.order, alpha)
         return out, (edge_index, alpha_in_input_order)
 
-    def _scores_v1(self, h_src: Tensor, h_dst: Tensor, edge_attr: Tensor | None, graph: SortedGraph) -> Tensor:
+    def _scores_v1(self, h_src: Tensor, h_dst: Tensor | None, edge_attr: Tensor | None, pair: Pairing) -> Tensor:
         """e_ij = LeakyReLU(a_src·h_j + a_dst·h_i [+ a_edge·W_e f_ij]), from per-node terms."""
-        score_src = (h_src * self.att_src).sum(-1)  # (N_src, H)
-        scores = score_src.index_select(0, graph.src)  # (E', H)
-        if h_dst is not None:  # (x_src, None): no destination term
-            scores = scores + (h_dst * self.att_dst).sum(-1).index_select(0, graph.dst)
+        score_dst = None if h_dst is None else (h_dst * self.att_dst).sum(-1)  # (N_dst, H); (x_src, None): none
+        scores = pair(score_dst, (h_src * self.att_src).sum(-1))  # (E', H)
         if edge_attr is not None:
             # a_edge · (W_e f) = f · (W_e^T a_edge): fold the projection, never build (E', H, C)
             w_edge = self.lin_edge.weight.view(self.heads, self.out_dim, -1)  # (H, C, D)
             scores = scores + edge_attr @ torch.einsum("hcd,hc->dh", w_edge, self.att_edge)
         return F.leaky_relu(scores, self.negative_slope)
 
-    def _scores_v2(self, h_src: Tensor, h_dst: Tensor, edge_attr: Tensor | None, graph: SortedGraph) -> Tensor:
+    def _scores_v2(self, h_src: Tensor, h_dst: Tensor, edge_attr: Tensor | None, pair: Pairing) -> Tensor:
         """e_ij = a · LeakyReLU(W_dst x_i + W_src x_j [+ W_e f_ij]) — needs (E', H, C)."""
-        hidden = h_src.index_select(0, graph.src) + h_dst.index_select(0, graph.dst)  # (E', H, C)
+        hidden = pair(h_dst, h_src)  # (E', H, C)
         if edge_attr is not None:
             hidden = hidden + self.lin_edge(edge_attr).view(-1, self.heads, self.out_dim)
         return (F.leaky_relu(hidden, self.negative_slope) * self.att).sum(-1)
