@@ -7,6 +7,7 @@
 - :mod:`.causal_bmm` — self-attention (causal or unmasked) as batched products with its own backward (bf16).
 - :mod:`.linear` — ``nn.Linear`` with oneDNN's fp32 products on the CPU.
 - :mod:`.gelu_tanh` — GPT-2's tanh-GELU in one pass each way.
+- :mod:`.cross_entropy` — mean cross-entropy over a large vocabulary in cache-sized row blocks.
 - :mod:`.native` — the C sources, their build and their cache (and GPT's C decoding step).
 
 Rule: kernels import nothing from attnlab but :mod:`attnlab.errors`; ``attention/`` and

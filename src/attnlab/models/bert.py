@@ -48,6 +48,7 @@ from attnlab.attention.positional import RelativePositionBias
 from attnlab.config import config_from_dict, config_to_dict, preset
 from attnlab.errors import AttnlabError
 from attnlab.interop import hf_bert
+from attnlab.kernels.cross_entropy import cross_entropy
 from attnlab.kernels.linear import Linear, linear
 from attnlab.layers.blocks import EncoderConfig, encoder_stack
 from attnlab.layers.feed_forward import get_activation
@@ -298,7 +299,7 @@ class BERT(PretrainedModel):
             # BERT's own pre-training code (gather_indexes): logits (M, V) of M positions.
             chosen = mlm_labels != IGNORE_INDEX  # (B, L)
             out.mlm_logits = self.mlm_logits(out.last_hidden_state[chosen])  # (M, V)
-            losses.append(F.cross_entropy(out.mlm_logits, mlm_labels[chosen]))
+            losses.append(cross_entropy(out.mlm_logits, mlm_labels[chosen]))  # F.cross_entropy in row blocks
         elif c.head in MLM_HEADS:
             out.mlm_logits = self.mlm_logits(out.last_hidden_state)  # (B, L, V)
         if c.head == "lm" and labels is not None:
