@@ -101,9 +101,15 @@ class TransformerBlock(nn.Module):
         """``forward(x).hidden[:, :n]`` at a fraction of the cost: only the first ``n``
         positions are queries (they still attend to all of ``x``); ``(B, L, D) -> (B, n, D)``.
         For a last block whose output is read at the class token only (ViT, BERT pooler)."""
+        return self.forward_queries(x, slice(0, n), mask=mask)
+
+    def forward_queries(self, x: Tensor, queries: slice, *, mask: Tensor | None = None) -> Tensor:
+        """``forward(x).hidden[:, queries]``, only those positions computed as queries (they
+        attend to all of ``x``, as ``mask (.., n, L)`` allows); ``(B, L, D) -> (B, n, D)``.
+        GPT's last block when only the last position's logits are read (``slice(-1, None)``)."""
         r = self.attn_residual
         h = r.norm(x) if r.norm_first else x
-        y = x[:, :n] + r.dropout(self.self_attn(h[:, :n], h, h, mask=mask).output)  # (B, n, D)
+        y = x[:, queries] + r.dropout(self.self_attn(h[:, queries], h, h, mask=mask).output)  # (B, n, D)
         y = y if r.norm_first else r.norm(y)
         y, _ = self.ffn_residual(y, lambda h: (self.ffn(h), None))
         return y

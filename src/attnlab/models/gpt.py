@@ -200,7 +200,8 @@ class GPT(PretrainedModel):
         need_weights: bool = False,
         last_only: bool = False,
     ) -> GPTOutput:
-        """Logits of every position (or of the last only: ``last_only``), appending the new
+        """Logits of every position (or of the last only: ``last_only``; without weights or
+        caches the last block then computes that position alone), appending the new
         keys/values to ``caches`` when given (a :class:`KVCache` per layer, kept in place, or
         the functional :class:`PastKV`: the output's ``caches`` hold the present ones);
         ``labels (B, L)`` give the loss."""
@@ -211,7 +212,12 @@ class GPT(PretrainedModel):
         h = self.dropout(self.token_embedding(input_ids) + self.positions(position_ids))  # (B, L, D)
         mask, causal = self._attention_mask(attention_mask, b, length, past, input_ids.device)
         weights, after = [], []
+        # only the last position is read: the last block computes it alone (its keys are every position)
+        short = last_only and not need_weights and not caches
         for i, block in enumerate(self.blocks):
+            if short and i == len(self.blocks) - 1:
+                h = block.forward_queries(h, slice(-1, None), mask=None if mask is None else mask[:, :, -1:])  # (B, 1, D)
+                break
             out = block(h, mask=mask, causal=causal, need_weights=need_weights, cache=caches[i] if caches else None)
             h = out.hidden
             if need_weights:
