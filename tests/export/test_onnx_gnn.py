@@ -1,52 +1,24 @@
 """Graph attention in ONNX: HAN's export equals the PyTorch model on graphs of sizes the
-export never saw (fp32, 1e-4 absolute), and the dense layer the GAT and HAN graphs share
-equals attnlab's sparse GATConv in every variant it computes (GAT's own export is tested
-in test_onnx.py)."""
+export never saw (fp32, 1e-4 absolute). The graph is the model's own forward over each
+meta-path's adjacency matrix (``attnlab.attention.graph_dense``, tested against the edge
+list and PyG in tests/attention/test_graph_dense.py); GAT's export is tested in
+test_onnx.py."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from attnlab.attention.graph import GATConv
 from attnlab.errors import AttnlabError
-from attnlab.export.gnn import adjacency, dense_gat_conv, gat_graphs
-from attnlab.models import GAT, HAN
-from attnlab.models.gat import GATConfig, HANConfig
+from attnlab.models import HAN
+from attnlab.models.gat import HANConfig
 
 ATOL = 1e-4
 
 
 def _graph(nodes: int, edges: int) -> torch.Tensor:
-    """Random edges without self-loops or duplicates (dense attention counts a duplicate once)."""
-    edge_index = torch.randint(0, nodes, (2, edges))
-    return edge_index[:, edge_index[0] != edge_index[1]].unique(dim=1)
-
-
-@pytest.mark.parametrize("options", [
-    dict(), dict(v2=True), dict(residual=True), dict(residual=True, concat=False),
-    dict(add_self_loops=False), dict(v2=True, share_weights=True, residual=True),
-])
-def test_dense_layer_equals_the_sparse_gatconv(options):
-    torch.manual_seed(0)
-    conv = GATConv(5, 4, heads=3, **options).eval()
-    with torch.no_grad():
-        if conv.bias is not None:
-            conv.bias.normal_()
-        for name in ("lin_src", "lin_dst"):
-            if getattr(conv, name).bias is not None:
-                getattr(conv, name).bias.normal_()
-        x, edge_index = torch.randn(17, 5), _graph(17, 50)
-        expected = conv(x, edge_index)
-        got = dense_gat_conv(conv, x, adjacency(edge_index, 17))
-    assert (got - expected).abs().max() < ATOL
-
-
-def test_edge_features_are_refused_with_the_reason():
-    model = GAT(GATConfig(in_dim=4, num_classes=2, hidden_dim=2, heads=2))
-    model.convs[0] = GATConv(4, 2, heads=2, edge_dim=3)
-    with pytest.raises(AttnlabError, match="edge features or bipartite inputs are not exported"):
-        gat_graphs(model)
+    """Random edges, repeated ones and self-loops included (the layer counts each copy)."""
+    return torch.randint(0, nodes, (2, edges))
 
 
 pytest.importorskip("onnxruntime")
@@ -84,3 +56,20 @@ def test_han_manifest_names_one_edge_input_per_metapath(han):
     assert inputs == {"x": ["nodes", 6], **{f"edge_index.{p}": [2, f"edges.{p}"] for p in range(3)}}
     with pytest.raises(AttnlabError, match="expected 3 meta-path graphs, got 2"):
         han[1](torch.randn(3, 6), [_graph(3, 4)] * 2)
+
+
+def test_gatv2_equals_pytorch_on_graphs_of_other_sizes(tmp_path):
+    from attnlab.export import export_onnx, load_runtime
+    from attnlab.models import GAT
+    from attnlab.models.gat import GATConfig
+
+    torch.manual_seed(0)
+    model = GAT(GATConfig(in_dim=6, num_classes=3, hidden_dim=4, heads=2, out_heads=2, dropout=0.0, v2=True)).eval()
+    model.save_pretrained(tmp_path / "ckpt")
+    rt = load_runtime(export_onnx(tmp_path / "ckpt", tmp_path / "onnx"))
+    assert rt.manifest["graphs"]["model"]["exporter"] == "dynamo", rt.manifest["graphs"]["model"].get("fallback_reason")
+    for nodes, edges in ((3, 2), (31, 120)):
+        x, edge_index = torch.randn(nodes, 6), _graph(nodes, edges)
+        with torch.no_grad():
+            expected = model(x, edge_index).logits
+        assert (rt(x, edge_index).logits - expected).abs().max() < ATOL

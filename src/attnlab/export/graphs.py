@@ -6,6 +6,7 @@ decoding step, with every cache an explicit tensor (the functional cache, :class
     Transformer  encoder(src)                                -> memory, cross K/V per layer
                  decoder(ids, src_mask, past K/V, cross K/V) -> log-probs, present K/V
     BERT, ViT    model(...)                                  -> every output the head has
+    GAT, HAN     model(x, edge_index [.p per meta-path])     -> logits [, semantic_weights]
 
 What is export's own stays here: the graphs' inputs and outputs (names, dynamic axes,
 examples), the caches as tensors and what ``export.json`` says about running them. The
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
+from attnlab.attention.graph_dense import dense_adjacency
 from attnlab.attention.kv_cache import PastKV
 from attnlab.export.spec import Exported, Graph
 from attnlab.models.transformer import DecoderState
@@ -190,3 +192,31 @@ def encoder_graphs(model: nn.Module) -> Exported:
     graph = Graph("model", Traced(model, run), (pixels,), ["pixel_values"], outputs, axes)
     return Exported([graph], {"config": {"image_size": c.image_size, "num_channels": c.num_channels, "labels": list(c.labels)},
                               "note": "the image size is fixed at the configured one; the batch is dynamic"})
+
+
+# --- graph attention: GAT, HAN --------------------------------------------------------
+_DENSE_NOTE = ("attention is dense over the nodes (an (H, N, N) score matrix, attnlab.attention.graph_dense): "
+               "any graph size runs, memory grows as N^2 (a few thousand nodes)")
+_EDGES = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 2, 2], [1, 2, 3, 4, 5, 6, 0, 5, 5]])  # 7 nodes, a repeated edge
+
+
+def node_graphs(model: nn.Module) -> Exported:
+    """GAT ``(x (N, F), edge_index (2, E))`` or HAN ``(x, edge_index.p (2, E_p) per meta-path)``
+    -> ``logits (N, K)`` (HAN: and ``semantic_weights (P,)``): the model's forward with each
+    edge list as its adjacency matrix (a sorted, sparse sum has no ONNX form)."""
+    c = model.config
+    paths = getattr(c, "num_metapaths", 0)
+    names = [f"edge_index.{p}" for p in range(paths)] or ["edge_index"]
+    outputs = ["logits", "semantic_weights"][: 1 + bool(paths)]
+
+    def run(m: nn.Module, x: Tensor, *edges: Tensor) -> tuple[Tensor, ...]:
+        adjacencies = [dense_adjacency(e, x.shape[0], x.dtype) for e in edges]
+        out = m(x, adjacencies if paths else adjacencies[0])
+        return tuple(getattr(out, name) for name in outputs)
+
+    edges = tuple(_EDGES[:, : 9 - p % 7].contiguous() for p in range(len(names)))  # unequal edge counts
+    axes = {"x": {0: "nodes"}, "logits": {0: "nodes"},
+            **{name: {1: f"edges.{p}" if paths else "edges"} for p, name in enumerate(names)}}
+    graph = Graph("model", Traced(model, run), (torch.randn(7, c.in_dim), *edges), ["x", *names], outputs, axes)
+    config = {"in_dim": c.in_dim, "num_classes": c.num_classes, **({"num_metapaths": paths} if paths else {})}
+    return Exported([graph], {"config": config, "note": _DENSE_NOTE})

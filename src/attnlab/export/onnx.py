@@ -9,7 +9,7 @@
                            (``attnlab.export.weights``; the graphs point into it)
       tokenizer files      copied from the checkpoint (config.json too)
 
-Graphs per model (``attnlab.export.graphs``, ``seq2seq``, ``gnn``: the models' own forward/step traced):
+Graphs per model (``attnlab.export.graphs``, ``seq2seq``: the models' own forward/step traced):
 
     gpt2         prefill.onnx, decode.onnx      (KV cache as past.i.key/value tensors)
     transformer  encoder.onnx, decoder.onnx     (self-attention cache + static cross K/V)
@@ -248,6 +248,6 @@ EXPORTERS: dict[str, tuple[Callable[[Path], nn.Module], Callable[[nn.Module], Ex
     "seq2seq": (_loader("Seq2Seq"), _graphs("attnlab.export.seq2seq", "seq2seq_graphs")),
     "bert": (_loader("BERT"), _graphs("attnlab.export.graphs", "encoder_graphs")),
     "vit": (_loader("ViT"), _graphs("attnlab.export.graphs", "encoder_graphs")),
-    "gat": (_loader("GAT"), _graphs("attnlab.export.gnn", "gat_graphs")),
-    "han": (_loader("HAN"), _graphs("attnlab.export.gnn", "han_graphs")),
+    "gat": (_loader("GAT"), _graphs("attnlab.export.graphs", "node_graphs")),
+    "han": (_loader("HAN"), _graphs("attnlab.export.graphs", "node_graphs")),
 }
