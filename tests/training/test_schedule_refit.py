@@ -28,6 +28,26 @@ def test_refit_formula_on_a_synthetic_clock():
     assert refit.observe(27, 99.0) is None  # every point used
 
 
+def test_a_run_that_speeds_up_after_a_refit_is_refitted_before_it_ends():
+    """2 s per update up to the first point, then 0.5 s: the 45 updates fitted there end at
+    t = 31.5, before the point in time t = 50; the schedule's own 50% point (update
+    0.5 / 0.9 * 45 = 25, where a steady rate would be at t = 50) re-fits it first."""
+    refit = ScheduleRefit(max_time_s=100.0, max_steps=10_000, at=(0.1, 0.5), fraction=0.9, skip=5)
+    assert [refit.observe(s, 2.0 * s, 100) for s in range(1, 6)] == [None] * 5  # update 5: the origin
+    assert refit.observe(6, 12.0, 100) == 45  # the first point, in time
+    def at(s):
+        return 12.0 + 0.5 * (s - 6)
+
+    assert [refit.observe(s, at(s), 45) for s in range(7, 25)] == [None] * 18
+    assert refit.observe(25, at(25), 45) == 25 + int((90 - at(25)) / ((at(25) - 10) / (25 - 5)))  # 144
+    assert refit.observe(26, at(26), 144) is None  # every point used
+    # points in time only (steps not given): no re-fit until t = 50, after those 45 updates
+    timed = ScheduleRefit(max_time_s=100.0, max_steps=10_000, at=(0.1, 0.5), fraction=0.9, skip=5)
+    [timed.observe(s, 2.0 * s) for s in range(1, 6)]
+    assert timed.observe(6, 12.0) == 45
+    assert [timed.observe(s, at(s)) for s in range(7, 46)] == [None] * 39
+
+
 def test_refit_is_capped_and_passes_points_at_once():
     refit = ScheduleRefit(max_time_s=10.0, max_steps=50, skip=1)
     refit.observe(1, 0.01)

@@ -4,8 +4,11 @@ A schedule sized before the run (:func:`attnlab.training.budget.steps_within_bud
 a few timed probe updates) misses on a shared machine: probes that run 20% slow end
 the cosine decay after 80% of the budget, probes that run fast leave the run stopped
 by its budget at a high learning rate. The run itself measures better. At each
-fraction ``a`` in ``at`` of the budget ``T`` (elapsed ``t >= a * T``), with ``s`` updates
-done and timing started after the first ``skip`` updates (at ``s0``, ``t0``)::
+fraction ``a`` in ``at`` of the budget ``T`` (elapsed ``t >= a * T``, or updates
+``s >= a / fraction * steps``, where the current schedule of ``steps`` updates would be at a
+steady rate: a machine that speeds up after a re-fit would otherwise end the run before the
+next point, its budget unused), with ``s`` updates done and timing started after the first
+``skip`` updates (at ``s0``, ``t0``)::
 
     r     = (t - t0) / (s - s0)                          seconds per update so far
     steps = min(max_steps, max(s + 1, s + floor((fraction * T - t) / r)))
@@ -41,17 +44,21 @@ class ScheduleRefit:
         if not 0 < self.fraction <= 1:
             raise AttnlabError(f"ScheduleRefit.fraction must be in (0, 1], got {self.fraction}")
 
-    def observe(self, steps_done: int, elapsed_s: float) -> int | None:
+    def observe(self, steps_done: int, elapsed_s: float, steps: int | None = None) -> int | None:
         """After an update: the schedule's new length if a re-fit is due now, else None.
 
-        ``steps_done`` counts this session's updates, ``elapsed_s`` its seconds.
+        ``steps_done`` counts this session's updates, ``elapsed_s`` its seconds; ``steps``
+        is the schedule's current length (``None``: points in time only).
         """
         if self._origin is None:
             if steps_done >= self.skip:
                 self._origin = (steps_done, elapsed_s)
             return None
         passed = self._done
-        while self._done < len(self.at) and elapsed_s >= self.at[self._done] * self.max_time_s:
+        while self._done < len(self.at) and (
+            elapsed_s >= self.at[self._done] * self.max_time_s
+            or (steps is not None and steps_done >= self.at[self._done] / self.fraction * steps)
+        ):
             self._done += 1  # a slow update may pass several points at once: one re-fit
         if self._done == passed:
             return None

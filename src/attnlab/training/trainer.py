@@ -199,7 +199,7 @@ class Trainer:
                     if signum is not None:  # some rank got SIGINT/SIGTERM: all stop here
                         interrupted = True
                         break
-                    fitted = refit.observe(self.step, elapsed) if refit is not None else None
+                    fitted = refit.observe(self.step, elapsed, self.config.steps) if refit is not None else None
                     if fitted is not None and fitted != self.config.steps:
                         self.resize_schedule(fitted)
                         progress.total = fitted
