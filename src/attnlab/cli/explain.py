@@ -23,6 +23,9 @@ def register(commands) -> None:
     p.add_argument("--methods", nargs="+", metavar="NAME", choices=METHOD_NAMES,
                    help=f"the methods to run (default: all: {' '.join(METHOD_NAMES)})")
     p.add_argument("--no-heads", action="store_true", help="skip head importance (one forward per head)")
+    p.add_argument("--curve-points", type=int, metavar="N",
+                   help="deletion/insertion curves of inputs over 64 units at N evenly spaced points plus the "
+                        "ERASER bins (default: 11; 21: the finer grid, about twice the model calls)")
     p.add_argument("--json", metavar="FILE", help="write the table, head importance and every example as JSON")
     p.add_argument("--out", metavar="FILE.html", help="write the offline report page")
     add_run_options(p)
@@ -40,7 +43,7 @@ def run(args) -> int:
             raise AttnlabError(f"{flag} {value}: expected a file name ending in {suffix}")
     runtime(args)
     report = explain(args.ckpt, args.inputs, methods=args.methods, heads=not args.no_heads,
-                     device=device(args))
+                     device=device(args), curve_points=args.curve_points)
     print(report.format())
     if args.json:
         print(f"wrote {report.write_json(Path(args.json))}")

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.explain.explainable import Explainable
-from attnlab.explain.faithfulness import faithfulness_many
+from attnlab.explain.explainable import Explainable, groups
+from attnlab.explain.faithfulness import POINTS, faithfulness_shared
 
 MEASURES = ("aopc", "deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency")
 
@@ -45,26 +45,38 @@ class Evaluation:
         return "\n".join(lines)
 
 
-def evaluate(explainables: list[Explainable], methods: dict[str, Callable[[Explainable], Tensor]]) -> Evaluation:
+def evaluate(explainables: list[Explainable], methods: dict[str, Callable[[Explainable], Tensor]],
+             points: int = POINTS) -> Evaluation:
     """Run each method on each prediction and measure its faithfulness (all methods' curves
-    of one prediction in one deduplicated batch: :func:`faithfulness_many`)."""
+    of one prediction -- or of the predictions sharing one forward -- in one deduplicated
+    batch: :func:`faithfulness_shared`, ``points`` k on a long input's curves)."""
     result = Evaluation()
     result.attributions = {name: [] for name in methods}
     result.curves = {name: [] for name in methods}
-    for x in explainables:
-        ran = {}
-        for name, method in methods.items():
-            try:
-                ran[name] = method(x).detach().double().cpu()
-            except AttnlabError as e:  # too large (flow), or no attention weights to read
-                result.skipped[name] = str(e)
-        measured = faithfulness_many(x, ran) if ran else {}
-        for name in methods:
-            result.attributions[name].append(ran.get(name))
-            result.curves[name].append(measured.get(name))
+    for group in groups(explainables):
+        ran = [_attributions(x, methods, result.skipped) for x in group]
+        xs, rs = [x for x, r in zip(group, ran) if r], [r for r in ran if r]
+        measured = iter(faithfulness_shared(xs, rs, points=points) if xs else [])
+        for r in ran:
+            curves = next(measured) if r else {}
+            for name in methods:
+                result.attributions[name].append(r.get(name))
+                result.curves[name].append(curves.get(name))
     for name in methods:
         measured = [c for c in result.curves[name] if c is not None]
         if measured:
             result.table[name] = {m: sum(c[m] for c in measured) / len(measured) for m in MEASURES}
             result.table[name]["n"] = len(measured)
     return result
+
+
+def _attributions(x: Explainable, methods: dict[str, Callable[[Explainable], Tensor]],
+                  skipped: dict[str, str]) -> dict[str, Tensor]:
+    """Each method's attribution of ``x`` (fp64, CPU); why one could not run goes to ``skipped``."""
+    ran = {}
+    for name, method in methods.items():
+        try:
+            ran[name] = method(x).detach().double().cpu()
+        except AttnlabError as e:  # too large (flow), or no attention weights to read
+            skipped[name] = str(e)
+    return ran

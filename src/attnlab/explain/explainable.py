@@ -18,6 +18,11 @@ attention graph over them. Every method is a function ``Explainable -> (L,)``.
 The model's own forward runs on the embeddings through :func:`replace_output` (a forward
 hook on the embedding module), so no model math is copied here.
 
+Predictions on the same units that one forward scores together (a translator's target
+steps: one teacher-forced pass gives every step's log-probability) carry the same
+:class:`Shared` and their ``column`` in it; the curves and head importance then run one
+forward for all of them (:func:`groups`).
+
 Notation: L units, D width, S copies of one input (steps, perturbations), H heads, M nodes.
 """
 
@@ -33,6 +38,7 @@ from torch import Tensor, nn
 from attnlab.errors import AttnlabError
 
 Run = Callable[[Tensor, bool], tuple[Tensor, list[Tensor]]]
+CHUNK = 64  # copies a forward when scoring without gradients
 
 
 @dataclass
@@ -52,6 +58,8 @@ class Explainable:
     extras: dict = field(default_factory=dict)
     layout: Callable[[list[Tensor]], list[Tensor]] = list
     cache: dict = field(default_factory=dict, repr=False, compare=False)  # maps, input gradient: computed once
+    shared: Shared | None = None  # the forward this prediction shares with others on the same units
+    column: int = 0  # its column in ``shared``'s scores
 
     def __post_init__(self) -> None:
         if self.inputs.dim() != 2 or self.baseline.shape != self.inputs.shape:
@@ -64,10 +72,9 @@ class Explainable:
     def num_units(self) -> int:
         return self.inputs.shape[0]
 
-    def score(self, e: Tensor, chunk: int = 64) -> Tensor:
+    def score(self, e: Tensor, chunk: int = CHUNK) -> Tensor:
         """log p(target) of ``e (S, L, D)`` -> ``(S,)``, without gradients, ``chunk`` copies a pass."""
-        with torch.no_grad():
-            return torch.cat([self.run(part, False)[0] for part in e.split(chunk)])
+        return scored(self.run, e, chunk)
 
     def gradient(self, e: Tensor) -> tuple[Tensor, Tensor]:
         """``(score (S,), d score / d e (S, L, D))`` at ``e (S, L, D)``.
@@ -117,6 +124,39 @@ class Explainable:
         if not raw:
             raise AttnlabError(f"{self.target}: this model returned no attention weights")
         return self.layout(raw)
+
+
+@dataclass(eq=False)
+class Shared:
+    """One forward scoring T predictions on the same units:
+    ``run(e (S, L, D), need_weights) -> (scores (S, T), raw)``, column t prediction t's f."""
+
+    run: Run
+
+    def column(self, t: int) -> Run:
+        """The :data:`Run` of prediction ``t`` alone."""
+        def run(e: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor]]:
+            scores, raw = self.run(e, need_weights)
+            return scores[:, t], raw
+
+        return run
+
+
+def scored(run: Run, e: Tensor, chunk: int) -> Tensor:
+    """``run``'s scores of ``e (S, L, D)`` without gradients, ``chunk`` copies a pass."""
+    with torch.no_grad():
+        return torch.cat([run(part, False)[0] for part in e.split(chunk)])
+
+
+def groups(explainables: list[Explainable]) -> list[list[Explainable]]:
+    """Consecutive predictions sharing one forward (:class:`Shared`), each other one alone."""
+    out: list[list[Explainable]] = []
+    for x in explainables:
+        if out and x.shared is not None and out[-1][0].shared is x.shared:
+            out[-1].append(x)
+        else:
+            out.append([x])
+    return out
 
 
 def widened(t: Tensor) -> Tensor:

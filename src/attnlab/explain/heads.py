@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from attnlab.attention.multi_head import MultiHeadAttention
 from attnlab.errors import AttnlabError
-from attnlab.explain.explainable import Explainable
+from attnlab.explain.explainable import Explainable, groups
 
 
 def attention_modules(model: nn.Module) -> list[tuple[str, MultiHeadAttention]]:
@@ -53,8 +53,16 @@ def head_gates(layers: list[MultiHeadAttention], gates: Tensor) -> Iterator[None
 
 
 def _losses(explainables: list[Explainable]) -> Tensor:
-    """``(n,)``: -log p(target) of each prediction on its unperturbed input."""
-    return torch.cat([-x.run(x.inputs[None], False)[0] for x in explainables])
+    """``(n,)``: -log p(target) of each prediction on its unperturbed input (one forward for
+    the predictions that share one, :func:`groups`)."""
+    losses = []
+    for group in groups(explainables):
+        x = group[0]
+        if len(group) == 1:
+            losses.append(-x.run(x.inputs[None], False)[0])
+        else:
+            losses.append(-x.shared.run(x.inputs[None], False)[0][0, [o.column for o in group]])
+    return torch.cat(losses)
 
 
 @dataclass
@@ -88,11 +96,13 @@ def head_importance(explainables: list[Explainable], model: nn.Module) -> HeadIm
             with torch.no_grad(), head_gates(layers, gates):
                 masked[l, h] = float(_losses(explainables).mean()) - base
     gradient = torch.zeros_like(ones)
-    for x in explainables:
+    for group in groups(explainables):  # one forward per group, one backward per prediction
         gates = ones.clone().requires_grad_(True)
         with torch.enable_grad(), head_gates(layers, gates):
-            (grad,) = torch.autograd.grad(_losses([x]).sum(), gates)
-        gradient += grad.abs() / len(explainables)
+            losses = _losses(group)
+            for i in range(len(group)):
+                (grad,) = torch.autograd.grad(losses[i], gates, retain_graph=i + 1 < len(group))
+                gradient += grad.abs() / len(explainables)
     return HeadImportance([n for n, _ in named], masked, gradient, base)
 
 
