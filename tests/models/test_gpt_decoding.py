@@ -101,16 +101,59 @@ def test_new_weights_are_used_by_the_next_sequence(monkeypatch):
     assert not torch.equal(after, before)
 
 
-def test_padded_batched_bf16_and_autocast_use_the_pytorch_path():
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", SHAPES, ids=["4x64", "3x36-ff100"])
+def test_batched_native_step_equals_pytorch_path_and_uncached_forward(shape, threads, monkeypatch):
+    """B rows at one position (a batch; beams reordered between steps): 9 rows are a tile of
+    8 and one of 1; 3x36-ff100 cuts the 32-column tiles."""
+    gpt = model(shape)
+    ids = torch.randint(0, shape["vocab_size"], (9, 14))
+    reorder = torch.tensor([2, 2, 0, 8, 1, 3, 3, 7, 5])  # beam search keeps some rows twice
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        runs = []
+        for native in ("1", "0"):
+            monkeypatch.setenv("ATTNLAB_NATIVE", native)
+            caches = gpt.make_caches(4)
+            with torch.inference_mode():
+                gpt(ids[:, :5], caches=caches)
+                steps = [gpt.decode_step(ids[:, t : t + 1], caches).logits for t in range(5, 9)]
+                assert (caches.choice.native is not None) == (native == "1")
+                for cache in caches:
+                    cache.reorder(reorder)
+                steps += [gpt.decode_step(ids[:, t : t + 1], caches).logits for t in range(9, 14)]
+            runs.append((torch.cat(steps, dim=1), caches))
+    finally:
+        torch.set_num_threads(previous)
+    (logits, caches), (ref_logits, ref_caches) = runs
+    torch.testing.assert_close(logits, ref_logits, atol=ATOL, rtol=0)
+    for cache, ref in zip(caches, ref_caches):
+        torch.testing.assert_close(cache.key, ref.key, atol=1e-6, rtol=0)
+        torch.testing.assert_close(cache.value, ref.value, atol=1e-6, rtol=0)
+    with torch.no_grad():  # uncached: the reordered rows' histories, then their own tokens
+        history = torch.cat([ids[reorder, :9], ids[:, 9:]], dim=1)
+        full = torch.cat([gpt(ids[:, :9]).logits[:, 5:], gpt(history).logits[:, 9:]], dim=1)
+    torch.testing.assert_close(logits, full, atol=ATOL, rtol=0)
+
+
+def test_padded_bf16_and_autocast_use_the_pytorch_path(monkeypatch):
     gpt = model(SHAPES[0])
     ids = torch.randint(0, 71, (2, 5))
     *_, choice = decode(gpt, ids[:1], ids[1], capacity=8)
     assert choice.native is not None
+    called = []
     with torch.inference_mode():
         caches = gpt.make_caches(8)
         gpt(ids, caches=caches)
         gpt.decode_step(ids[:, :1], caches)
-        assert caches.choice.native is None  # batch 2
+        native = caches.choice.native
+        assert native is not None  # an unpadded batch of 2: the C step
+        monkeypatch.setattr(native, "step", lambda *a, step=native.step: called.append(1) or step(*a))
+        gpt.decode_step(ids[:, 1:2], caches, attention_mask=torch.ones(2, 7, dtype=torch.long))  # a mask: PyTorch
+        assert called == []
+        gpt.decode_step(ids[:, 2:3], caches)
+        assert called == [1]
     bf16 = copy.deepcopy(gpt).to(torch.bfloat16)
     *_, choice = decode(bf16, ids[:1], ids[1], capacity=8)
     assert choice.native is None

@@ -244,8 +244,8 @@ class GPT(PretrainedModel):
         (B, 1)``, after the ``P`` tokens in ``caches`` (filled by :meth:`forward`): the same
         function as ``forward(input_ids, attention_mask, position_ids=position_ids,
         caches=caches)`` in inference (no dropout, no gradients), made fast
-        (:mod:`attnlab.models.gpt_decoding`): the C step for one unpadded fp32 CPU sequence,
-        else direct functional calls on weights gathered once. ``attention_mask (B, P + 1)``."""
+        (:mod:`attnlab.models.gpt_decoding`): the C step for unpadded fp32 CPU rows (every
+        row at the same position), else direct functional calls on weights gathered once. ``attention_mask (B, P + 1)``."""
         if not caches or len(caches) != len(self.blocks) or not caches[0].is_filled:
             raise AttnlabError(
                 "decode_step: caches must hold the sequence so far (one per layer, filled by "
@@ -257,8 +257,8 @@ class GPT(PretrainedModel):
         if choice.native is not None and attention_mask is None and position_ids is None \
                 and not torch.is_autocast_enabled("cpu"):
             self.positions.check(past)
-            logits, h = choice.native.step(int(input_ids), caches)  # (V,), (D,)
-            return GPTOutput(logits=logits.view(1, 1, -1), last_hidden_state=h.view(1, 1, -1))
+            logits, h = choice.native.step(input_ids.view(-1), caches)  # (B, V), (B, D)
+            return GPTOutput(logits=logits.view(batch, 1, -1), last_hidden_state=h.view(batch, 1, -1))
         if position_ids is None:
             self.positions.check(past)
             position = self.positions.embedding.weight[past]  # (D,): one read, no index tensor

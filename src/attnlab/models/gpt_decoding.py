@@ -8,9 +8,11 @@ with the uncached forward and with HuggingFace):
 - :func:`decode_blocks`: direct functional calls on weights gathered once per weights
   version (q/k/v packed, matrices laid out ``(in, out)``) — any batch, padding, dtype
   and device;
-- the C step of :mod:`attnlab.kernels.native.gpt_decode` — one call per token for one
-  unpadded fp32 CPU sequence of a GPT-2-shaped model (GELU-tanh, default score scale),
-  where it can be built (a C compiler; ``ATTNLAB_NATIVE=0`` turns it off).
+- the C step of :mod:`attnlab.kernels.native.gpt_decode` — one call per token for
+  unpadded fp32 CPU rows of a GPT-2-shaped model (GELU-tanh, default score scale): one
+  sequence, a batch of equal-length prompts or the beams of a beam search (every row at
+  the same position, no attention mask), where it can be built (a C compiler;
+  ``ATTNLAB_NATIVE=0`` turns it off).
 
 :class:`DecodingCache` holds, per model, the gathered weights and the C step, rebuilt
 when a parameter changed. A sequence's cached keys belong to the weights they were
@@ -161,7 +163,7 @@ class DecodingCache:
     def _native_step(self, model: nn.Module, cache: KVCache) -> NativeDecoder | None:
         weight = model.token_embedding.weight
         key = cache.key
-        if (key is None or key.shape[0] != 1 or key.dtype != torch.float32 or weight.dtype != torch.float32
+        if (key is None or key.dtype != torch.float32 or weight.dtype != torch.float32
                 or weight.device.type != "cpu" or model.config.activation != "gelu_tanh"
                 or any(layer.scale is not None for layer in self._layers) or not native.available()):
             return None

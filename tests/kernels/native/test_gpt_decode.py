@@ -72,3 +72,24 @@ def test_out_of_range_token_or_position_is_a_clear_error(token, past):
         storage = [torch.zeros(1, HEADS, 8, D // HEADS) for _ in range(LAYERS)]
     with pytest.raises(ValueError, match="native GPT step"):
         native.run(token, storage, storage, past)
+
+
+@pytest.mark.skipif(not gpt_decode.available(), reason="the C step could not be built")
+def test_a_batch_gives_each_row_the_bits_it_gets_alone():
+    """B rows at one position: each weight block is applied to every row in the order one row
+    alone uses, so the logits, hidden states and cached rows are equal bit for bit."""
+    native = decoder()
+    tokens = torch.tensor([3, 22, 0, 7, 7, 1, 9, 11, 5])  # 9 rows, two equal
+    keys = [torch.zeros(9, HEADS, 8, D // HEADS) for _ in range(LAYERS)]
+    values = [torch.zeros(9, HEADS, 8, D // HEADS) for _ in range(LAYERS)]
+    alone = [([torch.zeros(1, HEADS, 8, D // HEADS) for _ in range(LAYERS)],
+              [torch.zeros(1, HEADS, 8, D // HEADS) for _ in range(LAYERS)]) for _ in tokens]
+    for past in range(3):
+        logits, hidden = native.run(tokens, keys, values, past)
+        assert logits.shape == (9, V) and hidden.shape == (9, D)
+        for row, (k, v) in enumerate(alone):
+            row_logits, row_hidden = native.run(int(tokens[row]), k, v, past)
+            assert torch.equal(logits[row], row_logits) and torch.equal(hidden[row], row_hidden)
+            assert all(torch.equal(a[row], b[0]) for a, b in zip(keys + values, k + v))
+    with pytest.raises(ValueError, match="native GPT step"):  # rows that the caches do not hold
+        native.run(tokens[:4], keys, values, 3)

@@ -1,7 +1,8 @@
 /* One decoding step of a GPT-2-shaped model for one sequence, in plain C (fp32).
  *
  * The same computation as attnlab.models.gpt_decoding.decode_blocks followed by the final
- * LayerNorm and the tied output layer, for batch 1 and no padding:
+ * LayerNorm and the tied output layer, for B rows at one position (no padding; B = 1: one
+ * sequence, B > 1: a batch or the beams of a beam search), per row:
  *
  *     h = W_e[token] + W_p[position]                                  (D)
  *     per layer:  x = LN_1(h);  [q k v] = x W_qkv + b_qkv            (3D)
@@ -13,7 +14,9 @@
  *
  * Matrices are laid out (in, out), row-major, as gpt_decoding.LayerWeights stores them, so a
  * matrix-vector product streams the weight once, row by row, into an output vector that
- * stays in L1. Caches are (H, capacity, Dh) per layer. With `threads` > 1 the step runs in
+ * stays in L1; with B > 1 rows each block of weight rows is read once and applied to every
+ * row (matmul()), so a batch reads the weights once per step, not once per row, and each
+ * row gets the bits it would get alone. Caches are (B, H, capacity, Dh) per layer. With `threads` > 1 the step runs in
  * one OpenMP parallel region: each thread owns a slice of the output columns of every
  * product (and some heads of the attention), with a barrier between phases; the
  * LayerNorms are computed by one thread. PyTorch ships libgomp.so.1, so this library
@@ -66,31 +69,44 @@ static void my_slice(int n, int align, int *begin, int *end) {
     if (*begin > n) *begin = n;
 }
 
-/* Columns [j0, j1) of y (out) = x (in) W (in, out) + bias, or of y += x W + bias when
- * accumulate. Four rows per pass, so y is read and written once per four rows. */
-static void matvec_columns(const float *x, const float *w, const float *bias, int n_in, int n_out,
-                           float *y, int accumulate, int j0, int j1) {
-#pragma omp simd
-    for (int j = j0; j < j1; j++) y[j] = (accumulate ? y[j] : 0.0f) + bias[j];
-    int i = 0;
-    for (; i + 4 <= n_in; i += 4) {
-        const float x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
-        const float *r0 = w + (size_t)i * n_out, *r1 = r0 + n_out, *r2 = r1 + n_out, *r3 = r2 + n_out;
-#pragma omp simd
-        for (int j = j0; j < j1; j++) y[j] += x0 * r0[j] + x1 * r1[j] + x2 * r2[j] + x3 * r3[j];
-    }
-    for (; i < n_in; i++) {
-        const float xi = x[i], *r = w + (size_t)i * n_out;
-#pragma omp simd
-        for (int j = j0; j < j1; j++) y[j] += xi * r[j];
-    }
-}
-
-/* This thread's share of a matrix-vector product (64-byte column blocks) */
-static void matvec(const float *x, const float *w, const float *bias, int n_in, int n_out, float *y, int accumulate) {
+/* This thread's columns of Y (batch, n_out) = X (batch, n_in) W + bias (+ Y when accumulate),
+ * in blocks of BLOCK_COLS columns: each block of four weight rows (4 KiB) is read from
+ * memory once and applied to every row of the batch from L1; four rows per pass, so a
+ * row of Y is read and written once per four weight rows. Each row of Y is computed in
+ * the same order whatever the batch, so it gets the bits it would get alone. */
+#define BLOCK_COLS 256
+static void matmul(int batch, const float *x, const float *w, const float *bias, int n_in, int n_out, float *y,
+                   int accumulate) {
     int j0, j1;
     my_slice(n_out, 16, &j0, &j1);
-    matvec_columns(x, w, bias, n_in, n_out, y, accumulate, j0, j1);
+    for (int jb = j0; jb < j1; jb += BLOCK_COLS) {
+        const int je = jb + BLOCK_COLS < j1 ? jb + BLOCK_COLS : j1;
+        for (int b = 0; b < batch; b++) {
+            float *yb = y + (size_t)b * n_out;
+#pragma omp simd
+            for (int j = jb; j < je; j++) yb[j] = (accumulate ? yb[j] : 0.0f) + bias[j];
+        }
+        int i = 0;
+        for (; i + 4 <= n_in; i += 4) {
+            const float *r0 = w + (size_t)i * n_out, *r1 = r0 + n_out, *r2 = r1 + n_out, *r3 = r2 + n_out;
+            for (int b = 0; b < batch; b++) {
+                const float *xb = x + (size_t)b * n_in;
+                const float x0 = xb[i], x1 = xb[i + 1], x2 = xb[i + 2], x3 = xb[i + 3];
+                float *yb = y + (size_t)b * n_out;
+#pragma omp simd
+                for (int j = jb; j < je; j++) yb[j] += x0 * r0[j] + x1 * r1[j] + x2 * r2[j] + x3 * r3[j];
+            }
+        }
+        for (; i < n_in; i++) {
+            const float *r = w + (size_t)i * n_out;
+            for (int b = 0; b < batch; b++) {
+                const float xi = x[(size_t)b * n_in + i];
+                float *yb = y + (size_t)b * n_out;
+#pragma omp simd
+                for (int j = jb; j < je; j++) yb[j] += xi * r[j];
+            }
+        }
+    }
 }
 
 static float dot(const float *a, const float *b, int n) {
@@ -129,48 +145,60 @@ static void gelu_tanh(float *x, int begin, int end) {
     }
 }
 
-/* The step. keys/values[l]: layer l's cache (H, capacity, Dh), `past` rows filled; the new
- * row is written at `past`. workspace: 6 D + F + H * capacity floats. logits: (V). */
+/* The step for `batch` rows, all at position `past`. tokens: (batch). keys/values[l]: layer
+ * l's cache (batch, H, capacity, Dh), `past` rows filled; the new row is written at `past`.
+ * workspace: batch (6 D + F + H capacity) floats. logits: (batch, V). */
 void attnlab_gpt_decode(
-    int num_layers, int d, int heads, int ffn, int vocab, int capacity, int past, float eps, int threads,
+    int num_layers, int d, int heads, int ffn, int vocab, int capacity, int past, float eps, int threads, int batch,
     const gpt_layer *layers, float *const *keys, float *const *values,
-    const float *token_row, const float *position_row, const float *final_weight, const float *final_bias,
+    const int64_t *tokens, const float *position_row, const float *final_weight, const float *final_bias,
     const float *embedding, float *workspace, float *logits) {
-    const int dh = d / heads;
+    const int dh = d / heads, pairs = batch * heads;
     const float scale = 1.0f / sqrtf((float)dh);
-    float *h = workspace, *x = h + d, *qkv = x + d, *att = qkv + 3 * d, *hidden = att + d, *scores = hidden + ffn;
-    for (int i = 0; i < d; i++) h[i] = token_row[i] + position_row[i];
+    const size_t row_cache = (size_t)heads * capacity * dh; /* one row's cache of one layer */
+    float *h = workspace, *x = h + (size_t)batch * d, *qkv = x + (size_t)batch * d, *att = qkv + (size_t)batch * 3 * d;
+    float *hidden = att + (size_t)batch * d, *scores = hidden + (size_t)batch * ffn;
+    for (int b = 0; b < batch; b++)
+        for (int i = 0; i < d; i++) h[(size_t)b * d + i] = embedding[(size_t)tokens[b] * d + i] + position_row[i];
 #pragma omp parallel num_threads(threads)
     {
         int begin, end;
         for (int l = 0; l < num_layers; l++) {
             const gpt_layer *w = layers + l;
-#pragma omp single
-            layer_norm(h, w->norm1_weight, w->norm1_bias, eps, d, x);
-            matvec(x, w->qkv_weight, w->qkv_bias, d, 3 * d, qkv, 0);
+#pragma omp for
+            for (int b = 0; b < batch; b++)
+                layer_norm(h + (size_t)b * d, w->norm1_weight, w->norm1_bias, eps, d, x + (size_t)b * d);
+            matmul(batch, x, w->qkv_weight, w->qkv_bias, d, 3 * d, qkv, 0);
 #pragma omp barrier
-            my_slice(heads, 1, &begin, &end);
-            for (int hd = begin; hd < end; hd++) {
-                float *k = keys[l] + (size_t)hd * capacity * dh, *v = values[l] + (size_t)hd * capacity * dh;
-                memcpy(k + (size_t)past * dh, qkv + d + hd * dh, sizeof(float) * (size_t)dh);
-                memcpy(v + (size_t)past * dh, qkv + 2 * d + hd * dh, sizeof(float) * (size_t)dh);
-                attend(qkv + hd * dh, k, v, past + 1, dh, scale, scores + (size_t)begin * capacity /* a row per thread */, att + hd * dh);
+            my_slice(pairs, 1, &begin, &end);
+            for (int p = begin; p < end; p++) {  /* (row, head) pairs */
+                const int b = p / heads, hd = p % heads;
+                const float *row = qkv + (size_t)b * 3 * d;
+                float *k = keys[l] + b * row_cache + (size_t)hd * capacity * dh;
+                float *v = values[l] + b * row_cache + (size_t)hd * capacity * dh;
+                memcpy(k + (size_t)past * dh, row + d + hd * dh, sizeof(float) * (size_t)dh);
+                memcpy(v + (size_t)past * dh, row + 2 * d + hd * dh, sizeof(float) * (size_t)dh);
+                attend(row + hd * dh, k, v, past + 1, dh, scale, scores + (size_t)begin * capacity /* a row per thread */,
+                       att + (size_t)b * d + hd * dh);
             }
 #pragma omp barrier
-            matvec(att, w->out_weight, w->out_bias, d, d, h, 1);
+            matmul(batch, att, w->out_weight, w->out_bias, d, d, h, 1);
 #pragma omp barrier
-#pragma omp single
-            layer_norm(h, w->norm2_weight, w->norm2_bias, eps, d, x);
-            my_slice(ffn, 16, &begin, &end);
-            matvec_columns(x, w->fc1_weight, w->fc1_bias, d, ffn, hidden, 0, begin, end);
-            gelu_tanh(hidden, begin, end);
+#pragma omp for
+            for (int b = 0; b < batch; b++)
+                layer_norm(h + (size_t)b * d, w->norm2_weight, w->norm2_bias, eps, d, x + (size_t)b * d);
+            matmul(batch, x, w->fc1_weight, w->fc1_bias, d, ffn, hidden, 0);
+            my_slice(ffn, 16, &begin, &end);  /* the columns this thread wrote */
+            for (int b = 0; b < batch; b++) gelu_tanh(hidden + (size_t)b * ffn, begin, end);
 #pragma omp barrier
-            matvec(hidden, w->fc2_weight, w->fc2_bias, ffn, d, h, 1);
+            matmul(batch, hidden, w->fc2_weight, w->fc2_bias, ffn, d, h, 1);
 #pragma omp barrier
         }
-#pragma omp single
-        layer_norm(h, final_weight, final_bias, eps, d, x);
+#pragma omp for
+        for (int b = 0; b < batch; b++)
+            layer_norm(h + (size_t)b * d, final_weight, final_bias, eps, d, x + (size_t)b * d);
         my_slice(vocab, 16, &begin, &end);
-        for (int t = begin; t < end; t++) logits[t] = dot(embedding + (size_t)t * d, x, d);
+        for (int t = begin; t < end; t++)
+            for (int b = 0; b < batch; b++) logits[(size_t)b * vocab + t] = dot(embedding + (size_t)t * d, x + (size_t)b * d, d);
     }
 }

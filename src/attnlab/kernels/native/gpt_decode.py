@@ -1,12 +1,14 @@
-"""The ctypes binding of ``gpt_decode.c``: one GPT decoding step for one sequence.
+"""The ctypes binding of ``gpt_decode.c``: one GPT decoding step for B rows at one position.
 
 :class:`NativeDecoder` holds the pointers of a model's decoding weights (rebuilt when
 they change) and runs ``attnlab_gpt_decode`` on a token, writing the new key/value row
 into per-layer key/value storage in place: :meth:`NativeDecoder.run` takes that storage
 as plain tensors and the number of tokens already in it; :meth:`NativeDecoder.step` takes
 any caches with a ``length`` and a ``claim(n)`` (the attention layers' ``KVCache``; this
-module imports none). Only fp32 CPU tensors, batch 1 and no padding; the model falls back
-to its PyTorch path for everything else.
+module imports none). Only fp32 CPU tensors and no padding (every row at the same
+position: a batch of equal-length prompts, or the beams of one); the model falls back to its
+PyTorch path for everything else. A token given as an ``int`` is one row and gives
+``(V,)``/``(D,)`` back; a ``(B,)`` tensor of tokens gives ``(B, V)``/``(B, D)``.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ def _pointer(t: Tensor) -> int:
     return t.data_ptr()
 
 
-_SIGNATURES = {  # attnlab_gpt_decode(7 ints, eps, threads, 10 pointers)
-    "attnlab_gpt_decode": (None, [ctypes.c_int] * 7 + [ctypes.c_float, ctypes.c_int] + [ctypes.c_void_p] * 10),
+_SIGNATURES = {  # attnlab_gpt_decode(7 ints, eps, threads, batch, 10 pointers)
+    "attnlab_gpt_decode": (None, [ctypes.c_int] * 7 + [ctypes.c_float, ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 10),
 }
 
 
@@ -82,28 +84,33 @@ class NativeDecoder:
         self.ffn = layers[0].fc1_bias.shape[0]
         self._pointer_arrays = ctypes.c_void_p * len(layers)
 
-    def step(self, token: int, caches: Sequence[_Cache]) -> tuple[Tensor, Tensor]:
-        """Logits ``(V,)`` of the token after ``token`` (at position ``caches[0].length``) and
-        the final LayerNorm's output ``(D,)``; appends the token's keys/values to
-        ``caches`` (one per layer, batch 1, fp32)."""
+    def step(self, tokens: int | Tensor, caches: Sequence[_Cache]) -> tuple[Tensor, Tensor]:
+        """Logits ``(V,)`` of the token after ``tokens`` (at position ``caches[0].length``) and
+        the final LayerNorm's output ``(D,)`` -- ``(B, V)``, ``(B, D)`` for a ``(B,)`` tensor of
+        tokens; appends the tokens' keys/values to ``caches`` (one per layer, B rows, fp32)."""
         past = caches[0].length
-        keys, values = zip(*(cache.claim(1) for cache in caches))  # (1, H, capacity, Dh) each
-        return self.run(token, keys, values, past)
+        keys, values = zip(*(cache.claim(1) for cache in caches))  # (B, H, capacity, Dh) each
+        return self.run(tokens, keys, values, past)
 
-    def run(self, token: int, keys: Sequence[Tensor], values: Sequence[Tensor], past: int) -> tuple[Tensor, Tensor]:
-        """:meth:`step` on plain storage: ``keys``/``values`` per layer ``(1, H, capacity, Dh)``
-        (contiguous fp32) holding ``past`` tokens; the new token's rows are written at ``past``."""
-        capacity = keys[0].shape[2]
-        if not 0 <= past < min(capacity, self.positions.shape[0]) or not 0 <= token < self.vocab:
-            raise ValueError(f"native GPT step: token {token} (vocab {self.vocab}) at {past} (capacity {capacity})")
-        workspace = torch.empty(6 * self.d + self.ffn + self.heads * capacity)  # per call: thread-safe
-        logits = torch.empty(self.vocab)
-        row = 4 * self.d  # bytes per embedding row
+    def run(self, tokens: int | Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], past: int) -> tuple[Tensor, Tensor]:
+        """:meth:`step` on plain storage: ``keys``/``values`` per layer ``(B, H, capacity, Dh)``
+        (contiguous fp32) holding ``past`` tokens; the new tokens' rows are written at ``past``."""
+        one = not isinstance(tokens, Tensor)
+        ids = torch.tensor([tokens]) if one else tokens.reshape(-1).to(torch.int64).contiguous()  # (B,)
+        batch, capacity = ids.numel(), keys[0].shape[2]
+        low, high = (int(ids.min()), int(ids.max())) if batch else (0, 0)
+        if not 0 <= past < min(capacity, self.positions.shape[0]) or not (0 <= low and high < self.vocab) \
+                or any(t.shape[0] != batch for t in (*keys, *values)) or batch == 0:
+            raise ValueError(f"native GPT step: tokens in [{low}, {high}] (vocab {self.vocab}) at {past} "
+                             f"(capacity {capacity}), {batch} rows for caches of {keys[0].shape[0]}")
+        workspace = torch.empty(batch * (6 * self.d + self.ffn + self.heads * capacity))  # per call: thread-safe
+        logits = torch.empty(batch, self.vocab)
         self._library.attnlab_gpt_decode(
             self.num_layers, self.d, self.heads, self.ffn, self.vocab, capacity, past, self.eps, torch.get_num_threads(),
-            self._layers, self._pointer_arrays(*map(_pointer, keys)), self._pointer_arrays(*map(_pointer, values)),
-            _pointer(self.embedding) + token * row, _pointer(self.positions) + past * row,
+            batch, self._layers, self._pointer_arrays(*map(_pointer, keys)), self._pointer_arrays(*map(_pointer, values)),
+            _pointer(ids), _pointer(self.positions) + past * 4 * self.d,
             _pointer(self.final_norm[0]), _pointer(self.final_norm[1]), _pointer(self.embedding),
             _pointer(workspace), _pointer(logits),
         )
-        return logits, workspace[self.d : 2 * self.d]  # the workspace's x: LN_f(h)
+        hidden = workspace[batch * self.d : 2 * batch * self.d].view(batch, self.d)  # the workspace's x: LN_f(h)
+        return (logits[0], hidden[0]) if one else (logits, hidden)
