@@ -13,7 +13,7 @@ import torch
 
 from attnlab.apps.explain import load, predictions
 from attnlab.explain.evaluate import evaluate
-from attnlab.explain.explainable import Explainable, Shared, groups
+from attnlab.explain.explainable import SHARED_BATCH, Explainable, Shared, groups
 from attnlab.explain.faithfulness import (
     ERASER_BINS,
     curve_ks,
@@ -21,7 +21,8 @@ from attnlab.explain.faithfulness import (
     faithfulness_shared,
 )
 from attnlab.explain.heads import head_importance
-from attnlab.explain.methods import pick
+from attnlab.explain.integrated_gradients import STEPS
+from attnlab.explain.methods import METHODS, pick
 
 L, D, T = 70, 4, 3  # over the full-curve bound: the grid and the ERASER bins off it
 
@@ -37,7 +38,7 @@ def toy() -> tuple[list[Explainable], list[int]]:
         logits = torch.tanh(e @ w).mean(1) * 4  # (S, 5)
         return torch.log_softmax(logits, -1)[:, [1, 3, 4]], []  # (S, T): three predictions
 
-    shared = Shared(every)
+    shared = Shared(every, T)
     baseline = inputs.mean(0).expand(L, -1)
     xs = [Explainable(inputs, baseline, shared.column(t), [str(i) for i in range(L)], str(t), 0, torch.arange(L),
                       [], "mean", shared=shared, column=t) for t in range(T)]
@@ -65,6 +66,16 @@ def test_curves_of_a_shared_group_equal_each_prediction_alone():
                                   rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["integrated_gradients", "saliency", "grad_input"])
+def test_gradient_methods_of_a_shared_group_equal_each_prediction_alone(name):
+    xs, calls = toy()
+    method = METHODS[name]
+    together = [method(x) for x in xs]
+    assert len(calls) == (1 if name != "integrated_gradients" else math.ceil(T * STEPS / SHARED_BATCH))
+    for x, got in zip(xs, together):
+        torch.testing.assert_close(got, method(alone(x)), rtol=0, atol=1e-12)
+
+
 def test_groups_are_consecutive_predictions_of_one_shared_forward():
     xs, _ = toy()
     lone = alone(xs[0])
@@ -81,6 +92,8 @@ def test_translator_steps_shared_equal_each_step_alone(tiny_checkpoints):
     methods = pick(["saliency", "integrated_gradients", "random"])
     shared, single = evaluate(xs, methods), evaluate([alone(x) for x in xs], methods)
     for name in methods:
+        for got, want in zip(shared.attributions[name], single.attributions[name]):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
         for got, want in zip(shared.curves[name], single.curves[name]):
             torch.testing.assert_close(torch.tensor(got["deletion"]), torch.tensor(want["deletion"]),
                                        rtol=1e-5, atol=1e-6)

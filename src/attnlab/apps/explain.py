@@ -186,7 +186,7 @@ def translator_predictions(translator: Translator, sources: list[str]) -> list[E
             log_probs = F.log_softmax(widened(o.logits), dim=-1)  # (S, T, V)
             return log_probs.gather(-1, steps.expand(e.shape[0], -1)[..., None])[..., 0], maps
 
-        shared, inputs = Shared(every_step), emb(src[0]).detach()
+        shared, inputs = Shared(every_step, len(labels)), emb(src[0]).detach()
         for t, label in enumerate(labels):
             def layout(maps: list[Tensor], t=t) -> list[Tensor]:
                 return encoder_decoder(maps[:-1], maps[-1], t)

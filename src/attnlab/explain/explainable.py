@@ -39,6 +39,7 @@ from attnlab.errors import AttnlabError
 
 Run = Callable[[Tensor, bool], tuple[Tensor, list[Tensor]]]
 CHUNK = 64  # copies a forward when scoring without gradients
+SHARED_BATCH = 256  # copies a forward-backward of a shared forward's gradients (many small predictions)
 
 
 @dataclass
@@ -90,9 +91,15 @@ class Explainable:
 
     def input_gradient(self) -> Tensor:
         """d score / d e ``(L, D)`` at the unperturbed input (computed once; saliency and
-        gradient × input share it)."""
+        gradient × input share it; with a :class:`Shared` forward, every prediction's at once)."""
         if "gradient" not in self.cache:
-            self.cache["gradient"] = self.gradient(self.inputs[None])[1][0]
+            if self.shared is None:
+                self.cache["gradient"] = self.gradient(self.inputs[None])[1][0]
+            else:
+                n = self.shared.count
+                every = self.shared.memo("gradient", lambda: self.shared.gradients(
+                    self.inputs[None].expand(n, -1, -1), torch.arange(n, device=self.inputs.device), self.module))
+                self.cache["gradient"] = every[self.column]
         return self.cache["gradient"]
 
     def maps(self) -> list[Tensor]:
@@ -128,10 +135,31 @@ class Explainable:
 
 @dataclass(eq=False)
 class Shared:
-    """One forward scoring T predictions on the same units:
-    ``run(e (S, L, D), need_weights) -> (scores (S, T), raw)``, column t prediction t's f."""
+    """One forward scoring ``count`` = T predictions on the same units:
+    ``run(e (S, L, D), need_weights) -> (scores (S, T), raw)``, column t prediction t's f.
+    ``memo`` keeps what is computed for all T at once (input gradients, integrated gradients)."""
 
     run: Run
+    count: int
+    cache: dict = field(default_factory=dict, repr=False)
+
+    def memo(self, key: object, compute: Callable[[], Tensor]) -> Tensor:
+        """``compute()``, once per ``key``."""
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
+
+    def gradients(self, e: Tensor, columns: Tensor, module: nn.Module | None, batch: int = SHARED_BATCH) -> Tensor:
+        """``(S, L, D)``: d scores[i, columns[i]] / d e_i for each copy of ``e (S, L, D)``
+        (``columns (S,)``), ``batch`` copies a forward-backward, the parameters frozen."""
+        out = []
+        for part, picked in zip(e.split(batch), columns.split(batch)):
+            part = part.detach().requires_grad_(True)
+            with torch.enable_grad(), frozen(module):
+                scores, _ = self.run(part, False)  # (s, T)
+                (grad,) = torch.autograd.grad(scores.gather(1, picked[:, None]).sum(), part)
+            out.append(grad)
+        return torch.cat(out)
 
     def column(self, t: int) -> Run:
         """The :data:`Run` of prediction ``t`` alone."""
