@@ -96,7 +96,8 @@ def test_chosen_for_fp32_causal_self_attention_only(monkeypatch):
     assert choose_path(q, k, v, need_weights=False, dropout_p=0.0, causal_only=True) == "causal_kernel"
     assert choose_path(q, k, v, need_weights=False, dropout_p=0.0) == "fused"  # not causal
     assert choose_path(q, k, v, need_weights=False, dropout_p=0.1, causal_only=True) == "fused"
-    assert choose_path(q, k, v, need_weights=True, dropout_p=0.0, causal_only=True) == "fused_weights"
+    assert choose_path(q, k, v, need_weights=True, dropout_p=0.0, causal_only=True) == "causal_kernel_weights"
+    assert choose_path(q, k, v, need_weights=True, dropout_p=0.1, causal_only=True) == "plain"
     assert choose_path(*(x.bfloat16() for x in (q, k, v)), need_weights=False, dropout_p=0.0, causal_only=True) == "fused"
     narrow = tuple(x[..., :8] for x in (q, k, v))  # head width 8: not a multiple of the vector width
     assert choose_path(*narrow, need_weights=False, dropout_p=0.0, causal_only=True) == "fused"
@@ -106,12 +107,13 @@ def test_chosen_for_fp32_causal_self_attention_only(monkeypatch):
     assert not native.applies(strided, strided, strided)
     monkeypatch.setenv("ATTNLAB_NATIVE", "0")
     assert choose_path(q, k, v, need_weights=False, dropout_p=0.0, causal_only=True) == "fused"
+    assert choose_path(q, k, v, need_weights=True, dropout_p=0.0, causal_only=True) == "fused_weights"
 
 
 def test_chosen_for_unmasked_self_attention_in_fp32_and_bf16_training():
     q, k, v = _packed_heads(2, 4, 65, 32, torch.Generator().manual_seed(3))
     assert choose_path(q, k, v, need_weights=False, dropout_p=0.0, unmasked=True) == "self_kernel"
-    assert choose_path(q, k, v, need_weights=True, dropout_p=0.0, unmasked=True) == "fused_weights"
+    assert choose_path(q, k, v, need_weights=True, dropout_p=0.0, unmasked=True) == "self_kernel_weights"
     assert choose_path(q, k, v, need_weights=False, dropout_p=0.1, unmasked=True) == "fused"
     bf16 = [x.bfloat16().requires_grad_() for x in (q, k, v)]
     assert choose_path(*bf16, need_weights=False, dropout_p=0.0, unmasked=True) == "self_bmm"

@@ -2,7 +2,8 @@
 
 Paths: ``fused`` (PyTorch's kernel), ``fused_weights`` (flash + weights from its
 log-sum-exp), ``plain`` (scores -> mask -> softmax -> sum), ``causal_kernel`` and
-``self_kernel`` (attnlab's C kernel, causal and unmasked), ``causal_bmm`` and ``self_bmm``
+``self_kernel`` (attnlab's C kernel, causal and unmasked; ``+ "_weights"``: with weights
+from its log-sum-exp), ``causal_bmm`` and ``self_bmm``
 (batched products with their own backward), and ``auto`` (whatever
 :func:`attnlab.kernels.backend.choose_path` picks). Each path is forced (the choice is
 patched) wherever it computes the inputs' case, over:
@@ -14,7 +15,8 @@ patched) wherever it computes the inputs' case, over:
 - dtypes: fp64, fp32, bf16; float masks in a dtype other than the query's;
 - masks: none, key padding with fully masked rows, per-head bool, float with -inf rows,
   causal (also bottom-right with Lq < Lk);
-- outputs, weights and the gradients of q, k, v (through the weights too).
+- outputs, weights (per head, or averaged over the heads: ``average_weights``) and the
+  gradients of q, k, v (through the weights too).
 
 Reference: softmax(scale q k^T + M) v in fp64, a fully masked row giving zeros.
 Tolerances: fp64 1e-9, fp32 2e-5 (+1e-4 relative), bf16 3e-2 (relative norm).
@@ -33,8 +35,10 @@ import attnlab.attention.core as core
 from attnlab.attention import scaled_dot_product_attention
 from attnlab.kernels.native import causal_attention as native
 
-PATHS = ("auto", "fused", "fused_weights", "plain", "causal_kernel", "causal_bmm", "self_kernel", "self_bmm")
+PATHS = ("auto", "fused", "fused_weights", "plain", "causal_kernel", "causal_bmm", "self_kernel", "self_bmm",
+         "causal_kernel_weights", "self_kernel_weights")
 SELF_PATHS = ("causal_kernel", "causal_bmm", "self_kernel", "self_bmm")  # q, k, v of one shape, no weights
+WEIGHTS_SELF_PATHS = ("causal_kernel_weights", "self_kernel_weights")  # q, k, v of one shape, weights
 
 
 def _self_mask(path: str) -> str:
@@ -69,9 +73,10 @@ def reference(q, k, v, mask, causal, scale):
 
 
 def _applies(path: str, dtype, causal_only: bool, d: int, need_weights: bool, unmasked: bool = False) -> bool:
-    if path in SELF_PATHS and (need_weights or not (causal_only if path.startswith("causal") else unmasked)):
+    if path in SELF_PATHS + WEIGHTS_SELF_PATHS and (
+            need_weights != (path in WEIGHTS_SELF_PATHS) or not (causal_only if path.startswith("causal") else unmasked)):
         return False
-    if path.endswith("_kernel"):
+    if "_kernel" in path:
         width = _vector_width()
         return dtype == torch.float32 and width > 0 and d % width == 0
     if path in ("fused", "fused_weights"):
@@ -82,22 +87,24 @@ def _applies(path: str, dtype, causal_only: bool, d: int, need_weights: bool, un
 @st.composite
 def cases(draw):
     path = draw(st.sampled_from(PATHS))
-    dtypes = [torch.float32] if path.endswith("_kernel") else [torch.float64, torch.float32, torch.bfloat16]
+    self_path = path in SELF_PATHS + WEIGHTS_SELF_PATHS
+    dtypes = [torch.float32] if "_kernel" in path else [torch.float64, torch.float32, torch.bfloat16]
     dtype = draw(st.sampled_from(dtypes))
-    need_weights = {"auto": None, "plain": None, "fused_weights": True}.get(path, False)
+    need_weights = {"auto": None, "plain": None, "fused_weights": True}.get(path, path in WEIGHTS_SELF_PATHS)
     need_weights = draw(st.booleans()) if need_weights is None else need_weights
-    mask_kind = _self_mask(path) if path in SELF_PATHS else draw(st.sampled_from(MASKS))
+    mask_kind = _self_mask(path) if self_path else draw(st.sampled_from(MASKS))
     b, h = draw(st.integers(0, 2)), draw(st.integers(0, 2))
     lq = draw(st.sampled_from([0, 1, 3, 7]))
-    lk = lq if path in SELF_PATHS else draw(st.sampled_from([0, 1, 3, 7]))
+    lk = lq if self_path else draw(st.sampled_from([0, 1, 3, 7]))
     if mask_kind == "causal" and lq > lk:
         lq, lk = lk, lq
-    d = draw(st.sampled_from([16, 32])) if path.endswith("_kernel") else draw(st.sampled_from([1, 5, 16]))
-    dv = d if path in SELF_PATHS + ("fused_weights",) else draw(st.sampled_from([d, 3]))
+    d = draw(st.sampled_from([16, 32])) if "_kernel" in path else draw(st.sampled_from([1, 5, 16]))
+    dv = d if self_path or path == "fused_weights" else draw(st.sampled_from([d, 3]))
     layouts = [draw(st.sampled_from(list(LAYOUTS))) for _ in range(3)]
     grads = draw(st.booleans())
     seed = draw(st.integers(0, 2**16))
-    return path, dtype, need_weights, mask_kind, (b, h, lq, lk, d, dv), layouts, grads, seed
+    average = need_weights and draw(st.booleans())
+    return path, dtype, need_weights, mask_kind, (b, h, lq, lk, d, dv), layouts, grads, seed, average
 
 
 def _mask(kind, b, h, lq, lk, dtype, gen, seed):
@@ -132,7 +139,7 @@ def _close(got: Tensor, want: Tensor, dtype, what: str):
 Tensor = torch.Tensor
 
 
-def run_case(path, dtype, need_weights, mask_kind, sizes, layouts, grads, seed):
+def run_case(path, dtype, need_weights, mask_kind, sizes, layouts, grads, seed, average=False):
     b, h, lq, lk, d, dv = sizes
     if not _applies(path, dtype, mask_kind == "causal" and lq == lk, d, need_weights, mask_kind == "none" and lq == lk and d == dv):
         return False
@@ -144,10 +151,13 @@ def run_case(path, dtype, need_weights, mask_kind, sizes, layouts, grads, seed):
     causal = mask_kind == "causal"
     forced = mock.patch.object(core, "choose_path", lambda *a, **kw: path) if path != "auto" else mock.patch.object(core, "choose_path", core.choose_path)
     with forced:
-        out = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal, need_weights=need_weights)
+        out = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal, need_weights=need_weights,
+                                           average_weights=average)
     ref_leaves = [x.detach().double().requires_grad_(grads) for x in leaves]
     rq, rk, rv = (LAYOUTS[name](x) for name, x in zip(layouts, ref_leaves))
     ref_out, ref_w = reference(rq, rk, rv, mask, causal, d**-0.5)
+    if average:
+        ref_w = ref_w.sum(-3) / max(h, 1)  # (B, Lq, Lk): zeros for no heads
     _close(out.output, ref_out, dtype, f"{path} output")
     assert out.output.dtype == dtype
     if need_weights:
@@ -185,26 +195,28 @@ def test_zero_sizes_give_empty_or_zero_results(path, zero, dtype):
     sizes = {"B": 2, "H": 2, "Lq": 3, "Lk": 3}
     for name in zero.split(" and "):
         sizes[name] = 0
-    self_path = path in SELF_PATHS
+    self_path = path in SELF_PATHS + WEIGHTS_SELF_PATHS
     if self_path and sizes["Lq"] != sizes["Lk"]:
         pytest.skip("self-attention has Lq = Lk")
     d = 16
     ran = 0
-    for need_weights in (False, True):
+    for need_weights, average in ((False, False), (True, False), (True, True)):
         for mask_kind in (_self_mask(path),) if self_path else ("none", "causal", "key padding", "float"):
             if mask_kind == "causal" and sizes["Lq"] > sizes["Lk"]:
                 continue
             ran += bool(run_case(path, dtype, need_weights, mask_kind,
-                                 (sizes["B"], sizes["H"], sizes["Lq"], sizes["Lk"], d, d), ["contiguous"] * 3, True, 0))
-    assert ran or (path.endswith("_kernel") and dtype != torch.float32)
+                                 (sizes["B"], sizes["H"], sizes["Lq"], sizes["Lk"], d, d), ["contiguous"] * 3, True, 0,
+                                 average))
+    assert ran or ("_kernel" in path and dtype != torch.float32)
 
 
 @pytest.mark.parametrize("path", PATHS[1:])
 def test_last_dim_strided_inputs(path):
     """The case that read the wrong memory (max error 3.3; 1e36 with all three strided)."""
     for layouts in (["contiguous", "last dim strided", "contiguous"], ["last dim strided"] * 3):
-        run_case(path, torch.float32, path in ("fused_weights", "plain"), "causal" if path.startswith("causal") else "none",
-                 (2, 3, 16, 16, 16, 16), layouts, True, 1)
+        for average in (False, True):
+            run_case(path, torch.float32, path in ("fused_weights", "plain") + WEIGHTS_SELF_PATHS,
+                     "causal" if path.startswith("causal") else "none", (2, 3, 16, 16, 16, 16), layouts, True, 1, average)
 
 
 @pytest.mark.parametrize(
@@ -236,3 +248,11 @@ def test_bf16_weights_backward_through_the_log_sum_exp():
     grad q 0.08 off fp64 (plain: 0.011); the scores and their softmax backward now run in
     fp32 at least."""
     run_case("fused_weights", torch.bfloat16, True, "key padding", (2, 2, 3, 3, 1, 1), ["contiguous"] * 3, True, 589)
+
+
+@pytest.mark.parametrize("path", ["fused_weights", "plain", "auto"])
+def test_averaged_weights_with_a_mask_per_head(path):
+    """Weights averaged over the heads, each head with its own mask: the head-by-head average
+    of the fused paths reads each head's mask (and its backward each head's weights)."""
+    for dtype in (torch.float32, torch.float64):
+        assert run_case(path, dtype, True, "per head", (2, 3, 7, 7, 16, 16), ["contiguous"] * 3, True, 5, True)

@@ -26,9 +26,18 @@ from torch import Tensor
 from attnlab.attention.masks import causal_mask, combine_masks, prepare_mask, to_float_mask
 from attnlab.attention.normalizers import get_normalizer, sample
 from attnlab.errors import AttnlabError
-from attnlab.kernels.backend import SELF_ATTENTION_PATHS, choose_path, self_attention
+from attnlab.kernels.backend import (
+    KERNEL_WEIGHTS_PATHS,
+    SELF_ATTENTION_PATHS,
+    choose_path,
+    self_attention,
+)
 from attnlab.kernels.empty import empty_attention, is_empty
-from attnlab.kernels.fused_weights import fused_attention_with_weights
+from attnlab.kernels.fused_weights import (
+    fused_attention_with_weights,
+    head_mean,
+    kernel_attention_with_weights,
+)
 
 
 @dataclass
@@ -211,6 +220,7 @@ def scaled_dot_product_attention(
     dropout_p: float = 0.0,
     scale: float | None = None,
     need_weights: bool = False,
+    average_weights: bool = False,
 ) -> AttentionOutput:
     """softmax(q k^T * scale + M) v, with scale = 1/sqrt(D) by default (Vaswani et al. 2017).
 
@@ -219,12 +229,16 @@ def scaled_dot_product_attention(
         mask: bool (True = allowed) or float (added), broadcastable to ``(..., Lq, Lk)``.
         causal: query i sees keys up to its own position, aligned bottom-right when Lq < Lk.
         need_weights: also return the weights ``(..., Lq, Lk)``.
+        average_weights: with ``need_weights``, the weights' mean over dimension -3 (the
+        heads of ``(B, H, L, D)`` inputs; zeros for H = 0): ``(B, Lq, Lk)``, computed head by
+        head on the fused paths (no per-head weights tensor).
 
     The path is chosen once, in :func:`attnlab.kernels.backend.choose_path`: without
     weights PyTorch's fused kernel (or, for causal or unmasked self-attention on the CPU, attnlab's C
     kernel of :mod:`attnlab.kernels.causal_kernel` in fp32 and
     :mod:`attnlab.kernels.causal_bmm` for short bf16 training); with weights (fp32, CPU,
-    no dropout) the flash kernel for the output and its log-sum-exp for the weights; otherwise the plain path of
+    no dropout) the flash kernel -- or, for causal or unmasked self-attention, the C kernel --
+    for the output and its log-sum-exp for the weights; otherwise the plain path of
     :func:`attend`, so the returned weights are the ones the output used (before dropout).
     Fully masked rows give zero output and zero weights. Any layout (strided views too) and
     any size: B, H, Lq or Lk = 0 give an empty result (zeros for Lk = 0) on every path. A
@@ -240,7 +254,7 @@ def scaled_dot_product_attention(
         if causal and lq > lk:
             causal_mask(lq, lk)  # the same error as with keys
         out, weights = empty_attention(query, key, value)
-        return AttentionOutput(out, weights if need_weights else None)
+        return AttentionOutput(out, _averaged(weights, average_weights) if need_weights else None)
     use_is_causal = causal and mask is None and bool(lq == lk)  # bool: a traced (symbolic) length decides here
     if causal and not use_is_causal:
         mask = combine_masks(mask, causal_mask(lq, lk, device=query.device))
@@ -249,6 +263,10 @@ def scaled_dot_product_attention(
                        unmasked=same_shape and mask is None and not causal)
     if path in SELF_ATTENTION_PATHS:
         return AttentionOutput(self_attention(path, query, key, value, query.shape[-1] ** -0.5 if scale is None else scale))
+    if path in KERNEL_WEIGHTS_PATHS:
+        return AttentionOutput(*kernel_attention_with_weights(
+            query, key, value, query.shape[-1] ** -0.5 if scale is None else scale, causal=path.startswith("causal"),
+            average=average_weights))
     if path == "fused":
         out = F.scaled_dot_product_attention(
             query, key, value, attn_mask=mask, dropout_p=dropout_p, is_causal=use_is_causal, scale=scale
@@ -259,7 +277,13 @@ def scaled_dot_product_attention(
     scale = query.shape[-1] ** -0.5 if scale is None else scale
     if path == "fused_weights":
         float_mask = None if mask is None else to_float_mask(mask, query.dtype)  # (..., Lq, Lk)
-        return AttentionOutput(*fused_attention_with_weights(query, key, value, float_mask, scale))
+        return AttentionOutput(*fused_attention_with_weights(query, key, value, float_mask, scale, average_weights))
     scores = (query * scale) @ key.transpose(-2, -1)  # (..., Lq, Lk)
     attn = attend(scores, value, mask=mask, dropout_p=dropout_p)
-    return attn if need_weights else AttentionOutput(attn.output)
+    return AttentionOutput(attn.output, _averaged(attn.weights, average_weights)) if need_weights \
+        else AttentionOutput(attn.output)
+
+
+def _averaged(weights: Tensor, average: bool) -> Tensor:
+    """The weights, or their mean over the heads (dimension -3) with ``average``."""
+    return head_mean(weights) if average else weights

@@ -215,14 +215,11 @@ class MultiHeadAttention(nn.Module):
             groups = self.num_heads // self.num_kv_heads
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # (B, H, Lk, Dh)
         attn = scaled_dot_product_attention(
-            q, k, v, mask=mask, causal=causal, need_weights=need_weights,
+            q, k, v, mask=mask, causal=causal, need_weights=need_weights, average_weights=average_weights,
             dropout_p=self.dropout if self.training else 0.0, scale=self.scale,
-        )
+        )  # weights (B, H, Lq, Lk), or (B, Lq, Lk) averaged over the heads
         out = self.out_proj(attn.output.transpose(1, 2).reshape(b, lq, self.embed_dim))  # (B, Lq, E)
-        weights = attn.weights
-        if weights is not None and average_weights:
-            weights = weights.mean(dim=1)  # (B, Lq, Lk)
-        return MultiHeadOutput(out, weights, present=present)
+        return MultiHeadOutput(out, attn.weights, present=present)
 
     def _append_extra_keys(self, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool, lq: int):
         """Append (b_k, b_v) and/or a zero pair to ``k, v (B, Hkv, Lk, Dh)``; every query may

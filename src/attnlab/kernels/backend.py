@@ -7,6 +7,9 @@ figures are in ``docs/benchmarks.md``, "Attention core" and "GPT").
 - ``"fused_weights"``: the flash kernel for the output plus the weights from its
   log-sum-exp (:mod:`attnlab.kernels.fused_weights`) — weights asked for, fp32, CPU,
   no dropout: faster than ``nn.MultiheadAttention``'s fallback.
+- ``"causal_kernel_weights"``, ``"self_kernel_weights"``: the same with attnlab's C kernel
+  for the output (the conditions of ``"causal_kernel"``/``"self_kernel"`` below, weights
+  asked for): its forward and backward beat the flash kernel's on these shapes.
 - ``"causal_kernel"``: attnlab's C kernel for causal self-attention, forward and backward
   (:mod:`attnlab.kernels.causal_kernel`) — fp32 on the CPU, causal and no other mask, no
   dropout, no weights, T <= 512, the head width a multiple of the build's vector width
@@ -36,13 +39,14 @@ from attnlab.kernels.native import causal_attention
 
 PLAIN_BF16_MAX_SCORES = 256 * 256  # Lq * Lk up to which bf16 training takes the plain path
 SELF_ATTENTION_PATHS = ("causal_kernel", "self_kernel", "causal_bmm", "self_bmm")  # run by self_attention()
+KERNEL_WEIGHTS_PATHS = ("causal_kernel_weights", "self_kernel_weights")  # fused_weights.kernel_attention_with_weights
 
 
 def choose_path(
     query: Tensor, key: Tensor, value: Tensor, need_weights: bool, dropout_p: float, causal_only: bool = False,
     unmasked: bool = False,
 ) -> str:
-    """``"fused"``, ``"fused_weights"``, ``"causal_kernel"``, ``"self_kernel"``,
+    """``"fused"``, ``"fused_weights"``, ``"causal_kernel"``, ``"self_kernel"`` (``+ "_weights"``),
     ``"causal_bmm"``, ``"self_bmm"`` or ``"plain"`` for these inputs (see the module
     docstring); ``causal_only``: causal self-attention with no other mask; ``unmasked``:
     self-attention (q, k, v of one shape) with no mask at all."""
@@ -52,10 +56,10 @@ def choose_path(
         on_cpu and query.dtype == torch.bfloat16 and query.requires_grad and torch.is_grad_enabled()
         and query.shape[-2] * num_keys <= PLAIN_BF16_MAX_SCORES
     )
+    kind = "causal" if causal_only else "self" if unmasked else None
+    if kind and dropout_p == 0 and causal_attention.applies(query, key, value):
+        return f"{kind}_kernel" + ("_weights" if need_weights else "")
     if not need_weights:
-        kind = "causal" if causal_only else "self" if unmasked else None
-        if kind and dropout_p == 0 and causal_attention.applies(query, key, value):
-            return f"{kind}_kernel"
         if bf16_training and kind and dropout_p == 0 and query.dim() == 4:
             return f"{kind}_bmm"
         return "plain" if bf16_training else "fused"

@@ -28,7 +28,7 @@ from attnlab.kernels.native import causal_attention as native
 
 class _CausalKernelAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, query: Tensor, key: Tensor, value: Tensor, scale: float, causal: bool) -> Tensor:
+    def forward(ctx, query: Tensor, key: Tensor, value: Tensor, scale: float, causal: bool) -> tuple[Tensor, Tensor]:
         needs_grad = any(ctx.needs_input_grad[:3])
         out, lse, probabilities = native.forward(
             query, key, value, scale, for_backward=needs_grad, causal=causal
@@ -36,19 +36,25 @@ class _CausalKernelAttention(torch.autograd.Function):
         if needs_grad:
             ctx.save_for_backward(query, key, value, out, lse, probabilities)
         ctx.scale, ctx.causal = scale, causal
-        return out
+        ctx.mark_non_differentiable(lse)
+        return out, lse
 
     @staticmethod
-    def backward(ctx, grad_out: Tensor):
+    def backward(ctx, grad_out: Tensor, _grad_lse: None):
         grads = native.backward(*ctx.saved_tensors, grad_out, ctx.scale, causal=ctx.causal)
         return *grads, None, None
 
 
-def causal_attention_kernel(query: Tensor, key: Tensor, value: Tensor, scale: float, causal: bool = True) -> Tensor:
+def causal_attention_kernel(query: Tensor, key: Tensor, value: Tensor, scale: float, causal: bool = True,
+                            with_lse: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """``softmax(scale q k^T + M) v`` (M causal, or 0 with ``causal=False``) for ``(B, H, T, D)`` inputs that
     :func:`attnlab.kernels.native.causal_attention.applies` accepts (rows of any layout: a
-    tensor whose last dimension is strided is copied first; empty sizes skip the kernel)."""
+    tensor whose last dimension is strided is copied first; empty sizes skip the kernel);
+    ``with_lse``: also the log-sum-exp of the scaled, masked scores' rows ``(B, H, T)``
+    (no gradient flows through it)."""
     if is_empty(query, key):
-        return empty_attention(query, key, value)[0]
+        out = empty_attention(query, key, value)[0]
+        return (out, query.new_full(query.shape[:-1], float("-inf"))) if with_lse else out
     query, key, value = (t if t.stride(-1) == 1 else t.contiguous() for t in (query, key, value))
-    return _CausalKernelAttention.apply(query, key, value, scale, causal)
+    out, lse = _CausalKernelAttention.apply(query, key, value, scale, causal)
+    return (out, lse) if with_lse else out
