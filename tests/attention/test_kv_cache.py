@@ -70,6 +70,27 @@ def test_reorder_and_reset():
     assert cache.length == 0 and cache.key is None and cache.value is None
 
 
+def test_reorder_copies_the_filled_positions_and_keeps_the_capacity():
+    """Storage larger than the sequence: the filled positions follow the index, the batch may
+    shrink or repeat rows, and later tokens are written in place after them."""
+    cache = KVCache(capacity=8)
+    key, value = torch.randn(3, 2, 3, 4), torch.randn(3, 2, 3, 5)
+    cache.update(key, value)
+    index = torch.tensor([1, 1])  # beam search: one row kept twice, the batch shrinks
+    cache.reorder(index)
+    assert cache._key.shape == (2, 2, 8, 4) and cache.length == 3
+    assert torch.equal(cache.key, key[index]) and torch.equal(cache.value, value[index])
+    new_key, new_value = torch.randn(2, 2, 1, 4), torch.randn(2, 2, 1, 5)
+    cache.update(new_key, new_value)  # within the capacity: no growth
+    assert cache._key.shape[2] == 8
+    assert torch.equal(cache.key, torch.cat([key[index], new_key], 2))
+    assert torch.equal(cache.value, torch.cat([value[index], new_value], 2))
+    static = KVCache(static=True)
+    static.update(key.transpose(2, 3).transpose(2, 3)[:, :, :2], value[:, :, :2])  # a strided view
+    static.reorder(torch.tensor([2, 0]))
+    assert torch.equal(static.key, key[[2, 0], :, :2]) and torch.equal(static.value, value[[2, 0], :, :2])
+
+
 def test_claim_extends_in_place_and_grows():
     cache = KVCache(capacity=3)
     key, value = torch.randn(1, 2, 2, 4), torch.randn(1, 2, 2, 4)

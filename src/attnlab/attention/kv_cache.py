@@ -130,10 +130,10 @@ class KVCache:
         return self._key, self._value
 
     def reorder(self, index: Tensor) -> None:
-        """Select batch rows (beam search): ``index (B_new,)`` into the cached batch."""
+        """Select batch rows (beam search): ``index (B_new,)`` into the cached batch. New
+        storage of the same capacity; only the ``length`` filled positions are copied."""
         if self._key is not None:
-            self._key = self._key.index_select(0, index)
-            self._value = self._value.index_select(0, index)
+            self._key, self._value = (_select_rows(t, index, self.length) for t in (self._key, self._value))
 
     def _allocate(self, key: Tensor, value: Tensor, capacity: int) -> None:
         b, h, _, dk = key.shape
@@ -150,3 +150,11 @@ class KVCache:
 def make_caches(num_layers: int, static: bool = False) -> list[KVCache]:
     """One cache per layer."""
     return [KVCache(static=static) for _ in range(num_layers)]
+
+
+def _select_rows(storage: Tensor, index: Tensor, length: int) -> Tensor:
+    """``storage[index]`` for ``storage (B, H, capacity, Dh)``, its first ``length`` positions
+    copied (the rest of the new storage is not read before it is written)."""
+    out = storage.new_empty((index.numel(), *storage.shape[1:]))  # (B_new, H, capacity, Dh)
+    torch.index_select(storage[:, :, :length], 0, index, out=out[:, :, :length])
+    return out
