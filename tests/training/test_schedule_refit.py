@@ -23,8 +23,8 @@ def test_refit_formula_on_a_synthetic_clock():
     assert refit.observe(5, 10.0) is None  # the timing origin
     assert refit.observe(6, 12.0) == 6 + int((90 - 12) / 2.0)  # 0.1 * 100 passed: 45
     assert [refit.observe(s, 2.0 * s) for s in range(7, 25)] == [None] * 18  # before t = 50
-    # then slower: 21 updates in the 60 s since the origin
-    assert refit.observe(26, 70.0) == 26 + int((90 - 70) / ((70 - 10) / (26 - 5)))
+    # then slower: 20 updates in the 58 s since the previous re-fit (update 6, t = 12)
+    assert refit.observe(26, 70.0) == 26 + int((90 - 70) / ((70 - 12) / (26 - 6)))
     assert refit.observe(27, 99.0) is None  # every point used
 
 
@@ -39,8 +39,10 @@ def test_a_run_that_speeds_up_after_a_refit_is_refitted_before_it_ends():
         return 12.0 + 0.5 * (s - 6)
 
     assert [refit.observe(s, at(s), 45) for s in range(7, 25)] == [None] * 18
-    assert refit.observe(25, at(25), 45) == 25 + int((90 - at(25)) / ((at(25) - 10) / (25 - 5)))  # 144
-    assert refit.observe(26, at(26), 144) is None  # every point used
+    # the rate since the previous re-fit (0.5 s), not the run's average (0.575 s, the slow
+    # start included, which would fit 144 updates and end the run at t = 71.5)
+    assert refit.observe(25, at(25), 45) == 25 + int((90 - at(25)) / 0.5)  # 162: ends at t = 90
+    assert refit.observe(26, at(26), 162) is None  # every point used
     # points in time only (steps not given): no re-fit until t = 50, after those 45 updates
     timed = ScheduleRefit(max_time_s=100.0, max_steps=10_000, at=(0.1, 0.5), fraction=0.9, skip=5)
     [timed.observe(s, 2.0 * s) for s in range(1, 6)]

@@ -20,7 +20,7 @@ class TrainConfig:
     on Ctrl-C and when ``max_time_s`` is spent). ``bf16`` runs forward and loss under
     ``torch.autocast(device_type, dtype=torch.bfloat16)``. ``refit_up_to`` (with
     ``max_time_s``): a new run re-sizes ``steps``, and so its schedule, to the updates its
-    own measured rate fits in the budget, at 10% and 50% of it (or of the schedule, if its
+    own measured rate (since the previous re-fit) fits in the budget, at 10%, 25%, 50% and 75% of it (or of the schedule, if its
     updates get there first), at most ``refit_up_to``
     (:mod:`attnlab.training.schedule_refit`); None: no re-fit. ``save_interval_s``: also a
     checkpoint once that much training time has passed since the last one, so a long run
