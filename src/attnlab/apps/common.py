@@ -281,7 +281,7 @@ def budgeted(config: TrainConfig, model, batches, *, loss_fn=None, fit: bool, re
         training time   T_train = (1 - EVAL_SHARE) * T - (now - started)
         fit, new run    steps = floor(0.95 * T_train / t_update)   (budget.steps_within_budget,
                         timed probe updates; no cap, so the budget sizes the schedule up as well
-                        as down), re-fitted to the run's own rate at 10% and 50% of T_train
+                        as down), re-fitted to the run's recent rate at 10, 25, 50, 75% of T_train
         resumed run     the steps (and re-fit) its checkpoint recorded: the same learning rates
         otherwise       config.steps; the budget only stops the run
 
