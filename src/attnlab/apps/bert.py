@@ -41,9 +41,8 @@ from attnlab.data.mlm import MLMBatches, pad_batch, read_documents, source_docum
 from attnlab.data.shuffle import EpochShuffler
 from attnlab.data.stdlib_corpus import is_validation, stdlib_files, stdlib_root
 from attnlab.data.tokenizer import Tokenizer
-from attnlab.data.wordpiece import VOCAB_FILE, WordPieceTokenizer
+from attnlab.data.wordpiece import WordPieceTokenizer, tokenizer_from_folder
 from attnlab.errors import AttnlabError
-from attnlab.io import read_json
 from attnlab.models.bert import BERT, bert_config
 from attnlab.models.bert import fill_mask as _fill_mask
 from attnlab.training import Trainer, TrainResult, distributed
@@ -272,13 +271,7 @@ def load(ckpt: str | Path, device: str = "cpu") -> LoadedBERT:
     """A BERT checkpoint folder and the tokenizer saved with it (attnlab's or HF's vocab.txt)."""
     ckpt = check_ckpt(ckpt)
     model = BERT.from_pretrained(ckpt, map_location=device).eval()
-    config = read_json(ckpt / "tokenizer_config.json") if (ckpt / "tokenizer_config.json").exists() else {}
-    if "kind" in config:
-        return LoadedBERT(model, Tokenizer.load(ckpt))
-    if (ckpt / VOCAB_FILE).is_file():  # a HuggingFace BERT folder
-        lowercase = config.get("do_lower_case", True) if isinstance(config, dict) else True
-        return LoadedBERT(model, WordPieceTokenizer.from_vocab_file(ckpt / VOCAB_FILE, lowercase=bool(lowercase)))
-    raise AttnlabError(f"--ckpt {ckpt}: no tokenizer in the folder (attnlab's files or a vocab.txt)")
+    return LoadedBERT(model, tokenizer_from_folder(ckpt, f"--ckpt {ckpt}"))
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from attnlab.data.tokenizer import SpecialTokens, Tokenizer, _check_texts
 from attnlab.errors import AttnlabError
-from attnlab.io import write_text
+from attnlab.io import read_json, write_text
 from attnlab.validation import read_text
 
 VOCAB_FILE = "vocab.txt"
@@ -107,3 +107,16 @@ class WordPieceTokenizer(Tokenizer):
         """The attnlab files and ``vocab.txt``."""
         super().save(directory)
         write_text(Path(directory) / VOCAB_FILE, "".join(token + "\n" for token in self.vocab()))
+
+
+def tokenizer_from_folder(directory: Path, where: str) -> Tokenizer:
+    """The tokenizer saved in a BERT folder (a checkpoint, an export): attnlab's files, or a
+    HuggingFace ``vocab.txt`` (``do_lower_case`` from its ``tokenizer_config.json``);
+    ``where`` names the folder in the error when there is neither."""
+    config = read_json(directory / "tokenizer_config.json") if (directory / "tokenizer_config.json").is_file() else {}
+    if isinstance(config, dict) and "kind" in config:
+        return Tokenizer.load(directory)
+    if (directory / VOCAB_FILE).is_file():
+        lowercase = config.get("do_lower_case", True) if isinstance(config, dict) else True
+        return WordPieceTokenizer.from_vocab_file(directory / VOCAB_FILE, lowercase=bool(lowercase))
+    raise AttnlabError(f"{where}: no tokenizer in the folder (attnlab's files or a vocab.txt)")
