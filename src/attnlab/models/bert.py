@@ -359,7 +359,7 @@ def fill_mask(model: BERT, tokenizer, text: str, top_k: int = 5) -> list[list[tu
     positions = [i for i, t in enumerate(ids) if t == tokenizer.mask_id]
     if not positions:
         raise AttnlabError(f"text: no {tokenizer.special_tokens.mask} token in {text!r}")
-    device = model.embeddings.word.weight.device
+    device = next(model.parameters()).device  # a BERT, or an ONNX export's runtime (the CPU)
     logits = model(torch.tensor([ids], device=device)).mlm_logits[0, positions]  # (M, V)
     probs, top = logits.float().softmax(-1).topk(min(top_k, logits.shape[-1]), dim=-1)  # (M, k)
     return [
