@@ -15,6 +15,7 @@ previous file, if any, is untouched.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -130,3 +131,13 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for corrupt headers
         raise AttnlabError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def file_digest(path: str | os.PathLike) -> dict:
+    """``{"bytes", "sha256"}`` of a file, read in 16 MiB chunks (what an export's manifest
+    records for every file it lists; any file's fingerprint)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return {"bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
