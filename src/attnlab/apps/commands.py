@@ -126,14 +126,19 @@ QUIET_LOGGERS = ("torch.onnx._internal.exporter._registration", "onnx_ir._conven
 
 def load_onnx(ckpt: str | Path, model_types: tuple[str, ...], what: str, *, device: str = "cpu",
               threads: int | None = None) -> Any:
-    """The ONNX Runtime object of an export folder holding one of ``model_types``."""
+    """The ONNX Runtime object of an export folder holding one of ``model_types`` (a translator's
+    in the app's :class:`~attnlab.apps.translate.translator.Translator`)."""
     from attnlab.export.runtime import load_runtime
 
     if device not in ("cpu", "auto"):
         raise AttnlabError(f"--device {device}: --runtime onnx runs on the CPU (ONNX Runtime's CPU provider)")
     rt = load_runtime(ckpt, threads=threads)
-    if rt.manifest["model_type"] not in model_types:
-        raise AttnlabError(f"--ckpt {ckpt}: an ONNX export of a {rt.manifest['model_type']!r} model, not {what}")
+    if rt.kind not in model_types:
+        raise AttnlabError(f"--ckpt {ckpt}: an ONNX export of a {rt.kind!r} model, not {what}")
+    if rt.kind in ("transformer", "seq2seq"):  # the app's Translator, the export's graphs as its model
+        from attnlab.apps.translate.translator import Translator
+
+        return Translator(rt, *rt.tokenizer)
     return rt
 
 

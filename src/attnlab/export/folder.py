@@ -1,30 +1,68 @@
-"""Opening an export folder: what is checked before ONNX Runtime gets a graph, and before a
-runtime allocates anything from ``export.json``'s numbers.
+"""Opening an export folder: after export.json's schema (:mod:`attnlab.export.manifest`),
+before ONNX Runtime gets a graph or a runtime allocates anything from the config --
 
-    1. export.json's schema (:mod:`attnlab.export.manifest`, on reading it)
-    2. every file it lists -- weights.data and each graph -- resolves inside the folder and
-       has the size and SHA-256 the export recorded (:func:`attnlab.export.weights.check_file`)
-    3. each graph, parsed without its weights: every tensor stored outside it points into
-       the checked weights file, within its size (a graph cannot send ONNX Runtime to
-       another file)
-    4. the config agrees with what the graphs declare: layers, heads and head width with
-       the cache inputs ``past.i.key (B, H, P, Dh)``; the vocabulary with the logits'
-       last axis; token ids inside it; image size, feature and class counts, meta-paths
-       with the graph's inputs and outputs
+    1. every file listed resolves inside the folder and has its recorded size and SHA-256
+    2. each graph, parsed without its weights, reads external data only from the checked
+       weights file, within its size
+    3. the config agrees with what the graphs declare (AGREE, NEEDS, TOKEN_IDS)
 
-A disagreement is one line naming the field, what the graph says and what the config says.
+-- each disagreement one line naming the field, what the graph says and what the config says.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from attnlab.errors import AttnlabError
+from attnlab.export.manifest import short
 from attnlab.export.weights import check_file
 
-Signature = dict[str, dict[str, list]]  # {"inputs"|"outputs": {tensor name: dims (int, or a str for a named axis)}}
+
+class Agree(NamedTuple):
+    """``config[field]`` (a list: its length) equals the static size of ``tensor`` along
+    ``axis`` in ``graph``, or (``axis`` None) the number of its inputs ``tensor.format(0)``,
+    ``.format(1)``, ...; ``optional``: only when the graph has the tensor."""
+
+    field: str
+    graph: str
+    tensor: str
+    axis: int | None
+    where: str
+    optional: bool = False
+
+
+def _cache(graph: str, prefix: str) -> list[Agree]:
+    key, shape = f"{prefix}.0.key", f"{prefix}.0.key (B, H, P, Dh)"
+    return [Agree("num_layers", graph, prefix + ".{}.key", None, f"the {graph} graph's {prefix}.i.key inputs"),
+            Agree("num_heads", graph, key, 1, f"axis 1 of {shape}"), Agree("head_dim", graph, key, 3, f"axis 3 of {shape}")]
+
+
+_TRANSLATOR = [Agree("tgt_vocab_size", "decoder", "log_probs", 2, "the last axis of the decoder's log_probs")]
+_NODES = [Agree("in_dim", "model", "x", 1, "axis 1 of x (N, F)"), Agree("num_classes", "model", "logits", 1, "axis 1 of logits (N, C)")]
+_LABELS = Agree("labels", "model", "logits", 1, "labels: axis 1 of logits", optional=True)
+AGREE = {
+    "gpt2": [*_cache("decode", "past"), Agree("vocab_size", "decode", "logits", 2, "the last axis of decode's logits")],
+    "transformer": [*_cache("decoder", "past"), *_cache("decoder", "cross"), *_TRANSLATOR],
+    "seq2seq": [Agree("feed_dim", "decoder", "feed", 1, "axis 1 of the decoder's feed input"), *_TRANSLATOR],
+    "bert": [Agree("vocab_size", "model", "mlm_logits", 2, "the last axis of mlm_logits", optional=True), _LABELS],
+    "vit": [*(Agree(f, "model", "pixel_values", a, f"axis {a} of pixel_values")
+              for f, a in (("num_channels", 1), ("image_size", 2), ("image_size", 3))), _LABELS],
+    "gat": _NODES,
+    "han": [*_NODES, Agree("num_metapaths", "model", "edge_index.{}", None, "the graph's edge_index.p inputs")],
+}
+# a setting that decides whether a graph has a tensor: (field, test of its value, graph, tensor, has it)
+NEEDS: dict[str, list[tuple[str, Callable[[Any], bool], str, str, bool]]] = {
+    "seq2seq": [("cell", "lstm".__eq__, "decoder", "c", True), ("cell", "gru".__eq__, "decoder", "c", False)],
+    "bert": [("head", ("pretraining", "mlm").__contains__, "model", "mlm_logits", True),
+             ("head", "classifier".__eq__, "model", "logits", True)],
+    "vit": [("labels", bool, "model", "logits", True)],
+}
+_TRANSLATOR_IDS = [("bos_id", "tgt_vocab_size"), ("eos_id", "tgt_vocab_size"), ("pad_id", "src_vocab_size")]
+TOKEN_IDS = {"gpt2": [("eos_token_id", "vocab_size")], "transformer": _TRANSLATOR_IDS, "seq2seq": _TRANSLATOR_IDS,
+             "bert": [("pad_token_id", "vocab_size")]}
 
 
 def open_folder(directory: Path, manifest: dict) -> dict[str, Path]:
@@ -37,8 +75,8 @@ def open_folder(directory: Path, manifest: dict) -> dict[str, Path]:
         paths[name] = check_file(directory, entry, f"graphs.{name}.file", "graph file")
         graph = _parse(paths[name])
         _check_external_data(paths[name], graph, weights)
-        signatures[name] = {side: {v.name: _dims(v) for v in getattr(graph, side)} for side in ("input", "output")}
-    ConfigCheck(directory / "export.json", manifest["config"], signatures).run(manifest["model_type"])
+        signatures[name] = {v.name: _dims(v) for v in (*graph.input, *graph.output)}
+    check_config(directory / "export.json", manifest["model_type"], manifest["config"], signatures)
     return paths
 
 
@@ -86,114 +124,46 @@ def _check_external_data(path: Path, graph, weights: dict) -> None:
                                f"{weights['file']}, which has {weights['bytes']} (refused before loading)")
 
 
-class ConfigCheck:
-    """The config of ``export.json`` against the graphs' declared inputs and outputs."""
+def check_config(path: Path, model_type: str, config: dict, signatures: dict[str, dict[str, list]]) -> None:
+    """``config`` against the graphs' declared inputs and outputs (``signatures[graph][tensor]``
+    = its dims): NEEDS, AGREE, then TOKEN_IDS of ``model_type``, each rule one line."""
 
-    def __init__(self, path: Path, config: dict, signatures: dict[str, Signature]):
-        self.path, self.config, self.signatures = path, config, signatures
+    def fail(field: str, expected: str, got: object) -> None:
+        raise AttnlabError(f"{path}: config.{field}: expected {expected}, got {got}")
 
-    def run(self, model_type: str) -> None:
-        getattr(self, model_type)()
-
-    # what each model type's config must agree with
-    def gpt2(self) -> None:
-        self.cache("decode", "past")
-        self.equal("vocab_size", self.dim("decode", "output", "logits", 2), "the last axis of decode's logits")
-        self.token_id("eos_token_id", "vocab_size")
-
-    def transformer(self) -> None:
-        self.cache("decoder", "past")
-        self.cache("decoder", "cross")
-        self.translator()
-
-    def seq2seq(self) -> None:
-        inputs = self.signatures["decoder"]["input"]
-        lstm = "c" in inputs
-        if (self.config["cell"] == "lstm") != lstm:
-            self.fail("cell", f"{'lstm' if lstm else 'gru'!r} (the decoder graph {'takes' if lstm else 'has no'} a cell state c)",
-                      repr(self.config["cell"]))
-        self.equal("feed_dim", self.dim("decoder", "input", "feed", 1), "axis 1 of the decoder's feed input")
-        self.translator()
-
-    def translator(self) -> None:
-        self.equal("tgt_vocab_size", self.dim("decoder", "output", "log_probs", 2), "the last axis of the decoder's log_probs")
-        for field in ("bos_id", "eos_id"):
-            self.token_id(field, "tgt_vocab_size")
-        self.token_id("pad_id", "src_vocab_size")
-
-    def bert(self) -> None:
-        head = self.config["head"]
-        needed = {"pretraining": "mlm_logits", "mlm": "mlm_logits", "classifier": "logits"}.get(head)
-        if needed and needed not in self.signatures["model"]["output"]:
-            self.fail("head", f"a head the graph computes (it has no {needed} output)", repr(head))
-        if "mlm_logits" in self.signatures["model"]["output"]:
-            self.equal("vocab_size", self.dim("model", "output", "mlm_logits", 2), "the last axis of mlm_logits")
-        self.token_id("pad_token_id", "vocab_size")
-        self.labels()
-
-    def vit(self) -> None:
-        for field, axis in (("num_channels", 1), ("image_size", 2), ("image_size", 3)):
-            self.equal(field, self.dim("model", "input", "pixel_values", axis), f"axis {axis} of pixel_values")
-        if self.config["labels"] and "logits" not in self.signatures["model"]["output"]:
-            self.fail("labels", "[] (the graph has no classifier: no logits output)", _short(self.config["labels"]))
-        self.labels()
-
-    def gat(self) -> None:
-        self.equal("in_dim", self.dim("model", "input", "x", 1), "axis 1 of x (N, F)")
-        self.equal("num_classes", self.dim("model", "output", "logits", 1), "axis 1 of logits (N, C)")
-
-    def han(self) -> None:
-        self.gat()
-        paths = self.numbered("model", "edge_index.{}")
-        self.equal("num_metapaths", paths, "the graph's edge_index.p inputs")
-
-    # the checks
-    def cache(self, graph: str, prefix: str) -> None:
-        """``num_layers`` = the number of ``prefix.i.key`` inputs; their dims 1 and 3 = heads, head width."""
-        layers = self.numbered(graph, prefix + ".{}.key")
-        self.equal("num_layers", layers, f"the {graph} graph's {prefix}.i.key inputs")
-        for field, axis in (("num_heads", 1), ("head_dim", 3)):
-            self.equal(field, self.dim(graph, "input", f"{prefix}.0.key", axis), f"axis {axis} of {prefix}.0.key (B, H, P, Dh)")
-
-    def labels(self) -> None:
-        """With a classifier, as many ``labels`` as the logits have classes."""
-        labels = self.config["labels"]
-        if "logits" in self.signatures["model"]["output"] and labels:
-            classes = self.dim("model", "output", "logits", 1)
-            if classes is not None and len(labels) != classes:
-                self.fail("labels", f"{classes} labels (axis 1 of logits)", f"{len(labels)}: {_short(labels)}")
-
-    def numbered(self, graph: str, pattern: str) -> int:
-        """How many inputs ``pattern.format(0)``, ``pattern.format(1)``, ... the graph has."""
-        regex = re.compile(re.escape(pattern).replace(r"\{\}", r"(\d+)"))
-        found = {int(m.group(1)) for name in self.signatures[graph]["input"] if (m := regex.fullmatch(name))}
-        if found != set(range(len(found))):
-            raise AttnlabError(f"{self.path}: the {graph} graph's {pattern.format('i')} inputs are not numbered "
-                               "0, 1, ... (export the checkpoint again)")
-        return len(found)
-
-    def dim(self, graph: str, side: str, name: str, axis: int) -> int | None:
-        """A static size the graph declares, or None (a named axis, or no such tensor)."""
-        dims = self.signatures[graph][side].get(name)
-        if dims is None or axis >= len(dims):
-            raise AttnlabError(f"{self.path}: the {graph} graph has no {side} {name} with an axis {axis} (not this "
-                               "model type's graph; export the checkpoint again)")
-        return dims[axis] if isinstance(dims[axis], int) and dims[axis] > 0 else None
-
-    def equal(self, field: str, declared: int | None, where: str, value: object = ...) -> None:
-        value = self.config[field] if value is ... else value
-        if declared is not None and value != declared:
-            self.fail(field, f"{declared} ({where})", value)
-
-    def token_id(self, field: str, vocab: str) -> None:
-        value, size = self.config[field], self.config[vocab]
+    for field, test, graph, tensor, has in NEEDS.get(model_type, []):
+        if test(config[field]) and (tensor in signatures[graph]) != has:
+            fail(field, f"a setting the {graph} graph computes (it {'has no' if has else 'has a'} {tensor})", short(config[field]))
+    for rule in AGREE[model_type]:
+        if rule.optional and rule.tensor not in signatures[rule.graph]:
+            continue
+        declared = _count(path, signatures[rule.graph], rule) if rule.axis is None else _dim(path, signatures, rule)
+        value = config[rule.field]
+        if isinstance(value, list) and not value:  # no labels: nothing to agree with
+            continue
+        size = len(value) if isinstance(value, list) else value
+        if declared is not None and size != declared:
+            fail(rule.field, f"{declared} ({rule.where})", f"{size}: {short(value)}" if isinstance(value, list) else value)
+    for field, vocab in TOKEN_IDS.get(model_type, []):
+        value, size = config[field], config[vocab]
         if value is not None and not 0 <= value < size:
-            self.fail(field, f"an id in [0, {size}) (config.{vocab})", value)
-
-    def fail(self, field: str, expected: str, got: object) -> None:
-        raise AttnlabError(f"{self.path}: config.{field}: expected {expected}, got {got}")
+            fail(field, f"an id in [0, {size}) (config.{vocab})", value)
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _count(path: Path, signature: dict[str, list], rule: Agree) -> int:
+    """How many inputs ``rule.tensor.format(0)``, ``.format(1)``, ... the graph has."""
+    regex = re.compile(re.escape(rule.tensor).replace(r"\{\}", r"(\d+)"))
+    found = {int(m.group(1)) for name in signature if (m := regex.fullmatch(name))}
+    if found != set(range(len(found))):
+        raise AttnlabError(f"{path}: the {rule.graph} graph's {rule.tensor.format('i')} inputs are not numbered "
+                           "0, 1, ... (export the checkpoint again)")
+    return len(found)
+
+
+def _dim(path: Path, signatures: dict[str, dict[str, list]], rule: Agree) -> int | None:
+    """A static size the graph declares, or None (a named axis)."""
+    dims = signatures[rule.graph].get(rule.tensor)
+    if dims is None or rule.axis >= len(dims):
+        raise AttnlabError(f"{path}: the {rule.graph} graph has no {rule.tensor} with an axis {rule.axis} (not this "
+                           "model type's graph; export the checkpoint again)")
+    return dims[rule.axis] if isinstance(dims[rule.axis], int) and dims[rule.axis] > 0 else None

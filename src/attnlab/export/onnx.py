@@ -1,55 +1,36 @@
-"""Export a trained attnlab checkpoint to ONNX: the graphs, the tokenizer, and a manifest.
-
-    out/
-      export.json          format version, attnlab version, model type, opset, exporter,
-                           every graph's inputs/outputs (name, dtype, shape with named
-                           dynamic axes), and how to run the generation loop
-      *.onnx               one file per graph (see below), small: no weights inside
-      weights.data         every graph's weights, each distinct tensor once
-                           (``attnlab.export.weights``; the graphs point into it)
-      tokenizer files      copied from the checkpoint (config.json too)
-
-Graphs per model (``attnlab.export.graphs``, ``seq2seq``: the models' own forward/step traced):
-
-    gpt2         prefill.onnx, decode.onnx      (KV cache as past.i.key/value tensors)
-    transformer  encoder.onnx, decoder.onnx     (self-attention cache + static cross K/V)
-    seq2seq      encoder.onnx, decoder.onnx     (RNN state and attention state as tensors)
-    bert         model.onnx                     (every output its head has)
-    vit          model.onnx                     (fixed image size, dynamic batch)
-    gat          model.onnx                     (dense attention over N nodes)
-    han          model.onnx                     (one edge_index.p per meta-path; dense, as GAT)
+"""Export a trained attnlab checkpoint to an ONNX folder: one ``.onnx`` per graph (the
+model's own forward/step traced: :mod:`attnlab.export.graphs`, :mod:`~attnlab.export.seq2seq`),
+``weights.data`` (every distinct weight once, :mod:`attnlab.export.weights`), the tokenizer
+files and ``export.json`` (:mod:`attnlab.export.manifest`); docs/deploy.md lists the graphs.
 
 The exporter is PyTorch's recommended one, ``torch.onnx.export(..., dynamo=True)``; a
 graph it cannot export falls back to the TorchScript exporter and ``export.json`` says
-which and why. Batch and sequence axes are dynamic (tests run lengths and batch sizes the
-export never saw). The opset is 18 unless asked: the exporter's own op library is
-written against 18 (no version conversion), and ONNX Runtime has run it since 1.14.
+which and why. The opset is 18 unless asked: the exporter's own op library is written
+against 18 (no version conversion), and ONNX Runtime has run it since 1.14.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from torch import Tensor, nn
+from torch import Tensor
 
 import attnlab
 from attnlab.errors import AttnlabError
-from attnlab.export.manifest import check_manifest
-from attnlab.export.spec import Exported, Graph
+from attnlab.export.manifest import FORMAT_VERSION, GRAPHS, MANIFEST, read_manifest
+from attnlab.export.spec import Graph
 from attnlab.export.weights import WEIGHTS_FILE, file_digest, share_weights
 from attnlab.io import WriteError, read_json, write_failure, write_json
 
-FORMAT_VERSION = 3  # 3: every graph's size and SHA-256 too (2: one weights.data shared by the graphs; 1: weights inside each .onnx)
+__all__ = ["FORMAT_VERSION", "MANIFEST", "export_onnx", "read_manifest"]
+
 DEFAULT_OPSET = 18
-MANIFEST = "export.json"
 # what is not copied from the checkpoint into the export folder
 _SKIPPED = ("*.safetensors", "*.pt", "*.pth", "*.bin", "*.ckpt", "*.onnx", "*.onnx.data", WEIGHTS_FILE, "trainer_state.json", MANIFEST)
 _SKIPPED_DIRS = ("checkpoints", "checkpoint", "optimizer", "logs", "runs", "__pycache__", "viz", "explore")
@@ -73,9 +54,10 @@ def export_onnx(ckpt_dir: str | Path, out_dir: str | Path, *, opset: int | None 
         )
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise AttnlabError(f"--out {out_dir}: folder exists and is not empty (pass overwrite=True / --overwrite to replace it)")
-    load, build = EXPORTERS[model_type]
-    model = load(ckpt_dir).eval()
-    exported = build(model)
+    model_class, graphs = EXPORTERS[model_type]
+    model = getattr(importlib.import_module("attnlab.models"), model_class).from_pretrained(ckpt_dir).eval()
+    module, function = graphs.split(".")
+    exported = getattr(importlib.import_module(f"attnlab.export.{module}"), function)(model)
     try:  # a write that fails (disk full, ulimit -f, read-only) is one line; out_dir stays as it was
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -89,18 +71,10 @@ def export_onnx(ckpt_dir: str | Path, out_dir: str | Path, *, opset: int | None 
         for g in graphs.values():  # as share_weights left them: what the runtime checks before loading
             g.update(file_digest(work / g["file"]))
         _copy_tokenizer(ckpt_dir, work)
-        manifest = {
-            "format": "attnlab-onnx",
-            "format_version": FORMAT_VERSION,
-            "attnlab_version": attnlab.__version__,
-            "torch_version": torch.__version__.split("+")[0],
-            "model_type": model_type,
-            "opset": opset,
-            "graphs": graphs,
-            "weights": weights,
-            **exported.info,
-        }
-        write_json(work / MANIFEST, manifest)
+        write_json(work / MANIFEST, {
+            "format": "attnlab-onnx", "format_version": FORMAT_VERSION, "attnlab_version": attnlab.__version__,
+            "torch_version": torch.__version__.split("+")[0], "model_type": model_type, "opset": opset,
+            "graphs": graphs, "weights": weights, **exported.info})
         _swap_in(work, out_dir)
     except (OSError, SafetensorError, WriteError) as e:
         raise write_failure(out_dir, e) from None
@@ -122,67 +96,30 @@ def _swap_in(work: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def read_manifest(export_dir: str | Path) -> dict:
-    """``export.json`` of an export folder, checked: an attnlab ONNX folder of this format version,
-    every field of its type and range (:func:`attnlab.export.manifest.check_manifest`)."""
-    export_dir = Path(export_dir)
-    path = export_dir / MANIFEST
-    if not path.is_file():
-        raise AttnlabError(f"{export_dir}: not an attnlab ONNX export (no {MANIFEST}); make one with `attnlab export`")
-    manifest = read_json(path)
-    if not isinstance(manifest, dict) or manifest.get("format") != "attnlab-onnx":
-        raise AttnlabError(f"{path}: not an attnlab ONNX manifest")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise AttnlabError(
-            f"{export_dir}: export format version {version} (attnlab {manifest.get('attnlab_version')}); this attnlab "
-            f"({attnlab.__version__}) reads version {FORMAT_VERSION}: export the checkpoint again with this version"
-        )
-    return check_manifest(path, manifest)
-
-
 # --- one graph ------------------------------------------------------------------------
 def _export_graph(graph: Graph, path: Path, opset: int) -> dict:
     """Export with the dynamo exporter (TorchScript's as the stated fallback); the manifest entry."""
-    dynamic_shapes = tuple({d: DYNAMIC for d in graph.axes.get(name, {})} or None for name in graph.inputs)
-    fixed = _fixed_arguments(graph.module)
-    if fixed is not None:  # forward(a, b, *args): one entry per named argument, then the tuple of the rest
-        dynamic_shapes = (*dynamic_shapes[:fixed], dynamic_shapes[fixed:])
+    dynamic_shapes = (tuple({d: DYNAMIC for d in graph.axes.get(name, {})} or None for name in graph.inputs),)  # forward(*inputs)
     exporter, reason = graph.exporter, graph.reason
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            if exporter != "dynamo":
-                raise _Skip
-            program = torch.onnx.export(
-                graph.module, graph.example, input_names=graph.inputs, output_names=graph.outputs,
-                opset_version=opset, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False,
-            )
-            for node in program.model.graph:  # the exporter's per-node stack traces: most of a file, and local paths
-                node.metadata_props.clear()
-            program.save(str(path), external_data=True)  # no 2 GB limit; share_weights gathers the data
-        except Exception as error:  # noqa: BLE001 - every exporter failure takes the fallback, stated
-            if not isinstance(error, _Skip):
+        if exporter == "dynamo":
+            try:
+                program = torch.onnx.export(graph.module, graph.example, input_names=graph.inputs, output_names=graph.outputs,
+                                            opset_version=opset, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False)
+                for node in program.model.graph:  # the exporter's per-node stack traces: most of a file, and local paths
+                    node.metadata_props.clear()
+                program.save(str(path), external_data=True)  # no 2 GB limit; share_weights gathers the data
+            except Exception as error:  # noqa: BLE001 - every exporter failure takes the fallback, stated
                 exporter, reason = "torchscript", f"the dynamo exporter failed: {_root_cause(error)}"
-            torch.onnx.export(
-                graph.module, graph.example, str(path), input_names=graph.inputs, output_names=graph.outputs,
-                opset_version=opset, dynamo=False, dynamic_axes={k: dict(v) for k, v in graph.axes.items()},
-            )
+        if exporter == "torchscript":
+            torch.onnx.export(graph.module, graph.example, str(path), input_names=graph.inputs, output_names=graph.outputs,
+                              opset_version=opset, dynamo=False, dynamic_axes={k: dict(v) for k, v in graph.axes.items()})
         outputs = graph.module(*graph.example)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-    entry = {
-        "file": path.name,
-        "exporter": exporter,
-        "inputs": [_describe(name, t, graph.axes.get(name, {})) for name, t in zip(graph.inputs, graph.example)],
-        "outputs": [_describe(name, t, graph.axes.get(name, {})) for name, t in zip(graph.outputs, outputs)],
-    }
-    if reason:
-        entry["fallback_reason"] = reason
-    return entry
-
-
-class _Skip(Exception):
-    """The graph asks for the TorchScript exporter."""
+    described = {side: [_describe(name, t, graph.axes.get(name, {})) for name, t in zip(names, tensors)]
+                 for side, names, tensors in (("inputs", graph.inputs, graph.example), ("outputs", graph.outputs, outputs))}
+    return {"file": path.name, "exporter": exporter, **described, **({"fallback_reason": reason} if reason else {})}
 
 
 def _root_cause(error: BaseException) -> str:
@@ -191,13 +128,6 @@ def _root_cause(error: BaseException) -> str:
         error = error.__cause__
     lines = [line for line in str(error).splitlines() if line.strip()]
     return f"{type(error).__name__}: {(lines[0] if lines else '')[:400]}"
-
-
-def _fixed_arguments(module: nn.Module) -> int | None:
-    """How many named arguments ``module.forward`` takes before ``*args``; None without ``*args``."""
-    parameters = list(inspect.signature(module.forward).parameters.values())
-    kinds = [p.kind for p in parameters]
-    return kinds.index(inspect.Parameter.VAR_POSITIONAL) if inspect.Parameter.VAR_POSITIONAL in kinds else None
 
 
 def _describe(name: str, t: Tensor, axes: dict[int, str]) -> dict:
@@ -227,27 +157,8 @@ def _copy_tokenizer(ckpt_dir: Path, out_dir: Path) -> None:
             shutil.copy2(item, out_dir / item.name)
 
 
-# --- per model ------------------------------------------------------------------------
-def _graphs(module: str, name: str) -> Callable[[nn.Module], Exported]:
-    def build(model: nn.Module) -> Exported:
-        return getattr(importlib.import_module(module), name)(model)
-
-    return build
-
-
-def _loader(name: str) -> Callable[[Path], nn.Module]:
-    def load(ckpt: Path) -> nn.Module:
-        return getattr(importlib.import_module("attnlab.models"), name).from_pretrained(ckpt)
-
-    return load
-
-
-EXPORTERS: dict[str, tuple[Callable[[Path], nn.Module], Callable[[nn.Module], Exported]]] = {
-    "gpt2": (_loader("GPT"), _graphs("attnlab.export.graphs", "gpt_graphs")),
-    "transformer": (_loader("Transformer"), _graphs("attnlab.export.graphs", "translator_graphs")),
-    "seq2seq": (_loader("Seq2Seq"), _graphs("attnlab.export.seq2seq", "seq2seq_graphs")),
-    "bert": (_loader("BERT"), _graphs("attnlab.export.graphs", "encoder_graphs")),
-    "vit": (_loader("ViT"), _graphs("attnlab.export.graphs", "encoder_graphs")),
-    "gat": (_loader("GAT"), _graphs("attnlab.export.graphs", "node_graphs")),
-    "han": (_loader("HAN"), _graphs("attnlab.export.graphs", "node_graphs")),
-}
+# model type -> its class in attnlab.models, and the function of attnlab.export.<module> that lists its graphs
+EXPORTERS = {"gpt2": ("GPT", "graphs.gpt_graphs"), "transformer": ("Transformer", "graphs.translator_graphs"),
+             "seq2seq": ("Seq2Seq", "seq2seq.seq2seq_graphs"), "bert": ("BERT", "graphs.one_graph"),
+             "vit": ("ViT", "graphs.one_graph"), "gat": ("GAT", "graphs.one_graph"), "han": ("HAN", "graphs.one_graph")}
+assert set(EXPORTERS) == set(GRAPHS)

@@ -1,32 +1,19 @@
-"""ONNX graphs of the RNN translator (:class:`attnlab.models.Seq2Seq`): an encoder and a
-one-token decoder step whose recurrent and attention state are explicit tensors.
+"""ONNX graphs of the RNN translator (:class:`attnlab.models.Seq2Seq`): :meth:`Seq2Seq.start`
+and one :meth:`Seq2Seq.step` (each attention mechanism's own step), the recurrent and
+attention state as explicit tensors:
 
-    encoder(src_ids (B, S))  -> memory (B, S, H), h (L, B, H) [, c (L, B, H) for an LSTM],
-                                feed (B, F), previous (B, S), cumulative (B, S)  (the first
-                                step's state) [, projected_keys (B, S, P)] [, fertility (B, S)]
-    decoder(input_ids (N, 1), step (), h [, c], feed, previous, cumulative, memory,
-            src_mask (N, S) [, projected_keys] [, fertility])
+    encoder(src_ids (B, S))  -> memory (B, S, H), h (L, B, H) [, c for an LSTM], feed (B, F),
+                                previous, cumulative (B, S) [, projected_keys, fertility]
+    decoder(input_ids (N, 1), step (), the state tensors, src_mask (N, S))
                              -> log_probs (N, 1, V), next.h [, next.c], next.feed,
                                 next.previous, next.cumulative
 
-Both graphs run the model's own code on these tensors: the encoder is
-:meth:`Seq2Seq.start`, the decoder :meth:`Seq2Seq.step` with every attention mechanism's
-own step (:class:`attnlab.models.seq2seq_attention.DecoderAttention`). The state carries
-what any mechanism needs: ``previous`` = a_{t-1} (location-sensitive, monotonic: one-hot
-at 0 before the first step), ``cumulative`` = sum_{k<t} a_k / Phi (location-sensitive;
-coverage's C_{t-1}, with fertility Phi), ``step`` = t (local-m's window centre), and the
-per-sentence ``projected_keys`` (W_k h) and ``fertility`` (Phi). Mechanisms that do not
-read a tensor leave it unused (the graph drops the input; it still updates the output).
-
-The encoder packs the padded sources by length, as attnlab does; the TorchScript exporter
-turns the packed bidirectional GRU/LSTM into ONNX's GRU/LSTM operators with each sentence's
-length as ``sequence_lens``, so h (and the LSTM's cell state c) come from each sentence's
-own last token in both directions, at any source length and batch size.
-
-Sampled hard attention cannot be exported: the sample is drawn from a random generator
-inside the step, and an exported graph must be a function of its inputs. attnlab's hard
-attention samples only in training mode; a loaded checkpoint is in eval mode, whose
-argmax form exports.
+``previous`` = a_{t-1} (location-sensitive, monotonic), ``cumulative`` = sum_{k<t} a_k / Phi
+(location-sensitive; coverage's C_{t-1}, fertility Phi), ``step`` = t (local-m), per
+sentence ``projected_keys`` (W_k h) and ``fertility`` (Phi); a mechanism that reads none
+leaves it unused. The encoder packs the sources by length; the TorchScript exporter turns
+the packed GRU/LSTM into ONNX's operators with ``sequence_lens``. Sampled hard attention is
+not a function of the inputs and is refused (eval mode's argmax form exports).
 """
 
 from __future__ import annotations
@@ -35,12 +22,14 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
-from attnlab.export.spec import Exported, Graph
+from attnlab.export.graphs import config_for
+from attnlab.export.spec import Exported, traced
 from attnlab.models.seq2seq import Seq2SeqState
 from attnlab.models.seq2seq_attention import AttentionState
 
 UPDATED = ("feed", "previous", "cumulative")  # besides the RNN state: what a step changes
 PER_SENTENCE = ("projected_keys", "fertility")  # the attention's tensors fixed for a sentence
+BATCH_AXIS = {0: "batch"}
 
 
 def rnn_names(model: nn.Module) -> list[str]:
@@ -58,35 +47,15 @@ def state_tensors(state: Seq2SeqState, names: list[str]) -> tuple[Tensor, ...]:
     return tuple(by_name[n] for n in names)
 
 
-class Seq2SeqEncoderGraph(nn.Module):
-    """``src_ids (B, S)`` -> :meth:`Seq2Seq.start`'s state as the tensors ``names``."""
-
-    def __init__(self, model: nn.Module, names: list[str]):
-        super().__init__()
-        self.model, self.names = model, names
-
-    def forward(self, src_ids: Tensor) -> tuple[Tensor, ...]:
-        return state_tensors(self.model.start(src_ids), self.names)
-
-
-class Seq2SeqDecoderGraph(nn.Module):
+def decoder_step(m: nn.Module, state_names: list[str], input_ids: Tensor, step: Tensor, *inputs: Tensor) -> tuple[Tensor, ...]:
     """One :meth:`Seq2Seq.step` on explicit tensors: ``input_ids (N, 1)``, ``step`` (a 0-d
     int64: tokens fed so far), then the state tensors in ``state_names`` order."""
-
-    def __init__(self, model: nn.Module, state_names: list[str]):
-        super().__init__()
-        self.model, self.state_names = model, state_names
-
-    def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
-        m, (input_ids, step), s = self.model, inputs[:2], dict(zip(self.state_names, inputs[2:]))
-        rnn = tuple(s[n] for n in rnn_names(m))
-        attention = AttentionState(
-            s["memory"], s.get("projected_keys"), s["src_mask"].bool(), s["previous"], s["cumulative"],
-            s.get("fertility"), step,
-        )
-        state = Seq2SeqState(rnn if len(rnn) == 2 else rnn[0], attention, s["feed"])
-        log_probs, state = m.step(input_ids[:, 0], state)  # (N, V)
-        return log_probs[:, None], *state_tensors(state, [*rnn_names(m), *UPDATED])
+    s = dict(zip(state_names, inputs))
+    rnn = tuple(s[n] for n in rnn_names(m))
+    attention = AttentionState(s["memory"], s.get("projected_keys"), s["src_mask"].bool(), s["previous"],
+                               s["cumulative"], s.get("fertility"), step)
+    log_probs, state = m.step(input_ids[:, 0], Seq2SeqState(rnn if len(rnn) == 2 else rnn[0], attention, s["feed"]))
+    return log_probs[:, None], *state_tensors(state, [*rnn_names(m), *UPDATED])  # (N, 1, V), ...
 
 
 def seq2seq_graphs(model: nn.Module) -> Exported:
@@ -100,45 +69,34 @@ def seq2seq_graphs(model: nn.Module) -> Exported:
             "(REINFORCE), and an ONNX graph must be a function of its inputs; put the model in eval mode "
             "(argmax attention, what attnlab translate uses) to export it"
         )
-    model.eval()  # the wrappers below are put in eval mode too: exporting one applies its mode to the model
-    b, s = 2, 6
-    src = torch.randint(3, c.src_vocab_size, (b, s))
+    model.eval()  # the traced modules are put in eval mode too: exporting one applies its mode to the model
+    src = torch.randint(3, c.src_vocab_size, (2, 6))
     src[1, -2:] = c.pad_id
     with torch.no_grad():
         state0 = model.start(src)
     extra = [n for n in PER_SENTENCE if getattr(state0.attention, n) is not None]
     rnn = rnn_names(model)
-    enc_outputs = ["memory", *rnn, *UPDATED, *extra]
-    bs = {0: "batch", 1: "src_length"}
-    axes = {"src_ids": bs, "memory": bs, **{n: {1: "batch"} for n in rnn}, "feed": {0: "batch"},
-            "previous": bs, "cumulative": bs, **{n: bs for n in extra}}
-    encoder = Graph(
-        "encoder", Seq2SeqEncoderGraph(model, enc_outputs).eval(), (src,), ["src_ids"], enc_outputs, axes,
-        exporter="torchscript", reason=(
-            "torch.export traces nn.GRU and nn.LSTM with the example's source length fixed and cannot pack "
-            "sequences; the TorchScript exporter writes ONNX's GRU/LSTM operator with each sentence's length "
-            "as sequence_lens, whose length stays dynamic"),
-    )
-
+    names = ["memory", *rnn, *UPDATED, *extra]
+    source = {0: "batch", 1: "src_length"}
+    axes = {"memory": source, **{n: {1: "batch"} for n in rnn}, "feed": BATCH_AXIS, "previous": source,
+            "cumulative": source, "src_mask": source, **{n: source for n in extra}}
+    encoder = traced("encoder", model, lambda m, src_ids: state_tensors(m.start(src_ids), names), {"src_ids": (src, source)},
+                     {n: axes[n] for n in names}, exporter="torchscript", reason=(
+                         "torch.export traces nn.GRU and nn.LSTM with the example's source length fixed and cannot pack "
+                         "sequences; the TorchScript exporter writes ONNX's GRU/LSTM operator with each sentence's length "
+                         "as sequence_lens, whose length stays dynamic"))
     state_names = [*rnn, *UPDATED, "memory", "src_mask", *extra]
     # distinct tensors: torch.export traces inputs that share storage (previous and cumulative
     # start as one zeros tensor) as one input
-    example = {n: t.clone() for n, t in zip(enc_outputs, state_tensors(state0, enc_outputs))}
-    example.update(feed=torch.randn(b, model.feed_dim), src_mask=(src != c.pad_id).long())
-    dec_outputs = ["log_probs", *(f"next.{n}" for n in [*rnn, *UPDATED])]
-    dec_axes = {"input_ids": {0: "batch"}, **{n: axes[n] for n in enc_outputs if n != "memory"}, "memory": bs,
-                "src_mask": bs, "log_probs": {0: "batch"},
-                **{f"next.{n}": axes[n] for n in [*rnn, *UPDATED]}}
-    decoder = Graph(
-        "decoder", Seq2SeqDecoderGraph(model, state_names).eval(),
-        (torch.randint(3, c.tgt_vocab_size, (b, 1)), torch.tensor(3), *(example[n] for n in state_names)),
-        ["input_ids", "step", *state_names], dec_outputs, dec_axes,
-    )
+    example = {n: t.clone() for n, t in zip(names, state_tensors(state0, names))}
+    example.update(feed=torch.randn(2, model.feed_dim), src_mask=(src != c.pad_id).long())
+    decoder = traced("decoder", model, lambda m, *inputs: decoder_step(m, state_names, *inputs), {
+        "input_ids": (torch.randint(3, c.tgt_vocab_size, (2, 1)), BATCH_AXIS), "step": (torch.tensor(3), {}),
+        **{n: (example[n], axes[n]) for n in state_names}},
+        {"log_probs": BATCH_AXIS, **{f"next.{n}": axes[n] for n in [*rnn, *UPDATED]}})
     rnn_words = "h and c (the LSTM's hidden and cell state)" if len(rnn) == 2 else "h"
     info = {
-        "config": {"src_vocab_size": c.src_vocab_size, "tgt_vocab_size": c.tgt_vocab_size, "pad_id": c.pad_id,
-                   "bos_id": c.bos_id, "eos_id": c.eos_id, "max_len": c.max_len, "cell": c.cell,
-                   "attention": c.attention, "feed_dim": model.feed_dim},
+        "config": config_for("seq2seq", c, feed_dim=model.feed_dim),
         "generation": {
             "graphs": ["encoder", "decoder"],
             "state": state_names,

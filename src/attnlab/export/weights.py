@@ -1,26 +1,16 @@
-"""One weights file shared by every graph of an export folder.
+"""One weights file shared by every graph of an export folder, and the checks of the files.
 
 The exporter writes each graph with its own copy of the weights (GPT's ``prefill`` and
 ``decode`` both hold the model). :func:`share_weights` moves every initializer of at
-least ``MIN_BYTES`` into one file, ``weights.data``, once per distinct content: tensors
-are matched by their bytes and element type, not their names (two graphs name the same
-parameter differently, e.g. a transposed weight folded by the exporter as ``val_86`` in
-one and ``val_89`` in the other). Each graph's initializer then points into the file
-with ONNX's external-data fields (``location``, ``offset``, ``length``), so any ONNX
-reader loads it; ONNX Runtime resolves ``location`` relative to the ``.onnx`` file.
-
-    file layout: tensor 0 | pad | tensor 1 | pad | ...   offsets aligned to ALIGN bytes
-                 (MAP_ALIGN for tensors of MAP_BYTES or more, as ``onnx``'s own external-data
-                 writer aligns them: ONNX Runtime memory-maps external data at offsets
-                 aligned to the allocation granularity instead of reading it)
-
-Memory-mapped, the file's pages are one copy however many sessions (or processes) load
-the graphs, as long as each session uses the weights as stored: every constant transpose
-is folded at export time (GPT's tied table is read in its stored layout by both the lookup
-and the output map, a 2-D product: one Gemm, see ``GPT.forward``), and the runtime turns off ONNX
-Runtime's per-session repacking of MatMul weights when a folder has several graphs
-(``attnlab.export.runtime.Session``). :func:`check_file` verifies it, and every graph
-file, against the manifest's size and SHA-256 before a runtime loads them.
+least ``MIN_BYTES`` into ``weights.data``, once per distinct content (matched by bytes and
+element type, not names: two graphs name one parameter differently), and points each
+graph's initializer into it with ONNX's external-data fields (``location``, ``offset``,
+``length``). Offsets are aligned to ALIGN bytes (MAP_ALIGN for tensors of MAP_BYTES or
+more, as ``onnx``'s own writer does), so ONNX Runtime memory-maps the file: one copy of
+the weights however many sessions load the graphs, as long as each uses them as stored
+(constant transposes are folded at export; the runtime turns off per-session repacking
+when a folder has several graphs). :func:`check_file` verifies every file against the
+manifest's size and SHA-256 before a runtime loads it.
 """
 
 from __future__ import annotations
@@ -29,6 +19,9 @@ import hashlib
 from pathlib import Path
 
 from attnlab.errors import AttnlabError
+from attnlab.io import file_digest
+
+__all__ = ["WEIGHTS_FILE", "check_file", "file_digest", "inside", "share_weights"]
 
 WEIGHTS_FILE = "weights.data"
 MIN_BYTES = 1024  # smaller tensors (shapes, scalars, norms of tiny models) stay in the graph
@@ -93,21 +86,10 @@ def _point_to_file(tensor, offset: int, length: int) -> None:
     tensor.data_location = TensorProto.EXTERNAL
 
 
-def file_digest(path: Path) -> dict:
-    """``{"bytes", "sha256"}`` of a file, read in 16 MiB chunks (what ``export.json`` records
-    for every file it lists)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
-            digest.update(chunk)
-    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-
-
 def inside(folder: Path, name: str, field: str) -> Path:
-    """``folder / name`` for the ``file`` field ``field`` of ``export.json``, refused unless it
-    resolves inside the folder. ``name`` is a plain file name (the manifest's schema checks
-    that: no ``/``, no ``..``); this refuses a link that leads out. Only the link is read,
-    never its target, and the message says nothing about what is outside."""
+    """``folder / name`` (the ``file`` field ``field``, a plain name by the schema), refused
+    when it is a link that leads out of the folder: only the link is read, never its target,
+    and the message says nothing about what is outside."""
     path = folder / name
     try:
         resolved, root = path.resolve(), folder.resolve()
