@@ -126,27 +126,7 @@ def test_guided_variant_is_opt_in_and_trains_on_the_gold_alignments(monkeypatch,
     assert "bahdanau-guided" not in CompareSettings().variants
     seen = {}
     monkeypatch.setattr(compare_module, "train_translator",
-                        lambda setup, config, fit_budget, started: seen.setdefault("setup", setup))
+                        lambda setup, config, fit_budget: seen.setdefault("setup", setup))
     settings = CompareSettings(variants=["bahdanau-guided"], out=str(tmp_path))
     compare_module.train_variant("bahdanau-guided", settings)
     assert seen["setup"].attention == "bahdanau" and seen["setup"].guided_alignment > 0
-
-
-def test_a_variant_share_of_the_budget_counts_from_its_process_start(monkeypatch, tmp_path):
-    """The parent's clock reading when it starts a variant's process is where the variant's
-    budget counts from: the start-up (imports, corpus) is inside its share, not on top."""
-    import attnlab.apps.compare as compare_module
-    from attnlab.config import config_to_dict
-
-    seen = {}
-
-    def train_translator(setup, config, fit_budget, started):
-        seen.update(started=started, max_time_s=config.max_time_s, fit=fit_budget)
-        raise KeyboardInterrupt  # nothing to measure
-
-    monkeypatch.setattr(compare_module, "train_translator", train_translator)
-    monkeypatch.setattr(compare_module.CompareSettings, "apply_threads", lambda self: None)
-    settings = CompareSettings(variants=["none", "hard"], max_minutes=1, out=str(tmp_path))
-    with pytest.raises(KeyboardInterrupt):
-        compare_module._child("hard", config_to_dict(settings), 123.0)
-    assert seen == {"started": 123.0, "max_time_s": 30.0, "fit": True}

@@ -103,8 +103,7 @@ class VariantResult:
 
 
 def train_variant(name: str, settings: CompareSettings) -> TrainedTranslator:
-    """Train one variant with the shared budget, counted from ``settings.started`` (the
-    variant's start-up and evaluation inside it); its checkpoint goes to ``out_dir/name``."""
+    """Train one variant with the shared budget; its checkpoint goes to ``out_dir/name``."""
     common = dict(out_dir=str(Path(settings.out) / name), steps=settings.steps or DEFAULT_STEPS, seed=settings.seed,
                   max_time_s=settings.time_per_variant(), log_every=50, device=settings.device,
                   progress=settings.progress)
@@ -112,14 +111,12 @@ def train_variant(name: str, settings: CompareSettings) -> TrainedTranslator:
     if name == "transformer":
         setup = TranslatorSetup(corpus=settings.corpus, preset=settings.transformer_preset,
                                 batch_size=settings.batch_size, eval_sentences=50, seed=settings.seed)
-        return train_translator(setup, paper_train_config(**common, bf16=False), fit_budget=fit,
-                                started=settings.started)
+        return train_translator(setup, paper_train_config(**common, bf16=False), fit_budget=fit)
     attention, guided = GUIDED_VARIANTS.get(name, (name, 0.0))
     setup = TranslatorSetup(corpus=settings.corpus, model="seq2seq", preset=settings.seq2seq_preset,
                             attention=attention, guided_alignment=guided, batch_size=settings.batch_size,
                             eval_sentences=50, seed=settings.seed)
-    return train_translator(setup, rnn_train_config(**common, lr=settings.lr), fit_budget=fit,
-                            started=settings.started)
+    return train_translator(setup, rnn_train_config(**common, lr=settings.lr), fit_budget=fit)
 
 
 def bleu_by_length(test: ParallelCorpus, hypotheses: list[str]) -> dict[str, float]:
@@ -167,17 +164,14 @@ def _mean_target_tokens(corpus: ParallelCorpus) -> float:
     return sum(len(t.split()) + 1 for t in corpus.tgt) / max(len(corpus), 1)
 
 
-def _child(name: str, settings: dict, started: float) -> None:
-    variant = config_from_dict(CompareSettings, settings)
-    variant.started = started  # the parent's clock (system-wide): the process start-up is in the share
-    result = measure_variant(name, variant)
+def _child(name: str, settings: dict) -> None:
+    result = measure_variant(name, config_from_dict(CompareSettings, settings))
     write_json(Path(settings["out"]) / name / RESULT_FILE, dataclasses.asdict(result))
 
 
 def run_variant(name: str, settings: CompareSettings) -> VariantResult:
     """Train and measure ``name`` in a fresh process (its own peak memory); Ctrl-C stops it."""
-    process = multiprocessing.get_context("spawn").Process(
-        target=_child, args=(name, config_to_dict(settings), time.monotonic()))
+    process = multiprocessing.get_context("spawn").Process(target=_child, args=(name, config_to_dict(settings)))
     process.start()
     try:
         process.join()
