@@ -10,9 +10,8 @@ layers). The attribution of unit j is the value of a maximum flow from (0, u_j) 
 Solved with networkx's ``maximum_flow_value`` (preflow-push) on capacities scaled to
 integers (1e6 = 1), after dropping the nodes that cannot reach (N, q); the residual network
 is built once and reset by each of the L flows (half their time on a translator's graphs).
-Cost: L flows,
-each O(V^2 sqrt(E)) with V = (N + 1) M nodes and E <= N M^2 edges — seconds for tens
-of tokens, hours for 512; :data:`MAX_EDGES` bounds it (:class:`TooLarge` above).
+Cost: L flows, each O(V^2 sqrt(E)) with V = (N + 1) M nodes and E <= N M^2 edges — seconds
+for tens of tokens, hours for 512; :data:`MAX_EDGES` bounds it (:class:`TooLarge` above).
 """
 
 from __future__ import annotations
