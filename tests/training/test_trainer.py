@@ -368,3 +368,18 @@ def test_the_interrupt_line_gives_the_shell_command_that_continues():
     module = ["/src/attnlab/__main__.py", "demo", "--resume", "--nproc=4"]
     assert continue_command(2, module) == "attnlab demo --nproc 2 --resume"
     assert continue_command(1, ["/usr/bin/pytest", "-x"]) == "Trainer.fit(resume=True)"
+
+
+@pytest.mark.parametrize("resumable", [True, False])
+def test_a_command_without_resume_is_not_told_to_use_it(make_model, make_data, config, clock, ticking, capsys,
+                                                        monkeypatch, resumable):
+    """The time-budget line of ``attnlab compare`` (no --resume flag) names the checkpoint
+    only; a resumable command's line gives the command that continues it."""
+    monkeypatch.setattr("sys.argv", ["/venv/bin/attnlab", "compare", "--max-minutes", "10"])
+    budgeted = dataclasses.replace(config, steps=40, max_time_s=0.3, progress=True, resumable=resumable)
+    stopped = Trainer(make_model(), ticking(make_data(), clock, 1 / 16), budgeted, clock=clock).fit()
+    said = capsys.readouterr()
+    line = next(s for s in (said.out + said.err).splitlines() if "time budget of" in s)
+    assert stopped.stopped_by_time and f"checkpoint at step 5 in {config.out_dir}" in line
+    assert line.endswith("; continue with: attnlab compare --max-minutes 10 --resume") is resumable
+    assert ("--resume" in line) is resumable

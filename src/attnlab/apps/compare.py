@@ -106,7 +106,7 @@ def train_variant(name: str, settings: CompareSettings) -> TrainedTranslator:
     """Train one variant with the shared budget; its checkpoint goes to ``out_dir/name``."""
     common = dict(out_dir=str(Path(settings.out) / name), steps=settings.steps or DEFAULT_STEPS, seed=settings.seed,
                   max_time_s=settings.time_per_variant(), log_every=50, device=settings.device,
-                  progress=settings.progress)
+                  progress=settings.progress, resumable=False)  # compare has no --resume
     fit = settings.steps is None and settings.max_minutes is not None  # the share sizes the schedule
     if name == "transformer":
         setup = TranslatorSetup(corpus=settings.corpus, preset=settings.transformer_preset,

@@ -24,7 +24,10 @@ class TrainConfig:
     updates get there first), at most ``refit_up_to``
     (:mod:`attnlab.training.schedule_refit`); None: no re-fit. ``save_interval_s``: also a
     checkpoint once that much training time has passed since the last one, so a long run
-    killed -9 loses at most that much (None: off).
+    killed -9 loses at most that much (None: off). ``resumable``: the command that started
+    the run continues it with ``--resume``, so the interrupt and time-budget lines print that
+    command (:func:`attnlab.training.trainer.continue_command`); False (``attnlab compare``,
+    which has no ``--resume``): they name the checkpoint only.
 
     Several processes (torchrun; :mod:`attnlab.training.distributed`): ``shard`` shards
     the model, its gradients and optimizer state with FSDP2 and writes sharded checkpoints
@@ -53,6 +56,7 @@ class TrainConfig:
     save_interval_s: float | None = 900.0
     shard: bool = False
     rank_logs: bool = False
+    resumable: bool = True
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # a list after a JSON round trip

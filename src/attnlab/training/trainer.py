@@ -351,12 +351,13 @@ class Trainer:
 
     def _report(self, progress: Progress, interrupted: bool, stopped_by_time: bool) -> None:
         where = f"checkpoint at step {self.step} in {self.out_dir}"
+        # a command without --resume (compare) is not told to use it
+        then = f"; continue with: {continue_command(self.world.size)}" if self.config.resumable else ""
         if interrupted and (self.world.main or self.config.rank_logs):
             # printed even without progress: the user needs to know how to go on
-            text = f"interrupted: {where}; continue with: {continue_command(self.world.size)}"
+            text = f"interrupted: {where}{then}"
             (progress.stream if self.config.rank_logs else sys.stderr).write(text + "\n")
         elif stopped_by_time:
-            self._say(progress, f"time budget of {format_duration(self.config.max_time_s or 0.0)} spent: "
-                                f"{where}; continue with: {continue_command(self.world.size)}")
+            self._say(progress, f"time budget of {format_duration(self.config.max_time_s or 0.0)} spent: {where}{then}")
         elif not interrupted:
             self._say(progress, f"done: {where}")
