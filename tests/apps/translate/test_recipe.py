@@ -102,19 +102,3 @@ def test_recipe_applies_to_gettext_transformers_and_flags_override_it():
         False, None, 64, 0.1, 3)
     assert TranslateSettings(data="gettext:fr").uses_bf16 and not TranslateSettings(data="gettext:fr", fp32=True).uses_bf16
     assert not TranslateSettings().uses_bf16 and TranslateSettings(bf16=True).uses_bf16
-
-
-def test_fitted_beam_falls_back_to_greedy_when_the_budget_is_spent(data, capsys):
-    from attnlab.apps.translate import TranslateSettings
-    from attnlab.apps.translate.app import fitted_beam
-
-    splits = data[0]
-    translator = build_translator(TranslatorSetup(corpus="tiny", preset="tiny"), splits)
-    sources = splits.test.src[:40]
-    assert fitted_beam(translator, sources, TranslateSettings(beam=4)) == 4  # no budget: the beam
-    roomy = TranslateSettings(beam=4, max_minutes=60)
-    assert fitted_beam(translator, sources, roomy) == 4
-    spent = TranslateSettings(beam=4, max_minutes=1)
-    spent.started -= 120  # the command started two minutes ago: the budget is over, whatever the load
-    assert fitted_beam(translator, sources, spent) == 1
-    assert "decoded greedily" in capsys.readouterr().err

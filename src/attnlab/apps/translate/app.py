@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from attnlab.apps.common import (
     train_config,
 )
 from attnlab.apps.translate.catalog import FillReport, fill_catalog
+from attnlab.apps.translate.decode_budget import fitted_decoding
 from attnlab.apps.translate.evaluation import TranslationScores, evaluate_translator
 from attnlab.apps.translate.training import (
     SETUP_FILE,
@@ -178,30 +178,17 @@ def train(settings: TranslateSettings) -> TranslationRun:
     test = trained.splits.test
     if settings.attention == "none" and settings.model == "seq2seq" and test.alignments is not None:
         test = dataclasses.replace(test, alignments=None)  # no attention: nothing to align
+    plan = fitted_decoding(trained.translator, test.src, settings.beam, started=settings.started,
+                           max_time_s=settings.max_time_s)
+    if plan.sentences < len(test):
+        print(f"test: decoded {plan.sentences} of {len(test)} sentences within the budget", file=sys.stderr)
+        test = test.subset(list(range(plan.sentences)))
     with Heartbeat(f"decoding {len(test)} test sentences", enabled=settings.progress) as beat:
-        scores = evaluate_translator(trained.translator, test, on_progress=beat.update,
-                                     beam_size=fitted_beam(trained.translator, test.src, settings))
+        scores = evaluate_translator(trained.translator, test, on_progress=beat.update, beam_size=plan.beam)
     real = None
     if is_gettext_spec(settings.data):
         real = score_translations(test.src, scores.hypotheses, test.tgt, parse_spec(settings.data).language)
     return TranslationRun(trained, scores, real)
-
-
-def fitted_beam(translator: Translator, sources: list[str], settings: TranslateSettings, sample: int = 32) -> int:
-    """``settings.beam``, or greedy when the beam search of ``sources`` would not end inside the
-    time budget (``--max-minutes``, counted from the start): timed on ``sample`` of them."""
-    if settings.beam == 1 or settings.max_time_s is None or len(sources) <= sample:
-        return settings.beam
-    left = settings.started + settings.max_time_s - time.monotonic()
-    probe = sources[:: max(1, len(sources) // sample)][:sample]
-    started = time.monotonic()
-    translator.translate(probe, beam_size=settings.beam)
-    needed = (time.monotonic() - started) * len(sources) / len(probe)
-    if needed <= left:
-        return settings.beam
-    print(f"attnlab: beam {settings.beam} would take ~{needed / 60:.1f} min, {max(left, 0) / 60:.1f} left in "
-          "--max-minutes: the test split is decoded greedily", file=sys.stderr)
-    return 1
 
 
 MAX_BEAM, MAX_BATCH = 64, 4096  # search sizes: larger ones only run out of time or memory

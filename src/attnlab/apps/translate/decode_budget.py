@@ -1,0 +1,62 @@
+"""How much of the test split the final evaluation decodes, and how, inside ``--max-minutes``.
+
+The time budget covers the whole command, the final test decoding included. Timed on a
+probe of ``sample`` test sources spread over the split (seconds per sentence ``r_b`` at
+beam ``b``), with ``left`` seconds of the budget remaining after each probe:
+
+    beam      settings.beam   if r_beam * M <= left         (M: test sentences)
+              1 (greedy)      otherwise
+    decoded   M               if r_1 * M <= left
+              N = max(floor(left / r_1), min(sample, M))   otherwise: the first N sentences
+
+so a run whose budget is nearly spent still reports a score, on a prefix of at least one
+probe's size (a stated overrun of about one probe's decoding), and says so in one line.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """``beam`` for the final evaluation and ``sentences``: how many of the test split's
+    first sentences it decodes (all of them when the budget allows)."""
+
+    beam: int
+    sentences: int
+
+
+def fitted_decoding(translator, sources: list[str], beam: int, *, started: float, max_time_s: float | None,
+                    sample: int = 32, clock: Callable[[], float] = time.monotonic) -> DecodePlan:
+    """The :class:`DecodePlan` of decoding ``sources`` (the test split) with ``translator``
+    at ``beam`` inside ``max_time_s`` seconds counted from ``started`` (``clock``'s time);
+    see the module docstring. No budget, or no more sources than ``sample``: all at ``beam``."""
+    total = len(sources)
+    if max_time_s is None or total <= sample:
+        return DecodePlan(beam, total)
+    probe = sources[:: max(1, total // sample)][:sample]
+
+    def seconds_each(size: int) -> float:
+        begun = clock()
+        translator.translate(probe, beam_size=size)
+        return (clock() - begun) / len(probe)
+
+    def left() -> float:
+        return max(started + max_time_s - clock(), 0.0)
+
+    if beam > 1:
+        needed = seconds_each(beam) * total
+        if needed <= left():
+            return DecodePlan(beam, total)
+        print(f"attnlab: beam {beam} would take ~{needed / 60:.1f} min, {left() / 60:.1f} left in "
+              "--max-minutes: the test split is decoded greedily", file=sys.stderr)
+    each = seconds_each(1)
+    fits = total if each <= 0 else min(total, math.floor(left() / each))
+    if fits >= total:
+        return DecodePlan(1, total)
+    return DecodePlan(1, max(fits, min(sample, total)))
