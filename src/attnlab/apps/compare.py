@@ -4,7 +4,24 @@ Every variant (the RNN translator with each attention of
 :data:`attnlab.models.seq2seq_attention.ATTENTION_NAMES`, and the Transformer) is trained on
 the same corpus, tokenizers, batches and budget (``steps`` updates, or ``max_minutes`` of wall
 time shared equally), each in a fresh process so that its peak memory
-is its own, and then measured on the same test sentences:
+is its own, and then measured on the same test sentences. The corpus is made once, by this
+process, and written as TSV (``out/corpus``) for the variants to read.
+
+``max_minutes`` covers the whole command. A variant's process costs a fixed ``F`` seconds
+beside its training (start-up, imports, reading the corpus, the budget's probe updates, the
+test decoding and measurements); with ``R`` seconds left and ``k`` variants to go, the next
+one trains for
+
+    T_train = max(R / k - F, MIN_TRAIN_SHARE * R / k)
+
+``F`` being the largest fixed cost measured so far (a variant's wall time minus its training
+time), before the first one :data:`FIRST_FIXED_GUESS` of its equal share. The last variants
+absorb the first guess's error; the command ends within ``max_minutes`` plus the amount by
+which a later variant's fixed cost exceeds the largest one measured before it (and the final
+report, a few seconds), unless the fixed costs alone exceed the time left: then the floor
+applies, the command overruns, and it says so.
+
+Each variant is measured by:
 
     BLEU, chrF           greedy decoding of the test split (sacrebleu)
     AER                  word links read off the teacher-forced attention vs the gold
@@ -32,17 +49,18 @@ from pathlib import Path
 
 import torch
 
-from attnlab.apps.common import TrainSettings, at_least, check_out
+from attnlab.apps.common import EVAL_SHARE, TrainSettings, at_least, check_out
 from attnlab.apps.translate.evaluation import evaluate_translator
 from attnlab.apps.translate.training import (
     TrainedTranslator,
     TranslatorSetup,
+    load_splits,
     paper_train_config,
     rnn_train_config,
     train_translator,
 )
 from attnlab.config import config_from_dict, config_to_dict
-from attnlab.data.corpus import ParallelCorpus
+from attnlab.data.corpus import CorpusSplits, ParallelCorpus
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.metrics import bleu
 from attnlab.io import read_json, write_json, write_text
@@ -55,6 +73,9 @@ VARIANTS = (*DEFAULT_VARIANTS, *GUIDED_VARIANTS)
 LENGTH_BUCKETS = ((1, 9), (10, 14), (15, 19), (20, 99))  # source words, inclusive
 RESULT_FILE = "result.json"
 DEFAULT_STEPS = 800  # per variant, when --steps is not given and no budget sizes it
+CORPUS_FOLDER = "corpus"  # in --out: the corpus every variant reads
+FIRST_FIXED_GUESS = 0.3  # of the first variant's equal share: its fixed cost, before any is measured
+MIN_TRAIN_SHARE = 0.25  # of an equal share: the least training time a variant gets
 
 
 @dataclass
@@ -79,8 +100,14 @@ class CompareSettings(TrainSettings):
             raise AttnlabError(f"variants: expected some of {list(VARIANTS)}, got {self.variants}")
         at_least(1, test_sentences=self.test_sentences)
 
-    def time_per_variant(self) -> float | None:
-        return None if self.max_time_s is None else self.max_time_s / len(self.variants)
+
+def training_share(remaining_s: float, variants_left: int, fixed_s: float | None) -> float:
+    """``T_train`` of the module docstring: the next variant's training seconds when
+    ``remaining_s`` are left for ``variants_left`` variants that each cost ``fixed_s``
+    seconds beside their training (None: not measured yet, :data:`FIRST_FIXED_GUESS`)."""
+    equal = max(remaining_s, 0.0) / variants_left
+    fixed = FIRST_FIXED_GUESS * equal if fixed_s is None else fixed_s
+    return max(equal - fixed, MIN_TRAIN_SHARE * equal)
 
 
 @dataclass
@@ -102,21 +129,25 @@ class VariantResult:
     heatmap_tokens: tuple[list[str], list[str]] | None = None
 
 
-def train_variant(name: str, settings: CompareSettings) -> TrainedTranslator:
-    """Train one variant with the shared budget; its checkpoint goes to ``out_dir/name``."""
+def train_variant(name: str, settings: CompareSettings, train_s: float | None = None,
+                  splits: CorpusSplits | None = None) -> TrainedTranslator:
+    """Train one variant for ``train_s`` seconds (None: no budget) on ``splits`` (None: made
+    from ``settings.corpus``); its checkpoint goes to ``out_dir/name``."""
+    # the app's budget keeps EVAL_SHARE for the evaluation, already counted in the fixed cost
+    budget = None if train_s is None else train_s / (1 - EVAL_SHARE)
     common = dict(out_dir=str(Path(settings.out) / name), steps=settings.steps or DEFAULT_STEPS, seed=settings.seed,
-                  max_time_s=settings.time_per_variant(), log_every=50, device=settings.device,
+                  max_time_s=budget, log_every=50, device=settings.device,
                   progress=settings.progress, resumable=False)  # compare has no --resume
     fit = settings.steps is None and settings.max_minutes is not None  # the share sizes the schedule
     if name == "transformer":
         setup = TranslatorSetup(corpus=settings.corpus, preset=settings.transformer_preset,
                                 batch_size=settings.batch_size, eval_sentences=50, seed=settings.seed)
-        return train_translator(setup, paper_train_config(**common, bf16=False), fit_budget=fit)
+        return train_translator(setup, paper_train_config(**common, bf16=False), fit_budget=fit, splits=splits)
     attention, guided = GUIDED_VARIANTS.get(name, (name, 0.0))
     setup = TranslatorSetup(corpus=settings.corpus, model="seq2seq", preset=settings.seq2seq_preset,
                             attention=attention, guided_alignment=guided, batch_size=settings.batch_size,
                             eval_sentences=50, seed=settings.seed)
-    return train_translator(setup, rnn_train_config(**common, lr=settings.lr), fit_budget=fit)
+    return train_translator(setup, rnn_train_config(**common, lr=settings.lr), fit_budget=fit, splits=splits)
 
 
 def bleu_by_length(test: ParallelCorpus, hypotheses: list[str]) -> dict[str, float]:
@@ -134,10 +165,11 @@ def example_index(test: ParallelCorpus) -> int:
     return max(range(min(100, len(test))), key=lambda n: (len(test.src[n].split()), -n))
 
 
-def measure_variant(name: str, settings: CompareSettings) -> VariantResult:
+def measure_variant(name: str, settings: CompareSettings, train_s: float | None = None,
+                    splits: CorpusSplits | None = None) -> VariantResult:
     """Train and measure one variant in this process (see :func:`run_variant` for isolation)."""
     settings.apply_threads()
-    trained = train_variant(name, settings)
+    trained = train_variant(name, settings, train_s, splits)
     test = trained.splits.test.subset(list(range(min(settings.test_sentences, len(trained.splits.test)))))
     translator = trained.translator
     tokens = trained.result.step * settings.batch_size * _mean_target_tokens(trained.splits.train)
@@ -164,14 +196,16 @@ def _mean_target_tokens(corpus: ParallelCorpus) -> float:
     return sum(len(t.split()) + 1 for t in corpus.tgt) / max(len(corpus), 1)
 
 
-def _child(name: str, settings: dict) -> None:
-    result = measure_variant(name, config_from_dict(CompareSettings, settings))
+def _child(name: str, settings: dict, train_s: float | None) -> None:
+    splits = CorpusSplits.load(Path(settings["out"]) / CORPUS_FOLDER)
+    result = measure_variant(name, config_from_dict(CompareSettings, settings), train_s, splits)
     write_json(Path(settings["out"]) / name / RESULT_FILE, dataclasses.asdict(result))
 
 
-def run_variant(name: str, settings: CompareSettings) -> VariantResult:
-    """Train and measure ``name`` in a fresh process (its own peak memory); Ctrl-C stops it."""
-    process = multiprocessing.get_context("spawn").Process(target=_child, args=(name, config_to_dict(settings)))
+def run_variant(name: str, settings: CompareSettings, train_s: float | None = None) -> VariantResult:
+    """Train (``train_s`` seconds, None: no budget) and measure ``name`` in a fresh process
+    (its own peak memory) on the corpus in ``out/corpus``; Ctrl-C stops it."""
+    process = multiprocessing.get_context("spawn").Process(target=_child, args=(name, config_to_dict(settings), train_s))
     process.start()
     try:
         process.join()
@@ -184,17 +218,33 @@ def run_variant(name: str, settings: CompareSettings) -> VariantResult:
     return VariantResult(**{**data, "heatmap_tokens": tuple(data["heatmap_tokens"] or ()) or None})
 
 
-def compare(settings: CompareSettings, echo: Callable[[str], None] = print) -> list[VariantResult]:
-    """Train and measure every variant of ``settings``, one after the other."""
+def compare(settings: CompareSettings, echo: Callable[[str], None] = print,
+            clock: Callable[[], float] = time.monotonic) -> list[VariantResult]:
+    """Make the corpus once, then train and measure every variant of ``settings``, one after
+    the other, each on its share of the time left (see the module docstring)."""
     check_out(settings.out, resume=False, overwrite=settings.overwrite, wait=settings.wait)
-    results = []
+    setup = TranslatorSetup(corpus=settings.corpus, seed=settings.seed)
+    load_splits(setup, progress=settings.progress).save(Path(settings.out) / CORPUS_FOLDER)
+    results, fixed, count, warned = [], None, len(settings.variants), False
     for n, name in enumerate(settings.variants, start=1):
-        echo(f"[{n}/{len(settings.variants)}] {name}")
-        started = time.monotonic()
-        results.append(run_variant(name, settings))
-        r = results[-1]
-        echo(f"[{n}/{len(settings.variants)}] {name}: BLEU {r.bleu:.1f}, AER {_fmt(r.aer, '.3f')} "
-             f"({time.monotonic() - started:.0f} s)")
+        train_s = None
+        if settings.max_time_s is not None:
+            left = settings.started + settings.max_time_s - clock()
+            train_s = training_share(left, count - n + 1, fixed)
+            if fixed is not None and not warned and left / (count - n + 1) - fixed < train_s:
+                warned = True
+                echo(f"compare: each variant costs ~{fixed:.0f} s beside its training; {count - n + 1} more "
+                     f"do not fit in the {max(left, 0):.0f} s left of --max-minutes: each trains "
+                     f"{train_s:.0f} s and the command overruns (give more --max-minutes or fewer --variants)")
+            echo(f"[{n}/{count}] {name}: {train_s:.0f} s of training")
+        else:
+            echo(f"[{n}/{count}] {name}")
+        started = clock()
+        results.append(run_variant(name, settings, train_s))
+        r, took = results[-1], clock() - started
+        fixed = max(fixed or 0.0, took - r.train_seconds)
+        echo(f"[{n}/{count}] {name}: BLEU {r.bleu:.1f}, AER {_fmt(r.aer, '.3f')} ({took:.0f} s, "
+             f"{took - r.train_seconds:.0f} s of it beside training)")
     return results
 
 
