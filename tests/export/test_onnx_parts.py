@@ -25,10 +25,10 @@ def test_grouped_query_heads_and_rotary_positions_export(tmp_path):
     model = GPT(gpt_config("tiny", num_layers=2, num_heads=4)).eval()  # D 32, Dh 8
     for block in model.blocks:  # 4 query heads share 2 key/value heads; rotary positions in every layer
         block.self_attn = MultiHeadAttention(32, 4, num_kv_heads=2, rotary=RotaryEmbedding(8)).eval()
-    exported = gpt_graphs(model)
-    assert exported.info["config"]["num_heads"] == 2  # the cache's heads
+    graphs, info = gpt_graphs(model)
+    assert info["config"]["num_heads"] == 2  # the cache's heads
     sessions = {}
-    for graph in exported.graphs:
+    for graph in graphs:
         entry = _export_graph(graph, tmp_path / f"{graph.name}.onnx", 18)
         assert entry["exporter"] == "dynamo", entry.get("fallback_reason")
         sessions[graph.name] = ort.InferenceSession(str(tmp_path / f"{graph.name}.onnx"), providers=["CPUExecutionProvider"])

@@ -38,7 +38,7 @@ def run_export(args) -> int:
         print(f"{out / graph['file']}: {name}({inputs}), opset {manifest['opset']}, {how}")
     weights = manifest["weights"]
     print(f"{out / weights['file']}: the weights of every graph, {weights['bytes'] / 2**20:.1f} MiB, each tensor once")
-    print(f"{out / 'export.json'}: inputs, outputs and the generation loop ({manifest['model_type']})")
+    print(f"{out / 'export.json'}: the graphs' inputs and outputs and the model's config ({manifest['model_type']})")
     return 0
 
 

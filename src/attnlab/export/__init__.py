@@ -7,16 +7,8 @@
 (``pip install attnlab[onnx]``), imported only when these functions run.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from attnlab.export.manifest import read_manifest
+from attnlab.export.onnx import export_onnx
+from attnlab.export.runtime import load_runtime
 
 __all__ = ["export_onnx", "load_runtime", "read_manifest"]
-_MODULES = {"export_onnx": "onnx", "load_runtime": "runtime", "read_manifest": "manifest"}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULES:
-        raise AttributeError(f"module 'attnlab.export' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"attnlab.export.{_MODULES[name]}"), name)

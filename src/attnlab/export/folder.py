@@ -11,14 +11,13 @@ before ONNX Runtime gets a graph or a runtime allocates anything from the config
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from attnlab.errors import AttnlabError
-from attnlab.export.manifest import short
-from attnlab.export.weights import check_file
+from attnlab.export.manifest import refuse
+from attnlab.io import file_digest
 
 
 class Agree(NamedTuple):
@@ -66,8 +65,8 @@ TOKEN_IDS = {"gpt2": [("eos_token_id", "vocab_size")], "transformer": _TRANSLATO
 
 
 def open_folder(directory: Path, manifest: dict) -> dict[str, Path]:
-    """Steps 2-4 of the module docstring for a manifest that passed step 1; the graph files
-    by graph name, safe to hand to ONNX Runtime."""
+    """The checks of the module docstring for a manifest that passed its schema; the graph
+    files by graph name, safe to hand to ONNX Runtime."""
     weights = manifest["weights"]
     check_file(directory, weights, "weights.file", "weights file")
     paths, signatures = {}, {}
@@ -78,6 +77,30 @@ def open_folder(directory: Path, manifest: dict) -> dict[str, Path]:
         signatures[name] = {v.name: _dims(v) for v in (*graph.input, *graph.output)}
     check_config(directory / "export.json", manifest["model_type"], manifest["config"], signatures)
     return paths
+
+
+def check_file(folder: Path, entry: dict, field: str, what: str) -> Path:
+    """``folder / entry["file"]`` (the ``file`` field ``field``, a plain name by the schema),
+    refused when it is a link that leads out of the folder (only the link is read, never its
+    target, and the message says nothing about what is outside), then checked against the
+    manifest's ``bytes`` and ``sha256`` before anything reads it for use: a missing,
+    truncated or altered file is one line naming it."""
+    path = folder / entry["file"]
+    try:
+        resolved, root = path.resolve(), folder.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        resolved, root = None, None
+    if resolved is None or resolved.parent != root:
+        raise AttnlabError(f"{path}: {field} must name a file inside the export folder; this one is a link that "
+                           "leads out of it (refused, nothing read)")
+    if not path.is_file():
+        raise AttnlabError(f"{path}: the export's {what} is missing (export the checkpoint again)")
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        raise AttnlabError(f"{path}: {size} bytes, the export wrote {entry['bytes']} (truncated or replaced; export again)")
+    if file_digest(path)["sha256"] != entry["sha256"]:
+        raise AttnlabError(f"{path}: contents differ from what the export wrote (SHA-256 mismatch; export again)")
+    return path
 
 
 def _parse(path: Path):
@@ -127,42 +150,35 @@ def _check_external_data(path: Path, graph, weights: dict) -> None:
 def check_config(path: Path, model_type: str, config: dict, signatures: dict[str, dict[str, list]]) -> None:
     """``config`` against the graphs' declared inputs and outputs (``signatures[graph][tensor]``
     = its dims): NEEDS, AGREE, then TOKEN_IDS of ``model_type``, each rule one line."""
-
     def fail(field: str, expected: str, got: object) -> None:
-        raise AttnlabError(f"{path}: config.{field}: expected {expected}, got {got}")
+        refuse(path, f"config.{field}", expected, got)
 
     for field, test, graph, tensor, has in NEEDS.get(model_type, []):
         if test(config[field]) and (tensor in signatures[graph]) != has:
-            fail(field, f"a setting the {graph} graph computes (it {'has no' if has else 'has a'} {tensor})", short(config[field]))
+            does = "has no" if has else "has a"
+            fail(field, f"a setting the {graph} graph computes (it {does} {tensor})", config[field])
     for rule in AGREE[model_type]:
         if rule.optional and rule.tensor not in signatures[rule.graph]:
             continue
-        declared = _count(path, signatures[rule.graph], rule) if rule.axis is None else _dim(path, signatures, rule)
+        declared = _declared(path, signatures[rule.graph], rule)
         value = config[rule.field]
         if isinstance(value, list) and not value:  # no labels: nothing to agree with
             continue
         size = len(value) if isinstance(value, list) else value
         if declared is not None and size != declared:
-            fail(rule.field, f"{declared} ({rule.where})", f"{size}: {short(value)}" if isinstance(value, list) else value)
+            fail(rule.field, f"{declared} ({rule.where})", value)
     for field, vocab in TOKEN_IDS.get(model_type, []):
         value, size = config[field], config[vocab]
         if value is not None and not 0 <= value < size:
             fail(field, f"an id in [0, {size}) (config.{vocab})", value)
 
 
-def _count(path: Path, signature: dict[str, list], rule: Agree) -> int:
-    """How many inputs ``rule.tensor.format(0)``, ``.format(1)``, ... the graph has."""
-    regex = re.compile(re.escape(rule.tensor).replace(r"\{\}", r"(\d+)"))
-    found = {int(m.group(1)) for name in signature if (m := regex.fullmatch(name))}
-    if found != set(range(len(found))):
-        raise AttnlabError(f"{path}: the {rule.graph} graph's {rule.tensor.format('i')} inputs are not numbered "
-                           "0, 1, ... (export the checkpoint again)")
-    return len(found)
-
-
-def _dim(path: Path, signatures: dict[str, dict[str, list]], rule: Agree) -> int | None:
-    """A static size the graph declares, or None (a named axis)."""
-    dims = signatures[rule.graph].get(rule.tensor)
+def _declared(path: Path, signature: dict[str, list], rule: Agree) -> int | None:
+    """How many inputs ``rule.tensor.format(0)``, ``.format(1)``, ... the graph has (``axis``
+    None), or the static size it declares along ``axis`` (None: a named axis)."""
+    if rule.axis is None:
+        return sum(rule.tensor.format(i) in signature for i in range(len(signature)))
+    dims = signature.get(rule.tensor)
     if dims is None or rule.axis >= len(dims):
         raise AttnlabError(f"{path}: the {rule.graph} graph has no {rule.tensor} with an axis {rule.axis} (not this "
                            "model type's graph; export the checkpoint again)")

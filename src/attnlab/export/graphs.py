@@ -7,15 +7,17 @@ with every cache an explicit tensor (the functional cache, :class:`PastKV`):
                  decoder(ids, src_mask, past K/V, cross K/V) -> log-probs, present K/V
     BERT, ViT, GAT, HAN   model(...)                         -> every output the model gives
 
-Here are only the graphs' inputs and outputs (names, dynamic axes, examples) and what
-``export.json`` says of them; masks, positions, grouped-query heads, GAT's dense attention
-are the model's. Notation: B batch, L new tokens, P cached tokens, S source length, Hkv
-key/value heads, Dh head width, N nodes.
+Each is a :class:`Graph`: a function of the model with named inputs (examples, dynamic
+axes) and outputs; an exporter returns its graphs and what ``export.json`` says of them.
+Masks, positions, grouped-query heads, GAT's dense attention are the model's. Notation:
+B batch, L new tokens, P cached tokens, S source length, Hkv key/value heads, Dh head
+width, N nodes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -23,17 +25,41 @@ from torch import Tensor, nn
 from attnlab.attention.graph_dense import dense_adjacency
 from attnlab.attention.kv_cache import PastKV
 from attnlab.export.manifest import CONFIG
-from attnlab.export.spec import Exported, traced
 from attnlab.models.transformer import DecoderState
 
 SEQ = {0: "batch", 1: "length"}
+Axes = dict[int, str]  # dimension -> axis name, for every dynamic dimension of a tensor
 
 
-def kv(prefix: str, layers: int, example: Iterable[Tensor] | None, axes: dict) -> dict:
-    """``prefix.i.key``, ``prefix.i.value`` for each layer: ``(example, axes)`` pairs
-    (``example`` None: the axes of outputs)."""
+@dataclass
+class Graph:
+    """Graph ``name``: ``fn(model, *inputs)``, each input ``name: (example, axes)``, each
+    output ``name: axes``, in order (the names go into ``export.json``)."""
+
+    name: str
+    model: nn.Module
+    fn: Callable[..., tuple[Tensor, ...]]
+    inputs: dict[str, tuple[Tensor, Axes]]
+    outputs: dict[str, Axes]
+    torchscript: str | None = None  # why the graph takes TorchScript's exporter (dynamo's cannot)
+
+
+class Traced(nn.Module):
+    """``fn(model, *inputs)`` as a module's forward: what the exporter traces."""
+
+    def __init__(self, model: nn.Module, fn: Callable[..., tuple[Tensor, ...]]):
+        super().__init__()
+        self.model, self.fn = model, fn  # not "graph": an exported module's .graph is its FX graph
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+        return self.fn(self.model, *inputs)
+
+
+def kv(prefix: str, layers: int, axes: dict, shape: tuple[int, ...] | None = None) -> dict:
+    """``prefix.i.key``, ``prefix.i.value`` for each layer: ``axes`` (outputs), or given the
+    ``shape (B, Hkv, P, Dh)`` of the examples, ``(random example, axes)`` pairs (inputs)."""
     names = [f"{prefix}.{i}.{x}" for i in range(layers) for x in ("key", "value")]
-    return dict.fromkeys(names, axes) if example is None else dict(zip(names, ((t, axes) for t in example)))
+    return {name: axes if shape is None else (torch.randn(shape), axes) for name in names}
 
 
 def flat(caches: Iterable[PastKV]) -> tuple[Tensor, ...]:
@@ -48,10 +74,6 @@ def pasts(tensors: tuple[Tensor, ...], static: bool = False) -> list[PastKV]:
 def config_for(model_type: str, config: object, **values: object) -> dict:
     """``export.json``'s ``config``: the fields its schema names (CONFIG), from ``values`` or ``config``."""
     return {name: values[name] if name in values else getattr(config, name) for name in CONFIG[model_type]}
-
-
-def _caches(layers: int, b: int, attn: nn.Module, length: int) -> list[Tensor]:
-    return [torch.randn(b, attn.num_kv_heads, length, attn.head_dim) for _ in range(2 * layers)]
 
 
 # --- GPT ------------------------------------------------------------------------------
@@ -71,28 +93,19 @@ def gpt_decode(m: nn.Module, input_ids: Tensor, position_ids: Tensor, attention_
     return (out.logits, *flat(out.caches))
 
 
-def gpt_graphs(model: nn.Module) -> Exported:
+def gpt_graphs(model: nn.Module) -> tuple[list[Graph], dict]:
     c, attn = model.config, model.blocks[0].self_attn
+    h, dh = attn.num_kv_heads, attn.head_dim
     n, b, past, new = c.num_layers, 2, 4, 2  # decode's example feeds 2 tokens: its length stays dynamic
     ids = torch.randint(0, c.vocab_size, (b, 5))
-    prefill = traced("prefill", model, gpt_prefill, {"input_ids": (ids, SEQ), "attention_mask": (torch.ones_like(ids), SEQ)},
-                     {"logits": SEQ, **kv("present", n, None, {0: "batch", 2: "length"})})
-    decode = traced("decode", model, gpt_decode, {
+    prefill = Graph("prefill", model, gpt_prefill, {"input_ids": (ids, SEQ), "attention_mask": (torch.ones_like(ids), SEQ)},
+                    {"logits": SEQ, **kv("present", n, {0: "batch", 2: "length"})})
+    decode = Graph("decode", model, gpt_decode, {
         "input_ids": (ids[:, :new].contiguous(), SEQ), "position_ids": (torch.full((b, new), past) + torch.arange(new), SEQ),
         "attention_mask": (torch.ones(b, past + new, dtype=torch.long), {0: "batch", 1: "past + length"}),
-        **kv("past", n, _caches(n, b, attn, past), {0: "batch", 2: "past"})},
-        {"logits": SEQ, **kv("present", n, None, {0: "batch", 2: "past + length"})})
-    info = {
-        "config": config_for("gpt2", c, num_heads=attn.num_kv_heads, head_dim=attn.head_dim),
-        "generation": {"graphs": ["prefill", "decode"], "steps": [
-            "prefill(input_ids, attention_mask): the prompt, left-padded (0 in attention_mask on pads); "
-            "next token = argmax of logits[:, -1]; the cache = present.*",
-            "decode(input_ids (B, 1) = the new token, position_ids (B, 1) = last position + 1 (positions count real "
-            "tokens only), attention_mask (B, P + 1) = the mask so far + a 1 column, past.i.key/value = the previous "
-            "present.i.key/value (B, num_heads, P, head_dim): num_heads counts the key/value heads)",
-            "repeat decode until eos_token_id or context_length tokens"]},
-    }
-    return Exported([prefill, decode], info)
+        **kv("past", n, {0: "batch", 2: "past"}, (b, h, past, dh))},
+        {"logits": SEQ, **kv("present", n, {0: "batch", 2: "past + length"})})
+    return [prefill, decode], {"config": config_for("gpt2", c, num_heads=h, head_dim=dh)}
 
 
 # --- Transformer translator -----------------------------------------------------------
@@ -114,41 +127,33 @@ def translator_decoder(m: nn.Module, input_ids: Tensor, src_mask: Tensor, *cache
     return (log_probs, *flat(state.self_caches))
 
 
-def translator_graphs(model: nn.Module) -> Exported:
+def translator_graphs(model: nn.Module) -> tuple[list[Graph], dict]:
     c, attn = model.config, model.stack.decoder_layers[0].self_attn
-    n, b, s, past = c.num_decoder_layers, 2, 6, 3
+    n, h, dh, b, s, past = c.num_decoder_layers, attn.num_kv_heads, attn.head_dim, 2, 6, 3
     src = torch.randint(4, c.src_vocab_size, (b, s))
     src[1, -2:] = c.pad_id
     source, cross = {0: "batch", 1: "src_length"}, {0: "batch", 2: "src_length"}
-    encoder = traced("encoder", model, translator_encoder, {"src_ids": (src, source)},
-                     {"memory": source, **kv("cross", n, None, cross)})
-    decoder = traced("decoder", model, translator_decoder, {
+    encoder = Graph("encoder", model, translator_encoder, {"src_ids": (src, source)},
+                    {"memory": source, **kv("cross", n, cross)})
+    decoder = Graph("decoder", model, translator_decoder, {
         "input_ids": (torch.randint(4, c.tgt_vocab_size, (b, 2)), SEQ), "src_mask": ((src != c.pad_id).long(), source),
-        **kv("past", n, _caches(n, b, attn, past), {0: "batch", 2: "past"}), **kv("cross", n, _caches(n, b, attn, s), cross)},
-        {"log_probs": SEQ, **kv("present", n, None, {0: "batch", 2: "past + length"})})
-    info = {
-        "config": config_for("transformer", c, num_layers=n, num_heads=attn.num_kv_heads, head_dim=attn.head_dim),
-        "generation": {"graphs": ["encoder", "decoder"], "steps": [
-            "encoder(src_ids (B, S), pad_id on padding) -> memory, cross.i.key/value (static for the sentence)",
-            "decoder(input_ids (B, 1) = bos_id first, src_mask = (src_ids != pad_id), past.i.key/value "
-            "(B, num_heads, 0, head_dim) at the first step, then the previous present.i.*, cross.i.* from the encoder)",
-            "next token = argmax of log_probs[:, -1]; stop at eos_id or max_len tokens; "
-            "beam search: reorder every past/cross/src_mask row with the chosen parents"]},
-    }
-    return Exported([encoder, decoder], info)
+        **kv("past", n, {0: "batch", 2: "past"}, (b, h, past, dh)),
+        **kv("cross", n, cross, (b, h, s, dh))},
+        {"log_probs": SEQ, **kv("present", n, {0: "batch", 2: "past + length"})})
+    config = config_for("transformer", c, num_layers=n, num_heads=h, head_dim=dh)
+    return [encoder, decoder], {"config": config}
 
 
 # --- one-graph models: BERT, ViT, GAT, HAN ---------------------------------------------
 _EDGES = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 2, 2], [1, 2, 3, 4, 5, 6, 0, 5, 5]])  # 7 nodes, a repeated edge
 
 
-def one_graph(model: nn.Module) -> Exported:
+def one_graph(model: nn.Module) -> tuple[list[Graph], dict]:
     """BERT ``(input_ids, token_type_ids, attention_mask) (B, L)``, ViT ``pixel_values (B, C,
     Hi, Wi)`` at the configured image size, GAT ``(x (N, F), edge_index (2, E))`` or HAN
     ``(x, edge_index.p (2, E_p) per meta-path)`` -> every tensor the model's output holds
-    (HAN's ``semantic_weights`` too). GAT and HAN attend over each edge list's adjacency
-    matrix (the edge-list path's sorted, sparse sums have no ONNX form): any graph size
-    runs, memory grows as N^2."""
+    (HAN's ``semantic_weights`` too). GAT and HAN attend densely over each edge list's
+    adjacency matrix (the edge-list path's sparse sums have no ONNX form): memory ~ N^2."""
     c, kind = model.config, model.model_type
     if kind == "bert":
         ids = torch.randint(1, c.vocab_size, (2, 7))
@@ -173,10 +178,6 @@ def one_graph(model: nn.Module) -> Exported:
                    if isinstance(value, Tensor)}  # the model's outputs, in its order (HF's for BERT, ViT)
     outputs = {name: ({0: first} | ({1: "length"} if kind == "bert" and t.dim() == 3 else {})) if t.dim() >= 2 else {}
                for name, t in example.items()}
-    graph = traced("model", model, lambda m, *tensors: tuple(getattr(call(m, *tensors), n) for n in outputs), inputs, outputs)
-    info = {"config": config_for(kind, c, **({"labels": list(c.labels)} if hasattr(c, "labels") else {}))}
-    if kind != "bert":
-        info["note"] = ("the image size is fixed at the configured one; the batch is dynamic" if kind == "vit" else
-                        "attention is dense over the nodes (an (H, N, N) score matrix): any graph size runs, "
-                        "memory grows as N^2 (a few thousand nodes)")
-    return Exported([graph], info)
+    graph = Graph("model", model, lambda m, *tensors: tuple(getattr(call(m, *tensors), n) for n in outputs), inputs, outputs)
+    labels = {"labels": list(c.labels)} if hasattr(c, "labels") else {}
+    return [graph], {"config": config_for(kind, c, **labels)}

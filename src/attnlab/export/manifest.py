@@ -100,31 +100,29 @@ def check_manifest(path: Path, manifest: dict) -> dict:
     a runtime reads has its type and range; else one line naming the first wrong field."""
     model_type = manifest.get("model_type", ...)
     if model_type not in tuple(GRAPHS):
-        _fail(path, "model_type", Field(str, options=tuple(GRAPHS)), model_type)
+        refuse(path, "model_type", Field(str, options=tuple(GRAPHS)), model_type)
     names = GRAPHS[model_type]
     for field, what in (("graphs", f"an object {{{', '.join(names)}}} of graph entries"),
                         ("weights", "an object {file, bytes, sha256}"), ("config", "an object of the model's settings")):
         if not isinstance(manifest.get(field), dict):
-            _fail(path, field, what, manifest.get(field, ...))
+            refuse(path, field, what, manifest.get(field, ...))
     if sorted(manifest["graphs"]) != sorted(names):
-        _fail(path, "graphs", f"the graphs {', '.join(names)} of a {model_type!r} export", sorted(manifest["graphs"]))
+        refuse(path, "graphs", f"the graphs {', '.join(names)} of a {model_type!r} export", sorted(manifest["graphs"]))
     for prefix, entry, schema in [*((f"graphs.{n}", manifest["graphs"][n], GRAPH_ENTRY) for n in names),
                                   ("weights", manifest["weights"], FILE_ENTRY), ("config", manifest["config"], CONFIG[model_type])]:
         if not isinstance(entry, dict):
-            _fail(path, prefix, "an object {file, bytes, sha256, inputs, outputs}", entry)
+            refuse(path, prefix, "an object {file, bytes, sha256, inputs, outputs}", entry)
         for name, field in schema.items():  # the one loop every field goes through
             if not field.accepts(entry.get(name, ...)):
-                _fail(path, f"{prefix}.{name}", field, entry.get(name, ...))
+                refuse(path, f"{prefix}.{name}", field, entry.get(name, ...))
     return manifest
 
 
-def _fail(path: Path, field: str, expected: Any, value: Any) -> None:
-    got = ("nothing (the field is missing)" if value is ... else "an object" if isinstance(value, dict) else
-           ("a list" + (f" {value!r}" if len(repr(value)) <= 60 else "")) if isinstance(value, list) else short(value))
-    raise AttnlabError(f"{path}: {field}: expected {expected}, got {got}")
-
-
-def short(value: Any) -> str:
-    """``repr(value)``, cut to 60 characters."""
+def refuse(path: Path, field: str, expected: Any, value: Any) -> None:
+    """One line: ``path: field: expected ..., got ...`` (``value`` ``...``: missing)."""
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    if len(text) > 60:
+        text = "" if isinstance(value, list) else text[:57] + "..."
+    got = ("nothing (the field is missing)" if value is ... else "an object" if isinstance(value, dict) else
+           f"a list {text}".rstrip() if isinstance(value, list) else text)
+    raise AttnlabError(f"{path}: {field}: expected {expected}, got {got}")

@@ -1,32 +1,27 @@
 """Export a trained attnlab checkpoint to an ONNX folder: one ``.onnx`` per graph (the
 model's own forward/step traced: :mod:`attnlab.export.graphs`, :mod:`~attnlab.export.seq2seq`),
-``weights.data`` (every distinct weight once, :mod:`attnlab.export.weights`), the tokenizer
-files and ``export.json`` (:mod:`attnlab.export.manifest`); docs/deploy.md lists the graphs.
-
-The exporter is PyTorch's recommended one, ``torch.onnx.export(..., dynamo=True)``; a
-graph it cannot export falls back to the TorchScript exporter and ``export.json`` says
-which and why. The opset is 18 unless asked: the exporter's own op library is written
-against 18 (no version conversion), and ONNX Runtime has run it since 1.14.
+``weights.data`` (:mod:`attnlab.export.weights`), the tokenizer files and ``export.json``
+(:mod:`attnlab.export.manifest`). The exporter is ``torch.onnx.export(..., dynamo=True)``,
+TorchScript's the stated fallback, at opset 18 unless asked (docs/deploy.md says why).
 """
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import tempfile
 import warnings
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from torch import Tensor
 
 import attnlab
+from attnlab import models
 from attnlab.errors import AttnlabError
+from attnlab.export.graphs import Graph, Traced, gpt_graphs, one_graph, translator_graphs
 from attnlab.export.manifest import FORMAT_VERSION, GRAPHS, MANIFEST, read_manifest
-from attnlab.export.spec import Graph
-from attnlab.export.weights import WEIGHTS_FILE, file_digest, share_weights
-from attnlab.io import WriteError, read_json, write_failure, write_json
+from attnlab.export.seq2seq import seq2seq_graphs
+from attnlab.export.weights import WEIGHTS_FILE, share_weights
+from attnlab.io import WriteError, file_digest, read_json, write_failure, write_json
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "export_onnx", "read_manifest"]
 
@@ -34,7 +29,6 @@ DEFAULT_OPSET = 18
 # what is not copied from the checkpoint into the export folder
 _SKIPPED = ("*.safetensors", "*.pt", "*.pth", "*.bin", "*.ckpt", "*.onnx", "*.onnx.data", WEIGHTS_FILE, "trainer_state.json", MANIFEST)
 _SKIPPED_DIRS = ("checkpoints", "checkpoint", "optimizer", "logs", "runs", "__pycache__", "viz", "explore")
-DYNAMIC = torch.export.Dim.DYNAMIC
 
 
 def export_onnx(ckpt_dir: str | Path, out_dir: str | Path, *, opset: int | None = None, overwrite: bool = False) -> Path:
@@ -54,19 +48,13 @@ def export_onnx(ckpt_dir: str | Path, out_dir: str | Path, *, opset: int | None 
         )
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise AttnlabError(f"--out {out_dir}: folder exists and is not empty (pass overwrite=True / --overwrite to replace it)")
-    model_class, graphs = EXPORTERS[model_type]
-    model = getattr(importlib.import_module("attnlab.models"), model_class).from_pretrained(ckpt_dir).eval()
-    module, function = graphs.split(".")
-    exported = getattr(importlib.import_module(f"attnlab.export.{module}"), function)(model)
+    model_class, graphs_of = EXPORTERS[model_type]
+    to_trace, info = graphs_of(model_class.from_pretrained(ckpt_dir).eval())
+    work = None
     try:  # a write that fails (disk full, ulimit -f, read-only) is one line; out_dir stays as it was
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    except OSError as e:
-        raise write_failure(out_dir, e) from None
-    try:
-        graphs = {}
-        for graph in exported.graphs:
-            graphs[graph.name] = _export_graph(graph, work / f"{graph.name}.onnx", opset)
+        graphs = {g.name: _export_graph(g, work / f"{g.name}.onnx", opset) for g in to_trace}
         weights = share_weights(work, [g["file"] for g in graphs.values()])
         for g in graphs.values():  # as share_weights left them: what the runtime checks before loading
             g.update(file_digest(work / g["file"]))
@@ -74,38 +62,35 @@ def export_onnx(ckpt_dir: str | Path, out_dir: str | Path, *, opset: int | None 
         write_json(work / MANIFEST, {
             "format": "attnlab-onnx", "format_version": FORMAT_VERSION, "attnlab_version": attnlab.__version__,
             "torch_version": torch.__version__.split("+")[0], "model_type": model_type, "opset": opset,
-            "graphs": graphs, "weights": weights, **exported.info})
-        _swap_in(work, out_dir)
-    except (OSError, SafetensorError, WriteError) as e:
+            "graphs": graphs, "weights": weights, **info})
+        old = None
+        if out_dir.exists():  # moved aside, removed only after: no moment leaves neither
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+            out_dir.rename(old / out_dir.name)
+        work.rename(out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except (OSError, WriteError) as e:
         raise write_failure(out_dir, e) from None
     finally:
-        if work.exists():
+        if work is not None and work.exists():
             shutil.rmtree(work, ignore_errors=True)
     return out_dir
 
 
-def _swap_in(work: Path, out_dir: Path) -> None:
-    """Rename the finished ``work`` folder onto ``out_dir``; an existing ``out_dir`` is moved
-    aside first and removed only after, so no moment leaves neither."""
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-        out_dir.rename(old / out_dir.name)
-    work.rename(out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-# --- one graph ------------------------------------------------------------------------
 def _export_graph(graph: Graph, path: Path, opset: int) -> dict:
     """Export with the dynamo exporter (TorchScript's as the stated fallback); the manifest entry."""
-    dynamic_shapes = (tuple({d: DYNAMIC for d in graph.axes.get(name, {})} or None for name in graph.inputs),)  # forward(*inputs)
-    exporter, reason = graph.exporter, graph.reason
+    dynamic = torch.export.Dim.DYNAMIC  # per input of forward(*inputs)
+    dynamic_shapes = (tuple({d: dynamic for d in a} or None for _, a in graph.inputs.values()),)
+    module = Traced(graph.model, graph.fn).eval()  # an inference graph: eval() applies to the model
+    names, example = list(graph.inputs), tuple(t for t, _ in graph.inputs.values())
+    axes = {**{n: a for n, (_, a) in graph.inputs.items()}, **graph.outputs}
+    exporter, reason = ("torchscript", graph.torchscript) if graph.torchscript else ("dynamo", None)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
             try:
-                program = torch.onnx.export(graph.module, graph.example, input_names=graph.inputs, output_names=graph.outputs,
+                program = torch.onnx.export(module, example, input_names=names, output_names=list(graph.outputs),
                                             opset_version=opset, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False)
                 for node in program.model.graph:  # the exporter's per-node stack traces: most of a file, and local paths
                     node.metadata_props.clear()
@@ -113,13 +98,17 @@ def _export_graph(graph: Graph, path: Path, opset: int) -> dict:
             except Exception as error:  # noqa: BLE001 - every exporter failure takes the fallback, stated
                 exporter, reason = "torchscript", f"the dynamo exporter failed: {_root_cause(error)}"
         if exporter == "torchscript":
-            torch.onnx.export(graph.module, graph.example, str(path), input_names=graph.inputs, output_names=graph.outputs,
-                              opset_version=opset, dynamo=False, dynamic_axes={k: dict(v) for k, v in graph.axes.items()})
-        outputs = graph.module(*graph.example)
+            torch.onnx.export(module, example, str(path), input_names=names, output_names=list(graph.outputs),
+                              opset_version=opset, dynamo=False, dynamic_axes=axes)
+        outputs = module(*example)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-    described = {side: [_describe(name, t, graph.axes.get(name, {})) for name, t in zip(names, tensors)]
-                 for side, names, tensors in (("inputs", graph.inputs, graph.example), ("outputs", graph.outputs, outputs))}
-    return {"file": path.name, "exporter": exporter, **described, **({"fallback_reason": reason} if reason else {})}
+    entry = {"file": path.name, "exporter": exporter}
+    entry |= {"fallback_reason": reason} if reason else {}
+    for side, tensors in (("inputs", example), ("outputs", outputs)):
+        entry[side] = [{"name": k, "dtype": str(t.dtype).removeprefix("torch."),
+                        "shape": [axes[k].get(d, n) for d, n in enumerate(t.shape)]}
+                       for k, t in zip(getattr(graph, side), tensors)]
+    return entry
 
 
 def _root_cause(error: BaseException) -> str:
@@ -128,11 +117,6 @@ def _root_cause(error: BaseException) -> str:
         error = error.__cause__
     lines = [line for line in str(error).splitlines() if line.strip()]
     return f"{type(error).__name__}: {(lines[0] if lines else '')[:400]}"
-
-
-def _describe(name: str, t: Tensor, axes: dict[int, str]) -> dict:
-    return {"name": name, "dtype": str(t.dtype).removeprefix("torch."),
-            "shape": [axes.get(d, int(size)) for d, size in enumerate(t.shape)]}
 
 
 def _model_type(ckpt_dir: Path) -> str:
@@ -157,8 +141,9 @@ def _copy_tokenizer(ckpt_dir: Path, out_dir: Path) -> None:
             shutil.copy2(item, out_dir / item.name)
 
 
-# model type -> its class in attnlab.models, and the function of attnlab.export.<module> that lists its graphs
-EXPORTERS = {"gpt2": ("GPT", "graphs.gpt_graphs"), "transformer": ("Transformer", "graphs.translator_graphs"),
-             "seq2seq": ("Seq2Seq", "seq2seq.seq2seq_graphs"), "bert": ("BERT", "graphs.one_graph"),
-             "vit": ("ViT", "graphs.one_graph"), "gat": ("GAT", "graphs.one_graph"), "han": ("HAN", "graphs.one_graph")}
+# model type -> its class, and the function that lists its graphs
+EXPORTERS = {"gpt2": (models.GPT, gpt_graphs), "seq2seq": (models.Seq2Seq, seq2seq_graphs),
+             "transformer": (models.Transformer, translator_graphs),
+             "bert": (models.BERT, one_graph), "vit": (models.ViT, one_graph),
+             "gat": (models.GAT, one_graph), "han": (models.HAN, one_graph)}
 assert set(EXPORTERS) == set(GRAPHS)

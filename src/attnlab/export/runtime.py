@@ -76,7 +76,8 @@ class State:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     length: int = 0
 
-    def absorb(self, outputs: dict[str, np.ndarray]) -> None:
+    def absorb(self, outputs: dict[str, np.ndarray], fed: int) -> None:
+        self.length += fed
         for name, value in outputs.items():
             if name.startswith(("present.", "next.")):
                 self.arrays[name.replace("present.", "past.").removeprefix("next.")] = value
@@ -149,8 +150,7 @@ class Runtime:
             position_ids = torch.arange(past, past + length).expand(b, length)
         out = self.sessions["decode" if past else "prefill"].run(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **cache.arrays)
-        cache.absorb(out)
-        cache.length += length
+        cache.absorb(out, length)
         logits = torch.from_numpy(out["logits"])
         return SimpleNamespace(logits=logits[:, -1:] if last_only else logits)
 
@@ -162,7 +162,6 @@ class Runtime:
         """Greedy or sampled continuation ``(B, L + new)``: :func:`attnlab.evaluation.sampling.generate`."""
         from attnlab.evaluation.sampling import generate
 
-        kwargs.setdefault("eos_token_id", None)
         return generate(self, input_ids, max_new_tokens, **kwargs)
 
     # translators: the protocol of evaluation.decoding.decode
@@ -181,8 +180,7 @@ class Runtime:
         if state.length >= self.config.max_len:
             raise AttnlabError(f"tokens: position {state.length} is past the model's max_len={self.config.max_len}")
         out = self.sessions["decoder"].run(input_ids=tokens[:, None], step=np.array(state.length), **state.arrays)
-        state.absorb(out)
-        state.length += 1
+        state.absorb(out, 1)
         return torch.from_numpy(out["log_probs"]).reshape(tokens.shape[0], -1), state
 
     def reorder(self, state: State, index: Tensor) -> State:
