@@ -91,6 +91,21 @@ def test_reorder_copies_the_filled_positions_and_keeps_the_capacity():
     assert torch.equal(static.key, key[[2, 0], :, :2]) and torch.equal(static.value, value[[2, 0], :, :2])
 
 
+def test_reorder_keeps_gradients_when_the_cache_holds_differentiable_tensors():
+    """A cache filled under autograd (beam search on a model in training mode) reorders
+    differentiably: the same values, and the gradient reaches the keys/values."""
+    cache = KVCache(capacity=8)
+    key, value = torch.randn(3, 2, 3, 4, requires_grad=True), torch.randn(3, 2, 3, 5, requires_grad=True)
+    cache.update(key * 1.0, value * 1.0)
+    index = torch.tensor([2, 0])
+    cache.reorder(index)
+    assert torch.equal(cache.key, key[index]) and torch.equal(cache.value, value[index])
+    (cache.key.sum() + 2 * cache.value.sum()).backward()
+    expected = torch.zeros(3, 1, 1, 1)
+    expected[[2, 0]] = 1.0
+    assert torch.equal(key.grad, expected.expand_as(key)) and torch.equal(value.grad, 2 * expected.expand_as(value))
+
+
 def test_claim_extends_in_place_and_grows():
     cache = KVCache(capacity=3)
     key, value = torch.randn(1, 2, 2, 4), torch.randn(1, 2, 2, 4)

@@ -155,6 +155,8 @@ def make_caches(num_layers: int, static: bool = False) -> list[KVCache]:
 def _select_rows(storage: Tensor, index: Tensor, length: int) -> Tensor:
     """``storage[index]`` for ``storage (B, H, capacity, Dh)``, its first ``length`` positions
     copied (the rest of the new storage is not read before it is written)."""
+    if storage.requires_grad and torch.is_grad_enabled():  # out= has no autograd: the whole storage, differentiably
+        return storage.index_select(0, index)
     out = storage.new_empty((index.numel(), *storage.shape[1:]))  # (B_new, H, capacity, Dh)
     torch.index_select(storage[:, :, :length], 0, index, out=out[:, :, :length])
     return out

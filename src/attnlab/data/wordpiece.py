@@ -113,7 +113,8 @@ def tokenizer_from_folder(directory: Path, where: str) -> Tokenizer:
     """The tokenizer saved in a BERT folder (a checkpoint, an export): attnlab's files, or a
     HuggingFace ``vocab.txt`` (``do_lower_case`` from its ``tokenizer_config.json``);
     ``where`` names the folder in the error when there is neither."""
-    config = read_json(directory / "tokenizer_config.json") if (directory / "tokenizer_config.json").is_file() else {}
+    path = directory / "tokenizer_config.json"
+    config = read_json(path) if path.exists() else {}  # a folder or an unreadable file: read_json's one line
     if isinstance(config, dict) and "kind" in config:
         return Tokenizer.load(directory)
     if (directory / VOCAB_FILE).is_file():
