@@ -82,13 +82,25 @@ def trained():
     return TrainedTranslator(translator, TrainResult(step=3, losses=[], metrics={}, elapsed_s=1.0), splits)
 
 
-def test_train_scores_the_prefix_and_says_so_in_one_line(trained, monkeypatch, capsys, tmp_path):
+def test_the_decoded_rows_spread_over_the_split():
+    """Not a prefix: the split is ordered by program, so N rows evenly spaced over it."""
+    assert DecodePlan(1, 4).rows(10) == [0, 2, 5, 7]
+    assert DecodePlan(1, 3).rows(3) == DecodePlan(4, 5).rows(3) == [0, 1, 2]
+    rows = DecodePlan(1, 500).rows(4079)
+    assert len(set(rows)) == 500 and rows[0] == 0 and rows[-1] >= 4079 - 4079 // 500 - 1
+
+
+def test_train_scores_the_spread_rows_and_says_so_in_one_line(trained, monkeypatch, capsys, tmp_path):
     total = len(trained.splits.test)
     monkeypatch.setattr(app, "train_translator", lambda *a, **k: trained)
     monkeypatch.setattr(app, "fitted_decoding", lambda *a, **k: DecodePlan(1, 7))
+    decoded = []
+    evaluate = app.evaluate_translator
+    monkeypatch.setattr(app, "evaluate_translator", lambda tr, test, **k: decoded.append(list(test.src)) or evaluate(tr, test, **k))
     run = app.train(app.TranslateSettings(corpus="tiny", preset="tiny", max_minutes=3, overwrite=True,
                                           out=str(tmp_path / "run"), progress=False))
     assert len(run.scores.hypotheses) == 7
+    assert decoded == [[trained.splits.test.src[i] for i in DecodePlan(1, 7).rows(total)]] and total > 14
     assert f"test: decoded 7 of {total} sentences within the budget\n" in capsys.readouterr().err
     assert f"test: {run.scores.summary()}".startswith("test: BLEU ")
 

@@ -159,8 +159,8 @@ def checkpoint_steps(ckpt: str | Path) -> int | None:
     return step if isinstance(step, int) else None
 
 
-def train(settings: TranslateSettings) -> TranslationRun:
-    """Train (or resume) a translator and score it on the test split."""
+def fit(settings: TranslateSettings) -> TrainedTranslator:
+    """Train (or resume) a translator, no test decoding (:func:`train` adds it)."""
     setup = settings.setup()  # validated before anything is written
     check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite, wait=settings.wait, kinds=("transformer", "seq2seq"))
     settings.apply_threads()
@@ -171,8 +171,13 @@ def train(settings: TranslateSettings) -> TranslationRun:
                           bf16=settings.uses_bf16,
                           weight_decay=base.weight_decay, warmup_steps=settings.warmup if settings.model == "transformer"
                           else min(settings.warmup, 100))
-    trained = train_translator(setup, config, resume=settings.resume,
-                               fit_budget=settings.steps is None, started=settings.started)
+    return train_translator(setup, config, resume=settings.resume,
+                            fit_budget=settings.steps is None, started=settings.started)
+
+
+def train(settings: TranslateSettings) -> TranslationRun:
+    """Train (or resume) a translator and score it on the test split."""
+    trained = fit(settings)
     if trained.result.interrupted:
         return TranslationRun(trained, None)
     test = trained.splits.test
@@ -182,7 +187,7 @@ def train(settings: TranslateSettings) -> TranslationRun:
                            max_time_s=settings.max_time_s)
     if plan.sentences < len(test):
         print(f"test: decoded {plan.sentences} of {len(test)} sentences within the budget", file=sys.stderr)
-        test = test.subset(list(range(plan.sentences)))
+        test = test.subset(plan.rows(len(test)))
     with Heartbeat(f"decoding {len(test)} test sentences", enabled=settings.progress) as beat:
         scores = evaluate_translator(trained.translator, test, on_progress=beat.update, beam_size=plan.beam)
     real = None

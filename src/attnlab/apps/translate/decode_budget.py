@@ -7,10 +7,14 @@ beam ``b``), with ``left`` seconds of the budget remaining after each probe:
     beam      settings.beam   if r_beam * M <= left         (M: test sentences)
               1 (greedy)      otherwise
     decoded   M               if r_1 * M <= left
-              N = max(floor(left / r_1), min(sample, M))   otherwise: the first N sentences
+              N = max(floor(left / r_1), min(sample, M))   otherwise: N sentences spread
+                                                             evenly over the split (rows
+                                                             floor(i M / N), i < N)
 
-so a run whose budget is nearly spent still reports a score, on a prefix of at least one
-probe's size (a stated overrun of about one probe's decoding), and says so in one line.
+so a run whose budget is nearly spent still reports a score, on at least one probe's size
+(a stated overrun of about one probe's decoding), and says so in one line. The rows are
+spread, not the first N: the split is ordered by program, and a prefix would score a few
+programs only.
 """
 
 from __future__ import annotations
@@ -25,10 +29,16 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class DecodePlan:
     """``beam`` for the final evaluation and ``sentences``: how many of the test split's
-    first sentences it decodes (all of them when the budget allows)."""
+    sentences it decodes (all of them when the budget allows), :meth:`rows` which."""
 
     beam: int
     sentences: int
+
+    def rows(self, total: int) -> list[int]:
+        """The decoded rows of a split of ``total``: all, or ``sentences`` spread evenly."""
+        if self.sentences >= total:
+            return list(range(total))
+        return [i * total // self.sentences for i in range(self.sentences)]
 
 
 def fitted_decoding(translator, sources: list[str], beam: int, *, started: float, max_time_s: float | None,
