@@ -50,6 +50,26 @@ def test_a_run_that_speeds_up_after_a_refit_is_refitted_before_it_ends():
     assert [timed.observe(s, at(s)) for s in range(7, 46)] == [None] * 39
 
 
+def test_a_machine_that_speeds_up_late_gets_its_budget_used():
+    """1 s per update up to 80 s of a 100 s budget, then 0.25 s: the schedule fitted at 75%
+    (95 updates) would end at t = 83.75 with 11 s unused; the 90% point (update
+    0.9 / 0.95 * 95 = 90 of the schedule, t = 82.5) re-fits it on the rate since the 75%
+    re-fit (15 updates in 7.5 s: 0.5 s) to 115 updates, ending at t = 88.75."""
+    def run(at):
+        refit = ScheduleRefit(max_time_s=100.0, max_steps=10_000, at=at, skip=1)
+        steps, step, t = 100, 0, 0.0
+        while step < steps:
+            step += 1
+            t += 1.0 if t < 80 else 0.25
+            steps = refit.observe(step, t, steps) or steps
+        return steps, t
+
+    assert run((0.1, 0.25, 0.5, 0.75)) == (95, 83.75)
+    steps, end = run((0.1, 0.25, 0.5, 0.75, 0.9))
+    assert steps == 90 + int((95 - 82.5) / 0.5) == 115 and end == 88.75
+    assert ScheduleRefit(max_time_s=1.0, max_steps=10).at[-1] == 0.9  # the default has the late point
+
+
 def test_refit_is_capped_and_passes_points_at_once():
     refit = ScheduleRefit(max_time_s=10.0, max_steps=50, skip=1)
     refit.observe(1, 0.01)
