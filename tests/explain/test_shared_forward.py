@@ -1,7 +1,7 @@
 """Predictions that share one forward (a translator's target steps) are measured together:
 the curves of all of them from one deduplicated batch, head importance from one forward per
-group. Against each prediction measured alone: fp64 to 1e-12 on a toy model; a tiny trained
-translator (fp32) to 1e-6."""
+group; attention × gradient from one fp64 pass per group. Against each prediction measured
+alone: fp64 to 1e-12 on a toy model; a tiny trained translator (fp32) to 1e-6."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def test_translator_steps_shared_equal_each_step_alone(tiny_checkpoints):
     loaded.translate = lambda sources: ["a b c d"] * len(sources)  # a 2-step model's own output may be empty
     _, xs = predictions(loaded, ["the cat sees a dog ."])
     assert len(xs) > 1 and len(groups(xs)) == 1
-    methods = pick(["saliency", "integrated_gradients", "random"])
+    methods = pick(["saliency", "integrated_gradients", "attention_gradient", "flow", "random"])
     shared, single = evaluate(xs, methods), evaluate([alone(x) for x in xs], methods)
     for name in methods:
         for got, want in zip(shared.attributions[name], single.attributions[name]):

@@ -118,12 +118,16 @@ class Explainable:
         output (``attnlab.kernels.fused_weights``), not on its path; in fp64 the plain path
         runs, whose output is the weights times the values. So the gradient is taken in fp64:
         the model is converted in place for the call and back (fp32 -> fp64 -> fp32 is exact).
+        Predictions of one :class:`Shared` forward take theirs in one pass of ``count`` copies,
+        copy t differentiating prediction t (the copies of a batch are independent).
         """
-        with torch.enable_grad(), fp64(self.module):
-            inputs = self.inputs[None].detach()
-            score, raw = self.run(inputs.double() if self.module is not None else inputs, True)
-            grads = torch.autograd.grad(score.sum(), raw, allow_unused=True)
-        grads = [torch.zeros_like(r) if g is None else g for r, g in zip(raw, grads)]
+        if self.shared is None:
+            raw, grads = _raw_gradients(self.run, self.inputs[None], self.module, None)
+        else:  # every prediction's copy in one pass: copy t's raw tensors and d f_t / d them
+            n = self.shared.count
+            every = self.shared.memo("map_gradients", lambda: _raw_gradients(
+                self.shared.run, self.inputs[None].expand(n, -1, -1), self.module, torch.arange(n)))
+            raw, grads = ([r[self.column:self.column + 1] for r in part] for part in every)
         maps = [widened(m[0].detach()) for m in self._layout(raw)]
         return maps, [widened(g[0]) for g in self.layout(grads)]
 
@@ -168,6 +172,19 @@ class Shared:
             return scores[:, t], raw
 
         return run
+
+
+def _raw_gradients(run: Run, e: Tensor, module: nn.Module | None,
+                   columns: Tensor | None) -> tuple[list[Tensor], list[Tensor]]:
+    """``run``'s raw attention tensors at ``e (S, L, D)`` and d score / d each, in fp64
+    (:func:`fp64`); ``columns (S,)``: copy i's score is column ``columns[i]`` of a shared run."""
+    with torch.enable_grad(), fp64(module):
+        e = e.detach()
+        score, raw = run(e.double() if module is not None else e, True)
+        if columns is not None:
+            score = score.gather(1, columns.to(score.device)[:, None])
+        grads = torch.autograd.grad(score.sum(), raw, allow_unused=True)
+    return [r.detach() for r in raw], [torch.zeros_like(r) if g is None else g for r, g in zip(raw, grads)]
 
 
 def scored(run: Run, e: Tensor, chunk: int) -> Tensor:
