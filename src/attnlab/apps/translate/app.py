@@ -51,7 +51,6 @@ from attnlab.evaluation.real_language import RealLanguageScores, score_translati
 from attnlab.io import read_json
 from attnlab.training.progress import Heartbeat
 
-NON_LATIN = {"zh", "ja", "ko", "ru", "uk", "el", "ar", "he", "fa", "hi", "th", "bg", "sr", "ka", "hy"}
 RECIPE = {"max_tokens": 1024, "token_dropout": 0.0, "average_last": 1, "bf16": True}  # docs/real_language.md
 EXAMPLE_SOURCES = [
     "the small cat sees a dog .",
@@ -83,7 +82,7 @@ class TranslateSettings(TrainSettings):
     batch_size: int = 64
     warmup: int = 200
     beam: int = 4  # the final evaluation's beam (1: greedy), GNMT length normalisation alpha 0.6
-    shared_vocab: bool | None = None  # None: the recipe's (gettext, Latin-script target, Transformer)
+    shared_vocab: bool | None = None  # None: the recipe's (gettext data, Transformer: one joint vocabulary)
     max_tokens: int | None = None  # None: the recipe's for gettext data; 0: batches of batch_size pairs
     token_dropout: float | None = None  # None: the recipe's
     average_last: int | None = None  # None: the recipe's
@@ -93,9 +92,8 @@ class TranslateSettings(TrainSettings):
         """The small-data recipe for ``gettext:`` data (docs/real_language.md: each choice with
         its valid-split measurement); the synthetic corpus and user files keep the plain setup."""
         gettext = is_gettext_spec(self.data) and self.model == "transformer"
-        latin = gettext and parse_spec(self.data).language.split("_")[0] not in NON_LATIN
         return {
-            "shared_vocab": latin if self.shared_vocab is None else self.shared_vocab,
+            "shared_vocab": gettext if self.shared_vocab is None else self.shared_vocab,
             "max_tokens": (RECIPE["max_tokens"] if gettext else None) if self.max_tokens is None else (self.max_tokens or None),
             "token_dropout": (RECIPE["token_dropout"] if gettext else 0.0) if self.token_dropout is None else self.token_dropout,
             "average_last": (RECIPE["average_last"] if gettext else 1) if self.average_last is None else self.average_last,
