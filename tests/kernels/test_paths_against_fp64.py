@@ -78,7 +78,7 @@ def _applies(path: str, dtype, causal_only: bool, d: int, need_weights: bool, un
         return False
     if "_kernel" in path:
         width = _vector_width()
-        return dtype == torch.float32 and width > 0 and d % width == 0
+        return dtype in (torch.float32, torch.bfloat16) and width > 0 and d % width == 0
     if path in ("fused", "fused_weights"):
         return need_weights == (path == "fused_weights")
     return True
@@ -88,7 +88,7 @@ def _applies(path: str, dtype, causal_only: bool, d: int, need_weights: bool, un
 def cases(draw):
     path = draw(st.sampled_from(PATHS))
     self_path = path in SELF_PATHS + WEIGHTS_SELF_PATHS
-    dtypes = [torch.float32] if "_kernel" in path else [torch.float64, torch.float32, torch.bfloat16]
+    dtypes = [torch.float32, torch.bfloat16] if "_kernel" in path else [torch.float64, torch.float32, torch.bfloat16]
     dtype = draw(st.sampled_from(dtypes))
     need_weights = {"auto": None, "plain": None, "fused_weights": True}.get(path, path in WEIGHTS_SELF_PATHS)
     need_weights = draw(st.booleans()) if need_weights is None else need_weights

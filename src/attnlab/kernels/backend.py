@@ -10,15 +10,18 @@ figures are in ``docs/benchmarks.md``, "Attention core" and "GPT").
 - ``"causal_kernel_weights"``, ``"self_kernel_weights"``: the same with attnlab's C kernel
   for the output (the conditions of ``"causal_kernel"``/``"self_kernel"`` below, weights
   asked for): its forward and backward beat the flash kernel's on these shapes.
-- ``"causal_kernel"``: attnlab's C kernel for causal self-attention, forward and backward
-  (:mod:`attnlab.kernels.causal_kernel`) — fp32 on the CPU, causal and no other mask, no
-  dropout, no weights, T <= 512, the head width a multiple of the build's vector width
-  (16 with AVX-512): the fp32 GPT training step and causal inference.
+- ``"causal_kernel"``: attnlab's C kernels for causal self-attention, forward and backward
+  (:mod:`attnlab.kernels.causal_kernel`) — on the CPU, causal and no other mask, no dropout,
+  no weights, the head width a multiple of the build's vector width (16 with AVX-512); fp32
+  at any T (the fp32 GPT training step, causal inference, long sequences: 1.6-3x the flash
+  kernel at T = 1024-4096), and bf16 past ``PLAIN_BF16_MAX_SCORES`` scores (computed in
+  fp32, yet faster than flash's bf16 there).
 - ``"self_kernel"``: the same C kernel for unmasked self-attention (q, k, v of one shape,
   no mask, not causal; otherwise the conditions above): BERT's and ViT's fp32 steps on
   unpadded batches.
 - ``"causal_bmm"``: plain causal self-attention with its own backward
-  (:mod:`attnlab.kernels.causal_bmm`) — short bf16 sequences on the CPU with gradients,
+  (:mod:`attnlab.kernels.causal_bmm`) — short bf16 sequences (up to ``PLAIN_BF16_MAX_SCORES``
+  scores) on the CPU with gradients,
   causal and no other mask, no dropout, no weights: the bf16 GPT training step.
 - ``"self_bmm"``: the same for unmasked self-attention: BERT's and ViT's bf16 steps.
 - ``"plain"``: scores, softmax and a weighted sum (:func:`attnlab.attention.core.attend`)
@@ -57,7 +60,10 @@ def choose_path(
         and query.shape[-2] * num_keys <= PLAIN_BF16_MAX_SCORES
     )
     kind = "causal" if causal_only else "self" if unmasked else None
-    if kind and dropout_p == 0 and causal_attention.applies(query, key, value):
+    # bf16 takes the C kernel (in fp32) where flash or the plain path would: past the short
+    # lengths of causal_bmm/self_bmm and the plain path
+    fp32_or_long = query.dtype == torch.float32 or query.shape[-2] * num_keys > PLAIN_BF16_MAX_SCORES
+    if kind and dropout_p == 0 and fp32_or_long and causal_attention.applies(query, key, value):
         return f"{kind}_kernel" + ("_weights" if need_weights else "")
     if not need_weights:
         if bf16_training and kind and dropout_p == 0 and query.dim() == 4:

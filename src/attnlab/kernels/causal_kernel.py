@@ -1,5 +1,6 @@
-"""Self-attention in fp32 on the CPU with attnlab's C kernel (forward and backward),
-causal or unmasked (every query sees every key: BERT's and ViT's unpadded batches).
+"""Self-attention on the CPU with attnlab's C kernels (forward and backward), causal or
+unmasked (every query sees every key: BERT's and ViT's unpadded batches), computed in fp32
+(bf16 inputs are converted: O(T D) against the kernel's O(T^2 D), and as accurate as fp32).
 
     S = scale * Q K^T + M        M_ij = -inf for j > i when causal, M = 0 otherwise
     O = softmax(S) V             P = softmax(S) or the log-sum-exp of S's rows kept for the backward
@@ -7,10 +8,11 @@ causal or unmasked (every query sees every key: BERT's and ViT's unpadded batche
                dQ = scale * dS K,  dK = scale * dS^T Q,  dV = P^T dO
 
 :mod:`attnlab.kernels.native.causal_attention` runs each (batch, head) pair's products out of a
-per-thread workspace in cache and skips the masked half when causal; it reads the per-head views of
-the packed q/k/v projection in place and writes the output heads already merged. Its
-speed against PyTorch's flash kernel is the kernel table of ``benchmarks/attention.py``
-(``docs/benchmarks.md``, "Attention core").
+per-thread workspace in cache and skips the masked half when causal (up to T = 512 the whole
+T x T scores, past it FlashAttention-2's query blocks x key chunks with an online softmax);
+it reads the per-head views of the packed q/k/v projection in place and writes the output
+heads already merged. Its speed against PyTorch's flash kernel is the kernel table and the
+long-T table of ``benchmarks/attention.py`` (``docs/benchmarks.md``, "Attention core").
 
 Used by :func:`attnlab.attention.core.scaled_dot_product_attention` when
 :func:`attnlab.kernels.backend.choose_path` says ``"causal_kernel"`` or ``"self_kernel"``.
@@ -55,6 +57,8 @@ def causal_attention_kernel(query: Tensor, key: Tensor, value: Tensor, scale: fl
     if is_empty(query, key):
         out = empty_attention(query, key, value)[0]
         return (out, query.new_full(query.shape[:-1], float("-inf"))) if with_lse else out
-    query, key, value = (t if t.stride(-1) == 1 else t.contiguous() for t in (query, key, value))
+    dtype = query.dtype  # bf16 inputs are computed in fp32 (autograd casts the gradients back)
+    query, key, value = (t.float() if t.stride(-1) == 1 else t.float().contiguous() for t in (query, key, value))
     out, lse = _CausalKernelAttention.apply(query, key, value, scale, causal)
+    out = out.to(dtype)
     return (out, lse) if with_lse else out

@@ -101,7 +101,9 @@ def weights_from_lse(query: Tensor, key: Tensor, lse: Tensor, float_mask: Tensor
     compute = torch.promote_types(query.dtype, torch.float32)
     mask = None if float_mask is None else float_mask.to(compute)
     function = _AveragedWeightsFromLogSumExp if average else _WeightsFromLogSumExp
-    return function.apply(query.to(compute) * scale, key.to(compute), lse.to(compute), mask).to(query.dtype)
+    with torch.autocast(query.device.type, enabled=False):  # autocast would take the products back to bf16
+        weights = function.apply(query.to(compute) * scale, key.to(compute), lse.to(compute), mask)
+    return weights.to(query.dtype)
 
 
 def head_mean(weights: Tensor) -> Tensor:

@@ -46,7 +46,7 @@ FLAGS = ("-O3", "-fopenmp-simd", "-fno-math-errno", "-shared", "-fPIC")
 # Tried in order: for this CPU (AVX-512 where it has it) with OpenMP threads, then
 # without -march, then single-threaded (a compiler without OpenMP).
 EXTRA_FLAGS = (("-fopenmp", "-march=native"), ("-fopenmp",), ())
-KERNELS = ("causal_attention", "gelu_tanh", "gpt_decode", "graph_edges")  # the C files shipped here
+KERNELS = ("causal_attention", "flash_attention", "gelu_tanh", "gpt_decode", "graph_edges")  # the C files shipped here
 STALE_TMP_SECONDS = 900  # a compile's temporary file older than this was left by a killed one
 
 

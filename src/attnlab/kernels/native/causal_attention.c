@@ -11,73 +11,20 @@
  * Each pair's T x T scores live in a per-thread workspace (T = 128: 64 KB, in L2), so the
  * seven products run back to back out of cache, skip the masked half, and read Q, K, V
  * and write O, dQ, dK, dV in the caller's strided layout (the rows of a packed q/k/v
- * projection): no transposes or copies outside. The products share one register-tiled
- * kernel (with AVX-512, 6 rows x 4 vectors of accumulators; a broadcast of A times a row of B
- * per step) written with GCC vector extensions, so it compiles to AVX-512, AVX or SSE.
+ * projection): no transposes or copies outside. The products share the register-tiled
+ * kernel of attention_tiles.h (with AVX-512, 6 rows x 4 vectors of accumulators).
+ * Past T = 512 the scores leave L2: flash_attention.c takes over there.
  * Threads take (batch, head) pairs, and prefetch the next pair's rows while computing.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "attention_tiles.h"
 #include "fast_exp.h"
-
-/* VW floats per vector; a register tile of MR rows x NV vectors of accumulators, sized
- * to the register file (32 vector registers with AVX-512, 16 otherwise). */
-#if defined(__AVX512F__)
-#define VW 16
-#define MR 6
-#define NV 4
-#elif defined(__AVX__)
-#define VW 8
-#define MR 4
-#define NV 3
-#else
-#define VW 4
-#define MR 4
-#define NV 3
-#endif
-
-typedef float vf __attribute__((vector_size(VW * sizeof(float)), aligned(sizeof(float))));
-typedef int32_t vi __attribute__((vector_size(VW * sizeof(float)), aligned(sizeof(float))));
 
 /* The head widths this build takes must be multiples of this. */
 int attnlab_causal_attention_vector_width(void) { return VW; }
-
-static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
-
-static inline vf load(const float *x) { return *(const vf *)x; }
-
-/* C[r, :nv VW] = alpha sum_{k0 <= k < k1} A[r a_row + k a_col] B[k b_row, :nv VW], r < mr. */
-static inline __attribute__((always_inline)) void tile(
-    const int mr, const int nv, int64_t k0, int64_t k1, const float *a, int64_t a_row, int64_t a_col,
-    const float *b, int64_t b_row, float *c, int64_t c_row, float alpha) {
-    vf acc[6][4], row[4]; /* sized for the largest MR x NV: unused entries cost nothing */
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) acc[r][v] = (vf){0};
-    for (int64_t k = k0; k < k1; k++) {
-        for (int v = 0; v < nv; v++) row[v] = *(const vf *)(b + k * b_row + v * VW);
-        for (int r = 0; r < mr; r++) {
-            const float x = a[r * a_row + k * a_col];
-            for (int v = 0; v < nv; v++) acc[r][v] += x * row[v];
-        }
-    }
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) *(vf *)(c + r * c_row + v * VW) = acc[r][v] * alpha;
-}
-
-/* tile() with mr and nv known at compile time, so its accumulators stay in registers. */
-static void any_tile(int mr, int nv, int64_t k0, int64_t k1, const float *a, int64_t a_row, int64_t a_col,
-                     const float *b, int64_t b_row, float *c, int64_t c_row, float alpha) {
-#define TILE(m, n) \
-    case (m) * 8 + (n): tile(m, n, k0, k1, a, a_row, a_col, b, b_row, c, c_row, alpha); return;
-#define TILES(m) TILE(m, 1) TILE(m, 2) TILE(m, 3) TILE(m, 4)
-    switch (mr * 8 + nv) {
-        TILES(1) TILES(2) TILES(3) TILES(4) TILES(5) TILES(6)
-    }
-#undef TILES
-#undef TILE
-}
 
 /* Which part of C = A B the causal mask leaves, per block of rows [i0, i0 + MR):
  * CAUSAL_COLUMNS: columns j < i0 + MR (scores, S and dP; k over the head width);
@@ -100,7 +47,7 @@ static void product(enum part part, int64_t m, int64_t n, int64_t k, const float
         const int64_t k1 = part == KEYS_UP_TO_ROW ? i0 + mr : k;
         for (int64_t j0 = 0; j0 < columns; j0 += NV * VW) {
             const int nv = columns - j0 < NV * VW ? (int)((columns - j0) / VW) : NV;
-            any_tile(mr, nv, k0, k1, a + i0 * a_row, a_row, a_col, b + j0, b_row, c + i0 * c_row + j0, c_row, alpha);
+            any_tile(mr, nv, k0, k1, a + i0 * a_row, a_row, a_col, b + j0, b_row, c + i0 * c_row + j0, c_row, alpha, 0);
         }
     }
 }
@@ -117,11 +64,6 @@ static void transpose(const float *x, int64_t t, int64_t d, int64_t x_row, float
         for (int64_t i = t; i < tp; i++) xt[c * tp + i] = 0.0f;
 }
 
-static inline vf vector_max(vf a, vf b) {
-    const vi a_larger = a > b;
-    return (vf)(((vi)a & a_larger) | ((vi)b & ~a_larger));
-}
-
 /* A row of the scores -> its softmax over keys j <= last, zeros after; returns
  * log sum_j exp(S_ij). It runs over whole vectors (to j < round_up(last + 1, VW): scores
  * are computed there), the keys after `last` set to -inf so that their exp is 0.
@@ -129,34 +71,11 @@ static inline vf vector_max(vf a, vf b) {
 static float softmax_row(float *row, int64_t last, int64_t tp) {
     const int64_t width = round_up(last + 1, VW);
     for (int64_t j = last + 1; j < width; j++) row[j] = -INFINITY;
-    vf top_lanes = load(row);
-    for (int64_t j = VW; j < width; j += VW) top_lanes = vector_max(top_lanes, load(row + j));
-    float top = top_lanes[0], sum = 0.0f;
-    for (int l = 1; l < VW; l++) top = top_lanes[l] > top ? top_lanes[l] : top;
-    vf sum_lanes = {0};
-    for (int64_t j = 0; j < width; j += VW) {
-        float *x = row + j;
-#pragma omp simd
-        for (int l = 0; l < VW; l++) x[l] = fast_exp(x[l] - top);
-        sum_lanes += load(x);
-    }
-    for (int l = 0; l < VW; l++) sum += sum_lanes[l];
+    const float top = row_max(row, width, -INFINITY), sum = exp_and_sum(row, width, top);
     const vf inverse = (vf){0} + 1.0f / sum;
     for (int64_t j = 0; j < width; j += VW) *(vf *)(row + j) = load(row + j) * inverse;
     for (int64_t j = width; j < tp; j++) row[j] = 0.0f;
     return top + logf(sum);
-}
-
-/* A tensor (B, H, T, d) as element strides of its batch, head and row; rows contiguous. */
-typedef struct {
-    float *data;
-    int64_t batch, head, row;
-} view;
-
-static view view_of(float *data, const int64_t *strides) { return (view){data, strides[0], strides[1], strides[2]}; }
-
-static float *pair_rows(view x, int64_t pair, int64_t heads) {
-    return x.data + pair / heads * x.batch + pair % heads * x.head;
 }
 
 /* Ask for the t rows of pair `next` of each of `count` tensors while this pair computes:

@@ -1,4 +1,5 @@
-"""The ctypes binding of ``causal_attention.c``: self-attention forward and backward,
+"""The ctypes binding of ``causal_attention.c`` (T <= MAX_LENGTH) and ``flash_attention.c``
+(longer sequences, in query blocks and key chunks): self-attention forward and backward,
 causal or unmasked, for fp32 CPU tensors (used by :mod:`attnlab.kernels.causal_kernel`).
 
 Tensors are ``(B, H, T, D)`` views in any layout whose rows are contiguous (the
@@ -18,37 +19,56 @@ from torch import Tensor
 
 from attnlab.kernels.native.build import bind
 
-MAX_LENGTH = 512  # positions: past it the T x T scores leave L2 and the flash kernel is as fast
+MAX_LENGTH = 512  # positions: past it the T x T scores leave L2 and flash_attention.c takes over
 
 _INT64_ARRAY = ctypes.POINTER(ctypes.c_int64)
+
+
+def _signature(tensors: int) -> tuple[object, list]:
+    """``int f(tensor pointers..., B, H, T, D, strides, scale, threads, causal)``."""
+    return ctypes.c_int, [ctypes.c_void_p] * tensors + [ctypes.c_int64] * 4 + [
+        _INT64_ARRAY, ctypes.c_float, ctypes.c_int, ctypes.c_int]
+
+
 _SIGNATURES = {
     "attnlab_causal_attention_vector_width": (ctypes.c_int, []),
-    "attnlab_causal_attention_forward": (
-        ctypes.c_int,
-        [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 4 + [_INT64_ARRAY, ctypes.c_float, ctypes.c_int, ctypes.c_int],
-    ),
-    "attnlab_causal_attention_backward": (
-        ctypes.c_int,
-        [ctypes.c_void_p] * 10 + [ctypes.c_int64] * 4 + [_INT64_ARRAY, ctypes.c_float, ctypes.c_int, ctypes.c_int],
-    ),
+    "attnlab_causal_attention_forward": _signature(6),
+    "attnlab_causal_attention_backward": _signature(10),
 }
+_FLASH_SIGNATURES = {"attnlab_flash_attention_forward": _signature(5), "attnlab_flash_attention_backward": _signature(9)}
 
 
 def _library() -> ctypes.CDLL | None:
     return bind("causal_attention", _SIGNATURES)
 
 
+def _flash_library() -> ctypes.CDLL | None:
+    return bind("flash_attention", _FLASH_SIGNATURES)
+
+
+def _blocked(length: int) -> bool:
+    """Whether T positions take flash_attention.c (queries in blocks, keys in chunks)."""
+    return length > MAX_LENGTH
+
+
 def applies(query: Tensor, key: Tensor, value: Tensor) -> bool:
-    """True for fp32 CPU ``(B, H, T, D)`` tensors of one shape, rows contiguous, D a
-    multiple of the build's vector width, T <= MAX_LENGTH, outside ``torch.compile``,
-    where the kernel is built."""
-    if not (query.dim() == 4 and query.shape == key.shape == value.shape and query.shape[2] <= MAX_LENGTH):
+    """True for fp32 or bf16 CPU ``(B, H, T, D)`` tensors of one shape, rows contiguous, D a multiple of
+    the build's vector width, outside ``torch.compile``, where the kernel for this T
+    (``causal_attention.c`` up to MAX_LENGTH, ``flash_attention.c`` past it) is built. The
+    kernels compute in fp32: bf16 inputs are converted by the caller
+    (:func:`attnlab.kernels.causal_kernel.causal_attention_kernel`)."""
+    if not (query.dim() == 4 and query.shape == key.shape == value.shape):
         return False
-    if any(t.dtype != torch.float32 or t.device.type != "cpu" or t.stride(-1) != 1 for t in (query, key, value)):
+    if any(
+        t.dtype not in (torch.float32, torch.bfloat16) or t.device.type != "cpu" or t.stride(-1) != 1
+        for t in (query, key, value)
+    ):
         return False
     if torch.compiler.is_compiling():
         return False
     library = _library()
+    if _blocked(query.shape[2]) and _flash_library() is None:
+        return False
     return library is not None and query.shape[-1] % library.attnlab_causal_attention_vector_width() == 0
 
 
@@ -83,6 +103,13 @@ def forward(
     b, h, t, d = query.shape
     out = _heads_view_like(query)
     lse = query.new_empty(b, h, t)
+    if _blocked(t):
+        failed = _flash_library().attnlab_flash_attention_forward(
+            query.data_ptr(), key.data_ptr(), value.data_ptr(), out.data_ptr(), lse.data_ptr(),
+            b, h, t, d, _strides(query, key, value, out), scale, torch.get_num_threads(), int(causal),
+        )
+        _check(failed)
+        return out, lse, None
     padded = _padded_length(t)
     probabilities = query.new_empty(b, h, t, padded) if for_backward and padded <= 2 * d else None
     failed = _library().attnlab_causal_attention_forward(
@@ -104,6 +131,14 @@ def backward(
         grad_out = grad_out.contiguous()
     b, h, t, d = query.shape
     grads = [_heads_view_like(query) for _ in range(3)]
+    if _blocked(t):
+        failed = _flash_library().attnlab_flash_attention_backward(
+            query.data_ptr(), key.data_ptr(), value.data_ptr(), out.data_ptr(), lse.data_ptr(), grad_out.data_ptr(),
+            *(g.data_ptr() for g in grads), b, h, t, d, _strides(query, key, value, out, grad_out, *grads), scale,
+            torch.get_num_threads(), int(causal),
+        )
+        _check(failed)
+        return grads[0], grads[1], grads[2]
     failed = _library().attnlab_causal_attention_backward(
         query.data_ptr(), key.data_ptr(), value.data_ptr(), out.data_ptr(), lse.data_ptr(),
         None if probabilities is None else probabilities.data_ptr(), grad_out.data_ptr(),
