@@ -81,7 +81,7 @@ def register_train(tasks) -> None:
     _data_options(p)
     p.add_argument("--preset", default="small", help="model preset (tiny, small, base, big)")
     add_train_options(p, translate.TranslateSettings)
-    p.set_defaults(func=run_train, model="transformer", lr=1e-3, steps=None)
+    p.set_defaults(func=run_train, model="transformer", steps=None)  # --lr: the recipe's for gettext data, else 1e-3
 
     p = add_command(tasks, "seq2seq", TASKS["seq2seq"], SEQ2SEQ_EXAMPLES)
     p.add_argument("--attention", default="bahdanau", choices=seq2seq_attentions(), help="the decoder's attention")

@@ -92,6 +92,20 @@ def test_recipe_applies_to_gettext_transformers_and_flags_override_it():
     assert fr.shared_vocab and fr.max_tokens == RECIPE["max_tokens"] and fr.batch_size is None
     zh = TranslateSettings(data="gettext:zh_CN").setup()
     assert zh.shared_vocab and zh.max_tokens == RECIPE["max_tokens"]  # UI messages keep Latin text: joint measured better
+    assert TranslateSettings(data="gettext:de").lr == RECIPE["lr"] != 1e-3  # the learning rate measured on the valid split
+    assert TranslateSettings(data="gettext:de", lr=5e-4).lr == 5e-4  # --lr wins
+    assert TranslateSettings().lr == TranslateSettings(model="seq2seq", data="gettext:de").lr == 1e-3
+    with pytest.raises(AttnlabError, match="--lr"):
+        TranslateSettings(data="gettext:de", lr=0.0)
+    from attnlab.cli.main import build_parser
+    from attnlab.cli.options import settings
+
+    def parsed(*flags):
+        return settings(TranslateSettings, build_parser().parse_args(["train", *flags])).lr
+
+    assert parsed("translate", "--data", "gettext:fr") == RECIPE["lr"]  # the command line gets the recipe too
+    assert parsed("translate", "--data", "gettext:fr", "--lr", "4e-4") == 4e-4
+    assert parsed("translate") == 1e-3 and parsed("seq2seq", "--data", "gettext:fr") == 3e-3
     plain = TranslateSettings().setup()  # the synthetic corpus keeps its setup
     assert (plain.shared_vocab, plain.max_tokens, plain.batch_size, plain.token_dropout) == (False, None, 64, 0.0)
     rnn = TranslateSettings(model="seq2seq", data="gettext:fr").setup()

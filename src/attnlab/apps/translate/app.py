@@ -51,7 +51,7 @@ from attnlab.evaluation.real_language import RealLanguageScores, score_translati
 from attnlab.io import read_json
 from attnlab.training.progress import Heartbeat
 
-RECIPE = {"max_tokens": 1024, "token_dropout": 0.0, "average_last": 1, "bf16": True}  # docs/real_language.md
+RECIPE = {"max_tokens": 1024, "token_dropout": 0.0, "average_last": 1, "bf16": True, "lr": 3e-3}  # docs/real_language.md
 EXAMPLE_SOURCES = [
     "the small cat sees a dog .",
     "two big dogs will chase the cat that sleeps in the house .",
@@ -87,6 +87,12 @@ class TranslateSettings(TrainSettings):
     token_dropout: float | None = None  # None: the recipe's
     average_last: int | None = None  # None: the recipe's
     fp32: bool = False  # the recipe trains gettext data under bf16 autocast; this keeps fp32
+    lr: float | None = None  # None: the recipe's for gettext data, else 1e-3
+
+    def __post_init__(self) -> None:
+        if self.lr is None:
+            self.lr = RECIPE["lr"] if is_gettext_spec(self.data) and self.model == "transformer" else 1e-3
+        super().__post_init__()
 
     def recipe(self) -> dict:
         """The small-data recipe for ``gettext:`` data (docs/real_language.md: each choice with
