@@ -76,7 +76,7 @@ def train_or_load(lang: str, model: str, args: argparse.Namespace) -> tuple[tran
             model=model, data=f"gettext:{lang}", threads=args.threads, out=str(out),
             **({"steps": args.steps} if args.steps else {"max_minutes": args.minutes}),
             **({"attention": args.rnn_attention} if model == "seq2seq" else {}),
-            overwrite=True, progress=False, lr=1e-3 if model == "transformer" else 3e-3,
+            overwrite=True, progress=False, lr=None if model == "transformer" else 3e-3,  # None: the recipe's
             warmup=200 if model == "transformer" else 100,
         ))
         hypotheses = run.scores.hypotheses
