@@ -154,8 +154,7 @@ class BeamSteps:
         return logits.log_softmax(-1), caches
 
     def reorder(self, caches, index: torch.Tensor):
-        for cache in caches:
-            cache.reorder(index)
+        caches.reorder(index)  # on the C step: the beams' lineage table, not a copy of the caches
         return caches
 
 

@@ -149,7 +149,7 @@ def test_padded_bf16_and_autocast_use_the_pytorch_path(monkeypatch):
         gpt.decode_step(ids[:, :1], caches)
         native = caches.choice.native
         assert native is not None  # an unpadded batch of 2: the C step
-        monkeypatch.setattr(native, "step", lambda *a, step=native.step: called.append(1) or step(*a))
+        monkeypatch.setattr(native, "run", lambda *a, run=native.run: called.append(1) or run(*a))
         gpt.decode_step(ids[:, 1:2], caches, attention_mask=torch.ones(2, 7, dtype=torch.long))  # a mask: PyTorch
         assert called == []
         gpt.decode_step(ids[:, 2:3], caches)

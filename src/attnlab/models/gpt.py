@@ -51,7 +51,13 @@ from attnlab.kernels.linear import linear
 from attnlab.layers.blocks import TransformerBlock
 from attnlab.layers.feed_forward import get_activation
 from attnlab.models.base import IGNORE_INDEX, PretrainedModel, check_ids, check_labels
-from attnlab.models.gpt_decoding import DecodingCache, DecodingCaches, decode_blocks
+from attnlab.models.gpt_decoding import (
+    DecodingCache,
+    DecodingCaches,
+    decode_blocks,
+    greedy,
+    native_step,
+)
 
 
 @dataclass
@@ -246,18 +252,19 @@ class GPT(PretrainedModel):
         caches=caches)`` in inference (no dropout, no gradients), made fast
         (:mod:`attnlab.models.gpt_decoding`): the C step for unpadded fp32 CPU rows (every
         row at the same position), else direct functional calls on weights gathered once. ``attention_mask (B, P + 1)``."""
-        if not caches or len(caches) != len(self.blocks) or not caches[0].is_filled:
+        stored = caches.stored() if isinstance(caches, DecodingCaches) else caches  # a beam reorder may be pending
+        if not stored or len(stored) != len(self.blocks) or not stored[0].is_filled:
             raise AttnlabError(
                 "decode_step: caches must hold the sequence so far (one per layer, filled by "
                 "forward(prompt, caches=caches)); use forward for the prompt"
             )
-        past, batch = caches[0].length, caches[0].key.shape[0]
+        past, batch = stored[0].length, stored[0].key.shape[0]
         check_ids(input_ids, "input_ids", self.config.vocab_size, shape=(batch, 1))
         choice = self._decoding.for_sequence(self, caches)
         if choice.native is not None and attention_mask is None and position_ids is None \
                 and not torch.is_autocast_enabled("cpu"):
             self.positions.check(past)
-            logits, h = choice.native.step(input_ids.view(-1), caches)  # (B, V), (B, D)
+            logits, h = native_step(choice.native, input_ids.view(-1), caches)  # (B, V), (B, D)
             return GPTOutput(logits=logits.view(batch, 1, -1), last_hidden_state=h.view(batch, 1, -1))
         if position_ids is None:
             self.positions.check(past)
@@ -273,9 +280,11 @@ class GPT(PretrainedModel):
         return GPTOutput(logits=F.linear(h, self.lm_head_weight), last_hidden_state=h)  # (B, 1, V)
 
     def generate(self, input_ids: Tensor, max_new_tokens: int, **kwargs) -> Tensor:
-        """Greedy or sampled continuation, ``(B, L + new)``; see :func:`attnlab.evaluation.sampling.generate`."""
+        """Greedy or sampled continuation, ``(B, L + new)``; see :func:`attnlab.evaluation.sampling.generate`
+        (greedy and unpadded on the C step: the loop in C, :func:`attnlab.models.gpt_decoding.greedy`)."""
         kwargs.setdefault("eos_token_id", None)
-        return generate(self, input_ids, max_new_tokens, **kwargs)
+        fast = greedy(self, input_ids, max_new_tokens, **kwargs)
+        return fast if fast is not None else generate(self, input_ids, max_new_tokens, **kwargs)
 
     # --- HuggingFace GPT-2: models and checkpoint folders ---
     @classmethod
