@@ -10,15 +10,20 @@
    peak extra memory of attnlab's scaled_dot_product_attention, with the plain
    (materialised-weights) computation as the reference where it fits.
 4. Causal self-attention forward+backward at T = 1024..4096 (B=2, H=4, D=64), attnlab's
-   ``scaled_dot_product_attention(causal=True)`` against PyTorch's CPU flash kernel
-   (:func:`long_causal`).
+   ``scaled_dot_product_attention(causal=True)`` (the C kernel of ``flash_attention.c``)
+   against PyTorch's CPU flash kernel (:func:`long_causal`).
 
-Run: python -m benchmarks.attention [--quick] [--threads N]
+Run: python -m benchmarks.attention [--quick] [--threads N] [--only mha,kernel,long,memory] [--cpu-time]
+
+``--cpu-time`` times each run by this thread's CPU time instead of the wall clock (with
+``--threads 1``: what the work costs, whatever else a loaded host runs beside it).
 """
 
 from __future__ import annotations
 
 import argparse
+import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +42,7 @@ from benchmarks.common import (
 
 
 def mha_comparison(bf16: bool, need_weights: bool, repeats: int, batch: int = 8, length: int = 512, dim: int = 256,
-                   heads: int = 8) -> Comparison:
+                   heads: int = 8, clock: Callable[[], float] = time.perf_counter) -> Comparison:
     """MultiHeadAttention vs nn.MultiheadAttention (same weights), forward + backward."""
     torch.manual_seed(0)
     peer = nn.MultiheadAttention(dim, heads, batch_first=True)
@@ -55,10 +60,12 @@ def mha_comparison(bf16: bool, need_weights: bool, repeats: int, batch: int = 8,
         out.float().sum().backward()
 
     weights = " with weights" if need_weights else ""
-    return compare(f"MHA fwd+bwd {'bf16' if bf16 else 'fp32'}{weights}", run_peer, run_ours, repeats=repeats)
+    return compare(f"MHA fwd+bwd {'bf16' if bf16 else 'fp32'}{weights}", run_peer, run_ours, repeats=repeats,
+                   clock=clock)
 
 
-def long_causal(length: int, bf16: bool, repeats: int, batch: int = 2, heads: int = 4, dim: int = 64) -> Comparison:
+def long_causal(length: int, bf16: bool, repeats: int, batch: int = 2, heads: int = 4, dim: int = 64,
+                clock: Callable[[], float] = time.perf_counter) -> Comparison:
     """Causal self-attention forward + backward: PyTorch's flash kernel vs attnlab's path."""
     dtype = torch.bfloat16 if bf16 else torch.float32
     g = torch.Generator().manual_seed(0)
@@ -72,14 +79,14 @@ def long_causal(length: int, bf16: bool, repeats: int, batch: int = 2, heads: in
         scaled_dot_product_attention(q, k, v, causal=True).output.backward(grad)
 
     return compare(f"causal attention fwd+bwd T={length} {'bf16' if bf16 else 'fp32'}", flash, ours,
-                   repeats=repeats, warmup=1)
+                   repeats=repeats, warmup=1, clock=clock)
 
 
-def mha_rows(batch: int, length: int, dim: int, heads: int, repeats: int) -> list[list[object]]:
+def mha_rows(batch: int, length: int, dim: int, heads: int, repeats: int, clock: Callable[[], float]) -> list[list[object]]:
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
         for need_weights in (False, True):
-            result = mha_comparison(dtype == torch.bfloat16, need_weights, repeats, batch, length, dim, heads)
+            result = mha_comparison(dtype == torch.bfloat16, need_weights, repeats, batch, length, dim, heads, clock)
             rows.append([
                 str(dtype).replace("torch.", ""), "yes" if need_weights else "no",
                 result.peer_s * 1e3, result.ours_s * 1e3, f"{result.ratio:.2f}x",
@@ -146,34 +153,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and shorter sequences")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--only", default="mha,kernel,long,memory", help="tables to print (default: all four)")
+    parser.add_argument("--cpu-time", action="store_true", help="time by this thread's CPU time, not the wall clock")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    tables = set(args.only.split(","))
+    clock, unit = (time.thread_time, "median CPU ms") if args.cpu_time else (time.perf_counter, "median ms")
     print(f"machine: {machine_line()}\n")
-    print_table(
-        "MultiHeadAttention vs nn.MultiheadAttention, forward+backward, B=8 L=512 d=256 H=8 (median ms)",
-        ["dtype", "weights", "nn.MultiheadAttention", "attnlab", "speed-up"],
-        mha_rows(8, 512, 256, 8, repeats=3 if args.quick else 9),
-    )
-    shapes = [(8, 4, 128, 64)] if args.quick else [(8, 4, 128, 64), (16, 4, 256, 32), (4, 4, 512, 64)]
-    print_table(
-        f"Causal self-attention at training lengths, fp32, {torch.get_num_threads()} threads (median ms)",
-        ["B x H x T x D", "flash fwd+bwd", "attnlab fwd+bwd", "speed-up", "flash fwd", "attnlab fwd", "speed-up"],
-        kernel_rows(shapes, repeats=5 if args.quick else 15),
-    )
-    rows = []
-    for length in (1024, 2048, 4096):
-        for bf16 in (False, True):
-            c = long_causal(length, bf16, repeats=3 if args.quick else 5)
-            rows.append([c.name, c.peer_s * 1e3, c.ours_s * 1e3, f"{c.ratio:.2f}x"])
-    print_table("Causal self-attention at long T, B=2 H=4 D=64 (median ms)",
-                ["case", "PyTorch flash", "attnlab", "speed-up"], rows)
-    lengths = [2048, 4096] if args.quick else [8192, 16384, 32768]
-    print_table(
-        "Causal self-attention forward+backward, B=1 H=4 Dh=64",
-        ["dtype", "L", "attnlab time (s)", "attnlab peak extra MiB", "plain path peak extra MiB"],
-        causal_rows(lengths, heads=4, head_dim=64),
-    )
+    if "mha" in tables:
+        print_table(
+            f"MultiHeadAttention vs nn.MultiheadAttention, forward+backward, B=8 L=512 d=256 H=8 ({unit})",
+            ["dtype", "weights", "nn.MultiheadAttention", "attnlab", "speed-up"],
+            mha_rows(8, 512, 256, 8, repeats=3 if args.quick else 9, clock=clock),
+        )
+    if "kernel" in tables:
+        shapes = [(8, 4, 128, 64)] if args.quick else [(8, 4, 128, 64), (16, 4, 256, 32), (4, 4, 512, 64)]
+        print_table(
+            f"Causal self-attention at training lengths, fp32, {torch.get_num_threads()} threads (median ms)",
+            ["B x H x T x D", "flash fwd+bwd", "attnlab fwd+bwd", "speed-up", "flash fwd", "attnlab fwd", "speed-up"],
+            kernel_rows(shapes, repeats=5 if args.quick else 15),
+        )
+    if "long" in tables:
+        rows = []
+        for length in (1024, 2048, 4096):
+            for bf16 in (False, True):
+                c = long_causal(length, bf16, repeats=3 if args.quick else 5, clock=clock)
+                rows.append([c.name, c.peer_s * 1e3, c.ours_s * 1e3, f"{c.ratio:.2f}x"])
+        print_table(f"Causal self-attention at long T, B=2 H=4 D=64 ({unit})",
+                    ["case", "PyTorch flash", "attnlab", "speed-up"], rows)
+    if "memory" in tables:
+        lengths = [2048, 4096] if args.quick else [8192, 16384, 32768]
+        print_table(
+            "Causal self-attention forward+backward, B=1 H=4 Dh=64",
+            ["dtype", "L", "attnlab time (s)", "attnlab peak extra MiB", "plain path peak extra MiB"],
+            causal_rows(lengths, heads=4, head_dim=64),
+        )
 
 
 if __name__ == "__main__":

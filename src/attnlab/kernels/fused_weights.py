@@ -26,6 +26,7 @@ from torch import Tensor
 
 from attnlab.kernels.causal_kernel import causal_attention_kernel
 from attnlab.kernels.empty import empty_attention, is_empty
+from attnlab.kernels.native import causal_attention as native
 
 _FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
 
@@ -69,17 +70,57 @@ class _AveragedWeightsFromLogSumExp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_weights: Tensor):
-        q_scaled, key, lse, float_mask = ctx.saved_tensors
-        heads = q_scaled.shape[1]
-        mask = None if float_mask is None else float_mask.expand(*q_scaled.shape[:2], q_scaled.shape[2], key.shape[2])
-        grad = grad_weights / heads  # (B, Lq, Lk): each head's share
-        grad_q, grad_k, head = torch.empty_like(q_scaled), torch.empty_like(key), grad.new_empty(grad.shape)
-        for h in range(heads):
-            weights = _head_weights(q_scaled, key, lse, mask, h, out=head)  # (B, Lq, Lk)
-            grad_scores = weights * (grad - (grad * weights).sum(-1, keepdim=True))
-            torch.matmul(grad_scores, key[:, h], out=grad_q[:, h])
-            torch.matmul(grad_scores.transpose(-2, -1), q_scaled[:, h], out=grad_k[:, h])
-        return grad_q, grad_k, None, None
+        return *_averaged_weights_grads(*ctx.saved_tensors, grad_weights), None, None
+
+
+def _averaged_weights_grads(q_scaled: Tensor, key: Tensor, lse: Tensor, float_mask: Tensor | None,
+                            grad_weights: Tensor) -> tuple[Tensor, Tensor]:
+    """The gradients of ``q_scaled`` and ``key`` from those of the head-averaged weights
+    ``(B, Lq, Lk)``, each head's ``a_h`` recomputed (``lse``: +inf on rows with no allowed key)."""
+    heads = q_scaled.shape[1]
+    mask = None if float_mask is None else float_mask.expand(*q_scaled.shape[:2], q_scaled.shape[2], key.shape[2])
+    grad = grad_weights / heads  # (B, Lq, Lk): each head's share
+    grad_q, grad_k, head = torch.empty_like(q_scaled), torch.empty_like(key), grad.new_empty(grad.shape)
+    for h in range(heads):
+        weights = _head_weights(q_scaled, key, lse, mask, h, out=head)  # (B, Lq, Lk)
+        grad_scores = weights * (grad - (grad * weights).sum(-1, keepdim=True))
+        torch.matmul(grad_scores, key[:, h], out=grad_q[:, h])
+        torch.matmul(grad_scores.transpose(-2, -1), q_scaled[:, h], out=grad_k[:, h])
+    return grad_q, grad_k
+
+
+class _KernelWithMeanWeights(torch.autograd.Function):
+    """The C kernel's output and the weights averaged over the heads from one forward (T <=
+    ``native.MAX_LENGTH``: each head's P, in cache, is added into a ``(B, T, T)`` block); the
+    backward adds the weights' part (each head recomputed) only when they feed the loss."""
+
+    @staticmethod
+    def forward(ctx, query: Tensor, key: Tensor, value: Tensor, scale: float, causal: bool) -> tuple[Tensor, Tensor]:
+        b, _, t, _ = query.shape
+        needs_grad = any(ctx.needs_input_grad[:3])
+        weights = query.new_empty(b, t, t)  # (B, T, T)
+        out, lse, probabilities = native.forward(
+            query, key, value, scale, for_backward=needs_grad, causal=causal, mean_weights=weights
+        )  # (B, H, T, D), (B, H, T)
+        if needs_grad:
+            ctx.save_for_backward(query, key, value, out, lse, probabilities)
+        ctx.scale, ctx.causal = scale, causal
+        ctx.set_materialize_grads(False)
+        return out, weights
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor | None, grad_weights: Tensor | None):
+        query, key, value, out, lse, probabilities = ctx.saved_tensors
+        grad_out = torch.zeros_like(out) if grad_out is None else grad_out
+        grad_q, grad_k, grad_v = native.backward(
+            query, key, value, out, lse, probabilities, grad_out, ctx.scale, causal=ctx.causal)
+        if grad_weights is not None:
+            t = query.shape[2]
+            mask = torch.full((t, t), float("-inf"), device=query.device).triu_(1) if ctx.causal else None
+            with torch.autocast(query.device.type, enabled=False):
+                grad_q_scaled, grad_k_weights = _averaged_weights_grads(query * ctx.scale, key, lse, mask, grad_weights)
+            grad_q, grad_k = grad_q + ctx.scale * grad_q_scaled, grad_k + grad_k_weights
+        return grad_q, grad_k, grad_v, None, None
 
 
 def _head_weights(q_scaled: Tensor, key: Tensor, lse: Tensor, mask: Tensor | None, h: int, out: Tensor) -> Tensor:
@@ -135,10 +176,16 @@ def fused_attention_with_weights(
 def kernel_attention_with_weights(
     query: Tensor, key: Tensor, value: Tensor, scale: float, causal: bool, average: bool = False
 ) -> tuple[Tensor, Tensor]:
-    """Output from attnlab's C self-attention kernel (causal or unmasked; fp32 ``(B, H, T, D)``
+    """Output from attnlab's C self-attention kernel (causal or unmasked; ``(B, H, T, D)``
     inputs it accepts) and weights from its log-sum-exp: ``(out, weights)``, the weights
-    averaged over the heads with ``average``."""
-    out, lse = causal_attention_kernel(query, key, value, scale, causal=causal, with_lse=True)
+    averaged over the heads with ``average`` -- written by the kernel itself up to
+    ``native.MAX_LENGTH`` positions (:class:`_KernelWithMeanWeights`: no second product)."""
     t = query.shape[-2]
+    if average and t <= native.MAX_LENGTH and not is_empty(query, key):
+        dtype = query.dtype  # bf16 computed in fp32, as causal_attention_kernel does
+        inputs = (x.float() if x.stride(-1) == 1 else x.float().contiguous() for x in (query, key, value))
+        out, weights = _KernelWithMeanWeights.apply(*inputs, scale, causal)
+        return out.to(dtype), weights.to(dtype)
+    out, lse = causal_attention_kernel(query, key, value, scale, causal=causal, with_lse=True)
     float_mask = torch.full((t, t), float("-inf"), device=query.device).triu_(1) if causal else None  # (T, T)
     return out, weights_from_lse(query, key, lse, float_mask, scale, average)

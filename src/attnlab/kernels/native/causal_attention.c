@@ -99,12 +99,30 @@ static float *workspace(int64_t t, int64_t d) {
     return malloc(sizeof(float) * (size_t)(2 * d * tp + 2 * t * tp));
 }
 
+/* W = P / H for head 0, W += P / H for the others: (t x t) weights averaged over the heads. */
+static void add_mean_weights(const float *p, int64_t t, int64_t tp, int64_t head, int64_t heads, float *w) {
+    const float share = 1.0f / (float)heads;
+    for (int64_t i = 0; i < t; i++) {
+        const float *pi = p + i * tp;
+        float *wi = w + i * t;
+        if (head == 0) {
+#pragma omp simd
+            for (int64_t j = 0; j < t; j++) wi[j] = pi[j] * share;
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < t; j++) wi[j] += pi[j] * share;
+        }
+    }
+}
+
 /* Returns 0, or 1 when a workspace could not be allocated (nothing is then valid).
- * `probabilities` (B, H, t, tp), or NULL: where to keep P for the backward; `causal`:
- * 1 for causal attention, 0 for unmasked attention (every query sees every key). */
+ * `probabilities` (B, H, t, tp), or NULL: where to keep P for the backward; `mean_weights`
+ * (B, t, t), or NULL: where to write P averaged over the heads (a thread then takes whole
+ * batches, whose heads add into one block); `causal`: 1 for causal attention, 0 for
+ * unmasked attention (every query sees every key). */
 int attnlab_causal_attention_forward(float *q, float *k, float *v, float *o, float *lse, float *probabilities,
-                                     int64_t batch, int64_t heads, int64_t t, int64_t d, const int64_t *strides,
-                                     float scale, int threads, int causal) {
+                                     float *mean_weights, int64_t batch, int64_t heads, int64_t t, int64_t d,
+                                     const int64_t *strides, float scale, int threads, int causal) {
     const view vq = view_of(q, strides), vk = view_of(k, strides + 3), vv = view_of(v, strides + 6),
                vo = view_of(o, strides + 9);
     const int64_t tp = round_up(t, VW);
@@ -114,8 +132,10 @@ int attnlab_causal_attention_forward(float *q, float *k, float *v, float *o, flo
         float *kt = workspace(t, d);
         float *p = kt + 2 * d * tp;
         failed = kt == NULL;
+        const int64_t per_unit = mean_weights == NULL || heads == 0 ? 1 : heads;
 #pragma omp for schedule(static)
-        for (int64_t pair = 0; pair < batch * heads; pair++) {
+        for (int64_t unit = 0; unit < batch * heads / per_unit; unit++)
+        for (int64_t pair = unit * per_unit; pair < (unit + 1) * per_unit; pair++) {
             if (kt == NULL) continue;
             const float *qp = pair_rows(vq, pair, heads), *kp = pair_rows(vk, pair, heads);
             const view inputs[] = {vq, vk, vv};
@@ -124,6 +144,7 @@ int attnlab_causal_attention_forward(float *q, float *k, float *v, float *o, flo
             transpose(kp, t, d, vk.row, kt, tp);
             product(masked(causal, CAUSAL_COLUMNS), t, tp, d, qp, vq.row, 1, kt, tp, pp, tp, scale);  /* S */
             for (int64_t i = 0; i < t; i++) lse[pair * t + i] = softmax_row(pp + i * tp, causal ? i : t - 1, tp);
+            if (mean_weights != NULL) add_mean_weights(pp, t, tp, pair % heads, heads, mean_weights + pair / heads * t * t);
             product(masked(causal, KEYS_UP_TO_ROW), t, d, t, pp, tp, 1, pair_rows(vv, pair, heads), vv.row,
                     pair_rows(vo, pair, heads), vo.row, 1.0f);  /* O = P V */
         }

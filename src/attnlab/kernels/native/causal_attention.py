@@ -32,7 +32,7 @@ def _signature(tensors: int) -> tuple[object, list]:
 
 _SIGNATURES = {
     "attnlab_causal_attention_vector_width": (ctypes.c_int, []),
-    "attnlab_causal_attention_forward": _signature(6),
+    "attnlab_causal_attention_forward": _signature(7),
     "attnlab_causal_attention_backward": _signature(10),
 }
 _FLASH_SIGNATURES = {"attnlab_flash_attention_forward": _signature(5), "attnlab_flash_attention_backward": _signature(9)}
@@ -95,12 +95,17 @@ def _padded_length(length: int) -> int:
 
 
 def forward(
-    query: Tensor, key: Tensor, value: Tensor, scale: float, for_backward: bool = False, causal: bool = True
+    query: Tensor, key: Tensor, value: Tensor, scale: float, for_backward: bool = False, causal: bool = True,
+    mean_weights: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(output (B, H, T, D), log-sum-exp of the scaled scores (B, H, T), probabilities)``;
     the probabilities ``(B, H, T, T padded)`` only ``for_backward`` where they are kept
-    (see the module docstring), else None. ``causal=False``: every query sees every key."""
+    (see the module docstring), else None. ``causal=False``: every query sees every key.
+    ``mean_weights``: a contiguous fp32 ``(B, T, T)`` tensor the weights averaged over the
+    heads are written into (T <= MAX_LENGTH: the whole scores are in cache there)."""
     b, h, t, d = query.shape
+    if mean_weights is not None and (_blocked(t) or mean_weights.shape != (b, t, t) or not mean_weights.is_contiguous()):
+        raise ValueError(f"mean_weights must be a contiguous ({b}, {t}, {t}) tensor with T <= {MAX_LENGTH}")
     out = _heads_view_like(query)
     lse = query.new_empty(b, h, t)
     if _blocked(t):
@@ -115,6 +120,7 @@ def forward(
     failed = _library().attnlab_causal_attention_forward(
         query.data_ptr(), key.data_ptr(), value.data_ptr(), out.data_ptr(), lse.data_ptr(),
         None if probabilities is None else probabilities.data_ptr(),
+        None if mean_weights is None else mean_weights.data_ptr(),
         b, h, t, d, _strides(query, key, value, out), scale, torch.get_num_threads(), int(causal),
     )
     _check(failed)
