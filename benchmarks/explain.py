@@ -11,6 +11,17 @@ O(V^2 sqrt(E)) on V = 13 x 512 nodes.
 
 Run: python -m benchmarks.explain [--tokens 512 --layers 12 --d-model 768 --heads 12]
 
+``--translator DIR [--sentences 100]`` instead explains the first N test sentences of the
+synthetic corpus (``default``, seed 0: the demo's) with a translator checkpoint as ``attnlab
+explain`` does (every method, head importance, the pruning curve) and prints the wall and CPU
+time of each phase: goal B.
+
+``--precision-check DIR [INPUT ...]`` instead scores the same attributions' curves in fp32 and
+under bf16 autocast on a trained checkpoint (every method but flow; the app's examples when no
+INPUT): each method's AOPC, insertion AUC, comprehensiveness and sufficiency in both, the
+Spearman correlation of the methods' AOPC, whether the AOPC order is the same, and the time
+of each precision's curves (docs/explain.md, "bf16 curves").
+
 ``--tables A.json B.json ...`` (files of ``attnlab explain --json``) instead prints the
 faithfulness table of each as Markdown and draws each one's mean deletion and insertion
 curves per method to ``--images DIR/explain_<kind>.png`` (docs/explain.md's tables).
@@ -27,7 +38,7 @@ import torch
 
 from attnlab.apps.explain import gpt_predictions
 from attnlab.apps.lm import LoadedLM
-from attnlab.explain.faithfulness import POINTS, faithfulness_many
+from attnlab.explain.faithfulness import POINTS, PRECISION, PRECISIONS, faithfulness_many
 from attnlab.explain.flow import TooLarge
 from attnlab.explain.methods import METHODS
 from attnlab.models.gpt import GPT, GPTConfig
@@ -95,10 +106,81 @@ def tables(files: list[str], images: Path) -> None:
         print(f"![{kind}]({draw_curves(data, images / f'explain_{kind}.png')})")
 
 
+def translator_goal(ckpt: str, sentences: int, points: int, precision: str) -> None:
+    """Goal B: ``attnlab explain``'s work on a translator's first ``sentences`` test sentences."""
+    from attnlab.apps.explain import load, predictions
+    from attnlab.data.synthetic import synthetic_corpus
+    from attnlab.explain.evaluate import evaluate
+    from attnlab.explain.heads import head_importance, pruning_curve
+
+    sources = synthetic_corpus("default", seed=0).test.src[:sentences]
+    loaded = load(ckpt, [])
+    print(machine_line())
+    print(f"translator {ckpt}: {sentences} test sentences, curves in {precision}, torch threads {torch.get_num_threads()}")
+    clock = [time.perf_counter(), time.process_time()]
+    total = list(clock)
+
+    def phase(name: str) -> None:
+        now = [time.perf_counter(), time.process_time()]
+        print(f"{name:<34}{now[0] - clock[0]:>8.1f} s wall{now[1] - clock[1]:>8.1f} s CPU", flush=True)
+        clock[:] = now
+
+    _, xs = predictions(loaded, sources)
+    phase(f"translate, {len(xs)} predictions")
+    result = evaluate(xs, METHODS, points, precision)
+    phase("methods and curves")
+    importance = head_importance(xs, xs[0].module)
+    pruning_curve(xs, xs[0].module, importance.masked)
+    phase("head importance, pruning curve")
+    print(result.format_table())
+    print(f"all: {time.perf_counter() - total[0]:.1f} s wall, {time.process_time() - total[1]:.1f} s CPU")
+
+
+def precision_check(ckpt: str, inputs: list[str], points: int) -> None:
+    """Same attributions, curves in fp32 and bf16: do the measures and the ranking agree?"""
+    from scipy.stats import spearmanr
+
+    from attnlab.apps.explain import load, predictions
+    from attnlab.explain.evaluate import MEASURES
+    from attnlab.explain.explainable import groups
+    from attnlab.explain.faithfulness import faithfulness_shared
+
+    kind, xs = predictions(load(ckpt, inputs), inputs)
+    methods = {n: m for n, m in METHODS.items() if n != "flow"}  # flow's order is rollout's on these
+    print(machine_line())
+    print(f"{kind} {ckpt}: {len(xs)} predictions, {xs[0].num_units}..{max(x.num_units for x in xs)} units, "
+          f"curves at {points} points beyond 64 units")
+    runs = [(g, [{n: m(x).detach().double().cpu() for n, m in methods.items()} for x in g]) for g in groups(xs)]
+    table, seconds = {}, {}
+    for precision in ("fp32", "bf16"):
+        start, sums = time.perf_counter(), {n: dict.fromkeys(MEASURES, 0.0) for n in methods}
+        for group, attributions in runs:
+            for measured in faithfulness_shared(group, attributions, points=points, precision=precision):
+                for n, m in measured.items():
+                    for key in MEASURES:
+                        sums[n][key] += m[key] / len(xs)
+        seconds[precision], table[precision] = time.perf_counter() - start, sums
+    print(f"{'method':<22}" + "".join(f"{k[:12] + ' fp32':>18}{'bf16':>9}" for k in MEASURES))
+    for n in methods:
+        print(f"{n:<22}" + "".join(f"{table['fp32'][n][k]:>18.4f}{table['bf16'][n][k]:>9.4f}" for k in MEASURES))
+    aopc = {p: [table[p][n]["aopc"] for n in methods] for p in table}
+    order = {p: sorted(methods, key=lambda n: -table[p][n]["aopc"]) for p in table}
+    worst = max(abs(table["fp32"][n][k] - table["bf16"][n][k]) for n in methods for k in MEASURES)
+    print(f"AOPC Spearman {spearmanr(aopc['fp32'], aopc['bf16']).statistic:.4f}; same order: "
+          f"{order['fp32'] == order['bf16']}; largest |fp32 - bf16| of any measure {worst:.4f}")
+    print(f"fp32 order: {' > '.join(order['fp32'])}\nbf16 order: {' > '.join(order['bf16'])}")
+    print(f"curves: fp32 {seconds['fp32']:.1f} s, bf16 {seconds['bf16']:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", nargs="+", metavar="JSON", help="print these explain --json files' tables")
     parser.add_argument("--images", type=Path, default=Path("docs/images"))
+    parser.add_argument("--translator", metavar="DIR", help="goal B: explain this translator's test sentences")
+    parser.add_argument("--sentences", type=int, default=100)
+    parser.add_argument("--precision", choices=PRECISIONS, default=PRECISION, help="the curves' forwards")
+    parser.add_argument("--precision-check", nargs="+", metavar=("DIR", "INPUT"),
+                        help="curves in fp32 and bf16 on this checkpoint's predictions: do they agree?")
     parser.add_argument("--tokens", type=int, default=512)
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--heads", type=int, default=12)
@@ -113,6 +195,10 @@ def main() -> None:
         return tables(args.tables, args.images)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.translator:
+        return translator_goal(args.translator, args.sentences, args.curve_points, args.precision)
+    if args.precision_check:
+        return precision_check(args.precision_check[0], args.precision_check[1:], args.curve_points)
     torch.manual_seed(0)
     config = GPTConfig(vocab_size=args.vocab, context_length=max(1024, args.tokens), num_layers=args.layers,
                        num_heads=args.heads, d_model=args.d_model, dropout=0.0, attention_dropout=0.0)
@@ -121,7 +207,7 @@ def main() -> None:
     (x,) = gpt_predictions(LoadedLM(model, IdTokenizer(args.vocab)), [text])
     print(machine_line())
     print(f"GPT {args.layers} x {args.heads} heads x {args.d_model}, {args.tokens} tokens, "
-          f"IG {args.steps} steps, batches of {args.batch}, curves at {args.curve_points} points, "
+          f"IG {args.steps} steps, batches of {args.batch}, curves at {args.curve_points} points in {args.precision}, "
           f"torch threads {torch.get_num_threads()}")
     total = time.perf_counter()
     print(f"{'method':<22}{'attribution s':>15}")
@@ -136,7 +222,8 @@ def main() -> None:
             continue
         print(f"{name:<22}{time.perf_counter() - start:>15.2f}", flush=True)
     start = time.perf_counter()
-    measured = faithfulness_many(x, attributions, chunk=args.batch, points=args.curve_points)  # deduplicated
+    measured = faithfulness_many(x, attributions, chunk=args.batch, points=args.curve_points,
+                                 precision=args.precision)  # deduplicated
     print(f"curves of {len(measured)} methods: {time.perf_counter() - start:.1f} s; AOPC "
           + ", ".join(f"{name} {m['aopc']:.4f}" for name, m in measured.items()))
     print(f"all methods and curves: {time.perf_counter() - total:.1f} s")

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from attnlab.errors import AttnlabError
 from attnlab.explain.explainable import Explainable, groups
-from attnlab.explain.faithfulness import POINTS, faithfulness_shared
+from attnlab.explain.faithfulness import POINTS, PRECISION, faithfulness_shared
 
 MEASURES = ("aopc", "deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency")
 
@@ -46,17 +46,18 @@ class Evaluation:
 
 
 def evaluate(explainables: list[Explainable], methods: dict[str, Callable[[Explainable], Tensor]],
-             points: int = POINTS) -> Evaluation:
+             points: int = POINTS, precision: str = PRECISION) -> Evaluation:
     """Run each method on each prediction and measure its faithfulness (all methods' curves
     of one prediction -- or of the predictions sharing one forward -- in one deduplicated
-    batch: :func:`faithfulness_shared`, ``points`` k on a long input's curves)."""
+    batch: :func:`faithfulness_shared`, ``points`` k on a long input's curves, their forwards
+    in ``precision``)."""
     result = Evaluation()
     result.attributions = {name: [] for name in methods}
     result.curves = {name: [] for name in methods}
     for group in groups(explainables):
         ran = [_attributions(x, methods, result.skipped) for x in group]
         xs, rs = [x for x, r in zip(group, ran) if r], [r for r in ran if r]
-        measured = iter(faithfulness_shared(xs, rs, points=points) if xs else [])
+        measured = iter(faithfulness_shared(xs, rs, points=points, precision=precision) if xs else [])
         for r in ran:
             curves = next(measured) if r else {}
             for name in methods:

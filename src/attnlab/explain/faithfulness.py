@@ -29,6 +29,7 @@ gradients, ``chunk`` copies a forward. Same numbers as :func:`faithfulness` per 
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager
 
 import torch
 from torch import Tensor
@@ -38,6 +39,8 @@ from attnlab.explain.explainable import CHUNK, Explainable, scored
 FULL_CURVE = 64
 POINTS = 11
 ERASER_BINS = (0.01, 0.05, 0.10, 0.20, 0.50)
+PRECISIONS = ("fp32", "bf16")
+PRECISION = "fp32"
 
 
 def curve_ks(num_units: int, points: int = POINTS) -> list[int]:
@@ -79,16 +82,24 @@ def faithfulness(x: Explainable, attribution: Tensor, points: int = POINTS) -> d
 
 
 def faithfulness_many(x: Explainable, attributions: dict[str, Tensor], chunk: int | None = None,
-                      points: int = POINTS) -> dict[str, dict]:
+                      points: int = POINTS, precision: str = PRECISION) -> dict[str, dict]:
     """:func:`faithfulness` of each method's ``attribution (L,)`` on one prediction, the
     perturbed copies of all methods deduplicated and scored together (``chunk`` a pass:
     the :class:`Explainable`'s default when None); curves at ``points`` k beyond
-    :data:`FULL_CURVE` units."""
-    return faithfulness_shared([x], [attributions], chunk, points)[0]
+    :data:`FULL_CURVE` units, the copies' forwards in ``precision`` (:func:`precision_context`)."""
+    return faithfulness_shared([x], [attributions], chunk, points, precision)[0]
+
+
+def precision_context(precision: str, device: torch.device) -> AbstractContextManager:
+    """The curves' forwards: ``"fp32"`` as the model is, ``"bf16"`` under bf16 autocast
+    (matrix products in bf16, the log-probabilities read in fp32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"curve precision: expected one of {PRECISIONS}, got {precision!r}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def faithfulness_shared(xs: list[Explainable], attributions: list[dict[str, Tensor]], chunk: int | None = None,
-                        points: int = POINTS) -> list[dict[str, dict]]:
+                        points: int = POINTS, precision: str = PRECISION) -> list[dict[str, dict]]:
     """:func:`faithfulness_many` of several predictions on the same units that one forward
     scores (``xs`` share one :class:`Shared`; or one prediction): every copy of every
     prediction and method deduplicated by the units it replaces, each scored once for all
@@ -105,7 +116,8 @@ def faithfulness_shared(xs: list[Explainable], attributions: list[dict[str, Tens
         masks += [replaced(order, grid, keep=False), replaced(order, grid, keep=True)]
     unique, index = torch.unique(torch.cat(masks), dim=0, return_inverse=True)  # (U, L), (2 P methods,)
     run = x.run if len(xs) == 1 else x.shared.run
-    scores = scored(run, apply(x, unique), chunk or CHUNK)  # (U,) or (U, T)
+    with precision_context(precision, x.inputs.device):
+        scores = scored(run, apply(x, unique), chunk or CHUNK)  # (U,) or (U, T)
     scores = scores.double().exp().cpu().view(len(unique), -1)
     index, out, start = index.cpu().view(-1, 2 * len(grid)), [], 0
     for one, methods in zip(xs, attributions):
