@@ -1,7 +1,8 @@
 """``GPT.decode_step``'s two paths — the C step (``attnlab.kernels.native.gpt_decode``) and
 the functional PyTorch path — against each other, ``GPT.forward`` with the same caches,
 the uncached forward and HF ``generate`` (fp32; logits atol 1e-5 at unit scale, cached
-keys atol 1e-6)."""
+keys atol 1e-6); the greedy loop in C against the plain loop and HF; beams reordered by the
+lineage table against copied caches."""
 
 import copy
 import pickle
@@ -12,8 +13,10 @@ import pytest
 import torch
 import transformers
 
+from attnlab.evaluation.decoding import beam_search
 from attnlab.kernels.native import gpt_decode
 from attnlab.models import GPT, GPTConfig
+from attnlab.models.gpt_decoding import greedy
 
 transformers.logging.set_verbosity_error()
 ATOL = 1e-5
@@ -246,3 +249,112 @@ def test_forward_has_no_hidden_decoding_path(monkeypatch):
         gpt(torch.tensor([[1, 2, 3]]), caches=caches)
         gpt(torch.tensor([[4]]), caches=caches)
     assert not called and caches.choice is None
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_greedy_loop_in_c_equals_the_plain_loop(batch, threads, monkeypatch):
+    """GPT.generate's C loop (argmax, end token, padding in C) against the PyTorch step loop:
+    the same tokens, with and without an end token (a row that ends gets the pad id; the
+    loop stops when every row has ended)."""
+    gpt = model(SHAPES[0], sharpen=4.0)
+    ids = torch.randint(1, 71, (batch, 5))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert greedy(gpt, ids, 30) is not None  # the C loop applies
+        fast = gpt.generate(ids, 30)
+        eos = int(fast[0, 5 + 4])  # row 0 ends at its fifth new token (or before)
+        fast_eos = gpt.generate(ids, 30, eos_token_id=eos, pad_token_id=3)
+        monkeypatch.setenv("ATTNLAB_NATIVE", "0")
+        assert greedy(gpt, ids, 30) is None
+        assert torch.equal(fast, gpt.generate(ids, 30))
+        assert torch.equal(fast_eos, gpt.generate(ids, 30, eos_token_id=eos, pad_token_id=3))
+    finally:
+        torch.set_num_threads(previous)
+    assert (fast_eos[0, 5:] == eos).any() and fast_eos.shape[1] <= 35
+    if batch == 1:
+        assert fast_eos.shape[1] < 35 and fast_eos[0, -1] == eos
+
+
+def test_greedy_batch_equals_hf_generate():
+    config = transformers.GPT2Config(
+        vocab_size=61, n_positions=64, n_embd=32, n_layer=2, n_head=2, resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
+    )
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            if p.dim() > 1:
+                p.mul_(4.0)
+    gpt = GPT.from_hf(hf).eval()
+    ids = torch.randint(1, 61, (3, 6))
+    ref = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=40, do_sample=False, pad_token_id=0,
+                      eos_token_id=None)
+    assert torch.equal(gpt.generate(ids, 40), ref)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_beam_reorder_by_lineage_equals_copying_the_caches(threads, monkeypatch):
+    """DecodingCaches.reorder on the C step rewrites a table of rows, not the caches: the
+    logits of the steps after it equal the PyTorch path's with copied caches and the uncached
+    forward of the reordered histories; reading a cache afterwards sees the copied rows."""
+    gpt = model(SHAPES[0])
+    ids = torch.randint(0, 71, (4, 16))
+    orders = [torch.tensor([1, 1, 0, 3]), torch.tensor([2, 0, 0, 2]), torch.tensor([3, 2, 1, 0])]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        runs = []
+        for native in ("1", "0"):
+            monkeypatch.setenv("ATTNLAB_NATIVE", native)
+            caches = gpt.make_caches(6)  # grows past 6 while a reorder is pending
+            history = ids[:, :5]
+            with torch.inference_mode():
+                gpt(history, caches=caches)
+                steps = []
+                for t in range(5, 16):
+                    steps.append(gpt.decode_step(ids[:, t : t + 1], caches).logits)
+                    history = torch.cat([history, ids[:, t : t + 1]], dim=1)
+                    if t in (6, 9, 12):
+                        order = orders[(t - 6) // 3]
+                        caches.reorder(order)
+                        history = history[order]
+                        assert (caches.lineage is not None) == (native == "1")
+            runs.append((torch.cat(steps, dim=1), caches, history))
+    finally:
+        torch.set_num_threads(previous)
+    (logits, caches, history), (ref_logits, ref_caches, _) = runs
+    torch.testing.assert_close(logits, ref_logits, atol=ATOL, rtol=0)
+    for cache, ref in zip(caches, ref_caches):  # iterating settles the lineage
+        torch.testing.assert_close(cache.key, ref.key, atol=1e-6, rtol=0)
+        torch.testing.assert_close(cache.value, ref.value, atol=1e-6, rtol=0)
+    assert caches.lineage is None
+    with torch.no_grad():  # the last step's logits: the uncached forward of each row's history
+        full = gpt(history).logits[:, -1]
+    torch.testing.assert_close(logits[:, -1], full, atol=ATOL, rtol=0)
+
+
+def test_beam_search_on_the_c_step_equals_the_pytorch_path(monkeypatch):
+    gpt = model(SHAPES[0], sharpen=2.0)
+    prompt = torch.randint(1, 71, (1, 6))
+
+    class Steps:
+        def start(self, src):
+            caches = gpt.make_caches(40)
+            gpt(src[:, :-1], caches=caches)
+            return caches
+
+        def step(self, tokens, caches):
+            return gpt.decode_step(tokens[:, None], caches).logits[:, 0].log_softmax(-1), caches
+
+        def reorder(self, caches, index):
+            caches.reorder(index)
+            return caches
+
+    runs = []
+    for native in ("1", "0"):
+        monkeypatch.setenv("ATTNLAB_NATIVE", native)
+        runs.append(beam_search(Steps(), prompt, bos_id=int(prompt[0, -1]), eos_id=0, max_len=25, beam_size=4))
+    assert runs[0].tokens == runs[1].tokens
+    torch.testing.assert_close(runs[0].scores, runs[1].scores, atol=1e-4, rtol=0)
