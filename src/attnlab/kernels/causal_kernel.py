@@ -28,23 +28,35 @@ from attnlab.kernels.empty import empty_attention, is_empty
 from attnlab.kernels.native import causal_attention as native
 
 
+def kernel_forward(ctx, query: Tensor, key: Tensor, value: Tensor, scale: float, causal: bool,
+                   mean_weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The kernel's forward inside an autograd Function's: ``(out (B, H, T, D), lse (B, H, T))``,
+    what :func:`kernel_backward` needs saved on ``ctx`` when an input needs a gradient."""
+    needs_grad = any(ctx.needs_input_grad[:3])
+    out, lse, probabilities = native.forward(
+        query, key, value, scale, for_backward=needs_grad, causal=causal, mean_weights=mean_weights
+    )
+    if needs_grad:
+        ctx.save_for_backward(query, key, value, out, lse, probabilities)
+    ctx.scale, ctx.causal = scale, causal
+    return out, lse
+
+
+def kernel_backward(ctx, grad_out: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The gradients of q, k, v saved by :func:`kernel_forward`."""
+    return native.backward(*ctx.saved_tensors, grad_out, ctx.scale, causal=ctx.causal)
+
+
 class _CausalKernelAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, query: Tensor, key: Tensor, value: Tensor, scale: float, causal: bool) -> tuple[Tensor, Tensor]:
-        needs_grad = any(ctx.needs_input_grad[:3])
-        out, lse, probabilities = native.forward(
-            query, key, value, scale, for_backward=needs_grad, causal=causal
-        )  # (B, H, T, D), (B, H, T)
-        if needs_grad:
-            ctx.save_for_backward(query, key, value, out, lse, probabilities)
-        ctx.scale, ctx.causal = scale, causal
+        out, lse = kernel_forward(ctx, query, key, value, scale, causal)  # (B, H, T, D), (B, H, T)
         ctx.mark_non_differentiable(lse)
         return out, lse
 
     @staticmethod
     def backward(ctx, grad_out: Tensor, _grad_lse: None):
-        grads = native.backward(*ctx.saved_tensors, grad_out, ctx.scale, causal=ctx.causal)
-        return *grads, None, None
+        return *kernel_backward(ctx, grad_out), None, None
 
 
 def causal_attention_kernel(query: Tensor, key: Tensor, value: Tensor, scale: float, causal: bool = True,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from attnlab.kernels.causal_kernel import causal_attention_kernel
+from attnlab.kernels.causal_kernel import causal_attention_kernel, kernel_backward, kernel_forward
 from attnlab.kernels.empty import empty_attention, is_empty
 from attnlab.kernels.native import causal_attention as native
 
@@ -97,23 +97,15 @@ class _KernelWithMeanWeights(torch.autograd.Function):
     @staticmethod
     def forward(ctx, query: Tensor, key: Tensor, value: Tensor, scale: float, causal: bool) -> tuple[Tensor, Tensor]:
         b, _, t, _ = query.shape
-        needs_grad = any(ctx.needs_input_grad[:3])
         weights = query.new_empty(b, t, t)  # (B, T, T)
-        out, lse, probabilities = native.forward(
-            query, key, value, scale, for_backward=needs_grad, causal=causal, mean_weights=weights
-        )  # (B, H, T, D), (B, H, T)
-        if needs_grad:
-            ctx.save_for_backward(query, key, value, out, lse, probabilities)
-        ctx.scale, ctx.causal = scale, causal
+        out, _ = kernel_forward(ctx, query, key, value, scale, causal, mean_weights=weights)  # (B, H, T, D)
         ctx.set_materialize_grads(False)
         return out, weights
 
     @staticmethod
     def backward(ctx, grad_out: Tensor | None, grad_weights: Tensor | None):
-        query, key, value, out, lse, probabilities = ctx.saved_tensors
-        grad_out = torch.zeros_like(out) if grad_out is None else grad_out
-        grad_q, grad_k, grad_v = native.backward(
-            query, key, value, out, lse, probabilities, grad_out, ctx.scale, causal=ctx.causal)
+        query, key, _, out, lse, _ = ctx.saved_tensors
+        grad_q, grad_k, grad_v = kernel_backward(ctx, torch.zeros_like(out) if grad_out is None else grad_out)
         if grad_weights is not None:
             t = query.shape[2]
             mask = torch.full((t, t), float("-inf"), device=query.device).triu_(1) if ctx.causal else None
