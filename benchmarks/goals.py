@@ -79,11 +79,12 @@ def run(names: set[str], repeats: int, decode_repeats: int, new_tokens: int, tab
             table.add("GPT train step", label, r, "4x256, B8 T128; " + mfu)
     if "decode" in names:
         traffic = gpt.weight_bytes(ours)
+        host = gpt.read_bandwidth(traffic)  # the ceiling of batch-1 weight reads on this host
         for mode, rows, r in gpt.decode_comparisons(hf, ours, "cpu", new_tokens, decode_repeats, pytorch_path=False):
             workload = "GPT decode " + mode.removesuffix(", C step")
             note = f"{new_tokens} tokens, {rows * new_tokens / r.ours_s:.0f} tok/s"
             if rows == 1 and "greedy" in mode:
-                note += f", weight reads {traffic * new_tokens / r.ours_s / 1e9:.3g} GB/s"
+                note += f", weight reads {traffic * new_tokens / r.ours_s / 1e9:.3g} GB/s of the host's {host / 1e9:.3g}"
             table.add(workload, "fp32", r, note)
         hf.train(), ours.train()
     if "mha" in names:

@@ -10,7 +10,8 @@ same weights, in one process, timings interleaved (medians; ratio > 1: attnlab f
    with attnlab's C decoding step (the default on the CPU) and with its PyTorch path
    (``ATTNLAB_NATIVE=0``), and the rate at which attnlab reads the weights (every block
    tensor and the output layer once per token: the memory traffic that bounds any
-   batch-1 decoder). Then greedy decoding at batch 8 and beam search with 4 beams
+   batch-1 decoder) beside the rate at which this host reads that many bytes at all
+   (:func:`read_bandwidth`). Then greedy decoding at batch 8 and beam search with 4 beams
    (HF ``generate(num_beams=4)`` vs attnlab's ``beam_search`` over ``GPT.decode_step``);
    the end token is suppressed on both sides (``min_new_tokens``) so both make every token.
 
@@ -118,6 +119,19 @@ def weight_bytes(model: GPT) -> int:
     return sum(t.numel() * t.element_size() for t in tensors) + head.numel() * head.element_size()
 
 
+def read_bandwidth(nbytes: int, repeats: int = 20) -> float:
+    """Bytes/s at which this host reads a buffer of ``nbytes`` again and again (torch's sum
+    over fp32, one vectorized pass; the best of ``repeats``): the ceiling of a batch-1 decoder
+    that reads that many weight bytes per token (from the same cache level, here the L3)."""
+    a = torch.ones(max(nbytes // 4, 1))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a.sum()
+        best = min(best, time.perf_counter() - start)
+    return a.numel() * 4 / best
+
+
 @contextlib.contextmanager
 def native_step(enabled: bool):
     """Run attnlab's decoding with its C step (the default) or with its PyTorch path."""
@@ -202,9 +216,12 @@ def decode_comparisons(hf, ours, device: str, new_tokens: int, repeats: int, pyt
 
 def decoding_rows(args, hf, ours) -> list[list[object]]:
     n, traffic = args.new_tokens, weight_bytes(ours)
+    host = read_bandwidth(traffic) if args.device == "cpu" else None
     rows = []
     for mode, rows_, r in decode_comparisons(hf, ours, args.device, n, args.decode_repeats):
         reads = f"{traffic * n / r.ours_s / 1e9:.3g}" if rows_ == 1 else ""
+        if reads and host:
+            reads += f" of {host / 1e9:.3g} (host)"
         rows.append([mode, n, rows_ * n / r.peer_s, rows_ * n / r.ours_s, f"{r.ratio:.2f}x", reads])
     return rows
 
@@ -244,7 +261,8 @@ def main() -> None:
     if not args.skip_decode:
         print_table(
             "Greedy decoding, tokens/s",
-            ["mode", "new tokens", "HF tokens/s (all rows)", "attnlab tokens/s", "speed-up", "attnlab weight reads, GB/s"],
+            ["mode", "new tokens", "HF tokens/s (all rows)", "attnlab tokens/s", "speed-up",
+             "attnlab weight reads, GB/s (of the host's read rate of that many bytes)"],
             decoding_rows(args, hf, ours),
         )
 
