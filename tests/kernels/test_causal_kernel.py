@@ -101,6 +101,28 @@ def test_bf16_inputs_are_as_accurate_as_the_plain_bf16_path(t, causal):
         assert mine_error <= min(plain_error, 1e-2), (name, mine_error, plain_error)
 
 
+@pytest.mark.parametrize("average", [False, True], ids=["per-head", "averaged"])
+def test_weights_past_the_whole_kernel_match_fp64(average):
+    """T = 520 (the blocked kernel, weights from its log-sum-exp): output, weights and the
+    gradients through both against fp64; fp32 tolerance as above."""
+    g = torch.Generator().manual_seed(7)
+    q, k, v = _packed_heads(1, 2, 520, 16, g)
+    inputs = [x.clone().requires_grad_() for x in (q, k, v)]
+    out, weights = scaled_dot_product_attention(*inputs, causal=True, need_weights=True, average_weights=average)
+    ref_inputs = [x.double().requires_grad_() for x in (q, k, v)]
+    scores = ref_inputs[0] @ ref_inputs[1].transpose(-2, -1) / 4
+    ref_weights = scores.masked_fill(torch.ones(520, 520, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+    ref_out = ref_weights @ ref_inputs[2]
+    ref_weights = ref_weights.mean(1) if average else ref_weights
+    grad_out, grad_weights = torch.randn(out.shape, generator=g), torch.randn(weights.shape, generator=g)
+    (out * grad_out).sum().add((weights * grad_weights).sum()).backward()
+    (ref_out * grad_out).sum().add((ref_weights * grad_weights).sum()).backward()
+    torch.testing.assert_close(out.double(), ref_out, **TOL)
+    torch.testing.assert_close(weights.double(), ref_weights, **TOL)
+    for mine, theirs in zip(inputs, ref_inputs):
+        torch.testing.assert_close(mine.grad.double(), theirs.grad, **TOL)
+
+
 def test_outputs_merge_heads_without_a_copy():
     """The output (and each gradient) is a (B, H, T, D) view of a (B, T, H, D) tensor,
     so merging the heads back is a view."""
