@@ -1,7 +1,7 @@
 """Test BLEU against minutes of training, from the result files of ``benchmarks.real_language``.
 
 Each ``results_*.json`` the benchmark wrote holds, per language, the Transformer's test
-line, its minutes of training and the copy baseline; the checkpoint beside it
+BLEU (its table row, also after ``--reuse``), its minutes of training and the copy baseline; the checkpoint beside it
 (``<language>-transformer/trainer_state.json``) its learning rate. This draws one point per
 run (colour: language; filled: the recipe's learning rate ``RECIPE["lr"]``, open: an older
 recipe's), a line through the runs of a language at one learning rate in order of minutes,
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from attnlab.apps.translate.app import RECIPE
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-BLEU = re.compile(r"BLEU ([\d.]+)")
 
 
 def points(files: list[str]) -> tuple[dict[tuple[str, float], list[tuple[float, float]]], dict[str, float]]:
@@ -40,7 +37,8 @@ def points(files: list[str]) -> tuple[dict[tuple[str, float], list[tuple[float, 
                 continue
             state = json.loads((Path(name).parent / f"{language}-transformer" / "trainer_state.json").read_text())
             key = (language, state["config"]["lr"])
-            runs[key].append((run["elapsed_s"] / 60, float(BLEU.search(run["test_line"]).group(1))))
+            row = next(v for k, v in result.items() if k.startswith("transformer ("))  # the printed table's row
+            runs[key].append((run["elapsed_s"] / 60, float(row[0])))
             copy[language] = float(result["copy source"][0])
     return {k: sorted(v) for k, v in runs.items()}, copy
 
@@ -60,7 +58,8 @@ def main() -> None:
         ax.plot(xs, ys, "o-" if recipe else "o:", color=colour, markerfacecolor=colour if recipe else "white",
                 label=f"en→{language}, lr {lr:g}")
         for x, y in xy:
-            ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8, color=colour)
+            shift = (-10 + 14 * sorted(copy).index(language), 6 if recipe else -13)  # labels of nearby runs apart
+            ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=shift, fontsize=8, color=colour)
     for language, bleu in sorted(copy.items()):
         ax.axhline(bleu, color=colours[language], linestyle="--", linewidth=1, label=f"copy the source ({language})")
     ax.set_xlabel("minutes of training (one thread of a 2-core CPU)")
