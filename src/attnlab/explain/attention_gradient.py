@@ -17,6 +17,6 @@ from attnlab.explain.explainable import Explainable
 
 def attention_gradient(x: Explainable) -> Tensor:
     """``(L,)``: E_h[(A ⊙ ∇A)^+] of the last layer, query row, at the units."""
-    maps, grads = x.map_gradients()
-    weighted = (maps[-1] * grads[-1]).clamp_min(0).mean(dim=0)  # (M, M)
+    last, grad = x.last_map_gradient()  # (H, M, M) each
+    weighted = (last * grad).clamp_min(0).mean(dim=0)  # (M, M)
     return weighted[x.query, x.units]

@@ -111,25 +111,26 @@ class Explainable:
             self.cache["maps"] = [widened(m[0]) for m in self._layout(raw)]
         return self.cache["maps"]
 
-    def map_gradients(self) -> tuple[list[Tensor], list[Tensor]]:
-        """The layers ``(H, M, M)`` and d score / d each, through the model's own weights.
+    def last_map_gradient(self) -> tuple[Tensor, Tensor]:
+        """The last layer ``(H, M, M)`` and d score / d it, through the model's own weights.
 
         attnlab's fp32 CPU attention returns weights computed beside the flash kernel's
         output (``attnlab.kernels.fused_weights``), not on its path; in fp64 the plain path
         runs, whose output is the weights times the values. So the gradient is taken in fp64:
         the model is converted in place for the call and back (fp32 -> fp64 -> fp32 is exact).
+        Only the raw tensors the last layer is placed from are differentiated (the last one
+        when the layout places one layer per tensor), so the backward stops at that layer.
         Predictions of one :class:`Shared` forward take theirs in one pass of ``count`` copies,
         copy t differentiating prediction t (the copies of a batch are independent).
         """
         if self.shared is None:
-            raw, grads = _raw_gradients(self.run, self.inputs[None], self.module, None)
+            raw, grads = _raw_gradients(self.run, self.inputs[None], self.module, None, self.layout)
         else:  # every prediction's copy in one pass: copy t's raw tensors and d f_t / d them
             n = self.shared.count
             every = self.shared.memo("map_gradients", lambda: _raw_gradients(
-                self.shared.run, self.inputs[None].expand(n, -1, -1), self.module, torch.arange(n)))
+                self.shared.run, self.inputs[None].expand(n, -1, -1), self.module, torch.arange(n), self.layout))
             raw, grads = ([r[self.column:self.column + 1] for r in part] for part in every)
-        maps = [widened(m[0].detach()) for m in self._layout(raw)]
-        return maps, [widened(g[0]) for g in self.layout(grads)]
+        return widened(self._layout(raw)[-1][0]), widened(self.layout(grads)[-1][0])
 
     def _layout(self, raw: list[Tensor]) -> list[Tensor]:
         if not raw:
@@ -174,16 +175,19 @@ class Shared:
         return run
 
 
-def _raw_gradients(run: Run, e: Tensor, module: nn.Module | None,
-                   columns: Tensor | None) -> tuple[list[Tensor], list[Tensor]]:
-    """``run``'s raw attention tensors at ``e (S, L, D)`` and d score / d each, in fp64
-    (:func:`fp64`); ``columns (S,)``: copy i's score is column ``columns[i]`` of a shared run."""
+def _raw_gradients(run: Run, e: Tensor, module: nn.Module | None, columns: Tensor | None,
+                   layout: Callable[[list[Tensor]], list[Tensor]]) -> tuple[list[Tensor], list[Tensor]]:
+    """``run``'s raw attention tensors at ``e (S, L, D)`` and d score / d those the last
+    layer of ``layout`` is placed from (zeros for the others), in fp64 (:func:`fp64`);
+    ``columns (S,)``: copy i's score is column ``columns[i]`` of a shared run."""
     with torch.enable_grad(), fp64(module):
         e = e.detach()
         score, raw = run(e.double() if module is not None else e, True)
         if columns is not None:
             score = score.gather(1, columns.to(score.device)[:, None])
-        grads = torch.autograd.grad(score.sum(), raw, allow_unused=True)
+        wanted = raw[-1:] if raw and len(layout([r[:1].detach() for r in raw])) == len(raw) else raw
+        grads = torch.autograd.grad(score.sum(), wanted, allow_unused=True)
+    grads = [torch.zeros_like(r) for r in raw[:len(raw) - len(wanted)]] + list(grads)
     return [r.detach() for r in raw], [torch.zeros_like(r) if g is None else g for r, g in zip(raw, grads)]
 
 
