@@ -75,7 +75,8 @@ def test_native_step_equals_pytorch_path_and_uncached_forward(shape, threads, mo
     torch.testing.assert_close(logits, full, atol=ATOL, rtol=0)
 
 
-def test_greedy_batch_one_equals_hf_generate():
+@pytest.mark.parametrize("batch", [1, 3])
+def test_greedy_equals_hf_generate(batch):
     config = transformers.GPT2Config(
         vocab_size=61, n_positions=64, n_embd=32, n_layer=2, n_head=2, resid_pdrop=0.0, embd_pdrop=0.0,
         attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
@@ -86,8 +87,9 @@ def test_greedy_batch_one_equals_hf_generate():
             if p.dim() > 1:
                 p.mul_(4.0)  # no near-ties between the top two logits
     gpt = GPT.from_hf(hf).eval()
-    ids = torch.randint(1, 61, (1, 6))
-    ref = hf.generate(ids, max_new_tokens=40, do_sample=False, pad_token_id=0, eos_token_id=None)
+    ids = torch.randint(1, 61, (batch, 6))
+    ref = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=40, do_sample=False, pad_token_id=0,
+                      eos_token_id=None)
     assert torch.equal(gpt.generate(ids, 40), ref)
 
 
@@ -275,23 +277,6 @@ def test_greedy_loop_in_c_equals_the_plain_loop(batch, threads, monkeypatch):
     assert (fast_eos[0, 5:] == eos).any() and fast_eos.shape[1] <= 35
     if batch == 1:
         assert fast_eos.shape[1] < 35 and fast_eos[0, -1] == eos
-
-
-def test_greedy_batch_equals_hf_generate():
-    config = transformers.GPT2Config(
-        vocab_size=61, n_positions=64, n_embd=32, n_layer=2, n_head=2, resid_pdrop=0.0, embd_pdrop=0.0,
-        attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
-    )
-    hf = transformers.GPT2LMHeadModel(config).eval()
-    with torch.no_grad():
-        for p in hf.parameters():
-            if p.dim() > 1:
-                p.mul_(4.0)
-    gpt = GPT.from_hf(hf).eval()
-    ids = torch.randint(1, 61, (3, 6))
-    ref = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=40, do_sample=False, pad_token_id=0,
-                      eos_token_id=None)
-    assert torch.equal(gpt.generate(ids, 40), ref)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
