@@ -49,22 +49,25 @@ def decode(gpt: GPT, prompt: torch.Tensor, tokens: torch.Tensor, capacity: int):
     return logits, hidden, caches, caches.choice
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    """Torch's CPU threads for one test (1 and 2: the C step splits rows and columns over them)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=["4x64", "3x36-ff100"])
 def test_native_step_equals_pytorch_path_and_uncached_forward(shape, threads, monkeypatch):
     gpt = model(shape)
     ids = torch.randint(0, shape["vocab_size"], (1, 30))
     prompt, tokens = ids[:, :5], ids[0, 5:]
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        logits, hidden, caches, choice = decode(gpt, prompt, tokens, capacity=4)  # the cache grows, too
-        assert choice.native is not None  # the C step ran
-        monkeypatch.setenv("ATTNLAB_NATIVE", "0")
-        ref_logits, ref_hidden, ref_caches, ref_choice = decode(gpt, prompt, tokens, capacity=4)
-        assert ref_choice.native is None
-    finally:
-        torch.set_num_threads(previous)
+    logits, hidden, caches, choice = decode(gpt, prompt, tokens, capacity=4)  # the cache grows, too
+    assert choice.native is not None  # the C step ran
+    monkeypatch.setenv("ATTNLAB_NATIVE", "0")
+    ref_logits, ref_hidden, ref_caches, ref_choice = decode(gpt, prompt, tokens, capacity=4)
+    assert ref_choice.native is None
     torch.testing.assert_close(logits, ref_logits, atol=ATOL, rtol=0)
     torch.testing.assert_close(hidden, ref_hidden, atol=ATOL, rtol=0)
     for cache, ref in zip(caches, ref_caches):
@@ -106,7 +109,6 @@ def test_new_weights_are_used_by_the_next_sequence(monkeypatch):
     assert not torch.equal(after, before)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("shape", SHAPES, ids=["4x64", "3x36-ff100"])
 def test_batched_native_step_equals_pytorch_path_and_uncached_forward(shape, threads, monkeypatch):
     """B rows at one position (a batch; beams reordered between steps): 9 rows are a tile of
@@ -114,23 +116,18 @@ def test_batched_native_step_equals_pytorch_path_and_uncached_forward(shape, thr
     gpt = model(shape)
     ids = torch.randint(0, shape["vocab_size"], (9, 14))
     reorder = torch.tensor([2, 2, 0, 8, 1, 3, 3, 7, 5])  # beam search keeps some rows twice
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        runs = []
-        for native in ("1", "0"):
-            monkeypatch.setenv("ATTNLAB_NATIVE", native)
-            caches = gpt.make_caches(4)
-            with torch.inference_mode():
-                gpt(ids[:, :5], caches=caches)
-                steps = [gpt.decode_step(ids[:, t : t + 1], caches).logits for t in range(5, 9)]
-                assert (caches.choice.native is not None) == (native == "1")
-                for cache in caches:
-                    cache.reorder(reorder)
-                steps += [gpt.decode_step(ids[:, t : t + 1], caches).logits for t in range(9, 14)]
-            runs.append((torch.cat(steps, dim=1), caches))
-    finally:
-        torch.set_num_threads(previous)
+    runs = []
+    for native in ("1", "0"):
+        monkeypatch.setenv("ATTNLAB_NATIVE", native)
+        caches = gpt.make_caches(4)
+        with torch.inference_mode():
+            gpt(ids[:, :5], caches=caches)
+            steps = [gpt.decode_step(ids[:, t : t + 1], caches).logits for t in range(5, 9)]
+            assert (caches.choice.native is not None) == (native == "1")
+            for cache in caches:
+                cache.reorder(reorder)
+            steps += [gpt.decode_step(ids[:, t : t + 1], caches).logits for t in range(9, 14)]
+        runs.append((torch.cat(steps, dim=1), caches))
     (logits, caches), (ref_logits, ref_caches) = runs
     torch.testing.assert_close(logits, ref_logits, atol=ATOL, rtol=0)
     for cache, ref in zip(caches, ref_caches):
@@ -253,7 +250,6 @@ def test_forward_has_no_hidden_decoding_path(monkeypatch):
     assert not called and caches.choice is None
 
 
-@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_greedy_loop_in_c_equals_the_plain_loop(batch, threads, monkeypatch):
     """GPT.generate's C loop (argmax, end token, padding in C) against the PyTorch step loop:
@@ -261,25 +257,19 @@ def test_greedy_loop_in_c_equals_the_plain_loop(batch, threads, monkeypatch):
     loop stops when every row has ended)."""
     gpt = model(SHAPES[0], sharpen=4.0)
     ids = torch.randint(1, 71, (batch, 5))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        assert greedy(gpt, ids, 30) is not None  # the C loop applies
-        fast = gpt.generate(ids, 30)
-        eos = int(fast[0, 5 + 4])  # row 0 ends at its fifth new token (or before)
-        fast_eos = gpt.generate(ids, 30, eos_token_id=eos, pad_token_id=3)
-        monkeypatch.setenv("ATTNLAB_NATIVE", "0")
-        assert greedy(gpt, ids, 30) is None
-        assert torch.equal(fast, gpt.generate(ids, 30))
-        assert torch.equal(fast_eos, gpt.generate(ids, 30, eos_token_id=eos, pad_token_id=3))
-    finally:
-        torch.set_num_threads(previous)
+    assert greedy(gpt, ids, 30) is not None  # the C loop applies
+    fast = gpt.generate(ids, 30)
+    eos = int(fast[0, 5 + 4])  # row 0 ends at its fifth new token (or before)
+    fast_eos = gpt.generate(ids, 30, eos_token_id=eos, pad_token_id=3)
+    monkeypatch.setenv("ATTNLAB_NATIVE", "0")
+    assert greedy(gpt, ids, 30) is None
+    assert torch.equal(fast, gpt.generate(ids, 30))
+    assert torch.equal(fast_eos, gpt.generate(ids, 30, eos_token_id=eos, pad_token_id=3))
     assert (fast_eos[0, 5:] == eos).any() and fast_eos.shape[1] <= 35
     if batch == 1:
         assert fast_eos.shape[1] < 35 and fast_eos[0, -1] == eos
 
 
-@pytest.mark.parametrize("threads", [1, 2])
 def test_beam_reorder_by_lineage_equals_copying_the_caches(threads, monkeypatch):
     """DecodingCaches.reorder on the C step rewrites a table of rows, not the caches: the
     logits of the steps after it equal the PyTorch path's with copied caches and the uncached
@@ -287,28 +277,23 @@ def test_beam_reorder_by_lineage_equals_copying_the_caches(threads, monkeypatch)
     gpt = model(SHAPES[0])
     ids = torch.randint(0, 71, (4, 16))
     orders = [torch.tensor([1, 1, 0, 3]), torch.tensor([2, 0, 0, 2]), torch.tensor([3, 2, 1, 0])]
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        runs = []
-        for native in ("1", "0"):
-            monkeypatch.setenv("ATTNLAB_NATIVE", native)
-            caches = gpt.make_caches(6)  # grows past 6 while a reorder is pending
-            history = ids[:, :5]
-            with torch.inference_mode():
-                gpt(history, caches=caches)
-                steps = []
-                for t in range(5, 16):
-                    steps.append(gpt.decode_step(ids[:, t : t + 1], caches).logits)
-                    history = torch.cat([history, ids[:, t : t + 1]], dim=1)
-                    if t in (6, 9, 12):
-                        order = orders[(t - 6) // 3]
-                        caches.reorder(order)
-                        history = history[order]
-                        assert (caches.lineage is not None) == (native == "1")
-            runs.append((torch.cat(steps, dim=1), caches, history))
-    finally:
-        torch.set_num_threads(previous)
+    runs = []
+    for native in ("1", "0"):
+        monkeypatch.setenv("ATTNLAB_NATIVE", native)
+        caches = gpt.make_caches(6)  # grows past 6 while a reorder is pending
+        history = ids[:, :5]
+        with torch.inference_mode():
+            gpt(history, caches=caches)
+            steps = []
+            for t in range(5, 16):
+                steps.append(gpt.decode_step(ids[:, t : t + 1], caches).logits)
+                history = torch.cat([history, ids[:, t : t + 1]], dim=1)
+                if t in (6, 9, 12):
+                    order = orders[(t - 6) // 3]
+                    caches.reorder(order)
+                    history = history[order]
+                    assert (caches.lineage is not None) == (native == "1")
+        runs.append((torch.cat(steps, dim=1), caches, history))
     (logits, caches, history), (ref_logits, ref_caches, _) = runs
     torch.testing.assert_close(logits, ref_logits, atol=ATOL, rtol=0)
     for cache, ref in zip(caches, ref_caches):  # iterating settles the lineage
