@@ -32,6 +32,21 @@ def test_table_json_and_page(tiny_checkpoints, tmp_path, capsys):
     assert "<html" in text and "http://" not in text and "https://" not in text
 
 
+def test_precision_reaches_the_curves(tiny_checkpoints, monkeypatch, capsys):
+    """--precision bf16 is what the faithfulness curves are asked for; fp32 by default."""
+    import attnlab.apps.explain as app
+
+    asked = []
+    real = app.evaluate
+    monkeypatch.setattr(app, "evaluate", lambda *a, **k: asked.append(a[3]) or real(*a, **k))
+    for flags in ([], ["--precision", "bf16"]):
+        assert main(["explain", "--ckpt", str(tiny_checkpoints["gpt2"]), "def f(x):", "--methods", "saliency",
+                     "random", "--no-heads", *flags]) == 0
+    assert asked == ["fp32", "bf16"]
+    with pytest.raises(Exception, match="--precision: expected one of fp32, bf16, got 'fp16'"):
+        app.explain(str(tiny_checkpoints["gpt2"]), "def f(x):", precision="fp16")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--json", "x.txt"], "--json x.txt: expected a file name ending in .json"),
     (["--out", "x.png"], "--out x.png: expected a file name ending in .html"),

@@ -42,7 +42,7 @@ from attnlab.data.images import load_digits
 from attnlab.errors import AttnlabError
 from attnlab.explain.evaluate import evaluate
 from attnlab.explain.explainable import Explainable, Shared, replace_output, widened
-from attnlab.explain.faithfulness import POINTS
+from attnlab.explain.faithfulness import POINTS, PRECISION, PRECISIONS
 from attnlab.explain.heads import attention_modules, head_importance, pruning_curve
 from attnlab.explain.layouts import (
     dense_graph,
@@ -270,15 +270,16 @@ def predictions(loaded: Loaded, inputs: list[str]) -> tuple[str, list[Explainabl
 
 
 def run(loaded: Loaded, inputs: list[str], methods: list[str] | None = None, heads: bool = True,
-        curve_points: int | None = None) -> ExplainReport:
+        curve_points: int | None = None, precision: str = PRECISION) -> ExplainReport:
     """Every method on every prediction, its faithfulness (curves at ``curve_points`` k beyond
-    64 units, None: ``faithfulness.POINTS``); every head's importance; the lens."""
+    64 units, None: ``faithfulness.POINTS``; their forwards in ``precision``, "fp32" or "bf16"
+    autocast); every head's importance; the lens."""
     chosen = pick(methods)
     curve_points = POINTS if curve_points is None else curve_points
     if curve_points < 2:
         raise AttnlabError(f"--curve-points: expected 2 or more, got {curve_points}")
     kind, explainables = predictions(loaded, inputs)
-    report = ExplainReport(kind, explainables, evaluate(explainables, chosen, curve_points))
+    report = ExplainReport(kind, explainables, evaluate(explainables, chosen, curve_points, precision))
     model = explainables[0].module if explainables else None
     if heads and model is not None and attention_modules(model):
         importance = head_importance(explainables, model)
@@ -298,12 +299,17 @@ def _loaded(model_or_ckpt, inputs: list[str], device: str) -> Loaded:
 
 
 def explain(model_or_ckpt, inputs: list[str] | str | None = None, methods: list[str] | None = None,
-            heads: bool = True, device: str = "cpu", curve_points: int | None = None) -> ExplainReport:
+            heads: bool = True, device: str = "cpu", curve_points: int | None = None,
+            precision: str = PRECISION) -> ExplainReport:
     """``attnlab.explain``: a checkpoint folder (or an app's loaded model) explained on ``inputs``;
     the report shows itself in a notebook and ``.save(path)`` writes its page or JSON.
-    ``curve_points``: the deletion/insertion curves' k beyond 64 units (None: 11; 21: the finer grid)."""
+    ``curve_points``: the deletion/insertion curves' k beyond 64 units (None: 11; 21: the finer grid);
+    ``precision``: the curves' forwards in "fp32" or under "bf16" autocast (docs/explain.md: the
+    same ranking on trained models, faster only at GPT-2 size)."""
     inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
-    return run(_loaded(model_or_ckpt, inputs, device), inputs, methods, heads, curve_points)
+    if precision not in PRECISIONS:  # before loading or any model call
+        raise AttnlabError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return run(_loaded(model_or_ckpt, inputs, device), inputs, methods, heads, curve_points, precision)
 
 
 def explore(ckpt_or_model, inputs: list[str] | str | None = None, device: str = "cpu", explain: bool = False,
