@@ -51,7 +51,9 @@ def main() -> None:
     p.add_argument("--out", default="runs/recipe")
     p.add_argument("--table", default="runs/recipe/table.jsonl")
     args = p.parse_args()
-    fields = dict(item.split("=", 1) for item in args.set)
+    if any("=" not in item for item in args.set):
+        p.error("--set: expected FIELD=VALUE items")
+    fields = {name: parse_value(value) for name, value in (item.split("=", 1) for item in args.set)}
     known = {f.name for f in dataclasses.fields(TranslateSettings)}
     unknown = sorted(set(fields) - known)
     if unknown:
@@ -59,7 +61,7 @@ def main() -> None:
     settings = TranslateSettings(
         data=f"gettext:{args.language}", out=os.path.join(args.out, f"{args.language}-{args.name}"),
         steps=args.steps, max_minutes=args.minutes, threads=args.threads, overwrite=True, progress=False,
-        **{k: parse_value(v) for k, v in fields.items()},
+        **fields,
     )
     cpu0, wall0 = time.process_time(), time.perf_counter()
     trained = fit(settings)

@@ -91,13 +91,18 @@ class TranslateSettings(TrainSettings):
 
     def __post_init__(self) -> None:
         if self.lr is None:
-            self.lr = RECIPE["lr"] if is_gettext_spec(self.data) and self.model == "transformer" else 1e-3
+            self.lr = RECIPE["lr"] if self.follows_recipe else 1e-3
         super().__post_init__()
+
+    @property
+    def follows_recipe(self) -> bool:
+        """The small-data recipe applies: a Transformer on ``gettext:`` data."""
+        return is_gettext_spec(self.data) and self.model == "transformer"
 
     def recipe(self) -> dict:
         """The small-data recipe for ``gettext:`` data (docs/real_language.md: each choice with
         its valid-split measurement); the synthetic corpus and user files keep the plain setup."""
-        gettext = is_gettext_spec(self.data) and self.model == "transformer"
+        gettext = self.follows_recipe
         return {
             "shared_vocab": gettext if self.shared_vocab is None else self.shared_vocab,
             "max_tokens": (RECIPE["max_tokens"] if gettext else None) if self.max_tokens is None else (self.max_tokens or None),
@@ -108,7 +113,7 @@ class TranslateSettings(TrainSettings):
     @property
     def uses_bf16(self) -> bool:
         """``--bf16``, or the recipe's bf16 autocast for gettext data (``--fp32``: off)."""
-        recipe = is_gettext_spec(self.data) and self.model == "transformer" and RECIPE["bf16"]
+        recipe = self.follows_recipe and RECIPE["bf16"]
         return self.bf16 or (recipe and not self.fp32)
 
     def setup(self) -> TranslatorSetup:
