@@ -58,6 +58,7 @@ from attnlab.training.rng import capture_rng, rank_seed, restore_rng, set_seed
 from attnlab.training.schedule_refit import ScheduleRefit
 from attnlab.training.schedules import make_schedule
 from attnlab.training.threads import warm_up_vml
+from attnlab.training.time_reserve import TimeReserve
 from attnlab.training.trainer_checkpoints import TrainerCheckpoints
 
 LossFn = Callable[[nn.Module, dict], "torch.Tensor | LossTerms"]
@@ -120,6 +121,7 @@ class Trainer:
         count_tokens: Callable[[dict], int] | None = None,
         save_extra: Callable[[Path], None] | None = None,
         loss_units: Callable[[dict], float] | None = None,
+        reserve: TimeReserve | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         if not callable(getattr(data, "batch", None)):
@@ -149,6 +151,8 @@ class Trainer:
         self.scheduler = LambdaLR(self.optimizer, make_schedule(config.schedule, config.steps, config.warmup_steps))
         self.count_tokens = count_tokens
         self.save_extra = save_extra
+        self.reserve = reserve
+        self.evaluation_s = 0.0  # how long the last validation took (the measured reserve counts it)
         self.clock = clock
         self.out_dir = Path(config.out_dir)
         self.step = 0
@@ -180,6 +184,8 @@ class Trainer:
         refit = None
         if config.refit_up_to is not None and config.max_time_s is not None and not resume:
             refit = ScheduleRefit(config.max_time_s, max_steps=config.refit_up_to)
+        # one process only: a measured limit would differ between ranks' clocks
+        reserve = self.reserve if config.max_time_s is not None and not resume and not self.world.distributed else None
         progress = self._progress()
         # the RNG state right after the last completed update: what a checkpoint holds, even
         # when Ctrl-C cuts an update short after it drew random numbers (dropout masks)
@@ -199,6 +205,11 @@ class Trainer:
                     if signum is not None:  # some rank got SIGINT/SIGTERM: all stop here
                         interrupted = True
                         break
+                    if reserve is not None and reserve.due(elapsed, config.max_time_s):
+                        config = self._move_limit(reserve, progress)
+                        reserve = None
+                        if refit is not None:
+                            refit.max_time_s = config.max_time_s
                     fitted = refit.observe(self.step, elapsed, self.config.steps) if refit is not None else None
                     if fitted is not None and fitted != self.config.steps:
                         self.resize_schedule(fitted)
@@ -258,6 +269,22 @@ class Trainer:
     def _say(self, progress: Progress, text: str) -> None:
         if self.speaks:
             progress.message(text)
+
+    def _move_limit(self, reserve: TimeReserve, progress: Progress) -> TrainConfig:
+        """Measure what the evaluation after training needs (eval mode, no gradients, RNG
+        states kept), add the last validation's time (the final one repeats it), and move the
+        training time limit by that (``time_reserve.py``)."""
+        rng = capture_rng()
+        self.model.eval()
+        with torch.no_grad():
+            needed = reserve.measure() + self.evaluation_s
+        self.model.train()
+        restore_rng(rng)
+        limit = reserve.moved(self.config.max_time_s, needed)
+        self._say(progress, f"the evaluation after training needs ~{format_duration(needed)}: "
+                            f"training may take {format_duration(limit)}")
+        self.config = dataclasses.replace(self.config, max_time_s=limit)
+        return self.config
 
     def resize_schedule(self, steps: int) -> None:
         """Give the schedule a new length ``steps`` from the next update on (``config.steps`` too)."""
@@ -328,7 +355,7 @@ class Trainer:
         update (a graph's best-validation weights) does not print one line per update."""
         if self.evaluate is None:
             return
-        rng = capture_rng()
+        rng, begun = capture_rng(), self.clock()
         self.model.eval()
         if self.sharded:  # the parameters outside the blocks, gathered for the evaluation's calls
             self.forward_model.unshard()
@@ -340,6 +367,7 @@ class Trainer:
                 self.forward_model.reshard()
             self.model.train()
             restore_rng(rng)
+        self.evaluation_s = self.clock() - begun
         try:
             self.metrics = {str(k): float(v) for k, v in metrics.items()}
         except (AttributeError, TypeError, ValueError):

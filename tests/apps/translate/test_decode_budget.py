@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from attnlab.apps.translate import app
-from attnlab.apps.translate.decode_budget import DecodePlan, fitted_decoding
+from attnlab.apps.translate.decode_budget import DecodePlan, evaluation_seconds, fitted_decoding
 from attnlab.apps.translate.training import TrainedTranslator, TranslatorSetup, build_translator
 from attnlab.data import synthetic_corpus
 from attnlab.training import TrainResult
@@ -104,3 +104,20 @@ def test_train_scores_the_spread_rows_and_says_so_in_one_line(trained, monkeypat
     assert f"test: decoded 7 of {total} sentences within the budget\n" in capsys.readouterr().err
     assert f"test: {run.scores.summary()}".startswith("test: BLEU ")
 
+
+
+def test_evaluation_seconds_at_the_beam_when_it_fits_what_was_held():
+    clock = Clock()
+    translator = TimedTranslator(clock, {4: 0.05, 1: 0.01})
+    # 1.25 x 1000 x 0.05 s + the probe's 32 x 0.05 s = 64.1 s <= 100 s held: the beam's time, one probe
+    assert evaluation_seconds(translator, SOURCES, 4, held_s=100.0, clock=clock) == pytest.approx(64.1)
+    assert translator.calls == [(32, 4)]
+
+
+def test_evaluation_seconds_greedy_when_the_beam_does_not_fit():
+    clock = Clock()
+    translator = TimedTranslator(clock, {4: 0.2, 1: 0.01})
+    # beam 1.25 x 1000 x 0.2 = 250 s > 100 s held: greedy 1.25 x 1000 x 0.01 = 12.5 s, plus
+    # both probes (32 x 0.2 + 32 x 0.01 s)
+    assert evaluation_seconds(translator, SOURCES, 4, held_s=100.0, clock=clock) == pytest.approx(12.5 + 6.72)
+    assert translator.calls == [(32, 4), (32, 1)]

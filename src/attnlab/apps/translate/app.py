@@ -168,8 +168,9 @@ def checkpoint_steps(ckpt: str | Path) -> int | None:
     return step if isinstance(step, int) else None
 
 
-def fit(settings: TranslateSettings) -> TrainedTranslator:
-    """Train (or resume) a translator, no test decoding (:func:`train` adds it)."""
+def fit(settings: TranslateSettings, test_beam: int | None = None) -> TrainedTranslator:
+    """Train (or resume) a translator, no test decoding (:func:`train` adds it, at
+    ``test_beam``: the budget keeps what that decoding measures it needs)."""
     setup = settings.setup()  # validated before anything is written
     check_out(settings.out, resume=settings.resume, overwrite=settings.overwrite, wait=settings.wait, kinds=("transformer", "seq2seq"))
     settings.apply_threads()
@@ -181,12 +182,12 @@ def fit(settings: TranslateSettings) -> TrainedTranslator:
                           weight_decay=base.weight_decay, warmup_steps=settings.warmup if settings.model == "transformer"
                           else min(settings.warmup, 100))
     return train_translator(setup, config, resume=settings.resume,
-                            fit_budget=settings.steps is None, started=settings.started)
+                            fit_budget=settings.steps is None, started=settings.started, test_beam=test_beam)
 
 
 def train(settings: TranslateSettings) -> TranslationRun:
     """Train (or resume) a translator and score it on the test split."""
-    trained = fit(settings)
+    trained = fit(settings, test_beam=settings.beam)
     if trained.result.interrupted:
         return TranslationRun(trained, None)
     test = trained.splits.test

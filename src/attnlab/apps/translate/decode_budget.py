@@ -15,6 +15,16 @@ so a run whose budget is nearly spent still reports a score, on at least one pro
 (a stated overrun of about one probe's decoding), and says so in one line. The rows are
 spread, not the first N: the split is ordered by program, and a prefix would score a few
 programs only.
+
+Before that, at half of its training (:mod:`attnlab.training.time_reserve`), the run measures
+what this evaluation will need with the model as trained so far
+(:func:`evaluation_seconds`) and trains for the rest of the budget:
+
+    needed    m * r_beam * M + p_beam          if that fits in what the budget held back (held_s)
+              m * r_1 * M + p_beam + p_1       otherwise (the evaluation will decode greedily)
+
+with the margin ``m = 1.25`` for lengths that still change and a machine whose load does, and
+``p_b``: the probes' own time (the final evaluation probes again).
 """
 
 from __future__ import annotations
@@ -49,12 +59,7 @@ def fitted_decoding(translator, sources: list[str], beam: int, *, started: float
     total = len(sources)
     if max_time_s is None or total <= sample:
         return DecodePlan(beam, total)
-    probe = sources[:: max(1, total // sample)][:sample]
-
-    def seconds_each(size: int) -> float:
-        begun = clock()
-        translator.translate(probe, beam_size=size)
-        return (clock() - begun) / len(probe)
+    seconds_each = _probe_timer(translator, sources, sample, clock)
 
     def left() -> float:
         return max(started + max_time_s - clock(), 0.0)
@@ -70,3 +75,30 @@ def fitted_decoding(translator, sources: list[str], beam: int, *, started: float
     if fits >= total:
         return DecodePlan(1, total)
     return DecodePlan(1, max(fits, min(sample, total)))
+
+
+MARGIN = 1.25  # on a measured decoding time: lengths still change, and the machine's load
+
+
+def evaluation_seconds(translator, sources: list[str], beam: int, *, held_s: float, sample: int = 32,
+                       clock: Callable[[], float] = time.monotonic) -> float:
+    """Seconds the final evaluation of ``sources`` will need, measured now on a probe: at
+    ``beam`` if that fits in ``held_s``, else greedily (see the module docstring)."""
+    total, begun = len(sources), clock()
+    seconds_each = _probe_timer(translator, sources, sample, clock)
+    decoding = MARGIN * seconds_each(beam) * total
+    if beam > 1 and decoding + clock() - begun > held_s:
+        decoding = MARGIN * seconds_each(1) * total
+    return decoding + clock() - begun
+
+
+def _probe_timer(translator, sources: list[str], sample: int, clock: Callable[[], float]) -> Callable[[int], float]:
+    """``seconds_each(beam)``: seconds per sentence of decoding ``sample`` sources spread over the split."""
+    probe = sources[:: max(1, len(sources) // sample)][:sample]
+
+    def seconds_each(size: int) -> float:
+        begun = clock()
+        translator.translate(probe, beam_size=size)
+        return (clock() - begun) / max(len(probe), 1)
+
+    return seconds_each

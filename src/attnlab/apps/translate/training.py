@@ -25,8 +25,9 @@ from typing import Any
 
 import torch
 
-from attnlab.apps.common import budgeted
+from attnlab.apps.common import EVAL_SHARE, budgeted
 from attnlab.apps.translate.averaging import LastSaves
+from attnlab.apps.translate.decode_budget import evaluation_seconds
 from attnlab.apps.translate.translator import SRC_TOKENIZER, TGT_TOKENIZER, Translator
 from attnlab.config import config_from_dict, config_to_dict, preset
 from attnlab.data.batching import TranslationBatches
@@ -54,6 +55,7 @@ from attnlab.training import (
     set_seed,
 )
 from attnlab.training.progress import Heartbeat
+from attnlab.training.time_reserve import TimeReserve
 
 SETUP_FILE = "translator.json"
 AVERAGED_FILE = "averaged.json"  # which saves the folder's weights average (setup.average_last > 1)
@@ -238,6 +240,7 @@ def train_translator(
     splits: CorpusSplits | None = None,
     fit_budget: bool = False,
     started: float | None = None,
+    test_beam: int | None = None,
 ) -> TrainedTranslator:
     """Build (or resume) and train a translator; the checkpoint folder is ``config.out_dir``.
 
@@ -245,6 +248,9 @@ def train_translator(
     ``config.max_time_s`` (counted from ``started``) follows the one policy of every app
     (:func:`attnlab.apps.common.budgeted`); ``fit_budget`` (no ``--steps``): the budget
     sizes ``config.steps``, up or down, so the learning-rate schedule ends inside it.
+    ``test_beam``: the test split is decoded at this beam after training, inside the budget;
+    the run measures what that needs at half its training and trains for the rest
+    (:func:`attnlab.apps.translate.decode_budget.evaluation_seconds`).
     """
     out_dir = Path(config.out_dir)
     previous = find_checkpoint(out_dir) if resume else None
@@ -274,7 +280,12 @@ def train_translator(
         max_len=model.config.max_len, seed=setup.seed,
     )
     model.to(resolve_device(config.device))  # the budget's probe updates run where the run will
+    budget = config.max_time_s
     config = budgeted(config, model, batches, loss_fn=translation_loss, fit=fit_budget, resume=resume, started=started)
+    reserve = None
+    if test_beam is not None and budget is not None and fit_budget:
+        held = EVAL_SHARE * budget
+        reserve = TimeReserve(held, lambda: evaluation_seconds(translator, splits.test.src, test_beam, held_s=held))
 
     last_saves = LastSaves(setup.average_last)
 
@@ -287,7 +298,7 @@ def train_translator(
         model, batches, config, loss_fn=translation_loss, count_tokens=batches.count_tokens,
         loss_units=batches.count_tokens,  # a mean over target tokens: ranks weigh in by theirs
         evaluate=make_validation(translator, valid, splits, setup.eval_sentences, target_bleu_tokenizer(setup)),
-        save_extra=save_extra,
+        save_extra=save_extra, reserve=reserve,
     )
     result = trainer.fit(resume=resume)
     if setup.average_last > 1 and not result.interrupted and distributed.current().main:
