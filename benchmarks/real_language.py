@@ -15,7 +15,8 @@ scored with :func:`attnlab.evaluation.real_language.score_translations`.
 
 Checkpoints go to ``--out/<lang>-<model>`` (the same folders ``attnlab train translate
 --data gettext:<lang> --out ...`` writes); ``--reuse`` scores those instead of training.
-Results: printed as markdown tables and written to ``--out/results_<languages>_<models>.json``.
+Results: printed as markdown tables and written to ``--out/results_<languages>_<models>.json``;
+each model's test translations to ``--out/test_<language>_<model>.tsv`` (source, reference, hypothesis).
 """
 
 from __future__ import annotations
@@ -94,6 +95,17 @@ def train_or_load(lang: str, model: str, args: argparse.Namespace) -> tuple[tran
     return translate.Translator.load(state), hypotheses, facts
 
 
+def write_translations(path: Path, sources: list[str], references: list[str], hypotheses: list[str]) -> None:
+    """``source<TAB>reference<TAB>hypothesis`` per test message (tabs and newlines escaped), for reading
+    the errors behind a score."""
+    def cell(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{cell(s)}\t{cell(r)}\t{cell(h)}\n" for s, r, h in zip(sources, references, hypotheses)),
+                    encoding="utf-8")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--languages", nargs="+", default=["zh_CN", "fr", "de"])
@@ -127,6 +139,7 @@ def main() -> None:
             translator, hypotheses, facts = train_or_load(lang, model, args)
             name = f"{model} (small)" if model == "transformer" else f"{model} (compact, {args.rnn_attention})"
             systems[name] = translator.translate(test.src) if hypotheses is None else hypotheses
+            write_translations(Path(args.out) / f"test_{lang}_{model}.tsv", test.src, test.tgt, systems[name])
             result[f"{model}_run"] = facts
             print(f"  {name}: {facts.get('step')} updates, {facts.get('elapsed_s', 0) / 60:.1f} min of training")
             result[f"{model}_examples"] = dict(zip(EXAMPLES, translator.translate(EXAMPLES)))
