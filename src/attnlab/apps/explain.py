@@ -165,7 +165,7 @@ def translator_predictions(translator: Translator, sources: list[str]) -> list[E
     model, c = translator.model, translator.model.config
     emb = model.src_embed
     sources = [" ".join(s.split()) for s in (sources or EXAMPLE_SOURCES)]
-    out = []
+    joint, out = _padded_translator(translator), []
     for source, target in zip(sources, translator.translate(sources)):
         src = translator.encode_sources([source])  # (1, S)
         tgt = [c.bos_id, *translator.tgt_tokenizer.encode(target)][: c.max_len]
@@ -186,7 +186,8 @@ def translator_predictions(translator: Translator, sources: list[str]) -> list[E
             log_probs = F.log_softmax(widened(o.logits), dim=-1)  # (S, T, V)
             return log_probs.gather(-1, steps.expand(e.shape[0], -1)[..., None])[..., 0], maps
 
-        shared, inputs = Shared(every_step, len(labels)), emb(src[0]).detach()
+        shared = Shared(every_step, len(labels), joint=joint, key=(src[0], tgt_in[0], steps))
+        inputs = emb(src[0]).detach()
         for t, label in enumerate(labels):
             def layout(maps: list[Tensor], t=t) -> list[Tensor]:
                 return encoder_decoder(maps[:-1], maps[-1], t)
@@ -199,6 +200,33 @@ def translator_predictions(translator: Translator, sources: list[str]) -> list[E
                 layout=layout, shared=shared, column=t,
             ))
     return out
+
+
+def _padded_translator(translator: Translator) -> Callable[[list, Tensor, Tensor], Tensor]:
+    """Several sentences' copies in one forward (``Shared.joint``, :mod:`attnlab.explain.padded`):
+    ``keys`` the sentences' ``(source ids (S_g,), target input (T_g,), labels (T_g,))``,
+    ``e (N, S_max, D)`` the copies' source embeddings, copy i of sentence ``owner[i]`` ->
+    ``(N, T_max)`` log p(label_t). Sources and targets are padded with ``pad_id``: the source
+    mask hides padded source positions, the causal decoder a step's later target positions."""
+    model, pad = translator.model, translator.model.config.pad_id
+
+    def padded(rows: list[Tensor], width: int, value: int) -> Tensor:
+        out = torch.full((len(rows), width), value, dtype=torch.long, device=rows[0].device)
+        for g, row in enumerate(rows):
+            out[g, : len(row)] = row
+        return out
+
+    def joint(keys: list, e: Tensor, owner: Tensor) -> Tensor:
+        owner = owner.to(e.device)
+        width = max(len(k[1]) for k in keys)
+        src = padded([k[0] for k in keys], e.shape[1], pad)[owner]  # (N, S_max)
+        tgt_in = padded([k[1] for k in keys], width, pad)[owner]  # (N, T_max)
+        labels = padded([k[2] for k in keys], width, 0)[owner]  # (N, T_max): 0 past a sentence's end, unread
+        with replace_output(model.src_embed, src, e):
+            o = model(src, tgt_in)
+        return F.log_softmax(widened(o.logits), dim=-1).gather(-1, labels[..., None])[..., 0]
+
+    return joint
 
 
 def graph_predictions(model: GAT | HAN, data: GraphData, nodes: list[int] | None = None) -> list[Explainable]:

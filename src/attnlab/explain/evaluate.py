@@ -18,7 +18,7 @@ from torch import Tensor
 
 from attnlab.errors import AttnlabError
 from attnlab.explain.explainable import Explainable, groups
-from attnlab.explain.faithfulness import POINTS, PRECISION, faithfulness_shared
+from attnlab.explain.faithfulness import POINTS, PRECISION, faithfulness_groups
 
 MEASURES = ("aopc", "deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency")
 
@@ -48,21 +48,23 @@ class Evaluation:
 def evaluate(explainables: list[Explainable], methods: dict[str, Callable[[Explainable], Tensor]],
              points: int = POINTS, precision: str = PRECISION) -> Evaluation:
     """Run each method on each prediction and measure its faithfulness (all methods' curves
-    of one prediction -- or of the predictions sharing one forward -- in one deduplicated
-    batch: :func:`faithfulness_shared`, ``points`` k on a long input's curves, their forwards
-    in ``precision``)."""
+    of one prediction -- or of the predictions sharing one forward -- deduplicated, and every
+    input's copies scored in one call, padded together where the adapter can:
+    :func:`faithfulness_groups`; ``points`` k on a long input's curves, their forwards in
+    ``precision``)."""
     result = Evaluation()
     result.attributions = {name: [] for name in methods}
     result.curves = {name: [] for name in methods}
-    for group in groups(explainables):
-        ran = [_attributions(x, methods, result.skipped) for x in group]
-        xs, rs = [x for x, r in zip(group, ran) if r], [r for r in ran if r]
-        measured = iter(faithfulness_shared(xs, rs, points=points, precision=precision) if xs else [])
-        for r in ran:
-            curves = next(measured) if r else {}
-            for name in methods:
-                result.attributions[name].append(r.get(name))
-                result.curves[name].append(curves.get(name))
+    ran = [(group, [_attributions(x, methods, result.skipped) for x in group]) for group in groups(explainables)]
+    kept = [([x for x, r in zip(group, rs) if r], [r for r in rs if r]) for group, rs in ran]  # what ran
+    kept = [(xs, rs) for xs, rs in kept if xs]
+    curves_of = faithfulness_groups([xs for xs, _ in kept], [rs for _, rs in kept], points=points, precision=precision)
+    measured = iter(m for group in curves_of for m in group)
+    for r in (r for _, rs in ran for r in rs):
+        curves = next(measured) if r else {}
+        for name in methods:
+            result.attributions[name].append(r.get(name))
+            result.curves[name].append(curves.get(name))
     for name in methods:
         measured = [c for c in result.curves[name] if c is not None]
         if measured:

@@ -106,8 +106,11 @@ class Explainable:
         """The attention graph's layers ``(H, M, M)`` on the unperturbed input (computed once;
         raw attention, rollout and flow share them)."""
         if "maps" not in self.cache:
-            with torch.no_grad():
-                _, raw = self.run(self.inputs[None], True)
+            def forward() -> list[Tensor]:
+                with torch.no_grad():
+                    return self.run(self.inputs[None], True)[1]
+
+            raw = forward() if self.shared is None else self.shared.memo("maps", forward)  # one per group
             self.cache["maps"] = [widened(m[0]) for m in self._layout(raw)]
         return self.cache["maps"]
 
@@ -147,6 +150,11 @@ class Shared:
     run: Run
     count: int
     cache: dict = field(default_factory=dict, repr=False)
+    # Several groups' copies in one padded forward (:mod:`attnlab.explain.padded`), when the
+    # adapter can: joint(keys, e (N, L_max, D), owner (N,)) -> (N, T_max), copy i of the
+    # group whose ``key`` is keys[owner[i]]; None: this group's ``run`` alone.
+    joint: Callable[[list[object], Tensor, Tensor], Tensor] | None = None
+    key: object = None
 
     def memo(self, key: object, compute: Callable[[], Tensor]) -> Tensor:
         """``compute()``, once per ``key``."""

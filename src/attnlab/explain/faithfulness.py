@@ -24,17 +24,20 @@ several methods on one prediction at once: each perturbed input is fixed by the 
 units it replaces, so the copies of all methods are deduplicated by that set (the full
 input and the all-baseline input are shared by every curve) and scored together, without
 gradients, ``chunk`` copies a forward. Same numbers as :func:`faithfulness` per method.
+:func:`faithfulness_groups` does it for many inputs in one call, so inputs of different lengths
+whose forward can be padded (a translator's sentences) share batches (:mod:`attnlab.explain.padded`).
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import Tensor
 
-from attnlab.explain.explainable import CHUNK, Explainable, scored
+from attnlab.explain.explainable import CHUNK, Explainable
+from attnlab.explain.padded import TOKENS, apply, score_masks
 
 FULL_CURVE = 64
 POINTS = 11
@@ -64,11 +67,6 @@ def replaced(order: Tensor, ks: list[int], keep: bool) -> Tensor:
 def perturbed(x: Explainable, order: Tensor, ks: list[int], keep: bool) -> Tensor:
     """``(len(ks), L, D)``: the top ``k`` of ``order`` replaced (``keep=False``) or kept alone."""
     return apply(x, replaced(order, ks, keep))
-
-
-def apply(x: Explainable, masks: Tensor) -> Tensor:
-    """``(S, L, D)``: the input with the units of each mask ``(S, L)`` replaced by the baseline."""
-    return torch.where(masks[..., None], x.baseline[None], x.inputs[None])
 
 
 def ranking(attribution: Tensor) -> Tensor:
@@ -104,28 +102,51 @@ def faithfulness_shared(xs: list[Explainable], attributions: list[dict[str, Tens
     scores (``xs`` share one :class:`Shared`; or one prediction): every copy of every
     prediction and method deduplicated by the units it replaces, each scored once for all
     the predictions, each prediction reading its own column."""
+    return faithfulness_groups([xs], [attributions], chunk, points, precision)[0]
+
+
+def faithfulness_groups(groups: list[list[Explainable]], attributions: list[list[dict[str, Tensor]]],
+                        chunk: int | None = None, points: int = POINTS, precision: str = PRECISION,
+                        tokens: int = TOKENS) -> list[list[dict[str, dict]]]:
+    """:func:`faithfulness_shared` of each group, every group's deduplicated copies scored in
+    one call: groups whose forward can be padded and joined (a translator's sentences,
+    :mod:`attnlab.explain.padded`) share batches of ``tokens`` positions; the others are
+    scored group by group, ``chunk`` copies a forward. The same numbers as group by group."""
+    plans = [_plan(xs, methods, points) for xs, methods in zip(groups, attributions)]
+    with precision_context(precision, groups[0][0].inputs.device) if groups else nullcontext():
+        scores = score_masks([(xs[0], unique) for xs, (unique, _, _) in zip(groups, plans)],
+                             chunk or CHUNK, tokens)  # (U, T) each
+    out = []
+    for xs, methods, (_, index, grid), probs in zip(groups, attributions, plans, scores):
+        n, ks = xs[0].num_units, curve_ks(xs[0].num_units, points)
+        bins = [min(n, max(1, math.ceil(b * n))) for b in ERASER_BINS]
+        probs, start, measured = probs.exp(), 0, []
+        for one, named in zip(xs, methods):
+            column = one.column if one.shared is not None else 0
+            p = probs[index[start:start + len(named)], column].view(len(named), 2, len(grid))
+            measured.append(_measures(list(named), p, grid, ks, bins, n))
+            start += len(named)
+        out.append(measured)
+    return out
+
+
+def _plan(xs: list[Explainable], attributions: list[dict[str, Tensor]], points: int) -> tuple[Tensor, Tensor, list[int]]:
+    """The copies of one group: ``unique (U, L)`` the distinct replaced-unit masks, ``index``
+    ``(methods, 2 len(grid))`` each method's deletion then insertion copies among them, and the
+    grid of k (the curve's points and the ERASER bins)."""
     x, n = xs[0], xs[0].num_units
     if len(xs) > 1 and (x.shared is None or any(o.shared is not x.shared for o in xs)):
         raise ValueError("faithfulness_shared: predictions must share one Shared forward")
-    ks = curve_ks(n, points)
     bins = [min(n, max(1, math.ceil(b * n))) for b in ERASER_BINS]
-    grid = sorted(set(ks) | set(bins))  # the ERASER bins, some on the curve's points
+    grid = sorted(set(curve_ks(n, points)) | set(bins))  # the ERASER bins, some on the curve's points
     masks = []
     for attribution in (a for methods in attributions for a in methods.values()):
         order = ranking(attribution).to(x.inputs.device)
         masks += [replaced(order, grid, keep=False), replaced(order, grid, keep=True)]
+    if not masks:
+        return torch.zeros(0, n, dtype=torch.bool), torch.zeros(0, 2 * len(grid), dtype=torch.long), grid
     unique, index = torch.unique(torch.cat(masks), dim=0, return_inverse=True)  # (U, L), (2 P methods,)
-    run = x.run if len(xs) == 1 else x.shared.run
-    with precision_context(precision, x.inputs.device):
-        scores = scored(run, apply(x, unique), chunk or CHUNK)  # (U,) or (U, T)
-    scores = scores.double().exp().cpu().view(len(unique), -1)
-    index, out, start = index.cpu().view(-1, 2 * len(grid)), [], 0
-    for one, methods in zip(xs, attributions):
-        column = 0 if len(xs) == 1 else one.column
-        probs = scores[index[start:start + len(methods)], column].view(len(methods), 2, len(grid))
-        out.append(_measures(list(methods), probs, grid, ks, bins, n))
-        start += len(methods)
-    return out
+    return unique, index.cpu().view(-1, 2 * len(grid)), grid
 
 
 def _measures(names: list[str], probs: Tensor, grid: list[int], ks: list[int], bins: list[int], n: int) -> dict:
