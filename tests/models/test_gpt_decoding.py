@@ -23,10 +23,12 @@ ATOL = 1e-5
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="the C step needs a C compiler")
 
-SHAPES = [  # one that fills 64-byte column blocks, and one that cuts them anywhere
+SHAPES = [  # one that fills 64-byte column blocks, one that cuts them anywhere, and heads of 64
     dict(vocab_size=71, context_length=48, num_layers=2, num_heads=4, d_model=64),
     dict(vocab_size=37, context_length=40, num_layers=1, num_heads=3, d_model=36, d_ff=100),
+    dict(vocab_size=50, context_length=40, num_layers=1, num_heads=2, d_model=128),
 ]
+SHAPE_IDS = ["4x64", "3x36-ff100", "2x128"]  # heads of 16, 12 (the C step's scalar attention) and 64
 
 
 def model(shape: dict, sharpen: float = 1.0) -> GPT:
@@ -58,7 +60,7 @@ def threads(request):
     torch.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=["4x64", "3x36-ff100"])
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
 def test_native_step_equals_pytorch_path_and_uncached_forward(shape, threads, monkeypatch):
     gpt = model(shape)
     ids = torch.randint(0, shape["vocab_size"], (1, 30))
@@ -109,10 +111,10 @@ def test_new_weights_are_used_by_the_next_sequence(monkeypatch):
     assert not torch.equal(after, before)
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=["4x64", "3x36-ff100"])
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
 def test_batched_native_step_equals_pytorch_path_and_uncached_forward(shape, threads, monkeypatch):
     """B rows at one position (a batch; beams reordered between steps): 9 rows are a tile of
-    8 and one of 1; 3x36-ff100 cuts the 32-column tiles."""
+    8 and one of 1 (two panels at a time, then up to eight); 3x36-ff100 cuts the panels."""
     gpt = model(shape)
     ids = torch.randint(0, shape["vocab_size"], (9, 14))
     reorder = torch.tensor([2, 2, 0, 8, 1, 3, 3, 7, 5])  # beam search keeps some rows twice

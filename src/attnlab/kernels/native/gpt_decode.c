@@ -16,12 +16,14 @@
  * attnlab_gpt_generate repeats the step, next token = argmax of the logits (the first
  * largest, as torch.argmax), so a greedy continuation costs one call instead of one per token.
  *
- * Weights are packed in panels of 16 columns, (ceil(out / 16), in, 16), zero-padded: a
- * panel is one contiguous stream, read once per step and applied to up to four rows at a
- * time from registers (four partial sums per column, i mod 4, added at the end; the same
- * operations for every row whatever the batch, so each row gets the bits it gets alone).
- * Batch-1 decoding of a small model is bound by reading the weights once per token; a
- * batch reads them once per step, not once per row.
+ * Weights are packed in panels of 16 columns, (ceil(out / 16), in, 16), zero-padded (the
+ * tied output layer too, as W_e^T): a panel is one contiguous stream, read once per step
+ * (prefetched ahead) and applied to up to 8 rows at a time, several panels at once (16 / rows
+ * of them, at most 8), from registers. Each column is one sum over the inputs in order, the
+ * same operations for every row whatever the batch and the tile, so each row gets the bits
+ * it gets alone. Batch-1 decoding of a small model is bound by reading the weights once per
+ * token; a batch reads them once per step, not once per row. The attention over the cache
+ * is gpt_attend.h's.
  *
  * Caches are (B, H, capacity, Dh) per layer. `lineage` (B, capacity) int32, or NULL, says
  * in which row of the storage row b's key/value at position t lives: a beam search's
@@ -42,10 +44,11 @@
 #include <omp.h>
 #endif
 
-#define W 16       /* panel width, one vector */
-#define TILE 4     /* rows of the batch per pass over a panel */
-typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
-typedef int32_t v16i __attribute__((vector_size(64), aligned(4), may_alias));
+#include "gpt_attend.h"
+
+#define ROWS 8     /* rows of the batch per pass over the panels */
+#define PANELS 8   /* most panels per pass */
+#define AHEAD 64   /* weight rows (64-byte lines) prefetched ahead of the products */
 
 typedef struct {
     const float *norm1_weight, *norm1_bias;
@@ -60,7 +63,8 @@ typedef struct {
     int num_layers, d, heads, ffn, vocab;
     float eps;
     const gpt_layer *layers;
-    const float *final_weight, *final_bias, *embedding /* (V, D), tied output */, *positions /* (context, D) */;
+    const float *final_weight, *final_bias, *embedding /* (V, D) */, *positions /* (context, D) */;
+    const float *output; /* panels of the tied output layer W_e^T (D, V) */
 } gpt_model;
 
 typedef struct {
@@ -68,28 +72,6 @@ typedef struct {
     float *const *keys, *const *values; /* per layer (B, H, capacity, Dh) */
     int32_t *lineage;                   /* (B, capacity) or NULL */
 } gpt_cache;
-
-/* e^x for a vector, |error| ~ 1 ulp (Cephes' expf: x = n ln2 + r, a degree-6 polynomial in
- * r, times 2^n); x clamped to [-87, 88], where e^x is a normal float. */
-static inline v16 vexp(v16 x) {
-    const v16 lo = (v16){0} - 87.0f, hi = (v16){0} + 88.0f;
-    v16i m = x < lo;
-    x = (v16)((m & (v16i)lo) | (~m & (v16i)x));
-    m = x > hi;
-    x = (v16)((m & (v16i)hi) | (~m & (v16i)x));
-    const v16 shifter = (v16){0} + 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    const v16 t = x * 1.44269504088896341f + shifter;
-    const v16 n = t - shifter;
-    const v16 r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-    v16 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    const v16i e = ((v16i)t - (v16i)shifter + 127) << 23; /* 2^n */
-    return p * (v16)e;
-}
 
 /* y = LN(x) * weight + bias over n features */
 static void layer_norm(const float *x, const float *weight, const float *bias, float eps, int n, float *y) {
@@ -115,28 +97,51 @@ static void my_slice(int n, int *begin, int *end) {
     *end = (int)((long)n * (t + 1) / threads);
 }
 
-/* out[r] = x[r] . panel (16 columns) for R rows of x (stride n_in): four partial sums per
- * column (rows i mod 4 of the panel), added as (s0 + s1) + (s2 + s3). R is a constant at
- * every call, so the 4 R accumulators stay in registers. */
-static inline __attribute__((always_inline)) void panel_rows(const int R, const float *x, int n_in, const float *panel,
-                                                              v16 *out) {
-    v16 acc[4][TILE];
-    for (int k = 0; k < 4; k++)
-        for (int r = 0; r < R; r++) acc[k][r] = (v16){0};
-    int i = 0;
-    for (; i + 4 <= n_in; i += 4) {
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
-            const v16 w = *(const v16 *)(panel + (size_t)(i + k) * W);
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) acc[k][r] += w * x[(size_t)r * n_in + i + k];
+/* out[r][p] = x[r] . panel p (16 columns) for R rows of x (stride n_in) and P panels (a
+ * stride of `next` floats apart): one sum per column, over i in order, for every R and P, so
+ * a row gets the same bits in any tile. R and P are constants at every call, so the R P
+ * accumulators stay in registers: a pass reads P weight vectors and R scalars of x per i
+ * for R P vector products. */
+static inline __attribute__((always_inline)) void tile(const int R, const int P, const float *x, int n_in,
+                                                        const float *panel, size_t next, v16 out[ROWS][PANELS]) {
+    v16 acc[ROWS][PANELS];
+    for (int r = 0; r < R; r++)
+        for (int p = 0; p < P; p++) acc[r][p] = (v16){0};
+    for (int i = 0; i < n_in; i++) {
+        v16 w[PANELS];
+        for (int p = 0; p < P; p++) {
+            w[p] = *(const v16 *)(panel + p * next + (size_t)i * W);
+            __builtin_prefetch(panel + p * next + (size_t)(i + AHEAD) * W); /* a hint: past the end is harmless */
+        }
+        for (int r = 0; r < R; r++) {
+            const float xr = x[(size_t)r * n_in + i];
+            for (int p = 0; p < P; p++) acc[r][p] += w[p] * xr;
         }
     }
-    for (int k = 0; i < n_in; i++, k++) {
-        const v16 w = *(const v16 *)(panel + (size_t)i * W);
-        for (int r = 0; r < R; r++) acc[k][r] += w * x[(size_t)r * n_in + i];
+    for (int r = 0; r < R; r++)
+        for (int p = 0; p < P; p++) out[r][p] = acc[r][p];
+}
+
+/* tile() for `rows` (1..8) rows and the most panels, of `left`, that keep the accumulators
+ * in registers (16 / rows panels, at most 8; fewer, in powers of two, for the last ones).
+ * Returns the panels done. */
+static int tile_for(int rows, int left, const float *x, int n_in, const float *panel, v16 out[ROWS][PANELS]) {
+    const size_t next = (size_t)n_in * W;
+#define TILE_P(R, P) \
+    if (left >= P) { tile(R, P, x, n_in, panel, next, out); return P; }
+#define TILE_END(R) tile(R, 1, x, n_in, panel, next, out); return 1;
+    switch (rows) {
+        case 1: TILE_P(1, 8) TILE_P(1, 4) TILE_P(1, 2) TILE_END(1)
+        case 2: TILE_P(2, 8) TILE_P(2, 4) TILE_P(2, 2) TILE_END(2)
+        case 3: TILE_P(3, 4) TILE_P(3, 2) TILE_END(3)
+        case 4: TILE_P(4, 4) TILE_P(4, 2) TILE_END(4)
+        case 5: TILE_P(5, 2) TILE_END(5)
+        case 6: TILE_P(6, 2) TILE_END(6)
+        case 7: TILE_P(7, 2) TILE_END(7)
+        default: TILE_P(8, 2) TILE_END(8)
     }
-    for (int r = 0; r < R; r++) out[r] = (acc[0][r] + acc[1][r]) + (acc[2][r] + acc[3][r]);
+#undef TILE_P
+#undef TILE_END
 }
 
 /* GPT-2's tanh GELU, 0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3) */
@@ -145,77 +150,37 @@ static inline v16 gelu_tanh(v16 x) {
     return x / (vexp(u * -2.0f) + 1.0f);
 }
 
-/* This thread's panels of Y (batch, n_out) = X (batch, n_in) W + bias, then GELU when `gelu`,
- * plus Y when `accumulate` (the residual). */
+/* This thread's panels of Y (batch, n_out) = X (batch, n_in) W + bias (NULL: none), then GELU
+ * when `gelu`, plus Y when `accumulate` (the residual). Rows in tiles of 8, panels in groups
+ * of up to 8 (tile_for). */
 static void matmul(int batch, const float *x, const float *w, const float *bias, int n_in, int n_out, float *y,
                    int accumulate, int gelu) {
     int p0, p1;
     my_slice((n_out + W - 1) / W, &p0, &p1);
-    for (int p = p0; p < p1; p++) {
-        const float *panel = w + (size_t)p * n_in * W;
-        const int j0 = p * W, width = n_out - j0 < W ? n_out - j0 : W;
-        const v16 b = *(const v16 *)(bias + j0);
-        for (int r0 = 0; r0 < batch; r0 += TILE) {
-            const int rows = batch - r0 < TILE ? batch - r0 : TILE;
-            const float *xr = x + (size_t)r0 * n_in;
-            v16 out[TILE];
-            switch (rows) {
-                case 1: panel_rows(1, xr, n_in, panel, out); break;
-                case 2: panel_rows(2, xr, n_in, panel, out); break;
-                case 3: panel_rows(3, xr, n_in, panel, out); break;
-                default: panel_rows(4, xr, n_in, panel, out); break;
-            }
-            for (int r = 0; r < rows; r++) {
-                float *yr = y + (size_t)(r0 + r) * n_out + j0;
-                v16 v = out[r] + b;
-                if (gelu) v = gelu_tanh(v);
-                if (width == W) {
-                    if (accumulate) v += *(const v16 *)yr;
-                    *(v16 *)yr = v;
-                } else {
-                    for (int j = 0; j < width; j++) yr[j] = (accumulate ? yr[j] : 0.0f) + v[j];
+    for (int r0 = 0; r0 < batch; r0 += ROWS) {
+        const int rows = batch - r0 < ROWS ? batch - r0 : ROWS;
+        const float *xr = x + (size_t)r0 * n_in;
+        for (int p = p0; p < p1;) {
+            v16 out[ROWS][PANELS];
+            const int done = tile_for(rows, p1 - p, xr, n_in, w + (size_t)p * n_in * W, out);
+            for (int q = 0; q < done; q++) {
+                const int j0 = (p + q) * W, width = n_out - j0 < W ? n_out - j0 : W;
+                const v16 b = bias ? *(const v16 *)(bias + j0) : (v16){0};
+                for (int r = 0; r < rows; r++) {
+                    float *yr = y + (size_t)(r0 + r) * n_out + j0;
+                    v16 v = out[r][q] + b;
+                    if (gelu) v = gelu_tanh(v);
+                    if (width == W) {
+                        if (accumulate) v += *(const v16 *)yr;
+                        *(v16 *)yr = v;
+                    } else {
+                        for (int j = 0; j < width; j++) yr[j] = (accumulate ? yr[j] : 0.0f) + v[j];
+                    }
                 }
             }
+            p += done;
         }
     }
-}
-
-static float dot(const float *a, const float *b, int n) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-/* One (row, head): out (Dh) = softmax(q K^T * scale) V over `keys` positions. Position t's
- * key is at k + src[t] * stride + t * dh (src NULL: 0), its value likewise in v.
- * scores: scratch of `keys` rounded up to 16. */
-static void attend(const float *q, const float *k, const float *v, const int32_t *src, size_t stride, int keys, int dh,
-                   float scale, float *scores, float *out) {
-    float top = -INFINITY;
-    for (int t = 0; t < keys; t++) {
-        const size_t at = (src ? (size_t)src[t] * stride : 0) + (size_t)t * dh;
-        scores[t] = dot(q, k + at, dh) * scale;
-        top = scores[t] > top ? scores[t] : top;
-    }
-    v16 sum = (v16){0};
-    for (int t = 0; t < keys; t += W) {
-        v16 e = vexp(*(v16 *)(scores + t) - top);
-        for (int j = keys - t; j < W; j++) e[j] = 0.0f; /* the last block's lanes past `keys` */
-        *(v16 *)(scores + t) = e;
-        sum += e;
-    }
-    float total = 0.0f;
-    for (int j = 0; j < W; j++) total += sum[j];
-    memset(out, 0, sizeof(float) * (size_t)dh);
-    for (int t = 0; t < keys; t++) {
-        const float p = scores[t], *row = v + (src ? (size_t)src[t] * stride : 0) + (size_t)t * dh;
-#pragma omp simd
-        for (int i = 0; i < dh; i++) out[i] += p * row[i];
-    }
-    const float inv = 1.0f / total;
-#pragma omp simd
-    for (int i = 0; i < dh; i++) out[i] *= inv;
 }
 
 /* Floats of workspace a step needs: h, x, att (B D each), qkv (B 3D), hidden (B F), and a
@@ -270,9 +235,7 @@ static void step(const gpt_model *m, const gpt_cache *c, int past, const int64_t
     }
 #pragma omp for
     for (int b = 0; b < batch; b++) layer_norm(h + b * d, m->final_weight, m->final_bias, m->eps, d, x + b * d);
-    my_slice(m->vocab, &begin, &end);
-    for (int t = begin; t < end; t++)
-        for (int b = 0; b < batch; b++) logits[(size_t)b * m->vocab + t] = dot(m->embedding + (size_t)t * d, x + b * d, d);
+    matmul(batch, x, m->output, NULL, d, m->vocab, logits, 0, 0);
 #pragma omp barrier
 }
 

@@ -1,7 +1,8 @@
 """The ctypes binding of ``gpt_decode.c``: GPT decoding steps for B rows at one position.
 
 :class:`NativeDecoder` holds a model's decoding weights, packed in panels of 16 columns
-``(ceil(out / 16), in, 16)`` for the C products (a copy of the block weights), and runs:
+``(ceil(out / 16), in, 16)`` for the C products (a copy of the block weights and of the
+tied output layer), and runs:
 
 - :meth:`NativeDecoder.run`: one step on per-layer key/value storage ``(B, H, capacity,
   Dh)`` holding ``past`` tokens, writing the new keys/values at ``past`` in place;
@@ -49,7 +50,7 @@ class _Model(ctypes.Structure):
     """Mirror of ``gpt_model``."""
 
     _fields_ = [(n, ctypes.c_int) for n in ("num_layers", "d", "heads", "ffn", "vocab")] + [("eps", ctypes.c_float)] + [
-        (n, ctypes.c_void_p) for n in ("layers", "final_weight", "final_bias", "embedding", "positions")]
+        (n, ctypes.c_void_p) for n in ("layers", "final_weight", "final_bias", "embedding", "positions", "output")]
 
 
 class _Cache(ctypes.Structure):
@@ -113,14 +114,15 @@ class NativeDecoder:
             return F.pad(t, (0, -t.shape[0] % PANEL)).contiguous() if name in _PADDED else t
 
         packed = [{name: prepared(name, getattr(layer, name)) for name in _FIELDS} for layer in layers]
-        self._keep = [*final_norm, embedding, positions] + [t for layer in packed for t in layer.values()]
+        output = pack(embedding.t())  # the tied output layer (D, V) in panels
+        self._keep = [*final_norm, embedding, positions, output] + [t for layer in packed for t in layer.values()]
         self._layers = (_Layer * len(layers))(*[_Layer(*[layer[n].data_ptr() for n in _FIELDS]) for layer in packed])
         self.vocab, self.d = embedding.shape
         self.context, self.heads = positions.shape[0], heads
         self.ffn = layers[0].fc1_bias.shape[0]
         self._model = _Model(len(layers), self.d, heads, self.ffn, self.vocab, eps, ctypes.addressof(self._layers),
                              final_norm[0].data_ptr(), final_norm[1].data_ptr(), embedding.data_ptr(),
-                             positions.data_ptr())
+                             positions.data_ptr(), output.data_ptr())
         self._pointer_arrays = ctypes.c_void_p * len(layers)
 
     def step(self, tokens: int | Tensor, caches: Sequence[_Storage], lineage: Tensor | None = None) -> tuple[Tensor, Tensor]:
