@@ -16,11 +16,12 @@ synthetic corpus (``default``, seed 0: the demo's) with a translator checkpoint 
 explain`` does (every method, head importance, the pruning curve) and prints the wall and CPU
 time of each phase: goal B.
 
-``--precision-check DIR [INPUT ...]`` instead scores the same attributions' curves in fp32 and
-under bf16 autocast on a trained checkpoint (every method but flow; the app's examples when no
-INPUT): each method's AOPC, insertion AUC, comprehensiveness and sufficiency in both, the
-Spearman correlation of the methods' AOPC, whether the AOPC order is the same, and the time
-of each precision's curves (docs/explain.md, "bf16 curves").
+``--precision-check DIR [INPUT ...]`` instead explains a trained checkpoint's predictions in fp32
+and under bf16 autocast (integrated gradients' forward-backwards and the curves' forwards; every
+method but flow; the app's examples when no INPUT): the Spearman correlation of integrated
+gradients' per-unit attributions in the two, each method's AOPC, insertion AUC,
+comprehensiveness and sufficiency in both, the Spearman correlation of the methods' AOPC,
+whether the AOPC order is the same, and the time of each (docs/explain.md, "bf16").
 
 ``--tables A.json B.json ...`` (files of ``attnlab explain --json``) instead prints the
 faithfulness table of each as Markdown and draws each one's mean deletion and insertion
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -40,7 +42,9 @@ from attnlab.apps.explain import gpt_predictions
 from attnlab.apps.lm import LoadedLM
 from attnlab.explain.faithfulness import POINTS, PRECISION, PRECISIONS, faithfulness_many
 from attnlab.explain.flow import TooLarge
+from attnlab.explain.integrated_gradients import integrated_gradients
 from attnlab.explain.methods import METHODS
+from attnlab.explain.padded import TOKENS
 from attnlab.models.gpt import GPT, GPTConfig
 from benchmarks.common import machine_line
 
@@ -116,7 +120,9 @@ def translator_goal(ckpt: str, sentences: int, points: int, precision: str) -> N
     sources = synthetic_corpus("default", seed=0).test.src[:sentences]
     loaded = load(ckpt, [])
     print(machine_line())
-    print(f"translator {ckpt}: {sentences} test sentences, curves in {precision}, torch threads {torch.get_num_threads()}")
+    print(f"translator {ckpt}: {sentences} test sentences, curves and integrated gradients in {precision}, "
+          f"torch threads {torch.get_num_threads()}; curve copies of all sentences in padded batches of "
+          f"{TOKENS} positions, each copy's target cut to the steps that read it")
     clock = [time.perf_counter(), time.process_time()]
     total = list(clock)
 
@@ -127,7 +133,8 @@ def translator_goal(ckpt: str, sentences: int, points: int, precision: str) -> N
 
     _, xs = predictions(loaded, sources)
     phase(f"translate, {len(xs)} predictions")
-    result = evaluate(xs, METHODS, points, precision)
+    methods = {**METHODS, "integrated_gradients": partial(integrated_gradients, precision=precision)}
+    result = evaluate(xs, methods, points, precision)
     phase("methods and curves")
     importance = head_importance(xs, xs[0].module)
     pruning_curve(xs, xs[0].module, importance.masked)
@@ -137,7 +144,8 @@ def translator_goal(ckpt: str, sentences: int, points: int, precision: str) -> N
 
 
 def precision_check(ckpt: str, inputs: list[str], points: int) -> None:
-    """Same attributions, curves in fp32 and bf16: do the measures and the ranking agree?"""
+    """fp32 against bf16 (integrated gradients' forward-backwards and the curves' forwards):
+    do the attributions, the measures and the ranking of the methods agree?"""
     from scipy.stats import spearmanr
 
     from attnlab.apps.explain import load, predictions
@@ -149,17 +157,22 @@ def precision_check(ckpt: str, inputs: list[str], points: int) -> None:
     methods = {n: m for n, m in METHODS.items() if n != "flow"}  # flow's order is rollout's on these
     print(machine_line())
     print(f"{kind} {ckpt}: {len(xs)} predictions, {xs[0].num_units}..{max(x.num_units for x in xs)} units, "
-          f"curves at {points} points beyond 64 units")
-    runs = [(g, [{n: m(x).detach().double().cpu() for n, m in methods.items()} for x in g]) for g in groups(xs)]
-    table, seconds = {}, {}
+          f"curve points: {points} beyond 64 units")
+    table, seconds, ig = {}, {}, {}
     for precision in ("fp32", "bf16"):
         start, sums = time.perf_counter(), {n: dict.fromkeys(MEASURES, 0.0) for n in methods}
+        chosen = {**methods, "integrated_gradients": partial(integrated_gradients, precision=precision)}
+        runs = [(g, [{n: m(x).detach().double().cpu() for n, m in chosen.items()} for x in g]) for g in groups(xs)]
+        ig[precision] = [a["integrated_gradients"] for _, rs in runs for a in rs]
         for group, attributions in runs:
             for measured in faithfulness_shared(group, attributions, points=points, precision=precision):
                 for n, m in measured.items():
                     for key in MEASURES:
                         sums[n][key] += m[key] / len(xs)
         seconds[precision], table[precision] = time.perf_counter() - start, sums
+    rho = [spearmanr(a, b).statistic for a, b in zip(ig["fp32"], ig["bf16"]) if len(a) > 2]
+    print(f"integrated gradients fp32 vs bf16, Spearman of the per-unit attributions: mean {sum(rho) / len(rho):.4f}, "
+          f"min {min(rho):.4f} over {len(rho)} predictions of 3+ units")
     print(f"{'method':<22}" + "".join(f"{k[:12] + ' fp32':>18}{'bf16':>9}" for k in MEASURES))
     for n in methods:
         print(f"{n:<22}" + "".join(f"{table['fp32'][n][k]:>18.4f}{table['bf16'][n][k]:>9.4f}" for k in MEASURES))
@@ -169,7 +182,7 @@ def precision_check(ckpt: str, inputs: list[str], points: int) -> None:
     print(f"AOPC Spearman {spearmanr(aopc['fp32'], aopc['bf16']).statistic:.4f}; same order: "
           f"{order['fp32'] == order['bf16']}; largest |fp32 - bf16| of any measure {worst:.4f}")
     print(f"fp32 order: {' > '.join(order['fp32'])}\nbf16 order: {' > '.join(order['bf16'])}")
-    print(f"curves: fp32 {seconds['fp32']:.1f} s, bf16 {seconds['bf16']:.1f} s")
+    print(f"attributions and curves: fp32 {seconds['fp32']:.1f} s, bf16 {seconds['bf16']:.1f} s")
 
 
 def main() -> None:
@@ -178,7 +191,8 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=Path("docs/images"))
     parser.add_argument("--translator", metavar="DIR", help="goal B: explain this translator's test sentences")
     parser.add_argument("--sentences", type=int, default=100)
-    parser.add_argument("--precision", choices=PRECISIONS, default=PRECISION, help="the curves' forwards")
+    parser.add_argument("--precision", choices=PRECISIONS, default=PRECISION,
+                        help="the curves' and integrated gradients' forwards")
     parser.add_argument("--precision-check", nargs="+", metavar=("DIR", "INPUT"),
                         help="curves in fp32 and bf16 on this checkpoint's predictions: do they agree?")
     parser.add_argument("--tokens", type=int, default=512)
@@ -207,7 +221,8 @@ def main() -> None:
     (x,) = gpt_predictions(LoadedLM(model, IdTokenizer(args.vocab)), [text])
     print(machine_line())
     print(f"GPT {args.layers} x {args.heads} heads x {args.d_model}, {args.tokens} tokens, "
-          f"IG {args.steps} steps, batches of {args.batch}, curves at {args.curve_points} points in {args.precision}, "
+          f"IG {args.steps} steps, batches of {args.batch}, curve points: {args.curve_points} (+ ERASER bins), "
+          f"curves and IG in {args.precision}, "
           f"torch threads {torch.get_num_threads()}")
     total = time.perf_counter()
     print(f"{'method':<22}{'attribution s':>15}")
@@ -215,8 +230,8 @@ def main() -> None:
     for name, method in METHODS.items():
         start = time.perf_counter()
         try:
-            attributions[name] = method(x, steps=args.steps, batch=args.batch) if name == "integrated_gradients" \
-                else method(x)
+            attributions[name] = method(x, steps=args.steps, batch=args.batch, precision=args.precision) \
+                if name == "integrated_gradients" else method(x)
         except TooLarge as e:
             print(f"{name:<22}skipped: {e}")
             continue

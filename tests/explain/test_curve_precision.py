@@ -1,6 +1,6 @@
-"""The curves' forwards under bf16 autocast: the same measures as fp32 within bf16's
-tolerance (~1e-2), not bit-equal (the products did run in bf16); an unknown precision is
-one clear error."""
+"""The curves' forwards and integrated gradients' forward-backwards under bf16 autocast: the
+same measures and attributions as fp32 within bf16's tolerance (~1e-2), not bit-equal (the
+products did run in bf16); an unknown precision is one clear error."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 from attnlab.explain.explainable import Explainable
 from attnlab.explain.faithfulness import faithfulness_many
+from attnlab.explain.integrated_gradients import integrated_gradients
 
 L, D = 80, 16
 
@@ -41,3 +42,14 @@ def test_bf16_curves_agree_with_fp32_within_tolerance():
 def test_an_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="curve precision"):
         faithfulness_many(toy(), {"m": torch.rand(L)}, precision="fp16")
+
+
+def test_bf16_integrated_gradients_agree_with_fp32_within_tolerance():
+    x = toy()
+    fp32, bf16 = integrated_gradients(x), integrated_gradients(x, precision="bf16")
+    assert fp32.dtype == bf16.dtype == torch.float32
+    scale = float(fp32.abs().max())
+    assert float((fp32 - bf16).abs().max()) < 2e-2 * scale
+    assert not torch.equal(fp32, bf16)
+    with pytest.raises(ValueError, match="precision"):
+        integrated_gradients(x, precision="fp16")

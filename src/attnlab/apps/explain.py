@@ -24,6 +24,7 @@ importance; :func:`explain` and :func:`explore` are the Python API (``attnlab.ex
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -44,6 +45,7 @@ from attnlab.explain.evaluate import evaluate
 from attnlab.explain.explainable import Explainable, Shared, replace_output, widened
 from attnlab.explain.faithfulness import POINTS, PRECISION, PRECISIONS
 from attnlab.explain.heads import attention_modules, head_importance, pruning_curve
+from attnlab.explain.integrated_gradients import integrated_gradients
 from attnlab.explain.layouts import (
     dense_graph,
     disjoint_copies,
@@ -202,12 +204,13 @@ def translator_predictions(translator: Translator, sources: list[str]) -> list[E
     return out
 
 
-def _padded_translator(translator: Translator) -> Callable[[list, Tensor, Tensor], Tensor]:
+def _padded_translator(translator: Translator) -> Callable[[list, Tensor, Tensor, int], Tensor]:
     """Several sentences' copies in one forward (``Shared.joint``, :mod:`attnlab.explain.padded`):
     ``keys`` the sentences' ``(source ids (S_g,), target input (T_g,), labels (T_g,))``,
     ``e (N, S_max, D)`` the copies' source embeddings, copy i of sentence ``owner[i]`` ->
-    ``(N, T_max)`` log p(label_t). Sources and targets are padded with ``pad_id``: the source
-    mask hides padded source positions, the causal decoder a step's later target positions."""
+    ``(N, width)`` log p(label_t) of the first ``width`` steps. Sources and targets are padded
+    with ``pad_id`` (targets cut to ``width``): the source mask hides padded source positions,
+    the causal decoder a step's later target positions."""
     model, pad = translator.model, translator.model.config.pad_id
 
     def padded(rows: list[Tensor], width: int, value: int) -> Tensor:
@@ -216,12 +219,11 @@ def _padded_translator(translator: Translator) -> Callable[[list, Tensor, Tensor
             out[g, : len(row)] = row
         return out
 
-    def joint(keys: list, e: Tensor, owner: Tensor) -> Tensor:
+    def joint(keys: list, e: Tensor, owner: Tensor, width: int) -> Tensor:
         owner = owner.to(e.device)
-        width = max(len(k[1]) for k in keys)
         src = padded([k[0] for k in keys], e.shape[1], pad)[owner]  # (N, S_max)
-        tgt_in = padded([k[1] for k in keys], width, pad)[owner]  # (N, T_max)
-        labels = padded([k[2] for k in keys], width, 0)[owner]  # (N, T_max): 0 past a sentence's end, unread
+        tgt_in = padded([k[1][:width] for k in keys], width, pad)[owner]  # (N, width): the first steps
+        labels = padded([k[2][:width] for k in keys], width, 0)[owner]  # (N, width): 0 past a sentence's end, unread
         with replace_output(model.src_embed, src, e):
             o = model(src, tgt_in)
         return F.log_softmax(widened(o.logits), dim=-1).gather(-1, labels[..., None])[..., 0]
@@ -300,9 +302,11 @@ def predictions(loaded: Loaded, inputs: list[str]) -> tuple[str, list[Explainabl
 def run(loaded: Loaded, inputs: list[str], methods: list[str] | None = None, heads: bool = True,
         curve_points: int | None = None, precision: str = PRECISION) -> ExplainReport:
     """Every method on every prediction, its faithfulness (curves at ``curve_points`` k beyond
-    64 units, None: ``faithfulness.POINTS``; their forwards in ``precision``, "fp32" or "bf16"
-    autocast); every head's importance; the lens."""
+    64 units, None: ``faithfulness.POINTS``; their forwards and integrated gradients' in
+    ``precision``, "fp32" or "bf16" autocast); every head's importance; the lens."""
     chosen = pick(methods)
+    if "integrated_gradients" in chosen:  # its forward-backwards in the curves' precision too
+        chosen["integrated_gradients"] = partial(integrated_gradients, precision=precision)
     curve_points = POINTS if curve_points is None else curve_points
     if curve_points < 2:
         raise AttnlabError(f"--curve-points: expected 2 or more, got {curve_points}")
@@ -332,8 +336,8 @@ def explain(model_or_ckpt, inputs: list[str] | str | None = None, methods: list[
     """``attnlab.explain``: a checkpoint folder (or an app's loaded model) explained on ``inputs``;
     the report shows itself in a notebook and ``.save(path)`` writes its page or JSON.
     ``curve_points``: the deletion/insertion curves' k beyond 64 units (None: 11; 21: the finer grid);
-    ``precision``: the curves' forwards in "fp32" or under "bf16" autocast (docs/explain.md: the
-    same ranking on trained models, faster only at GPT-2 size)."""
+    ``precision``: the curves' and integrated gradients' forwards in "fp32" or under "bf16"
+    autocast (docs/explain.md: how far it moves the numbers; faster only at GPT-2 size)."""
     inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
     if precision not in PRECISIONS:  # before loading or any model call
         raise AttnlabError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from attnlab.errors import AttnlabError
 from attnlab.explain.explainable import Explainable, groups
-from attnlab.explain.faithfulness import POINTS, PRECISION, faithfulness_groups
+from attnlab.explain.faithfulness import FULL_CURVE, POINTS, PRECISION, faithfulness_groups
 
 MEASURES = ("aopc", "deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency")
 
@@ -29,6 +29,7 @@ class Evaluation:
     curves: dict[str, list[dict | None]] = field(default_factory=dict)
     table: dict[str, dict[str, float]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, object] = field(default_factory=dict)  # what the numbers were measured with
 
     def ranked(self) -> list[str]:
         return sorted(self.table, key=lambda m: (-self.table[m]["aopc"], -self.table[m]["insertion_auc"]))
@@ -42,6 +43,8 @@ class Evaluation:
             lines.append(f"{name:<22}" + "".join(f"{row[m]:>{w}.4f}" for m, w in zip(MEASURES, (9, 10, 10, 9, 9)))
                          + f"{int(row['n']):>5}")
         lines += [f"{name:<22}skipped: {why}" for name, why in self.skipped.items() if name not in self.table]
+        if self.settings:
+            lines.append("; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in self.settings.items()))
         return "\n".join(lines)
 
 
@@ -52,7 +55,8 @@ def evaluate(explainables: list[Explainable], methods: dict[str, Callable[[Expla
     input's copies scored in one call, padded together where the adapter can:
     :func:`faithfulness_groups`; ``points`` k on a long input's curves, their forwards in
     ``precision``)."""
-    result = Evaluation()
+    result = Evaluation(settings={"curve_points": f"every k up to {FULL_CURVE} units, else {points} points "
+                                                  f"+ the ERASER bins", "precision": precision})
     result.attributions = {name: [] for name in methods}
     result.curves = {name: [] for name in methods}
     ran = [(group, [_attributions(x, methods, result.skipped) for x in group]) for group in groups(explainables)]

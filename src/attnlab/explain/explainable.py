@@ -151,9 +151,10 @@ class Shared:
     count: int
     cache: dict = field(default_factory=dict, repr=False)
     # Several groups' copies in one padded forward (:mod:`attnlab.explain.padded`), when the
-    # adapter can: joint(keys, e (N, L_max, D), owner (N,)) -> (N, T_max), copy i of the
-    # group whose ``key`` is keys[owner[i]]; None: this group's ``run`` alone.
-    joint: Callable[[list[object], Tensor, Tensor], Tensor] | None = None
+    # adapter can: joint(keys, e (N, L_max, D), owner (N,), width) -> (N, width), copy i of the
+    # group whose ``key`` is keys[owner[i]], its first ``width`` predictions (a causal decoder
+    # computes no later step); None: this group's ``run`` alone.
+    joint: Callable[[list[object], Tensor, Tensor, int], Tensor] | None = None
     key: object = None
 
     def memo(self, key: object, compute: Callable[[], Tensor]) -> Tensor:
@@ -164,13 +165,19 @@ class Shared:
 
     def gradients(self, e: Tensor, columns: Tensor, module: nn.Module | None, batch: int = SHARED_BATCH) -> Tensor:
         """``(S, L, D)``: d scores[i, columns[i]] / d e_i for each copy of ``e (S, L, D)``
-        (``columns (S,)``), ``batch`` copies a forward-backward, the parameters frozen."""
+        (``columns (S,)``, ascending when ``joint`` is set: each batch computes the
+        predictions up to its last column), ``batch`` copies a forward-backward, the
+        parameters frozen."""
         out = []
         for part, picked in zip(e.split(batch), columns.split(batch)):
             part = part.detach().requires_grad_(True)
             with torch.enable_grad(), frozen(module):
-                scores, _ = self.run(part, False)  # (s, T)
-                (grad,) = torch.autograd.grad(scores.gather(1, picked[:, None]).sum(), part)
+                if self.joint is None:
+                    scores, _ = self.run(part, False)  # (s, T)
+                else:  # the first max(picked) + 1 predictions only: a shorter decoder
+                    owner = torch.zeros(len(part), dtype=torch.long)
+                    scores = self.joint([self.key], part, owner, int(picked.max()) + 1)
+                (grad,) = torch.autograd.grad(scores.gather(1, picked[:, None].to(scores.device)).sum(), part)
             out.append(grad)
         return torch.cat(out)
 

@@ -114,10 +114,10 @@ def faithfulness_groups(groups: list[list[Explainable]], attributions: list[list
     scored group by group, ``chunk`` copies a forward. The same numbers as group by group."""
     plans = [_plan(xs, methods, points) for xs, methods in zip(groups, attributions)]
     with precision_context(precision, groups[0][0].inputs.device) if groups else nullcontext():
-        scores = score_masks([(xs[0], unique) for xs, (unique, _, _) in zip(groups, plans)],
+        scores = score_masks([(xs[0], unique, widths) for xs, (unique, _, _, widths) in zip(groups, plans)],
                              chunk or CHUNK, tokens)  # (U, T) each
     out = []
-    for xs, methods, (_, index, grid), probs in zip(groups, attributions, plans, scores):
+    for xs, methods, (_, index, grid, _), probs in zip(groups, attributions, plans, scores):
         n, ks = xs[0].num_units, curve_ks(xs[0].num_units, points)
         bins = [min(n, max(1, math.ceil(b * n))) for b in ERASER_BINS]
         probs, start, measured = probs.exp(), 0, []
@@ -130,23 +130,30 @@ def faithfulness_groups(groups: list[list[Explainable]], attributions: list[list
     return out
 
 
-def _plan(xs: list[Explainable], attributions: list[dict[str, Tensor]], points: int) -> tuple[Tensor, Tensor, list[int]]:
+def _plan(xs: list[Explainable], attributions: list[dict[str, Tensor]],
+          points: int) -> tuple[Tensor, Tensor, list[int], Tensor]:
     """The copies of one group: ``unique (U, L)`` the distinct replaced-unit masks, ``index``
-    ``(methods, 2 len(grid))`` each method's deletion then insertion copies among them, and the
-    grid of k (the curve's points and the ERASER bins)."""
+    ``(methods, 2 len(grid))`` each method's deletion then insertion copies among them, the
+    grid of k (the curve's points and the ERASER bins), and ``widths (U,)``: 1 + the last
+    column (prediction) that reads each copy."""
     x, n = xs[0], xs[0].num_units
     if len(xs) > 1 and (x.shared is None or any(o.shared is not x.shared for o in xs)):
         raise ValueError("faithfulness_shared: predictions must share one Shared forward")
     bins = [min(n, max(1, math.ceil(b * n))) for b in ERASER_BINS]
     grid = sorted(set(curve_ks(n, points)) | set(bins))  # the ERASER bins, some on the curve's points
-    masks = []
-    for attribution in (a for methods in attributions for a in methods.values()):
-        order = ranking(attribution).to(x.inputs.device)
-        masks += [replaced(order, grid, keep=False), replaced(order, grid, keep=True)]
+    masks, readers = [], []
+    for one, methods in zip(xs, attributions):
+        for attribution in methods.values():
+            order = ranking(attribution).to(x.inputs.device)
+            masks += [replaced(order, grid, keep=False), replaced(order, grid, keep=True)]
+            readers.append(torch.full((2 * len(grid),), one.column if one.shared is not None else 0))
     if not masks:
-        return torch.zeros(0, n, dtype=torch.bool), torch.zeros(0, 2 * len(grid), dtype=torch.long), grid
+        return torch.zeros(0, n, dtype=torch.bool), torch.zeros(0, 2 * len(grid), dtype=torch.long), grid, \
+            torch.zeros(0, dtype=torch.long)
     unique, index = torch.unique(torch.cat(masks), dim=0, return_inverse=True)  # (U, L), (2 P methods,)
-    return unique, index.cpu().view(-1, 2 * len(grid)), grid
+    index = index.cpu()
+    widths = torch.zeros(len(unique), dtype=torch.long).scatter_reduce(0, index, torch.cat(readers) + 1, "amax")
+    return unique, index.view(-1, 2 * len(grid)), grid, widths
 
 
 def _measures(names: list[str], probs: Tensor, grid: list[int], ks: list[int], bins: list[int], n: int) -> dict:

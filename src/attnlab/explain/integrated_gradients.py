@@ -16,23 +16,28 @@ import torch
 from torch import Tensor
 
 from attnlab.explain.explainable import Explainable
+from attnlab.explain.faithfulness import PRECISION, precision_context
 
 STEPS = 32
 
 
-def integrated_gradients(x: Explainable, steps: int = STEPS, batch: int = 32) -> Tensor:
-    """``(L,)``: the path integral of the gradient from the baseline to the input, per unit."""
+def integrated_gradients(x: Explainable, steps: int = STEPS, batch: int = 32, precision: str = PRECISION) -> Tensor:
+    """``(L,)``: the path integral of the gradient from the baseline to the input, per unit;
+    the forward-backwards in ``precision`` ("bf16": under bf16 autocast, the gradients
+    accumulated in fp32; docs/explain.md states how far that moves the attributions)."""
     if steps < 1:
         raise ValueError(f"steps: expected >= 1, got {steps}")
     delta = x.inputs - x.baseline  # (L, D)
     alphas = (torch.arange(steps, dtype=x.inputs.dtype, device=x.inputs.device) + 0.5) / steps  # (m,)
-    if x.shared is not None:
-        return x.shared.memo(("integrated_gradients", steps), lambda: _every_prediction(x, alphas, delta))[x.column]
-    total = torch.zeros_like(delta)
-    for part in alphas.split(batch):
-        path = x.baseline[None] + part[:, None, None] * delta[None]  # (m', L, D)
-        _, grad = x.gradient(path)
-        total += grad.sum(dim=0)
+    with precision_context(precision, x.inputs.device):
+        if x.shared is not None:
+            return x.shared.memo(("integrated_gradients", steps, precision),
+                                 lambda: _every_prediction(x, alphas, delta))[x.column]
+        total = torch.zeros_like(delta)
+        for part in alphas.split(batch):
+            path = x.baseline[None] + part[:, None, None] * delta[None]  # (m', L, D)
+            _, grad = x.gradient(path)
+            total += grad.sum(dim=0)
     return (delta * total / steps).sum(dim=-1)
 
 

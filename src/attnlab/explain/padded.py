@@ -15,10 +15,13 @@ copies of several sentences go through one forward by padding:
 so every score is the one the sentence's own forward gives, up to the rounding of a
 different summation order (tested against each sentence's forward: fp32, 1e-5).
 
-The adapter states how (:attr:`Shared.joint` ``(keys, e (N, S_max, D), owner (N,)) ->
-(N, T_max)``, copy i of the sentence whose :attr:`Shared.key` is ``keys[owner[i]]``).
-Requests are ordered by (S, T) before they are cut into batches of at most ``tokens``
-padded positions ``N (S_max + T_max)``, so a batch pads little.
+The adapter states how (:attr:`Shared.joint` ``(keys, e (N, S_max, D), owner (N,), width)
+-> (N, width)``, copy i of the sentence whose :attr:`Shared.key` is ``keys[owner[i]]``, its
+first ``width`` steps). A copy read only by steps t < w needs the first w target positions
+alone (causal: later ones change nothing before them), so each copy carries the width its
+readers need and the target is cut to the batch's widest: a step's own copies cost a
+decoder of t + 1 positions, not T. Copies are ordered by (S, width) before they are cut
+into batches of at most ``tokens`` padded positions ``N (S_max + width)``: little padding.
 
 Notation: N copies in a batch, U_r the copies of request r, L_r its units, D width.
 """
@@ -45,21 +48,22 @@ def apply(x: Explainable, masks: Tensor) -> Tensor:
     return torch.where(masks[..., None], x.baseline[None], x.inputs[None])
 
 
-def score_masks(requests: list[tuple[Explainable, Tensor]], chunk: int = CHUNK,
+def score_masks(requests: list[tuple[Explainable, Tensor, Tensor | None]], chunk: int = CHUNK,
                 tokens: int = TOKENS) -> list[Tensor]:
-    """``(U_r, T_r)`` for each request ``(x, masks (U_r, L_r))``: the scores of every
-    prediction of ``x``'s group on each copy (``masks``' units replaced), without gradients.
+    """``(U_r, T_r)`` for each request ``(x, masks (U_r, L_r), widths (U_r,) or None)``: the
+    scores of the predictions of ``x``'s group on each copy (``masks``' units replaced),
+    without gradients; with ``widths``, copy u's first ``widths[u]`` columns only (the rest NaN).
 
     Requests whose :class:`Shared` states a ``joint`` forward are scored together in padded
     batches of at most ``tokens`` positions; any other, by its own forward, ``chunk`` copies
-    a pass."""
+    a pass (every column)."""
     out: list[Tensor | None] = [None] * len(requests)
     pooled: dict[int, list[int]] = {}  # id(joint) -> request indices
-    for r, (x, masks) in enumerate(requests):
-        if not len(masks):
-            out[r] = torch.zeros(0, x.shared.count if x.shared is not None else 1, dtype=torch.float64)
-        elif x.shared is not None and x.shared.joint is not None:
+    for r, (x, masks, _) in enumerate(requests):
+        if x.shared is not None and x.shared.joint is not None and len(masks):
             pooled.setdefault(id(x.shared.joint), []).append(r)
+        elif not len(masks):
+            out[r] = torch.zeros(0, x.shared.count if x.shared is not None else 1, dtype=torch.float64)
         else:
             out[r] = scored(run_of(x), apply(x, masks), chunk).double().cpu().view(len(masks), -1)
     for indices in pooled.values():
@@ -68,50 +72,50 @@ def score_masks(requests: list[tuple[Explainable, Tensor]], chunk: int = CHUNK,
     return out
 
 
-def _joint(requests: list[tuple[Explainable, Tensor]], tokens: int) -> list[Tensor]:
+def _joint(requests: list[tuple[Explainable, Tensor, Tensor | None]], tokens: int) -> list[Tensor]:
     """:func:`score_masks` of requests sharing one ``joint`` forward."""
-    def size(r: int) -> tuple[int, int]:
-        x = requests[r][0]
-        return x.num_units, x.shared.count
-
-    order = sorted(range(len(requests)), key=size)  # similar lengths side by side: little padding
-    out = [torch.empty(len(m), x.shared.count, dtype=torch.float64) for x, m in requests]
-    batch: list[tuple[int, int, int]] = []  # (request, first row, end row)
-    copies = longest = 0
-    for r in order:
-        start, total = 0, len(requests[r][1])
-        while start < total:
-            fit = max(1, tokens // max(longest, sum(size(r)))) - copies  # copies that still fit
-            if fit <= 0:
-                _score_batch(requests, batch, out)
-                batch, copies, longest = [], 0, 0
-                continue
-            end = min(total, start + fit)
-            batch.append((r, start, end))
-            copies, longest, start = copies + end - start, max(longest, sum(size(r))), end
-    if batch:
-        _score_batch(requests, batch, out)
+    request, row, units, width = [], [], [], []  # per copy
+    for r, (x, masks, widths) in enumerate(requests):
+        u = len(masks)
+        request.append(torch.full((u,), r))
+        row.append(torch.arange(u))
+        units.append(torch.full((u,), x.num_units))
+        width.append(torch.full((u,), x.shared.count) if widths is None else widths.cpu().long())
+    request, row, units, width = (torch.cat(t) for t in (request, row, units, width))
+    order = torch.argsort(units * (int(width.max()) + 1) + width, stable=True)  # by (S, width)
+    out = [torch.full((len(m), x.shared.count), float("nan"), dtype=torch.float64) for x, m, _ in requests]
+    sorted_units, sorted_width = units[order].tolist(), width[order].tolist()
+    start = 0
+    while start < len(order):  # the longest run of copies whose padded batch fits in ``tokens``
+        end, longest, widest = start, 0, 0
+        while end < len(order):
+            u, w = max(longest, sorted_units[end]), max(widest, sorted_width[end])
+            if end > start and (end + 1 - start) * (u + w) > tokens:
+                break
+            longest, widest, end = u, w, end + 1
+        _score_batch(requests, request[order[start:end]], row[order[start:end]], widest, out)
+        start = end
     return out
 
 
-def _score_batch(requests: list[tuple[Explainable, Tensor]], batch: list[tuple[int, int, int]],
-                 out: list[Tensor]) -> None:
-    """One joint forward of the copies ``batch`` names; each request's rows written to ``out``."""
-    width = max(requests[r][0].num_units for r, _, _ in batch)
-    keys, slot, parts, owner = [], {}, [], []
-    for r, start, end in batch:
-        x, masks = requests[r]
-        if r not in slot:
-            slot[r] = len(keys)
-            keys.append(x.shared.key)
-        e = apply(x, masks[start:end])  # (n, L_r, D)
-        parts.append(F.pad(e, (0, 0, 0, width - x.num_units)))  # (n, S_max, D): zeros where padded
-        owner.append(torch.full((end - start,), slot[r], dtype=torch.long))
-    joint = requests[batch[0][0]][0].shared.joint
+def _score_batch(requests: list[tuple[Explainable, Tensor, Tensor | None]], request: Tensor, row: Tensor,
+                 width: int, out: list[Tensor]) -> None:
+    """One joint forward of copies ``row[i]`` of requests ``request[i]`` (``(N,)`` each), their
+    first ``width`` steps; each copy's scores written to its request's row of ``out``."""
+    present = torch.unique(request).tolist()
+    longest = max(requests[r][0].num_units for r in present)
+    e, owner, parts = [], [], []
+    for slot, r in enumerate(present):
+        x, masks, _ = requests[r]
+        rows = row[request == r]
+        e.append(F.pad(apply(x, masks[rows]), (0, 0, 0, longest - x.num_units)))  # (n, S_max, D): zeros padded
+        owner.append(torch.full((len(rows),), slot, dtype=torch.long))
+        parts.append((r, rows))
+    joint, keys = requests[present[0]][0].shared.joint, [requests[r][0].shared.key for r in present]
     with torch.no_grad():
-        scores = joint(keys, torch.cat(parts), torch.cat(owner)).double().cpu()  # (N, T_max)
-    row = 0
-    for r, start, end in batch:
-        count = requests[r][0].shared.count
-        out[r][start:end] = scores[row:row + end - start, :count]
-        row += end - start
+        scores = joint(keys, torch.cat(e), torch.cat(owner), width).double().cpu()  # (N, width)
+    done = 0
+    for r, rows in parts:
+        w = min(width, requests[r][0].shared.count)
+        out[r][rows, :w] = scores[done:done + len(rows), :w]
+        done += len(rows)

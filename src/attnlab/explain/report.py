@@ -40,7 +40,8 @@ class ExplainReport:
                 "attributions": {m: (None if a[n] is None else a[n].tolist()) for m, a in self.evaluation.attributions.items()},
                 "curves": {m: c[n] for m, c in self.evaluation.curves.items()},
             })
-        return {"kind": self.kind, "methods": self.evaluation.table, "ranked": self.evaluation.ranked(),
+        return {"kind": self.kind, "settings": self.evaluation.settings, "methods": self.evaluation.table,
+                "ranked": self.evaluation.ranked(),
                 "skipped": self.evaluation.skipped, "heads": self.heads, "pruning": self.pruning,
                 "lens": self.lens, "examples": examples}
 
