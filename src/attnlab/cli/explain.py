@@ -27,8 +27,9 @@ def register(commands) -> None:
                    help="deletion/insertion curves of inputs over 64 units at N evenly spaced points plus the "
                         "ERASER bins (default: 11; 21: the finer grid, about twice the model calls)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="the deletion/insertion curves' forwards in fp32 or under bf16 autocast (the same ranking "
-                        "on trained models; faster at GPT-2 size, not on small models)")
+                   help="the deletion/insertion curves' and integrated gradients' forwards in fp32 or under "
+                        "bf16 autocast (the same ranking on trained models; faster at GPT-2 size, not on small "
+                        "models)")
     p.add_argument("--json", metavar="FILE", help="write the table, head importance and every example as JSON")
     p.add_argument("--out", metavar="FILE.html", help="write the offline report page")
     add_run_options(p)
