@@ -58,7 +58,10 @@ def _data_options(p) -> None:
                    help="train the attention towards the gold alignments with weight W (0: off)")
     p.add_argument("--beam", type=int, default=4, help="beam size of the final test decoding (1: greedy)")
     p.add_argument("--shared-vocab", action=argparse.BooleanOptionalAction, default=None,
-                   help="one joint vocabulary, tied embeddings (default: on for gettext data in a Latin script)")
+                   help="one joint vocabulary, tied embeddings (default: on for gettext data)")
+    p.add_argument("--copy-attention", action="store_true",
+                   help="mix a copy of the attended source tokens into the output (pointer-generator; needs the "
+                        "joint vocabulary): names, options and acronyms kept as they are")
     p.add_argument("--max-tokens", type=int, metavar="N",
                    help="batches of up to N padded tokens instead of --batch-size pairs (default: 1024 for gettext "
                         "data; 0: off)")

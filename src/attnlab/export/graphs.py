@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from attnlab.attention.graph_dense import dense_adjacency
 from attnlab.attention.kv_cache import PastKV
+from attnlab.errors import AttnlabError
 from attnlab.export.manifest import CONFIG
 from attnlab.models.transformer import DecoderState
 
@@ -129,6 +130,9 @@ def translator_decoder(m: nn.Module, input_ids: Tensor, src_mask: Tensor, *cache
 
 def translator_graphs(model: nn.Module) -> tuple[list[Graph], dict]:
     c, attn = model.config, model.stack.decoder_layers[0].self_attn
+    if c.copy_attention:
+        raise AttnlabError("export: a translator with copy attention has no ONNX graphs yet (its decoder step "
+                           "needs the source ids as an input); export a model trained without --copy-attention")
     n, h, dh, b, s, past = c.num_decoder_layers, attn.num_kv_heads, attn.head_dim, 2, 6, 3
     src = torch.randint(4, c.src_vocab_size, (b, s))
     src[1, -2:] = c.pad_id

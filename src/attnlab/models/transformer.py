@@ -43,6 +43,7 @@ from attnlab.errors import AttnlabError
 from attnlab.kernels.linear import Linear
 from attnlab.layers.blocks import DecoderBlock, TransformerBlock, run_encoder
 from attnlab.models.base import PretrainedModel, check_ids, check_labels
+from attnlab.models.copy_attention import CopyGate, copy_log_probs
 
 
 @dataclass
@@ -55,7 +56,10 @@ class TransformerConfig:
     with a LayerNorm, as ``torch.nn.Transformer`` always does. ``alignment_weight`` (lambda
     of guided alignment) supervises head ``alignment_head`` of decoder layer
     ``alignment_layer`` (Python indexing; None: the penultimate layer as in Garg et al.
-    2019, the only one of a one-layer decoder).
+    2019, the only one of a one-layer decoder). ``copy_attention`` mixes a copy of the
+    source tokens the last decoder layer attends to into the output distribution
+    (pointer-generator, :mod:`attnlab.models.copy_attention`; needs one vocabulary for both
+    sides: ``src_vocab_size == tgt_vocab_size``, the ids meaning the same tokens).
     """
 
     src_vocab_size: int = 1000
@@ -81,6 +85,7 @@ class TransformerConfig:
     alignment_weight: float = 0.0
     alignment_layer: int | None = None
     alignment_head: int = 0
+    copy_attention: bool = False
 
     def __post_init__(self) -> None:
         if self.d_model % self.num_heads:
@@ -89,6 +94,11 @@ class TransformerConfig:
             raise AttnlabError(
                 f"TransformerConfig: share_embeddings needs src_vocab_size == tgt_vocab_size, "
                 f"got {self.src_vocab_size} and {self.tgt_vocab_size}"
+            )
+        if self.copy_attention and self.src_vocab_size != self.tgt_vocab_size:
+            raise AttnlabError(
+                f"TransformerConfig: copy_attention needs one vocabulary for both sides (src_vocab_size == "
+                f"tgt_vocab_size), got {self.src_vocab_size} and {self.tgt_vocab_size}"
             )
         for name in ("pad_id", "bos_id", "eos_id"):
             if not 0 <= getattr(self, name) < min(self.src_vocab_size, self.tgt_vocab_size):
@@ -157,6 +167,7 @@ class DecoderState:
     self_caches: list[KVCache | PastKV] = field(default_factory=list)  # KVCache: kept in place;
     cross_caches: list[KVCache | PastKV] = field(default_factory=list)  # PastKV: replaced each step
     length: int = 0  # target tokens fed so far
+    src_ids: Tensor | None = None  # (N, S) the source, for copy attention
 
 
 class EncoderDecoder(nn.Module):
@@ -191,16 +202,16 @@ class EncoderDecoder(nn.Module):
         memory_mask: Tensor | None,
         *,
         need_weights: bool = False,
-        weights_of_layer: int | None = None,
+        weights_of_layers: tuple[int, ...] = (),
         state: DecoderState | None = None,
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """``y (B, T, D)`` -> ``(B, T, D)``, self- and cross-attention weights per layer
-        (every layer with ``need_weights``; else only layer ``weights_of_layer``, None elsewhere);
+        (every layer with ``need_weights``; else only layers ``weights_of_layers``, None elsewhere);
         with ``state``, its self-attention caches become the next step's."""
         self_weights, cross_weights = [], []
         for i, layer in enumerate(self.decoder_layers):
             out = layer(
-                y, memory, memory_mask=memory_mask, causal=True, need_weights=need_weights or i == weights_of_layer,
+                y, memory, memory_mask=memory_mask, causal=True, need_weights=need_weights or i in weights_of_layers,
                 self_cache=state.self_caches[i] if state else None,
                 cross_cache=state.cross_caches[i] if state else None,
             )
@@ -266,6 +277,7 @@ class Transformer(PretrainedModel):
         self.output_proj = Linear(c.d_model, c.tgt_vocab_size, bias=False)
         if c.share_embeddings or c.tie_output:
             self.output_proj.weight = self.tgt_embed.weight
+        self.copy_gate = CopyGate(c.d_model) if c.copy_attention else None
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
@@ -314,10 +326,11 @@ class Transformer(PretrainedModel):
                   max_len=c.max_len)
         y = self.embed(tgt_ids, self.tgt_embed)
         guided = labels is not None and align is not None and c.alignment_weight > 0
+        read = ((c.supervised_layer,) if guided else ()) + ((c.num_decoder_layers - 1,) if c.copy_attention else ())
         hidden, self_weights, cross_weights = self.stack.decode(
-            y, memory, memory_mask, need_weights=need_weights, weights_of_layer=c.supervised_layer if guided else None
+            y, memory, memory_mask, need_weights=need_weights, weights_of_layers=read
         )
-        logits = self.output_proj(hidden)  # (B, T, V)
+        logits = self.scores(hidden, cross_weights[-1], src_ids)  # (B, T, V)
         loss = None if labels is None else self.loss(logits, labels)
         alignment_loss = None
         if guided:
@@ -331,8 +344,17 @@ class Transformer(PretrainedModel):
             attentions.add_layers("decoder.{i}.cross", cross_weights, kind="cross", axes=("target", "source"))
         return TransformerOutput(logits, loss, attentions, alignment_loss)
 
+    def scores(self, hidden: Tensor, cross: Tensor | None, src_ids: Tensor) -> Tensor:
+        """``hidden (B, T, D)`` -> the logits ``(B, T, V)``; with copy attention, log-probabilities
+        (fp32) mixing in the copy of ``src_ids (B, S)`` by the last layer's ``cross (B, H, T, S)``."""
+        logits = self.output_proj(hidden)
+        if self.copy_gate is None:
+            return logits
+        return copy_log_probs(logits, self.copy_gate(hidden), cross.mean(dim=1), src_ids)
+
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
-        """Label-smoothed cross-entropy (Szegedy et al. 2016) over non-pad labels, in fp32."""
+        """Label-smoothed cross-entropy (Szegedy et al. 2016) over non-pad labels, in fp32
+        (with copy attention ``logits`` are log-probabilities: log_softmax leaves them as they are)."""
         check_labels(labels, "labels", tuple(logits.shape[:2]), logits.shape[-1], ignore=False)
         return F.cross_entropy(
             logits.float().flatten(0, 1), labels.flatten(), ignore_index=self.config.pad_id,
@@ -344,7 +366,8 @@ class Transformer(PretrainedModel):
         """Encode the source once; the caches are filled by the first :meth:`step`."""
         memory, mask, _ = self.encode(src_ids)
         n = self.config.num_decoder_layers
-        return DecoderState(memory, mask, make_caches(n), make_caches(n, static=True))
+        return DecoderState(memory, mask, make_caches(n), make_caches(n, static=True),
+                            src_ids=src_ids if self.config.copy_attention else None)
 
     def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """Feed ``tokens (N,)`` at position ``state.length``; return log-probabilities ``(N, V)``."""
@@ -357,9 +380,11 @@ class Transformer(PretrainedModel):
         check_ids(ids, "tokens", self.config.tgt_vocab_size, what="tgt_vocab_size", max_len=self.config.max_len,
                   offset=state.length)
         y = self.embed(ids, self.tgt_embed, offset=state.length)
-        hidden, _, _ = self.stack.decode(y, state.memory, state.memory_mask, state=state)
+        last = self.config.num_decoder_layers - 1
+        hidden, _, cross = self.stack.decode(y, state.memory, state.memory_mask, state=state,
+                                             weights_of_layers=(last,) if self.copy_gate is not None else ())
         state.length += ids.shape[1]
-        return F.log_softmax(self.output_proj(hidden).float(), dim=-1), state
+        return F.log_softmax(self.scores(hidden, cross[-1], state.src_ids).float(), dim=-1), state
 
     def reorder(self, state: DecoderState, index: Tensor) -> DecoderState:
         """Keep rows ``index (N_new,)`` of every tensor and cache (beam search)."""
@@ -367,4 +392,6 @@ class Transformer(PretrainedModel):
             cache.reorder(index)
         state.memory = state.memory.index_select(0, index)
         state.memory_mask = state.memory_mask.index_select(0, index)
+        if state.src_ids is not None:
+            state.src_ids = state.src_ids.index_select(0, index)
         return state

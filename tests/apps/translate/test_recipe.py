@@ -63,6 +63,29 @@ def test_shared_vocabulary_ties_all_three_embeddings(data):
         TranslatorSetup(model="seq2seq", preset="compact", shared_vocab=True)
 
 
+def test_copy_attention_reaches_the_model_from_the_command_line_and_needs_the_joint_vocabulary(data, tmp_path, capsys):
+    from attnlab.apps.translate import TranslateSettings
+    from attnlab.cli.main import main
+    from attnlab.export.graphs import translator_graphs
+
+    settings = TranslateSettings(data="gettext:fr", copy_attention=True, out=str(tmp_path / "x"))
+    assert settings.setup().copy_attention and settings.setup().shared_vocab
+    setup = TranslatorSetup(corpus="tiny", preset="tiny", tokenizer="byte_bpe", vocab_size=300, shared_vocab=True,
+                            copy_attention=True)
+    model = build_translator(setup, data[0]).model
+    assert model.config.copy_attention and model.copy_gate is not None
+    with pytest.raises(AttnlabError, match="--copy-attention"):
+        TranslatorSetup(corpus="tiny", preset="tiny", copy_attention=True)  # two vocabularies
+    with pytest.raises(AttnlabError, match="copy attention has no ONNX graphs"):
+        translator_graphs(model)
+    # per-side vocabularies asked for: one line, no traceback, nothing written
+    code = main(["train", "translate", "--copy-attention", "--no-shared-vocab", "--data", "gettext:fr",
+                 "--out", str(tmp_path / "y"), "--steps", "1"])
+    err = capsys.readouterr().err
+    assert code != 0 and err.count("\n") == 1 and "--copy-attention" in err and "Traceback" not in err
+    assert not (tmp_path / "y").exists()
+
+
 def test_last_saves_average_is_the_mean_of_the_last_n():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))

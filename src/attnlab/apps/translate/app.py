@@ -83,6 +83,7 @@ class TranslateSettings(TrainSettings):
     warmup: int = 200
     beam: int = 4  # the final evaluation's beam (1: greedy), GNMT length normalisation alpha 0.6
     shared_vocab: bool | None = None  # None: the recipe's (gettext data, Transformer: one joint vocabulary)
+    copy_attention: bool = False  # pointer-generator over the joint vocabulary (models/copy_attention.py)
     max_tokens: int | None = None  # None: the recipe's for gettext data; 0: batches of batch_size pairs
     token_dropout: float | None = None  # None: the recipe's
     average_last: int | None = None  # None: the recipe's
@@ -128,7 +129,7 @@ class TranslateSettings(TrainSettings):
             vocab_size=self.vocab_size, preset=self.preset or ("compact" if rnn else "small"),
             attention=self.attention, batch_size=None if recipe["max_tokens"] else self.batch_size,
             model_overrides=overrides, align_data=self.align, guided_alignment=self.guided_alignment, seed=self.seed,
-            **recipe,
+            copy_attention=self.copy_attention, **recipe,
         )
 
 

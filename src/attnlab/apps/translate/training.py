@@ -97,6 +97,7 @@ class TranslatorSetup:
     batch_size: int | None = 64  # None: max_tokens alone sizes the batches
     max_tokens: int | None = None
     shared_vocab: bool = False
+    copy_attention: bool = False
     token_dropout: float = 0.0
     average_last: int = 1
     eval_sentences: int = 200
@@ -130,6 +131,9 @@ class TranslatorSetup:
             raise AttnlabError(f"average_last: expected a number of saves >= 1, got {self.average_last}")
         if self.shared_vocab and self.model != "transformer":
             raise AttnlabError("shared_vocab: only the Transformer ties its embeddings; the RNN keeps one per side")
+        if self.copy_attention and not (self.shared_vocab and self.model == "transformer"):
+            raise AttnlabError("copy_attention (--copy-attention): copies source tokens into the output, so it needs "
+                               "the Transformer with one joint vocabulary (--shared-vocab)")
 
 
 @dataclass
@@ -191,6 +195,8 @@ def build_translator(setup: TranslatorSetup, splits: CorpusSplits, tokenizers_fr
         overrides["share_embeddings"] = True  # source, target and output embeddings: one matrix
     if setup.guided_alignment:
         overrides["alignment_weight"] = setup.guided_alignment
+    if setup.copy_attention:
+        overrides["copy_attention"] = True  # pointer-generator over the joint vocabulary
     config = preset(
         presets, setup.preset,
         src_vocab_size=src_tok.vocab_size, tgt_vocab_size=tgt_tok.vocab_size,
