@@ -10,14 +10,16 @@ tokens ``x_1 .. x_S`` (the last decoder layer's, averaged over its heads) writes
     P_t(w)   = g_t softmax(W h_t)_w  +  (1 - g_t) sum_{j : x_j = w} a_tj
 
 so a name, a command option or an acronym the model has not learned to spell can be taken
-from the source where the decoder attends. Computed in log space (fp32), stable where
-either term vanishes::
+from the source where the decoder attends. Computed in log space (fp32), and only where the
+copy adds anything -- at the source's own tokens, ``S`` of the ``V`` entries::
 
+    log P_t(w) = logsigmoid(z_t) + log_softmax(W h_t)_w                   w not in the source
     log P_t(w) = logaddexp(logsigmoid(z_t) + log_softmax(W h_t)_w,
-                           logsigmoid(-z_t) + log max(copy_t(w), 1e-30))
+                           logsigmoid(-z_t) + log copy_t(w))              w = x_j
 
-``copy_t(w) = 0`` for every token not in the source: the floor gives it 1e-30 of the copy
-mass (an error below 1e-26 of the whole distribution for 10^4 tokens) and a zero gradient.
+with ``copy_t(x_j) = sum_k a_tk [x_k = x_j]`` (a ``(S, S)`` product per sentence), written
+once per distinct source token (its first position). A copy mass of 0 (a padded position)
+is floored at 1e-30 so that its logarithm and gradient stay finite.
 """
 
 from __future__ import annotations
@@ -42,13 +44,19 @@ class CopyGate(nn.Module):
 
 
 def copy_log_probs(logits: Tensor, gate: Tensor, attention: Tensor, src_ids: Tensor) -> Tensor:
-    """``log P (B, T, V)`` in fp32 (fp64 for fp64 inputs; module docstring) from the vocabulary ``logits (B, T, V)``,
-    the gate's logit ``gate (B, T, 1)``, the heads' mean cross-attention ``attention (B, T, S)``
-    (zero on padding) and the source ids ``src_ids (B, S)`` in the same vocabulary."""
+    """``log P (B, T, V)`` in fp32 (fp64 for fp64 inputs; module docstring) from the vocabulary
+    ``logits (B, T, V)``, the gate's logit ``gate (B, T, 1)``, the heads' mean cross-attention
+    ``attention (B, T, S)`` (zero on padding) and the source ids ``src_ids (B, S)`` in the
+    same vocabulary."""
     b, t, _ = logits.shape
     dtype = torch.promote_types(logits.dtype, torch.float32)  # fp32, or fp64 for an fp64 model
-    copy = torch.zeros(logits.shape, dtype=dtype, device=logits.device)
-    copy.scatter_add_(-1, src_ids[:, None, :].expand(b, t, -1), attention.to(dtype))  # (B, T, V)
     gate = gate.to(dtype)
-    generate = F.logsigmoid(gate) + F.log_softmax(logits.to(dtype), dim=-1)
-    return torch.logaddexp(generate, F.logsigmoid(-gate) + copy.clamp_min(COPY_FLOOR).log())
+    generate = F.logsigmoid(gate) + F.log_softmax(logits.to(dtype), dim=-1)  # (B, T, V)
+    same = src_ids[:, :, None] == src_ids[:, None, :]  # (B, S, S): positions holding one token
+    mass = attention.to(dtype) @ same.to(dtype)  # (B, T, S): copy_t(x_j)
+    index = src_ids[:, None, :].expand(b, t, -1)  # (B, T, S)
+    at_source = generate.gather(-1, index)
+    mixed = torch.logaddexp(at_source, F.logsigmoid(-gate) + mass.clamp_min(COPY_FLOOR).log())
+    earlier = torch.ones_like(same).tril(-1)  # (B, S, S): k < j
+    first = ~(same & earlier).any(dim=-1)  # (B, S): the first position of each distinct token
+    return generate.scatter_add(-1, index, (mixed - at_source) * first[:, None, :].to(dtype))
