@@ -12,7 +12,7 @@ import torch
 from attnlab.errors import AttnlabError
 from attnlab.evaluation.decoding import beam_search, greedy_search
 from attnlab.models import Transformer, TransformerConfig
-from attnlab.models.copy_attention import copy_log_probs
+from attnlab.models.copy_attention import copy_log_probs, smoothed_nll
 from attnlab.models.transformer import TRANSFORMER_PRESETS
 
 V = 40
@@ -137,6 +137,16 @@ def test_the_gate_learns_from_the_loss_and_survives_save_load(tmp_path):
     loaded = Transformer.from_pretrained(tmp_path).eval()
     assert loaded.config.copy_attention
     assert torch.equal(loaded(src, tgt).logits, model.eval()(src, tgt).logits)
+
+
+def test_smoothed_nll_is_torch_cross_entropy_on_normalised_log_probs():
+    g = torch.Generator().manual_seed(4)
+    log_probs = torch.log_softmax(torch.randn(3, 5, 9, generator=g, dtype=torch.float64), -1)
+    labels = torch.randint(1, 9, (3, 5), generator=g)
+    labels[0, 3:] = 0
+    expected = torch.nn.functional.cross_entropy(log_probs.flatten(0, 1), labels.flatten(), ignore_index=0,
+                                                 label_smoothing=0.1)
+    assert torch.allclose(smoothed_nll(log_probs, labels, 0, 0.1).double(), expected, atol=1e-6)
 
 
 def test_copy_attention_needs_one_vocabulary():

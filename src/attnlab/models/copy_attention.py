@@ -60,3 +60,17 @@ def copy_log_probs(logits: Tensor, gate: Tensor, attention: Tensor, src_ids: Ten
     earlier = torch.ones_like(same).tril(-1)  # (B, S, S): k < j
     first = ~(same & earlier).any(dim=-1)  # (B, S): the first position of each distinct token
     return generate.scatter_add(-1, index, (mixed - at_source) * first[:, None, :].to(dtype))
+
+
+def smoothed_nll(log_probs: Tensor, labels: Tensor, pad_id: int, smoothing: float) -> Tensor:
+    """Label-smoothed cross-entropy of normalised ``log_probs (B, T, V)`` against ``labels (B, T)``
+    over the non-pad labels, what ``F.cross_entropy(..., label_smoothing=e)`` computes without
+    its log_softmax (a second pass over ``(B, T, V)`` that changes nothing here)::
+
+        loss = mean over labels y != pad of  (1 - e) (-log p(y)) + e mean_w (-log p(w))
+    """
+    flat, target = log_probs.float().flatten(0, 1), labels.flatten()  # (N, V), (N,)
+    keep = (target != pad_id).to(flat.dtype)
+    nll = -flat.gather(-1, target[:, None]).squeeze(-1)
+    per_label = (1 - smoothing) * nll - smoothing * flat.mean(-1)
+    return (per_label * keep).sum() / keep.sum()

@@ -43,7 +43,7 @@ from attnlab.errors import AttnlabError
 from attnlab.kernels.linear import Linear
 from attnlab.layers.blocks import DecoderBlock, TransformerBlock, run_encoder
 from attnlab.models.base import PretrainedModel, check_ids, check_labels
-from attnlab.models.copy_attention import CopyGate, copy_log_probs
+from attnlab.models.copy_attention import CopyGate, copy_log_probs, smoothed_nll
 
 
 @dataclass
@@ -354,8 +354,10 @@ class Transformer(PretrainedModel):
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Label-smoothed cross-entropy (Szegedy et al. 2016) over non-pad labels, in fp32
-        (with copy attention ``logits`` are log-probabilities: log_softmax leaves them as they are)."""
+        (with copy attention ``logits`` are already log-probabilities: :func:`smoothed_nll`)."""
         check_labels(labels, "labels", tuple(logits.shape[:2]), logits.shape[-1], ignore=False)
+        if self.copy_gate is not None:
+            return smoothed_nll(logits, labels, self.config.pad_id, self.config.label_smoothing)
         return F.cross_entropy(
             logits.float().flatten(0, 1), labels.flatten(), ignore_index=self.config.pad_id,
             label_smoothing=self.config.label_smoothing,
