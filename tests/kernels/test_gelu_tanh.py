@@ -33,10 +33,8 @@ def _inputs(dtype=torch.float32, threads_worth: bool = False) -> torch.Tensor:
     return wide.to(dtype).reshape(-1, 1).requires_grad_()
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_forward_and_backward_match_the_fp64_reference(path, threads):
-    x = _inputs(threads_worth=threads > 1)  # large enough to be split between threads
-    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+def _forward_backward(x, grad, threads: int):
+    """``gelu_tanh(x)`` and its backward of ``grad`` on ``threads`` threads (restored after)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -44,6 +42,14 @@ def test_forward_and_backward_match_the_fp64_reference(path, threads):
         y.backward(grad)
     finally:
         torch.set_num_threads(previous)
+    return y
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_forward_and_backward_match_the_fp64_reference(path, threads):
+    x = _inputs(threads_worth=threads > 1)  # large enough to be split between threads
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    y = _forward_backward(x, grad, threads)
     assert PATHS[path] in type(y.grad_fn).__name__
     x64 = x.detach().double().requires_grad_()
     y64 = F.gelu(x64, approximate="tanh")
@@ -63,13 +69,7 @@ def test_bf16_is_rounded_once_from_the_fp64_value(threads):
     own bf16 kernel misses 1 in 400 to 3,000)."""
     x = _inputs(torch.bfloat16, threads_worth=threads > 1)
     grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        y = gelu_tanh(x)
-        y.backward(grad)
-    finally:
-        torch.set_num_threads(previous)
+    y = _forward_backward(x, grad, threads)
     assert "NativeGeluTanh" in type(y.grad_fn).__name__ and y.dtype == x.grad.dtype == torch.bfloat16
     x64 = x.detach().double().requires_grad_()
     y64 = F.gelu(x64, approximate="tanh")
