@@ -1,5 +1,6 @@
-"""``attnlab explain`` on the command line: the ranked table, --json of the promised shape,
---out an offline page, and one line (exit 2, no traceback) for a user's mistake."""
+"""``attnlab explain`` on the command line: the ranked table, --json of the promised shape
+(with the settings it was measured with), --out an offline page, and one line (exit 2, no
+traceback) for a user's mistake."""
 
 from __future__ import annotations
 
@@ -28,21 +29,26 @@ def test_table_json_and_page(tiny_checkpoints, tmp_path, capsys):
     for row in data["methods"].values():
         assert {"aopc", "insertion_auc", "comprehensiveness", "sufficiency"} <= set(row)
     assert {"layer", "head", "importance"} <= set(data["heads"][0]) and data["examples"][0]["units"]
+    assert data["settings"] == {"curve_points": "every k up to 64 units, else 11 points + the ERASER bins",
+                                "precision": "fp32"}  # what the numbers were measured with, printed too
+    assert "curve points: every k up to 64 units, else 11 points + the ERASER bins; precision: fp32" in printed
     text = page.read_text()
     assert "<html" in text and "http://" not in text and "https://" not in text
 
 
 def test_precision_reaches_the_curves(tiny_checkpoints, monkeypatch, capsys):
-    """--precision bf16 is what the faithfulness curves are asked for; fp32 by default."""
+    """--precision bf16 is what the faithfulness curves and integrated gradients are asked for;
+    fp32 by default."""
     import attnlab.apps.explain as app
 
     asked = []
     real = app.evaluate
-    monkeypatch.setattr(app, "evaluate", lambda *a, **k: asked.append(a[3]) or real(*a, **k))
+    monkeypatch.setattr(app, "evaluate", lambda *a, **k: asked.append(
+        (a[3], a[1]["integrated_gradients"].keywords["precision"])) or real(*a, **k))
     for flags in ([], ["--precision", "bf16"]):
         assert main(["explain", "--ckpt", str(tiny_checkpoints["gpt2"]), "def f(x):", "--methods", "saliency",
-                     "random", "--no-heads", *flags]) == 0
-    assert asked == ["fp32", "bf16"]
+                     "integrated_gradients", "random", "--no-heads", *flags]) == 0
+    assert asked == [("fp32", "fp32"), ("bf16", "bf16")]
     with pytest.raises(Exception, match="--precision: expected one of fp32, bf16, got 'fp16'"):
         app.explain(str(tiny_checkpoints["gpt2"]), "def f(x):", precision="fp16")
 
